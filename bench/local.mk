@@ -1,0 +1,1 @@
+# bench/: weft-bench, the benchmark programs (ratios measured in one run).

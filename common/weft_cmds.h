@@ -1,0 +1,11 @@
+/* weft_cmds.h: the `weft` command's subcommands. Each lives with the code it
+ * drives and returns the process exit code; scheduler/weft.c dispatches. */
+#ifndef WEFT_CMDS_H
+#define WEFT_CMDS_H
+
+int cmd_shard(int argc, char **argv);      /* shards/shard_cmd.c */
+int cmd_validate(int argc, char **argv);   /* jobs/validate_cmd.c */
+int cmd_init_model(int argc, char **argv); /* worker/model_cmd.c */
+int cmd_grad(int argc, char **argv);       /* worker/model_cmd.c */
+
+#endif

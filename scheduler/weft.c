@@ -1,0 +1,50 @@
+/* weft.c: the `weft` command: a table of subcommands, each implemented
+ * beside the code it drives (see weft_cmds.h). */
+#include "config.h"
+#include "log.h"
+#include "weft_cmds.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+} commands[] = {
+    {"shard", cmd_shard, "tokenize text or JSONL into an HDF5 shard file"},
+    {"validate", cmd_validate, "check a job spec and print its plan"},
+    {"init-model", cmd_init_model, "write a freshly initialised weft-model file"},
+    {"grad", cmd_grad, "loss and gradients of one batch (the engine's probe)"},
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: weft COMMAND [ARGS]   (weft COMMAND --help for its options)\n\n"
+                 "commands:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].help);
+}
+
+int main(int argc, char **argv)
+{
+    weft_log_init("weft");
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 64 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("weft %s\n", PACKAGE_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        if (strcmp(argv[1], commands[i].name)) continue;
+        char prog[64];
+        snprintf(prog, sizeof prog, "weft %s", commands[i].name);
+        weft_log_init(prog);
+        return commands[i].run(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "weft: unknown command '%s'; run 'weft --help' for the list\n", argv[1]);
+    return 64;
+}

@@ -1,0 +1,6 @@
+# tests/: each area's tests live in tests/<area>/ and are listed here.
+check_PROGRAMS += tests/common/test_common
+tests_common_test_common_SOURCES = tests/common/test_common.c
+tests_common_test_common_CFLAGS = $(TEST_CFLAGS)
+tests_common_test_common_LDADD = common/libweftcommon.a $(TEST_LIBS) $(WEFT_LIBS)
+TESTS += tests/common/test_common

@@ -1,0 +1,65 @@
+/* bench.c: weft-bench: one program, one subcommand per benchmark. */
+#include "bench.h"
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+double bench_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double bench_median(double *v, size_t n)
+{
+    if (n == 0) return 0;
+    qsort(v, n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double bench_peak_rss_mb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *help;
+} benches[] = {
+    {"shard", bench_shard, "weft shard throughput (MB/s) and peak RSS"},
+    {"engine", bench_engine, "training step speed, GFLOP/s and MFU against sgemm"},
+};
+
+int main(int argc, char **argv)
+{
+    weft_log_init("weft-bench");
+    if (argc < 2 || !strcmp(argv[1], "--help")) {
+        fprintf(argc < 2 ? stderr : stdout, "usage: weft-bench BENCH [ARGS] [--json]\n\n");
+        for (size_t i = 0; i < sizeof benches / sizeof benches[0]; i++)
+            fprintf(argc < 2 ? stderr : stdout, "  %-8s %s\n", benches[i].name, benches[i].help);
+        return argc < 2 ? 64 : 0;
+    }
+    for (size_t i = 0; i < sizeof benches / sizeof benches[0]; i++)
+        if (!strcmp(argv[1], benches[i].name)) {
+            char prog[64];
+            snprintf(prog, sizeof prog, "weft-bench %s", benches[i].name);
+            weft_log_init(prog);
+            return benches[i].run(argc - 1, argv + 1);
+        }
+    fprintf(stderr, "weft-bench: unknown benchmark '%s'; see weft-bench --help\n", argv[1]);
+    return 64;
+}

@@ -1,0 +1,16 @@
+/* bench.h: what every weft-bench subcommand shares: a monotonic clock,
+ * medians, peak RSS, and the --json convention (the last line printed is one
+ * JSON object holding the same figures as the table). */
+#ifndef WEFT_BENCH_H
+#define WEFT_BENCH_H
+
+#include <stddef.h>
+
+double bench_now(void);                      /* seconds, monotonic */
+double bench_median(double *v, size_t n);     /* sorts v in place */
+double bench_peak_rss_mb(void);               /* this process's peak RSS, MiB */
+
+int bench_shard(int argc, char **argv);  /* bench/bench_shard.c */
+int bench_engine(int argc, char **argv); /* bench/bench_engine.c */
+
+#endif

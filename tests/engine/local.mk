@@ -1,0 +1,1 @@
+# tests/engine/: tests of the engine area (owned with that area).

@@ -1,0 +1,1 @@
+# tests/jobs/: tests of the jobs area (owned with that area).

@@ -1,0 +1,1 @@
+# tests/shards/: tests of the shards area (owned with that area).

@@ -1,0 +1,1 @@
+# tests/wire/: tests of the wire area (owned with that area).

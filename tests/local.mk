@@ -9,3 +9,4 @@ include tests/shards/local.mk
 include tests/engine/local.mk
 include tests/jobs/local.mk
 include tests/wire/local.mk
+include tests/slurm/local.mk

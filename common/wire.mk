@@ -1,0 +1,1 @@
+# common/wire.mk: the wire protocol and the worker's outbox (libweftwire.a).

@@ -33,6 +33,16 @@ void weft_dirname(const char *path, char *out, size_t outsize)
         snprintf(out, outsize, "%.*s", (int)(slash - path), path);
 }
 
+int weft_path_join(char *buf, size_t bufsize, const char *a, const char *b)
+{
+    size_t na = strlen(a), nb = strlen(b);
+    if (na + 1 + nb + 1 > bufsize) return weft_error("path too long: %s/%s", a, b);
+    memcpy(buf, a, na);
+    buf[na] = '/';
+    memcpy(buf + na + 1, b, nb + 1);
+    return 0;
+}
+
 int weft_fsync_parent(const char *path)
 {
     char dir[PATH_MAX];

@@ -17,6 +17,8 @@ int weft_mkdir_p(const char *path, mode_t mode);
 int weft_rm_rf(const char *path);
 /* Reads a whole file (up to maxbytes) into a malloc'ed NUL-terminated buffer. */
 char *weft_read_file(const char *path, size_t maxbytes, size_t *len);
+/* buf = "a/b"; -1 with weft_error when it does not fit. */
+int weft_path_join(char *buf, size_t bufsize, const char *a, const char *b);
 /* Parent folder of path into out ("." when path has no slash). */
 void weft_dirname(const char *path, char *out, size_t outsize);
 

@@ -10,3 +10,4 @@ include tests/engine/local.mk
 include tests/jobs/local.mk
 include tests/wire/local.mk
 include tests/slurm/local.mk
+include tests/worker/local.mk

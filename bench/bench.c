@@ -42,6 +42,7 @@ static const struct {
 } benches[] = {
     {"shard", bench_shard, "weft shard throughput (MB/s) and peak RSS"},
     {"engine", bench_engine, "training step speed, GFLOP/s and MFU against sgemm"},
+    {"lora", bench_lora, "packed multi-tenant LoRA steps against one tenant and full steps"},
 };
 
 int main(int argc, char **argv)

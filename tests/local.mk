@@ -11,3 +11,4 @@ include tests/jobs/local.mk
 include tests/wire/local.mk
 include tests/slurm/local.mk
 include tests/worker/local.mk
+include tests/lora/local.mk

@@ -1,0 +1,1 @@
+# tests/lora/: LoRA adapters and packed multi-tenant training.

@@ -3,3 +3,7 @@ bin_PROGRAMS += weft
 weft_SOURCES = scheduler/weft.c common/weft_cmds.h
 weft_LDADD = worker/libweftmodel.a worker/libweftengine.a jobs/libweftjobs.a \
 	shards/libweftshards.a common/libweftcommon.a $(WEFT_LIBS)
+
+# weftd's parts: the store (and, to come, api, planner, executors, monitor).
+noinst_LIBRARIES += scheduler/libweftsched.a
+scheduler_libweftsched_a_SOURCES = scheduler/store.c scheduler/store.h

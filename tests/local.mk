@@ -12,3 +12,4 @@ include tests/wire/local.mk
 include tests/slurm/local.mk
 include tests/worker/local.mk
 include tests/lora/local.mk
+include tests/scheduler/local.mk

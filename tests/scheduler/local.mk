@@ -1,0 +1,6 @@
+# tests/scheduler/: weftd's store, daemon and CLI.
+check_PROGRAMS += tests/scheduler/test_store
+tests_scheduler_test_store_SOURCES = tests/scheduler/test_store.c
+tests_scheduler_test_store_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/scheduler
+tests_scheduler_test_store_LDADD = scheduler/libweftsched.a common/libweftcommon.a $(TEST_LIBS) $(WEFT_LIBS)
+TESTS += tests/scheduler/test_store

@@ -50,7 +50,8 @@ static const char *schema =
     "  id INTEGER PRIMARY KEY, submission INTEGER NOT NULL REFERENCES submissions(id),"
     "  name TEXT NOT NULL, tenant TEXT NOT NULL, mode TEXT NOT NULL, pack_key TEXT NOT NULL,"
     "  unit TEXT NOT NULL, params TEXT NOT NULL, priority INTEGER NOT NULL,"
-    "  max_attempts INTEGER NOT NULL, state INTEGER NOT NULL, run INTEGER REFERENCES runs(id),"
+    "  max_attempts INTEGER NOT NULL, ranks INTEGER NOT NULL, state INTEGER NOT NULL,"
+    "  run INTEGER REFERENCES runs(id),"
     "  submitted REAL NOT NULL, finished REAL, error TEXT);"
     "CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(state, priority DESC, id);"
     "CREATE INDEX IF NOT EXISTS jobs_run ON jobs(run);"
@@ -78,7 +79,7 @@ enum {
 
 static const char *queries[Q_NQUERIES] = {
     [Q_INSERT_JOB] = "INSERT INTO jobs(submission, name, tenant, mode, pack_key, unit, params,"
-                     " priority, max_attempts, state, submitted) VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+                     " priority, max_attempts, ranks, state, submitted) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
     [Q_INSERT_EVENT] = "INSERT INTO events(job, time, kind, detail) VALUES(?,?,?,?)",
     [Q_INSERT_METRIC] = "INSERT OR IGNORE INTO metrics(job, step, kind, data) VALUES(?,?,?,?)",
     [Q_JOB_STATE] = "SELECT state FROM jobs WHERE id = ?",
@@ -307,8 +308,9 @@ int64_t store_submit(store_t *self, const char *name, const char *spec_text, con
         sqlite3_bind_text(s, 7, j->params ? j->params : "{}", -1, SQLITE_STATIC);
         sqlite3_bind_int(s, 8, j->priority);
         sqlite3_bind_int(s, 9, j->max_attempts > 0 ? j->max_attempts : 1);
-        sqlite3_bind_int(s, 10, st);
-        sqlite3_bind_double(s, 11, t);
+        sqlite3_bind_int(s, 10, j->ranks > 0 ? j->ranks : 1);
+        sqlite3_bind_int(s, 11, st);
+        sqlite3_bind_double(s, 12, t);
         if (sqlite3_step(s) != SQLITE_DONE) return db_error(self, "job");
         int64_t id = sqlite3_last_insert_rowid(self->db);
         if (i == 0 && first_job) *first_job = id;
@@ -331,7 +333,7 @@ static void copy_col(sqlite3_stmt *s, int col, char *buf, size_t n)
 
 #define JOB_COLS                                                                                   \
     "id, submission, coalesce(run, 0), name, tenant, mode, pack_key, state, priority,"            \
-    " max_attempts, submitted, coalesce(finished, 0), unit, params, error"
+    " max_attempts, submitted, coalesce(finished, 0), unit, params, error, ranks"
 
 static void read_job(sqlite3_stmt *s, store_job_row_t *r)
 {
@@ -351,6 +353,7 @@ static void read_job(sqlite3_stmt *s, store_job_row_t *r)
     r->unit = dup_col(s, 12);
     r->params = dup_col(s, 13);
     r->error = dup_col(s, 14);
+    r->ranks = sqlite3_column_int(s, 15);
 }
 
 void store_job_row_free(store_job_row_t *row)

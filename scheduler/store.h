@@ -46,6 +46,7 @@ typedef struct {
     const char *params;   /* JSON object of sweep parameters ("{}" if none) */
     int priority;
     int max_attempts;
+    int ranks;     /* MPI ranks the job's run needs */
     int preparing; /* 1: starts PREPARING (its data must be sharded first) */
 } store_job_spec_t;
 
@@ -53,7 +54,7 @@ typedef struct {
     int64_t id, submission, run;
     char name[128], tenant[128], mode[8], pack_key[160];
     job_state_t state;
-    int priority, max_attempts;
+    int priority, max_attempts, ranks;
     double submitted, finished;
     char *unit;   /* malloc'ed; store_job_row_free */
     char *params; /* malloc'ed */

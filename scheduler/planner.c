@@ -1,0 +1,40 @@
+/* planner.c: packing queued jobs into runs (see planner.h). */
+#include "planner.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+size_t planner_pack(const store_job_row_t *queued, size_t nq, int pack_size, int free_slots,
+                    plan_run_t *out, size_t max)
+{
+    if (pack_size < 1) pack_size = 1;
+    if (pack_size > (int)(sizeof out->jobs / sizeof out->jobs[0]))
+        pack_size = (int)(sizeof out->jobs / sizeof out->jobs[0]);
+    unsigned char *taken = calloc(nq ? nq : 1, 1);
+    if (!taken) return 0;
+    size_t nout = 0;
+    for (size_t i = 0; i < nq && nout < max; i++) {
+        if (taken[i]) continue;
+        const store_job_row_t *head = &queued[i];
+        if (head->ranks > free_slots) break;
+        plan_run_t *r = &out[nout++];
+        memset(r, 0, sizeof *r);
+        r->ranks = head->ranks;
+        r->max_attempts = head->max_attempts;
+        r->jobs[r->n++] = head->id;
+        taken[i] = 1;
+        if (!strcmp(head->mode, "lora"))
+            for (size_t k = i + 1; k < nq && (int)r->n < pack_size; k++) {
+                if (taken[k] || strcmp(queued[k].mode, "lora") ||
+                    strcmp(queued[k].pack_key, head->pack_key))
+                    continue;
+                r->jobs[r->n++] = queued[k].id;
+                if (queued[k].max_attempts > r->max_attempts)
+                    r->max_attempts = queued[k].max_attempts;
+                taken[k] = 1;
+            }
+        free_slots -= r->ranks;
+    }
+    free(taken);
+    return nout;
+}

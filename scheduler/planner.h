@@ -1,0 +1,23 @@
+/* planner.h: turns the queue into runs. LoRA jobs with equal pack keys
+ * (same backbone, seq_len and resources) share a run of up to pack_size
+ * tenants; full jobs run alone; the queue is taken in priority order and a
+ * run starts only when its ranks fit in the free slots. */
+#ifndef WEFT_PLANNER_H
+#define WEFT_PLANNER_H
+
+#include "store.h"
+
+typedef struct {
+    int64_t jobs[256];
+    size_t n;
+    int ranks;
+    int max_attempts;
+} plan_run_t;
+
+/* Plans runs from queued jobs (in store_jobs_queued order) into out[0..max).
+ * Stops at the first job whose run does not fit the free slots, so a large
+ * job is never starved by smaller ones behind it. Returns the count. */
+size_t planner_pack(const store_job_row_t *queued, size_t nq, int pack_size, int free_slots,
+                    plan_run_t *out, size_t max);
+
+#endif

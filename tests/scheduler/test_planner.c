@@ -1,0 +1,83 @@
+/* test_planner.c: packing: pack keys and sizes, full jobs alone, priority
+ * order, slots, and no starvation of a large job. */
+#include "planner.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <string.h>
+
+static store_job_row_t row(int64_t id, const char *mode, const char *key, int ranks)
+{
+    store_job_row_t r;
+    memset(&r, 0, sizeof r);
+    r.id = id;
+    snprintf(r.mode, sizeof r.mode, "%s", mode);
+    snprintf(r.pack_key, sizeof r.pack_key, "%s", key);
+    r.ranks = ranks;
+    r.max_attempts = 3;
+    return r;
+}
+
+START_TEST(packs_by_key_up_to_size)
+{
+    store_job_row_t q[10];
+    for (int i = 0; i < 10; i++) q[i] = row(i + 1, "lora", i % 2 ? "b" : "a", 1);
+    plan_run_t out[8];
+    size_t n = planner_pack(q, 10, 4, 8, out, 8);
+    ck_assert_uint_eq(n, 4);
+    /* a: 1,3,5,7 then b: 2,4,6,8 then a: 9 and b: 10, each alone. */
+    ck_assert_uint_eq(out[0].n, 4);
+    ck_assert_int_eq(out[0].jobs[0], 1);
+    ck_assert_int_eq(out[0].jobs[3], 7);
+    ck_assert_uint_eq(out[1].n, 4);
+    ck_assert_int_eq(out[1].jobs[0], 2);
+    ck_assert_uint_eq(out[2].n, 1);
+    ck_assert_int_eq(out[2].jobs[0], 9);
+    ck_assert_uint_eq(out[3].n, 1);
+    ck_assert_int_eq(out[3].jobs[0], 10);
+}
+END_TEST
+
+START_TEST(full_jobs_run_alone)
+{
+    store_job_row_t q[3] = {row(1, "full", "a", 1), row(2, "full", "a", 1), row(3, "lora", "a", 1)};
+    plan_run_t out[8];
+    size_t n = planner_pack(q, 3, 16, 8, out, 8);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_uint_eq(out[0].n, 1);
+    ck_assert_uint_eq(out[1].n, 1);
+    ck_assert_uint_eq(out[2].n, 1);
+    ck_assert_int_eq(out[2].jobs[0], 3);
+}
+END_TEST
+
+START_TEST(slots_bound_and_no_starvation)
+{
+    /* Head needs 4 ranks with 3 free: nothing behind it may jump ahead. */
+    store_job_row_t q[3] = {row(1, "full", "a", 4), row(2, "lora", "b", 1), row(3, "lora", "b", 1)};
+    plan_run_t out[8];
+    ck_assert_uint_eq(planner_pack(q, 3, 16, 3, out, 8), 0);
+    ck_assert_uint_eq(planner_pack(q, 3, 16, 5, out, 8), 2);
+    ck_assert_int_eq(out[0].ranks, 4);
+    ck_assert_uint_eq(out[1].n, 2);
+    /* Two 2-rank runs fill 4 slots; a third waits. */
+    store_job_row_t p[3] = {row(1, "full", "a", 2), row(2, "full", "a", 2), row(3, "full", "a", 2)};
+    ck_assert_uint_eq(planner_pack(p, 3, 16, 4, out, 8), 2);
+    ck_assert_uint_eq(planner_pack(p, 3, 16, 4, out, 1), 1);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("planner");
+    TCase *tc = tcase_create("planner");
+    tcase_add_test(tc, packs_by_key_up_to_size);
+    tcase_add_test(tc, full_jobs_run_alone);
+    tcase_add_test(tc, slots_bound_and_no_starvation);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

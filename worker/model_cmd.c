@@ -1,15 +1,262 @@
-/* model_cmd.c: placeholder until the engine's commands land (issue 3). */
+/* model_cmd.c: `weft init-model` (a freshly initialised weft-model file) and
+ * `weft grad` (loss and gradients of one batch: the engine's probe, and the
+ * tool the reference test and a puzzled user reach for). */
+#include "fsutil.h"
+#include "gpt2.h"
+#include "h5util.h"
+#include "log.h"
+#include "model_file.h"
 #include "weft_cmds.h"
+
+#include <cblas.h>
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Parses a whole number in [lo, hi] for option opt. */
+static int parse_long(const char *opt, const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return weft_error("%s: '%s' is not a whole number in [%ld, %ld]", opt, s, lo, hi);
+    *out = v;
+    return 0;
+}
+
+/* The value after argv[*i], or an error naming the option. */
+static const char *option_value(int argc, char **argv, int *i)
+{
+    if (*i + 1 >= argc) {
+        weft_error("%s needs a value", argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+static void init_usage(FILE *out)
+{
+    fprintf(out, "usage: weft init-model --preset tiny|small|gpt2 [--layers L] [--heads H]\n"
+                 "         [--embd C] [--vocab V] [--ctx T] [--seed N] [--tokenizer byte|gpt2]\n"
+                 "         -o MODEL.h5\n");
+}
+
 int cmd_init_model(int argc, char **argv)
 {
-    (void)argc, (void)argv;
-    fprintf(stderr, "weft init-model: not built yet\n");
+    const char *preset = NULL, *out = NULL, *tokenizer = NULL;
+    long seed = 1, sizes[5] = {0, 0, 0, 0, 0};
+    static const char *size_opts[5] = {"--layers", "--heads", "--embd", "--vocab", "--ctx"};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            init_usage(stdout);
+            return 0;
+        }
+        if (!(v = option_value(argc, argv, &i))) goto fail;
+        int known = 1;
+        if (!strcmp(a, "--preset")) preset = v;
+        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = v;
+        else if (!strcmp(a, "--tokenizer")) tokenizer = v;
+        else if (!strcmp(a, "--seed")) {
+            if (parse_long(a, v, 0, 0x7fffffffL, &seed) < 0) goto fail;
+        } else {
+            known = 0;
+            for (int k = 0; k < 5; k++)
+                if (!strcmp(a, size_opts[k])) {
+                    if (parse_long(a, v, 1, 1L << 30, &sizes[k]) < 0) goto fail;
+                    known = 1;
+                }
+        }
+        if (!known) {
+            weft_error("unknown option '%s'; see weft init-model --help", a);
+            goto fail;
+        }
+    }
+    if (!preset || !out) {
+        init_usage(stderr);
+        weft_error("--preset and -o are required");
+        goto fail;
+    }
+    gpt2_config_t cfg;
+    if (gpt2_config_preset(preset, &cfg) < 0) goto fail;
+    int *fields[5] = {&cfg.n_layer, &cfg.n_head, &cfg.n_embd, &cfg.vocab_size, &cfg.n_ctx};
+    for (int k = 0; k < 5; k++)
+        if (sizes[k]) *fields[k] = (int)sizes[k];
+    if (!tokenizer) tokenizer = cfg.vocab_size == 50257 ? "gpt2" : "byte";
+    if (strcmp(tokenizer, "byte") && strcmp(tokenizer, "gpt2")) {
+        weft_error("--tokenizer '%s': use byte or gpt2", tokenizer);
+        goto fail;
+    }
+    if (!strcmp(tokenizer, "byte") && cfg.vocab_size < 257) {
+        weft_error("the byte tokenizer needs vocab_size >= 257 (bytes and end-of-document), "
+                   "not %d",
+                   cfg.vocab_size);
+        goto fail;
+    }
+    gpt2_t *model = gpt2_new(&cfg);
+    if (!model) goto fail;
+    gpt2_init_weights(model, (uint64_t)seed);
+    int rc = model_file_save(model, tokenizer, out);
+    if (rc == 0)
+        printf("%s: gpt2 L%d H%d C%d V%d T%d, %zu parameters, seed %ld\n", out, cfg.n_layer,
+               cfg.n_head, cfg.n_embd, cfg.vocab_size, cfg.n_ctx, model->nparams, seed);
+    gpt2_destroy(&model);
+    if (rc < 0) goto fail;
+    return 0;
+fail:
+    weft_report();
     return 1;
 }
+
+/* ---------------------------------------------------------------------------
+ * weft grad */
+
+/* Reads an integer dataset of rank 2 into a malloc'ed int array. */
+static int *read_tokens(hid_t f, const char *name, hsize_t dims[2])
+{
+    int rank;
+    hsize_t d[8];
+    if (h5_dataset_shape(f, name, &rank, d) < 0) return NULL;
+    if (rank != 2 || d[0] < 1 || d[1] < 1 || d[0] * d[1] > (1u << 30)) {
+        weft_error("dataset %s must be int32 [B,T] with B, T >= 1", name);
+        return NULL;
+    }
+    hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
+    hid_t t = H5Dget_type(ds);
+    int is_int = H5Tget_class(t) == H5T_INTEGER;
+    H5Tclose(t);
+    int *buf = is_int ? malloc(d[0] * d[1] * sizeof *buf) : NULL;
+    if (!is_int) weft_error("dataset %s must hold integers (int32 token ids)", name);
+    else if (!buf) weft_error("out of memory reading %s", name);
+    else if (H5Dread(ds, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+        weft_error("cannot read dataset %s", name);
+        free(buf);
+        buf = NULL;
+    }
+    H5Dclose(ds);
+    dims[0] = d[0];
+    dims[1] = d[1];
+    return buf;
+}
+
+static int read_batch(const char *path, int **inputs, int **targets, int *B, int *T)
+{
+    if (access(path, R_OK) != 0) return weft_error("%s: cannot read the batch file", path);
+    h5_quiet();
+    hid_t f = H5Fis_hdf5(path) > 0 ? H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)
+                                                      : -1;
+    if (f < 0) return weft_error("%s: not an HDF5 file (a batch holds /inputs and /targets)", path);
+    hsize_t di[2] = {0, 0}, dt[2] = {0, 0};
+    *inputs = read_tokens(f, "/inputs", di);
+    *targets = *inputs ? read_tokens(f, "/targets", dt) : NULL;
+    H5Fclose(f);
+    if (*targets && (di[0] != dt[0] || di[1] != dt[1]))
+        weft_error("/inputs is [%llu,%llu] but /targets is [%llu,%llu]; they must match",
+                   (unsigned long long)di[0], (unsigned long long)di[1],
+                   (unsigned long long)dt[0], (unsigned long long)dt[1]);
+    else if (*targets) {
+        *B = (int)di[0];
+        *T = (int)di[1];
+        return 0;
+    }
+    free(*inputs);
+    free(*targets);
+    *inputs = *targets = NULL;
+    return weft_error_prefix("%s", path);
+}
+
+static int write_grad_file(const char *path, gpt2_t *m, float loss, const float *logits)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return weft_error("%s: path too long", path);
+    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0) return weft_error("%s: cannot create the file (does its folder exist?)", tmp);
+    hsize_t bt[3] = {(hsize_t)m->B, (hsize_t)m->T, (hsize_t)m->cfg.vocab_size};
+    int rc = 0;
+    if (h5_attr_write_str(f, "format", "weft-grad") < 0 || h5_attr_write_i64(f, "version", 1) < 0 ||
+        h5_attr_write_i64(f, "valid_targets", (int64_t)gpt2_valid_targets(m)) < 0 ||
+        h5_write_f32(f, "/loss", 0, NULL, &loss) < 0 ||
+        h5_write_f32(f, "/losses", 2, bt, gpt2_losses(m)) < 0 ||
+        (logits && h5_write_f32(f, "/logits", 3, bt, logits) < 0) ||
+        model_file_write_tensors(f, m, m->grads) < 0)
+        rc = -1;
+    if (H5Fclose(f) < 0 && rc == 0) rc = weft_error("cannot finish writing");
+    if (rc == 0 && weft_fsync_path(tmp) == 0 && weft_rename_durable(tmp, path) == 0) return 0;
+    unlink(tmp);
+    return weft_error_prefix("%s", path);
+}
+
+static void grad_usage(FILE *out)
+{
+    fprintf(out, "usage: weft grad --model MODEL.h5 --batch BATCH.h5 -o OUT.h5 [--logits]\n"
+                 "         [--threads N]\n"
+                 "BATCH.h5 holds /inputs and /targets, int32 [B,T] (target -1 is ignored).\n"
+                 "OUT.h5 gets /loss, /losses [B,T], /logits [B,T,V] (with --logits) and the\n"
+                 "gradient of the mean loss for every parameter, under the model's names.\n");
+}
+
 int cmd_grad(int argc, char **argv)
 {
-    (void)argc, (void)argv;
-    fprintf(stderr, "weft grad: not built yet\n");
+    const char *model_path = NULL, *batch_path = NULL, *out = NULL;
+    int with_logits = 0;
+    long threads = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            grad_usage(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--logits")) {
+            with_logits = 1;
+            continue;
+        }
+        if (!(v = option_value(argc, argv, &i))) goto fail;
+        if (!strcmp(a, "--model")) model_path = v;
+        else if (!strcmp(a, "--batch")) batch_path = v;
+        else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = v;
+        else if (!strcmp(a, "--threads")) {
+            if (parse_long(a, v, 1, 1024, &threads) < 0) goto fail;
+        } else {
+            weft_error("unknown option '%s'; see weft grad --help", a);
+            goto fail;
+        }
+    }
+    if (!model_path || !batch_path || !out) {
+        grad_usage(stderr);
+        weft_error("--model, --batch and -o are required");
+        goto fail;
+    }
+    if (threads) openblas_set_num_threads((int)threads);
+    int *inputs = NULL, *targets = NULL, B = 0, T = 0, rc = -1;
+    float *logits = NULL;
+    gpt2_t *m = model_file_load(model_path, NULL, 0);
+    if (m && read_batch(batch_path, &inputs, &targets, &B, &T) == 0) {
+        float loss;
+        size_t nlogits = (size_t)B * T * m->cfg.vocab_size;
+        if (gpt2_forward(m, inputs, targets, B, T, &loss) < 0)
+            weft_error_prefix("%s", batch_path);
+        else if (with_logits && !(logits = malloc(nlogits * sizeof *logits)))
+            weft_error("out of memory for the logits");
+        else {
+            /* the backward turns the logits into their gradient: keep a copy */
+            if (logits) memcpy(logits, gpt2_logits(m), nlogits * sizeof *logits);
+            if (gpt2_backward(m, NULL) == 0) rc = write_grad_file(out, m, loss, logits);
+        }
+        if (rc == 0)
+            printf("loss %.6f over %zu targets; wrote %s\n", (double)loss, gpt2_valid_targets(m),
+                   out);
+    }
+    free(logits);
+    free(inputs);
+    free(targets);
+    gpt2_destroy(&m);
+    if (rc < 0) goto fail;
+    return 0;
+fail:
+    weft_report();
     return 1;
 }

@@ -1,0 +1,135 @@
+/* gpt2.h: the GPT-2 model of the engine: config and presets, the parameter
+ * table over one flat buffer, initialisation, and the forward pass to a
+ * cross-entropy loss with its hand-written backward. Pure computation.
+ *
+ * Layout: every parameter lives in one contiguous float buffer, in the order
+ * of the tensor table (wte, wpe, then per block ln_1, attn.c_attn,
+ * attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj, then ln_f); the gradients (and
+ * the optimizer's moments) use the same offsets. Linear weights are Conv1D,
+ * (in,out). The LM head is tied to wte. */
+#ifndef WEFT_GPT2_H
+#define WEFT_GPT2_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    int n_layer, n_head, n_embd, vocab_size, n_ctx;
+} gpt2_config_t;
+
+/* Fills cfg from a preset name: tiny, small, gpt2. */
+int gpt2_config_preset(const char *name, gpt2_config_t *cfg);
+/* Checks sizes are positive, n_embd divisible by n_head, and that every
+ * offset fits. One-line error on failure. */
+int gpt2_config_check(const gpt2_config_t *cfg);
+
+/* Tensor kinds: weight decay applies to GPT2_MATRIX by default. */
+typedef enum { GPT2_MATRIX, GPT2_BIAS, GPT2_NORM, GPT2_EMBEDDING } gpt2_kind_t;
+
+typedef struct {
+    char name[48];   /* model-file dataset name without the leading '/' */
+    int ndim;        /* 1 or 2 */
+    size_t shape[2]; /* shape[1] is 1 when ndim == 1 */
+    size_t offset;   /* into the flat buffer, in floats */
+    size_t numel;
+    gpt2_kind_t kind;
+} gpt2_tensor_t;
+
+/* Pointers into one flat buffer (parameters or gradients), per block. */
+typedef struct {
+    float *ln1w, *ln1b;         /* (C) */
+    float *qkvw, *qkvb;         /* attn.c_attn (C,3C), (3C) */
+    float *attprojw, *attprojb; /* attn.c_proj (C,C), (C) */
+    float *ln2w, *ln2b;         /* (C) */
+    float *fcw, *fcb;           /* mlp.c_fc (C,4C), (4C) */
+    float *fcprojw, *fcprojb;   /* mlp.c_proj (4C,C), (C) */
+} gpt2_block_t;
+
+typedef struct {
+    float *wte;          /* (V,C) */
+    float *wpe;          /* (n_ctx,C) */
+    gpt2_block_t *h;     /* n_layer blocks */
+    float *lnfw, *lnfb;  /* (C) */
+} gpt2_weights_t;
+
+/* The four linear modules of a block, in the order the forward runs them. */
+typedef enum {
+    GPT2_ATTN_C_ATTN,
+    GPT2_ATTN_C_PROJ,
+    GPT2_MLP_C_FC,
+    GPT2_MLP_C_PROJ,
+    GPT2_NMODULES
+} gpt2_module_t;
+
+/* Hugging Face name of a module: "attn.c_attn", ... */
+const char *gpt2_module_name(gpt2_module_t m);
+
+/* A per-module delta added to a linear module's output (LoRA's seam).
+ * forward: out (N,OC) += delta(inp (N,IC)), called right after the base
+ * product. backward: given dout (N,OC) and the module's input inp (N,IC),
+ * dinp (N,IC) += d(delta)/d(inp), plus whatever gradients of its own the
+ * delta keeps; called right after the base backward. */
+typedef struct {
+    void (*forward)(void *ctx, int layer, gpt2_module_t m, float *out, const float *inp, size_t N,
+                    int IC, int OC);
+    void (*backward)(void *ctx, int layer, gpt2_module_t m, float *dinp, const float *dout,
+                     const float *inp, size_t N, int IC, int OC);
+    void *ctx;
+} gpt2_delta_t;
+
+typedef struct gpt2_acts gpt2_acts_t;
+
+typedef struct {
+    gpt2_config_t cfg;
+    gpt2_tensor_t *tensors; /* the parameter table */
+    size_t ntensors;
+    size_t nparams;
+    float *params;          /* nparams floats */
+    float *grads;           /* nparams floats, allocated by gpt2_grads() */
+    gpt2_weights_t w, g;    /* views of params and grads */
+    int frozen;             /* 1: backward computes activation gradients only */
+    gpt2_delta_t delta;     /* optional per-module deltas (forward NULL: none) */
+    gpt2_acts_t *acts;      /* activations for the (B,T) of gpt2_alloc() */
+    int B, T;               /* shape of the last forward */
+} gpt2_t;
+
+/* A model of this config with zeroed parameters; NULL (and an error) when the
+ * config is invalid or memory runs out. */
+gpt2_t *gpt2_new(const gpt2_config_t *cfg);
+void gpt2_destroy(gpt2_t **self_p);
+
+/* GPT-2 initialisation from seed: normal(0, 0.02) matrices and embeddings,
+ * residual projections (attn.c_proj, mlp.c_proj) scaled by 1/sqrt(2L), zero
+ * biases, unit LayerNorm. */
+void gpt2_init_weights(gpt2_t *self, uint64_t seed);
+
+/* The table entry named name (e.g. "h/3/attn/c_attn/weight"), or NULL. */
+const gpt2_tensor_t *gpt2_tensor(const gpt2_t *self, const char *name);
+
+/* The gradient buffer (zeroed on first use); NULL if memory runs out. */
+float *gpt2_grads(gpt2_t *self);
+void gpt2_zero_grad(gpt2_t *self);
+
+/* Allocates, once, activations for batches up to (B,T); T <= n_ctx. */
+int gpt2_alloc(gpt2_t *self, int B, int T);
+
+/* Forward pass on inputs (B,T) with targets (B,T) (-1: ignored; NULL: no
+ * loss). Writes the mean loss over valid targets to *loss (0 if none).
+ * Token ids are checked (one-line error on a bad one). */
+int gpt2_forward(gpt2_t *self, const int *inputs, const int *targets, int B, int T, float *loss);
+/* After gpt2_forward: logits (B,T,V), per-position losses (B,T) (0 where
+ * ignored), and the number of valid targets. */
+const float *gpt2_logits(const gpt2_t *self);
+const float *gpt2_losses(const gpt2_t *self);
+size_t gpt2_valid_targets(const gpt2_t *self);
+
+/* Backward pass of the last forward. scale (B) is d(loss)/d(row b's summed
+ * loss); NULL means 1/(valid targets), i.e. the mean loss. Accumulates (+=)
+ * parameter gradients unless frozen. Overwrites the logits. */
+int gpt2_backward(gpt2_t *self, const float *scale);
+
+/* FLOPs of one training step per token, as the benchmark counts them:
+ * 6·N + 6·L·C·T. */
+double gpt2_flops_per_token(const gpt2_t *self, int T);
+
+#endif

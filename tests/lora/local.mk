@@ -1,1 +1,10 @@
 # tests/lora/: LoRA adapters and packed multi-tenant training.
+check_PROGRAMS += tests/lora/test_lora tests/lora/test_adapter
+tests_lora_test_lora_SOURCES = tests/lora/test_lora.c
+tests_lora_test_lora_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/worker
+tests_lora_test_lora_LDADD = worker/libweftengine.a common/libweftcommon.a $(TEST_LIBS) $(WEFT_LIBS)
+tests_lora_test_adapter_SOURCES = tests/lora/test_adapter.c
+tests_lora_test_adapter_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/worker
+tests_lora_test_adapter_LDADD = worker/libweftmodel.a worker/libweftengine.a common/libweftcommon.a \
+	$(TEST_LIBS) $(WEFT_LIBS)
+TESTS += tests/lora/test_lora tests/lora/test_adapter

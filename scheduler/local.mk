@@ -7,4 +7,5 @@ weft_LDADD = worker/libweftmodel.a worker/libweftengine.a jobs/libweftjobs.a \
 # weftd's parts: the store (and, to come, api, planner, executors, monitor).
 noinst_LIBRARIES += scheduler/libweftsched.a
 scheduler_libweftsched_a_SOURCES = scheduler/store.c scheduler/store.h \
-	scheduler/planner.c scheduler/planner.h
+	scheduler/planner.c scheduler/planner.h \
+	scheduler/exec_local.c scheduler/exec_local.h

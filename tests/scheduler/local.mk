@@ -10,3 +10,10 @@ tests_scheduler_test_planner_SOURCES = tests/scheduler/test_planner.c
 tests_scheduler_test_planner_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/scheduler
 tests_scheduler_test_planner_LDADD = scheduler/libweftsched.a common/libweftcommon.a $(TEST_LIBS) $(WEFT_LIBS)
 TESTS += tests/scheduler/test_planner
+
+check_PROGRAMS += tests/scheduler/test_exec_local
+tests_scheduler_test_exec_local_SOURCES = tests/scheduler/test_exec_local.c
+tests_scheduler_test_exec_local_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/scheduler
+tests_scheduler_test_exec_local_LDADD = scheduler/libweftsched.a common/libweftcommon.a $(TEST_LIBS) $(WEFT_LIBS)
+TESTS += tests/scheduler/test_exec_local
+EXTRA_DIST += tests/scheduler/fake-worker.sh

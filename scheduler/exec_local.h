@@ -1,0 +1,29 @@
+/* exec_local.h: the local executor. Launches a run's worker group as
+ * `mpirun -np R weft-worker RUN.cfg --endpoint EP --run ID --attempt N` in
+ * its own process group with output to a per-attempt log, reaps it, and
+ * kills the whole group when asked. */
+#ifndef WEFT_EXEC_LOCAL_H
+#define WEFT_EXEC_LOCAL_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct exec_local exec_local_t;
+
+/* mpirun and worker: paths of the programs (NULL: mpirun from PATH, and
+ * weft-worker beside the running program, else from PATH). */
+exec_local_t *exec_local_new(const char *mpirun, const char *worker, const char *endpoint);
+void exec_local_destroy(exec_local_t **self_p);
+
+/* Starts the group; fills pid (also its process-group id). */
+int exec_local_launch(exec_local_t *self, int64_t run, int attempt, int ranks, int threads,
+                      const char *spec_path, const char *log_path, pid_t *pid);
+/* Reaps one ended child without blocking: 1 and pid/exit code (128+signal
+ * for a signal) when one ended, 0 when none did. */
+int exec_local_reap(pid_t *pid, int *exit_code);
+/* Signals the whole process group of a launched run. */
+int exec_local_signal(pid_t pid, int sig);
+/* 1 while a process (our child or one from before a restart) still exists. */
+int exec_local_alive(pid_t pid);
+
+#endif

@@ -1,0 +1,125 @@
+/* test_exec_local.c: the local executor under a real mpirun: arguments
+ * reach every rank, exit codes come back (75 for a requeue), output lands in
+ * the log, and killing the group ends every rank. */
+#include "exec_local.h"
+#include "fsutil.h"
+#include "log.h"
+
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static char dir[256], worker[512];
+
+static void setup(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/weft-test-exec-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(worker, sizeof worker, "%s/tests/scheduler/fake-worker.sh", getenv("top_srcdir"));
+}
+
+static void teardown(void)
+{
+    weft_rm_rf(dir);
+}
+
+/* Waits up to `secs` for pid to end; returns its exit code or -1. */
+static int wait_for(pid_t pid, double secs)
+{
+    for (int i = 0; i < secs * 20; i++) {
+        pid_t p;
+        int code;
+        if (exec_local_reap(&p, &code) && p == pid) return code;
+        usleep(50000);
+    }
+    return -1;
+}
+
+static int run_mode(const char *mode, char *log, size_t logsize, pid_t *pid)
+{
+    setenv("WEFT_TEST_MODE", mode, 1);
+    setenv("WEFT_TEST_DIR", dir, 1);
+    exec_local_t *ex = exec_local_new(getenv("MPIRUN"), worker, "ipc:///tmp/x.sock");
+    ck_assert_ptr_nonnull(ex);
+    snprintf(log, logsize, "%s/run-%s.log", dir, mode);
+    ck_assert_int_eq(exec_local_launch(ex, 7, 3, 2, 1, "/tmp/run.cfg", log, pid), 0);
+    exec_local_destroy(&ex);
+    return 0;
+}
+
+START_TEST(exit_codes_and_log)
+{
+    char log[512];
+    pid_t pid;
+    run_mode("0", log, sizeof log, &pid);
+    ck_assert_int_eq(wait_for(pid, 60), 0);
+    char *text = weft_read_file(log, 1 << 20, NULL);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_ptr_nonnull(strstr(text, "rank 0 args: /tmp/run.cfg --endpoint ipc:///tmp/x.sock "
+                                       "--run 7 --attempt 3 threads=1"));
+    ck_assert_ptr_nonnull(strstr(text, "rank 1 args:"));
+    free(text);
+    run_mode("75", log, sizeof log, &pid);
+    ck_assert_int_eq(wait_for(pid, 60), 75);
+}
+END_TEST
+
+START_TEST(kill_group)
+{
+    char log[512];
+    pid_t pid;
+    run_mode("sleep", log, sizeof log, &pid);
+    usleep(1500000);
+    ck_assert(exec_local_alive(pid));
+    double t0 = (double)time(NULL);
+    ck_assert_int_eq(exec_local_signal(pid, SIGKILL), 0);
+    int code = wait_for(pid, 30);
+    ck_assert_int_eq(code, 128 + SIGKILL);
+    ck_assert(!exec_local_alive(pid));
+    ck_assert((double)time(NULL) - t0 < 20);
+    /* No rank outlives its group. */
+    for (int r = 0; r < 2; r++) {
+        char path[300];
+        snprintf(path, sizeof path, "%s/rank-%d.pid", dir, r);
+        char *text = weft_read_file(path, 64, NULL);
+        ck_assert_ptr_nonnull(text);
+        pid_t rank = (pid_t)atoi(text);
+        free(text);
+        int gone = 0;
+        for (int i = 0; i < 100 && !gone; i++) {
+            gone = !exec_local_alive(rank);
+            if (!gone) usleep(50000);
+        }
+        ck_assert_msg(gone, "rank %d (pid %d) outlived its killed group", r, (int)rank);
+    }
+    ck_assert_int_eq(exec_local_signal(1, SIGKILL), -1);
+}
+END_TEST
+
+START_TEST(missing_programs)
+{
+    ck_assert_ptr_null(exec_local_new("/nonexistent/mpirun", worker, NULL));
+    ck_assert_ptr_nonnull(strstr(weft_last_error(), "/nonexistent/mpirun"));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("exec_local");
+    TCase *tc = tcase_create("exec_local");
+    tcase_set_timeout(tc, 120);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, exit_codes_and_log);
+    tcase_add_test(tc, kill_group);
+    tcase_add_test(tc, missing_programs);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

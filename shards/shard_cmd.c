@@ -1,9 +1,185 @@
-/* shard_cmd.c: placeholder until `weft shard` lands (issue 2). */
+/* shard_cmd.c: the `weft shard` command: options, then the writer
+ * (shard_writer.h) and its summary; `--verify FILE` reads a shard file
+ * through the reader (shardset.h) and checks every token and offset. */
+#include "h5util.h"
+#include "log.h"
+#include "shard_writer.h"
+#include "shardset.h"
 #include "weft_cmds.h"
+
+#include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define VERIFY_BLOCK (1 << 20) /* tokens per read */
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: weft shard [--format text|jsonl] [--field NAME] [--shards S]\n"
+            "                  [--val-fraction F] [--seed N] [--force] [--quiet]\n"
+            "                  -o OUT.h5 INPUT...\n"
+            "       weft shard --verify FILE.h5\n\n"
+            "Tokenizes documents into bytes (256 ends a document) and writes a weft-shards\n"
+            "HDF5 file: a seeded shuffle of the documents split into /train (S shards)\n"
+            "and /val (a fraction F of the documents). See docs/FORMATS-shards.md.\n\n"
+            "  --format text   each file is a document; a line holding only --- splits it\n"
+            "  --format jsonl  one JSON object a line; the document is its --field member\n"
+            "  --field NAME    JSONL member holding the text (default: text)\n"
+            "  --shards S      training shards, rank r of R reads r, r+R, ... (default 1)\n"
+            "  --val-fraction F  share of documents held out, in [0,1) (default 0)\n"
+            "  --seed N        split and shuffle seed (default 0)\n"
+            "  --force         replace OUT.h5 if it exists\n"
+            "  --quiet         no progress line\n"
+            "  --verify FILE   read FILE whole, checking checksums, tokens and offsets\n");
+}
+
+static int parse_i64(const char *opt, const char *s, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end)
+        return weft_error("%s '%s' is not a whole number", opt, s);
+    *out = v;
+    return 0;
+}
+
+/* Reads every token and offset of a split in blocks, checking that each
+ * document ends with the end-of-document token and holds no other. */
+static int verify_split(shardset_t *ss, shardset_split_t split, int32_t *tok)
+{
+    int64_t ntok = shardset_tokens(ss, split), ndoc = shardset_docs(ss, split);
+    int64_t doc = 0, start = 0, end = 0;
+    int eot = shardset_eot(ss);
+    const char *name = split == SHARDSET_TRAIN ? "train" : "val";
+    if (ndoc > 0 && shardset_doc_range(ss, split, 0, &start, &end) < 0) return -1;
+    for (int64_t p0 = 0; p0 < ntok; p0 += VERIFY_BLOCK) {
+        int64_t n = ntok - p0 < VERIFY_BLOCK ? ntok - p0 : VERIFY_BLOCK;
+        if (shardset_read(ss, split, p0, n, tok) < 0) return -1;
+        for (int64_t i = 0; i < n; i++) {
+            int64_t p = p0 + i;
+            if ((tok[i] == eot) != (p == end - 1))
+                return weft_error("%s: %s token %lld %s (corrupt file)", shardset_path(ss), name,
+                                  (long long)p,
+                                  tok[i] == eot ? "ends a document early"
+                                                : "should end a document but does not");
+            if (p == end - 1 && ++doc < ndoc &&
+                shardset_doc_range(ss, split, doc, &start, &end) < 0)
+                return -1;
+        }
+    }
+    if (doc != ndoc)
+        return weft_error("%s: %s holds %lld documents, its offsets say %lld (corrupt file)",
+                          shardset_path(ss), name, (long long)doc, (long long)ndoc);
+    return 0;
+}
+
+static int verify(const char *path)
+{
+    shardset_t *ss = shardset_new(path);
+    if (!ss) return -1;
+    int32_t *tok = malloc(VERIFY_BLOCK * sizeof *tok);
+    int rc = tok ? 0 : weft_error("out of memory");
+    for (int split = 0; rc == 0 && split < 2; split++) rc = verify_split(ss, split, tok);
+    if (rc == 0)
+        printf("%s: ok: weft-shards, tokenizer %s, %lld+%lld documents, %lld+%lld tokens "
+               "(train+val), %lld shards\n",
+               path, shardset_tokenizer(ss), (long long)shardset_docs(ss, SHARDSET_TRAIN),
+               (long long)shardset_docs(ss, SHARDSET_VAL),
+               (long long)shardset_tokens(ss, SHARDSET_TRAIN),
+               (long long)shardset_tokens(ss, SHARDSET_VAL), (long long)shardset_shards(ss));
+    free(tok);
+    shardset_destroy(&ss);
+    return rc;
+}
+
 int cmd_shard(int argc, char **argv)
 {
-    (void)argc, (void)argv;
-    fprintf(stderr, "weft shard: not built yet\n");
-    return 1;
+    static const struct option longopts[] = {
+        {"format", required_argument, 0, 'F'}, {"field", required_argument, 0, 'f'},
+        {"shards", required_argument, 0, 's'}, {"val-fraction", required_argument, 0, 'v'},
+        {"seed", required_argument, 0, 'S'},   {"force", no_argument, 0, 'x'},
+        {"quiet", no_argument, 0, 'q'},        {"output", required_argument, 0, 'o'},
+        {"verify", required_argument, 0, 'V'}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    shard_opts_t o = {.format = SHARD_INPUT_TEXT, .field = "text", .shards = 1, .progress = 1};
+    const char *verify_path = NULL;
+    int64_t seed = 0;
+    int c, bad = 0;
+    optind = 1;
+    opterr = 0;
+    while (!bad && (c = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
+        char *end;
+        switch (c) {
+        case 'F':
+            if (!strcmp(optarg, "text"))
+                o.format = SHARD_INPUT_TEXT;
+            else if (!strcmp(optarg, "jsonl"))
+                o.format = SHARD_INPUT_JSONL;
+            else
+                bad = weft_error("--format '%s': use text or jsonl", optarg);
+            break;
+        case 'f': o.field = optarg; break;
+        case 's': bad = parse_i64("--shards", optarg, &o.shards); break;
+        case 'S':
+            bad = parse_i64("--seed", optarg, &seed);
+            if (!bad && seed < 0) bad = weft_error("--seed must be 0 or more");
+            o.seed = (uint64_t)seed;
+            break;
+        case 'v':
+            errno = 0;
+            o.val_fraction = strtod(optarg, &end);
+            if (errno || end == optarg || *end)
+                bad = weft_error("--val-fraction '%s' is not a number", optarg);
+            else if (!(o.val_fraction >= 0 && o.val_fraction < 1))
+                bad = weft_error("--val-fraction %s is outside [0,1)", optarg);
+            break;
+        case 'x': o.force = 1; break;
+        case 'q': o.progress = 0; break;
+        case 'o': o.output = optarg; break;
+        case 'V': verify_path = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default:
+            bad = weft_error("unknown or incomplete option '%s'; see weft shard --help",
+                             argv[optind - 1]);
+        }
+    }
+    if (bad) {
+        weft_report();
+        return 64;
+    }
+    h5_quiet();
+    if (verify_path) {
+        if (verify(verify_path) < 0) {
+            weft_report();
+            return 1;
+        }
+        return 0;
+    }
+    if (!o.output || optind >= argc) {
+        weft_error(!o.output ? "no output: give -o OUT.h5" : "no input files: give INPUT...");
+        weft_report();
+        usage(stderr);
+        return 64;
+    }
+    o.inputs = argv + optind;
+    o.ninputs = argc - optind;
+    shard_stats_t st;
+    if (shard_write(&o, &st) < 0) {
+        weft_report();
+        return 1;
+    }
+    printf("%s: %lld documents (%lld train, %lld val), %lld tokens (%lld train, %lld val), "
+           "%lld shard%s\n",
+           o.output, (long long)(st.docs[0] + st.docs[1]), (long long)st.docs[0],
+           (long long)st.docs[1], (long long)(st.tokens[0] + st.tokens[1]),
+           (long long)st.tokens[0], (long long)st.tokens[1], (long long)st.shards,
+           st.shards == 1 ? "" : "s");
+    printf("  source_sha256 %s; %.1f MB in %.2f s (%.1f MB/s)\n", st.source_sha256,
+           (double)st.input_bytes / 1e6, st.seconds,
+           st.seconds > 0 ? (double)st.input_bytes / 1e6 / st.seconds : 0.0);
+    return 0;
 }

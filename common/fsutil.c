@@ -80,7 +80,8 @@ int weft_mkdir_p(const char *path, mode_t mode)
 int weft_rm_rf(const char *path)
 {
     struct stat st;
-    if (lstat(path, &st) < 0) return errno == ENOENT ? 0 : weft_error("%s: %s", path, strerror(errno));
+    if (lstat(path, &st) < 0)
+        return errno == ENOENT ? 0 : weft_error("%s: %s", path, strerror(errno));
     if (!S_ISDIR(st.st_mode))
         return unlink(path) < 0 ? weft_error("cannot remove %s: %s", path, strerror(errno)) : 0;
     DIR *d = opendir(path);

@@ -73,8 +73,8 @@ exec_local_t *exec_local_new(const char *mpirun, const char *worker, const char 
         }
     }
     if (access(self->mpirun, X_OK) < 0 || access(self->worker, X_OK) < 0) {
-        weft_error("%s is not executable", access(self->mpirun, X_OK) < 0 ? self->mpirun
-                                                                            : self->worker);
+        weft_error("%s is not executable",
+                   access(self->mpirun, X_OK) < 0 ? self->mpirun : self->worker);
         free(self);
         return NULL;
     }
@@ -143,7 +143,7 @@ int exec_local_reap(pid_t *pid, int *exit_code)
     pid_t p = waitpid(-1, &status, WNOHANG);
     if (p <= 0) return 0;
     *pid = p;
-    *exit_code = WIFEXITED(status) ? WEXITSTATUS(status)
+    *exit_code = WIFEXITED(status)     ? WEXITSTATUS(status)
                  : WIFSIGNALED(status) ? 128 + WTERMSIG(status)
                                        : 1;
     return 1;

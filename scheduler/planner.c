@@ -4,6 +4,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Tenant names are folder names inside a run: two jobs of one name (say
+ * last night's and tonight's "acme") never share a run. */
+static int has_name(const plan_run_t *r, const char *name)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (!strcmp(r->names[i], name)) return 1;
+    return 0;
+}
+
 size_t planner_pack(const store_job_row_t *queued, size_t nq, int pack_size, int free_slots,
                     plan_run_t *out, size_t max)
 {
@@ -21,13 +30,15 @@ size_t planner_pack(const store_job_row_t *queued, size_t nq, int pack_size, int
         memset(r, 0, sizeof *r);
         r->ranks = head->ranks;
         r->max_attempts = head->max_attempts;
+        r->names[r->n] = head->name;
         r->jobs[r->n++] = head->id;
         taken[i] = 1;
         if (!strcmp(head->mode, "lora"))
             for (size_t k = i + 1; k < nq && (int)r->n < pack_size; k++) {
                 if (taken[k] || strcmp(queued[k].mode, "lora") ||
-                    strcmp(queued[k].pack_key, head->pack_key))
+                    strcmp(queued[k].pack_key, head->pack_key) || has_name(r, queued[k].name))
                     continue;
+                r->names[r->n] = queued[k].name;
                 r->jobs[r->n++] = queued[k].id;
                 if (queued[k].max_attempts > r->max_attempts)
                     r->max_attempts = queued[k].max_attempts;

@@ -9,6 +9,7 @@
 
 typedef struct {
     int64_t jobs[256];
+    const char *names[256]; /* the jobs' names, pointing into the queued rows */
     size_t n;
     int ranks;
     int max_attempts;

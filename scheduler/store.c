@@ -68,18 +68,12 @@ static const char *schema =
     "  kind TEXT NOT NULL, detail TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS events_job ON events(job, id);";
 
-enum {
-    Q_INSERT_JOB,
-    Q_INSERT_EVENT,
-    Q_INSERT_METRIC,
-    Q_JOB_STATE,
-    Q_SET_JOB_STATE,
-    Q_NQUERIES
-};
+enum { Q_INSERT_JOB, Q_INSERT_EVENT, Q_INSERT_METRIC, Q_JOB_STATE, Q_SET_JOB_STATE, Q_NQUERIES };
 
 static const char *queries[Q_NQUERIES] = {
-    [Q_INSERT_JOB] = "INSERT INTO jobs(submission, name, tenant, mode, pack_key, unit, params,"
-                     " priority, max_attempts, ranks, state, submitted) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+    [Q_INSERT_JOB] =
+        "INSERT INTO jobs(submission, name, tenant, mode, pack_key, unit, params,"
+        " priority, max_attempts, ranks, state, submitted) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
     [Q_INSERT_EVENT] = "INSERT INTO events(job, time, kind, detail) VALUES(?,?,?,?)",
     [Q_INSERT_METRIC] = "INSERT OR IGNORE INTO metrics(job, step, kind, data) VALUES(?,?,?,?)",
     [Q_JOB_STATE] = "SELECT state FROM jobs WHERE id = ?",
@@ -92,8 +86,8 @@ struct store {
     sqlite3_stmt *q[Q_NQUERIES];
 };
 
-static const char *job_names[JOB_NSTATES] = {"preparing", "queued",    "running",
-                                             "succeeded", "failed",    "cancelled"};
+static const char *job_names[JOB_NSTATES] = {"preparing", "queued", "running",
+                                             "succeeded", "failed", "cancelled"};
 static const char *run_names[RUN_NSTATES] = {"pending", "launched", "running",
                                              "done",    "failed",   "cancelled"};
 
@@ -128,10 +122,14 @@ static int run_live(run_state_t s)
 static int job_may(job_state_t from, job_state_t to)
 {
     switch (from) {
-    case JOB_PREPARING: return to == JOB_QUEUED || to == JOB_FAILED || to == JOB_CANCELLED;
-    case JOB_QUEUED: return to == JOB_FAILED || to == JOB_CANCELLED;
-    case JOB_RUNNING: return to == JOB_SUCCEEDED || to == JOB_FAILED || to == JOB_CANCELLED;
-    default: return 0; /* I2 */
+    case JOB_PREPARING:
+        return to == JOB_QUEUED || to == JOB_FAILED || to == JOB_CANCELLED;
+    case JOB_QUEUED:
+        return to == JOB_FAILED || to == JOB_CANCELLED;
+    case JOB_RUNNING:
+        return to == JOB_SUCCEEDED || to == JOB_FAILED || to == JOB_CANCELLED;
+    default:
+        return 0; /* I2 */
     }
 }
 
@@ -278,8 +276,7 @@ static int state_event(store_t *self, int64_t job, job_state_t to, const char *r
 }
 
 int64_t store_submit(store_t *self, const char *name, const char *spec_text, const char *folder,
-                     const char *owner, const store_job_spec_t *jobs, size_t n,
-                     int64_t *first_job)
+                     const char *owner, const store_job_spec_t *jobs, size_t n, int64_t *first_job)
 {
     double t = now();
     sqlite3_stmt *s = prep(self, "INSERT INTO submissions(name, spec, folder, owner, submitted,"
@@ -332,7 +329,7 @@ static void copy_col(sqlite3_stmt *s, int col, char *buf, size_t n)
 }
 
 #define JOB_COLS                                                                                   \
-    "id, submission, coalesce(run, 0), name, tenant, mode, pack_key, state, priority,"            \
+    "id, submission, coalesce(run, 0), name, tenant, mode, pack_key, state, priority,"             \
     " max_attempts, submitted, coalesce(finished, 0), unit, params, error, ranks"
 
 static void read_job(sqlite3_stmt *s, store_job_row_t *r)
@@ -485,8 +482,7 @@ static int add_attempt(store_t *self, int64_t run, int attempt)
     return rc == SQLITE_DONE ? 0 : db_error(self, "attempt");
 }
 
-int64_t store_run_create(store_t *self, const int64_t *jobs, size_t n, int ranks,
-                         int max_attempts)
+int64_t store_run_create(store_t *self, const int64_t *jobs, size_t n, int ranks, int max_attempts)
 {
     if (n == 0) return weft_error("a run needs at least one job");
     sqlite3_stmt *s = prep(self, "INSERT INTO runs(state, attempt, max_attempts, ranks, created)"
@@ -515,8 +511,8 @@ int64_t store_run_create(store_t *self, const int64_t *jobs, size_t n, int ranks
         }
         if (sqlite3_changes(self->db) != 1) {
             sqlite3_finalize(u);
-            return weft_error("job %lld is not queued; it cannot join run %lld",
-                              (long long)jobs[i], (long long)run);
+            return weft_error("job %lld is not queued; it cannot join run %lld", (long long)jobs[i],
+                              (long long)run);
         }
         char detail[64];
         snprintf(detail, sizeof detail, "{\"state\":\"running\",\"run\":%lld}", (long long)run);
@@ -648,7 +644,8 @@ int store_run_finish(store_t *self, int64_t run, run_state_t to, const char *rea
     if (to == RUN_DONE && r.state == RUN_PENDING)
         return weft_error("run %lld never launched; it cannot be done", (long long)run);
     if (end_attempt(self, run, r.attempt, reason) < 0) return -1;
-    sqlite3_stmt *s = prep(self, "UPDATE runs SET state = ?, finished = ?, reason = ? WHERE id = ?");
+    sqlite3_stmt *s =
+        prep(self, "UPDATE runs SET state = ?, finished = ?, reason = ? WHERE id = ?");
     if (!s) return -1;
     sqlite3_bind_int(s, 1, to);
     sqlite3_bind_double(s, 2, now());
@@ -705,8 +702,7 @@ int store_runs_in_state(store_t *self, run_state_t st, int64_t **ids, size_t *n)
     return 0;
 }
 
-int store_metric_add(store_t *self, int64_t job, int64_t step, const char *kind,
-                     const char *json)
+int store_metric_add(store_t *self, int64_t job, int64_t step, const char *kind, const char *json)
 {
     sqlite3_stmt *s = q(self, Q_INSERT_METRIC);
     sqlite3_bind_int64(s, 1, job);

@@ -81,8 +81,7 @@ void store_rollback(store_t *self);
 /* Inserts a submission and its n jobs; returns the submission id (> 0) and
  * the first job id (ids are consecutive), -1 on error. */
 int64_t store_submit(store_t *self, const char *name, const char *spec_text, const char *folder,
-                     const char *owner, const store_job_spec_t *jobs, size_t n,
-                     int64_t *first_job);
+                     const char *owner, const store_job_spec_t *jobs, size_t n, int64_t *first_job);
 
 int store_job_get(store_t *self, int64_t id, store_job_row_t *row);
 void store_job_row_free(store_job_row_t *row);
@@ -96,8 +95,7 @@ void store_job_rows_free(store_job_row_t *rows, size_t n);
 int store_run_jobs(store_t *self, int64_t run, store_job_row_t **rows, size_t *n);
 
 /* Creates a PENDING run holding the given QUEUED jobs (which become RUNNING). */
-int64_t store_run_create(store_t *self, const int64_t *jobs, size_t n, int ranks,
-                         int max_attempts);
+int64_t store_run_create(store_t *self, const int64_t *jobs, size_t n, int ranks, int max_attempts);
 int store_run_set_spec(store_t *self, int64_t run, const char *spec_path);
 int store_run_get(store_t *self, int64_t run, store_run_row_t *row);
 /* PENDING -> LAUNCHED, recording how the executor names it (pid, Slurm id). */
@@ -121,8 +119,7 @@ int store_runs_in_state(store_t *self, run_state_t s, int64_t **ids, size_t *n);
 /* Stores one metric row (JSON object text) for (job, step, kind) unless it
  * is already there: 1 stored, 0 duplicate, -1 error. Stored rows become
  * events for watchers. kind: "train" or "eval". */
-int store_metric_add(store_t *self, int64_t job, int64_t step, const char *kind,
-                     const char *json);
+int store_metric_add(store_t *self, int64_t job, int64_t step, const char *kind, const char *json);
 int64_t store_metric_count(store_t *self, int64_t job);
 
 /* Calls fn for each event of a job with id > after, in order (id, kind,

@@ -20,7 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define MANIFEST "MANIFEST"
+#define MANIFEST      "MANIFEST"
 #define MAX_KEEP_SCAN 4096
 
 struct ckpt_writer {
@@ -134,8 +134,8 @@ static int write_manifest(ckpt_writer_t *self)
         json_decref(files);
         return -1;
     }
-    json_t *m = json_pack("{s:s, s:i, s:I, s:o}", "format", "weft-checkpoint", "version", 1,
-                          "step", (json_int_t)self->step, "files", files);
+    json_t *m = json_pack("{s:s, s:i, s:I, s:o}", "format", "weft-checkpoint", "version", 1, "step",
+                          (json_int_t)self->step, "files", files);
     char path[PATH_MAX];
     if (weft_path_join(path, sizeof path, self->tmp_dir, MANIFEST) < 0) rc = -1;
     if (rc == 0 && json_dump_file(m, path, JSON_INDENT(1) | JSON_SORT_KEYS) < 0)
@@ -231,8 +231,8 @@ int ckpt_verify(const char *ckpt_dir)
     json_t *files = NULL;
     int version = 0;
     int rc = 0;
-    if (json_unpack(m, "{s:s, s:i, s:o}", "format", &format, "version", &version, "files",
-                    &files) < 0 ||
+    if (json_unpack(m, "{s:s, s:i, s:o}", "format", &format, "version", &version, "files", &files) <
+            0 ||
         strcmp(format, "weft-checkpoint") || version != 1 || !json_is_array(files))
         rc = weft_error("%s: not a weft-checkpoint version 1 manifest", path);
     size_t i;

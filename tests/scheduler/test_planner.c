@@ -11,6 +11,7 @@ static store_job_row_t row(int64_t id, const char *mode, const char *key, int ra
     store_job_row_t r;
     memset(&r, 0, sizeof r);
     r.id = id;
+    snprintf(r.name, sizeof r.name, "job%lld", (long long)id);
     snprintf(r.mode, sizeof r.mode, "%s", mode);
     snprintf(r.pack_key, sizeof r.pack_key, "%s", key);
     r.ranks = ranks;
@@ -67,6 +68,18 @@ START_TEST(slots_bound_and_no_starvation)
 }
 END_TEST
 
+START_TEST(same_name_never_shares_a_run)
+{
+    store_job_row_t q[3] = {row(1, "lora", "a", 1), row(2, "lora", "a", 1), row(3, "lora", "a", 1)};
+    snprintf(q[1].name, sizeof q[1].name, "job1");
+    plan_run_t out[8];
+    ck_assert_uint_eq(planner_pack(q, 3, 16, 8, out, 8), 2);
+    ck_assert_uint_eq(out[0].n, 2);
+    ck_assert_int_eq(out[0].jobs[1], 3);
+    ck_assert_int_eq(out[1].jobs[0], 2);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("planner");
@@ -74,6 +87,7 @@ int main(void)
     tcase_add_test(tc, packs_by_key_up_to_size);
     tcase_add_test(tc, full_jobs_run_alone);
     tcase_add_test(tc, slots_bound_and_no_starvation);
+    tcase_add_test(tc, same_name_never_shares_a_run);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

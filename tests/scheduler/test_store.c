@@ -35,9 +35,14 @@ static int64_t submit(int n, int priority, int max_attempts)
     char names[64][16];
     for (int i = 0; i < n; i++) {
         snprintf(names[i], sizeof names[i], "t%d", i);
-        js[i] = (store_job_spec_t){.name = names[i], .tenant = names[i], .mode = "lora",
-                                   .pack_key = "k", .unit = "unit", .params = "{}",
-                                   .priority = priority, .max_attempts = max_attempts};
+        js[i] = (store_job_spec_t){.name = names[i],
+                                   .tenant = names[i],
+                                   .mode = "lora",
+                                   .pack_key = "k",
+                                   .unit = "unit",
+                                   .params = "{}",
+                                   .priority = priority,
+                                   .max_attempts = max_attempts};
     }
     int64_t first = 0;
     ck_assert_int_gt(store_submit(st, "batch", "spec", "/tmp", "admin", js, (size_t)n, &first), 0);

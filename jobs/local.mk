@@ -1,3 +1,10 @@
 # jobs/: libconfig job specs: parse, validate, expand sweeps, write back.
 noinst_LIBRARIES += jobs/libweftjobs.a
-jobs_libweftjobs_a_SOURCES = jobs/validate_cmd.c
+jobs_libweftjobs_a_SOURCES = \
+	jobs/spec.c jobs/spec.h \
+	jobs/spec_fields.c jobs/spec_fields.h \
+	jobs/spec_write.c \
+	jobs/sweep.c \
+	jobs/plan.c jobs/plan.h \
+	jobs/validate_cmd.c
+EXTRA_DIST += jobs/examples

@@ -1,0 +1,170 @@
+/* plan.c: the backbone's shape from its weft-model root attributes, parameter
+ * and memory estimates per rank, and existence/format checks of the data
+ * and adapter files a spec names. */
+#include "plan.h"
+
+#include "h5util.h"
+#include "log.h"
+
+#include <hdf5.h>
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* Opens an HDF5 file read-only after checking it exists; -1 with an error. */
+static hid_t open_h5(const char *path, const char *what)
+{
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        weft_error("%s %s: file not found", what, path);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        weft_error("%s %s: not a regular file", what, path);
+        return -1;
+    }
+    if (H5Fis_hdf5(path) <= 0) {
+        weft_error("%s %s: not an HDF5 file", what, path);
+        return -1;
+    }
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) weft_error("%s %s: cannot open as HDF5", what, path);
+    return f;
+}
+
+static int check_format(hid_t f, const char *path, const char *what, const char *want)
+{
+    char fmt[64];
+    if (h5_attr_read_str(f, "format", fmt, sizeof fmt) || strcmp(fmt, want))
+        return weft_error("%s %s: not a %s file (root attribute format should be \"%s\")", what,
+                          path, want, want);
+    return 0;
+}
+
+int plan_model_read(const char *path, plan_model_t *m)
+{
+    h5_quiet();
+    memset(m, 0, sizeof *m);
+    hid_t f = open_h5(path, "model");
+    if (f < 0) return -1;
+    int rc = check_format(f, path, "model", "weft-model");
+    static const char *names[] = {"n_layer", "n_head", "n_embd", "vocab_size", "n_ctx"};
+    int *dst[] = {&m->n_layer, &m->n_head, &m->n_embd, &m->vocab_size, &m->n_ctx};
+    for (int i = 0; i < 5 && !rc; i++) {
+        int64_t v;
+        if (h5_attr_read_i64(f, names[i], &v) || v < 1 || v > (1 << 24))
+            rc = weft_error("model %s: root attribute %s missing or out of range", path, names[i]);
+        else
+            *dst[i] = (int)v;
+    }
+    if (!rc && m->n_embd % m->n_head)
+        rc = weft_error("model %s: n_embd %d is not a multiple of n_head %d", path, m->n_embd,
+                        m->n_head);
+    if (!rc && h5_attr_read_str(f, "tokenizer", m->tokenizer, sizeof m->tokenizer))
+        m->tokenizer[0] = 0;
+    H5Fclose(f);
+    return rc;
+}
+
+int64_t plan_model_params(const plan_model_t *m)
+{
+    int64_t V = m->vocab_size, C = m->n_embd, L = m->n_layer, P = m->n_ctx;
+    return V * C + P * C + L * (12 * C * C + 13 * C) + 2 * C;
+}
+
+int64_t plan_adapter_params(const plan_model_t *m, const spec_lora_t *l)
+{
+    int64_t C = m->n_embd, r = l->r, per_layer = 0;
+    if (l->targets & SPEC_T_ATTN_C_ATTN) per_layer += r * (C + 3 * C);
+    if (l->targets & SPEC_T_ATTN_C_PROJ) per_layer += r * (C + C);
+    if (l->targets & SPEC_T_MLP_C_FC) per_layer += r * (C + 4 * C);
+    if (l->targets & SPEC_T_MLP_C_PROJ) per_layer += r * (4 * C + C);
+    return per_layer * m->n_layer;
+}
+
+static int popcount4(unsigned x)
+{
+    return (int)((x & 1) + ((x >> 1) & 1) + ((x >> 2) & 1) + ((x >> 3) & 1));
+}
+
+void plan_memory(const spec_t *s, const plan_model_t *m, plan_memory_t *o)
+{
+    memset(o, 0, sizeof *o);
+    double N = (double)plan_model_params(m);
+    double C = m->n_embd, L = m->n_layer, NH = m->n_head, V = m->vocab_size;
+    double T = s->train.seq_len;
+    int64_t per = (int64_t)s->resources.ranks * s->train.grad_accum;
+    /* activation floats per sequence, llm.c's layout: per layer 18C (ln, qkv,
+     * attention out, projections, residuals, fc, gelu) + 4 (ln statistics)
+     * + 2*NH*T (scores before and after softmax); then 2C + 2V + 3 for the
+     * final norm, logits, probabilities and losses. */
+    double per_seq = T * (L * (18 * C + 4 + 2 * NH * T) + 2 * C + 2 * V + 3);
+    o->weights = 4 * N;
+    if (s->mode == SPEC_FULL) {
+        o->rows = s->train.batch_size / per;
+        o->grads = 4 * N;
+        o->optimizer = 8 * N;
+    } else {
+        for (int i = 0; i < s->ntenants; i++) {
+            const spec_tenant_t *t = &s->tenants[i];
+            double P = (double)plan_adapter_params(m, &t->lora);
+            int64_t rows = t->train.batch_size / per;
+            o->rows += rows;
+            o->adapters += 4 * P;
+            o->grads += 4 * P;
+            o->optimizer += 8 * P;
+            /* x*A^T per targeted module, and the dropout-masked input */
+            o->activations += 2.0 * 4 * (double)rows * T * L * popcount4(t->lora.targets) *
+                              (t->lora.r + (t->lora.dropout > 0 ? 4 * C : 0));
+        }
+    }
+    /* forward activations and an equal buffer of their gradients */
+    o->activations += 2.0 * 4 * (double)o->rows * per_seq;
+    o->total = o->weights + o->grads + o->optimizer + o->adapters + o->activations;
+}
+
+int plan_check_data(const char *path, spec_data_kind_t kind, const plan_model_t *m,
+                    int64_t *train_tokens)
+{
+    *train_tokens = 0;
+    struct stat st;
+    if (kind != SPEC_DATA_SHARDS) {
+        if (stat(path, &st) < 0) return weft_error("data %s: file not found", path);
+        if (!S_ISREG(st.st_mode)) return weft_error("data %s: not a regular file", path);
+        return 0;
+    }
+    h5_quiet();
+    hid_t f = open_h5(path, "data");
+    if (f < 0) return -1;
+    int rc = check_format(f, path, "data", "weft-shards");
+    int64_t vocab = 0;
+    if (!rc && h5_attr_read_i64(f, "vocab_size", &vocab))
+        rc = weft_error("data %s: root attribute vocab_size missing", path);
+    if (!rc && m && vocab > m->vocab_size)
+        rc = weft_error("data %s: vocabulary of %lld tokens does not fit the model's %d", path,
+                        (long long)vocab, m->vocab_size);
+    int rank;
+    hsize_t dims[8];
+    if (!rc && h5_dataset_shape(f, "/train/tokens", &rank, dims) == 0 && rank == 1)
+        *train_tokens = (int64_t)dims[0];
+    H5Fclose(f);
+    return rc;
+}
+
+int plan_check_adapter(const char *path)
+{
+    h5_quiet();
+    hid_t f = open_h5(path, "init_adapter");
+    if (f < 0) return -1;
+    int rc = check_format(f, path, "init_adapter", "weft-adapter");
+    H5Fclose(f);
+    return rc;
+}
+
+int64_t plan_steps(const spec_train_t *t, int64_t train_tokens)
+{
+    if (t->steps > 0) return t->steps;
+    if (train_tokens <= 0) return 0;
+    double per_step = (double)t->batch_size * t->seq_len;
+    return (int64_t)ceil(t->epochs * (double)train_tokens / per_step);
+}

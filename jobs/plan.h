@@ -1,0 +1,50 @@
+/* plan.h: what a spec will cost: the backbone's shape (from the weft-model
+ * file's root attributes), parameter counts, and an estimate of memory per
+ * rank for a run; checks of the files a spec names. Used by `weft validate`. */
+#ifndef WEFT_PLAN_H
+#define WEFT_PLAN_H
+
+#include "spec.h"
+
+#include <stdint.h>
+
+typedef struct {
+    int n_layer, n_head, n_embd, vocab_size, n_ctx;
+    char tokenizer[16];
+} plan_model_t;
+
+/* Reads a weft-model file's root attributes; -1 with weft_error naming the
+ * file and what is wrong (missing, not HDF5, not weft-model, bad sizes). */
+int plan_model_read(const char *path, plan_model_t *m);
+
+/* N = V*C + n_ctx*C + L*(12C^2 + 13C) + 2C. */
+int64_t plan_model_params(const plan_model_t *m);
+/* LoRA parameters of one adapter: sum over targeted modules of r*(in+out), times L. */
+int64_t plan_adapter_params(const plan_model_t *m, const spec_lora_t *l);
+
+/* Bytes per rank, for one run of a spec (every tenant of a lora spec packed
+ * together; see docs/JOBSPEC.md for the activation model). */
+typedef struct {
+    double weights;     /* float32 parameters (the frozen backbone in lora mode) */
+    double grads;       /* gradients of what trains */
+    double optimizer;   /* AdamW m and v */
+    double adapters;    /* lora: adapter weights of every tenant */
+    double activations; /* forward activations plus their gradients */
+    double total;
+    int64_t rows;       /* sequences per micro-step on one rank, all tenants */
+} plan_memory_t;
+void plan_memory(const spec_t *s, const plan_model_t *m, plan_memory_t *out);
+
+/* Checks a data file: it must exist; a weft-shards file must say so and its
+ * vocabulary must fit the model's (m may be NULL). Returns the number of
+ * training tokens of a shards file in *train_tokens (0 for raw data). */
+int plan_check_data(const char *path, spec_data_kind_t kind, const plan_model_t *m,
+                    int64_t *train_tokens);
+/* Checks an adapter file to continue from: exists, weft-adapter. */
+int plan_check_adapter(const char *path);
+
+/* Optimizer steps of a train group, with epochs turned into steps when the
+ * training split's size is known (0 when it is not). */
+int64_t plan_steps(const spec_train_t *t, int64_t train_tokens);
+
+#endif

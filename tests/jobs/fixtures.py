@@ -1,0 +1,50 @@
+#!/usr/bin/python3
+# fixtures.py: writes the files the example specs name (a weft-model file's
+# root attributes, small weft-shards files, an adapter, raw text and JSONL)
+# into a folder, so that `weft validate` can check the examples for real.
+import os
+import sys
+
+import h5py
+import numpy as np
+
+
+def model(path, n_layer=2, n_head=2, n_embd=64, vocab_size=257, n_ctx=256):
+    with h5py.File(path, "w") as f:
+        for k, v in dict(format="weft-model", arch="gpt2", tokenizer="byte").items():
+            f.attrs[k] = np.bytes_(v)
+        for k, v in dict(version=1, n_layer=n_layer, n_head=n_head, n_embd=n_embd,
+                         vocab_size=vocab_size, n_ctx=n_ctx).items():
+            f.attrs[k] = np.int64(v)
+
+
+def shards(path, ntokens=100000, vocab_size=257):
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = np.bytes_("weft-shards")
+        f.attrs["tokenizer"] = np.bytes_("byte")
+        f.attrs["version"] = np.int64(1)
+        f.attrs["vocab_size"] = np.int64(vocab_size)
+        f.create_dataset("train/tokens", data=np.zeros(ntokens, dtype=np.uint16))
+        f.create_dataset("val/tokens", data=np.zeros(ntokens // 10, dtype=np.uint16))
+
+
+def adapter(path):
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = np.bytes_("weft-adapter")
+
+
+def main(root):
+    for d in ("models", "data", "adapters"):
+        os.makedirs(os.path.join(root, d), exist_ok=True)
+    model(os.path.join(root, "models/base.h5"))
+    for name in ("acme", "globex", "corpus"):
+        shards(os.path.join(root, "data", name + ".h5"))
+    adapter(os.path.join(root, "adapters/acme.h5"))
+    with open(os.path.join(root, "data/initech.txt"), "w") as f:
+        f.write("plain text for a tenant\n")
+    with open(os.path.join(root, "data/support.jsonl"), "w") as f:
+        f.write('{"text": "hello"}\n')
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

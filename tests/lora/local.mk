@@ -8,3 +8,8 @@ tests_lora_test_adapter_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/worker
 tests_lora_test_adapter_LDADD = worker/libweftmodel.a worker/libweftengine.a common/libweftcommon.a \
 	$(TEST_LIBS) $(WEFT_LIBS)
 TESTS += tests/lora/test_lora tests/lora/test_adapter
+check_PROGRAMS += tests/lora/test_pack
+tests_lora_test_pack_SOURCES = tests/lora/test_pack.c
+tests_lora_test_pack_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/worker
+tests_lora_test_pack_LDADD = worker/libweftengine.a common/libweftcommon.a $(TEST_LIBS) $(WEFT_LIBS)
+TESTS += tests/lora/test_pack

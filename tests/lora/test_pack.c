@@ -1,0 +1,278 @@
+/* test_pack.c: packed multi-tenant LoRA training on a real GPT-2 engine:
+ * packing invariance (bitwise), a fresh adapter leaves the logits exactly
+ * equal, the backbone's bytes never change, a NaN tenant fails alone. */
+#include "gpt2.h"
+#include "log.h"
+#include "lora.h"
+#include "lora_train.h"
+#include "sha256.h"
+
+#include <cblas.h>
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* L2 H2 C32, T = 12 (not a multiple of 8, so rows land at every alignment). */
+static const gpt2_config_t cfg = {.n_layer = 2, .n_head = 2, .n_embd = 32, .vocab_size = 67, .n_ctx = 16};
+#define T 12
+#define STEPS 20
+
+static gpt2_t *model(void)
+{
+    gpt2_t *m = gpt2_new(&cfg);
+    ck_assert_ptr_nonnull(m);
+    gpt2_init_weights(m, 42);
+    return m;
+}
+
+/* Tenant data: B sequences of tokens from a seeded stream, a few targets -1. */
+typedef struct {
+    int *inputs, *targets;
+    int B;
+} data_t;
+
+static data_t make_data(int B, uint64_t seed)
+{
+    data_t d = {malloc((size_t)B * T * sizeof(int)), malloc((size_t)B * T * sizeof(int)), B};
+    uint64_t s = seed * 2654435761u + 1;
+    for (int i = 0; i < B * T; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        d.inputs[i] = (int)((s >> 33) % cfg.vocab_size);
+        d.targets[i] = (int)((s >> 13) % cfg.vocab_size);
+        if (i % 7 == 3) d.targets[i] = -1;
+    }
+    return d;
+}
+
+static void free_data(data_t *d)
+{
+    free(d->inputs);
+    free(d->targets);
+}
+
+static lora_hparams_t hparams(float lr)
+{
+    return (lora_hparams_t){
+        .sched = {.kind = SCHED_COSINE, .lr = lr, .lr_min = lr / 10, .warmup = 3, .total = STEPS},
+        .weight_decay = 0.01f,
+        .grad_clip = 0.5f,
+        .adam = {.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f},
+    };
+}
+
+/* The four tenants of the pack: different ranks, targets, scaling, data
+ * sizes, learning rates. Tenant 2 is the one compared against itself alone. */
+static const lora_spec_t specs[4] = {
+    {.r = 2, .alpha = 4, .targets = 0xF, .seed = 11},
+    {.r = 8, .alpha = 8, .use_rslora = 1, .targets = 1u << LORA_MLP_C_PROJ, .seed = 12},
+    {.r = 4, .alpha = 16, .targets = (1u << LORA_ATTN_C_ATTN) | (1u << LORA_MLP_C_FC),
+     .dropout = 0.1f, .seed = 13},
+    {.r = 3, .alpha = 3, .targets = (1u << LORA_ATTN_C_PROJ), .dropout = 0.2f, .seed = 14},
+};
+static const int batch_sizes[4] = {3, 1, 2, 2};
+static const float lrs[4] = {3e-3f, 1e-2f, 5e-3f, 1e-3f};
+
+/* Trains tenants `which` (indices into specs) packed together for STEPS
+ * steps from PEFT's init; returns the pack, the per-step losses in
+ * losses[k][step], and the trainer in *tr_out when asked. */
+static lora_pack_t *train(gpt2_t *m, const int *which, int K, float losses[][STEPS],
+                          lora_trainer_t **tr_out, const float *lr_override)
+{
+    lora_spec_t s[4];
+    lora_hparams_t hp[4];
+    data_t d[4];
+    int Bsum = 0;
+    for (int k = 0; k < K; k++) {
+        s[k] = specs[which[k]];
+        hp[k] = hparams(lr_override ? lr_override[k] : lrs[which[k]]);
+        Bsum += batch_sizes[which[k]];
+    }
+    lora_pack_t *p = lora_pack_new(cfg.n_layer, cfg.n_embd, K, s, (size_t)Bsum * T);
+    ck_assert_ptr_nonnull(p);
+    lora_trainer_t *tr = lora_trainer_new(m, p, hp, Bsum, T);
+    ck_assert_ptr_nonnull(tr);
+    for (int step = 0; step < STEPS; step++) {
+        lora_batch_t b[4];
+        for (int k = 0; k < K; k++) {
+            /* each step a fresh batch from the tenant's own stream */
+            d[k] = make_data(batch_sizes[which[k]], (uint64_t)which[k] * 1000 + (uint64_t)step);
+            b[k] = (lora_batch_t){d[k].inputs, d[k].targets, d[k].B};
+        }
+        float loss[4];
+        ck_assert_int_ge(lora_trainer_step(tr, b, loss), 0);
+        for (int k = 0; k < K; k++) {
+            losses[k][step] = loss[k];
+            free_data(&d[k]);
+        }
+    }
+    if (tr_out)
+        *tr_out = tr;
+    else
+        lora_trainer_destroy(&tr);
+    return p;
+}
+
+static const float *tenant_params(lora_pack_t *p, int k)
+{
+    return lora_pack_params(p) + lora_pack_tenant_offset(p, k);
+}
+
+START_TEST(packing_invariance)
+{
+    gpt2_t *m = model();
+    float packed[4][STEPS], alone[1][STEPS];
+    int all[4] = {0, 1, 2, 3}, one[1] = {2};
+    lora_pack_t *pk = train(m, all, 4, packed, NULL, NULL);
+    lora_pack_t *al = train(m, one, 1, alone, NULL, NULL);
+    ck_assert_uint_eq(lora_pack_tenant_size(al, 0), lora_pack_tenant_size(pk, 2));
+    ck_assert_mem_eq(alone[0], packed[2], sizeof alone[0]);
+    ck_assert_mem_eq(tenant_params(al, 0), tenant_params(pk, 2),
+                     lora_pack_tenant_size(al, 0) * sizeof(float));
+    /* the adapters did move: B is no longer zero and the loss changed */
+    size_t a, b;
+    ck_assert_int_eq(lora_pack_offsets(al, 0, 1, LORA_MLP_C_FC, &a, &b), 0);
+    ck_assert(lora_pack_params(al)[b] != 0.0f);
+    ck_assert(alone[0][STEPS - 1] != alone[0][0]);
+    ck_assert(isfinite(alone[0][STEPS - 1]));
+
+    /* and the first tenant of the pack, alone, too (another offset, no dropout) */
+    int first[1] = {0};
+    lora_pack_destroy(&al);
+    al = train(m, first, 1, alone, NULL, NULL);
+    ck_assert_mem_eq(alone[0], packed[0], sizeof alone[0]);
+    ck_assert_mem_eq(tenant_params(al, 0), tenant_params(pk, 0),
+                     lora_pack_tenant_size(al, 0) * sizeof(float));
+    lora_pack_destroy(&al);
+    lora_pack_destroy(&pk);
+    gpt2_destroy(&m);
+}
+END_TEST
+
+START_TEST(fresh_adapter_leaves_logits_equal)
+{
+    gpt2_t *m = model();
+    data_t d = make_data(5, 7);
+    size_t n = (size_t)5 * T * cfg.vocab_size;
+    ck_assert_int_eq(gpt2_forward(m, d.inputs, d.targets, 5, T, NULL), 0);
+    float *base = malloc(n * sizeof *base);
+    memcpy(base, gpt2_logits(m), n * sizeof *base);
+
+    lora_spec_t s[2] = {specs[0], specs[2]};
+    lora_pack_t *p = lora_pack_new(cfg.n_layer, cfg.n_embd, 2, s, 5 * T);
+    lora_hparams_t hp[2] = {hparams(1e-3f), hparams(1e-3f)};
+    lora_trainer_t *tr = lora_trainer_new(m, p, hp, 5, T);
+    lora_batch_t b[2] = {{d.inputs, d.targets, 2}, {d.inputs + 2 * T, d.targets + 2 * T, 3}};
+    float loss[2];
+    /* in training mode, with dropout drawing masks, and in evaluation mode */
+    ck_assert_int_eq(lora_trainer_forward_backward(tr, b, loss), 0);
+    ck_assert_int_eq(lora_trainer_eval(tr, b, loss), 0);
+    ck_assert_mem_eq(gpt2_logits(m), base, n * sizeof *base);
+    lora_pack_set_training(p, 1);
+    ck_assert_int_eq(gpt2_forward(m, d.inputs, d.targets, 5, T, NULL), 0);
+    ck_assert_mem_eq(gpt2_logits(m), base, n * sizeof *base);
+
+    /* a trained adapter does change them: the seam is live */
+    lora_pack_params(p)[lora_pack_size(p) - 1] = 0.5f;
+    ck_assert_int_eq(gpt2_forward(m, d.inputs, d.targets, 5, T, NULL), 0);
+    ck_assert(memcmp(gpt2_logits(m), base, n * sizeof *base) != 0);
+    lora_trainer_destroy(&tr);
+    ck_assert_ptr_null(m->delta.forward);
+    lora_pack_destroy(&p);
+    free(base);
+    free_data(&d);
+    gpt2_destroy(&m);
+}
+END_TEST
+
+START_TEST(backbone_bytes_unchanged)
+{
+    gpt2_t *m = model();
+    uint8_t before[32], after[32];
+    weft_sha256_t h;
+    weft_sha256_init(&h);
+    weft_sha256_update(&h, m->params, m->nparams * sizeof(float));
+    weft_sha256_final(&h, before);
+    float losses[4][STEPS];
+    int all[4] = {0, 1, 2, 3};
+    lora_pack_t *p = train(m, all, 4, losses, NULL, NULL);
+    weft_sha256_init(&h);
+    weft_sha256_update(&h, m->params, m->nparams * sizeof(float));
+    weft_sha256_final(&h, after);
+    ck_assert_mem_eq(before, after, 32);
+    ck_assert_ptr_null(m->grads); /* frozen: no backbone gradient was ever made */
+    ck_assert(losses[0][STEPS - 1] < losses[0][0] + 1.0f);
+    lora_pack_destroy(&p);
+    gpt2_destroy(&m);
+}
+END_TEST
+
+START_TEST(nan_tenant_fails_alone)
+{
+    gpt2_t *m = model();
+    float with[4][STEPS], without[3][STEPS];
+    int four[4] = {0, 1, 2, 3}, three[3] = {0, 2, 3};
+    float lr4[4] = {lrs[0], 1e30f, lrs[2], lrs[3]}, lr3[3] = {lrs[0], lrs[2], lrs[3]};
+    lora_trainer_t *tr;
+    lora_pack_t *p4 = train(m, four, 4, with, &tr, lr4);
+    lora_pack_t *p3 = train(m, three, 3, without, NULL, lr3);
+    long failed = lora_trainer_failed_at(tr, 1);
+    ck_assert_msg(failed >= 1 && failed < STEPS, "tenant 1 failed at %ld", failed);
+    ck_assert_int_eq(lora_trainer_tenant_step(tr, 1), failed);
+    ck_assert(isnan(with[1][STEPS - 1]));
+    for (int k = 0; k < 3; k++) {
+        ck_assert_int_eq(lora_trainer_failed_at(tr, three[k]), -1);
+        ck_assert_mem_eq(tenant_params(p3, k), tenant_params(p4, three[k]),
+                         lora_pack_tenant_size(p3, k) * sizeof(float));
+        ck_assert_mem_eq(without[k], with[three[k]], sizeof without[k]);
+    }
+    lora_trainer_destroy(&tr);
+    lora_pack_destroy(&p4);
+    lora_pack_destroy(&p3);
+    gpt2_destroy(&m);
+}
+END_TEST
+
+START_TEST(trainer_rejects_bad_shapes)
+{
+    gpt2_t *m = model();
+    lora_spec_t s = specs[0];
+    lora_pack_t *p = lora_pack_new(cfg.n_layer + 1, cfg.n_embd, 1, &s, 4 * T);
+    lora_hparams_t hp = hparams(1e-3f);
+    ck_assert_ptr_null(lora_trainer_new(m, p, &hp, 4, T));
+    ck_assert_ptr_nonnull(strstr(weft_last_error(), "3 blocks"));
+    lora_pack_destroy(&p);
+    p = lora_pack_new(cfg.n_layer, cfg.n_embd, 1, &s, 4 * T);
+    ck_assert_ptr_null(lora_trainer_new(m, p, &hp, 5, T));
+    lora_trainer_t *tr = lora_trainer_new(m, p, &hp, 4, T);
+    data_t d = make_data(5, 1);
+    lora_batch_t b = {d.inputs, d.targets, 5};
+    float loss;
+    ck_assert_int_eq(lora_trainer_step(tr, &b, &loss), -1);
+    ck_assert_ptr_nonnull(strstr(weft_last_error(), "4 sequences"));
+    free_data(&d);
+    lora_trainer_destroy(&tr);
+    lora_pack_destroy(&p);
+    gpt2_destroy(&m);
+}
+END_TEST
+
+int main(void)
+{
+    openblas_set_num_threads(1); /* the bitwise properties hold per thread count */
+    Suite *s = suite_create("lora-pack");
+    TCase *tc = tcase_create("pack");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, packing_invariance);
+    tcase_add_test(tc, fresh_adapter_leaves_logits_equal);
+    tcase_add_test(tc, backbone_bytes_unchanged);
+    tcase_add_test(tc, nan_tenant_fails_alone);
+    tcase_add_test(tc, trainer_rejects_bad_shapes);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

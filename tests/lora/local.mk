@@ -13,3 +13,11 @@ tests_lora_test_pack_SOURCES = tests/lora/test_pack.c
 tests_lora_test_pack_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/worker
 tests_lora_test_pack_LDADD = worker/libweftengine.a common/libweftcommon.a $(TEST_LIBS) $(WEFT_LIBS)
 TESTS += tests/lora/test_pack
+check_PROGRAMS += tests/lora/test_lora_ref
+tests_lora_test_lora_ref_SOURCES = tests/lora/test_lora_ref.c
+tests_lora_test_lora_ref_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/worker
+tests_lora_test_lora_ref_LDADD = worker/libweftmodel.a worker/libweftengine.a common/libweftcommon.a \
+	$(TEST_LIBS) $(WEFT_LIBS)
+TESTS += tests/lora/test_lora_ref
+EXTRA_DIST += tests/lora/data/base.h5 tests/lora/data/acme.h5 tests/lora/data/acme-ref.h5 \
+	tests/lora/data/globex.h5 tests/lora/data/globex-ref.h5

@@ -336,24 +336,35 @@ static int member_line(const config_setting_t *group, const char *name)
     return m ? line_of(m) : line_of(group);
 }
 
-/* Checks between the settings of one effective train group. */
-static void check_train(ctx_t *c, const spec_train_t *t, int ranks,
-                        const config_setting_t *tgroup, const char *tprefix)
+/* Does group (NULL for none) hold any of the named members? */
+static bool has_any(const config_setting_t *group, const char *a, const char *b, const char *c)
+{
+    if (!group) return false;
+    return config_setting_get_member(group, a) || (b && config_setting_get_member(group, b)) ||
+           (c && config_setting_get_member(group, c));
+}
+
+/* Checks between the settings of one effective train group. A tenant
+ * (tenant = true) is checked only where it sets one of the settings
+ * involved, so an error of the spec's train group is reported once. */
+static void check_train(ctx_t *c, const spec_train_t *t, int ranks, const config_setting_t *tgroup,
+                        const char *tprefix, bool tenant)
 {
     char path[128];
-    if (t->steps > 0 && t->warmup >= t->steps) {
+    if (t->steps > 0 && t->warmup >= t->steps &&
+        (!tenant || has_any(tgroup, "steps", "epochs", "warmup"))) {
         snprintf(path, sizeof path, "%s.warmup", tprefix);
         perr(c, member_line(tgroup, "warmup"), path,
              "must be less than steps (%lld), got %lld", (long long)t->steps,
              (long long)t->warmup);
     }
-    if (t->min_lr > t->lr) {
+    if (t->min_lr > t->lr && (!tenant || has_any(tgroup, "lr", "min_lr", NULL))) {
         snprintf(path, sizeof path, "%s.min_lr", tprefix);
         perr(c, member_line(tgroup, "min_lr"), path, "must not exceed lr (%g), got %g", t->lr,
              t->min_lr);
     }
     int64_t per = (int64_t)ranks * t->grad_accum;
-    if (t->batch_size % per) {
+    if (t->batch_size % per && (!tenant || has_any(tgroup, "batch_size", NULL, NULL))) {
         snprintf(path, sizeof path, "%s.batch_size", tprefix);
         perr(c, member_line(tgroup, "batch_size"), path,
              "%d is not a multiple of resources.ranks x train.grad_accum (%lld); every rank "
@@ -514,7 +525,7 @@ static void read_tenants(ctx_t *c, const config_setting_t *root, spec_t *s)
         if ((m = config_setting_get_member(g, "init_adapter"))) get_path(c, m, path, t->init_adapter);
         read_fields(c, g, "train", prefix, &t->train);
         read_fields(c, g, "lora", prefix, &t->lora);
-        check_train(c, &t->train, s->resources.ranks, g, prefix);
+        check_train(c, &t->train, s->resources.ranks, g, prefix, true);
         for (int j = 0; j < i; j++)
             if (t->name[0] && !strcmp(s->tenants[j].name, t->name)) {
                 snprintf(path, sizeof path, "%s.name", prefix);
@@ -858,7 +869,7 @@ static void read_root(ctx_t *c, const config_setting_t *root, spec_t *s, const c
         check_members(c, lg, "lora", known, nk);
         read_fields(c, lg, "lora", "lora", &s->lora);
     }
-    check_train(c, &s->train, s->resources.ranks, tg, "train");
+    check_train(c, &s->train, s->resources.ranks, tg, "train", false);
     read_tenants(c, root, s);
     read_sweep(c, root, s);
 }
@@ -908,9 +919,11 @@ spec_t *spec_parse(const char *text, size_t len, const char *base_dir, const cha
                    "list ( ... )";
         else if (strstr(what, "duplicate"))
             hint = "; each setting may appear once per group";
+        else if (memchr(near, '"', strcspn(near, "=:")) || strstr(near, "{ \""))
+            hint = "; setting names are not quoted, and cannot hold '.': sweep keys are nested "
+                   "groups, sweep = { train = { lr = [...]; }; }";
         else
-            hint = "; settings are written name = value; and names use [A-Za-z0-9_-] (sweep keys "
-                   "are nested groups, not \"train.lr\")";
+            hint = "; settings are written name = value; with strings in double quotes";
         perr(&c, line, "syntax", "%s (libconfig) near `%s`%s", what, near, hint);
         config_destroy(&cfg);
         free(src);

@@ -159,8 +159,11 @@ static void range_text(const field_t *f, char *buf, size_t n)
         snprintf(lo, sizeof lo, "%g", f->lo);
         snprintf(hi, sizeof hi, "%g", f->hi);
     }
-    snprintf(buf, n, "in %s%s, %s%s", f->flags & F_LO_OPEN ? "(" : "[", lo, hi,
-             f->flags & F_HI_OPEN ? ")" : "]");
+    if (f->hi >= 1e12)
+        snprintf(buf, n, "%s %s", f->flags & F_LO_OPEN ? ">" : ">=", lo);
+    else
+        snprintf(buf, n, "in %s%s, %s%s", f->flags & F_LO_OPEN ? "(" : "[", lo, hi,
+                 f->flags & F_HI_OPEN ? ")" : "]");
 }
 
 static bool in_range(const field_t *f, double v)

@@ -169,8 +169,14 @@ static void write_sweep(sbuf_t *b, const spec_sweep_t *sw)
                 sb_add(b, ")%s;\n", sw->random ? "; }" : "");
             } else {
                 char lo[48], hi[48];
-                spec_fmt_double(d->lo, lo, sizeof lo);
-                spec_fmt_double(d->hi, hi, sizeof hi);
+                const field_t *f = field_find(sections[si], key);
+                if (f && (f->type == F_INT || f->type == F_INT64)) {
+                    spec_fmt_int64((int64_t)d->lo, lo, sizeof lo);
+                    spec_fmt_int64((int64_t)d->hi, hi, sizeof hi);
+                } else {
+                    spec_fmt_double(d->lo, lo, sizeof lo);
+                    spec_fmt_double(d->hi, hi, sizeof hi);
+                }
                 sb_add(b, "        %s = { %s = [%s, %s]; };\n", key,
                        d->kind == SPEC_SWEEP_UNIFORM ? "uniform" : "log_uniform", lo, hi);
             }

@@ -1,0 +1,135 @@
+#!/usr/bin/python3
+# test_validate.py: `weft validate` end to end: the examples validate against
+# real HDF5 fixtures and print their plan; missing files, seq_len > n_ctx and
+# bad specs give exit 78 with every problem named by file and setting.
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+top_srcdir = os.environ.get("top_srcdir", os.path.join(os.path.dirname(__file__), "../.."))
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(top_srcdir, "tests/jobs"))
+import fixtures  # noqa: E402
+
+failures = 0
+
+
+def check(cond, what):
+    global failures
+    if not cond:
+        failures += 1
+        print("FAIL:", what)
+
+
+def validate(path, cwd):
+    p = subprocess.run(["weft", "validate", path], cwd=cwd, capture_output=True, text=True)
+    return p.returncode, p.stdout, p.stderr
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="weft-test-validate-")
+    try:
+        for f in os.listdir(os.path.join(top_srcdir, "jobs/examples")):
+            shutil.copy(os.path.join(top_srcdir, "jobs/examples", f), tmp)
+        fixtures.main(tmp)
+
+        # every example validates; the plan counts jobs and estimates memory
+        want_jobs = {"full.cfg": "jobs       1\n", "nightly.cfg": "jobs       3 (3 tenants x 1 trial)",
+                     "lora_sweep.cfg": "jobs       6 (1 tenant x 6 trials)",
+                     "full_sweep.cfg": "jobs       8\n"}
+        for name, jobs in want_jobs.items():
+            rc, out, err = validate(name, tmp)
+            check(rc == 0, "%s: exit %d, stderr %s" % (name, rc, err))
+            check(jobs in out, "%s: plan lacks %r:\n%s" % (name, jobs, out))
+            check("memory     per rank" in out, "%s: no memory estimate" % name)
+            # N = V*C + n_ctx*C + L*(12C^2 + 13C) + 2C for the fixture model
+            V, C, L, P = 257, 64, 2, 256
+            n = V * C + P * C + L * (12 * C * C + 13 * C) + 2 * C
+            check("%.1fk parameters" % (n / 1e3) in out, "%s: parameter count %d not shown" % (name, n))
+
+        # full.cfg: weights, gradients and AdamW are 16 bytes per parameter
+        rc, out, err = validate("full.cfg", tmp)
+        m = re.search(r"weights ([\d.]+) KiB, gradients ([\d.]+) KiB, AdamW ([\d.]+) MiB", out)
+        check(m and abs(float(m.group(1)) - n * 4 / 1024) < 0.1, "full.cfg: weights line %r" % out)
+        check(m and abs(float(m.group(3)) - n * 8 / 2**20) < 0.05, "full.cfg: AdamW line")
+        # 16 sequences / (2 ranks x 2 micro-steps) = 4 rows per rank
+        check("(4 sequences of 256 tokens per micro-step" in out, "full.cfg: rows per rank")
+
+        # epochs over a shards file become steps: 100000 tokens, 2 epochs, 8 x 128 per step
+        ep = os.path.join(tmp, "epochs.cfg")
+        with open(ep, "w") as f:
+            f.write('mode = "lora"; model = "models/base.h5";\n'
+                    'train = { epochs = 2.0; batch_size = 8; seq_len = 128; };\n'
+                    'tenants = ( { name = "acme"; data = "data/acme.h5"; } );\n')
+        rc, out, err = validate("epochs.cfg", tmp)
+        check(rc == 0 and re.search(r"^acme\s+weft-shards\s+196\s", out, re.M),
+              "epochs: want 196 steps:\n%s%s" % (out, err))
+
+        # the spec's folder is the base: validate from another working folder
+        rc, out, err = validate(os.path.join(tmp, "nightly.cfg"), "/")
+        check(rc == 0, "nightly.cfg from /: exit %d %s" % (rc, err))
+
+        # a missing model, data and adapter file: all named, exit 78
+        os.rename(os.path.join(tmp, "adapters/acme.h5"), os.path.join(tmp, "adapters/gone.h5"))
+        os.remove(os.path.join(tmp, "data/globex.h5"))
+        os.rename(os.path.join(tmp, "models/base.h5"), os.path.join(tmp, "models/moved.h5"))
+        rc, out, err = validate("nightly.cfg", tmp)
+        check(rc == 78, "missing files: exit %d" % rc)
+        check("nightly.cfg: model: model %s/models/base.h5: file not found" % tmp in err,
+              "missing model not named:\n" + err)
+        check("nightly.cfg: tenants[1].data: data %s/data/globex.h5: file not found" % tmp in err,
+              "missing data not named:\n" + err)
+        check("nightly.cfg: tenants[0].init_adapter:" in err, "missing adapter not named:\n" + err)
+        check("3 problems" in err, "problem count:\n" + err)
+        check(out == "", "a failing validate prints no plan")
+        os.rename(os.path.join(tmp, "models/moved.h5"), os.path.join(tmp, "models/base.h5"))
+
+        # seq_len beyond the model's n_ctx (256)
+        with open(os.path.join(tmp, "long.cfg"), "w") as f:
+            f.write('mode = "full"; model = "models/base.h5"; data = "data/corpus.h5";\n'
+                    'train = { seq_len = 512; };\n')
+        rc, out, err = validate("long.cfg", tmp)
+        check(rc == 78 and "long.cfg: train.seq_len: 512 exceeds the model's n_ctx 256" in err,
+              "seq_len > n_ctx: %d %s" % (rc, err))
+
+        # a sweep that reaches past n_ctx names the trial
+        with open(os.path.join(tmp, "sweeplong.cfg"), "w") as f:
+            f.write('mode = "full"; model = "models/base.h5"; data = "data/corpus.h5";\n'
+                    'sweep = { train = { seq_len = [128, 1024]; }; };\n')
+        rc, out, err = validate("sweeplong.cfg", tmp)
+        check(rc == 78 and re.search(r"trial sweeplong-[0-9a-f]{8}: train.seq_len: 1024", err),
+              "sweep seq_len: %s" % err)
+
+        # a data file that is HDF5 but not weft-shards
+        with open(os.path.join(tmp, "notshards.cfg"), "w") as f:
+            f.write('mode = "full"; model = "models/base.h5"; data = "models/base.h5";\n')
+        rc, out, err = validate("notshards.cfg", tmp)
+        check(rc == 78 and "data: data %s/models/base.h5: not a weft-shards file" % tmp in err,
+              "not shards: %s" % err)
+
+        # several spec problems at once: each on its own line
+        with open(os.path.join(tmp, "many.cfg"), "w") as f:
+            f.write('mode = "lora";\nmodel = "models/base.h5";\ntrain = { lr = 0.0; warmpu = 3; };\n'
+                    'tenants = ( { name = "a/b"; data = "x.h5"; } );\n')
+        rc, out, err = validate("many.cfg", tmp)
+        lines = [l for l in err.splitlines() if l.startswith("many.cfg:")]
+        check(rc == 78 and len(lines) == 4, "many problems: %d %s" % (rc, err))
+        for want in ("many.cfg:3: train.lr:", "many.cfg:3: train.warmpu:", "many.cfg:4: tenants[0].name:"):
+            check(any(l.startswith(want) for l in lines), "many: %s missing" % want)
+
+        # usage and unreadable files
+        rc, out, err = validate("nosuch.cfg", tmp)
+        check(rc == 78 and "nosuch.cfg" in err, "unreadable spec: %d %s" % (rc, err))
+        p = subprocess.run(["weft", "validate"], capture_output=True, text=True)
+        check(p.returncode == 64 and "usage" in p.stderr, "no argument: exit %d" % p.returncode)
+    finally:
+        shutil.rmtree(tmp)
+    print("%d failures" % failures)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

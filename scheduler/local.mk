@@ -9,3 +9,9 @@ noinst_LIBRARIES += scheduler/libweftsched.a
 scheduler_libweftsched_a_SOURCES = scheduler/store.c scheduler/store.h \
 	scheduler/planner.c scheduler/planner.h \
 	scheduler/exec_local.c scheduler/exec_local.h
+
+bin_PROGRAMS += weftd
+weftd_SOURCES = scheduler/weftd.c scheduler/weftd.h scheduler/api.c scheduler/monitor.c
+weftd_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/jobs -I$(top_srcdir)/scheduler
+weftd_LDADD = scheduler/libweftsched.a jobs/libweftjobs.a common/libweftwire.a \
+	common/libweftcommon.a $(WEFT_LIBS)

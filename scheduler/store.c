@@ -23,11 +23,12 @@
  *  I3. A (job, step, kind) metric is stored at most once.
  *  I4. A job is RUNNING exactly when it belongs to a live run.
  *  I5. Event ids only grow; events after n are exactly those committed after n.
- *  I6. A run's acknowledged sequence number never decreases.
+ *  I6. A run's acknowledged sequence number never decreases within an attempt.
  * The daemon adds: no ACK or reply before the COMMIT holding its change. */
 #include "store.h"
 #include "log.h"
 
+#include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -621,8 +622,8 @@ int store_run_lost(store_t *self, int64_t run, int counts, const char *reason)
     if (used < 0) return db_error(self, "attempts");
     if (counts && used >= r.max_attempts)
         return store_run_finish(self, run, RUN_FAILED, why) < 0 ? -1 : RUN_FAILED;
-    s = prep(self, "UPDATE runs SET state = ?, attempt = attempt + 1, executor_id = ''"
-                   " WHERE id = ?");
+    s = prep(self, "UPDATE runs SET state = ?, attempt = attempt + 1, executor_id = '',"
+                   " acked_seq = 0 WHERE id = ?");
     if (!s) return -1;
     sqlite3_bind_int(s, 1, RUN_PENDING);
     sqlite3_bind_int64(s, 2, run);
@@ -757,4 +758,49 @@ int store_list(store_t *self, int state, const char *name, int64_t submission, i
     if (submission > 0) sqlite3_bind_int64(s, 4, submission);
     sqlite3_bind_int64(s, 5, (sqlite3_int64)limit);
     return collect_jobs(self, s, rows, n);
+}
+
+int store_job_summary(store_t *self, int64_t job, store_summary_t *out)
+{
+    out->best_val = NAN;
+    out->last_loss = NAN;
+    out->step = out->tokens = 0;
+    sqlite3_stmt *s = prep(self, "SELECT min(json_extract(data, '$.val_loss')) FROM metrics"
+                                 " WHERE job = ? AND kind = 'eval'");
+    if (!s) return -1;
+    sqlite3_bind_int64(s, 1, job);
+    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
+        out->best_val = sqlite3_column_double(s, 0);
+    sqlite3_finalize(s);
+    s = prep(self, "SELECT step, json_extract(data, '$.loss'), json_extract(data, '$.tokens')"
+                   " FROM metrics WHERE job = ? AND kind = 'train' ORDER BY step DESC LIMIT 1");
+    if (!s) return -1;
+    sqlite3_bind_int64(s, 1, job);
+    if (sqlite3_step(s) == SQLITE_ROW) {
+        out->step = sqlite3_column_int64(s, 0);
+        if (sqlite3_column_type(s, 1) != SQLITE_NULL) out->last_loss = sqlite3_column_double(s, 1);
+        out->tokens = sqlite3_column_int64(s, 2);
+    }
+    sqlite3_finalize(s);
+    return 0;
+}
+
+int store_job_set_unit(store_t *self, int64_t job, const char *unit)
+{
+    sqlite3_stmt *s = prep(self, "UPDATE jobs SET unit = ? WHERE id = ? AND state = ?");
+    if (!s) return -1;
+    sqlite3_bind_text(s, 1, unit, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, job);
+    sqlite3_bind_int(s, 3, JOB_PREPARING);
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE) return db_error(self, "job unit");
+    return sqlite3_changes(self->db) == 1
+               ? 0
+               : weft_error("job %lld is not preparing; its spec is fixed", (long long)job);
+}
+
+int store_job_event(store_t *self, int64_t job, const char *kind, const char *detail)
+{
+    return add_event(self, job, kind, detail);
 }

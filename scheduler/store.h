@@ -111,7 +111,8 @@ int store_run_lost(store_t *self, int64_t run, int counts, const char *reason);
 /* A live run ends: DONE, FAILED or CANCELLED. Jobs still RUNNING in it take
  * the matching final state. */
 int store_run_finish(store_t *self, int64_t run, run_state_t to, const char *reason);
-/* Highest worker sequence number stored for the run (never decreases). */
+/* Highest worker sequence number stored from the run's current attempt
+ * (never decreases within an attempt; a new attempt starts again at 0). */
 int store_run_ack(store_t *self, int64_t run, int64_t seq);
 /* Runs in the given state (ids into a malloc'ed array). */
 int store_runs_in_state(store_t *self, run_state_t s, int64_t **ids, size_t *n);
@@ -121,6 +122,19 @@ int store_runs_in_state(store_t *self, run_state_t s, int64_t **ids, size_t *n);
  * events for watchers. kind: "train" or "eval". */
 int store_metric_add(store_t *self, int64_t job, int64_t step, const char *kind, const char *json);
 int64_t store_metric_count(store_t *self, int64_t job);
+
+/* What a job's metrics say so far: the lowest val_loss of its eval rows
+ * (NAN when none), the loss, step and tokens of its last train row. */
+typedef struct {
+    double best_val, last_loss;
+    int64_t step, tokens;
+} store_summary_t;
+int store_job_summary(store_t *self, int64_t job, store_summary_t *out);
+/* Replaces a PREPARING job's unit text (its data now points at shards). */
+int store_job_set_unit(store_t *self, int64_t job, const char *unit);
+
+/* Records an event of a job for its watchers (kind: "checkpoint", ...). */
+int store_job_event(store_t *self, int64_t job, const char *kind, const char *detail);
 
 /* Calls fn for each event of a job with id > after, in order (id, kind,
  * JSON detail); stops early when fn returns non-zero. */

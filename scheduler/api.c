@@ -1,0 +1,445 @@
+/* api.c: weftd's client commands: SUBMIT, STATUS, LIST, CANCEL, WATCH,
+ * RESULTS. Each runs inside the round's transaction and queues its reply,
+ * which leaves only after the commit (see weftd.c). */
+#include "fsutil.h"
+#include "log.h"
+#include "sha256.h"
+#include "spec.h"
+#include "weftd.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zmq.h>
+
+#define LIST_DEFAULT 50
+#define LIST_MAX     1000
+
+/* The backbone's content hash, cached by path, size and mtime. */
+static struct {
+    char path[SPEC_PATH_MAX];
+    off_t size;
+    struct timespec mtime;
+    char hex[65];
+} backbone_cache;
+
+static int backbone_hash(const char *path, char hex[65])
+{
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return weft_error("model %s does not exist; make or copy it before submitting", path);
+    if (!strcmp(backbone_cache.path, path) && backbone_cache.size == st.st_size &&
+        backbone_cache.mtime.tv_sec == st.st_mtim.tv_sec &&
+        backbone_cache.mtime.tv_nsec == st.st_mtim.tv_nsec) {
+        memcpy(hex, backbone_cache.hex, 65);
+        return 0;
+    }
+    if (weft_sha256_file(path, hex) < 0) return -1;
+    snprintf(backbone_cache.path, sizeof backbone_cache.path, "%s", path);
+    backbone_cache.size = st.st_size;
+    backbone_cache.mtime = st.st_mtim;
+    memcpy(backbone_cache.hex, hex, 65);
+    return 0;
+}
+
+static json_t *job_json(const store_job_row_t *r)
+{
+    json_t *params = json_loads(r->params ? r->params : "{}", 0, NULL);
+    json_t *j = json_pack(
+        "{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:i, s:f, s:o}", "id", (json_int_t)r->id, "name",
+        r->name, "tenant", r->tenant, "mode", r->mode, "state", job_state_name(r->state),
+        "submission", (json_int_t)r->submission, "run", (json_int_t)r->run, "priority", r->priority,
+        "submitted", r->submitted, "params", params ? params : json_object());
+    if (r->finished > 0) json_object_set_new(j, "finished", json_real(r->finished));
+    if (r->error) json_object_set_new(j, "error", json_string(r->error));
+    return j;
+}
+
+static void add_summary(json_t *j, int64_t job)
+{
+    store_summary_t s;
+    if (store_job_summary(server.store, job, &s) < 0) return;
+    json_object_set_new(j, "step", json_integer(s.step));
+    json_object_set_new(j, "tokens", json_integer(s.tokens));
+    json_object_set_new(j, "loss", isnan(s.last_loss) ? json_null() : json_real(s.last_loss));
+    json_object_set_new(j, "best_val_loss",
+                        isnan(s.best_val) ? json_null() : json_real(s.best_val));
+}
+
+static const char *owner_of(const wire_msg_t *m)
+{
+    return m->user_id[0] ? m->user_id : "admin";
+}
+
+static int submit(const wire_msg_t *m)
+{
+    const char *text = wire_get_str(m->body, "spec");
+    const char *folder = wire_get_str(m->body, "folder");
+    const char *file = wire_get_str(m->body, "file");
+    json_t *pj = json_object_get(m->body, "priority");
+    if (!text || !folder) {
+        weftd_reply_error(m->rid, m->rid_len, "field",
+                          "SUBMIT needs \"spec\" (the text) and \"folder\" (its folder)");
+        return 0;
+    }
+    if (pj && !json_is_integer(pj)) {
+        weftd_reply_error(m->rid, m->rid_len, "field", "\"priority\" must be an integer");
+        return 0;
+    }
+    int priority = pj ? (int)json_integer_value(pj) : 0;
+    spec_diag_t *diag = spec_diag_new();
+    spec_t *spec = spec_parse(text, strlen(text), folder, file ? file : "job.cfg", NULL, diag);
+    spec_unit_t *units = NULL;
+    int n = 0;
+    if (spec && spec_expand(spec, NULL, &units, &n, diag) < 0) n = -1;
+    if (!spec || n < 0) {
+        json_t *problems = json_array();
+        for (int i = 0; i < spec_diag_count(diag); i++)
+            json_array_append_new(problems, json_string(spec_diag_get(diag, i)));
+        json_t *e = json_pack("{s:s, s:s, s:o}", "error", "spec", "message", weft_last_error(),
+                              "problems", problems);
+        weftd_reply(m->rid, m->rid_len, WIRE_ERROR, e);
+        spec_diag_destroy(&diag);
+        spec_destroy(&spec);
+        return 0;
+    }
+    spec_diag_destroy(&diag);
+    char backbone[65] = "";
+    if (spec->mode == SPEC_LORA && backbone_hash(spec->model, backbone) < 0) {
+        weftd_reply_error(m->rid, m->rid_len, "spec", "%s", weft_last_error());
+        spec_units_destroy(&units, n);
+        spec_destroy(&spec);
+        return 0;
+    }
+    store_job_spec_t *js = calloc((size_t)n, sizeof *js);
+    char **texts = calloc((size_t)n, sizeof *texts);
+    char(*keys)[160] = calloc((size_t)n, sizeof *keys);
+    char **params = calloc((size_t)n, sizeof *params);
+    int rc = js && texts && keys && params ? 0 : weft_error("out of memory");
+    for (int i = 0; rc == 0 && i < n; i++) {
+        const spec_unit_t *u = &units[i];
+        const spec_t *us = u->spec;
+        char pk[65];
+        spec_pack_key(us, pk);
+        if (us->mode == SPEC_LORA)
+            snprintf(keys[i], sizeof keys[i], "%.64s:%.64s", pk, backbone);
+        else
+            snprintf(keys[i], sizeof keys[i], "full:%.64s", pk);
+        texts[i] = spec_write(us);
+        json_t *pobj = json_object();
+        for (int k = 0; k < u->nparams; k++)
+            json_object_set_new(pobj, u->param_key[k], json_string(u->param_value[k]));
+        params[i] = json_dumps(pobj, JSON_COMPACT | JSON_SORT_KEYS);
+        json_decref(pobj);
+        spec_data_kind_t kind = us->mode == SPEC_LORA ? us->tenants[0].data_kind : us->data_kind;
+        js[i] = (store_job_spec_t){.name = u->name,
+                                   .tenant = u->tenant,
+                                   .mode = spec_mode_name(us->mode),
+                                   .pack_key = keys[i],
+                                   .unit = texts[i],
+                                   .params = params[i],
+                                   .priority = priority,
+                                   .max_attempts = us->train.max_attempts,
+                                   .ranks = us->resources.ranks,
+                                   .preparing = kind != SPEC_DATA_SHARDS};
+        if (!texts[i] || !params[i]) rc = weft_error("out of memory");
+        if (us->resources.ranks > server.slots)
+            rc = weft_error("%s needs %d ranks but this weftd runs at most %d (--slots)", u->name,
+                            us->resources.ranks, server.slots);
+    }
+    int64_t first = 0, sub = -1;
+    if (rc == 0)
+        sub = store_submit(server.store, spec->name, text, folder, owner_of(m), js, (size_t)n,
+                           &first);
+    if (rc < 0) {
+        weftd_reply_error(m->rid, m->rid_len, "spec", "%s", weft_last_error());
+    } else if (sub > 0) {
+        json_t *jobs = json_array();
+        for (int i = 0; i < n; i++)
+            json_array_append_new(jobs, json_pack("{s:I, s:s}", "id", (json_int_t)(first + i),
+                                                  "name", units[i].name));
+        weftd_reply(m->rid, m->rid_len, WIRE_REPLY,
+                    json_pack("{s:I, s:s, s:o}", "submission", (json_int_t)sub, "name", spec->name,
+                              "jobs", jobs));
+    }
+    for (int i = 0; i < n; i++) {
+        if (texts) free(texts[i]);
+        if (params) free(params[i]);
+    }
+    free(js);
+    free(texts);
+    free(keys);
+    free(params);
+    spec_units_destroy(&units, n);
+    spec_destroy(&spec);
+    return sub < 0 && rc == 0 ? -1 : 0;
+}
+
+static int get_id(const wire_msg_t *m, const char *key, int64_t *id)
+{
+    if (wire_get_int(m->body, key, id) < 0 || *id <= 0) {
+        weftd_reply_error(m->rid, m->rid_len, "field", "%s needs a positive integer \"%s\"",
+                          wire_cmd_name(m->cmd), key);
+        return -1;
+    }
+    return 0;
+}
+
+static int status(const wire_msg_t *m)
+{
+    int64_t id;
+    if (get_id(m, "id", &id) < 0) return 0;
+    store_job_row_t r;
+    if (store_job_get(server.store, id, &r) < 0) {
+        weftd_reply_error(m->rid, m->rid_len, "not_found", "%s", weft_last_error());
+        return 0;
+    }
+    json_t *j = job_json(&r);
+    add_summary(j, id);
+    if (r.run > 0) {
+        store_run_row_t run;
+        if (store_run_get(server.store, r.run, &run) == 0) {
+            json_object_set_new(j, "attempt", json_integer(run.attempt));
+            json_object_set_new(j, "run_state", json_string(run_state_name(run.state)));
+        }
+    }
+    store_job_row_free(&r);
+    weftd_reply(m->rid, m->rid_len, WIRE_REPLY, j);
+    return 0;
+}
+
+static int list(const wire_msg_t *m)
+{
+    const char *state = wire_get_str(m->body, "state");
+    const char *name = wire_get_str(m->body, "name");
+    int64_t sub = 0, before = 0, limit = LIST_DEFAULT;
+    if (json_object_get(m->body, "submission") && wire_get_int(m->body, "submission", &sub) < 0)
+        sub = -1;
+    if (json_object_get(m->body, "before") && wire_get_int(m->body, "before", &before) < 0)
+        before = -1;
+    if (json_object_get(m->body, "limit") && wire_get_int(m->body, "limit", &limit) < 0) limit = -1;
+    int st = state ? job_state_parse(state) : -1;
+    if ((state && st < 0) || sub < 0 || before < 0 || limit < 1 || limit > LIST_MAX) {
+        weftd_reply_error(m->rid, m->rid_len, "field",
+                          "LIST takes \"state\" (preparing, queued, running, succeeded, failed, "
+                          "cancelled), \"name\", \"submission\", \"before\" and \"limit\" "
+                          "(1..%d)",
+                          LIST_MAX);
+        return 0;
+    }
+    store_job_row_t *rows;
+    size_t n;
+    if (store_list(server.store, st, name, sub, before, (size_t)limit, &rows, &n) < 0) return -1;
+    json_t *jobs = json_array();
+    for (size_t i = 0; i < n; i++) json_array_append_new(jobs, job_json(&rows[i]));
+    json_t *reply = json_pack("{s:o}", "jobs", jobs);
+    if (n == (size_t)limit) json_object_set_new(reply, "before", json_integer(rows[n - 1].id));
+    store_job_rows_free(rows, n);
+    weftd_reply(m->rid, m->rid_len, WIRE_REPLY, reply);
+    return 0;
+}
+
+static int cancel(const wire_msg_t *m)
+{
+    json_t *ids = json_object_get(m->body, "ids");
+    if (!json_is_array(ids) || json_array_size(ids) == 0) {
+        weftd_reply_error(m->rid, m->rid_len, "field", "CANCEL needs \"ids\": [job ids]");
+        return 0;
+    }
+    json_t *results = json_array();
+    size_t i;
+    json_t *v;
+    json_array_foreach(ids, i, v)
+    {
+        json_int_t id = json_is_integer(v) ? json_integer_value(v) : 0;
+        store_job_row_t r;
+        if (id <= 0 || store_job_get(server.store, id, &r) < 0) {
+            json_array_append_new(
+                results, json_pack("{s:o, s:s}", "id", json_copy(v), "error", "no such job"));
+            continue;
+        }
+        const char *outcome = "cancelled";
+        if (job_state_final(r.state)) {
+            outcome = job_state_name(r.state);
+        } else {
+            if (store_job_transition(server.store, id, JOB_CANCELLED, "cancelled by request") < 0)
+                return -1;
+            if (r.state == JOB_RUNNING && monitor_job_cancelled(id, r.run) < 0) return -1;
+        }
+        json_array_append_new(results, json_pack("{s:I, s:s}", "id", id, "state", outcome));
+        store_job_row_free(&r);
+    }
+    weftd_reply(m->rid, m->rid_len, WIRE_REPLY, json_pack("{s:o}", "jobs", results));
+    return 0;
+}
+
+static int watch(const wire_msg_t *m)
+{
+    int64_t id, from = 0;
+    if (get_id(m, "id", &id) < 0) return 0;
+    if (json_object_get(m->body, "from") &&
+        (wire_get_int(m->body, "from", &from) < 0 || from < 0)) {
+        weftd_reply_error(m->rid, m->rid_len, "field", "\"from\" must be an event id >= 0");
+        return 0;
+    }
+    store_job_row_t r;
+    if (store_job_get(server.store, id, &r) < 0) {
+        weftd_reply_error(m->rid, m->rid_len, "not_found", "%s", weft_last_error());
+        return 0;
+    }
+    store_job_row_free(&r);
+    if (server.nwatchers >= server.max_watchers) {
+        weftd_reply_error(m->rid, m->rid_len, "limit",
+                          "too many open WATCH streams (%d); try again later", server.max_watchers);
+        return 0;
+    }
+    watcher_t *w = calloc(1, sizeof *w);
+    if (!w) return weft_error("out of memory");
+    memcpy(w->rid, m->rid, m->rid_len);
+    w->rid_len = m->rid_len;
+    w->job = id;
+    w->last = from;
+    w->next = server.watchers;
+    server.watchers = w;
+    server.nwatchers++;
+    weftd_reply(m->rid, m->rid_len, WIRE_REPLY,
+                json_pack("{s:I, s:I}", "watching", (json_int_t)id, "from", (json_int_t)from));
+    return 0;
+}
+
+static int cmp_best(const void *a, const void *b)
+{
+    double x = json_real_value(json_object_get(*(json_t *const *)a, "_sort"));
+    double y = json_real_value(json_object_get(*(json_t *const *)b, "_sort"));
+    return (x > y) - (x < y);
+}
+
+static int results(const wire_msg_t *m)
+{
+    int64_t sub = 0, id = 0;
+    if (json_object_get(m->body, "submission")) {
+        if (get_id(m, "submission", &sub) < 0) return 0;
+    } else {
+        if (get_id(m, "id", &id) < 0) return 0;
+        store_job_row_t r;
+        if (store_job_get(server.store, id, &r) < 0) {
+            weftd_reply_error(m->rid, m->rid_len, "not_found", "%s", weft_last_error());
+            return 0;
+        }
+        sub = r.submission;
+        store_job_row_free(&r);
+    }
+    store_job_row_t *rows;
+    size_t n;
+    if (store_list(server.store, -1, NULL, sub, 0, 100000, &rows, &n) < 0) return -1;
+    if (n == 0) {
+        weftd_reply_error(m->rid, m->rid_len, "not_found", "no submission %lld", (long long)sub);
+        store_job_rows_free(rows, n);
+        return 0;
+    }
+    json_t **items = calloc(n, sizeof *items);
+    for (size_t i = 0; items && i < n; i++) {
+        items[i] = job_json(&rows[i]);
+        add_summary(items[i], rows[i].id);
+        json_t *b = json_object_get(items[i], "best_val_loss");
+        json_object_set_new(items[i], "_sort",
+                            json_real(json_is_number(b) ? json_number_value(b) : INFINITY));
+    }
+    json_t *arr = json_array();
+    if (items) {
+        qsort(items, n, sizeof *items, cmp_best);
+        for (size_t i = 0; i < n; i++) {
+            json_object_del(items[i], "_sort");
+            json_array_append_new(arr, items[i]);
+        }
+    }
+    free(items);
+    store_job_rows_free(rows, n);
+    weftd_reply(m->rid, m->rid_len, WIRE_REPLY,
+                json_pack("{s:I, s:o}", "submission", (json_int_t)sub, "jobs", arr));
+    return 0;
+}
+
+int api_handle(const wire_msg_t *m)
+{
+    switch (m->cmd) {
+    case WIRE_SUBMIT:
+        return submit(m);
+    case WIRE_STATUS:
+        return status(m);
+    case WIRE_LIST:
+        return list(m);
+    case WIRE_CANCEL:
+        return cancel(m);
+    case WIRE_WATCH:
+        return watch(m);
+    case WIRE_RESULTS:
+        return results(m);
+    default:
+        weftd_reply_error(m->rid, m->rid_len, "command", "%s is not a client command",
+                          wire_cmd_name(m->cmd));
+        return 0;
+    }
+}
+
+static int send_event(void *ctx, int64_t id, const char *kind, const char *detail)
+{
+    watcher_t *w = ctx;
+    json_t *data = json_loads(detail, 0, NULL);
+    json_t *e = json_pack("{s:I, s:I, s:s, s:o}", "job", (json_int_t)w->job, "event",
+                          (json_int_t)id, "kind", kind, "data", data ? data : json_null());
+    int rc = wire_send(server.router, w->rid, w->rid_len, WIRE_EVENT, e, ZMQ_DONTWAIT);
+    json_decref(e);
+    if (rc != 0) {
+        /* Unroutable: the client is gone. Would block: it is slow; resume
+         * from this event next time. */
+        w->gone = rc == WIRE_UNROUTABLE;
+        w->stalled = 1;
+        return 1;
+    }
+    w->last = id;
+    return 0;
+}
+
+void api_watch_cron(void)
+{
+    watcher_t **pp = &server.watchers;
+    while (*pp) {
+        watcher_t *w = *pp;
+        w->stalled = 0;
+        int done = 0;
+        if (store_events(server.store, w->job, w->last, send_event, w) == 0 && !w->stalled) {
+            /* Everything committed so far has been sent: a job in a final
+             * state has nothing more to say, so the stream ends. */
+            store_job_row_t r;
+            if (store_job_get(server.store, w->job, &r) == 0) {
+                if (job_state_final(r.state)) {
+                    json_t *e = json_pack("{s:I, s:b, s:s}", "job", (json_int_t)w->job, "end", 1,
+                                          "state", job_state_name(r.state));
+                    done = wire_send(server.router, w->rid, w->rid_len, WIRE_EVENT, e,
+                                     ZMQ_DONTWAIT) != WIRE_AGAIN;
+                    json_decref(e);
+                }
+                store_job_row_free(&r);
+            }
+        }
+        if (done || w->gone) {
+            *pp = w->next;
+            free(w);
+            server.nwatchers--;
+        } else {
+            pp = &w->next;
+        }
+    }
+}
+
+void api_watchers_drop_all(void)
+{
+    while (server.watchers) {
+        watcher_t *w = server.watchers;
+        server.watchers = w->next;
+        free(w);
+    }
+    server.nwatchers = 0;
+}

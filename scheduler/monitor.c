@@ -1,0 +1,593 @@
+/* monitor.c: the life of runs in weftd: worker messages (HELLO, HEARTBEAT,
+ * METRIC, CHECKPOINT, DONE, FAIL) with their sequence numbers and ACKs,
+ * reaping of worker groups, liveness, retries from checkpoints, and the
+ * planner's new runs written out and launched. */
+#include "fsutil.h"
+#include "log.h"
+#include "planner.h"
+#include "spec.h"
+#include "weftd.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXIT_REQUEUE 75
+#define EXIT_GRACE   3.0 /* seconds a group that exited 0 has to deliver DONE */
+
+static live_run_t *find_run(int64_t id)
+{
+    for (live_run_t *r = server.runs; r; r = r->next)
+        if (r->id == id) return r;
+    return NULL;
+}
+
+static live_run_t *find_pid(pid_t pid)
+{
+    for (live_run_t *r = server.runs; r; r = r->next)
+        if (r->pid == pid) return r;
+    return NULL;
+}
+
+static void free_run(live_run_t *r)
+{
+    for (int i = 0; i < r->njobs; i++) free(r->names[i]);
+    free(r->names);
+    free(r->jobs);
+    free(r);
+}
+
+static void drop_run(int64_t id)
+{
+    for (live_run_t **pp = &server.runs; *pp; pp = &(*pp)->next)
+        if ((*pp)->id == id) {
+            live_run_t *r = *pp;
+            *pp = r->next;
+            free_run(r);
+            return;
+        }
+}
+
+void monitor_free_all(void)
+{
+    while (server.runs) {
+        live_run_t *r = server.runs;
+        server.runs = r->next;
+        free_run(r);
+    }
+}
+
+/* Loads a run's jobs (names -> ids) into a live entry. */
+static int load_jobs(live_run_t *r)
+{
+    store_job_row_t *rows;
+    size_t n;
+    if (store_run_jobs(server.store, r->id, &rows, &n) < 0) return -1;
+    r->jobs = calloc(n ? n : 1, sizeof *r->jobs);
+    r->names = calloc(n ? n : 1, sizeof *r->names);
+    for (size_t i = 0; r->jobs && r->names && i < n; i++) {
+        r->jobs[i] = rows[i].id;
+        r->names[i] = strdup(rows[i].name);
+    }
+    r->njobs = (int)n;
+    store_job_rows_free(rows, n);
+    return 0;
+}
+
+static int64_t job_of(const live_run_t *r, const char *name)
+{
+    for (int i = 0; name && i < r->njobs; i++)
+        if (!strcmp(r->names[i], name)) return r->jobs[i];
+    return 0;
+}
+
+static int used_slots(void)
+{
+    int used = 0;
+    for (live_run_t *r = server.runs; r; r = r->next) used += r->ranks;
+    return used;
+}
+
+static void rid_of(const live_run_t *r, uint8_t *rid, size_t *len)
+{
+    char run[32];
+    snprintf(run, sizeof run, "%" PRId64, r->id);
+    int n = wire_rid_format((char *)rid, WIRE_RID_MAX, run, r->attempt);
+    *len = n > 0 ? (size_t)n : 0;
+}
+
+/* Tells a group to drop these tenants (after the round's commit). */
+static void send_cancel(const live_run_t *r, json_t *tenants)
+{
+    uint8_t rid[WIRE_RID_MAX];
+    size_t len;
+    rid_of(r, rid, &len);
+    weftd_reply(rid, len, WIRE_CANCEL, json_pack("{s:o}", "tenants", tenants));
+}
+
+/* Cancelled jobs of a run, as a JSON array of names (NULL when none). */
+static json_t *cancelled_names(const live_run_t *r)
+{
+    json_t *names = NULL;
+    for (int i = 0; i < r->njobs; i++) {
+        store_job_row_t row;
+        if (store_job_get(server.store, r->jobs[i], &row) < 0) continue;
+        if (row.state == JOB_CANCELLED) {
+            if (!names) names = json_array();
+            json_array_append_new(names, json_string(row.name));
+        }
+        store_job_row_free(&row);
+    }
+    return names;
+}
+
+/* Every job of the run is in a final state. */
+static int run_jobs_final(int64_t run)
+{
+    store_job_row_t *rows;
+    size_t n;
+    if (store_run_jobs(server.store, run, &rows, &n) < 0) return 0;
+    int all = 1;
+    for (size_t i = 0; i < n; i++)
+        if (!job_state_final(rows[i].state)) all = 0;
+    store_job_rows_free(rows, n);
+    return all;
+}
+
+int monitor_job_cancelled(int64_t job, int64_t run)
+{
+    live_run_t *r = find_run(run);
+    store_run_row_t row;
+    if (store_run_get(server.store, run, &row) < 0) return -1;
+    if (!run_jobs_final(run)) {
+        if (r && r->hello) {
+            for (int i = 0; i < r->njobs; i++)
+                if (r->jobs[i] == job) send_cancel(r, json_pack("[s]", r->names[i]));
+        }
+        return 0;
+    }
+    /* Nothing left to train: the run ends; its group is stopped. */
+    if (store_run_finish(server.store, run, RUN_CANCELLED, "every job cancelled") < 0) return -1;
+    if (r) {
+        if (r->pid > 1) exec_local_signal(r->pid, SIGKILL);
+        r->ending = 1;
+        r->ending_since = weftd_now();
+    }
+    return 0;
+}
+
+static json_t *ack(const live_run_t *r, int rewind)
+{
+    json_t *a = json_pack("{s:I}", "seq", (json_int_t)r->acked);
+    if (rewind) json_object_set_new(a, "rewind", json_true());
+    return a;
+}
+
+/* The body without its transport fields, as stored text. */
+static char *metric_text(const json_t *body)
+{
+    json_t *copy = json_deep_copy(body);
+    json_object_del(copy, "seq");
+    json_object_del(copy, "acked");
+    json_object_del(copy, "from_attempt");
+    char *t = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(copy);
+    return t;
+}
+
+static int on_metric(live_run_t *r, const json_t *b)
+{
+    const char *tenant = wire_get_str(b, "tenant");
+    int64_t step;
+    int64_t job = job_of(r, tenant);
+    if (!job || wire_get_int(b, "step", &step) < 0) {
+        weft_warn("run %" PRId64 ": METRIC for unknown tenant '%s' or without step; dropped", r->id,
+                  tenant ? tenant : "");
+        return 0;
+    }
+    const char *kind = wire_get_str(b, "kind");
+    if (!kind)
+        kind = json_object_get(b, "val_loss") && !json_object_get(b, "loss") ? "eval" : "train";
+    if (strcmp(kind, "train") && strcmp(kind, "eval")) kind = "train";
+    char *text = metric_text(b);
+    int rc = text ? store_metric_add(server.store, job, step, kind, text) : -1;
+    free(text);
+    return rc < 0 ? -1 : 0;
+}
+
+static int on_checkpoint(live_run_t *r, const json_t *b)
+{
+    char *text = metric_text(b);
+    int rc = 0;
+    for (int i = 0; text && rc == 0 && i < r->njobs; i++)
+        rc = store_job_event(server.store, r->jobs[i], "checkpoint", text);
+    free(text);
+    return rc;
+}
+
+/* A tenant's own end inside a live run: succeeded, or failed alone (NaN). */
+static int end_tenant(live_run_t *r, const char *name, job_state_t to, const char *reason)
+{
+    int64_t job = job_of(r, name);
+    if (!job) return 0;
+    store_job_row_t row;
+    if (store_job_get(server.store, job, &row) < 0) return -1;
+    job_state_t st = row.state;
+    store_job_row_free(&row);
+    return st == JOB_RUNNING ? store_job_transition(server.store, job, to, reason) : 0;
+}
+
+static int on_done(live_run_t *r, const json_t *b)
+{
+    json_t *tenants = json_object_get(b, "tenants");
+    size_t i;
+    json_t *t;
+    json_array_foreach(tenants, i, t)
+    {
+        const char *name = wire_get_str(t, "name");
+        const char *status = wire_get_str(t, "status");
+        if (!name || !status) continue;
+        if (!strcmp(status, "failed")) {
+            const char *why = wire_get_str(t, "error");
+            if (end_tenant(r, name, JOB_FAILED, why ? why : "failed") < 0) return -1;
+        } else if (!strcmp(status, "cancelled")) {
+            if (end_tenant(r, name, JOB_CANCELLED, "cancelled") < 0) return -1;
+        }
+    }
+    store_run_row_t row;
+    if (store_run_get(server.store, r->id, &row) < 0) return -1;
+    if (row.state == RUN_LAUNCHED || row.state == RUN_RUNNING)
+        if (store_run_finish(server.store, r->id, RUN_DONE, "done") < 0) return -1;
+    r->ending = 1;
+    r->ending_since = weftd_now();
+    return 0;
+}
+
+static int on_fail(live_run_t *r, const json_t *b)
+{
+    const char *tenant = wire_get_str(b, "tenant");
+    const char *why = wire_get_str(b, "error");
+    if (tenant) return end_tenant(r, tenant, JOB_FAILED, why ? why : "failed");
+    /* A group failure: the exit code that follows decides the retry. */
+    char *text = metric_text(b);
+    int rc = 0;
+    for (int i = 0; text && rc == 0 && i < r->njobs; i++)
+        rc = store_job_event(server.store, r->jobs[i], "fail", text);
+    free(text);
+    return rc;
+}
+
+int monitor_handle(const wire_msg_t *m)
+{
+    char run_s[WIRE_RUN_MAX + 1];
+    int64_t attempt;
+    if (wire_rid_parse(m->rid, m->rid_len, run_s, sizeof run_s, &attempt) < 0) return 0;
+    char *end;
+    int64_t id = strtoll(run_s, &end, 10);
+    live_run_t *r = *end ? NULL : find_run(id);
+    if (!r || r->attempt != attempt || r->ending) {
+        server.rejected[WIRE_REJ_IDENTITY]++; /* stale or unknown: dropped */
+        return 0;
+    }
+    r->last_seen = weftd_now();
+    if (m->cmd == WIRE_HEARTBEAT) {
+        weftd_reply(m->rid, m->rid_len, WIRE_ACK, ack(r, 0));
+        return 0;
+    }
+    int64_t seq, peer = -1;
+    if (wire_get_int(m->body, "seq", &seq) < 0) return 0;
+    if (json_object_get(m->body, "acked")) wire_get_int(m->body, "acked", &peer);
+    int verdict = wire_seq_accept(&r->acked, seq, peer);
+    if (verdict != WIRE_SEQ_NEW) {
+        weftd_reply(m->rid, m->rid_len, WIRE_ACK, ack(r, verdict == WIRE_SEQ_GAP));
+        return 0;
+    }
+    int rc = 0;
+    switch (m->cmd) {
+    case WIRE_HELLO: {
+        int ok = store_run_hello(server.store, id, (int)attempt);
+        if (ok < 0) return -1;
+        r->hello = ok;
+        json_t *names = cancelled_names(r);
+        if (names) send_cancel(r, names);
+        break;
+    }
+    case WIRE_METRIC:
+        rc = on_metric(r, m->body);
+        break;
+    case WIRE_CHECKPOINT:
+        rc = on_checkpoint(r, m->body);
+        break;
+    case WIRE_DONE:
+        rc = on_done(r, m->body);
+        break;
+    case WIRE_FAIL:
+        rc = on_fail(r, m->body);
+        break;
+    default:
+        break;
+    }
+    if (rc < 0 || store_run_ack(server.store, id, r->acked) < 0) return -1;
+    weftd_reply(m->rid, m->rid_len, WIRE_ACK, ack(r, 0));
+    return 0;
+}
+
+/* Reloads what memory holds ahead of the store after a rolled-back round. */
+void monitor_reload(void)
+{
+    for (live_run_t *r = server.runs; r; r = r->next) {
+        store_run_row_t row;
+        if (store_run_get(server.store, r->id, &row) == 0) r->acked = row.acked_seq;
+    }
+}
+
+/* One transaction around a run-level change. */
+static int in_tx(int (*fn)(int64_t, int, const char *), int64_t run, int arg, const char *why)
+{
+    if (store_begin(server.store) < 0) return -1;
+    if (fn(run, arg, why) < 0) {
+        store_rollback(server.store);
+        return -1;
+    }
+    return store_commit(server.store);
+}
+
+static int lost(int64_t run, int counts, const char *why)
+{
+    int st = store_run_lost(server.store, run, counts, why);
+    if (st < 0) return -1;
+    weft_info("run %" PRId64 " lost (%s): %s", run, why,
+              st == RUN_PENDING ? "relaunching from its newest checkpoint" : "no attempts left");
+    return 0;
+}
+
+static int finish_failed(int64_t run, int unused, const char *why)
+{
+    (void)unused;
+    return store_run_finish(server.store, run, RUN_FAILED, why);
+}
+
+/* A group's process ended (reaped, or found gone after a restart). */
+static void group_ended(live_run_t *r, int code)
+{
+    store_run_row_t row;
+    if (store_run_get(server.store, r->id, &row) < 0) return;
+    if (row.state != RUN_LAUNCHED && row.state != RUN_RUNNING) {
+        drop_run(r->id); /* DONE or cancelled already recorded */
+        return;
+    }
+    char why[64];
+    if (code == EXIT_REQUEUE) {
+        snprintf(why, sizeof why, "exit 75 (checkpointed)");
+        in_tx(lost, r->id, 0, why);
+    } else if (code == 65 || code == 78) {
+        snprintf(why, sizeof why, "exit %d (%s)", code, code == 65 ? "bad data" : "bad spec");
+        in_tx(finish_failed, r->id, 0, why); /* retrying cannot help */
+    } else {
+        snprintf(why, sizeof why, code < 0 ? "process gone" : "exit %d", code);
+        in_tx(lost, r->id, 1, why);
+    }
+    drop_run(r->id);
+}
+
+static void reap(void)
+{
+    pid_t pid;
+    int code;
+    while (exec_local_reap(&pid, &code)) {
+        live_run_t *r = find_pid(pid);
+        if (!r) continue;
+        if (code == 0 && !r->ending) {
+            /* Exited cleanly: give its DONE a moment to arrive. */
+            r->ending = 1;
+            r->ending_since = weftd_now();
+            r->pid = 0;
+            continue;
+        }
+        group_ended(r, code);
+    }
+}
+
+/* Silent groups, groups gone after a restart, and clean exits whose DONE
+ * never came. */
+static void check_liveness(void)
+{
+    double now = weftd_now();
+    live_run_t *next;
+    for (live_run_t *r = server.runs; r; r = next) {
+        next = r->next;
+        if (r->ending) {
+            if (r->pid == 0 && now - r->ending_since > EXIT_GRACE)
+                group_ended(r, -1);
+            else if (r->pid > 1 && !exec_local_alive(r->pid))
+                group_ended(r, -1);
+            continue;
+        }
+        if (r->pid > 1 && !exec_local_alive(r->pid)) {
+            group_ended(r, -1);
+        } else if (now - r->last_seen > server.liveness) {
+            weft_warn("run %" PRId64 " attempt %d silent for %.0f s; killing its group", r->id,
+                      r->attempt, now - r->last_seen);
+            if (r->pid > 1) exec_local_signal(r->pid, SIGKILL);
+            r->last_seen = now; /* the reaper or the next check ends it */
+        }
+    }
+}
+
+/* Writes a run's spec file: the composed pack (lora) or the unit (full). */
+static int write_run_spec(int64_t run, const plan_run_t *p, char *path, size_t pathsize)
+{
+    char dir[PATH_MAX], out[PATH_MAX], name[32];
+    snprintf(name, sizeof name, "%" PRId64, run);
+    if (weft_path_join(dir, sizeof dir, server.runs_dir, name) < 0 || weft_mkdir_p(dir, 0700) < 0 ||
+        weft_path_join(out, sizeof out, dir, "out") < 0 ||
+        weft_path_join(path, pathsize, dir, "run.cfg") < 0)
+        return -1;
+    spec_t **units = calloc(p->n, sizeof *units);
+    if (!units) return weft_error("out of memory");
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < p->n; i++) {
+        store_job_row_t row;
+        if (store_job_get(server.store, p->jobs[i], &row) < 0) {
+            rc = -1;
+            break;
+        }
+        units[i] = spec_parse(row.unit, strlen(row.unit), dir, row.name, NULL, NULL);
+        if (!units[i]) rc = weft_error_prefix("job %" PRId64 "'s stored spec", row.id);
+        store_job_row_free(&row);
+    }
+    spec_t *runspec = NULL;
+    if (rc == 0) {
+        char rname[48];
+        snprintf(rname, sizeof rname, "run-%" PRId64, run);
+        if (units[0]->mode == SPEC_LORA) {
+            runspec = spec_compose((const spec_t *const *)units, (int)p->n, rname, out);
+        } else {
+            runspec = spec_dup(units[0]);
+            if (runspec && (snprintf(runspec->name, sizeof runspec->name, "%s", rname) >=
+                                (int)sizeof runspec->name ||
+                            snprintf(runspec->output, sizeof runspec->output, "%s", out) >=
+                                (int)sizeof runspec->output))
+                rc = weft_error("run folder path too long: %s", out);
+        }
+        if (rc == 0 && (!runspec || spec_write_file(runspec, path) < 0)) rc = -1;
+    }
+    spec_destroy(&runspec);
+    for (size_t i = 0; i < p->n; i++) spec_destroy(&units[i]);
+    free(units);
+    return rc;
+}
+
+static int launch(int64_t run)
+{
+    store_run_row_t row;
+    if (store_run_get(server.store, run, &row) < 0) return -1;
+    char log[PATH_MAX], name[64];
+    snprintf(name, sizeof name, "%" PRId64 "/attempt-%d.log", run, row.attempt);
+    if (weft_path_join(log, sizeof log, server.runs_dir, name) < 0) return -1;
+    store_job_row_t *jobs;
+    size_t n;
+    if (store_run_jobs(server.store, run, &jobs, &n) < 0) return -1;
+    int threads = 1;
+    store_job_rows_free(jobs, n);
+    pid_t pid;
+    if (exec_local_launch(server.exec, run, row.attempt, row.ranks, threads, row.spec_path, log,
+                          &pid) < 0)
+        return -1;
+    char exec_id[32];
+    snprintf(exec_id, sizeof exec_id, "%d", (int)pid);
+    if (store_begin(server.store) < 0 || store_run_launched(server.store, run, exec_id) < 0 ||
+        store_commit(server.store) < 0) {
+        store_rollback(server.store);
+        exec_local_signal(pid, SIGKILL);
+        return -1;
+    }
+    live_run_t *r = calloc(1, sizeof *r);
+    if (!r) return weft_error("out of memory");
+    r->id = run;
+    r->attempt = row.attempt;
+    r->pid = pid;
+    r->ranks = row.ranks;
+    r->launched = r->last_seen = weftd_now();
+    r->acked = 0;
+    if (load_jobs(r) < 0) {
+        free_run(r);
+        return -1;
+    }
+    r->next = server.runs;
+    server.runs = r;
+    weft_info("run %" PRId64 " attempt %d: %zu job(s), %d rank(s), pid %d, log %s", run,
+              row.attempt, n, row.ranks, (int)pid, log);
+    return 0;
+}
+
+/* Relaunches pending runs (retries) and plans new ones while slots last. */
+static int plan_and_launch(void)
+{
+    int64_t *pending;
+    size_t np;
+    if (store_runs_in_state(server.store, RUN_PENDING, &pending, &np) < 0) return -1;
+    for (size_t i = 0; i < np; i++) {
+        store_run_row_t row;
+        if (store_run_get(server.store, pending[i], &row) < 0) continue;
+        if (row.ranks > server.slots - used_slots()) break;
+        if (launch(pending[i]) < 0) weft_warn("run %" PRId64 ": %s", pending[i], weft_last_error());
+    }
+    free(pending);
+    int free_slots = server.slots - used_slots();
+    if (free_slots <= 0) return 0;
+    store_job_row_t *queued;
+    size_t nq;
+    if (store_jobs_queued(server.store, 4096, &queued, &nq) < 0) return -1;
+    plan_run_t plans[16];
+    size_t n = planner_pack(queued, nq, server.pack_size, free_slots, plans, 16);
+    for (size_t i = 0; i < n; i++) {
+        char spec_path[PATH_MAX];
+        if (store_begin(server.store) < 0) break;
+        int64_t run = store_run_create(server.store, plans[i].jobs, plans[i].n, plans[i].ranks,
+                                       plans[i].max_attempts);
+        int ok = run > 0 && write_run_spec(run, &plans[i], spec_path, sizeof spec_path) == 0 &&
+                 store_run_set_spec(server.store, run, spec_path) == 0;
+        if (!ok) {
+            weft_warn("cannot plan a run of %zu job(s): %s", plans[i].n, weft_last_error());
+            store_rollback(server.store);
+            /* A unit that cannot be written will not get better: fail it. */
+            if (store_begin(server.store) == 0) {
+                for (size_t k = 0; k < plans[i].n; k++)
+                    store_job_transition(server.store, plans[i].jobs[k], JOB_FAILED,
+                                         weft_last_error());
+                store_commit(server.store);
+            }
+            continue;
+        }
+        if (store_commit(server.store) < 0) {
+            store_rollback(server.store);
+            break;
+        }
+        if (launch(run) < 0) weft_warn("run %" PRId64 ": %s", run, weft_last_error());
+    }
+    store_job_rows_free(queued, nq);
+    return 0;
+}
+
+int monitor_cron(void)
+{
+    reap();
+    check_liveness();
+    return plan_and_launch();
+}
+
+int monitor_recover(void)
+{
+    for (run_state_t st = RUN_LAUNCHED; st <= RUN_RUNNING; st++) {
+        int64_t *ids;
+        size_t n;
+        if (store_runs_in_state(server.store, st, &ids, &n) < 0) return -1;
+        for (size_t i = 0; i < n; i++) {
+            store_run_row_t row;
+            if (store_run_get(server.store, ids[i], &row) < 0) continue;
+            live_run_t *r = calloc(1, sizeof *r);
+            if (!r) break;
+            r->id = row.id;
+            r->attempt = row.attempt;
+            r->pid = (pid_t)atoi(row.executor_id);
+            r->ranks = row.ranks;
+            r->acked = row.acked_seq;
+            r->hello = st == RUN_RUNNING;
+            r->launched = r->last_seen = weftd_now();
+            if (load_jobs(r) < 0) {
+                free_run(r);
+                continue;
+            }
+            r->next = server.runs;
+            server.runs = r;
+            weft_info("run %" PRId64 " attempt %d (pid %d) carried over from before the restart",
+                      r->id, r->attempt, (int)r->pid);
+        }
+        free(ids);
+    }
+    return 0;
+}

@@ -1,0 +1,392 @@
+/* weftd.c: the coordinator's main: options, the home folder and its lock,
+ * one zmq_poll loop over the ROUTER socket, and the round discipline: every
+ * message of a round is handled inside one transaction, and its replies and
+ * ACKs leave only after that transaction commits. */
+#include "config.h"
+#include "fsutil.h"
+#include "log.h"
+#include "weftd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+weftd_t server;
+
+#define ROUND_MAX 1000 /* messages handled in one transaction */
+#define POLL_MS   100
+
+double weftd_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void weftd_reply(const uint8_t *rid, size_t rid_len, wire_cmd_t cmd, json_t *body)
+{
+    if (server.nreplies == server.capreplies) {
+        size_t cap = server.capreplies ? server.capreplies * 2 : 64;
+        reply_t *r = realloc(server.replies, cap * sizeof *r);
+        if (!r) {
+            json_decref(body);
+            return;
+        }
+        server.replies = r;
+        server.capreplies = cap;
+    }
+    reply_t *r = &server.replies[server.nreplies++];
+    memcpy(r->rid, rid, rid_len);
+    r->rid_len = rid_len;
+    r->cmd = cmd;
+    r->body = body;
+}
+
+void weftd_reply_error(const uint8_t *rid, size_t rid_len, const char *kind, const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    weftd_reply(rid, rid_len, WIRE_ERROR, json_pack("{s:s, s:s}", "error", kind, "message", text));
+}
+
+/* Sends the round's replies (after COMMIT), or drops them (after ROLLBACK)
+ * and tells each sender the store failed. */
+static void flush_replies(int committed)
+{
+    for (size_t i = 0; i < server.nreplies; i++) {
+        reply_t *r = &server.replies[i];
+        if (committed) {
+            wire_send(server.router, r->rid, r->rid_len, r->cmd, r->body, ZMQ_DONTWAIT);
+        } else if (r->cmd != WIRE_ACK) {
+            json_t *e = json_pack("{s:s, s:s}", "error", "store", "message",
+                                  "the coordinator could not store this; try again");
+            wire_send(server.router, r->rid, r->rid_len, WIRE_ERROR, e, ZMQ_DONTWAIT);
+            json_decref(e);
+        }
+        json_decref(r->body);
+    }
+    server.nreplies = 0;
+}
+
+/* One round: drain up to ROUND_MAX messages inside one transaction. */
+static void round_messages(void)
+{
+    wire_rx_t rx = {.accept = WIRE_FROM_CLIENT | WIRE_FROM_WORKER, .max_json = 0};
+    int began = 0, failed = 0;
+    for (int i = 0; i < ROUND_MAX && !server.stop; i++) {
+        wire_msg_t *msg = NULL;
+        wire_reject_t rej;
+        int rc = wire_recv(server.router, &rx, ZMQ_DONTWAIT, &msg, &rej);
+        if (rc == WIRE_AGAIN) break;
+        if (rc == WIRE_REJECTED) {
+            server.rejected[rej.code]++;
+            if (rej.rid_len)
+                wire_send_error(server.router, rej.rid, rej.rid_len, rej.code, rej.text,
+                                ZMQ_DONTWAIT);
+            continue;
+        }
+        if (rc < 0) {
+            weft_warn("receive failed: %s", weft_last_error());
+            break;
+        }
+        if (!began) {
+            if (store_begin(server.store) < 0) {
+                weft_warn("%s", weft_last_error());
+                wire_msg_destroy(&msg);
+                break;
+            }
+            began = 1;
+        }
+        server.handled++;
+        int hr =
+            wire_cmd_senders(msg->cmd) & WIRE_FROM_WORKER ? monitor_handle(msg) : api_handle(msg);
+        wire_msg_destroy(&msg);
+        if (hr < 0) {
+            failed = 1;
+            weft_warn("store failure, rolling back the round: %s", weft_last_error());
+            break;
+        }
+    }
+    if (!began) {
+        flush_replies(1);
+        return;
+    }
+    if (!failed && store_commit(server.store) == 0) {
+        flush_replies(1);
+        return;
+    }
+    store_rollback(server.store);
+    monitor_reload();
+    flush_replies(0);
+}
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    server.stop = 1;
+}
+
+/* Takes the home's lock; a second weftd is told who holds it. */
+static int lock_home(void)
+{
+    char path[PATH_MAX];
+    if (weft_path_join(path, sizeof path, server.home, "weftd.pid") < 0) return -1;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return weft_error("%s: cannot open: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        char buf[32] = "";
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        buf[n > 0 ? n : 0] = 0;
+        close(fd);
+        return weft_error("another weftd (pid %d) is running on %s; stop it first or use "
+                          "another --home",
+                          atoi(buf), server.home);
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+        close(fd);
+        return weft_error("%s: cannot write the pid", path);
+    }
+    server.lock_fd = fd;
+    return 0;
+}
+
+static int setup_home(const char *home)
+{
+    if (home) {
+        snprintf(server.home, sizeof server.home, "%s", home);
+    } else if (getenv("WEFT_HOME") && *getenv("WEFT_HOME")) {
+        snprintf(server.home, sizeof server.home, "%s", getenv("WEFT_HOME"));
+    } else {
+        const char *h = getenv("HOME");
+        if (!h || snprintf(server.home, sizeof server.home, "%s/.weft", h) >= PATH_MAX)
+            return weft_error("no home folder: give --home DIR or set WEFT_HOME");
+    }
+    if (weft_mkdir_p(server.home, 0700) < 0 || chmod(server.home, 0700) < 0)
+        return weft_error_prefix("home %s", server.home);
+    char *abs = realpath(server.home, NULL);
+    if (!abs) return weft_error("home %s: %s", server.home, strerror(errno));
+    snprintf(server.home, sizeof server.home, "%s", abs);
+    free(abs);
+    if (weft_path_join(server.runs_dir, sizeof server.runs_dir, server.home, "runs") < 0 ||
+        weft_path_join(server.data_dir, sizeof server.data_dir, server.home, "data") < 0 ||
+        weft_mkdir_p(server.runs_dir, 0700) < 0 || weft_mkdir_p(server.data_dir, 0700) < 0)
+        return -1;
+    return 0;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: weftd [--home DIR] [--endpoint EP] [--executor local] [--slots N]\n"
+                 "             [--pack-size K] [--liveness SECONDS] [--foreground]\n\n"
+                 "  --home DIR        state folder (default $WEFT_HOME, else ~/.weft)\n"
+                 "  --endpoint EP     ZeroMQ endpoint (default ipc://HOME/weftd.sock)\n"
+                 "  --executor NAME   where runs go: local (mpirun on this machine)\n"
+                 "  --slots N         MPI ranks run at once (default: number of cores)\n"
+                 "  --pack-size K     tenants per LoRA run (default 16)\n"
+                 "  --liveness S      seconds of silence before a run is lost (default 30)\n"
+                 "  --foreground      stay attached; log to stderr\n");
+}
+
+/* Forks into the background once ready: the parent exits 0 only when the
+ * child has bound its socket (or reports the child's error). */
+static int daemonize(int *ready_fd)
+{
+    int p[2];
+    if (pipe(p) < 0) return weft_error("pipe: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0) return weft_error("fork: %s", strerror(errno));
+    if (pid > 0) {
+        close(p[1]);
+        char buf[1024];
+        ssize_t n = read(p[0], buf, sizeof buf - 1);
+        if (n <= 0) {
+            fprintf(stderr, "weftd: failed to start; see %s/weftd.log\n", server.home);
+            _exit(1);
+        }
+        buf[n] = 0;
+        if (buf[0] != 'O') {
+            fprintf(stderr, "weftd: error: %s\n", buf);
+            _exit(1);
+        }
+        printf("weftd: running (pid %d) on %s\n", (int)pid, server.endpoint);
+        _exit(0);
+    }
+    close(p[0]);
+    setsid();
+    char log[PATH_MAX];
+    if (weft_path_join(log, sizeof log, server.home, "weftd.log") == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        int nul = open("/dev/null", O_RDONLY);
+        if (fd >= 0) dup2(fd, 1), dup2(fd, 2), close(fd);
+        if (nul >= 0) dup2(nul, 0), close(nul);
+    }
+    *ready_fd = p[1];
+    return 0;
+}
+
+static void tell_parent(int fd, const char *what)
+{
+    if (fd < 0) return;
+    ssize_t n = write(fd, what, strlen(what));
+    (void)n;
+    close(fd);
+}
+
+int main(int argc, char **argv)
+{
+    weft_log_init("weftd");
+    const char *home = NULL, *endpoint = NULL, *executor = "local";
+    int foreground = 0;
+    server.slots = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    server.pack_size = 16;
+    server.liveness = 30;
+    server.max_watchers = 256;
+    server.lock_fd = -1;
+    static const struct option opts[] = {
+        {"home", required_argument, 0, 'H'},      {"endpoint", required_argument, 0, 'e'},
+        {"executor", required_argument, 0, 'x'},  {"slots", required_argument, 0, 's'},
+        {"pack-size", required_argument, 0, 'k'}, {"liveness", required_argument, 0, 'l'},
+        {"foreground", no_argument, 0, 'f'},      {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},         {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        char *end = NULL;
+        switch (c) {
+        case 'H':
+            home = optarg;
+            break;
+        case 'e':
+            endpoint = optarg;
+            break;
+        case 'x':
+            executor = optarg;
+            break;
+        case 's':
+            server.slots = (int)strtol(optarg, &end, 10);
+            break;
+        case 'k':
+            server.pack_size = (int)strtol(optarg, &end, 10);
+            break;
+        case 'l':
+            server.liveness = strtod(optarg, &end);
+            break;
+        case 'f':
+            foreground = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("weftd %s\n", PACKAGE_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return 64;
+        }
+        if (end && (*end || end == optarg)) {
+            fprintf(stderr, "weftd: --%s wants a number, not '%s'\n", opts[0].name, optarg);
+            return 64;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "weftd: unexpected argument '%s'; see weftd --help\n", argv[optind]);
+        return 64;
+    }
+    if (server.slots < 1 || server.pack_size < 1 || server.pack_size > 256 ||
+        server.liveness <= 0) {
+        fprintf(stderr, "weftd: --slots and --liveness must be positive, --pack-size 1..256\n");
+        return 64;
+    }
+    if (strcmp(executor, "local")) {
+        fprintf(stderr, "weftd: unknown executor '%s' (this build knows: local)\n", executor);
+        return 64;
+    }
+    if (setup_home(home) < 0) {
+        weft_report();
+        return 1;
+    }
+    if (endpoint)
+        snprintf(server.endpoint, sizeof server.endpoint, "%s", endpoint);
+    else if (snprintf(server.endpoint, sizeof server.endpoint, "ipc://%s/weftd.sock",
+                      server.home) >= (int)sizeof server.endpoint) {
+        fprintf(stderr, "weftd: home path too long for an ipc endpoint\n");
+        return 64;
+    }
+    if (!strncmp(server.endpoint, "tcp://", 6)) {
+        fprintf(stderr, "weftd: tcp endpoints need CURVE keys, which this build does not have "
+                        "yet; use the ipc endpoint\n");
+        return 64;
+    }
+    if (lock_home() < 0) {
+        weft_report();
+        return 1;
+    }
+    int ready_fd = -1;
+    if (!foreground && daemonize(&ready_fd) < 0) {
+        weft_report();
+        return 1;
+    }
+    char db[PATH_MAX];
+    int rc = 1;
+    if (weft_path_join(db, sizeof db, server.home, "weft.db") < 0 ||
+        !(server.store = store_open(db)) ||
+        !(server.exec = exec_local_new(NULL, getenv("WEFT_WORKER"), server.endpoint))) {
+        tell_parent(ready_fd, weft_last_error());
+        weft_report();
+        goto out;
+    }
+    server.zctx = zmq_ctx_new();
+    wire_opts_t wo = wire_opts_default();
+    if (!strncmp(server.endpoint, "ipc://", 6)) unlink(server.endpoint + 6);
+    server.router = wire_router_new(server.zctx, server.endpoint, &wo);
+    if (!server.router) {
+        tell_parent(ready_fd, weft_last_error());
+        weft_report();
+        goto out;
+    }
+    if (!strncmp(server.endpoint, "ipc://", 6)) chmod(server.endpoint + 6, 0600);
+    if (monitor_recover() < 0) {
+        tell_parent(ready_fd, weft_last_error());
+        weft_report();
+        goto out;
+    }
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    weft_info("listening on %s (home %s, %d slots, packs of %d)", server.endpoint, server.home,
+              server.slots, server.pack_size);
+    tell_parent(ready_fd, "OK");
+    while (!server.stop) {
+        zmq_pollitem_t it = {server.router, 0, ZMQ_POLLIN, 0};
+        zmq_poll(&it, 1, POLL_MS);
+        round_messages();
+        if (monitor_cron() < 0) weft_warn("%s", weft_last_error());
+        api_watch_cron();
+    }
+    weft_info("stopping; running groups go on and reconnect to the next weftd");
+    rc = 0;
+out:
+    api_watchers_drop_all();
+    monitor_free_all();
+    if (server.router) zmq_close(server.router);
+    if (server.zctx) zmq_ctx_term(server.zctx);
+    exec_local_destroy(&server.exec);
+    store_destroy(&server.store);
+    free(server.replies);
+    if (server.lock_fd >= 0) close(server.lock_fd);
+    return rc;
+}

@@ -1,0 +1,107 @@
+/* weftd.h: the coordinator's one global state (Redis style): the store, the
+ * ROUTER socket, the live runs it follows, the watchers it streams to, and
+ * the replies of the current poll round, sent only after its COMMIT. */
+#ifndef WEFT_WEFTD_H
+#define WEFT_WEFTD_H
+
+#include "exec_local.h"
+#include "store.h"
+#include "wire.h"
+
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* A run weftd has launched and follows: its process, its current attempt's
+ * message stream and its tenants (job ids by name). */
+typedef struct live_run {
+    int64_t id;
+    int attempt;
+    pid_t pid; /* process group of mpirun (local executor) */
+    int ranks;
+    double launched;  /* monotonic seconds */
+    double last_seen; /* last message from the current attempt */
+    int64_t acked;    /* highest seq stored from the current attempt */
+    int hello;        /* HELLO seen from the current attempt */
+    int ending;       /* 1 once weftd has asked the group to stop */
+    double ending_since;
+    int njobs;
+    int64_t *jobs;
+    char **names;
+    struct live_run *next;
+} live_run_t;
+
+/* A client following a job's events (WATCH). */
+typedef struct watcher {
+    uint8_t rid[WIRE_RID_MAX];
+    size_t rid_len;
+    int64_t job;
+    int64_t last; /* last event id sent */
+    int stalled;  /* the last send did not go out */
+    int gone;     /* the client is no longer connected */
+    struct watcher *next;
+} watcher_t;
+
+/* A reply waiting for the commit of its round. */
+typedef struct {
+    uint8_t rid[WIRE_RID_MAX];
+    size_t rid_len;
+    wire_cmd_t cmd;
+    json_t *body;
+} reply_t;
+
+typedef struct {
+    char home[PATH_MAX];
+    char endpoint[600];
+    char runs_dir[PATH_MAX];
+    char data_dir[PATH_MAX];
+    int slots;        /* ranks weftd may run at once */
+    int pack_size;    /* tenants per LoRA run */
+    double liveness;  /* seconds without a message before a run is lost */
+    int max_watchers; /* open WATCH streams */
+    store_t *store;
+    void *zctx, *router;
+    exec_local_t *exec;
+    live_run_t *runs;
+    watcher_t *watchers;
+    int nwatchers;
+    reply_t *replies;
+    size_t nreplies, capreplies;
+    int64_t rejected[WIRE_REJ_COUNT];
+    int64_t handled;
+    int lock_fd;
+    volatile sig_atomic_t stop;
+} weftd_t;
+
+extern weftd_t server;
+
+/* Monotonic seconds. */
+double weftd_now(void);
+/* Queues a reply for after the commit of this round (takes body). */
+void weftd_reply(const uint8_t *rid, size_t rid_len, wire_cmd_t cmd, json_t *body);
+/* Queues an ERROR reply {"error": kind, "message": text}. */
+void weftd_reply_error(const uint8_t *rid, size_t rid_len, const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* api.c: client commands. Return 0, or -1 for a store failure (the round is
+ * rolled back). */
+int api_handle(const wire_msg_t *msg);
+/* Sends watchers the events committed since their last one. */
+void api_watch_cron(void);
+void api_watchers_drop_all(void);
+
+/* monitor.c: worker messages and the life of runs. */
+int monitor_handle(const wire_msg_t *msg);
+/* Reaps exits, times out silent runs, retries, plans and launches. */
+int monitor_cron(void);
+/* Rebuilds the live-run table from the store after a restart. */
+int monitor_recover(void);
+/* A job of a live run was cancelled: tell its group; end the run when none
+ * of its jobs is left running. */
+int monitor_job_cancelled(int64_t job, int64_t run);
+void monitor_free_all(void);
+/* After a rolled-back round: reload what memory holds ahead of the store. */
+void monitor_reload(void);
+
+#endif

@@ -207,6 +207,22 @@ void gpt2_zero_grad(gpt2_t *self)
     if (self->grads) memset(self->grads, 0, self->nparams * sizeof *self->grads);
 }
 
+double gpt2_grad_norm(const gpt2_t *self)
+{
+    return self->grads ? sqrt(grad_sumsq(self->grads, self->nparams)) : 0.0;
+}
+
+void gpt2_adamw(gpt2_t *self, float *m, float *v, float lr, const adamw_hparams_t *hp,
+                unsigned decay_kinds, long t)
+{
+    for (size_t i = 0; i < self->ntensors; i++) {
+        const gpt2_tensor_t *x = &self->tensors[i];
+        float wd = decay_kinds & (1u << x->kind) ? hp->weight_decay : 0.0f;
+        adamw_update(self->params + x->offset, self->grads + x->offset, m + x->offset,
+                     v + x->offset, x->numel, lr, wd, hp, t);
+    }
+}
+
 double gpt2_flops_per_token(const gpt2_t *self, int T)
 {
     const gpt2_config_t *c = &self->cfg;

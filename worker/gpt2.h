@@ -10,6 +10,8 @@
 #ifndef WEFT_GPT2_H
 #define WEFT_GPT2_H
 
+#include "optim.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -127,6 +129,17 @@ size_t gpt2_valid_targets(const gpt2_t *self);
  * loss); NULL means 1/(valid targets), i.e. the mean loss. Accumulates (+=)
  * parameter gradients unless frozen. Overwrites the logits. */
 int gpt2_backward(gpt2_t *self, const float *scale);
+
+/* Weight decay applies to the tensor kinds set here, by default matrices. */
+#define GPT2_DECAY_DEFAULT (1u << GPT2_MATRIX)
+
+/* Global norm of the gradients (double accumulation, table order). */
+double gpt2_grad_norm(const gpt2_t *self);
+/* One AdamW step over every tensor with the same learning rate: m and v are
+ * nparams floats in the parameter layout; weight decay hp->weight_decay on
+ * tensors whose kind bit is in decay_kinds, none on the others. */
+void gpt2_adamw(gpt2_t *self, float *m, float *v, float lr, const adamw_hparams_t *hp,
+                unsigned decay_kinds, long t);
 
 /* FLOPs of one training step per token, as the benchmark counts them:
  * 6·N + 6·L·C·T. */

@@ -11,7 +11,7 @@ void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float 
                   const adamw_hparams_t *hp, long t)
 {
     float b1 = hp->beta1, b2 = hp->beta2, eps = hp->eps;
-    float decay = 1.0f - lr * wd;
+    float decay = (float)(1.0 - (double)lr * wd);
     double bc1 = 1.0 - pow(b1, (double)t), bc2 = 1.0 - pow(b2, (double)t);
     float step_size = (float)(lr / bc1);
     float bc2_sqrt = (float)sqrt(bc2);

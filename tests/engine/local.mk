@@ -1,1 +1,12 @@
-# tests/engine/: tests of the engine area (owned with that area).
+# tests/engine/: the engine against committed PyTorch references, finite
+# differences, determinism and bad input; the weft init-model/grad commands.
+check_PROGRAMS += tests/engine/test_engine
+tests_engine_test_engine_SOURCES = tests/engine/test_engine.c
+tests_engine_test_engine_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/worker
+tests_engine_test_engine_LDADD = worker/libweftmodel.a worker/libweftengine.a \
+	common/libweftcommon.a $(TEST_LIBS) $(WEFT_LIBS)
+TESTS += tests/engine/test_engine tests/engine/test_engine_cli.sh
+EXTRA_DIST += tests/engine/test_engine_cli.sh \
+	tests/engine/data/tiny.h5 tests/engine/data/tiny-grad.h5 tests/engine/data/tiny-train.h5 \
+	tests/engine/data/l3h3.h5 tests/engine/data/l3h3-grad.h5 tests/engine/data/l3h3-train.h5 \
+	scripts/make-reference.py scripts/bench-torch.py

@@ -5,6 +5,8 @@
 #include "fsutil.h"
 #include "h5util.h"
 #include "log.h"
+#include "lora_train.h"
+#include "sha256.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -243,4 +245,23 @@ int adapter_save(const char *path, lora_pack_t *pack, int k, const adapter_info_
         return -1;
     }
     return 0;
+}
+
+lora_pack_t *adapter_attach(gpt2_t *model, const char *model_path, const char *adapter_path,
+                            size_t rows, adapter_info_t *info)
+{
+    adapter_info_t local;
+    char hex[65];
+    if (!info) info = &local;
+    if (weft_sha256_file(model_path, hex) < 0 || adapter_read_info(adapter_path, info) < 0)
+        return NULL;
+    lora_pack_t *pack = lora_pack_new(model->cfg.n_layer, model->cfg.n_embd, 1, &info->spec, rows);
+    size_t row0 = 0;
+    if (!pack || adapter_load(adapter_path, model_path, hex, pack, 0, NULL) < 0 ||
+        lora_pack_set_rows(pack, &row0, &rows) < 0) {
+        lora_pack_destroy(&pack);
+        return NULL;
+    }
+    lora_attach(model, pack);
+    return pack;
 }

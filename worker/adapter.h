@@ -4,6 +4,7 @@
 #ifndef WEFT_ADAPTER_H
 #define WEFT_ADAPTER_H
 
+#include "gpt2.h"
 #include "lora.h"
 
 #include <hdf5.h>
@@ -47,5 +48,12 @@ int adapter_save(const char *path, lora_pack_t *pack, int k, const adapter_info_
 int adapter_write_tensors(hid_t file, const char *prefix, lora_pack_t *pack, int k,
                           const float *buf);
 int adapter_read_tensors(hid_t file, const char *prefix, lora_pack_t *pack, int k, float *buf);
+
+/* Loads the adapter at adapter_path (checked against the SHA-256 of the
+ * backbone file model_path, which model was loaded from) as a pack of one
+ * tenant owning rows [0, rows), and attaches it to model (lora_attach):
+ * the backbone frozen, the adapter's gradients computed. NULL on error. */
+lora_pack_t *adapter_attach(gpt2_t *model, const char *model_path, const char *adapter_path,
+                            size_t rows, adapter_info_t *info);
 
 #endif

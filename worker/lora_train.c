@@ -43,6 +43,17 @@ static void delta_backward(void *ctx, int l, gpt2_module_t m, float *dinp, const
     lora_backward(ctx, l, (int)m, dinp, dout, inp);
 }
 
+void lora_attach(gpt2_t *model, lora_pack_t *pack)
+{
+    model->frozen = 1;
+    model->delta = (gpt2_delta_t){delta_forward, delta_backward, pack};
+}
+
+void lora_detach(gpt2_t *model)
+{
+    model->delta = (gpt2_delta_t){NULL, NULL, NULL};
+}
+
 lora_trainer_t *lora_trainer_new(gpt2_t *model, lora_pack_t *pack, const lora_hparams_t *hp,
                                  int B_max, int T)
 {
@@ -81,8 +92,7 @@ lora_trainer_t *lora_trainer_new(gpt2_t *model, lora_pack_t *pack, const lora_hp
         goto oom;
     memcpy(self->hp, hp, (size_t)K * sizeof *hp);
     for (int k = 0; k < K; k++) self->failed_at[k] = -1;
-    model->frozen = 1;
-    model->delta = (gpt2_delta_t){delta_forward, delta_backward, pack};
+    lora_attach(model, pack);
     return self;
 oom:
     lora_trainer_destroy(&self);
@@ -94,8 +104,7 @@ void lora_trainer_destroy(lora_trainer_t **self_p)
 {
     lora_trainer_t *self = *self_p;
     if (!self) return;
-    if (self->model && self->model->delta.ctx == self->pack)
-        self->model->delta = (gpt2_delta_t){NULL, NULL, NULL};
+    if (self->model && self->model->delta.ctx == self->pack) lora_detach(self->model);
     free(self->hp);
     free(self->step);
     free(self->failed_at);

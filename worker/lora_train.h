@@ -24,6 +24,12 @@ typedef struct {
     int B;
 } lora_batch_t;
 
+/* Makes pack the model's per-module delta and freezes the backbone
+ * (model->frozen = 1): gpt2_forward/gpt2_backward then run base + LoRA and
+ * compute the adapters' gradients only. Detach restores the plain model. */
+void lora_attach(gpt2_t *model, lora_pack_t *pack);
+void lora_detach(gpt2_t *model);
+
 typedef struct lora_trainer lora_trainer_t;
 
 /* Attaches pack to model (model->delta, model->frozen = 1) for batches of

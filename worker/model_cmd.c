@@ -1,6 +1,7 @@
 /* model_cmd.c: `weft init-model` (a freshly initialised weft-model file) and
  * `weft grad` (loss and gradients of one batch: the engine's probe, and the
  * tool the reference test and a puzzled user reach for). */
+#include "adapter.h"
 #include "fsutil.h"
 #include "gpt2.h"
 #include "h5util.h"
@@ -168,7 +169,8 @@ static int read_batch(const char *path, int **inputs, int **targets, int *B, int
     return weft_error_prefix("%s", path);
 }
 
-static int write_grad_file(const char *path, gpt2_t *m, float loss, const float *logits)
+static int write_grad_file(const char *path, gpt2_t *m, lora_pack_t *pack, float loss,
+                           const float *logits)
 {
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
@@ -182,7 +184,8 @@ static int write_grad_file(const char *path, gpt2_t *m, float loss, const float 
         h5_write_f32(f, "/loss", 0, NULL, &loss) < 0 ||
         h5_write_f32(f, "/losses", 2, bt, gpt2_losses(m)) < 0 ||
         (logits && h5_write_f32(f, "/logits", 3, bt, logits) < 0) ||
-        model_file_write_tensors(f, m, m->grads) < 0)
+        (pack ? adapter_write_tensors(f, "", pack, 0, lora_pack_grads(pack))
+              : model_file_write_tensors(f, m, m->grads)) < 0)
         rc = -1;
     if (H5Fclose(f) < 0 && rc == 0) rc = weft_error("cannot finish writing");
     if (rc == 0 && weft_fsync_path(tmp) == 0 && weft_rename_durable(tmp, path) == 0) return 0;
@@ -192,16 +195,18 @@ static int write_grad_file(const char *path, gpt2_t *m, float loss, const float 
 
 static void grad_usage(FILE *out)
 {
-    fprintf(out, "usage: weft grad --model MODEL.h5 --batch BATCH.h5 -o OUT.h5 [--logits]\n"
-                 "         [--threads N]\n"
+    fprintf(out, "usage: weft grad --model MODEL.h5 [--adapter ADAPTER.h5] --batch BATCH.h5\n"
+                 "         -o OUT.h5 [--logits] [--threads N]\n"
                  "BATCH.h5 holds /inputs and /targets, int32 [B,T] (target -1 is ignored).\n"
                  "OUT.h5 gets /loss, /losses [B,T], /logits [B,T,V] (with --logits) and the\n"
-                 "gradient of the mean loss for every parameter, under the model's names.\n");
+                 "gradient of the mean loss for every parameter, under the model's names;\n"
+                 "with --adapter, the backbone is frozen and OUT.h5 holds the adapter's\n"
+                 "gradients under the adapter file's names (/h/<i>/<module>/lora_A, lora_B).\n");
 }
 
 int cmd_grad(int argc, char **argv)
 {
-    const char *model_path = NULL, *batch_path = NULL, *out = NULL;
+    const char *model_path = NULL, *batch_path = NULL, *out = NULL, *adapter_path = NULL;
     int with_logits = 0;
     long threads = 0;
     for (int i = 1; i < argc; i++) {
@@ -217,6 +222,7 @@ int cmd_grad(int argc, char **argv)
         if (!(v = option_value(argc, argv, &i))) goto fail;
         if (!strcmp(a, "--model")) model_path = v;
         else if (!strcmp(a, "--batch")) batch_path = v;
+        else if (!strcmp(a, "--adapter")) adapter_path = v;
         else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = v;
         else if (!strcmp(a, "--threads")) {
             if (parse_long(a, v, 1, 1024, &threads) < 0) goto fail;
@@ -233,8 +239,11 @@ int cmd_grad(int argc, char **argv)
     if (threads) openblas_set_num_threads((int)threads);
     int *inputs = NULL, *targets = NULL, B = 0, T = 0, rc = -1;
     float *logits = NULL;
+    lora_pack_t *pack = NULL;
     gpt2_t *m = model_file_load(model_path, NULL, 0);
-    if (m && read_batch(batch_path, &inputs, &targets, &B, &T) == 0) {
+    if (m && read_batch(batch_path, &inputs, &targets, &B, &T) == 0 &&
+        (!adapter_path ||
+         (pack = adapter_attach(m, model_path, adapter_path, (size_t)B * T, NULL)))) {
         float loss;
         size_t nlogits = (size_t)B * T * m->cfg.vocab_size;
         if (gpt2_forward(m, inputs, targets, B, T, &loss) < 0)
@@ -244,7 +253,7 @@ int cmd_grad(int argc, char **argv)
         else {
             /* the backward turns the logits into their gradient: keep a copy */
             if (logits) memcpy(logits, gpt2_logits(m), nlogits * sizeof *logits);
-            if (gpt2_backward(m, NULL) == 0) rc = write_grad_file(out, m, loss, logits);
+            if (gpt2_backward(m, NULL) == 0) rc = write_grad_file(out, m, pack, loss, logits);
         }
         if (rc == 0)
             printf("loss %.6f over %zu targets; wrote %s\n", (double)loss, gpt2_valid_targets(m),
@@ -254,6 +263,7 @@ int cmd_grad(int argc, char **argv)
     free(inputs);
     free(targets);
     gpt2_destroy(&m);
+    lora_pack_destroy(&pack);
     if (rc < 0) goto fail;
     return 0;
 fail:

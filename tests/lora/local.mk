@@ -21,3 +21,5 @@ tests_lora_test_lora_ref_LDADD = worker/libweftmodel.a worker/libweftengine.a co
 TESTS += tests/lora/test_lora_ref
 EXTRA_DIST += tests/lora/data/base.h5 tests/lora/data/acme.h5 tests/lora/data/acme-ref.h5 \
 	tests/lora/data/globex.h5 tests/lora/data/globex-ref.h5
+TESTS += tests/lora/test_grad_adapter.sh
+EXTRA_DIST += tests/lora/test_grad_adapter.sh

@@ -629,13 +629,13 @@ static int write_file(writer_t *w, const char *sha)
     }
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
     H5Pset_obj_track_times(fcpl, 0);
+    tmp_live = 1; /* from now on a signal removes the file */
     w->file = H5Fcreate(tmp_path, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
     H5Pclose(fcpl);
     if (w->file < 0) {
         weft_error("cannot create %s (is its folder writable?)", tmp_path);
         goto done;
     }
-    tmp_live = 1;
     int64_t total = 0;
     for (int64_t i = 0; i < w->ndocs; i++)
         total += w->o->format == SHARD_INPUT_JSONL ? w->docs[i].n.j.line : w->docs[i].n.len;

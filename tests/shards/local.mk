@@ -1,1 +1,9 @@
-# tests/shards/: tests of the shards area (owned with that area).
+# tests/shards/: the shard writer and reader, through the library and the
+# real `weft shard` command.
+check_PROGRAMS += tests/shards/test_shard_writer
+tests_shards_test_shard_writer_SOURCES = tests/shards/test_shard_writer.c \
+	tests/shards/testutil.c tests/shards/testutil.h
+tests_shards_test_shard_writer_CFLAGS = $(TEST_CFLAGS)
+tests_shards_test_shard_writer_LDADD = shards/libweftshards.a common/libweftcommon.a \
+	$(TEST_LIBS) $(WEFT_LIBS)
+TESTS += tests/shards/test_shard_writer

@@ -1,8 +1,8 @@
 # scheduler/: the `weft` command's dispatcher (and, later, weftd).
 bin_PROGRAMS += weft
-weft_SOURCES = scheduler/weft.c common/weft_cmds.h
+weft_SOURCES = scheduler/weft.c common/weft_cmds.h scheduler/client.c scheduler/client.h
 weft_LDADD = worker/libweftmodel.a worker/libweftengine.a jobs/libweftjobs.a \
-	shards/libweftshards.a common/libweftcommon.a $(WEFT_LIBS)
+	shards/libweftshards.a common/libweftwire.a common/libweftcommon.a $(WEFT_LIBS)
 
 # weftd's parts: the store (and, to come, api, planner, executors, monitor).
 noinst_LIBRARIES += scheduler/libweftsched.a

@@ -1,6 +1,7 @@
 /* weft.c: the `weft` command: a table of subcommands, each implemented
  * beside the code it drives (see weft_cmds.h). */
 #include "config.h"
+#include "client.h"
 #include "log.h"
 #include "weft_cmds.h"
 
@@ -16,12 +17,20 @@ static const struct {
     {"validate", cmd_validate, "check a job spec and print its plan"},
     {"init-model", cmd_init_model, "write a freshly initialised weft-model file"},
     {"grad", cmd_grad, "loss and gradients of one batch (the engine's probe)"},
+    {"submit", cmd_submit, "queue a job spec with weftd (--wait follows it)"},
+    {"ls", cmd_ls, "list jobs (--state, --name, --submission, --json)"},
+    {"show", cmd_show, "one job's state, progress and losses"},
+    {"watch", cmd_watch, "live progress of jobs until they end"},
+    {"cancel", cmd_cancel, "cancel jobs (a tenant leaves its pack; the rest go on)"},
+    {"results", cmd_results, "a batch's or sweep's jobs ranked by best val loss"},
+    {"logs", cmd_logs, "the worker logs of a job's run, every attempt"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: weft COMMAND [ARGS]   (weft COMMAND --help for its options)\n\n"
+    fprintf(out, "usage: weft [--home DIR | --endpoint EP] COMMAND [ARGS]\n"
+                 "       (weft COMMAND --help for its options)\n\n"
                  "commands:\n");
     for (size_t i = 0; i < NCOMMANDS; i++)
         fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].help);
@@ -30,6 +39,16 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
     weft_log_init("weft");
+    /* Where weftd is: options before the command. */
+    while (argc > 2 && (!strcmp(argv[1], "--home") || !strcmp(argv[1], "--endpoint"))) {
+        char *dst = !strcmp(argv[1], "--home") ? client_opts.home : client_opts.endpoint;
+        if (snprintf(dst, PATH_MAX, "%s", argv[2]) >= PATH_MAX) {
+            fprintf(stderr, "weft: %s is too long\n", argv[1]);
+            return 64;
+        }
+        argc -= 2;
+        argv += 2;
+    }
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 64 : 0;

@@ -154,13 +154,17 @@ static int lock_home(void)
                           "another --home",
                           atoi(buf), server.home);
     }
+    server.lock_fd = fd;
+    return 0;
+}
+
+/* Writes this process's pid into the locked pid file (after daemonizing). */
+static int write_pid(void)
+{
     char pid[32];
     int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
-    if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
-        close(fd);
-        return weft_error("%s: cannot write the pid", path);
-    }
-    server.lock_fd = fd;
+    if (ftruncate(server.lock_fd, 0) < 0 || pwrite(server.lock_fd, pid, (size_t)n, 0) != n)
+        return weft_error("cannot write weftd.pid in %s", server.home);
     return 0;
 }
 
@@ -223,6 +227,7 @@ static int daemonize(int *ready_fd)
             _exit(1);
         }
         printf("weftd: running (pid %d) on %s\n", (int)pid, server.endpoint);
+        fflush(stdout);
         _exit(0);
     }
     close(p[0]);
@@ -336,7 +341,7 @@ int main(int argc, char **argv)
         return 1;
     }
     int ready_fd = -1;
-    if (!foreground && daemonize(&ready_fd) < 0) {
+    if ((!foreground && daemonize(&ready_fd) < 0) || write_pid() < 0) {
         weft_report();
         return 1;
     }

@@ -1,0 +1,608 @@
+/* client.c: the `weft` commands that talk to weftd: submit, ls, show, watch,
+ * cancel, results, logs. Each sends one request over a DEALER and prints the
+ * reply for people, or as JSON with --json. */
+#include "client.h"
+#include "fsutil.h"
+#include "log.h"
+#include "weft_cmds.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#define EXIT_UNAVAILABLE 69
+#define REPLY_TIMEOUT_MS 30000
+
+client_opts_t client_opts;
+
+typedef struct {
+    void *ctx, *sock;
+} conn_t;
+
+static int home_path(char *out, size_t n)
+{
+    if (client_opts.home[0]) return snprintf(out, n, "%s", client_opts.home) < (int)n ? 0 : -1;
+    const char *h = getenv("WEFT_HOME");
+    if (h && *h) return snprintf(out, n, "%s", h) < (int)n ? 0 : -1;
+    h = getenv("HOME");
+    if (!h) return weft_error("no home: give --home DIR or set WEFT_HOME");
+    return snprintf(out, n, "%s/.weft", h) < (int)n ? 0 : weft_error("home path too long");
+}
+
+static int endpoint(char *out, size_t n)
+{
+    if (client_opts.endpoint[0])
+        return snprintf(out, n, "%s", client_opts.endpoint) < (int)n ? 0 : -1;
+    char home[PATH_MAX];
+    if (home_path(home, sizeof home) < 0) return -1;
+    if (snprintf(out, n, "ipc://%s/weftd.sock", home) >= (int)n)
+        return weft_error("home path too long for an ipc endpoint");
+    if (access(out + 6, F_OK) < 0)
+        return weft_error("no weftd on %s (no socket): start one with `weftd --home %s`", home,
+                          home);
+    return 0;
+}
+
+static int conn_open(conn_t *c)
+{
+    char ep[PATH_MAX + 16];
+    if (endpoint(ep, sizeof ep) < 0) return -1;
+    c->ctx = zmq_ctx_new();
+    wire_opts_t o = wire_opts_default();
+    o.immediate = 0;
+    c->sock = wire_dealer_new(c->ctx, ep, NULL, &o);
+    if (!c->sock) {
+        zmq_ctx_term(c->ctx);
+        return -1;
+    }
+    return 0;
+}
+
+static void conn_close(conn_t *c)
+{
+    if (c->sock) zmq_close(c->sock);
+    if (c->ctx) zmq_ctx_term(c->ctx);
+}
+
+/* Receives one message within timeout_ms (-1: forever). */
+static int conn_recv(conn_t *c, int timeout_ms, wire_msg_t **msg)
+{
+    zmq_pollitem_t it = {c->sock, 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&it, 1, timeout_ms) <= 0)
+        return weft_error("weftd did not answer within %d s; is it running?", timeout_ms / 1000);
+    wire_rx_t rx = {.accept = WIRE_FROM_COORD, .max_json = 64u << 20};
+    wire_reject_t rej;
+    int rc = wire_recv(c->sock, &rx, 0, msg, &rej);
+    if (rc == WIRE_REJECTED) return weft_error("malformed reply from weftd: %s", rej.text);
+    return rc == 0 ? 0 : -1;
+}
+
+/* One request, one reply. An ERROR reply becomes weft_error and -1. */
+static json_t *request(wire_cmd_t cmd, json_t *body)
+{
+    conn_t c = {0};
+    json_t *out = NULL;
+    if (conn_open(&c) == 0) {
+        if (wire_send(c.sock, NULL, 0, cmd, body, 0) == 0) {
+            wire_msg_t *m = NULL;
+            if (conn_recv(&c, REPLY_TIMEOUT_MS, &m) == 0) {
+                if (m->cmd == WIRE_ERROR) {
+                    const char *msg = wire_get_str(m->body, "message");
+                    weft_error("%s", msg ? msg : "weftd refused the request");
+                    json_t *probs = json_object_get(m->body, "problems");
+                    size_t i;
+                    json_t *p;
+                    json_array_foreach(probs, i, p) fprintf(stderr, "%s\n", json_string_value(p));
+                } else {
+                    out = json_incref(m->body);
+                }
+                wire_msg_destroy(&m);
+            }
+        }
+        conn_close(&c);
+    }
+    json_decref(body);
+    return out;
+}
+
+static int fail(void)
+{
+    weft_report();
+    const char *e = weft_last_error();
+    return strstr(e, "did not answer") || strstr(e, "no weftd") ? EXIT_UNAVAILABLE : 1;
+}
+
+static void print_json(const json_t *j)
+{
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+    if (s) puts(s);
+    free(s);
+}
+
+static const char *num(const json_t *v, char *buf, size_t n, const char *fmt)
+{
+    if (!json_is_number(v)) return "-";
+    snprintf(buf, n, fmt, json_number_value(v));
+    return buf;
+}
+
+/* ---- watch ---- */
+
+typedef struct {
+    int64_t id;
+    char name[128];
+    int64_t step, steps;
+    double loss, val, tps, elapsed;
+    char state[16];
+    int ended;
+} progress_t;
+
+static void draw(const progress_t *p, int tty)
+{
+    char eta[32] = "-";
+    if (p->steps > 0 && p->step > 0 && p->elapsed > 0 && p->step < p->steps) {
+        double left = p->elapsed / (double)p->step * (double)(p->steps - p->step);
+        snprintf(eta, sizeof eta, "%dm%02ds", (int)left / 60, (int)left % 60);
+    }
+    char bar[23] = "";
+    int fill = p->steps > 0 ? (int)(20 * p->step / p->steps) : 0;
+    for (int i = 0; i < 20; i++) bar[i] = i < fill ? '#' : '.';
+    bar[20] = 0;
+    char loss[32], val[32], tps[32];
+    snprintf(loss, sizeof loss, isnan(p->loss) ? "-" : "%.4f", p->loss);
+    snprintf(val, sizeof val, isnan(p->val) ? "-" : "%.4f", p->val);
+    snprintf(tps, sizeof tps, "%.0f", p->tps);
+    printf("%s%-16s [%s] %6lld/%-6lld loss %-8s val %-8s %6s tok/s  eta %-7s %s%s",
+           tty ? "\r\033[K" : "", p->name, bar, (long long)p->step, (long long)p->steps, loss, val,
+           tps, eta, p->state, tty ? "" : "\n");
+    fflush(stdout);
+}
+
+/* Follows jobs until each has ended; returns how many did not succeed. */
+static int watch_jobs(const int64_t *ids, int n, int json)
+{
+    conn_t c = {0};
+    if (conn_open(&c) < 0) return -1;
+    progress_t *ps = calloc((size_t)n, sizeof *ps);
+    for (int i = 0; i < n; i++) {
+        ps[i].id = ids[i];
+        ps[i].loss = ps[i].val = NAN;
+        snprintf(ps[i].name, sizeof ps[i].name, "job %lld", (long long)ids[i]);
+        json_t *st = request(WIRE_STATUS, json_pack("{s:I}", "id", (json_int_t)ids[i]));
+        if (st) {
+            snprintf(ps[i].name, sizeof ps[i].name, "%s", wire_get_str(st, "name"));
+            snprintf(ps[i].state, sizeof ps[i].state, "%s", wire_get_str(st, "state"));
+            json_decref(st);
+        }
+        json_t *w = json_pack("{s:I, s:I}", "id", (json_int_t)ids[i], "from", (json_int_t)0);
+        wire_send(c.sock, NULL, 0, WIRE_WATCH, w, 0);
+        json_decref(w);
+    }
+    int tty = isatty(1) && !json, open = n, bad = 0, last = -1;
+    while (open > 0) {
+        wire_msg_t *m = NULL;
+        if (conn_recv(&c, 600000, &m) < 0) {
+            bad = -1;
+            break;
+        }
+        if (m->cmd == WIRE_ERROR) {
+            weft_error("%s", wire_get_str(m->body, "message"));
+            wire_msg_destroy(&m);
+            bad = -1;
+            break;
+        }
+        if (m->cmd != WIRE_EVENT) {
+            wire_msg_destroy(&m);
+            continue;
+        }
+        int64_t job = 0;
+        wire_get_int(m->body, "job", &job);
+        int k = 0;
+        while (k < n && ps[k].id != job) k++;
+        if (k == n) {
+            wire_msg_destroy(&m);
+            continue;
+        }
+        if (json) print_json(m->body);
+        progress_t *p = &ps[k];
+        const json_t *d = json_object_get(m->body, "data");
+        const char *kind = wire_get_str(m->body, "kind");
+        if (json_is_true(json_object_get(m->body, "end"))) {
+            snprintf(p->state, sizeof p->state, "%s", wire_get_str(m->body, "state"));
+            p->ended = 1;
+            open--;
+            if (strcmp(p->state, "succeeded")) bad++;
+        } else if (kind && !strcmp(kind, "state")) {
+            const char *s = wire_get_str(d, "state");
+            if (s) snprintf(p->state, sizeof p->state, "%s", s);
+        } else if (kind && !strcmp(kind, "train")) {
+            json_int_t v;
+            if (!json_unpack((json_t *)d, "{s:I}", "step", &v)) p->step = v;
+            if (!json_unpack((json_t *)d, "{s:I}", "steps", &v)) p->steps = v;
+            json_t *x;
+            if ((x = json_object_get(d, "loss")) && json_is_number(x))
+                p->loss = json_number_value(x);
+            if ((x = json_object_get(d, "tokens_per_s")) && json_is_number(x))
+                p->tps = json_number_value(x);
+            if ((x = json_object_get(d, "elapsed")) && json_is_number(x))
+                p->elapsed = json_number_value(x);
+        } else if (kind && !strcmp(kind, "eval")) {
+            json_t *x = json_object_get(d, "val_loss");
+            if (json_is_number(x)) p->val = json_number_value(x);
+        }
+        wire_msg_destroy(&m);
+        if (json) continue;
+        if (tty && last != k && last >= 0) printf("\n");
+        if (!tty || p->ended || last != k || 1) draw(p, tty);
+        if (tty && p->ended)
+            printf("\n"), last = -1;
+        else
+            last = tty ? k : -1;
+    }
+    if (tty && last >= 0) printf("\n");
+    free(ps);
+    conn_close(&c);
+    return bad;
+}
+
+/* ---- commands ---- */
+
+static int parse_id(const char *s, int64_t *id)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v <= 0) return weft_error("'%s' is not a job id", s);
+    *id = v;
+    return 0;
+}
+
+int cmd_submit(int argc, char **argv)
+{
+    int wait = 0, json = 0, priority = 0;
+    static const struct option o[] = {{"wait", no_argument, 0, 'w'},
+                                      {"json", no_argument, 0, 'j'},
+                                      {"priority", required_argument, 0, 'p'},
+                                      {"help", no_argument, 0, 'h'},
+                                      {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
+        if (c == 'w')
+            wait = 1;
+        else if (c == 'j')
+            json = 1;
+        else if (c == 'p')
+            priority = atoi(optarg);
+        else {
+            fprintf(c == 'h' ? stdout : stderr,
+                    "usage: weft submit JOB.cfg [--wait] [--priority N] [--json]\n");
+            return c == 'h' ? 0 : 64;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "usage: weft submit JOB.cfg [--wait] [--priority N] [--json]\n");
+        return 64;
+    }
+    const char *path = argv[optind];
+    size_t len;
+    char *text = weft_read_file(path, 1u << 20, &len);
+    if (!text) return fail();
+    char *abs = realpath(path, NULL);
+    char folder[PATH_MAX];
+    weft_dirname(abs ? abs : path, folder, sizeof folder);
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    json_t *body = json_pack("{s:s, s:s, s:s, s:i}", "spec", text, "folder", folder, "file", base,
+                             "priority", priority);
+    free(abs);
+    free(text);
+    json_t *r = request(WIRE_SUBMIT, body);
+    if (!r) return fail();
+    json_t *jobs = json_object_get(r, "jobs");
+    size_t n = json_array_size(jobs);
+    if (json) {
+        print_json(r);
+    } else {
+        printf("submitted %s as submission %lld: %zu job(s)\n", wire_get_str(r, "name"),
+               (long long)json_integer_value(json_object_get(r, "submission")), n);
+        size_t i;
+        json_t *j;
+        json_array_foreach(jobs, i, j)
+            printf("  %lld  %s\n", (long long)json_integer_value(json_object_get(j, "id")),
+                   wire_get_str(j, "name"));
+    }
+    int rc = 0;
+    if (wait && n > 0) {
+        int64_t *ids = calloc(n, sizeof *ids);
+        for (size_t i = 0; i < n; i++)
+            ids[i] = json_integer_value(json_object_get(json_array_get(jobs, i), "id"));
+        int bad = watch_jobs(ids, (int)n, json);
+        free(ids);
+        rc = bad < 0 ? fail() : bad > 0 ? 1 : 0;
+    }
+    json_decref(r);
+    return rc;
+}
+
+static void print_job_line(const json_t *j)
+{
+    char when[32] = "";
+    time_t t = (time_t)json_number_value(json_object_get(j, "submitted"));
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M", localtime(&t));
+    printf("%-8lld %-24s %-10s %-5s %-6lld %s\n",
+           (long long)json_integer_value(json_object_get(j, "id")), wire_get_str(j, "name"),
+           wire_get_str(j, "state"), wire_get_str(j, "mode"),
+           (long long)json_integer_value(json_object_get(j, "submission")), when);
+}
+
+int cmd_ls(int argc, char **argv)
+{
+    int json = 0;
+    json_t *body = json_object();
+    static const struct option o[] = {{"state", required_argument, 0, 's'},
+                                      {"name", required_argument, 0, 'n'},
+                                      {"submission", required_argument, 0, 'S'},
+                                      {"before", required_argument, 0, 'b'},
+                                      {"limit", required_argument, 0, 'l'},
+                                      {"json", no_argument, 0, 'j'},
+                                      {"help", no_argument, 0, 'h'},
+                                      {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            json_object_set_new(body, "state", json_string(optarg));
+            break;
+        case 'n':
+            json_object_set_new(body, "name", json_string(optarg));
+            break;
+        case 'S':
+            json_object_set_new(body, "submission", json_integer(atoll(optarg)));
+            break;
+        case 'b':
+            json_object_set_new(body, "before", json_integer(atoll(optarg)));
+            break;
+        case 'l':
+            json_object_set_new(body, "limit", json_integer(atoll(optarg)));
+            break;
+        case 'j':
+            json = 1;
+            break;
+        default:
+            fprintf(c == 'h' ? stdout : stderr,
+                    "usage: weft ls [--state S] [--name N] [--submission ID] [--before ID] "
+                    "[--limit N] [--json]\n");
+            json_decref(body);
+            return c == 'h' ? 0 : 64;
+        }
+    }
+    json_t *r = request(WIRE_LIST, body);
+    if (!r) return fail();
+    if (json) {
+        print_json(r);
+    } else {
+        printf("%-8s %-24s %-10s %-5s %-6s %s\n", "ID", "NAME", "STATE", "MODE", "SUBM",
+               "SUBMITTED");
+        size_t i;
+        json_t *j;
+        json_array_foreach(json_object_get(r, "jobs"), i, j) print_job_line(j);
+        if (json_object_get(r, "before"))
+            printf("(more: weft ls --before %lld)\n",
+                   (long long)json_integer_value(json_object_get(r, "before")));
+    }
+    json_decref(r);
+    return 0;
+}
+
+int cmd_show(int argc, char **argv)
+{
+    int json = argc > 2 && !strcmp(argv[2], "--json");
+    int64_t id;
+    if (argc < 2 || argc > 3 || (argc == 3 && !json)) {
+        fprintf(stderr, "usage: weft show ID [--json]\n");
+        return 64;
+    }
+    if (parse_id(argv[1], &id) < 0) return fail();
+    json_t *r = request(WIRE_STATUS, json_pack("{s:I}", "id", (json_int_t)id));
+    if (!r) return fail();
+    if (json) {
+        print_json(r);
+    } else {
+        char b1[32], b2[32];
+        printf("job %lld  %s  (%s, submission %lld)\n", (long long)id, wire_get_str(r, "name"),
+               wire_get_str(r, "mode"),
+               (long long)json_integer_value(json_object_get(r, "submission")));
+        printf("  state     %s\n", wire_get_str(r, "state"));
+        if (json_integer_value(json_object_get(r, "run")) > 0)
+            printf("  run       %lld, attempt %lld (%s)\n",
+                   (long long)json_integer_value(json_object_get(r, "run")),
+                   (long long)json_integer_value(json_object_get(r, "attempt")),
+                   wire_get_str(r, "run_state") ? wire_get_str(r, "run_state") : "-");
+        printf("  step      %lld\n", (long long)json_integer_value(json_object_get(r, "step")));
+        printf("  loss      %s\n", num(json_object_get(r, "loss"), b1, sizeof b1, "%.4f"));
+        printf("  best val  %s\n", num(json_object_get(r, "best_val_loss"), b2, sizeof b2, "%.4f"));
+        if (wire_get_str(r, "error")) printf("  error     %s\n", wire_get_str(r, "error"));
+        char *p = json_dumps(json_object_get(r, "params"), JSON_COMPACT | JSON_SORT_KEYS);
+        if (p && strcmp(p, "{}")) printf("  params    %s\n", p);
+        free(p);
+    }
+    json_decref(r);
+    return 0;
+}
+
+int cmd_watch(int argc, char **argv)
+{
+    int json = 0, n = 0;
+    int64_t *ids = calloc((size_t)argc, sizeof *ids);
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json")) {
+            json = 1;
+        } else if (parse_id(argv[i], &ids[n]) == 0) {
+            n++;
+        } else {
+            free(ids);
+            return fail();
+        }
+    }
+    if (n == 0) {
+        free(ids);
+        fprintf(stderr, "usage: weft watch ID... [--json]\n");
+        return 64;
+    }
+    int bad = watch_jobs(ids, n, json);
+    free(ids);
+    return bad < 0 ? fail() : bad > 0 ? 1 : 0;
+}
+
+int cmd_cancel(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: weft cancel ID...\n");
+        return 64;
+    }
+    json_t *ids = json_array();
+    for (int i = 1; i < argc; i++) {
+        int64_t id;
+        if (parse_id(argv[i], &id) < 0) {
+            json_decref(ids);
+            return fail();
+        }
+        json_array_append_new(ids, json_integer(id));
+    }
+    json_t *r = request(WIRE_CANCEL, json_pack("{s:o}", "ids", ids));
+    if (!r) return fail();
+    int rc = 0;
+    size_t i;
+    json_t *j;
+    json_array_foreach(json_object_get(r, "jobs"), i, j)
+    {
+        const char *err = wire_get_str(j, "error");
+        if (err) rc = 1;
+        printf("%lld: %s\n", (long long)json_integer_value(json_object_get(j, "id")),
+               err ? err : wire_get_str(j, "state"));
+    }
+    json_decref(r);
+    return rc;
+}
+
+int cmd_results(int argc, char **argv)
+{
+    int json = 0, csv = 0;
+    int64_t id = 0;
+    int by_sub = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            json = 1;
+        else if (!strcmp(argv[i], "--csv"))
+            csv = 1;
+        else if (!strcmp(argv[i], "--submission"))
+            by_sub = 1;
+        else if (parse_id(argv[i], &id) < 0)
+            return fail();
+    }
+    if (!id) {
+        fprintf(stderr, "usage: weft results ID [--submission] [--csv|--json]\n"
+                        "  ID is a job id (its whole submission is listed), or a submission id "
+                        "with --submission\n");
+        return 64;
+    }
+    json_t *r =
+        request(WIRE_RESULTS, json_pack("{s:I}", by_sub ? "submission" : "id", (json_int_t)id));
+    if (!r) return fail();
+    json_t *jobs = json_object_get(r, "jobs");
+    if (json) {
+        print_json(r);
+        json_decref(r);
+        return 0;
+    }
+    /* The swept settings, as extra columns. */
+    const char *keys[32];
+    int nk = 0;
+    size_t i;
+    json_t *j;
+    json_array_foreach(jobs, i, j)
+    {
+        const char *k;
+        json_t *v;
+        json_object_foreach(json_object_get(j, "params"), k, v)
+        {
+            int seen = 0;
+            for (int q = 0; q < nk; q++) seen |= !strcmp(keys[q], k);
+            if (!seen && nk < 32) keys[nk++] = k;
+        }
+    }
+    if (csv) {
+        printf("rank,id,name,state,best_val_loss,loss,step,tokens");
+        for (int q = 0; q < nk; q++) printf(",%s", keys[q]);
+        printf("\n");
+    } else {
+        printf("%-4s %-8s %-24s %-10s %-9s %-9s %-7s %-10s", "#", "ID", "NAME", "STATE", "BEST_VAL",
+               "LOSS", "STEP", "TOKENS");
+        for (int q = 0; q < nk; q++) printf(" %-12s", keys[q]);
+        printf("\n");
+    }
+    json_array_foreach(jobs, i, j)
+    {
+        char b1[32], b2[32];
+        const char *bv = num(json_object_get(j, "best_val_loss"), b1, sizeof b1, "%.4f");
+        const char *lv = num(json_object_get(j, "loss"), b2, sizeof b2, "%.4f");
+        long long jid = (long long)json_integer_value(json_object_get(j, "id"));
+        long long step = (long long)json_integer_value(json_object_get(j, "step"));
+        long long tok = (long long)json_integer_value(json_object_get(j, "tokens"));
+        if (csv)
+            printf("%zu,%lld,%s,%s,%s,%s,%lld,%lld", i + 1, jid, wire_get_str(j, "name"),
+                   wire_get_str(j, "state"), *bv == '-' ? "" : bv, *lv == '-' ? "" : lv, step, tok);
+        else
+            printf("%-4zu %-8lld %-24s %-10s %-9s %-9s %-7lld %-10lld", i + 1, jid,
+                   wire_get_str(j, "name"), wire_get_str(j, "state"), bv, lv, step, tok);
+        for (int q = 0; q < nk; q++) {
+            const char *v = wire_get_str(json_object_get(j, "params"), keys[q]);
+            printf(csv ? ",%s" : " %-12s", v ? v : "");
+        }
+        printf("\n");
+    }
+    json_decref(r);
+    return 0;
+}
+
+int cmd_logs(int argc, char **argv)
+{
+    int64_t id;
+    if (argc != 2) {
+        fprintf(stderr, "usage: weft logs ID\n");
+        return 64;
+    }
+    if (parse_id(argv[1], &id) < 0) return fail();
+    json_t *r = request(WIRE_STATUS, json_pack("{s:I}", "id", (json_int_t)id));
+    if (!r) return fail();
+    int64_t run = json_integer_value(json_object_get(r, "run"));
+    int attempts = (int)json_integer_value(json_object_get(r, "attempt"));
+    json_decref(r);
+    if (run <= 0) {
+        printf("job %lld has not run yet\n", (long long)id);
+        return 0;
+    }
+    char home[PATH_MAX];
+    if (home_path(home, sizeof home) < 0) return fail();
+    for (int a = 1; a <= attempts; a++) {
+        char path[PATH_MAX + 64];
+        snprintf(path, sizeof path, "%s/runs/%lld/attempt-%d.log", home, (long long)run, a);
+        char *text = weft_read_file(path, 64u << 20, NULL);
+        printf("==> run %lld attempt %d (%s) <==\n", (long long)run, a, path);
+        if (text)
+            fputs(text, stdout);
+        else
+            printf("(%s)\n", weft_last_error());
+        free(text);
+    }
+    return 0;
+}

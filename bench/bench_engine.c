@@ -1,9 +1,235 @@
-/* bench_engine.c: placeholder until this benchmark lands. */
+/* bench_engine.c: weft-bench engine: one full training step (forward,
+ * backward, clipping + AdamW) timed per phase, its GFLOP/s and MFU against a
+ * 1024³ sgemm measured in the same process, and optionally PyTorch's figure. */
 #include "bench.h"
+#include "worker/gpt2.h"
+#include "log.h"
+#include "worker/optim.h"
+#include "worker/rng.h"
+
+#include <cblas.h>
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+    const char *preset;
+    int B, T, threads, steps;
+    double fwd_ms, bwd_ms, opt_ms, step_ms, tok_s, gflops, sgemm_gflops, mfu, rss_mb;
+    size_t nparams;
+    double torch_tok_s, torch_step_ms, torch_gflops; /* 0 when not run */
+} result_t;
+
+/* Median GFLOP/s of C(1024,1024) = A·B over a few runs. */
+static double sgemm_rate(void)
+{
+    enum { n = 1024, reps = 7 };
+    float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n),
+          *c = malloc(sizeof(float) * n * n);
+    weft_rng_t r;
+    rng_seed(&r, 1);
+    for (size_t i = 0; i < (size_t)n * n; i++) {
+        a[i] = rng_uniform(&r) - 0.5f;
+        b[i] = rng_uniform(&r) - 0.5f;
+    }
+    double t[reps];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+    for (int i = 0; i < reps; i++) {
+        double t0 = bench_now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+        t[i] = bench_now() - t0;
+    }
+    free(a);
+    free(b);
+    free(c);
+    return 2.0 * n * n * n / bench_median(t, reps) / 1e9;
+}
+
+static int run_engine(result_t *res)
+{
+    gpt2_config_t cfg;
+    if (gpt2_config_preset(res->preset, &cfg) < 0) return -1;
+    if (res->T > cfg.n_ctx)
+        return weft_error("--seq %d is longer than preset %s's context %d", res->T, res->preset,
+                          cfg.n_ctx);
+    openblas_set_num_threads(res->threads);
+    res->sgemm_gflops = sgemm_rate();
+    gpt2_t *m = gpt2_new(&cfg);
+    if (!m) return -1;
+    gpt2_init_weights(m, 1);
+    int B = res->B, T = res->T;
+    size_t N = (size_t)B * T;
+    int *inp = malloc(N * sizeof *inp), *tgt = malloc(N * sizeof *tgt);
+    float *mom = calloc(2 * m->nparams, sizeof *mom);
+    if (!inp || !tgt || !mom || !gpt2_grads(m) || gpt2_alloc(m, B, T) < 0) {
+        free(inp), free(tgt), free(mom);
+        gpt2_destroy(&m);
+        return weft_error("out of memory for preset %s at batch %dx%d", res->preset, B, T);
+    }
+    weft_rng_t r;
+    rng_seed(&r, 2);
+    for (size_t i = 0; i < N; i++) {
+        inp[i] = (int)(rng_u64(&r) % (uint64_t)cfg.vocab_size);
+        tgt[i] = (int)(rng_u64(&r) % (uint64_t)cfg.vocab_size);
+    }
+    adamw_hparams_t hp = {0.9f, 0.95f, 1e-8f, 0.1f};
+    int total = res->steps + 1; /* the first step warms caches and is not counted */
+    double *tf = calloc(total, sizeof *tf), *tb = calloc(total, sizeof *tb),
+           *to = calloc(total, sizeof *to), *ts = calloc(total, sizeof *ts);
+    int rc = 0;
+    for (int s = 0; s < total && rc == 0; s++) {
+        float loss;
+        double t0 = bench_now();
+        rc = gpt2_forward(m, inp, tgt, B, T, &loss);
+        double t1 = bench_now();
+        gpt2_zero_grad(m);
+        if (rc == 0) rc = gpt2_backward(m, NULL);
+        double t2 = bench_now();
+        grad_clip(m->grads, m->nparams, gpt2_grad_norm(m), 1.0f);
+        gpt2_adamw(m, mom, mom + m->nparams, 1e-4f, &hp, GPT2_DECAY_DEFAULT, s + 1);
+        double t3 = bench_now();
+        tf[s] = t1 - t0, tb[s] = t2 - t1, to[s] = t3 - t2, ts[s] = t3 - t0;
+    }
+    if (rc == 0) {
+        res->fwd_ms = 1e3 * bench_median(tf + 1, res->steps);
+        res->bwd_ms = 1e3 * bench_median(tb + 1, res->steps);
+        res->opt_ms = 1e3 * bench_median(to + 1, res->steps);
+        res->step_ms = 1e3 * bench_median(ts + 1, res->steps);
+        res->tok_s = (double)N / (res->step_ms / 1e3);
+        res->gflops = gpt2_flops_per_token(m, T) * res->tok_s / 1e9;
+        res->mfu = res->gflops / res->sgemm_gflops;
+        res->nparams = m->nparams;
+    }
+    res->rss_mb = bench_peak_rss_mb();
+    free(tf), free(tb), free(to), free(ts);
+    free(inp), free(tgt), free(mom);
+    gpt2_destroy(&m);
+    return rc;
+}
+
+/* Runs scripts/bench-torch.py with the same shape and reads its JSON line. */
+static int run_torch(result_t *res, const char *script)
+{
+    char cmd[8192];
+    int n = snprintf(cmd, sizeof cmd,
+                     "/usr/bin/python3 '%s' --preset %s --batch %d --seq %d --threads %d "
+                     "--steps %d --json",
+                     script, res->preset, res->B, res->T, res->threads, res->steps);
+    if (n < 0 || n >= (int)sizeof cmd) return weft_error("torch script path too long");
+    FILE *p = popen(cmd, "r");
+    if (!p) return weft_error("cannot run %s", script);
+    char line[4096], last[4096] = "";
+    while (fgets(line, sizeof line, p)) {
+        fputs(line, stderr);
+        if (line[0] == '{') snprintf(last, sizeof last, "%s", line);
+    }
+    int st = pclose(p);
+    if (st != 0 || !last[0])
+        return weft_error("%s failed (exit status %d); is python3-torch installed?", script, st);
+    json_error_t err;
+    json_t *j = json_loads(last, 0, &err);
+    if (!j) return weft_error("%s printed bad JSON: %s", script, err.text);
+    res->torch_tok_s = json_number_value(json_object_get(j, "tokens_per_s"));
+    res->torch_step_ms = json_number_value(json_object_get(j, "step_ms"));
+    res->torch_gflops = json_number_value(json_object_get(j, "gflops"));
+    json_decref(j);
+    return res->torch_tok_s > 0 ? 0 : weft_error("%s reported no tokens_per_s", script);
+}
+
+/* The torch script: --torch-script, else $top_srcdir/scripts, else ./scripts. */
+static const char *find_torch_script(const char *given, char *buf, size_t size)
+{
+    if (given) return given;
+    const char *src = getenv("top_srcdir");
+    if (src && snprintf(buf, size, "%s/scripts/bench-torch.py", src) < (int)size &&
+        access(buf, R_OK) == 0)
+        return buf;
+    return "scripts/bench-torch.py";
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: weft-bench engine [--preset small|gpt2|tiny] [--batch B] [--seq T]\n"
+                 "         [--threads N] [--steps S] [--vs-torch] [--torch-script PATH] [--json]\n"
+                 "Times a full training step (forward, backward, clip + AdamW), medians over\n"
+                 "S steps after one warm-up step. Default: small, 4x256, 1 thread, 5 steps.\n");
+}
+
 int bench_engine(int argc, char **argv)
 {
-    (void)argc, (void)argv;
-    fprintf(stderr, "weft-bench engine: not built yet\n");
-    return 1;
+    result_t res = {.preset = "small", .B = 4, .T = 256, .threads = 1, .steps = 5};
+    int json = 0, vs_torch = 0;
+    const char *script_arg = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int *num = NULL;
+        if (!strcmp(a, "--json")) json = 1;
+        else if (!strcmp(a, "--vs-torch")) vs_torch = 1;
+        else if (!strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (i + 1 >= argc) {
+            usage(stderr);
+            fprintf(stderr, "weft-bench engine: %s needs a value\n", a);
+            return 64;
+        } else if (!strcmp(a, "--preset")) res.preset = argv[++i];
+        else if (!strcmp(a, "--torch-script")) script_arg = argv[++i];
+        else if (!strcmp(a, "--batch")) num = &res.B;
+        else if (!strcmp(a, "--seq")) num = &res.T;
+        else if (!strcmp(a, "--threads")) num = &res.threads;
+        else if (!strcmp(a, "--steps")) num = &res.steps;
+        else {
+            usage(stderr);
+            fprintf(stderr, "weft-bench engine: unknown option '%s'\n", a);
+            return 64;
+        }
+        if (num) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 1 || v > 1 << 20) {
+                fprintf(stderr, "weft-bench engine: %s: '%s' is not a positive number\n", a,
+                        argv[i]);
+                return 64;
+            }
+            *num = (int)v;
+        }
+    }
+    if (run_engine(&res) < 0) {
+        weft_report();
+        return 1;
+    }
+    char buf[4096];
+    if (vs_torch && run_torch(&res, find_torch_script(script_arg, buf, sizeof buf)) < 0) {
+        weft_report();
+        return 1;
+    }
+    printf("weft-bench engine: preset %s (%zu parameters), batch %dx%d, %d thread(s), "
+           "median of %d steps\n",
+           res.preset, res.nparams, res.B, res.T, res.threads, res.steps);
+    printf("  %-10s %9s %9s %9s %9s %10s %9s %9s %6s %8s\n", "", "fwd ms", "bwd ms", "opt ms",
+           "step ms", "tokens/s", "GFLOP/s", "sgemm", "MFU", "RSS MB");
+    printf("  %-10s %9.1f %9.1f %9.1f %9.1f %10.0f %9.1f %9.1f %5.1f%% %8.0f\n", "weft",
+           res.fwd_ms, res.bwd_ms, res.opt_ms, res.step_ms, res.tok_s, res.gflops,
+           res.sgemm_gflops, 100 * res.mfu, res.rss_mb);
+    if (vs_torch) {
+        printf("  %-10s %9s %9s %9s %9.1f %10.0f %9.1f\n", "pytorch", "", "", "",
+               res.torch_step_ms, res.torch_tok_s, res.torch_gflops);
+        printf("  weft / pytorch tokens/s: %.2fx\n", res.tok_s / res.torch_tok_s);
+    }
+    if (json) {
+        printf("{\"bench\":\"engine\",\"preset\":\"%s\",\"params\":%zu,\"batch\":%d,\"seq\":%d,"
+               "\"threads\":%d,\"steps\":%d,\"fwd_ms\":%.3f,\"bwd_ms\":%.3f,\"opt_ms\":%.3f,"
+               "\"step_ms\":%.3f,\"tokens_per_s\":%.1f,\"gflops\":%.2f,\"sgemm_gflops\":%.2f,"
+               "\"mfu\":%.4f,\"peak_rss_mb\":%.1f",
+               res.preset, res.nparams, res.B, res.T, res.threads, res.steps, res.fwd_ms,
+               res.bwd_ms, res.opt_ms, res.step_ms, res.tok_s, res.gflops, res.sgemm_gflops,
+               res.mfu, res.rss_mb);
+        if (vs_torch)
+            printf(",\"torch_tokens_per_s\":%.1f,\"torch_step_ms\":%.3f,\"speedup\":%.3f",
+                   res.torch_tok_s, res.torch_step_ms, res.tok_s / res.torch_tok_s);
+        printf("}\n");
+    }
+    return 0;
 }

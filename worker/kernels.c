@@ -17,7 +17,8 @@
 static inline float vexpf(float x)
 {
     x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-    float n = floorf(x * 1.44269504088896341f + 0.5f);
+    /* round to nearest by the 1.5·2^23 trick: branch-free, no libm call */
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - n * 0.693145751953125f;
     r = r - n * 1.428606765330187e-06f;
     float p = 1.0f / 5040.0f;
@@ -164,6 +165,7 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
                 for (int i = i0; i < i1; i++) {
                     float *row = a + (size_t)i * T;
                     float mx = row[0];
+#pragma omp simd reduction(max : mx)
                     for (int j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
                     float sum = 0.0f;
                     for (int j = 0; j <= i; j++) {

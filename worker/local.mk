@@ -1,7 +1,7 @@
 # worker/: the engine (pure computation on buffers, libweftengine.a), model
 # and adapter files and their commands (libweftmodel.a), and weft-worker.
 noinst_LIBRARIES += worker/libweftengine.a worker/libweftmodel.a
-worker_libweftengine_a_CFLAGS = $(AM_CFLAGS) $(ENGINE_CFLAGS) -fopenmp-simd
+worker_libweftengine_a_CFLAGS = $(AM_CFLAGS) $(ENGINE_CFLAGS) -fopenmp-simd -fno-math-errno -fno-trapping-math
 worker_libweftengine_a_SOURCES = \
 	worker/gpt2.c worker/gpt2.h \
 	worker/kernels.c worker/kernels.h \

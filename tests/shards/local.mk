@@ -7,3 +7,11 @@ tests_shards_test_shard_writer_CFLAGS = $(TEST_CFLAGS)
 tests_shards_test_shard_writer_LDADD = shards/libweftshards.a common/libweftcommon.a \
 	$(TEST_LIBS) $(WEFT_LIBS)
 TESTS += tests/shards/test_shard_writer
+
+check_PROGRAMS += tests/shards/test_shardset
+tests_shards_test_shardset_SOURCES = tests/shards/test_shardset.c \
+	tests/shards/testutil.c tests/shards/testutil.h
+tests_shards_test_shardset_CFLAGS = $(TEST_CFLAGS)
+tests_shards_test_shardset_LDADD = shards/libweftshards.a common/libweftcommon.a \
+	$(TEST_LIBS) $(WEFT_LIBS)
+TESTS += tests/shards/test_shardset

@@ -11,7 +11,8 @@ scheduler_libweftsched_a_SOURCES = scheduler/store.c scheduler/store.h \
 	scheduler/exec_local.c scheduler/exec_local.h
 
 bin_PROGRAMS += weftd
-weftd_SOURCES = scheduler/weftd.c scheduler/weftd.h scheduler/api.c scheduler/monitor.c
+weftd_SOURCES = scheduler/weftd.c scheduler/weftd.h scheduler/api.c scheduler/monitor.c \
+	scheduler/prepare.c
 weftd_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/jobs -I$(top_srcdir)/scheduler
 weftd_LDADD = scheduler/libweftsched.a jobs/libweftjobs.a common/libweftwire.a \
 	common/libweftcommon.a $(WEFT_LIBS)

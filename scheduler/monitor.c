@@ -378,6 +378,7 @@ static void reap(void)
     pid_t pid;
     int code;
     while (exec_local_reap(&pid, &code)) {
+        if (prepare_reaped(pid, code)) continue;
         live_run_t *r = find_pid(pid);
         if (!r) continue;
         if (code == 0 && !r->ending) {
@@ -557,6 +558,7 @@ int monitor_cron(void)
 {
     reap();
     check_liveness();
+    if (prepare_cron() < 0) weft_warn("%s", weft_last_error());
     return plan_and_launch();
 }
 

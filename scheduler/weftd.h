@@ -104,4 +104,9 @@ void monitor_free_all(void);
 /* After a rolled-back round: reload what memory holds ahead of the store. */
 void monitor_reload(void);
 
+/* prepare.c: sharding of raw data for PREPARING jobs. */
+int prepare_cron(void);
+/* 1 when pid was a preparation child (and is handled), else 0. */
+int prepare_reaped(pid_t pid, int code);
+
 #endif

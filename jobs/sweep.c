@@ -73,14 +73,33 @@ static char *draw_text(const field_t *f, const spec_sweep_dim_t *d, double x)
     return strdup(out);
 }
 
-static bool trial_seen(const trial_t *t, int n, const trial_t *x, int ndims)
+/* FNV-1a over a trial's value texts. */
+static uint64_t trial_hash(const trial_t *x, int ndims)
 {
-    for (int i = 0; i < n; i++) {
-        int d = 0;
-        while (d < ndims && !strcmp(t[i].values[d], x->values[d])) d++;
-        if (d == ndims) return true;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (int d = 0; d < ndims; d++) {
+        for (const char *p = x->values[d]; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
+        h = (h ^ 0xff) * 0x100000001b3ull;
     }
-    return false;
+    return h;
+}
+
+static bool trial_same(const trial_t *a, const trial_t *b, int ndims)
+{
+    for (int d = 0; d < ndims; d++)
+        if (strcmp(a->values[d], b->values[d])) return false;
+    return true;
+}
+
+/* Inserts trial index i into an open-addressing table of size cap (a power
+ * of two, holding index+1 or 0); false when an equal trial is there. */
+static bool trial_insert(int *table, size_t cap, const trial_t *t, int i, int ndims)
+{
+    size_t k = (size_t)trial_hash(&t[i], ndims) & (cap - 1);
+    for (; table[k]; k = (k + 1) & (cap - 1))
+        if (trial_same(&t[table[k] - 1], &t[i], ndims)) return false;
+    table[k] = i + 1;
+    return true;
 }
 
 /* Builds the trials of a sweep (one empty trial without a sweep). */
@@ -124,6 +143,13 @@ static int make_trials(const spec_sweep_t *sw, const spec_limits_t *lim, trial_t
                           lim->max_trials);
     trial_t *t = calloc((size_t)sw->samples, sizeof *t);
     if (!t) return weft_error("out of memory expanding a sweep");
+    size_t cap = 1;
+    while (cap < (size_t)sw->samples * 2) cap *= 2;
+    int *table = calloc(cap, sizeof *table);
+    if (!table) {
+        free(t);
+        return weft_error("out of memory expanding a sweep");
+    }
     uint64_t state = (uint64_t)sw->seed;
     int n = 0;
     for (int k = 0; k < sw->samples; k++) {
@@ -145,16 +171,22 @@ static int make_trials(const spec_sweep_t *sw, const spec_limits_t *lim, trial_t
             }
             if (!x.values[d]) ok = false;
         }
-        if (!ok || trial_seen(t, n, &x, nd)) {
-            for (int d = 0; d < nd; d++) free(x.values[d]);
-            if (!ok) {
-                trials_free(t, n, nd);
-                return weft_error("sweep: cannot draw a value for sample %d", k);
+        if (ok) {
+            t[n] = x;
+            if (trial_insert(table, cap, t, n, nd)) {
+                n++;
+                continue;
             }
-            continue;
         }
-        t[n++] = x;
+        for (int d = 0; d < nd; d++) free(x.values[d]);
+        memset(&t[n], 0, sizeof t[n]);
+        if (!ok) {
+            free(table);
+            trials_free(t, n, nd);
+            return weft_error("sweep: cannot draw a value for sample %d", k);
+        }
     }
+    free(table);
     *out = t;
     *n_out = n;
     return 0;
@@ -240,13 +272,18 @@ static int make_unit(const spec_t *s, int ti, const trial_t *t, spec_unit_t *u, 
         snprintf(u->name, sizeof u->name, "%s", base);
     }
     if (ti >= 0) snprintf(u->tenant, sizeof u->tenant, "%s", base);
-    u->spec = spec_dup(s);
-    if (!u->spec) return snprintf(why, whysize, "out of memory"), -1;
-    spec_t *us = u->spec;
-    sweep_clear(us);
+    /* a copy without the sweep and with this tenant alone */
+    spec_t *us = u->spec = malloc(sizeof *us);
+    if (!us) return snprintf(why, whysize, "out of memory"), -1;
+    *us = *s;
+    memset(&us->sweep, 0, sizeof us->sweep);
+    us->tenants = NULL;
+    us->ntenants = 0;
     spec_train_t *train = &us->train;
     spec_lora_t *lora = &us->lora;
     if (ti >= 0) {
+        us->tenants = malloc(sizeof *us->tenants);
+        if (!us->tenants) return snprintf(why, whysize, "out of memory"), -1;
         us->tenants[0] = s->tenants[ti];
         us->ntenants = 1;
         train = &us->tenants[0].train;
@@ -281,6 +318,29 @@ static int make_unit(const spec_t *s, int ti, const trial_t *t, spec_unit_t *u, 
         snprintf(u->outdir, sizeof u->outdir, "%s", s->output);
     }
     return 0;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Trial ids are 32 bits of a hash: make sure no two units share one. */
+static bool names_repeat(const spec_unit_t *units, int n, spec_diag_t *diag)
+{
+    const char **names = malloc((size_t)n * sizeof *names);
+    if (!names) return true;
+    for (int i = 0; i < n; i++) names[i] = units[i].name;
+    qsort(names, (size_t)n, sizeof *names, cmp_name);
+    bool rep = false;
+    for (int i = 1; i < n && !rep; i++)
+        if (!strcmp(names[i - 1], names[i])) {
+            rep = true;
+            weft_error("sweep: trial id %s repeats; rename the spec", names[i]);
+            spec_diag_add(diag, weft_last_error());
+        }
+    free(names);
+    return rep;
 }
 
 void spec_units_destroy(spec_unit_t **units_p, int n)
@@ -319,7 +379,7 @@ int spec_expand(const spec_t *s, const spec_limits_t *limits, spec_unit_t **unit
         return weft_error("out of memory expanding %s", s->name);
     }
     int n = 0;
-    for (int b = 0; b < nbase; b++)
+    for (int b = 0; b < nbase; b++) {
         for (int k = 0; k < ntrials; k++) {
             char why[512];
             spec_unit_t *u = &units[n++];
@@ -333,11 +393,10 @@ int spec_expand(const spec_t *s, const spec_limits_t *limits, spec_unit_t **unit
                 }
                 unit_error(diag, &nerr, "sweep: trial %s (%s): %s", u->name, params, why);
             }
-            for (int j = 0; j < n - 1 && u->trial[0]; j++)
-                if (!strcmp(units[j].name, u->name))
-                    unit_error(diag, &nerr, "sweep: trial id %s repeats; rename the spec", u->name);
         }
+    }
     trials_free(trials, ntrials, s->sweep.ndims);
+    if (!nerr && s->sweep.ndims && names_repeat(units, n, diag)) nerr++;
     if (nerr) {
         spec_units_destroy(&units, n);
         return -1;

@@ -354,6 +354,37 @@ START_TEST(test_random_expansion)
 }
 END_TEST
 
+START_TEST(test_sweep_over_tenants)
+{
+    const char *text = "name = \"s\";\nmode = \"lora\";\nmodel = \"m.h5\";\noutput = \"/o\";\n"
+                       "tenants = ( { name = \"a\"; data = \"a.h5\"; lr = 5e-4; r = 2; },\n"
+                       "            { name = \"b\"; data = \"b.h5\"; dropout = 0.3; } );\n"
+                       "sweep = { train = { lr = [1e-4, 2e-4]; }; };\n";
+    spec_t *s = parse_ok(text);
+    spec_unit_t *u;
+    int n;
+    ck_assert_int_eq(spec_expand(s, NULL, &u, &n, NULL), 0);
+    ck_assert_int_eq(n, 4);
+    /* tenants in spec order, each with every trial; the swept value wins */
+    ck_assert_str_eq(u[0].tenant, "a");
+    ck_assert_str_eq(u[2].tenant, "b");
+    ck_assert(u[0].spec->tenants[0].train.lr == 1e-4 && u[1].spec->tenants[0].train.lr == 2e-4);
+    ck_assert(u[3].spec->tenants[0].train.lr == 2e-4);
+    /* what the sweep leaves alone stays the tenant's own */
+    ck_assert_int_eq(u[1].spec->tenants[0].lora.r, 2);
+    ck_assert(u[2].spec->tenants[0].lora.dropout == 0.3);
+    ck_assert_int_eq(strncmp(u[2].name, "b-", 2), 0);
+    ck_assert_str_ne(strchr(u[0].name, '-'), strchr(u[2].name, '-'));
+    const spec_t *all[4] = {u[0].spec, u[1].spec, u[2].spec, u[3].spec};
+    spec_t *run = spec_compose(all, 4, "pack", "/p");
+    ck_assert_ptr_nonnull(run);
+    assert_round_trip(run);
+    spec_destroy(&run);
+    spec_units_destroy(&u, n);
+    spec_destroy(&s);
+}
+END_TEST
+
 START_TEST(test_random_dedup)
 {
     char text[1024];
@@ -677,6 +708,7 @@ int main(void)
     tcase_add_test(tc, test_equal_notices_changes);
     tcase_add_test(tc, test_grid_expansion);
     tcase_add_test(tc, test_random_expansion);
+    tcase_add_test(tc, test_sweep_over_tenants);
     tcase_add_test(tc, test_random_dedup);
     tcase_add_test(tc, test_expand_checks_trials);
     tcase_add_test(tc, test_nightly_units_and_compose);

@@ -3,6 +3,7 @@
  * and the segment-wise forward and backward on two small sgemm calls each. */
 #include "lora.h"
 #include "log.h"
+#include "rng.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -93,32 +94,14 @@ int lora_spec_check(const lora_spec_t *spec)
     return 0;
 }
 
-/* splitmix64: a 64-bit state stream; one word is the whole state. */
-static uint64_t rng_next(uint64_t *s)
+/* Independent splitmix64 streams (rng.h) for initialisation and dropout
+ * from one seed. */
+static weft_rng_t stream(uint64_t seed, uint64_t salt)
 {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* Uniform in [0,1) with 24 bits, exact in float. */
-static float rng_unit(uint64_t *s)
-{
-    return (float)(rng_next(s) >> 40) * (1.0f / 16777216.0f);
-}
-
-/* Independent streams for initialisation and dropout from one seed. */
-static uint64_t init_stream(uint64_t seed)
-{
-    uint64_t s = seed ^ 0x6c6f72612d696e69ull;
-    return rng_next(&s);
-}
-
-static uint64_t dropout_stream(uint64_t seed)
-{
-    uint64_t s = seed ^ 0x6c6f72612d64726full;
-    return rng_next(&s);
+    weft_rng_t r;
+    rng_seed(&r, seed ^ salt);
+    rng_seed(&r, rng_u64(&r));
+    return r;
 }
 
 typedef struct {
@@ -127,7 +110,7 @@ typedef struct {
     size_t offset, size; /* slice of the flat buffers */
     size_t *a_off;       /* [L*4], SIZE_MAX when module not targeted */
     size_t *b_off;
-    uint64_t rng; /* dropout stream */
+    weft_rng_t rng; /* dropout stream */
     size_t row0, nrows;
 } tenant_t;
 
@@ -266,8 +249,8 @@ float *lora_pack_v(lora_pack_t *self) { return self->v; }
 size_t lora_pack_size(const lora_pack_t *self) { return self->size; }
 size_t lora_pack_tenant_offset(const lora_pack_t *self, int k) { return self->t[k].offset; }
 size_t lora_pack_tenant_size(const lora_pack_t *self, int k) { return self->t[k].size; }
-uint64_t lora_pack_rng(const lora_pack_t *self, int k) { return self->t[k].rng; }
-void lora_pack_set_rng(lora_pack_t *self, int k, uint64_t state) { self->t[k].rng = state; }
+uint64_t lora_pack_rng(const lora_pack_t *self, int k) { return self->t[k].rng.state; }
+void lora_pack_set_rng(lora_pack_t *self, int k, uint64_t state) { self->t[k].rng.state = state; }
 void lora_pack_set_training(lora_pack_t *self, int training) { self->training = training; }
 
 size_t lora_pack_tenant_state_bytes(const lora_pack_t *self, int k)
@@ -289,7 +272,7 @@ int lora_pack_offsets(const lora_pack_t *self, int k, int l, int m, size_t *a_of
 void lora_pack_init_tenant(lora_pack_t *self, int k)
 {
     tenant_t *t = &self->t[k];
-    uint64_t s = init_stream(t->spec.seed);
+    weft_rng_t s = stream(t->spec.seed, 0x6c6f72612d696e69ull);
     for (int l = 0; l < self->L; l++)
         for (int m = 0; m < LORA_NMODULES; m++) {
             size_t a, b;
@@ -299,13 +282,13 @@ void lora_pack_init_tenant(lora_pack_t *self, int k)
             float bound = 1.0f / sqrtf((float)in);
             float *A = self->params + a;
             for (size_t i = 0; i < (size_t)t->spec.r * (size_t)in; i++)
-                A[i] = (2.0f * rng_unit(&s) - 1.0f) * bound;
+                A[i] = (2.0f * rng_uniform(&s) - 1.0f) * bound;
             memset(self->params + b, 0, (size_t)out * (size_t)t->spec.r * sizeof(float));
         }
     memset(self->grads + t->offset, 0, t->size * sizeof(float));
     memset(self->m + t->offset, 0, t->size * sizeof(float));
     memset(self->v + t->offset, 0, t->size * sizeof(float));
-    t->rng = dropout_stream(t->spec.seed);
+    t->rng = stream(t->spec.seed, 0x6c6f72612d64726full);
 }
 
 int lora_pack_set_rows(lora_pack_t *self, const size_t *row0, const size_t *nrows)
@@ -352,7 +335,7 @@ static void dropout_forward(tenant_t *t, uint64_t *mask, float *xd, const float 
         const float *x = inp + i * (size_t)in;
         float *y = xd + i * (size_t)in;
         for (int j = 0; j < in; j++) {
-            int keep = (rng_next(&t->rng) >> 40) >= drop_below;
+            int keep = (rng_u64(&t->rng) >> 40) >= drop_below;
             mrow[j >> 6] |= (uint64_t)keep << (j & 63);
             y[j] = keep ? x[j] * scale : 0.0f;
         }

@@ -1,7 +1,12 @@
 # worker/: the engine (pure computation on buffers, libweftengine.a), model
 # and adapter files and their commands (libweftmodel.a), and weft-worker.
 noinst_LIBRARIES += worker/libweftengine.a worker/libweftmodel.a
-worker_libweftengine_a_CFLAGS = $(AM_CFLAGS) $(ENGINE_CFLAGS) -fopenmp-simd -fno-math-errno -fno-trapping-math
+# The user's CFLAGS (by default -g -O2) come last on the command line and
+# would turn -O3's vectoriser back down to -O2's: name it explicitly. omp simd
+# gives the reductions a fixed lane order; no -ffast-math (results stay IEEE).
+ENGINE_VECTOR_FLAGS = -ftree-vectorize -fvect-cost-model=dynamic -fopenmp-simd \
+	-fno-math-errno -fno-trapping-math
+worker_libweftengine_a_CFLAGS = $(AM_CFLAGS) $(ENGINE_CFLAGS) $(ENGINE_VECTOR_FLAGS)
 worker_libweftengine_a_SOURCES = \
 	worker/gpt2.c worker/gpt2.h \
 	worker/kernels.c worker/kernels.h \

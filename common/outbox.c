@@ -24,8 +24,8 @@
  * Records are contiguous: each M has the seq after the previous M (or after
  * the header's acked). Compaction rewrites the file with only the unacked
  * records (to .tmp, fsync, rename, fsync of the folder). */
-#define SPOOL_MAGIC "weft-outbox"
-#define SPOOL_VERSION 1
+#define SPOOL_MAGIC    "weft-outbox"
+#define SPOOL_VERSION  1
 #define SPOOL_LINE_MAX (WIRE_MAX_JSON + 64)
 
 typedef struct {
@@ -48,19 +48,19 @@ struct _outbox_t {
     char run[WIRE_RUN_MAX + 1];
     int64_t attempt;
     int fd;
-    int64_t size;            /* bytes in the spool */
-    rec_t *recs;             /* unacknowledged records are recs[head..n) */
+    int64_t size; /* bytes in the spool */
+    rec_t *recs;  /* unacknowledged records are recs[head..n) */
     size_t head, n, cap;
-    size_t cursor;           /* next record to send, head <= cursor <= n */
+    size_t cursor; /* next record to send, head <= cursor <= n */
     int64_t next_seq, acked, max_sent;
-    int64_t garbage;         /* acknowledged records still in the spool */
+    int64_t garbage; /* acknowledged records still in the spool */
     int64_t compact_every;
     int resend_ms;
-    double progress_at;      /* last ACK progress, rewind, or first outstanding send */
+    double progress_at; /* last ACK progress, rewind, or first outstanding send */
     double rewind_at;
     int64_t rewind_to;
     void *dealer, *monitor;
-    char *buf;               /* send and append buffer */
+    char *buf; /* send and append buffer */
     size_t bufcap;
     outbox_stats_t st;
 };
@@ -76,10 +76,8 @@ static int write_all(int fd, const char *p, size_t len)
 {
     while (len > 0) {
         ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -1;
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) return -1;
         p += w;
         len -= (size_t)w;
     }
@@ -88,14 +86,11 @@ static int write_all(int fd, const char *p, size_t len)
 
 static int reserve(outbox_t *self, size_t need)
 {
-    if (need <= self->bufcap)
-        return 0;
+    if (need <= self->bufcap) return 0;
     size_t cap = self->bufcap ? self->bufcap : 4096;
-    while (cap < need)
-        cap *= 2;
+    while (cap < need) cap *= 2;
     char *b = realloc(self->buf, cap);
-    if (!b)
-        return weft_error("outbox %s: out of memory", self->path);
+    if (!b) return weft_error("outbox %s: out of memory", self->path);
     self->buf = b;
     self->bufcap = cap;
     return 0;
@@ -103,8 +98,7 @@ static int reserve(outbox_t *self, size_t need)
 
 static void free_items(item_t *items, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        free(items[i].json);
+    for (size_t i = 0; i < n; i++) free(items[i].json);
     free(items);
 }
 
@@ -127,8 +121,8 @@ static int write_spool(outbox_t *self, const item_t *items, size_t n, int64_t ac
         weft_error("outbox: cannot create %s: %s", tmp, strerror(errno));
         goto out;
     }
-    int h = fprintf(f, "%s %d %s %" PRId64 " %" PRId64 "\n", SPOOL_MAGIC, SPOOL_VERSION,
-                    self->run, self->attempt, acked);
+    int h = fprintf(f, "%s %d %s %" PRId64 " %" PRId64 "\n", SPOOL_MAGIC, SPOOL_VERSION, self->run,
+                    self->attempt, acked);
     int64_t pos = h > 0 ? h : 0;
     for (size_t i = 0; i < n && h > 0; i++) {
         int p = fprintf(f, "M %" PRId64 " %s ", items[i].seq, wire_cmd_name(items[i].cmd));
@@ -150,15 +144,13 @@ static int write_spool(outbox_t *self, const item_t *items, size_t n, int64_t ac
         goto out;
     }
     f = NULL;
-    if (weft_rename_durable(tmp, self->path) < 0)
-        goto out;
+    if (weft_rename_durable(tmp, self->path) < 0) goto out;
     fd = open(self->path, O_RDWR | O_APPEND | O_CLOEXEC);
     if (fd < 0) {
         weft_error("outbox: cannot reopen %s: %s", self->path, strerror(errno));
         goto out;
     }
-    if (self->fd >= 0)
-        close(self->fd);
+    if (self->fd >= 0) close(self->fd);
     self->fd = fd;
     self->size = pos;
     free(self->recs);
@@ -169,10 +161,8 @@ static int write_spool(outbox_t *self, const item_t *items, size_t n, int64_t ac
     self->garbage = 0;
     rc = 0;
 out:
-    if (f)
-        fclose(f);
-    if (rc < 0 && tmp)
-        unlink(tmp);
+    if (f) fclose(f);
+    if (rc < 0 && tmp) unlink(tmp);
     free(tmp);
     free(recs);
     return rc;
@@ -182,31 +172,25 @@ out:
 static int parse_message(const char *line, size_t len, item_t *it)
 {
     char *end;
-    if (len < 2 || line[0] != 'M' || line[1] != ' ')
-        return -1;
+    if (len < 2 || line[0] != 'M' || line[1] != ' ') return -1;
     errno = 0;
     long long seq = strtoll(line + 2, &end, 10);
-    if (errno || end == line + 2 || *end != ' ' || seq < 1)
-        return -1;
+    if (errno || end == line + 2 || *end != ' ' || seq < 1) return -1;
     const char *word = end + 1, *sp = memchr(word, ' ', len - (size_t)(word - line));
-    if (!sp)
-        return -1;
+    if (!sp) return -1;
     wire_cmd_t cmd = wire_cmd_lookup(word, (size_t)(sp - word));
-    if (wire_cmd_senders(cmd) != WIRE_FROM_WORKER || cmd == WIRE_HEARTBEAT)
-        return -1;
+    if (wire_cmd_senders(cmd) != WIRE_FROM_WORKER || cmd == WIRE_HEARTBEAT) return -1;
     const char *json = sp + 1;
     size_t jlen = len - (size_t)(json - line);
     json_t *v = json_loadb(json, jlen, JSON_REJECT_DUPLICATES, NULL);
     int ok = json_is_object(v);
     json_decref(v);
-    if (!ok)
-        return -1;
+    if (!ok) return -1;
     it->seq = seq;
     it->cmd = cmd;
     it->len = jlen;
     it->json = malloc(jlen + 1);
-    if (!it->json)
-        return -1;
+    if (!it->json) return -1;
     memcpy(it->json, json, jlen);
     it->json[jlen] = '\0';
     return 0;
@@ -216,12 +200,10 @@ static int parse_message(const char *line, size_t len, item_t *it)
 static int parse_ack(const char *line, size_t len, int64_t *seq)
 {
     char *end;
-    if (len < 3 || line[0] != 'A' || line[1] != ' ')
-        return -1;
+    if (len < 3 || line[0] != 'A' || line[1] != ' ') return -1;
     errno = 0;
     long long v = strtoll(line + 2, &end, 10);
-    if (errno || end == line + 2 || end != line + len || v < 0)
-        return -1;
+    if (errno || end == line + 2 || end != line + len || v < 0) return -1;
     *seq = v;
     return 0;
 }
@@ -237,8 +219,7 @@ static int push_item(loaded_t *l, const item_t *it)
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 64;
         item_t *p = realloc(l->items, cap * sizeof *p);
-        if (!p)
-            return -1;
+        if (!p) return -1;
         l->items = p;
         l->cap = cap;
     }
@@ -252,15 +233,15 @@ static int parse_header(outbox_t *self, char *line, loaded_t *l)
     int version;
     long long attempt, acked;
     char tail;
-    if (sscanf(line, "%31s %d %201s %lld %lld %c", magic, &version, run, &attempt, &acked,
-               &tail) != 5 ||
+    if (sscanf(line, "%31s %d %201s %lld %lld %c", magic, &version, run, &attempt, &acked, &tail) !=
+            5 ||
         strcmp(magic, SPOOL_MAGIC) != 0)
         return weft_error("%s: line 1: not a weft outbox spool (expected \"%s %d RUN ATTEMPT "
                           "ACKED\"); move it aside or choose another path",
                           self->path, SPOOL_MAGIC, SPOOL_VERSION);
     if (version != SPOOL_VERSION)
-        return weft_error("%s: spool version %d, this weft reads version %d", self->path,
-                          version, SPOOL_VERSION);
+        return weft_error("%s: spool version %d, this weft reads version %d", self->path, version,
+                          SPOOL_VERSION);
     if (strcmp(run, self->run) != 0)
         return weft_error("%s: the spool belongs to run %s, not %s; each run needs its own "
                           "output folder",
@@ -283,8 +264,7 @@ static int load(outbox_t *self, FILE *f, loaded_t *l)
     while ((len = getline(&line, &cap, f)) >= 0) {
         lineno++;
         int complete = len > 0 && line[len - 1] == '\n';
-        if (complete)
-            line[--len] = '\0';
+        if (complete) line[--len] = '\0';
         if (bad_line) {
             rc = weft_error("%s: line %d is corrupt and %s follows it; the spool cannot be "
                             "trusted: move it aside to start a fresh one (its unacknowledged "
@@ -304,7 +284,8 @@ static int load(outbox_t *self, FILE *f, loaded_t *l)
         }
         item_t it = {0};
         int64_t a;
-        if (complete && (size_t)len < SPOOL_LINE_MAX && parse_message(line, (size_t)len, &it) == 0) {
+        if (complete && (size_t)len < SPOOL_LINE_MAX &&
+            parse_message(line, (size_t)len, &it) == 0) {
             if (it.seq != l->last + 1) {
                 free(it.json);
                 rc = weft_error("%s: line %d holds seq %" PRId64 " where %" PRId64
@@ -319,17 +300,14 @@ static int load(outbox_t *self, FILE *f, loaded_t *l)
                 break;
             }
         } else if (complete && parse_ack(line, (size_t)len, &a) == 0) {
-            if (a > l->acked)
-                l->acked = a;
-            if (a > l->last)
-                l->last = a;
+            if (a > l->acked) l->acked = a;
+            if (a > l->last) l->last = a;
         } else {
             bad_line = lineno;
         }
     }
     free(line);
-    if (rc == 0 && ferror(f))
-        rc = weft_error("%s: read error: %s", self->path, strerror(errno));
+    if (rc == 0 && ferror(f)) rc = weft_error("%s: read error: %s", self->path, strerror(errno));
     if (rc == 0 && lineno == 0)
         rc = weft_error("%s: the spool is empty (no header); move it aside", self->path);
     if (rc == 0 && bad_line)
@@ -341,8 +319,7 @@ static int load(outbox_t *self, FILE *f, loaded_t *l)
 /* Frees the records not yet carried over (from i on) and keeps the first out. */
 static int carry_failed(loaded_t *l, size_t i, size_t out, int rc)
 {
-    for (size_t j = i; j < l->n; j++)
-        free(l->items[j].json);
+    for (size_t j = i; j < l->n; j++) free(l->items[j].json);
     l->n = out;
     return rc;
 }
@@ -361,8 +338,9 @@ static int carry_over(outbox_t *self, loaded_t *l)
         }
         json_t *b = json_loadb(it->json, it->len, 0, NULL);
         if (!b)
-            return carry_failed(l, i, out, weft_error("%s: record %" PRId64 " does not parse",
-                                                      self->path, it->seq));
+            return carry_failed(
+                l, i, out,
+                weft_error("%s: record %" PRId64 " does not parse", self->path, it->seq));
         if (!json_object_get(b, "from_attempt"))
             json_object_set_new(b, "from_attempt", json_integer(l->attempt));
         json_object_set_new(b, "attempt", json_integer(self->attempt));
@@ -426,13 +404,10 @@ outbox_t *outbox_open(const char *path, const char *run, int64_t attempt)
             else
                 l.items[keep++] = l.items[i];
         }
-        if (rc == 0)
-            l.n = keep;
-        if (rc == 0 && l.attempt < attempt)
-            rc = carry_over(self, &l);
+        if (rc == 0) l.n = keep;
+        if (rc == 0 && l.attempt < attempt) rc = carry_over(self, &l);
     }
-    if (rc == 0)
-        rc = write_spool(self, l.items, l.n, l.acked);
+    if (rc == 0) rc = write_spool(self, l.items, l.n, l.acked);
     free_items(l.items, l.n);
     if (rc < 0) {
         outbox_destroy(&self);
@@ -446,17 +421,12 @@ outbox_t *outbox_open(const char *path, const char *run, int64_t attempt)
 
 void outbox_destroy(outbox_t **self_p)
 {
-    if (!self_p || !*self_p)
-        return;
+    if (!self_p || !*self_p) return;
     outbox_t *self = *self_p;
-    if (self->dealer)
-        zmq_socket_monitor(self->dealer, NULL, 0);
-    if (self->monitor)
-        zmq_close(self->monitor);
-    if (self->dealer)
-        zmq_close(self->dealer);
-    if (self->fd >= 0)
-        close(self->fd);
+    if (self->dealer) zmq_socket_monitor(self->dealer, NULL, 0);
+    if (self->monitor) zmq_close(self->monitor);
+    if (self->dealer) zmq_close(self->dealer);
+    if (self->fd >= 0) close(self->fd);
     free(self->recs);
     free(self->buf);
     free(self->path);
@@ -467,15 +437,12 @@ void outbox_destroy(outbox_t **self_p)
 int outbox_connect(outbox_t *self, void *ctx, const char *endpoint, const wire_opts_t *opts)
 {
     char rid[WIRE_RID_MAX + 1], ep[64];
-    if (self->dealer)
-        return weft_error("outbox %s: already connected", self->path);
-    if (wire_rid_format(rid, sizeof rid, self->run, self->attempt) < 0)
-        return -1;
+    if (self->dealer) return weft_error("outbox %s: already connected", self->path);
+    if (wire_rid_format(rid, sizeof rid, self->run, self->attempt) < 0) return -1;
     wire_opts_t o = opts ? *opts : wire_opts_default();
     o.immediate = 1;
     self->dealer = wire_dealer_new(ctx, endpoint, rid, &o);
-    if (!self->dealer)
-        return -1;
+    if (!self->dealer) return -1;
     snprintf(ep, sizeof ep, "inproc://weft-outbox-%p", (void *)self);
     int linger = 0;
     if (zmq_socket_monitor(self->dealer, ep,
@@ -485,12 +452,10 @@ int outbox_connect(outbox_t *self, void *ctx, const char *endpoint, const wire_o
         zmq_connect(self->monitor, ep) < 0) {
         int e = zmq_errno();
         zmq_socket_monitor(self->dealer, NULL, 0);
-        if (self->monitor)
-            zmq_close(self->monitor);
+        if (self->monitor) zmq_close(self->monitor);
         zmq_close(self->dealer);
         self->dealer = self->monitor = NULL;
-        return weft_error("outbox: monitoring the connection to %s: %s", endpoint,
-                          zmq_strerror(e));
+        return weft_error("outbox: monitoring the connection to %s: %s", endpoint, zmq_strerror(e));
     }
     return 0;
 }
@@ -515,15 +480,13 @@ static void rewind_all(outbox_t *self, double t)
  * with the current "acked" spliced in front of its stored fields. */
 static int flush(outbox_t *self)
 {
-    if (!self->dealer)
-        return 0;
+    if (!self->dealer) return 0;
     while (self->cursor < self->n) {
         rec_t *r = &self->recs[self->cursor];
         char pre[40];
         int p = snprintf(pre, sizeof pre, "{\"acked\":%" PRId64 ",", self->acked);
         size_t total = (size_t)p - 1 + r->len;
-        if (reserve(self, total) < 0)
-            return -1;
+        if (reserve(self, total) < 0) return -1;
         ssize_t got = pread(self->fd, self->buf + p - 1, r->len, r->off);
         if (got != (ssize_t)r->len || self->buf[p - 1] != '{')
             return weft_error("outbox %s: record %" PRId64 " changed on disk; is another "
@@ -531,12 +494,9 @@ static int flush(outbox_t *self)
                               self->path, r->seq);
         memcpy(self->buf, pre, (size_t)p);
         int rc = wire_send_raw(self->dealer, NULL, 0, r->cmd, self->buf, total, ZMQ_DONTWAIT);
-        if (rc == WIRE_AGAIN)
-            return 0;
-        if (rc != 0)
-            return -1;
-        if (self->cursor == self->head)
-            self->progress_at = now_s();
+        if (rc == WIRE_AGAIN) return 0;
+        if (rc != 0) return -1;
+        if (self->cursor == self->head) self->progress_at = now_s();
         self->st.sent++;
         if (r->seq <= self->max_sent)
             self->st.resent++;
@@ -555,8 +515,7 @@ int64_t outbox_post(outbox_t *self, wire_cmd_t cmd, const json_t *body)
     if (!json_is_object(body))
         return weft_error("outbox: the %s body must be a JSON object", wire_cmd_name(cmd));
     json_t *b = json_deep_copy(body);
-    if (!b)
-        return weft_error("outbox: out of memory");
+    if (!b) return weft_error("outbox: out of memory");
     int64_t seq = self->next_seq;
     json_object_del(b, "acked");
     json_object_set_new(b, "run", json_string(self->run));
@@ -564,8 +523,7 @@ int64_t outbox_post(outbox_t *self, wire_cmd_t cmd, const json_t *body)
     json_object_set_new(b, "seq", json_integer(seq));
     char *text = json_dumps(b, JSON_COMPACT);
     json_decref(b);
-    if (!text)
-        return weft_error("outbox: cannot serialise a %s body", wire_cmd_name(cmd));
+    if (!text) return weft_error("outbox: cannot serialise a %s body", wire_cmd_name(cmd));
     size_t jlen = strlen(text);
     if (jlen + 40 > WIRE_MAX_JSON) {
         free(text);
@@ -574,7 +532,8 @@ int64_t outbox_post(outbox_t *self, wire_cmd_t cmd, const json_t *body)
     }
     if (self->n == self->cap) {
         if (self->head > 0) {
-            memmove(self->recs, self->recs + self->head, (self->n - self->head) * sizeof *self->recs);
+            memmove(self->recs, self->recs + self->head,
+                    (self->n - self->head) * sizeof *self->recs);
             self->n -= self->head;
             self->cursor -= self->head;
             self->head = 0;
@@ -611,15 +570,13 @@ int64_t outbox_post(outbox_t *self, wire_cmd_t cmd, const json_t *body)
     self->recs[self->n++] = (rec_t){seq, self->size + p, (uint32_t)jlen, cmd};
     self->size += p + (int64_t)jlen + 1;
     self->next_seq++;
-    if (flush(self) < 0)
-        weft_warn("%s", weft_last_error());
+    if (flush(self) < 0) weft_warn("%s", weft_last_error());
     return seq;
 }
 
 int outbox_heartbeat(outbox_t *self, const json_t *body)
 {
-    if (!self->dealer)
-        return WIRE_AGAIN;
+    if (!self->dealer) return WIRE_AGAIN;
     json_t *b = body ? json_deep_copy(body) : json_object();
     if (!json_is_object(b)) {
         json_decref(b);
@@ -652,8 +609,8 @@ static void compact(outbox_t *self)
         self->cursor = sent;
         self->st.compactions++;
     } else {
-        weft_warn("outbox %s: compaction failed (%s); the spool keeps growing",
-                  self->path, ok ? weft_last_error() : "out of memory or read error");
+        weft_warn("outbox %s: compaction failed (%s); the spool keeps growing", self->path,
+                  ok ? weft_last_error() : "out of memory or read error");
     }
     free_items(items, ok ? n : i);
 }
@@ -673,8 +630,7 @@ static void on_ack(outbox_t *self, const wire_msg_t *m, double t)
             self->head++;
             self->garbage++;
         }
-        if (self->cursor < self->head)
-            self->cursor = self->head;
+        if (self->cursor < self->head) self->cursor = self->head;
         self->acked = a;
         self->progress_at = t;
         char line[32];
@@ -703,13 +659,11 @@ static int read_events(outbox_t *self, double t)
         if (zmq_msg_recv(&ev, self->monitor, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&ev);
             int e = zmq_errno();
-            if (e == EAGAIN || e == EINTR)
-                return 0;
+            if (e == EAGAIN || e == EINTR) return 0;
             return weft_error("outbox: reading connection events: %s", zmq_strerror(e));
         }
         uint16_t event = 0;
-        if (zmq_msg_size(&ev) >= sizeof event)
-            memcpy(&event, zmq_msg_data(&ev), sizeof event);
+        if (zmq_msg_size(&ev) >= sizeof event) memcpy(&event, zmq_msg_data(&ev), sizeof event);
         int more = zmq_msg_more(&ev);
         zmq_msg_close(&ev);
         if (more) {
@@ -732,22 +686,18 @@ static int read_events(outbox_t *self, double t)
 int outbox_pump(outbox_t *self, int timeout_ms, wire_msg_t **msg_p)
 {
     *msg_p = NULL;
-    if (!self->dealer)
-        return 0;
+    if (!self->dealer) return 0;
     double deadline = now_s() + timeout_ms * 1e-3;
     const wire_rx_t rx = {.accept = WIRE_FROM_COORD, .max_json = WIRE_MAX_JSON};
     for (;;) {
         double t = now_s();
-        if (read_events(self, t) < 0)
-            return -1;
+        if (read_events(self, t) < 0) return -1;
         for (;;) {
             wire_msg_t *m;
             wire_reject_t rej;
             int rc = wire_recv(self->dealer, &rx, ZMQ_DONTWAIT, &m, &rej);
-            if (rc == WIRE_AGAIN)
-                break;
-            if (rc < 0)
-                return -1;
+            if (rc == WIRE_AGAIN) break;
+            if (rc < 0) return -1;
             if (rc == WIRE_REJECTED) {
                 self->st.rejected++;
                 weft_warn("outbox %s: dropped a malformed message from the coordinator "
@@ -769,18 +719,14 @@ int outbox_pump(outbox_t *self, int timeout_ms, wire_msg_t **msg_p)
             wire_msg_destroy(msg_p);
             return -1;
         }
-        if (*msg_p)
-            return 1;
+        if (*msg_p) return 1;
         double left = deadline - now_s();
-        if (left <= 0)
-            return 0;
+        if (left <= 0) return 0;
         zmq_pollitem_t items[2] = {{self->dealer, 0, ZMQ_POLLIN, 0},
                                    {self->monitor, 0, ZMQ_POLLIN, 0}};
         long ms = (long)(left * 1e3) + 1;
-        if (ms > 100)
-            ms = 100;
-        if (zmq_poll(items, 2, ms) < 0 && zmq_errno() == EINTR)
-            return 0;
+        if (ms > 100) ms = 100;
+        if (zmq_poll(items, 2, ms) < 0 && zmq_errno() == EINTR) return 0;
     }
 }
 

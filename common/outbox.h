@@ -67,15 +67,15 @@ void outbox_set_resend_ms(outbox_t *self, int ms);
 void outbox_set_compact_every(outbox_t *self, int64_t records);
 
 typedef struct {
-    int64_t last_seq;   /* highest seq assigned */
-    int64_t acked;      /* highest seq acknowledged */
-    int64_t pending;    /* records not yet acknowledged */
-    int64_t unsent;     /* of those, not sent since the last rewind */
-    int64_t sent;       /* sends, including resends */
-    int64_t resent;     /* sends of a seq sent before */
-    int64_t rejected;   /* malformed messages received and dropped */
+    int64_t last_seq; /* highest seq assigned */
+    int64_t acked;    /* highest seq acknowledged */
+    int64_t pending;  /* records not yet acknowledged */
+    int64_t unsent;   /* of those, not sent since the last rewind */
+    int64_t sent;     /* sends, including resends */
+    int64_t resent;   /* sends of a seq sent before */
+    int64_t rejected; /* malformed messages received and dropped */
     int64_t compactions;
-    int connected;      /* 1 after a handshake, 0 after a disconnect */
+    int connected; /* 1 after a handshake, 0 after a disconnect */
 } outbox_stats_t;
 
 outbox_stats_t outbox_stats(const outbox_t *self);

@@ -206,7 +206,8 @@ static int validate(zmq_msg_t *part, int total, int router, const wire_rx_t *rx,
         return reject(rej, WIRE_REJ_OVERSIZE, "%s body of %zu bytes exceeds the limit of %zu",
                       wire_cmd_name(m->cmd), jlen, max_json);
     json_error_t jerr;
-    m->body = json_loadb(zmq_msg_data(&part[base + 2]), jlen, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    m->body = json_loadb(zmq_msg_data(&part[base + 2]), jlen,
+                         JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
     if (!m->body)
         return reject(rej, WIRE_REJ_JSON, "%s body is not JSON: %s at byte %d",
                       wire_cmd_name(m->cmd), jerr.text, jerr.position);

@@ -73,8 +73,7 @@ static void coord_stop(coord_t *c)
 
 static void coord_free(coord_t *c)
 {
-    if (c->router)
-        coord_stop(c);
+    if (c->router) coord_stop(c);
     free(c->stored);
     free(c->steps);
     json_decref(c->last_body);
@@ -92,15 +91,13 @@ static void coord_ack(coord_t *c, const wire_msg_t *m, int rewind)
 static void coord_poll(coord_t *c, int ms)
 {
     zmq_pollitem_t it = {c->router, 0, ZMQ_POLLIN, 0};
-    if (zmq_poll(&it, 1, ms) <= 0)
-        return;
+    if (zmq_poll(&it, 1, ms) <= 0) return;
     const wire_rx_t rx = {WIRE_FROM_WORKER, 0};
     for (;;) {
         wire_msg_t *m;
         wire_reject_t rej;
         int rc = wire_recv(c->router, &rx, ZMQ_DONTWAIT, &m, &rej);
-        if (rc == WIRE_AGAIN)
-            return;
+        if (rc == WIRE_AGAIN) return;
         ck_assert_msg(rc == 0, "coordinator got a bad message: %s", rej.text);
         c->last_cmd = m->cmd;
         json_decref(c->last_body);
@@ -143,8 +140,7 @@ static void run_until(outbox_t *ob, coord_t *c, int64_t until, double limit_s)
         wire_msg_t *m = NULL;
         ck_assert_int_ge(outbox_pump(ob, 0, &m), 0);
         wire_msg_destroy(&m);
-        if (c->router)
-            coord_poll(c, 5);
+        if (c->router) coord_poll(c, 5);
         ck_assert_msg(now_s() - t0 < limit_s,
                       "coordinator acked %lld of %lld within %.0f s (outbox acked %lld)",
                       (long long)c->acked, (long long)until, limit_s,
@@ -171,8 +167,7 @@ static int spool_records(long long *first)
     *first = -1;
     while (fgets(line, sizeof line, f)) {
         if (line[0] == 'M') {
-            if (n == 0)
-                sscanf(line, "M %lld", first);
+            if (n == 0) sscanf(line, "M %lld", first);
             n++;
         }
     }
@@ -183,8 +178,7 @@ static int spool_records(long long *first)
 static void check_stored_in_order(const coord_t *c, int64_t from, int64_t to)
 {
     ck_assert_int_eq(c->nstored, to - from + 1);
-    for (size_t i = 0; i < c->nstored; i++)
-        ck_assert_int_eq(c->stored[i], from + (int64_t)i);
+    for (size_t i = 0; i < c->nstored; i++) ck_assert_int_eq(c->stored[i], from + (int64_t)i);
 }
 
 START_TEST(numbered_in_order_and_ack_trims)
@@ -192,8 +186,7 @@ START_TEST(numbered_in_order_and_ack_trims)
     outbox_t *ob = outbox_open(spool, "run-a", 1);
     ck_assert_msg(ob != NULL, "%s", weft_last_error());
     outbox_set_compact_every(ob, 0);
-    for (int i = 1; i <= 5; i++)
-        ck_assert_int_eq(post_metric(ob, i), i);
+    for (int i = 1; i <= 5; i++) ck_assert_int_eq(post_metric(ob, i), i);
     long long first;
     ck_assert_int_eq(spool_records(&first), 5);
     ck_assert_int_eq(first, 1);
@@ -202,8 +195,7 @@ START_TEST(numbered_in_order_and_ack_trims)
     ck_assert_int_eq(outbox_connect(ob, ctx, endpoint, NULL), 0);
     run_until(ob, &c, 5, 20);
     check_stored_in_order(&c, 1, 5);
-    for (size_t i = 0; i < c.nstored; i++)
-        ck_assert_int_eq(c.steps[i], (int64_t)i + 1);
+    for (size_t i = 0; i < c.nstored; i++) ck_assert_int_eq(c.steps[i], (int64_t)i + 1);
     ck_assert_str_eq(wire_get_str(c.last_body, "run"), "run-a");
     outbox_stats_t s = outbox_stats(ob);
     ck_assert_int_eq(s.pending, 0);
@@ -211,8 +203,7 @@ START_TEST(numbered_in_order_and_ack_trims)
     ck_assert_int_ge(s.compactions, 1);
     ck_assert_int_eq(spool_records(&first), 0);
     /* a partial ACK trims exactly what it covers */
-    for (int i = 6; i <= 9; i++)
-        post_metric(ob, i);
+    for (int i = 6; i <= 9; i++) post_metric(ob, i);
     c.acked = 7; /* pretend 6..7 were stored, 8..9 not yet: ACK 7 */
     json_t *ack = json_pack("{s:i}", "seq", 7);
     char rid[64];
@@ -240,8 +231,7 @@ START_TEST(restart_replays_exactly_the_unacked)
 {
     outbox_t *ob = outbox_open(spool, "run-b", 3);
     ck_assert_ptr_nonnull(ob);
-    for (int i = 1; i <= 10; i++)
-        post_metric(ob, i);
+    for (int i = 1; i <= 10; i++) post_metric(ob, i);
     coord_t c = {0};
     coord_start(&c);
     ck_assert_int_eq(outbox_connect(ob, ctx, endpoint, NULL), 0);
@@ -253,8 +243,7 @@ START_TEST(restart_replays_exactly_the_unacked)
     ob = outbox_open(spool, "run-b", 3);
     ck_assert_ptr_nonnull(ob);
     ck_assert_int_eq(outbox_stats(ob).pending, 0);
-    for (int i = 11; i <= 20; i++)
-        ck_assert_int_eq(post_metric(ob, i), i);
+    for (int i = 11; i <= 20; i++) ck_assert_int_eq(post_metric(ob, i), i);
     coord_t c2 = {.acked = 10, .ignore_after = 14};
     coord_start(&c2);
     ck_assert_int_eq(outbox_connect(ob, ctx, endpoint, NULL), 0);
@@ -282,8 +271,7 @@ START_TEST(restart_replays_exactly_the_unacked)
     ck_assert_int_eq(outbox_connect(ob, ctx, endpoint, NULL), 0);
     run_until(ob, &c3, 20, 20);
     check_stored_in_order(&c3, 15, 20);
-    for (size_t i = 0; i < c3.nstored; i++)
-        ck_assert_int_eq(c3.steps[i], 15 + (int64_t)i);
+    for (size_t i = 0; i < c3.nstored; i++) ck_assert_int_eq(c3.steps[i], 15 + (int64_t)i);
     ck_assert_int_eq(c3.dups, 0);
     ck_assert_int_eq(post_metric(ob, 21), 21);
     outbox_destroy(&ob);
@@ -297,12 +285,10 @@ START_TEST(sigkill_loses_nothing_posted)
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
         outbox_t *ob = outbox_open(spool, "run-k", 1);
-        if (!ob)
-            _exit(3);
+        if (!ob) _exit(3);
         for (int i = 1; i <= 300; i++) {
             json_t *b = json_pack("{s:i}", "step", i);
-            if (outbox_post(ob, WIRE_METRIC, b) != i)
-                _exit(4);
+            if (outbox_post(ob, WIRE_METRIC, b) != i) _exit(4);
             json_decref(b);
         }
         kill(getpid(), SIGKILL);
@@ -319,8 +305,7 @@ START_TEST(sigkill_loses_nothing_posted)
     ck_assert_int_eq(outbox_connect(ob, ctx, endpoint, NULL), 0);
     run_until(ob, &c, 300, 30);
     check_stored_in_order(&c, 1, 300);
-    for (size_t i = 0; i < c.nstored; i++)
-        ck_assert_int_eq(c.steps[i], (int64_t)i + 1);
+    for (size_t i = 0; i < c.nstored; i++) ck_assert_int_eq(c.steps[i], (int64_t)i + 1);
     outbox_destroy(&ob);
     coord_free(&c);
 }
@@ -337,8 +322,7 @@ static void append_raw(const char *text)
 START_TEST(torn_tail_is_cut_corruption_is_refused)
 {
     outbox_t *ob = outbox_open(spool, "run-t", 1);
-    for (int i = 1; i <= 5; i++)
-        post_metric(ob, i);
+    for (int i = 1; i <= 5; i++) post_metric(ob, i);
     outbox_destroy(&ob);
     append_raw("M 6 METRIC {\"ru");
     ob = outbox_open(spool, "run-t", 1);
@@ -355,8 +339,8 @@ START_TEST(torn_tail_is_cut_corruption_is_refused)
     append_raw("garbage\n");
     append_raw("M 7 METRIC {\"step\":7}\n");
     ck_assert_ptr_null(outbox_open(spool, "run-t", 1));
-    ck_assert_msg(strstr(weft_last_error(), spool) && strstr(weft_last_error(), "line 8"),
-                  "%s", weft_last_error());
+    ck_assert_msg(strstr(weft_last_error(), spool) && strstr(weft_last_error(), "line 8"), "%s",
+                  weft_last_error());
 
     /* not a spool at all, and someone else's spool */
     FILE *f = fopen(spool, "w");
@@ -390,8 +374,7 @@ START_TEST(new_attempt_carries_unacked_over)
     json_t *hello = json_pack("{s:i}", "ranks", 2);
     ck_assert_int_eq(outbox_post(ob, WIRE_HELLO, hello), 1);
     json_decref(hello);
-    for (int i = 1; i <= 4; i++)
-        post_metric(ob, i);
+    for (int i = 1; i <= 4; i++) post_metric(ob, i);
     json_t *ck = json_pack("{s:i}", "step", 4);
     ck_assert_int_eq(outbox_post(ob, WIRE_CHECKPOINT, ck), 6);
     json_decref(ck);
@@ -408,8 +391,7 @@ START_TEST(new_attempt_carries_unacked_over)
     ck_assert_int_eq(outbox_connect(ob, ctx, endpoint, NULL), 0);
     run_until(ob, &c, 5, 20);
     check_stored_in_order(&c, 1, 5);
-    for (int i = 0; i < 4; i++)
-        ck_assert_int_eq(c.steps[i], i + 1);
+    for (int i = 0; i < 4; i++) ck_assert_int_eq(c.steps[i], i + 1);
     ck_assert_int_eq(c.last_cmd, WIRE_CHECKPOINT);
     int64_t v;
     ck_assert_int_eq(wire_get_int(c.last_body, "attempt", &v), 0);
@@ -447,18 +429,15 @@ START_TEST(late_and_restarting_coordinator_gets_each_once)
         wire_msg_t *m = NULL;
         outbox_pump(ob, 0, &m);
         wire_msg_destroy(&m);
-        if (i < 2200)
-            coord_poll(&c, 0);
-        if (i == 2200)
-            coord_stop(&c);
+        if (i < 2200) coord_poll(&c, 0);
+        if (i == 2200) coord_stop(&c);
     }
     int64_t before = c.acked;
     ck_assert_int_lt(before, 2500);
     coord_start(&c);
     run_until(ob, &c, 2500, 60);
     check_stored_in_order(&c, 1, 2500);
-    for (size_t i = 0; i < c.nstored; i++)
-        ck_assert_int_eq(c.steps[i], (int64_t)i + 1);
+    for (size_t i = 0; i < c.nstored; i++) ck_assert_int_eq(c.steps[i], (int64_t)i + 1);
     outbox_stats_t s = outbox_stats(ob);
     ck_assert_int_eq(s.pending, 0);
     ck_assert_int_ge(s.sent, 2500);
@@ -474,8 +453,7 @@ START_TEST(lost_message_is_resent_on_rewind)
     coord_t c = {.drop_once = 3};
     coord_start(&c);
     ck_assert_int_eq(outbox_connect(ob, ctx, endpoint, NULL), 0);
-    for (int i = 1; i <= 6; i++)
-        post_metric(ob, i);
+    for (int i = 1; i <= 6; i++) post_metric(ob, i);
     run_until(ob, &c, 6, 20);
     check_stored_in_order(&c, 1, 6);
     ck_assert_int_ge(c.gaps, 1);
@@ -492,8 +470,7 @@ START_TEST(silent_coordinator_triggers_resend)
     coord_t c = {0};
     coord_start(&c);
     ck_assert_int_eq(outbox_connect(ob, ctx, endpoint, NULL), 0);
-    for (int i = 1; i <= 3; i++)
-        post_metric(ob, i);
+    for (int i = 1; i <= 3; i++) post_metric(ob, i);
     /* Swallow everything without an ACK for a while: the outbox sends again. */
     double t0 = now_s();
     int received = 0;
@@ -528,8 +505,7 @@ START_TEST(posting_never_blocks_without_a_peer)
             wire_msg_t *m = NULL;
             ck_assert_int_eq(outbox_pump(ob, 0, &m), 0);
         }
-        if (now_s() - t > worst)
-            worst = now_s() - t;
+        if (now_s() - t > worst) worst = now_s() - t;
     }
     double total = now_s() - t0;
     /* A blocking send would hang here for good; the bounds only catch that. */
@@ -586,8 +562,7 @@ START_TEST(coordinator_orders_heartbeats_and_bad_input)
     wire_msg_t *m = NULL;
     int rc = 0;
     t0 = now_s();
-    while (rc == 0 && now_s() - t0 < 10)
-        rc = outbox_pump(ob, 50, &m);
+    while (rc == 0 && now_s() - t0 < 10) rc = outbox_pump(ob, 50, &m);
     ck_assert_int_eq(rc, 1);
     ck_assert_int_eq(m->cmd, WIRE_PREEMPT);
     ck_assert_str_eq(wire_get_str(m->body, "reason"), "slurm");

@@ -34,8 +34,7 @@ static void teardown(void)
 static int recv_wait(void *sock, const wire_rx_t *rx, int ms, wire_msg_t **m, wire_reject_t *rej)
 {
     zmq_pollitem_t it = {sock, 0, ZMQ_POLLIN, 0};
-    if (zmq_poll(&it, 1, ms) <= 0)
-        return WIRE_AGAIN;
+    if (zmq_poll(&it, 1, ms) <= 0) return WIRE_AGAIN;
     return wire_recv(sock, rx, ZMQ_DONTWAIT, m, rej);
 }
 
@@ -63,13 +62,10 @@ static json_t *body_for(wire_cmd_t cmd, int i)
     if (from == WIRE_FROM_WORKER) {
         json_object_set_new(b, "run", json_string("run-7"));
         json_object_set_new(b, "attempt", json_integer(2));
-        if (cmd != WIRE_HEARTBEAT)
-            json_object_set_new(b, "seq", json_integer(i));
+        if (cmd != WIRE_HEARTBEAT) json_object_set_new(b, "seq", json_integer(i));
     }
-    if (cmd == WIRE_ACK)
-        json_object_set_new(b, "seq", json_integer(i));
-    if (cmd == WIRE_ERROR)
-        json_object_set_new(b, "error", json_string("json"));
+    if (cmd == WIRE_ACK) json_object_set_new(b, "seq", json_integer(i));
+    if (cmd == WIRE_ERROR) json_object_set_new(b, "error", json_string("json"));
     return b;
 }
 
@@ -163,18 +159,35 @@ START_TEST(malformed_messages_rejected_with_reason)
         {"array", 3, {"WEFT1", "STATUS", "[1,2]"}, {0}, WIRE_REJ_NOT_OBJECT},
         {"number", 3, {"WEFT1", "STATUS", "42"}, {0}, WIRE_REJ_NOT_OBJECT},
         {"no seq", 3, {"WEFT1", "METRIC", "{\"run\":\"r1\",\"attempt\":3}"}, {0}, WIRE_REJ_FIELD},
-        {"string seq", 3, {"WEFT1", "METRIC", "{\"run\":\"r1\",\"attempt\":3,\"seq\":\"4\"}"},
-         {0}, WIRE_REJ_FIELD},
-        {"attempt 0", 3, {"WEFT1", "DONE", "{\"run\":\"r1\",\"attempt\":0,\"seq\":4}"}, {0},
+        {"string seq",
+         3,
+         {"WEFT1", "METRIC", "{\"run\":\"r1\",\"attempt\":3,\"seq\":\"4\"}"},
+         {0},
          WIRE_REJ_FIELD},
-        {"bad run", 3, {"WEFT1", "HELLO", "{\"run\":\"../x\",\"attempt\":3,\"seq\":4}"}, {0},
+        {"attempt 0",
+         3,
+         {"WEFT1", "DONE", "{\"run\":\"r1\",\"attempt\":0,\"seq\":4}"},
+         {0},
          WIRE_REJ_FIELD},
-        {"negative acked", 3,
-         {"WEFT1", "METRIC", "{\"run\":\"r1\",\"attempt\":3,\"seq\":4,\"acked\":-1}"}, {0},
+        {"bad run",
+         3,
+         {"WEFT1", "HELLO", "{\"run\":\"../x\",\"attempt\":3,\"seq\":4}"},
+         {0},
          WIRE_REJ_FIELD},
-        {"other run", 3, {"WEFT1", "METRIC", "{\"run\":\"r2\",\"attempt\":3,\"seq\":4}"}, {0},
+        {"negative acked",
+         3,
+         {"WEFT1", "METRIC", "{\"run\":\"r1\",\"attempt\":3,\"seq\":4,\"acked\":-1}"},
+         {0},
+         WIRE_REJ_FIELD},
+        {"other run",
+         3,
+         {"WEFT1", "METRIC", "{\"run\":\"r2\",\"attempt\":3,\"seq\":4}"},
+         {0},
          WIRE_REJ_IDENTITY},
-        {"other attempt", 3, {"WEFT1", "HEARTBEAT", "{\"run\":\"r1\",\"attempt\":2}"}, {0},
+        {"other attempt",
+         3,
+         {"WEFT1", "HEARTBEAT", "{\"run\":\"r1\",\"attempt\":2}"},
+         {0},
          WIRE_REJ_IDENTITY},
     };
     wire_rx_t rx = {WIRE_FROM_CLIENT | WIRE_FROM_WORKER, 200};
@@ -185,7 +198,8 @@ START_TEST(malformed_messages_rejected_with_reason)
         const bad_t *b = &bad[i];
         for (int f = 0; f < b->nframes; f++) {
             size_t len = b->len[f] ? b->len[f] : strlen(b->frame[f]);
-            ck_assert_int_ge(zmq_send(dealer, b->frame[f], len, f < b->nframes - 1 ? ZMQ_SNDMORE : 0), 0);
+            ck_assert_int_ge(
+                zmq_send(dealer, b->frame[f], len, f < b->nframes - 1 ? ZMQ_SNDMORE : 0), 0);
         }
         wire_msg_t *m = NULL;
         wire_reject_t rej;
@@ -209,7 +223,8 @@ START_TEST(malformed_messages_rejected_with_reason)
     for (int c = WIRE_REJ_FRAMES; c < WIRE_REJ_COUNT; c++)
         ck_assert_msg(counted[c] > 0, "reason %s never exercised", wire_reject_name(c));
     /* after all that, a valid message still gets through whole */
-    json_t *ok = json_pack("{s:s, s:i, s:i, s:f}", "run", "r1", "attempt", 3, "seq", 9, "loss", 2.5);
+    json_t *ok =
+        json_pack("{s:s, s:i, s:i, s:f}", "run", "r1", "attempt", 3, "seq", 9, "loss", 2.5);
     ck_assert_int_eq(wire_send(dealer, NULL, 0, WIRE_METRIC, ok, 0), 0);
     wire_msg_t *m = NULL;
     wire_reject_t rej;
@@ -306,8 +321,7 @@ START_TEST(eagain_is_distinct)
     o.sndhwm = 10;
     d = wire_dealer_new(ctx, endpoint, "w:1", &o);
     int sent = 0;
-    while (sent < 100000 && wire_send(d, NULL, 0, WIRE_METRIC, b, ZMQ_DONTWAIT) == 0)
-        sent++;
+    while (sent < 100000 && wire_send(d, NULL, 0, WIRE_METRIC, b, ZMQ_DONTWAIT) == 0) sent++;
     ck_assert_int_ge(sent, 1);
     ck_assert_int_le(sent, 100);
     ck_assert_int_eq(wire_send(d, NULL, 0, WIRE_METRIC, b, ZMQ_DONTWAIT), WIRE_AGAIN);
@@ -334,12 +348,13 @@ START_TEST(routing_ids)
     ck_assert_ptr_nonnull(strstr(weft_last_error(), "attempt"));
     ck_assert_int_eq(wire_rid_format(out, sizeof out, "a/b", 1), -1);
     ck_assert_int_eq(wire_rid_format(out, 4, "abc", 1), -1);
-    const char *bad[] = {"", "abc", "abc:", "abc:0", "abc:01", "abc:-1", "abc:2147483648",
-                         "abc:99999999999", ":1", "a b:1", ".x:1", "abc:1x", "a:b:1"};
+    const char *bad[] = {
+        "",   "abc",   "abc:", "abc:0",  "abc:01", "abc:-1", "abc:2147483648", "abc:99999999999",
+        ":1", "a b:1", ".x:1", "abc:1x", "a:b:1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        ck_assert_msg(wire_rid_parse((const uint8_t *)bad[i], strlen(bad[i]), run, sizeof run,
-                                     &a) == -1,
-                      "\"%s\" parsed", bad[i]);
+        ck_assert_msg(
+            wire_rid_parse((const uint8_t *)bad[i], strlen(bad[i]), run, sizeof run, &a) == -1,
+            "\"%s\" parsed", bad[i]);
     ck_assert_int_eq(wire_rid_parse((const uint8_t *)"\0abc:1", 6, run, sizeof run, &a), -1);
     ck_assert_int_eq(wire_rid_parse((const uint8_t *)"abc:2147483647", 14, run, sizeof run, &a), 0);
     ck_assert_int_eq(a, 2147483647);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* libconfig 1.5 leaks the scanner's string buffer when a parse fails inside
@@ -118,7 +119,7 @@ static int line_of(const config_setting_t *s)
 bool spec_name_ok(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > 64 || s[0] == '.' || strstr(s, "..")) return false;
+    if (n == 0 || n > 64 || s[0] == '.' || s[0] == '-' || strstr(s, "..")) return false;
     for (size_t i = 0; i < n; i++)
         if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-') return false;
     return true;
@@ -222,7 +223,7 @@ static void get_name(ctx_t *c, const config_setting_t *s, const char *path, char
     if (!spec_name_ok(v)) {
         perr(c, line_of(s), path,
              "\"%.80s\" is not a valid name; use 1-64 of [A-Za-z0-9._-], not starting with '.' "
-             "and without \"..\"",
+             "or '-', without \"..\"",
              v);
         return;
     }
@@ -954,6 +955,14 @@ spec_t *spec_parse(const char *text, size_t len, const char *base_dir, const cha
 spec_t *spec_load(const char *path, const spec_limits_t *limits, spec_diag_t *diag)
 {
     spec_limits_t lim = limits ? *limits : spec_limits_default();
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s: is a folder; give the spec file itself", path);
+        weft_error("%s", msg);
+        spec_diag_add(diag, msg);
+        return NULL;
+    }
     size_t len;
     char *text = weft_read_file(path, lim.max_spec_bytes, &len);
     if (!text) {

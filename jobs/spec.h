@@ -204,7 +204,8 @@ const char *spec_schedule_name(spec_schedule_t schedule);
 const char *spec_data_kind_name(spec_data_kind_t kind);
 /* "attn.c_attn,attn.c_proj" for a set of SPEC_T_* bits. */
 void spec_targets_string(unsigned targets, char *buf, size_t bufsize);
-/* Is s a valid tenant/job name: [A-Za-z0-9._-]{1,64}, no "..", not starting with '.'. */
+/* Is s a valid tenant/job name: [A-Za-z0-9._-]{1,64}, no "..", not starting
+ * with '.' or '-' (it becomes a folder name and a command-line word). */
 bool spec_name_ok(const char *s);
 
 #endif

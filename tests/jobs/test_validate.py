@@ -120,6 +120,10 @@ def main():
         for want in ("many.cfg:3: train.lr:", "many.cfg:3: train.warmpu:", "many.cfg:4: tenants[0].name:"):
             check(any(l.startswith(want) for l in lines), "many: %s missing" % want)
 
+        # a folder is not a spec
+        rc, out, err = validate(tmp, "/")
+        check(rc == 78 and "is a folder" in err, "folder: %d %s" % (rc, err))
+
         # usage and unreadable files
         rc, out, err = validate("nosuch.cfg", tmp)
         check(rc == 78 and "nosuch.cfg" in err, "unreadable spec: %d %s" % (rc, err))

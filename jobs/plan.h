@@ -31,7 +31,7 @@ typedef struct {
     double adapters;    /* lora: adapter weights of every tenant */
     double activations; /* forward activations plus their gradients */
     double total;
-    int64_t rows;       /* sequences per micro-step on one rank, all tenants */
+    int64_t rows; /* sequences per micro-step on one rank, all tenants */
 } plan_memory_t;
 void plan_memory(const spec_t *s, const plan_model_t *m, plan_memory_t *out);
 

@@ -121,7 +121,8 @@ bool spec_name_ok(const char *s)
     size_t n = strlen(s);
     if (n == 0 || n > 64 || s[0] == '.' || s[0] == '-' || strstr(s, "..")) return false;
     for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-') return false;
+        if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '_' && s[i] != '-')
+            return false;
     return true;
 }
 
@@ -135,7 +136,7 @@ const char *spec_data_kind_name(spec_data_kind_t k)
     return k == SPEC_DATA_SHARDS ? "weft-shards" : k == SPEC_DATA_JSONL ? "jsonl" : "text";
 }
 
-static spec_data_kind_t data_kind_of(const char *path)
+spec_data_kind_t spec_data_kind_of(const char *path)
 {
     const char *dot = strrchr(path, '.');
     const char *slash = strrchr(path, '/');
@@ -240,8 +241,8 @@ static int get_int(ctx_t *c, const config_setting_t *s, const char *path, int64_
     }
     int64_t v = config_setting_get_int64(s);
     if (v < lo || v > hi) {
-        perr(c, line_of(s), path, "must be in [%lld, %lld], got %lld", (long long)lo,
-             (long long)hi, (long long)v);
+        perr(c, line_of(s), path, "must be in [%lld, %lld], got %lld", (long long)lo, (long long)hi,
+             (long long)v);
         return -1;
     }
     *out = v;
@@ -273,7 +274,8 @@ static void unknown_setting(ctx_t *c, const config_setting_t *s, const char *pat
                  spec_fields[i].section, spec_fields[i].section, name);
             return;
         }
-    perr(c, line_of(s), path, "unknown setting; see docs/JOBSPEC.md for the settings of this group");
+    perr(c, line_of(s), path,
+         "unknown setting; see docs/JOBSPEC.md for the settings of this group");
 }
 
 static void check_members(ctx_t *c, const config_setting_t *group, const char *prefix,
@@ -301,8 +303,8 @@ static int section_keys(const char *section, const char **out)
 
 /* ---- groups ----------------------------------------------------------- */
 
-static const config_setting_t *get_group(ctx_t *c, const config_setting_t *parent,
-                                         const char *name, const char *path)
+static const config_setting_t *get_group(ctx_t *c, const config_setting_t *parent, const char *name,
+                                         const char *path)
 {
     const config_setting_t *g = config_setting_get_member(parent, name);
     if (g && config_setting_type(g) != CONFIG_TYPE_GROUP) {
@@ -364,9 +366,8 @@ static void check_train(ctx_t *c, const spec_train_t *t, int ranks, const config
     if (t->steps > 0 && t->warmup >= t->steps &&
         (!tenant || has_any(tgroup, "steps", "epochs", "warmup"))) {
         snprintf(path, sizeof path, "%s.warmup", tprefix);
-        perr(c, member_line(tgroup, "warmup"), path,
-             "must be less than steps (%lld), got %lld", (long long)t->steps,
-             (long long)t->warmup);
+        perr(c, member_line(tgroup, "warmup"), path, "must be less than steps (%lld), got %lld",
+             (long long)t->steps, (long long)t->warmup);
     }
     if (t->min_lr > t->lr && (!tenant || has_any(tgroup, "lr", "min_lr", NULL))) {
         snprintf(path, sizeof path, "%s.min_lr", tprefix);
@@ -385,8 +386,8 @@ static void check_train(ctx_t *c, const spec_train_t *t, int ranks, const config
 
 /* ---- the parts of a spec --------------------------------------------- */
 
-static const char *root_keys[] = {"name",      "mode",    "model", "output", "data",
-                                  "train",     "lora",    "resources", "tenants", "sweep"};
+static const char *root_keys[] = {"name",  "mode", "model",     "output",  "data",
+                                  "train", "lora", "resources", "tenants", "sweep"};
 static const char *resource_keys[] = {"ranks", "threads", "time_limit"};
 static const char *tenant_base_keys[] = {"name", "data", "init_adapter"};
 static const char *sweep_keys[] = {"method", "samples", "seed", "train", "lora"};
@@ -466,8 +467,9 @@ static void read_tenants(ctx_t *c, const config_setting_t *root, spec_t *s)
         return;
     }
     if (!list) {
-        perr(c, 0, "tenants", "required with mode = \"lora\"; add tenants = ( { name = \"...\"; "
-                              "data = \"...\"; } );");
+        perr(c, 0, "tenants",
+             "required with mode = \"lora\"; add tenants = ( { name = \"...\"; "
+             "data = \"...\"; } );");
         return;
     }
     if (config_setting_type(list) != CONFIG_TYPE_LIST) {
@@ -513,8 +515,8 @@ static void read_tenants(ctx_t *c, const config_setting_t *root, spec_t *s)
             if (!f) f = field_find("lora", config_setting_name(m));
             if (f && (f->flags & F_SHARED)) {
                 snprintf(path, sizeof path, "%s.%s", prefix, f->key);
-                perr(c, line_of(m), path,
-                     "is shared by every tenant of a spec; set %s.%s instead", f->section, f->key);
+                perr(c, line_of(m), path, "is shared by every tenant of a spec; set %s.%s instead",
+                     f->section, f->key);
             }
         }
         check_members(c, g, prefix, known, nk);
@@ -527,12 +529,13 @@ static void read_tenants(ctx_t *c, const config_setting_t *root, spec_t *s)
         snprintf(path, sizeof path, "%s.data", prefix);
         if ((m = config_setting_get_member(g, "data"))) {
             get_path(c, m, path, t->data);
-            t->data_kind = data_kind_of(t->data);
+            t->data_kind = spec_data_kind_of(t->data);
         } else {
             perr(c, line_of(g), path, "required: each tenant needs data = \"...\";");
         }
         snprintf(path, sizeof path, "%s.init_adapter", prefix);
-        if ((m = config_setting_get_member(g, "init_adapter"))) get_path(c, m, path, t->init_adapter);
+        if ((m = config_setting_get_member(g, "init_adapter")))
+            get_path(c, m, path, t->init_adapter);
         read_fields(c, g, "train", prefix, &t->train);
         read_fields(c, g, "lora", prefix, &t->lora);
         check_train(c, &t->train, s->resources.ranks, g, prefix, true);
@@ -540,8 +543,8 @@ static void read_tenants(ctx_t *c, const config_setting_t *root, spec_t *s)
             if (t->name[0] && !strcmp(s->tenants[j].name, t->name)) {
                 snprintf(path, sizeof path, "%s.name", prefix);
                 perr(c, member_line(g, "name"), path,
-                     "tenant \"%s\" appears twice (also tenants[%d]); names must be unique", t->name,
-                     j);
+                     "tenant \"%s\" appears twice (also tenants[%d]); names must be unique",
+                     t->name, j);
                 break;
             }
     }
@@ -586,8 +589,9 @@ static void read_sweep_dim(ctx_t *c, spec_t *s, const field_t *f, const config_s
             return;
         }
         if (config_setting_length(m) != 1) {
-            perr(c, line_of(m), path,
-                 "give exactly one of uniform = [lo, hi], log_uniform = [lo, hi] or choice = [...]");
+            perr(
+                c, line_of(m), path,
+                "give exactly one of uniform = [lo, hi], log_uniform = [lo, hi] or choice = [...]");
             return;
         }
         const config_setting_t *dist = config_setting_get_elem(m, 0);
@@ -811,8 +815,9 @@ static void read_root(ctx_t *c, const config_setting_t *root, spec_t *s, const c
         else if (v && strcmp(v, "lora"))
             perr(c, line_of(m), "mode", "must be \"full\" or \"lora\", got \"%.40s\"", v);
     } else {
-        perr(c, 0, "mode", "required: mode = \"lora\"; (adapters on a frozen backbone) or "
-                           "mode = \"full\"; (all weights)");
+        perr(c, 0, "mode",
+             "required: mode = \"lora\"; (adapters on a frozen backbone) or "
+             "mode = \"full\"; (all weights)");
         if (!config_setting_get_member(root, "tenants")) s->mode = SPEC_FULL;
     }
 
@@ -849,7 +854,7 @@ static void read_root(ctx_t *c, const config_setting_t *root, spec_t *s, const c
     if (s->mode == SPEC_FULL) {
         if (m) {
             get_path(c, m, "data", s->data);
-            s->data_kind = data_kind_of(s->data);
+            s->data_kind = spec_data_kind_of(s->data);
         } else {
             perr(c, 0, "data", "required with mode = \"full\": data = \"path/to/data.h5\";");
         }
@@ -871,8 +876,9 @@ static void read_root(ctx_t *c, const config_setting_t *root, spec_t *s, const c
     }
     const config_setting_t *lg = get_group(c, root, "lora", "lora");
     if (lg && s->mode == SPEC_FULL) {
-        perr(c, line_of(lg), "lora", "not allowed with mode = \"full\"; remove it or use "
-                                     "mode = \"lora\"");
+        perr(c, line_of(lg), "lora",
+             "not allowed with mode = \"full\"; remove it or use "
+             "mode = \"lora\"");
     } else if (lg) {
         const char *known[32];
         int nk = section_keys("lora", known);
@@ -911,8 +917,9 @@ spec_t *spec_parse(const char *text, size_t len, const char *base_dir, const cha
     src[len] = 0;
     int inc = find_include(src);
     if (inc) {
-        perr(&c, inc, "@include", "not allowed in a job spec; copy the settings in (a spec must "
-                                  "be complete on its own)");
+        perr(&c, inc, "@include",
+             "not allowed in a job spec; copy the settings in (a spec must "
+             "be complete on its own)");
         free(src);
         return NULL;
     }

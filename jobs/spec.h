@@ -8,9 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SPEC_NAME_MAX 96   /* buffer for names; user names are at most 64 chars */
-#define SPEC_PATH_MAX 1024 /* buffer for resolved, absolute paths */
-#define SPEC_MAX_SWEEP 16  /* swept settings per spec */
+#define SPEC_NAME_MAX  96   /* buffer for names; user names are at most 64 chars */
+#define SPEC_PATH_MAX  1024 /* buffer for resolved, absolute paths */
+#define SPEC_MAX_SWEEP 16   /* swept settings per spec */
 
 /* Limits on what a (possibly hostile) client controls. One place for the
  * defaults: spec_limits_default(). Pass NULL wherever limits are taken to
@@ -43,13 +43,13 @@ enum {
  * the settings marked "shared" are equal in every tenant of a spec (and of a
  * packed run), the others may differ per tenant. */
 typedef struct {
-    int64_t steps;        /* optimizer steps; 0 when `epochs` is used */
-    double epochs;        /* passes over the training split; 0 when `steps` is used */
-    int batch_size;       /* sequences per optimizer step, all ranks together */
-    int grad_accum;       /* shared: micro-steps per optimizer step */
-    int seq_len;          /* shared: tokens per sequence (<= model n_ctx) */
-    double lr;            /* peak learning rate (> 0) */
-    double min_lr;        /* floor of the decay (0 <= min_lr <= lr) */
+    int64_t steps;  /* optimizer steps; 0 when `epochs` is used */
+    double epochs;  /* passes over the training split; 0 when `steps` is used */
+    int batch_size; /* sequences per optimizer step, all ranks together */
+    int grad_accum; /* shared: micro-steps per optimizer step */
+    int seq_len;    /* shared: tokens per sequence (<= model n_ctx) */
+    double lr;      /* peak learning rate (> 0) */
+    double min_lr;  /* floor of the decay (0 <= min_lr <= lr) */
     spec_schedule_t schedule;
     int64_t warmup;       /* linear warm-up steps (< steps) */
     double weight_decay;  /* AdamW decoupled weight decay (>= 0) */
@@ -65,10 +65,10 @@ typedef struct {
 } spec_train_t;
 
 typedef struct {
-    int r;          /* rank (1..1024) */
-    double alpha;   /* scaling = alpha/r, or alpha/sqrt(r) with rslora */
-    bool rslora;    /* rank-stabilised scaling */
-    double dropout; /* on the LoRA branch input, in [0,1) */
+    int r;            /* rank (1..1024) */
+    double alpha;     /* scaling = alpha/r, or alpha/sqrt(r) with rslora */
+    bool rslora;      /* rank-stabilised scaling */
+    double dropout;   /* on the LoRA branch input, in [0,1) */
     unsigned targets; /* SPEC_T_* bits, at least one */
 } spec_lora_t;
 
@@ -79,19 +79,23 @@ typedef struct {
 } spec_resources_t;
 
 typedef struct {
-    char name[SPEC_NAME_MAX];          /* [A-Za-z0-9._-]+, its output folder's name */
-    char data[SPEC_PATH_MAX];          /* absolute */
+    char name[SPEC_NAME_MAX]; /* [A-Za-z0-9._-]+, its output folder's name */
+    char data[SPEC_PATH_MAX]; /* absolute */
     spec_data_kind_t data_kind;
-    char init_adapter[SPEC_PATH_MAX];  /* absolute, or "" for a fresh adapter */
-    spec_train_t train;                /* effective: spec train + this tenant's overrides */
-    spec_lora_t lora;                  /* effective: spec lora + this tenant's overrides */
+    char init_adapter[SPEC_PATH_MAX]; /* absolute, or "" for a fresh adapter */
+    spec_train_t train;               /* effective: spec train + this tenant's overrides */
+    spec_lora_t lora;                 /* effective: spec lora + this tenant's overrides */
 } spec_tenant_t;
 
 /* One swept setting. Grid and `choice` sweeps hold values; uniform and
  * log_uniform hold a range. Values are kept as canonical libconfig text
  * ("0.0003", "\"cosine\"", "[0.9, 0.95]") and applied through the same checks
  * as the setting itself. */
-typedef enum { SPEC_SWEEP_VALUES = 0, SPEC_SWEEP_UNIFORM, SPEC_SWEEP_LOG_UNIFORM } spec_sweep_kind_t;
+typedef enum {
+    SPEC_SWEEP_VALUES = 0,
+    SPEC_SWEEP_UNIFORM,
+    SPEC_SWEEP_LOG_UNIFORM
+} spec_sweep_kind_t;
 typedef struct {
     char key[32]; /* "train.lr", "lora.r" */
     spec_sweep_kind_t kind;
@@ -109,16 +113,16 @@ typedef struct {
 } spec_sweep_t;
 
 typedef struct {
-    char name[SPEC_NAME_MAX];   /* default: the spec file's name without .cfg */
+    char name[SPEC_NAME_MAX]; /* default: the spec file's name without .cfg */
     spec_mode_t mode;
     char model[SPEC_PATH_MAX];  /* absolute */
     char output[SPEC_PATH_MAX]; /* absolute; default <spec folder>/runs/<name> */
     char data[SPEC_PATH_MAX];   /* full mode only (absolute), else "" */
     spec_data_kind_t data_kind;
-    spec_train_t train;         /* the spec's own train group (tenants start from it) */
-    spec_lora_t lora;           /* lora mode: the spec's own lora group */
+    spec_train_t train; /* the spec's own train group (tenants start from it) */
+    spec_lora_t lora;   /* lora mode: the spec's own lora group */
     spec_resources_t resources;
-    int ntenants;               /* lora mode: >= 1; full mode: 0 */
+    int ntenants; /* lora mode: >= 1; full mode: 0 */
     spec_tenant_t *tenants;
     spec_sweep_t sweep;
 } spec_t;
@@ -168,7 +172,10 @@ int spec_resume_explain(const char *saved, const char *now, char *out, size_t ou
 
 /* A job unit: one tenant (lora), one trial, or the whole job (full mode).
  * Its spec is complete and single: lora units hold one tenant (named after
- * the unit) and no sweep; full units hold no sweep and output = outdir. */
+ * the unit) and no sweep; full units hold no sweep and output = outdir.
+ * The fields are the caller's to adjust: weftd, once it has sharded raw
+ * data, points `data` at the shard file and sets data_kind to
+ * SPEC_DATA_SHARDS before it composes the run. */
 typedef struct {
     char name[SPEC_NAME_MAX];   /* tenant name, or trial id "<tenant|spec name>-<8 hex>" */
     char tenant[SPEC_NAME_MAX]; /* the tenant it came from (lora), else "" */
@@ -202,6 +209,8 @@ spec_t *spec_compose(const spec_t *const *units, int n, const char *name, const 
 const char *spec_mode_name(spec_mode_t mode);
 const char *spec_schedule_name(spec_schedule_t schedule);
 const char *spec_data_kind_name(spec_data_kind_t kind);
+/* The kind of data a path names, from its extension (see spec_data_kind_t). */
+spec_data_kind_t spec_data_kind_of(const char *path);
 /* "attn.c_attn,attn.c_proj" for a set of SPEC_T_* bits. */
 void spec_targets_string(unsigned targets, char *buf, size_t bufsize);
 /* Is s a valid tenant/job name: [A-Za-z0-9._-]{1,64}, no "..", not starting

@@ -8,8 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define T(key, type, lo, hi, flags) {"train", #key, type, offsetof(spec_train_t, key), lo, hi, flags}
-#define L(key, type, lo, hi, flags) {"lora", #key, type, offsetof(spec_lora_t, key), lo, hi, flags}
+#define T(key, type, lo, hi, flags)                                                                \
+    {                                                                                              \
+        "train", #key, type, offsetof(spec_train_t, key), lo, hi, flags                            \
+    }
+#define L(key, type, lo, hi, flags)                                                                \
+    {                                                                                              \
+        "lora", #key, type, offsetof(spec_lora_t, key), lo, hi, flags                              \
+    }
 
 /* Order here is the canonical order of the writer and of sweep keys. */
 const field_t spec_fields[] = {
@@ -70,8 +76,8 @@ void spec_train_defaults(spec_train_t *t)
 
 void spec_lora_defaults(spec_lora_t *l)
 {
-    *l = (spec_lora_t){.r = 8, .alpha = 16, .rslora = false, .dropout = 0,
-                       .targets = SPEC_T_ATTN_C_ATTN};
+    *l = (spec_lora_t){
+        .r = 8, .alpha = 16, .rslora = false, .dropout = 0, .targets = SPEC_T_ATTN_C_ATTN};
 }
 
 const field_t *field_find(const char *section, const char *key)
@@ -179,8 +185,9 @@ static int out_of_range(const field_t *f, const char *got, char *why, size_t n)
     range_text(f, r, sizeof r);
     snprintf(why, n, "must be %s, got %s", r, got);
     if (f->type == F_INT64 && got[0] == '-' && f->lo >= 0)
-        snprintf(why, n, "must be %s, got %s (integers past 2147483647 need an L suffix: 3000000000L)",
-                 r, got);
+        snprintf(why, n,
+                 "must be %s, got %s (integers past 2147483647 need an L suffix: 3000000000L)", r,
+                 got);
     return -1;
 }
 
@@ -265,8 +272,9 @@ int field_set(const field_t *f, void *base, const config_setting_t *s, char *why
                 return 0;
             }
         int c = closest(v, schedule_names, 3);
-        snprintf(why, n, "unknown schedule \"%.40s\"%s%s%s; use \"cosine\", \"linear\" or \"constant\"",
-                 v, c >= 0 ? " (did you mean \"" : "", c >= 0 ? schedule_names[c] : "",
+        snprintf(why, n,
+                 "unknown schedule \"%.40s\"%s%s%s; use \"cosine\", \"linear\" or \"constant\"", v,
+                 c >= 0 ? " (did you mean \"" : "", c >= 0 ? schedule_names[c] : "",
                  c >= 0 ? "\"?)" : "");
         return -1;
     }

@@ -164,8 +164,7 @@ static void write_sweep(sbuf_t *b, const spec_sweep_t *sw)
             if (d->kind == SPEC_SWEEP_VALUES) {
                 /* a list ( ) holds arrays as well as scalars */
                 sb_add(b, "        %s = %s", key, sw->random ? "{ choice = (" : "(");
-                for (int k = 0; k < d->nvalues; k++)
-                    sb_add(b, "%s%s", k ? ", " : "", d->values[k]);
+                for (int k = 0; k < d->nvalues; k++) sb_add(b, "%s%s", k ? ", " : "", d->values[k]);
                 sb_add(b, ")%s;\n", sw->random ? "; }" : "");
             } else {
                 char lo[48], hi[48];
@@ -270,17 +269,30 @@ static bool fields_equal(const char *section, const void *a, const void *b)
         const char *pa = (const char *)a + f->off, *pb = (const char *)b + f->off;
         bool eq;
         switch (f->type) {
-        case F_INT: eq = *(const int *)pa == *(const int *)pb; break;
-        case F_INT64: eq = *(const int64_t *)pa == *(const int64_t *)pb; break;
-        case F_FLOAT: eq = *(const double *)pa == *(const double *)pb; break;
-        case F_BOOL: eq = *(const bool *)pa == *(const bool *)pb; break;
-        case F_SCHEDULE: eq = *(const spec_schedule_t *)pa == *(const spec_schedule_t *)pb; break;
+        case F_INT:
+            eq = *(const int *)pa == *(const int *)pb;
+            break;
+        case F_INT64:
+            eq = *(const int64_t *)pa == *(const int64_t *)pb;
+            break;
+        case F_FLOAT:
+            eq = *(const double *)pa == *(const double *)pb;
+            break;
+        case F_BOOL:
+            eq = *(const bool *)pa == *(const bool *)pb;
+            break;
+        case F_SCHEDULE:
+            eq = *(const spec_schedule_t *)pa == *(const spec_schedule_t *)pb;
+            break;
         case F_BETAS:
             eq = ((const double *)pa)[0] == ((const double *)pb)[0] &&
                  ((const double *)pa)[1] == ((const double *)pb)[1];
             break;
-        case F_TARGETS: eq = *(const unsigned *)pa == *(const unsigned *)pb; break;
-        default: eq = false;
+        case F_TARGETS:
+            eq = *(const unsigned *)pa == *(const unsigned *)pb;
+            break;
+        default:
+            eq = false;
         }
         if (!eq) return false;
     }
@@ -323,9 +335,8 @@ bool spec_equal(const spec_t *a, const spec_t *b)
 
 /* ---- resume and pack keys --------------------------------------------- */
 
-static const char *resume_train_keys[] = {"batch_size", "lr",    "min_lr", "schedule",
-                                          "warmup",     "weight_decay", "betas", "eps",
-                                          "grad_clip",  "seed"};
+static const char *resume_train_keys[] = {"batch_size",   "lr",    "min_lr", "schedule",  "warmup",
+                                          "weight_decay", "betas", "eps",    "grad_clip", "seed"};
 static const char *resume_lora_keys[] = {"r", "alpha", "rslora", "dropout", "targets"};
 
 static void resume_run_lines(sbuf_t *b, const spec_t *s)
@@ -371,8 +382,7 @@ char *spec_resume_text(const spec_t *s)
 {
     sbuf_t b = {0};
     resume_run_lines(&b, s);
-    if (s->mode == SPEC_FULL)
-        resume_train_lines(&b, "", s->data, "", &s->train, NULL);
+    if (s->mode == SPEC_FULL) resume_train_lines(&b, "", s->data, "", &s->train, NULL);
     for (int i = 0; i < s->ntenants; i++) resume_tenant_lines(&b, &s->tenants[i]);
     return sb_take(&b);
 }
@@ -392,8 +402,7 @@ void spec_resume_hash(const spec_t *s, char hex[65])
 {
     sbuf_t b = {0};
     resume_run_lines(&b, s);
-    if (s->mode == SPEC_FULL)
-        resume_train_lines(&b, "", s->data, "", &s->train, NULL);
+    if (s->mode == SPEC_FULL) resume_train_lines(&b, "", s->data, "", &s->train, NULL);
     for (int i = 0; i < s->ntenants; i++) resume_tenant_lines(&b, &s->tenants[i]);
     hash_sbuf(&b, hex);
 }

@@ -387,8 +387,8 @@ int spec_expand(const spec_t *s, const spec_limits_t *limits, spec_unit_t **unit
                 char params[512] = "";
                 size_t used = 0;
                 for (int d = 0; d < s->sweep.ndims && used < sizeof params; d++) {
-                    int w = snprintf(params + used, sizeof params - used, "%s%s=%s",
-                                     d ? ", " : "", s->sweep.dims[d].key, trials[k].values[d]);
+                    int w = snprintf(params + used, sizeof params - used, "%s%s=%s", d ? ", " : "",
+                                     s->sweep.dims[d].key, trials[k].values[d]);
                     if (w > 0) used += (size_t)w;
                 }
                 unit_error(diag, &nerr, "sweep: trial %s (%s): %s", u->name, params, why);

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #define EXIT_BAD_SPEC 78
-#define PACK_SIZE 16 /* weftd's default pack size, for the memory estimate */
+#define PACK_SIZE     16 /* weftd's default pack size, for the memory estimate */
 
 static int problems;
 static const char *spec_file;
@@ -86,10 +86,11 @@ int cmd_validate(int argc, char **argv)
     spec_diag_t *diag = spec_diag_new();
     spec_t *s = spec_load(spec_file, NULL, diag);
     if (!s) {
-        for (int i = 0; i < spec_diag_count(diag); i++) fprintf(stderr, "%s\n", spec_diag_get(diag, i));
+        for (int i = 0; i < spec_diag_count(diag); i++)
+            fprintf(stderr, "%s\n", spec_diag_get(diag, i));
         if (!spec_diag_count(diag)) fprintf(stderr, "%s\n", weft_last_error());
-        fprintf(stderr, "%s: %d problem%s; see docs/JOBSPEC.md\n", spec_file,
-                spec_diag_count(diag), spec_diag_count(diag) == 1 ? "" : "s");
+        fprintf(stderr, "%s: %d problem%s; see docs/JOBSPEC.md\n", spec_file, spec_diag_count(diag),
+                spec_diag_count(diag) == 1 ? "" : "s");
         spec_diag_destroy(&diag);
         return EXIT_BAD_SPEC;
     }
@@ -97,8 +98,7 @@ int cmd_validate(int argc, char **argv)
     spec_unit_t *units = NULL;
     int nunits = 0;
     if (spec_expand(s, NULL, &units, &nunits, diag))
-        for (int i = 0; i < spec_diag_count(diag); i++)
-            problem("%s", spec_diag_get(diag, i));
+        for (int i = 0; i < spec_diag_count(diag); i++) problem("%s", spec_diag_get(diag, i));
     spec_diag_destroy(&diag);
 
     plan_model_t m;
@@ -192,9 +192,9 @@ int cmd_validate(int argc, char **argv)
                t->batch_size, t->lr);
         if (s->mode == SPEC_LORA)
             printf(" %5d %7g", us->tenants[0].lora.r, us->tenants[0].lora.alpha);
-        printf(" %10s  ", steps[i] ? human_count((double)steps[i] * t->batch_size * t->seq_len, c,
-                                                 sizeof c)
-                                   : "?");
+        printf(" %10s  ",
+               steps[i] ? human_count((double)steps[i] * t->batch_size * t->seq_len, c, sizeof c)
+                        : "?");
         for (int k = 0; k < units[i].nparams; k++)
             printf("%s%s=%s", k ? " " : "", units[i].param_key[k], units[i].param_value[k]);
         printf("\n");
@@ -224,11 +224,11 @@ int cmd_validate(int argc, char **argv)
         }
     }
     printf("memory     per rank, %s: %s\n",
-           s->mode == SPEC_LORA ? (k > 1 ? "one pack of these jobs" : "one job alone")
-                                : "one job",
+           s->mode == SPEC_LORA ? (k > 1 ? "one pack of these jobs" : "one job alone") : "one job",
            human_bytes(mem.total, a, sizeof a));
     printf("           weights %s", human_bytes(mem.weights, a, sizeof a));
-    if (s->mode == SPEC_LORA) printf(" (frozen), adapters %s", human_bytes(mem.adapters, b, sizeof b));
+    if (s->mode == SPEC_LORA)
+        printf(" (frozen), adapters %s", human_bytes(mem.adapters, b, sizeof b));
     printf(", gradients %s, AdamW %s,\n", human_bytes(mem.grads, a, sizeof a),
            human_bytes(mem.optimizer, b, sizeof b));
     printf("           activations %s (%lld sequences of %d tokens per micro-step, kept for the "

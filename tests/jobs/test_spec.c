@@ -108,15 +108,16 @@ END_TEST
 
 START_TEST(test_types_and_paths)
 {
-    const char *text = "name = \"x\";\nmode = \"lora\";\nmodel = \"/abs/./m.h5\";\n"
-                       "output = \"out//o\";\n"
-                       "train = { lr = 1; weight_decay = 0; seed = 5000000000L; };\n"
-                       "lora = { alpha = 32; rslora = true; targets = [\"mlp.c_proj\", "
-                       "\"attn.c_attn\"]; };\n"
-                       "resources = { time_limit = \"1-02:03:04\"; };\n"
-                       "tenants = ( { name = \"p\"; data = \"d/p.JSONL\"; },\n"
-                       "            { name = \"q\"; data = \"./q.txt\"; init_adapter = \"a/q.h5\"; },\n"
-                       "            { name = \"r\"; data = \"r.hdf5\"; } );\n";
+    const char *text =
+        "name = \"x\";\nmode = \"lora\";\nmodel = \"/abs/./m.h5\";\n"
+        "output = \"out//o\";\n"
+        "train = { lr = 1; weight_decay = 0; seed = 5000000000L; };\n"
+        "lora = { alpha = 32; rslora = true; targets = [\"mlp.c_proj\", "
+        "\"attn.c_attn\"]; };\n"
+        "resources = { time_limit = \"1-02:03:04\"; };\n"
+        "tenants = ( { name = \"p\"; data = \"d/p.JSONL\"; },\n"
+        "            { name = \"q\"; data = \"./q.txt\"; init_adapter = \"a/q.h5\"; },\n"
+        "            { name = \"r\"; data = \"r.hdf5\"; } );\n";
     spec_t *s = parse_ok(text);
     ck_assert(s->train.lr == 1.0);
     ck_assert(s->train.weight_decay == 0.0);
@@ -299,12 +300,13 @@ START_TEST(test_grid_expansion)
 }
 END_TEST
 
-static const char *RANDOM = "name = \"r\";\nmode = \"full\";\nmodel = \"m.h5\";\ndata = \"d.h5\";\n"
-                            "output = \"/o\";\ntrain = { steps = 100; };\n"
-                            "sweep = { method = \"random\"; samples = 40; seed = 7;\n"
-                            "  train = { lr = { log_uniform = [1e-5, 1e-2]; };\n"
-                            "            warmup = { uniform = [0, 50]; };\n"
-                            "            schedule = { choice = [\"cosine\", \"linear\"]; }; }; };\n";
+static const char *RANDOM =
+    "name = \"r\";\nmode = \"full\";\nmodel = \"m.h5\";\ndata = \"d.h5\";\n"
+    "output = \"/o\";\ntrain = { steps = 100; };\n"
+    "sweep = { method = \"random\"; samples = 40; seed = 7;\n"
+    "  train = { lr = { log_uniform = [1e-5, 1e-2]; };\n"
+    "            warmup = { uniform = [0, 50]; };\n"
+    "            schedule = { choice = [\"cosine\", \"linear\"]; }; }; };\n";
 
 START_TEST(test_random_expansion)
 {
@@ -616,7 +618,8 @@ START_TEST(test_every_problem_listed)
                           "t.cfg:5: tenants[0].name:"};
     for (int i = 0; i < 4; i++) {
         int found = 0;
-        for (int k = 0; k < 4; k++) found += !strncmp(spec_diag_get(d, k), want[i], strlen(want[i]));
+        for (int k = 0; k < 4; k++)
+            found += !strncmp(spec_diag_get(d, k), want[i], strlen(want[i]));
         ck_assert_msg(found == 1, "missing: %s", want[i]);
     }
     spec_diag_destroy(&d);

@@ -108,6 +108,7 @@ int cmd_validate(int argc, char **argv)
     /* per unit: files, seq_len against the model, steps and tokens */
     int64_t *steps = calloc((size_t)nunits + 1, sizeof *steps);
     double total_steps = 0, total_tokens = 0;
+    int unknown = 0; /* jobs counted in epochs of data not sharded yet */
     for (int i = 0; i < nunits && steps; i++) {
         const spec_t *us = units[i].spec;
         const spec_train_t *t = us->mode == SPEC_LORA ? &us->tenants[0].train : &us->train;
@@ -133,6 +134,7 @@ int cmd_validate(int argc, char **argv)
             problem("%s: %s", where, weft_last_error());
         }
         steps[i] = plan_steps(t, train_tokens);
+        unknown += steps[i] == 0;
         total_steps += (double)steps[i];
         total_tokens += (double)steps[i] * t->batch_size * t->seq_len;
     }
@@ -179,7 +181,7 @@ int cmd_validate(int argc, char **argv)
 
     printf("%-32s %-12s %8s %6s %10s", "job", "data", "steps", "batch", "lr");
     if (s->mode == SPEC_LORA) printf(" %5s %7s", "r", "alpha");
-    printf(" %10s  %s\n", "tokens", "swept");
+    printf(" %10s%s\n", "tokens", s->sweep.ndims ? "  swept" : "");
     for (int i = 0; i < nunits; i++) {
         const spec_t *us = units[i].spec;
         const spec_train_t *t = us->mode == SPEC_LORA ? &us->tenants[0].train : &us->train;
@@ -192,16 +194,16 @@ int cmd_validate(int argc, char **argv)
                t->batch_size, t->lr);
         if (s->mode == SPEC_LORA)
             printf(" %5d %7g", us->tenants[0].lora.r, us->tenants[0].lora.alpha);
-        printf(" %10s  ",
+        printf(" %10s",
                steps[i] ? human_count((double)steps[i] * t->batch_size * t->seq_len, c, sizeof c)
                         : "?");
         for (int k = 0; k < units[i].nparams; k++)
-            printf("%s%s=%s", k ? " " : "", units[i].param_key[k], units[i].param_value[k]);
+            printf("%s%s=%s", k ? " " : "  ", units[i].param_key[k], units[i].param_value[k]);
         printf("\n");
     }
     printf("\ntotal      %s steps, %s tokens%s\n", human_count(total_steps, a, sizeof a),
            human_count(total_tokens, b, sizeof b),
-           total_steps < nunits ? " (epochs of raw data count once it is sharded)" : "");
+           unknown ? " (jobs in epochs of raw data count once it is sharded)" : "");
 
     /* memory: one run of up to PACK_SIZE lora units, or one full job */
     int k = s->mode == SPEC_LORA ? (nunits < PACK_SIZE ? nunits : PACK_SIZE) : 1;

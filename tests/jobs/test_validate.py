@@ -68,6 +68,15 @@ def main():
         check(rc == 0 and re.search(r"^acme\s+weft-shards\s+196\s", out, re.M),
               "epochs: want 196 steps:\n%s%s" % (out, err))
 
+        # epochs of raw text: steps unknown until weftd shards it
+        with open(ep, "w") as f:
+            f.write('mode = "lora"; model = "models/base.h5";\n'
+                    'train = { epochs = 1.5; };\n'
+                    'tenants = ( { name = "initech"; data = "data/initech.txt"; } );\n')
+        rc, out, err = validate("epochs.cfg", tmp)
+        check(rc == 0 and re.search(r"^initech\s+text\s+1.5ep\s.*\?$", out, re.M)
+              and "count once it is sharded" in out, "raw epochs:\n%s%s" % (out, err))
+
         # the spec's folder is the base: validate from another working folder
         rc, out, err = validate(os.path.join(tmp, "nightly.cfg"), "/")
         check(rc == 0, "nightly.cfg from /: exit %d %s" % (rc, err))

@@ -319,8 +319,9 @@ static const config_setting_t *get_group(ctx_t *c, const config_setting_t *paren
 static void read_fields(ctx_t *c, const config_setting_t *group, const char *section,
                         const char *prefix, void *base)
 {
-    const config_setting_t *st = config_setting_get_member(group, "steps");
-    const config_setting_t *ep = config_setting_get_member(group, "epochs");
+    bool train = !strcmp(section, "train");
+    const config_setting_t *st = train ? config_setting_get_member(group, "steps") : NULL;
+    const config_setting_t *ep = train ? config_setting_get_member(group, "epochs") : NULL;
     char path[128], why[512];
     if (st && ep) {
         snprintf(path, sizeof path, "%s.epochs", prefix);

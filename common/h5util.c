@@ -149,7 +149,10 @@ int h5_make_parents(hid_t file, const char *path)
         memcpy(part, path, i);
         part[i] = 0;
         if (H5Lexists(file, part, H5P_DEFAULT) > 0) continue;
-        hid_t g = H5Gcreate2(file, part, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
+        H5Pset_obj_track_times(gcpl, 0);
+        hid_t g = H5Gcreate2(file, part, H5P_DEFAULT, gcpl, H5P_DEFAULT);
+        H5Pclose(gcpl);
         if (g < 0) return weft_error("cannot create HDF5 group %s", part);
         H5Gclose(g);
     }
@@ -179,7 +182,11 @@ int h5_write_f32(hid_t file, const char *path, int rank, const hsize_t *dims, co
 {
     if (h5_make_parents(file, path) < 0) return -1;
     hid_t s = H5Screate_simple(rank, dims, NULL);
-    hid_t d = H5Dcreate2(file, path, H5T_IEEE_F32LE, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    /* No modification times: the same values give the same file bytes. */
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_obj_track_times(dcpl, 0);
+    hid_t d = H5Dcreate2(file, path, H5T_IEEE_F32LE, s, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Pclose(dcpl);
     herr_t st = d < 0 ? -1 : H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
     if (d >= 0) H5Dclose(d);
     H5Sclose(s);

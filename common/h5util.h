@@ -24,10 +24,11 @@ int h5_attr_exists(hid_t loc, const char *name);
 int h5_dataset_shape(hid_t file, const char *path, int *rank, hsize_t dims[8]);
 /* 1 if a link (group or dataset) exists at a '/'-separated path, else 0. */
 int h5_path_exists(hid_t file, const char *path);
-/* Creates every missing group on the way to path's parent. */
+/* Creates every missing group on the way to path's parent (no times). */
 int h5_make_parents(hid_t file, const char *path);
 
-/* Writes/reads a whole float32 dataset of the given shape. The read checks
+/* Writes/reads a whole float32 dataset of the given shape (written without
+ * modification times, so equal values give equal file bytes). The read checks
  * the stored shape equals the expected one and names the dataset if not. */
 int h5_write_f32(hid_t file, const char *path, int rank, const hsize_t *dims, const float *data);
 int h5_read_f32(hid_t file, const char *path, int rank, const hsize_t *dims, float *data);

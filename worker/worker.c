@@ -1,0 +1,1180 @@
+/* worker.c: weft-worker, one MPI group training one run: full fine-tuning of
+ * the backbone, or a pack of tenants' LoRA adapters on the frozen backbone.
+ * Data parallel: every rank draws its own windows, one MPI_Allreduce of the
+ * flat gradient buffer per step, the same optimizer step everywhere. Rank 0
+ * reads the spec and the backbone and broadcasts them, writes checkpoints,
+ * outputs and metrics, and talks to weftd when there is one.
+ *
+ * Exit codes: 0 done, 75 checkpointed on a signal (requeue me), 65 bad data,
+ * 78 bad spec, 1 anything else. */
+#include "adapter.h"
+#include "ckpt.h"
+#include "fsutil.h"
+#include "gpt2.h"
+#include "guard.h"
+#include "h5util.h"
+#include "log.h"
+#include "lora.h"
+#include "lora_train.h"
+#include "model_file.h"
+#include "optim.h"
+#include "reporter.h"
+#include "sha256.h"
+#include "shardset.h"
+#include "spec.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <math.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { EXIT_DONE = 0, EXIT_FAIL = 1, EXIT_DATA = 65, EXIT_REQUEUE = 75, EXIT_SPEC = 78 };
+
+/* A task is what has its own data and optimizer: a tenant (lora) or the
+ * whole model (full). */
+typedef enum { TASK_TRAINING, TASK_DONE, TASK_FAILED, TASK_CANCELLED } task_state_t;
+static const char *task_state_names[] = {"training", "succeeded", "failed", "cancelled"};
+
+typedef struct {
+    const char *name;
+    const spec_train_t *train;
+    shardset_t *data;
+    shardset_cursor_t cursor; /* this rank's */
+    int B;                    /* sequences per rank per micro-step */
+    int64_t steps;            /* optimizer steps to take */
+    int64_t tokens;           /* trained, all ranks */
+    task_state_t state;
+    char error[256];
+    double loss, val_loss; /* last */
+    int64_t at_step;       /* steps taken when it ended */
+    int saved;             /* its output is written */
+} task_t;
+
+typedef struct {
+    int rank, world, mpi_multiple;
+    char run[WIRE_RUN_MAX + 1];
+    int attempt;
+    const char *endpoint;
+    spec_t *spec;
+    char spec_dir[PATH_MAX];
+    char tokenizer[16];
+    char backbone_sha[65];
+    gpt2_t *model;
+    int ntasks;
+    task_t *tasks;
+    /* lora */
+    lora_pack_t *pack;
+    lora_trainer_t *trainer;
+    lora_hparams_t *hp;
+    float *accum;
+    /* full */
+    float *m, *v;
+    schedule_t sched;
+    adamw_hparams_t adam;
+    float *scale;
+    /* both */
+    int T, Bsum;
+    int *inputs, *targets, *window;
+    int64_t step; /* optimizer steps taken by the run */
+    double t0;
+    reporter_t *rep;
+} worker_t;
+
+static worker_t W;
+
+/* ---- agreement between ranks ---- */
+
+/* Every rank's code; the group acts on the largest (all agree). */
+static int agree(int code)
+{
+    int out = code;
+    MPI_Allreduce(&code, &out, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    return out;
+}
+
+/* Broadcast of a float buffer of any size (MPI counts are int). */
+static void bcast_floats(float *buf, size_t n)
+{
+    const size_t chunk = (size_t)1 << 28;
+    for (size_t off = 0; off < n; off += chunk) {
+        size_t k = n - off < chunk ? n - off : chunk;
+        MPI_Bcast(buf + off, (int)k, MPI_FLOAT, 0, MPI_COMM_WORLD);
+    }
+}
+
+static void allreduce_floats(float *buf, size_t n)
+{
+    const size_t chunk = (size_t)1 << 28;
+    for (size_t off = 0; off < n; off += chunk) {
+        size_t k = n - off < chunk ? n - off : chunk;
+        MPI_Allreduce(MPI_IN_PLACE, buf + off, (int)k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    }
+}
+
+/* Rank 0's string to every rank (malloc'ed on the others). */
+static char *bcast_string(const char *s)
+{
+    long long n = W.rank == 0 ? (long long)strlen(s) + 1 : 0;
+    MPI_Bcast(&n, 1, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
+    char *out = malloc((size_t)n);
+    if (W.rank == 0) memcpy(out, s, (size_t)n);
+    MPI_Bcast(out, (int)n, MPI_CHAR, 0, MPI_COMM_WORLD);
+    return out;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Rank 0 prints the error; every rank returns the code. */
+static int fail_with(int code)
+{
+    if (W.rank == 0) weft_report();
+    return code;
+}
+
+/* ---- set-up ---- */
+
+static int load_spec(const char *path)
+{
+    int code = EXIT_DONE;
+    char *text = NULL;
+    if (W.rank == 0) {
+        text = weft_read_file(path, 16u << 20, NULL);
+        if (!text) code = EXIT_SPEC;
+    }
+    if ((code = agree(code)) != EXIT_DONE) return fail_with(code);
+    char *all = bcast_string(text);
+    free(text);
+    char *abs = W.rank == 0 ? realpath(path, NULL) : NULL;
+    char *absb = bcast_string(abs ? abs : path);
+    free(abs);
+    weft_dirname(absb, W.spec_dir, sizeof W.spec_dir);
+    const char *base = strrchr(absb, '/') ? strrchr(absb, '/') + 1 : absb;
+    spec_diag_t *diag = spec_diag_new();
+    W.spec = spec_parse(all, strlen(all), W.spec_dir, base, NULL, diag);
+    if (!W.spec && W.rank == 0)
+        for (int i = 0; i < spec_diag_count(diag); i++)
+            fprintf(stderr, "%s\n", spec_diag_get(diag, i));
+    spec_diag_destroy(&diag);
+    free(all);
+    free(absb);
+    if (!W.spec) return EXIT_SPEC;
+    if (W.spec->sweep.ndims > 0) {
+        weft_error("%s: a sweep is a set of runs; submit it to weftd, or run one trial's spec",
+                   path);
+        return fail_with(EXIT_SPEC);
+    }
+    if (W.spec->resources.ranks != W.world) {
+        if (W.world == 1)
+            weft_error("%s asks for %d ranks but this is a single process: launch it with "
+                       "`mpirun -np %d weft-worker %s` or `srun --mpi=pmix` (an srun without "
+                       "PMI starts %d separate singletons)",
+                       path, W.spec->resources.ranks, W.spec->resources.ranks, path,
+                       W.spec->resources.ranks);
+        else
+            weft_error("%s asks for resources.ranks = %d but the group has %d ranks", path,
+                       W.spec->resources.ranks, W.world);
+        return fail_with(EXIT_SPEC);
+    }
+    return EXIT_DONE;
+}
+
+static int load_backbone(void)
+{
+    int code = EXIT_DONE;
+    gpt2_config_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    if (W.rank == 0) {
+        W.model = model_file_load(W.spec->model, W.tokenizer, sizeof W.tokenizer);
+        if (!W.model || weft_sha256_file(W.spec->model, W.backbone_sha) < 0)
+            code = EXIT_SPEC;
+        else
+            cfg = W.model->cfg;
+    }
+    if ((code = agree(code)) != EXIT_DONE) return fail_with(code);
+    MPI_Bcast(&cfg, sizeof cfg, MPI_BYTE, 0, MPI_COMM_WORLD);
+    MPI_Bcast(W.tokenizer, sizeof W.tokenizer, MPI_CHAR, 0, MPI_COMM_WORLD);
+    MPI_Bcast(W.backbone_sha, sizeof W.backbone_sha, MPI_CHAR, 0, MPI_COMM_WORLD);
+    if (W.rank != 0) {
+        W.model = gpt2_new(&cfg);
+        if (!W.model) return fail_with(EXIT_FAIL);
+    }
+    bcast_floats(W.model->params, W.model->nparams);
+    W.T = W.spec->train.seq_len;
+    if (W.T > cfg.n_ctx) {
+        weft_error("train.seq_len = %d is longer than the model's n_ctx = %d (%s)", W.T, cfg.n_ctx,
+                   W.spec->model);
+        return fail_with(EXIT_SPEC);
+    }
+    return EXIT_DONE;
+}
+
+/* Sequences per rank per micro-step, or -1 (error) when the batch does not
+ * split evenly. */
+static int micro_batch(const char *who, const spec_train_t *t)
+{
+    int parts = W.world * t->grad_accum;
+    if (t->batch_size % parts) {
+        weft_error("%s: train.batch_size = %d does not split over %d ranks x grad_accum %d; "
+                   "make it a multiple of %d",
+                   who, t->batch_size, W.world, t->grad_accum, parts);
+        return -1;
+    }
+    return t->batch_size / parts;
+}
+
+static int open_data(task_t *t, const char *path, int64_t seed)
+{
+    t->data = shardset_new(path);
+    if (!t->data) return -1;
+    if (strcmp(shardset_tokenizer(t->data), W.tokenizer))
+        return weft_error("%s uses the %s tokenizer but the model %s uses %s", path,
+                          shardset_tokenizer(t->data), W.spec->model, W.tokenizer);
+    if (shardset_vocab_size(t->data) > W.model->cfg.vocab_size)
+        return weft_error("%s has %d tokens in its vocabulary; the model has only %d", path,
+                          shardset_vocab_size(t->data), W.model->cfg.vocab_size);
+    if (shardset_select(t->data, W.rank, W.world, W.T) < 0) return -1;
+    /* Each rank's stream of windows is its own: the rank is part of the
+     * hash inside the shard reader, the seed is the task's. */
+    shardset_cursor_init(&t->cursor, (uint64_t)seed);
+    return 0;
+}
+
+static int64_t task_steps(const spec_train_t *t, shardset_t *data)
+{
+    if (t->steps > 0) return t->steps;
+    double tokens = (double)shardset_tokens(data, SHARDSET_TRAIN);
+    int64_t s = (int64_t)ceil(t->epochs * tokens / ((double)t->batch_size * W.T));
+    return s > 0 ? s : 1;
+}
+
+static sched_kind_t sched_kind(spec_schedule_t s)
+{
+    return s == SPEC_COSINE ? SCHED_COSINE : s == SPEC_LINEAR ? SCHED_LINEAR : SCHED_CONSTANT;
+}
+
+static int setup_tasks(void)
+{
+    const spec_t *s = W.spec;
+    W.ntasks = s->mode == SPEC_LORA ? s->ntenants : 1;
+    W.tasks = calloc((size_t)W.ntasks, sizeof *W.tasks);
+    if (!W.tasks) return fail_with(EXIT_FAIL);
+    int code = EXIT_DONE;
+    W.Bsum = 0;
+    for (int k = 0; k < W.ntasks && code == EXIT_DONE; k++) {
+        task_t *t = &W.tasks[k];
+        t->name = s->mode == SPEC_LORA ? s->tenants[k].name : s->name;
+        t->train = s->mode == SPEC_LORA ? &s->tenants[k].train : &s->train;
+        t->loss = t->val_loss = NAN;
+        t->B = micro_batch(t->name, t->train);
+        if (t->B < 0) {
+            code = EXIT_SPEC;
+            break;
+        }
+        const char *data = s->mode == SPEC_LORA ? s->tenants[k].data : s->data;
+        if (open_data(t, data, t->train->seed) < 0) {
+            weft_error_prefix("tenant %s", t->name);
+            code = EXIT_DATA;
+            break;
+        }
+        t->steps = task_steps(t->train, t->data);
+        W.Bsum += t->B;
+    }
+    if ((code = agree(code)) != EXIT_DONE) return fail_with(code);
+    size_t rows = (size_t)W.Bsum * (size_t)W.T;
+    W.inputs = malloc(rows * sizeof *W.inputs);
+    W.targets = malloc(rows * sizeof *W.targets);
+    W.window = malloc(((size_t)W.T + 1) * sizeof *W.window);
+    if (!W.inputs || !W.targets || !W.window) return fail_with(EXIT_FAIL);
+    return EXIT_DONE;
+}
+
+static int setup_full(void)
+{
+    const spec_train_t *t = &W.spec->train;
+    if (gpt2_alloc(W.model, W.tasks[0].B, W.T) < 0 || !gpt2_grads(W.model))
+        return fail_with(EXIT_FAIL);
+    W.m = calloc(W.model->nparams, sizeof *W.m);
+    W.v = calloc(W.model->nparams, sizeof *W.v);
+    W.scale = malloc((size_t)W.tasks[0].B * sizeof *W.scale);
+    if (!W.m || !W.v || !W.scale) return fail_with(EXIT_FAIL);
+    W.sched = (schedule_t){sched_kind(t->schedule), (float)t->lr, (float)t->min_lr, t->warmup,
+                           W.tasks[0].steps};
+    W.adam = (adamw_hparams_t){(float)t->betas[0], (float)t->betas[1], (float)t->eps,
+                               (float)t->weight_decay};
+    return EXIT_DONE;
+}
+
+static int setup_lora(void)
+{
+    const spec_t *s = W.spec;
+    lora_spec_t *ls = calloc((size_t)W.ntasks, sizeof *ls);
+    W.hp = calloc((size_t)W.ntasks, sizeof *W.hp);
+    if (!ls || !W.hp) return fail_with(EXIT_FAIL);
+    for (int k = 0; k < W.ntasks; k++) {
+        const spec_tenant_t *tn = &s->tenants[k];
+        ls[k] = (lora_spec_t){.r = tn->lora.r,
+                              .alpha = (float)tn->lora.alpha,
+                              .use_rslora = tn->lora.rslora,
+                              .targets = tn->lora.targets,
+                              .dropout = (float)tn->lora.dropout,
+                              .seed = (uint64_t)tn->train.seed};
+        const spec_train_t *t = &tn->train;
+        W.hp[k] = (lora_hparams_t){.sched = {sched_kind(t->schedule), (float)t->lr,
+                                             (float)t->min_lr, t->warmup, W.tasks[k].steps},
+                                   .weight_decay = (float)t->weight_decay,
+                                   .grad_clip = (float)t->grad_clip,
+                                   .adam = {(float)t->betas[0], (float)t->betas[1], (float)t->eps,
+                                            (float)t->weight_decay}};
+    }
+    W.pack = lora_pack_new(W.model->cfg.n_layer, W.model->cfg.n_embd, W.ntasks, ls,
+                           (size_t)W.Bsum * (size_t)W.T);
+    free(ls);
+    if (!W.pack) return fail_with(EXIT_SPEC);
+    for (int k = 0; k < W.ntasks; k++) lora_pack_init_tenant(W.pack, k);
+    W.trainer = lora_trainer_new(W.model, W.pack, W.hp, W.Bsum, W.T);
+    if (!W.trainer) return fail_with(EXIT_FAIL);
+    if (W.spec->train.grad_accum > 1) {
+        W.accum = calloc(lora_pack_size(W.pack), sizeof *W.accum);
+        if (!W.accum) return fail_with(EXIT_FAIL);
+    }
+    return EXIT_DONE;
+}
+
+/* Tenants that continue last night's adapter (not on a resume). */
+static int load_init_adapters(void)
+{
+    int code = EXIT_DONE;
+    if (W.rank == 0)
+        for (int k = 0; k < W.ntasks && code == EXIT_DONE; k++) {
+            const char *path = W.spec->tenants[k].init_adapter;
+            if (!path[0]) continue;
+            if (adapter_load(path, W.spec->model, W.backbone_sha, W.pack, k, NULL) < 0) {
+                weft_error_prefix("tenant %s: init_adapter", W.tasks[k].name);
+                code = EXIT_SPEC;
+            }
+        }
+    if ((code = agree(code)) != EXIT_DONE) return fail_with(code);
+    bcast_floats(lora_pack_params(W.pack), lora_pack_size(W.pack));
+    return EXIT_DONE;
+}
+
+/* ---- checkpoints ---- */
+
+#define STATE_FORMAT "weft-run-state"
+
+static int write_bytes(hid_t f, const char *name, const char *text)
+{
+    hsize_t n = strlen(text);
+    hid_t sp = H5Screate_simple(1, &n, NULL);
+    hid_t d = H5Dcreate2(f, name, H5T_NATIVE_UCHAR, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t st = d < 0 ? -1 : H5Dwrite(d, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, text);
+    if (d >= 0) H5Dclose(d);
+    H5Sclose(sp);
+    return st < 0 ? weft_error("cannot write %s", name) : 0;
+}
+
+static char *read_bytes(hid_t f, const char *name)
+{
+    int rank;
+    hsize_t dims[8];
+    if (h5_dataset_shape(f, name, &rank, dims) < 0 || rank != 1) return NULL;
+    char *out = calloc(dims[0] + 1, 1);
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    if (!out || d < 0 || H5Dread(d, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, out) < 0) {
+        free(out);
+        out = NULL;
+        weft_error("cannot read %s", name);
+    }
+    if (d >= 0) H5Dclose(d);
+    return out;
+}
+
+/* Every rank's cursors, gathered to rank 0: [world][ntasks][2]. */
+static int64_t *gather_cursors(void)
+{
+    size_t n = (size_t)W.ntasks * 2;
+    int64_t *mine = malloc(n * sizeof *mine);
+    for (int k = 0; k < W.ntasks; k++) {
+        mine[2 * k] = (int64_t)W.tasks[k].cursor.seed;
+        mine[2 * k + 1] = (int64_t)W.tasks[k].cursor.next;
+    }
+    int64_t *all = W.rank == 0 ? malloc(n * (size_t)W.world * sizeof *all) : NULL;
+    MPI_Gather(mine, (int)n, MPI_INT64_T, all, (int)n, MPI_INT64_T, 0, MPI_COMM_WORLD);
+    free(mine);
+    return all;
+}
+
+static int write_state(const char *path, const int64_t *cursors)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    if (f < 0) return weft_error("cannot create %s", path);
+    char *resume = spec_resume_text(W.spec);
+    int rc = h5_attr_write_str(f, "format", STATE_FORMAT) | h5_attr_write_i64(f, "version", 1) |
+             h5_attr_write_i64(f, "step", W.step) | h5_attr_write_i64(f, "world", W.world) |
+             h5_attr_write_i64(f, "metrics_bytes", reporter_metrics_bytes(W.rep)) |
+             h5_attr_write_str(f, "backbone_sha256", W.backbone_sha) |
+             write_bytes(f, "/resume_text", resume ? resume : "");
+    free(resume);
+    hsize_t cd[3] = {(hsize_t)W.world, (hsize_t)W.ntasks, 2};
+    hid_t sp = H5Screate_simple(3, cd, NULL);
+    hid_t d = H5Dcreate2(f, "/cursors", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (d < 0 || H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, cursors) < 0) rc = -1;
+    if (d >= 0) H5Dclose(d);
+    H5Sclose(sp);
+    for (int k = 0; rc == 0 && k < W.ntasks; k++) {
+        task_t *t = &W.tasks[k];
+        char g[256];
+        snprintf(g, sizeof g, "/tasks/%s", t->name);
+        if (h5_make_parents(f, g) < 0) {
+            rc = -1;
+            break;
+        }
+        hid_t grp = H5Gcreate2(f, g, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        long tstep = W.pack ? lora_trainer_tenant_step(W.trainer, k) : (long)W.step;
+        rc = grp < 0 ? -1
+                     : h5_attr_write_i64(grp, "state", t->state) |
+                           h5_attr_write_i64(grp, "step", tstep) |
+                           h5_attr_write_i64(grp, "at_step", t->at_step) |
+                           h5_attr_write_i64(grp, "tokens", t->tokens) |
+                           h5_attr_write_i64(grp, "failed_at",
+                                             W.pack ? lora_trainer_failed_at(W.trainer, k) : -1) |
+                           h5_attr_write_i64(grp, "rng",
+                                             W.pack ? (int64_t)lora_pack_rng(W.pack, k) : 0) |
+                           h5_attr_write_f64(grp, "loss", t->loss) |
+                           h5_attr_write_f64(grp, "val_loss", t->val_loss) |
+                           h5_attr_write_str(grp, "error", t->error);
+        if (grp >= 0) H5Gclose(grp);
+        if (rc == 0 && W.pack) {
+            char p[300];
+            const char *bufs[3] = {"params", "m", "v"};
+            float *ptr[3] = {lora_pack_params(W.pack), lora_pack_m(W.pack), lora_pack_v(W.pack)};
+            for (int b = 0; rc == 0 && b < 3; b++) {
+                snprintf(p, sizeof p, "%s/%s", g, bufs[b]);
+                rc = adapter_write_tensors(f, p, W.pack, k, ptr[b]);
+            }
+        }
+    }
+    if (H5Fclose(f) < 0) rc = -1;
+    return rc < 0 ? weft_error_prefix("%s", path) : 0;
+}
+
+/* A model-layout buffer as its own file (full mode: params, m, v). */
+static int write_buffer(const char *path, const float *buf)
+{
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (f < 0) return weft_error("cannot create %s", path);
+    int rc = model_file_write_tensors(f, W.model, buf);
+    if (H5Fclose(f) < 0) rc = -1;
+    return rc < 0 ? weft_error_prefix("%s", path) : 0;
+}
+
+static int read_buffer(const char *path, float *buf)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) return weft_error("cannot open %s", path);
+    int rc = model_file_read_tensors(f, W.model, buf);
+    H5Fclose(f);
+    return rc < 0 ? weft_error_prefix("%s", path) : 0;
+}
+
+/* Every rank takes part (cursors are gathered); rank 0 writes. */
+static int checkpoint(void)
+{
+    int64_t *cursors = gather_cursors();
+    int code = EXIT_DONE;
+    if (W.rank == 0) {
+        const spec_train_t *t = &W.spec->train;
+        ckpt_writer_t *cw = NULL;
+        char p[PATH_MAX];
+        int rc = reporter_sync(W.rep);
+        if (rc == 0 && !(cw = ckpt_writer_new(W.spec->output, W.step))) rc = -1;
+        if (rc == 0) rc = ckpt_writer_path(cw, "state.h5", p, sizeof p) | write_state(p, cursors);
+        if (rc == 0 && !W.pack) {
+            const char *names[3] = {"params.h5", "m.h5", "v.h5"};
+            const float *bufs[3] = {W.model->params, W.m, W.v};
+            for (int b = 0; rc == 0 && b < 3; b++)
+                rc = ckpt_writer_path(cw, names[b], p, sizeof p) | write_buffer(p, bufs[b]);
+        }
+        if (rc == 0)
+            rc = ckpt_writer_commit(&cw, t->keep_checkpoints);
+        else
+            ckpt_writer_destroy(&cw);
+        if (rc < 0) {
+            /* The previous checkpoint stays usable; training goes on. */
+            weft_warn("checkpoint at step %" PRId64 " failed: %s", W.step, weft_last_error());
+            code = EXIT_FAIL;
+        } else {
+            reporter_post(W.rep, WIRE_CHECKPOINT, json_pack("{s:I}", "step", (json_int_t)W.step));
+        }
+    }
+    free(cursors);
+    return agree(code);
+}
+
+/* Rank 0 finds and reads the newest good checkpoint; every rank takes its
+ * part. Returns 1 resumed (with the size metrics.jsonl had then), 0 fresh
+ * start, or a negated exit code. */
+static int resume(int allowed, int64_t *metrics_bytes_out)
+{
+    int found = 0, code = EXIT_DONE;
+    char dir[PATH_MAX] = "";
+    int64_t step = 0, metrics_bytes = -1;
+    int64_t *cursors = NULL;
+    hid_t f = -1;
+    if (W.rank == 0 && allowed) {
+        int64_t s;
+        found = ckpt_find_latest(W.spec->output, dir, sizeof dir, &s);
+        if (found < 0) code = EXIT_FAIL, found = 0;
+        if (found) {
+            char p[PATH_MAX];
+            weft_path_join(p, sizeof p, dir, "state.h5");
+            f = H5Fopen(p, H5F_ACC_RDONLY, H5P_DEFAULT);
+            char fmt[32] = "";
+            char *saved = NULL, *now_text = spec_resume_text(W.spec);
+            if (f < 0 || h5_attr_read_str(f, "format", fmt, sizeof fmt) < 0 ||
+                strcmp(fmt, STATE_FORMAT) || h5_attr_read_i64(f, "step", &step) < 0 ||
+                h5_attr_read_i64(f, "metrics_bytes", &metrics_bytes) < 0 ||
+                !(saved = read_bytes(f, "/resume_text"))) {
+                weft_error("%s: not a weft run state; remove that checkpoint folder", p);
+                code = EXIT_FAIL;
+            } else {
+                char why[512];
+                if (spec_resume_explain(saved, now_text, why, sizeof why)) {
+                    weft_error("the spec changed since %s was written (%s); resuming would mix "
+                               "two runs: restore the spec, or give a new output folder",
+                               dir, why);
+                    code = EXIT_SPEC;
+                }
+            }
+            free(saved);
+            free(now_text);
+            if (code == EXIT_DONE) {
+                cursors = malloc((size_t)W.world * (size_t)W.ntasks * 2 * sizeof *cursors);
+                hid_t d = H5Dopen2(f, "/cursors", H5P_DEFAULT);
+                if (d < 0 ||
+                    H5Dread(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, cursors) < 0)
+                    code = EXIT_FAIL, weft_error("%s: cannot read the data cursors", p);
+                if (d >= 0) H5Dclose(d);
+            }
+        }
+    }
+    if ((code = agree(code)) != EXIT_DONE) {
+        if (f >= 0) H5Fclose(f);
+        free(cursors);
+        return -fail_with(code);
+    }
+    MPI_Bcast(&found, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (!found) return 0;
+    MPI_Bcast(&step, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
+    MPI_Bcast(&metrics_bytes, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
+    W.step = step;
+    size_t n = (size_t)W.ntasks * 2;
+    int64_t *mine = malloc(n * sizeof *mine);
+    MPI_Scatter(cursors, (int)n, MPI_INT64_T, mine, (int)n, MPI_INT64_T, 0, MPI_COMM_WORLD);
+    for (int k = 0; k < W.ntasks; k++) {
+        W.tasks[k].cursor.seed = (uint64_t)mine[2 * k];
+        W.tasks[k].cursor.next = (uint64_t)mine[2 * k + 1];
+    }
+    free(mine);
+    free(cursors);
+    /* Per-task state: rank 0 reads, then broadcasts. */
+    for (int k = 0; k < W.ntasks; k++) {
+        task_t *t = &W.tasks[k];
+        int64_t v[6] = {0, 0, 0, 0, -1, 0};
+        double d[2] = {NAN, NAN};
+        if (W.rank == 0) {
+            char g[256];
+            snprintf(g, sizeof g, "/tasks/%s", t->name);
+            hid_t grp = H5Gopen2(f, g, H5P_DEFAULT);
+            int64_t st = 0;
+            if (grp < 0 || h5_attr_read_i64(grp, "state", &st) < 0 ||
+                h5_attr_read_i64(grp, "step", &v[1]) < 0 ||
+                h5_attr_read_i64(grp, "at_step", &v[2]) < 0 ||
+                h5_attr_read_i64(grp, "tokens", &v[3]) < 0 ||
+                h5_attr_read_i64(grp, "failed_at", &v[4]) < 0 ||
+                h5_attr_read_i64(grp, "rng", &v[5]) < 0 ||
+                h5_attr_read_f64(grp, "loss", &d[0]) < 0 ||
+                h5_attr_read_f64(grp, "val_loss", &d[1]) < 0 ||
+                h5_attr_read_str(grp, "error", t->error, sizeof t->error) < 0)
+                code = EXIT_FAIL;
+            v[0] = st;
+            if (grp >= 0) H5Gclose(grp);
+            if (code == EXIT_DONE && W.pack) {
+                char p[300];
+                const char *bufs[3] = {"params", "m", "v"};
+                float *ptr[3] = {lora_pack_params(W.pack), lora_pack_m(W.pack),
+                                 lora_pack_v(W.pack)};
+                for (int b = 0; code == EXIT_DONE && b < 3; b++) {
+                    snprintf(p, sizeof p, "%s/%s", g, bufs[b]);
+                    if (adapter_read_tensors(f, p, W.pack, k, ptr[b]) < 0) code = EXIT_FAIL;
+                }
+            }
+        }
+        if ((code = agree(code)) != EXIT_DONE) break;
+        MPI_Bcast(v, 6, MPI_INT64_T, 0, MPI_COMM_WORLD);
+        MPI_Bcast(d, 2, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+        MPI_Bcast(t->error, sizeof t->error, MPI_CHAR, 0, MPI_COMM_WORLD);
+        t->state = (task_state_t)v[0];
+        t->at_step = v[2];
+        t->tokens = v[3];
+        t->loss = d[0];
+        t->val_loss = d[1];
+        if (W.pack) {
+            lora_trainer_set_tenant_step(W.trainer, k, (long)v[1]);
+            lora_pack_set_rng(W.pack, k, (uint64_t)v[5]);
+        }
+        t->saved = t->state != TASK_TRAINING;
+    }
+    if (f >= 0) H5Fclose(f);
+    if (code != EXIT_DONE) return -fail_with(code);
+    if (W.pack) {
+        bcast_floats(lora_pack_params(W.pack), lora_pack_size(W.pack));
+        bcast_floats(lora_pack_m(W.pack), lora_pack_size(W.pack));
+        bcast_floats(lora_pack_v(W.pack), lora_pack_size(W.pack));
+    } else {
+        if (W.rank == 0) {
+            const char *names[3] = {"params.h5", "m.h5", "v.h5"};
+            float *bufs[3] = {W.model->params, W.m, W.v};
+            for (int b = 0; code == EXIT_DONE && b < 3; b++) {
+                char p[PATH_MAX];
+                if (weft_path_join(p, sizeof p, dir, names[b]) < 0 || read_buffer(p, bufs[b]) < 0)
+                    code = EXIT_FAIL;
+            }
+        }
+        if ((code = agree(code)) != EXIT_DONE) return -fail_with(code);
+        bcast_floats(W.model->params, W.model->nparams);
+        bcast_floats(W.m, W.model->nparams);
+        bcast_floats(W.v, W.model->nparams);
+    }
+    if (W.rank == 0) weft_info("resuming from %s (step %" PRId64 ")", dir, step);
+    *metrics_bytes_out = metrics_bytes;
+    return 1;
+}
+
+/* ---- one step ---- */
+
+/* Fills task t's B rows of inputs and targets from its window stream. */
+static int fill_rows(task_t *t, int *in, int *tg, int B)
+{
+    for (int b = 0; b < B; b++) {
+        if (shardset_next_window(t->data, &t->cursor, W.window) < 0) return -1;
+        for (int i = 0; i < W.T; i++) {
+            in[(size_t)b * W.T + i] = W.window[i];
+            tg[(size_t)b * W.T + i] = W.window[i + 1];
+        }
+    }
+    return 0;
+}
+
+static int task_active(const task_t *t)
+{
+    return t->state == TASK_TRAINING;
+}
+
+/* Forward and backward of one optimizer step on this rank, gradients summed
+ * over ranks and averaged: losses[k] is this rank's loss of task k. */
+static int compute_step(float *losses, double *grad_norm)
+{
+    int accum = W.spec->train.grad_accum;
+    for (int k = 0; k < W.ntasks; k++) losses[k] = 0;
+    if (!W.pack) {
+        task_t *t = &W.tasks[0];
+        gpt2_zero_grad(W.model);
+        for (int a = 0; a < accum; a++) {
+            float loss;
+            if (fill_rows(t, W.inputs, W.targets, t->B) < 0 ||
+                gpt2_forward(W.model, W.inputs, W.targets, t->B, W.T, &loss) < 0)
+                return -1;
+            size_t valid = gpt2_valid_targets(W.model);
+            for (int b = 0; b < t->B; b++)
+                W.scale[b] = valid ? 1.0f / ((float)valid * (float)accum) : 0.0f;
+            if (gpt2_backward(W.model, W.scale) < 0) return -1;
+            losses[0] += loss / (float)accum;
+        }
+        allreduce_floats(W.model->grads, W.model->nparams);
+        float inv = 1.0f / (float)W.world;
+        for (size_t i = 0; i < W.model->nparams; i++) W.model->grads[i] *= inv;
+        *grad_norm = gpt2_grad_norm(W.model);
+        return 0;
+    }
+    lora_batch_t *batches = calloc((size_t)W.ntasks, sizeof *batches);
+    float *l = calloc((size_t)W.ntasks, sizeof *l);
+    size_t n = lora_pack_size(W.pack);
+    float *g = lora_pack_grads(W.pack);
+    int rc = batches && l ? 0 : weft_error("out of memory");
+    if (W.accum) memset(W.accum, 0, n * sizeof *W.accum);
+    for (int a = 0; rc == 0 && a < accum; a++) {
+        size_t row = 0;
+        for (int k = 0; rc == 0 && k < W.ntasks; k++) {
+            task_t *t = &W.tasks[k];
+            int B = task_active(t) ? t->B : 0;
+            batches[k] = (lora_batch_t){W.inputs + row * W.T, W.targets + row * W.T, B};
+            if (B) rc = fill_rows(t, W.inputs + row * W.T, W.targets + row * W.T, B);
+            row += (size_t)B;
+        }
+        if (rc == 0) rc = lora_trainer_forward_backward(W.trainer, batches, l);
+        for (int k = 0; k < W.ntasks; k++) losses[k] += batches[k].B ? l[k] / (float)accum : 0;
+        if (rc == 0 && W.accum)
+            for (size_t i = 0; i < n; i++) W.accum[i] += g[i] / (float)accum;
+    }
+    free(batches);
+    free(l);
+    if (rc < 0) return -1;
+    if (W.accum) memcpy(g, W.accum, n * sizeof *g);
+    allreduce_floats(g, n);
+    float inv = 1.0f / (float)W.world;
+    for (size_t i = 0; i < n; i++) g[i] *= inv;
+    *grad_norm = 0;
+    return 0;
+}
+
+/* ---- evaluation ---- */
+
+/* Validation loss of the tasks in mask over their eval_windows windows,
+ * window i taken by rank i mod world. Every rank takes part. */
+static int evaluate(const unsigned char *mask)
+{
+    int K = W.ntasks;
+    double *sums = calloc((size_t)K * 2, sizeof *sums);
+    int64_t *nwin = calloc((size_t)K, sizeof *nwin);
+    if (!sums || !nwin) return weft_error("out of memory");
+    int64_t rounds = 0;
+    for (int k = 0; k < K; k++) {
+        if (!mask[k]) continue;
+        task_t *t = &W.tasks[k];
+        int64_t avail = shardset_val_windows(t->data, W.T);
+        nwin[k] = t->train->eval_windows < avail ? t->train->eval_windows : avail;
+        int64_t mine = nwin[k] > W.rank ? (nwin[k] - W.rank + W.world - 1) / W.world : 0;
+        int64_t r = (mine + t->B - 1) / t->B;
+        if (r > rounds) rounds = r;
+    }
+    MPI_Allreduce(MPI_IN_PLACE, &rounds, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
+    lora_batch_t *batches = calloc((size_t)K, sizeof *batches);
+    float *l = calloc((size_t)K, sizeof *l);
+    int rc = 0;
+    for (int64_t r = 0; rc == 0 && r < rounds; r++) {
+        size_t row = 0;
+        for (int k = 0; rc == 0 && k < K; k++) {
+            task_t *t = &W.tasks[k];
+            int B = 0;
+            for (int b = 0; mask[k] && b < t->B; b++) {
+                int64_t i = W.rank + (int64_t)W.world * (r * t->B + b);
+                if (i >= nwin[k]) break;
+                if (shardset_val_window(t->data, W.T, i, W.window) < 0) {
+                    rc = -1;
+                    break;
+                }
+                for (int j = 0; j < W.T; j++) {
+                    W.inputs[(row + (size_t)B) * W.T + j] = W.window[j];
+                    W.targets[(row + (size_t)B) * W.T + j] = W.window[j + 1];
+                }
+                B++;
+            }
+            batches[k] = (lora_batch_t){W.inputs + row * W.T, W.targets + row * W.T, B};
+            row += (size_t)B;
+        }
+        if (rc < 0) break;
+        if (W.pack) {
+            if (row > 0) rc = lora_trainer_eval(W.trainer, batches, l);
+            for (int k = 0; rc == 0 && k < K; k++)
+                if (batches[k].B) {
+                    sums[2 * k] += (double)l[k] * batches[k].B * W.T;
+                    sums[2 * k + 1] += (double)batches[k].B * W.T;
+                }
+        } else if (batches[0].B) {
+            float loss;
+            rc = gpt2_forward(W.model, batches[0].inputs, batches[0].targets, batches[0].B, W.T,
+                              &loss);
+            sums[0] += (double)loss * (double)gpt2_valid_targets(W.model);
+            sums[1] += (double)gpt2_valid_targets(W.model);
+        }
+    }
+    free(batches);
+    free(l);
+    if (agree(rc < 0 ? EXIT_DATA : EXIT_DONE) != EXIT_DONE) {
+        free(sums);
+        free(nwin);
+        return -1;
+    }
+    MPI_Allreduce(MPI_IN_PLACE, sums, K * 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    for (int k = 0; k < K; k++) {
+        if (!mask[k] || sums[2 * k + 1] == 0) continue;
+        task_t *t = &W.tasks[k];
+        t->val_loss = sums[2 * k] / sums[2 * k + 1];
+        if (W.rank == 0) {
+            json_t *m = json_pack(
+                "{s:s, s:i, s:s, s:s, s:I, s:f, s:I, s:f}", "run", W.run, "attempt", W.attempt,
+                "tenant", t->name, "kind", "eval", "step",
+                (json_int_t)(W.pack ? lora_trainer_tenant_step(W.trainer, k) : W.step), "val_loss",
+                t->val_loss, "windows", (json_int_t)nwin[k], "elapsed", now() - W.t0);
+            reporter_metric(W.rep, m);
+        }
+    }
+    free(sums);
+    free(nwin);
+    return 0;
+}
+
+/* ---- outputs ---- */
+
+static int tenant_dir(const task_t *t, char *out, size_t n)
+{
+    return weft_path_join(out, n, W.spec->output, t->name);
+}
+
+/* Rank 0 writes a finished task's output. */
+static int save_output(int k)
+{
+    task_t *t = &W.tasks[k];
+    char dir[PATH_MAX], path[PATH_MAX];
+    if (!W.pack) {
+        if (weft_path_join(path, sizeof path, W.spec->output, "model.h5") < 0) return -1;
+        return model_file_save(W.model, W.tokenizer, path);
+    }
+    if (tenant_dir(t, dir, sizeof dir) < 0 || weft_mkdir_p(dir, 0700) < 0 ||
+        weft_path_join(path, sizeof path, dir, "adapter.h5") < 0)
+        return -1;
+    adapter_info_t info;
+    memset(&info, 0, sizeof info);
+    snprintf(info.tenant, sizeof info.tenant, "%s", t->name);
+    memcpy(info.base_sha256, W.backbone_sha, sizeof info.base_sha256);
+    info.steps = lora_trainer_tenant_step(W.trainer, k);
+    return adapter_save(path, W.pack, k, &info);
+}
+
+static int write_result(const char *status, double wall)
+{
+    json_t *tenants = json_array();
+    for (int k = 0; k < W.ntasks; k++) {
+        task_t *t = &W.tasks[k];
+        char out[PATH_MAX] = "";
+        if (t->state == TASK_DONE) {
+            if (W.pack) {
+                char dir[PATH_MAX];
+                if (tenant_dir(t, dir, sizeof dir) == 0)
+                    weft_path_join(out, sizeof out, dir, "adapter.h5");
+            } else {
+                weft_path_join(out, sizeof out, W.spec->output, "model.h5");
+            }
+        }
+        json_t *o =
+            json_pack("{s:s, s:s, s:I, s:I}", "name", t->name, "status", task_state_names[t->state],
+                      "steps", (json_int_t)t->at_step, "tokens", (json_int_t)t->tokens);
+        json_object_set_new(o, "loss", isnan(t->loss) ? json_null() : json_real(t->loss));
+        json_object_set_new(o, "val_loss",
+                            isnan(t->val_loss) ? json_null() : json_real(t->val_loss));
+        if (out[0]) json_object_set_new(o, "output", json_string(out));
+        if (t->error[0]) json_object_set_new(o, "error", json_string(t->error));
+        json_array_append_new(tenants, o);
+    }
+    json_t *r = json_pack("{s:s, s:i, s:s, s:s, s:i, s:f, s:o}", "run", W.run, "attempt", W.attempt,
+                          "mode", spec_mode_name(W.spec->mode), "status", status, "ranks", W.world,
+                          "wall_time", wall, "tenants", tenants);
+    char path[PATH_MAX], tmp[PATH_MAX + 8];
+    int rc = weft_path_join(path, sizeof path, W.spec->output, "result.json");
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if (rc == 0 && json_dump_file(r, tmp, JSON_INDENT(2) | JSON_SORT_KEYS) < 0)
+        rc = weft_error("cannot write %s", tmp);
+    if (rc == 0) rc = weft_fsync_path(tmp) | weft_rename_durable(tmp, path);
+    if (rc == 0) reporter_post(W.rep, WIRE_DONE, json_incref(tenants));
+    json_decref(r);
+    return rc;
+}
+
+/* ---- the loop ---- */
+
+/* A task has ended at this step: mark it, evaluate it, write its output. */
+static int end_task(int k, task_state_t how, const char *why)
+{
+    task_t *t = &W.tasks[k];
+    t->state = how;
+    t->at_step = W.pack ? lora_trainer_tenant_step(W.trainer, k) : W.step;
+    if (why) snprintf(t->error, sizeof t->error, "%s", why);
+    if (how != TASK_DONE) return 0;
+    unsigned char *mask = calloc((size_t)W.ntasks, 1);
+    mask[k] = 1;
+    int rc = evaluate(mask);
+    free(mask);
+    if (rc < 0) return -1;
+    int code = EXIT_DONE;
+    if (W.rank == 0 && save_output(k) < 0) code = EXIT_FAIL;
+    t->saved = 1;
+    return agree(code) == EXIT_DONE ? 0 : -1;
+}
+
+static int any_active(void)
+{
+    for (int k = 0; k < W.ntasks; k++)
+        if (task_active(&W.tasks[k])) return 1;
+    return 0;
+}
+
+static int train(void)
+{
+    int K = W.ntasks;
+    float *losses = calloc((size_t)K, sizeof *losses);
+    /* Control word, summed over ranks: losses, stop, cancelled tenants. */
+    double *ctl = calloc((size_t)K * 2 + 1, sizeof *ctl);
+    unsigned char *mask = calloc((size_t)K, 1);
+    if (!losses || !ctl || !mask) return weft_error("out of memory"), EXIT_FAIL;
+    int code = EXIT_DONE;
+    int64_t last_ckpt = W.step;
+    int64_t print_every = W.tasks[0].steps / 20 > 0 ? W.tasks[0].steps / 20 : 1;
+    while (any_active() && code == EXIT_DONE) {
+        guard_fault_point(W.rank, W.step);
+        guard_progress(W.step);
+        double t_step = now();
+        double gnorm = 0;
+        if (compute_step(losses, &gnorm) < 0) {
+            code = EXIT_DATA;
+            break;
+        }
+        memset(ctl, 0, ((size_t)K * 2 + 1) * sizeof *ctl);
+        for (int k = 0; k < K; k++) ctl[k] = losses[k];
+        ctl[K] = guard_stop_requested() ? 1 : 0;
+        if (W.rank == 0) {
+            int preempt = 0;
+            json_t *names = reporter_orders(W.rep, &preempt);
+            if (preempt) ctl[K] = 1;
+            size_t i;
+            json_t *v;
+            json_array_foreach(names, i,
+                               v) for (int k = 0; k < K;
+                                       k++) if (!strcmp(json_string_value(v), W.tasks[k].name))
+                ctl[K + 1 + k] = 1;
+            json_decref(names);
+        }
+        MPI_Allreduce(MPI_IN_PLACE, ctl, K * 2 + 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+        /* The optimizer step, the same on every rank. */
+        if (W.pack) {
+            lora_trainer_update(W.trainer);
+        } else {
+            const spec_train_t *t = &W.spec->train;
+            grad_clip(W.model->grads, W.model->nparams, gnorm, (float)t->grad_clip);
+            float lr = schedule_lr(&W.sched, (long)W.step);
+            if (!isfinite(gnorm)) {
+                end_task(0, TASK_FAILED, "the loss or gradient became NaN or infinite");
+                code = EXIT_DATA;
+            } else {
+                gpt2_adamw(W.model, W.m, W.v, lr, &W.adam, GPT2_DECAY_DEFAULT, (long)W.step + 1);
+            }
+        }
+        W.step++;
+        double dt = now() - t_step;
+        for (int k = 0; k < K && code == EXIT_DONE; k++) {
+            task_t *t = &W.tasks[k];
+            if (!task_active(t)) continue;
+            long tstep = W.pack ? lora_trainer_tenant_step(W.trainer, k) : (long)W.step;
+            int64_t tok = (int64_t)t->train->batch_size * W.T;
+            t->tokens += tok;
+            t->loss = ctl[k] / W.world;
+            if (W.pack && lora_trainer_failed_at(W.trainer, k) >= 0) {
+                char why[128];
+                snprintf(why, sizeof why, "loss or gradient not finite at step %ld",
+                         lora_trainer_failed_at(W.trainer, k));
+                end_task(k, TASK_FAILED, why);
+                if (W.rank == 0) {
+                    weft_warn("tenant %s failed: %s; the others go on", t->name, why);
+                    reporter_post(W.rep, WIRE_FAIL,
+                                  json_pack("{s:s, s:s}", "tenant", t->name, "error", why));
+                }
+                continue;
+            }
+            if (W.rank == 0) {
+                double lr = W.pack ? lora_trainer_lr(W.trainer, k)
+                                   : schedule_lr(&W.sched, (long)W.step - 1);
+                double gn = W.pack ? lora_trainer_grad_norm(W.trainer, k) : gnorm;
+                json_t *m =
+                    json_pack("{s:s, s:i, s:s, s:s, s:I, s:I, s:f, s:f, s:f, s:I, s:f, s:f}", "run",
+                              W.run, "attempt", W.attempt, "tenant", t->name, "kind", "train",
+                              "step", (json_int_t)tstep, "steps", (json_int_t)t->steps, "loss",
+                              t->loss, "lr", lr, "grad_norm", gn, "tokens", (json_int_t)t->tokens,
+                              "tokens_per_s", (double)tok / dt, "elapsed", now() - W.t0);
+                reporter_metric(W.rep, m);
+                if (tstep % print_every == 0 || tstep == t->steps)
+                    printf("step %5ld/%-5lld %-16s loss %.4f  lr %.2e  %.0f tok/s\n", tstep,
+                           (long long)t->steps, t->name, t->loss, lr, (double)tok / dt),
+                        fflush(stdout);
+            }
+            if (ctl[K + 1 + k] > 0) {
+                end_task(k, TASK_CANCELLED, "cancelled");
+                continue;
+            }
+            if (tstep >= t->steps && end_task(k, TASK_DONE, NULL) < 0) code = EXIT_FAIL;
+        }
+        if (W.rank == 0) reporter_set_step(W.rep, W.step);
+        if (code != EXIT_DONE) break;
+        /* Periodic evaluation of the tasks still training. */
+        int ev = W.spec->train.eval_every;
+        if (ev > 0 && W.step % ev == 0 && any_active()) {
+            for (int k = 0; k < K; k++) mask[k] = task_active(&W.tasks[k]);
+            if (evaluate(mask) < 0) code = EXIT_DATA;
+        }
+        int ce = W.spec->train.checkpoint_every;
+        int stop = ctl[K] > 0;
+        if (code == EXIT_DONE && ((ce > 0 && W.step % ce == 0) || stop || !any_active())) {
+            if (checkpoint() == EXIT_DONE)
+                last_ckpt = W.step;
+            else if (stop)
+                code = EXIT_FAIL;
+        }
+        if (code == EXIT_DONE && stop && any_active()) {
+            if (W.rank == 0)
+                weft_info("stop requested: checkpointed at step %" PRId64 ", exiting 75",
+                          last_ckpt);
+            code = EXIT_REQUEUE;
+        }
+    }
+    free(losses);
+    free(ctl);
+    free(mask);
+    return code;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: weft-worker RUN.cfg [--endpoint EP] [--run ID] [--attempt N]\n"
+            "                   [--resume auto|never] [--watchdog SECONDS]\n\n"
+            "Trains one run (mpirun -np R weft-worker RUN.cfg, or srun --mpi=pmix).\n"
+            "  --endpoint EP     report to weftd at EP (else metrics.jsonl only)\n"
+            "  --run ID          run id in messages (default: the spec's name)\n"
+            "  --attempt N       attempt number (default: 1 + SLURM_RESTART_COUNT)\n"
+            "  --resume MODE     auto: from the newest valid checkpoint (default); never\n"
+            "  --watchdog S      abort the group after S seconds without a step (default 600)\n"
+            "exit codes: 0 done, 75 checkpointed on a signal, 65 bad data, 78 bad spec, 1 other\n");
+}
+
+int main(int argc, char **argv)
+{
+    int provided = MPI_THREAD_SINGLE;
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
+    MPI_Comm_rank(MPI_COMM_WORLD, &W.rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &W.world);
+    W.mpi_multiple = provided >= MPI_THREAD_MULTIPLE;
+    weft_log_init("weft-worker");
+    h5_quiet();
+    W.t0 = now();
+    const char *spec_path = NULL, *run = NULL, *resume_mode = "auto";
+    double watchdog = 600;
+    const char *env_wd = getenv("WEFT_WATCHDOG");
+    if (env_wd) watchdog = atof(env_wd);
+    const char *rc_env = getenv("SLURM_RESTART_COUNT");
+    W.attempt = 1 + (rc_env ? atoi(rc_env) : 0);
+    static const struct option opts[] = {{"endpoint", required_argument, 0, 'e'},
+                                         {"run", required_argument, 0, 'r'},
+                                         {"attempt", required_argument, 0, 'a'},
+                                         {"resume", required_argument, 0, 'R'},
+                                         {"watchdog", required_argument, 0, 'w'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    int c, code = EXIT_DONE;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'e':
+            W.endpoint = optarg;
+            break;
+        case 'r':
+            run = optarg;
+            break;
+        case 'a':
+            W.attempt = atoi(optarg);
+            break;
+        case 'R':
+            resume_mode = optarg;
+            break;
+        case 'w':
+            watchdog = atof(optarg);
+            break;
+        case 'h':
+            if (W.rank == 0) usage(stdout);
+            MPI_Finalize();
+            return 0;
+        default:
+            code = EXIT_SPEC;
+        }
+    }
+    if (code == EXIT_DONE && (optind != argc - 1 || W.attempt < 1 ||
+                              (strcmp(resume_mode, "auto") && strcmp(resume_mode, "never")))) {
+        if (W.rank == 0) usage(stderr);
+        code = EXIT_SPEC;
+    }
+    if (code == EXIT_DONE) {
+        spec_path = argv[optind];
+        if (guard_fault_parse(getenv("WEFT_FAULT"), W.attempt) < 0) code = fail_with(EXIT_FAIL);
+    }
+    if (code == EXIT_DONE) code = load_spec(spec_path);
+    if (code == EXIT_DONE) {
+        snprintf(W.run, sizeof W.run, "%s", run ? run : W.spec->name);
+        openblas_set_num_threads(W.spec->resources.threads);
+        code = load_backbone();
+    }
+    if (code == EXIT_DONE) code = setup_tasks();
+    if (code == EXIT_DONE) code = W.spec->mode == SPEC_LORA ? setup_lora() : setup_full();
+    if (code == EXIT_DONE && W.rank == 0 && weft_mkdir_p(W.spec->output, 0755) < 0)
+        code = EXIT_FAIL;
+    if (code == EXIT_DONE) code = agree(code);
+    int64_t metrics_bytes = 0;
+    int resumed = 0;
+    if (code == EXIT_DONE) {
+        resumed = resume(!strcmp(resume_mode, "auto"), &metrics_bytes);
+        if (resumed < 0)
+            code = -resumed;
+        else if (!resumed && W.pack)
+            code = load_init_adapters();
+    }
+    if (code == EXIT_DONE && W.rank == 0) {
+        W.rep =
+            reporter_new(W.spec->output, W.run, W.attempt, W.endpoint, resumed ? metrics_bytes : 0);
+        if (!W.rep) code = fail_with(EXIT_FAIL);
+    }
+    if (code == EXIT_DONE) code = agree(code);
+    if (code == EXIT_DONE) {
+        if (W.rank == 0) {
+            json_t *names = json_array();
+            for (int k = 0; k < W.ntasks; k++)
+                json_array_append_new(names, json_string(W.tasks[k].name));
+            reporter_post(W.rep, WIRE_HELLO,
+                          json_pack("{s:o, s:i, s:I, s:s}", "tenants", names, "ranks", W.world,
+                                    "step", (json_int_t)W.step, "mode",
+                                    spec_mode_name(W.spec->mode)));
+            printf("weft-worker: run %s attempt %d: %s, %d task(s), %d rank(s), %s\n", W.run,
+                   W.attempt, spec_mode_name(W.spec->mode), W.ntasks, W.world,
+                   resumed ? "resumed" : "fresh start");
+            fflush(stdout);
+        }
+        guard_signals();
+        if (guard_watchdog_start(watchdog, W.rank, W.mpi_multiple) < 0) code = EXIT_FAIL;
+    }
+    if (code == EXIT_DONE) code = train();
+    if (code == EXIT_DONE && W.rank == 0) {
+        int bad = 0;
+        for (int k = 0; k < W.ntasks; k++) bad |= W.tasks[k].state == TASK_FAILED;
+        if (write_result(bad && W.ntasks == 1 ? "failed" : "done", now() - W.t0) < 0)
+            code = fail_with(EXIT_FAIL);
+        if (reporter_flush(W.rep, 10) > 0)
+            weft_warn("the coordinator did not acknowledge everything; the outbox keeps it");
+    }
+    guard_watchdog_stop();
+    reporter_destroy(&W.rep);
+    code = agree(code);
+    MPI_Finalize();
+    return code;
+}

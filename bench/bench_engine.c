@@ -22,29 +22,47 @@ typedef struct {
     double torch_tok_s, torch_step_ms, torch_gflops; /* 0 when not run */
 } result_t;
 
-/* Median GFLOP/s of C(1024,1024) = A·B over a few runs. */
-static double sgemm_rate(void)
+/* The 1024³ sgemm that MFU is measured against, sampled between training
+ * steps so that both see the same machine (others' jobs, clock, caches). */
+typedef struct {
+    float *a, *b, *c;
+    double *gflops;
+    int n;
+} sgemm_probe_t;
+
+enum { PROBE_N = 1024, PROBE_REPS = 3 };
+
+static int probe_init(sgemm_probe_t *p, int rounds)
 {
-    enum { n = 1024, reps = 7 };
-    float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n),
-          *c = malloc(sizeof(float) * n * n);
+    size_t nn = (size_t)PROBE_N * PROBE_N;
+    p->a = malloc(nn * sizeof(float));
+    p->b = malloc(nn * sizeof(float));
+    p->c = malloc(nn * sizeof(float));
+    p->gflops = calloc((size_t)rounds * PROBE_REPS, sizeof(double));
+    p->n = 0;
+    if (!p->a || !p->b || !p->c || !p->gflops) return weft_error("out of memory for the sgemm probe");
     weft_rng_t r;
     rng_seed(&r, 1);
-    for (size_t i = 0; i < (size_t)n * n; i++) {
-        a[i] = rng_uniform(&r) - 0.5f;
-        b[i] = rng_uniform(&r) - 0.5f;
+    for (size_t i = 0; i < nn; i++) {
+        p->a[i] = rng_uniform(&r) - 0.5f;
+        p->b[i] = rng_uniform(&r) - 0.5f;
     }
-    double t[reps];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
-    for (int i = 0; i < reps; i++) {
+    return 0;
+}
+
+static void probe_sample(sgemm_probe_t *p)
+{
+    for (int i = 0; i < PROBE_REPS; i++) {
         double t0 = bench_now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
-        t[i] = bench_now() - t0;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, PROBE_N, PROBE_N, PROBE_N, 1.0f,
+                    p->a, PROBE_N, p->b, PROBE_N, 0.0f, p->c, PROBE_N);
+        p->gflops[p->n++] = 2.0 * PROBE_N * PROBE_N * PROBE_N / (bench_now() - t0) / 1e9;
     }
-    free(a);
-    free(b);
-    free(c);
-    return 2.0 * n * n * n / bench_median(t, reps) / 1e9;
+}
+
+static void probe_free(sgemm_probe_t *p)
+{
+    free(p->a), free(p->b), free(p->c), free(p->gflops);
 }
 
 static int run_engine(result_t *res)
@@ -55,9 +73,16 @@ static int run_engine(result_t *res)
         return weft_error("--seq %d is longer than preset %s's context %d", res->T, res->preset,
                           cfg.n_ctx);
     openblas_set_num_threads(res->threads);
-    res->sgemm_gflops = sgemm_rate();
+    sgemm_probe_t probe;
+    if (probe_init(&probe, res->steps + 1) < 0) {
+        probe_free(&probe);
+        return -1;
+    }
     gpt2_t *m = gpt2_new(&cfg);
-    if (!m) return -1;
+    if (!m) {
+        probe_free(&probe);
+        return -1;
+    }
     gpt2_init_weights(m, 1);
     int B = res->B, T = res->T;
     size_t N = (size_t)B * T;
@@ -65,6 +90,7 @@ static int run_engine(result_t *res)
     float *mom = calloc(2 * m->nparams, sizeof *mom);
     if (!inp || !tgt || !mom || !gpt2_grads(m) || gpt2_alloc(m, B, T) < 0) {
         free(inp), free(tgt), free(mom);
+        probe_free(&probe);
         gpt2_destroy(&m);
         return weft_error("out of memory for preset %s at batch %dx%d", res->preset, B, T);
     }
@@ -91,6 +117,7 @@ static int run_engine(result_t *res)
         gpt2_adamw(m, mom, mom + m->nparams, 1e-4f, &hp, GPT2_DECAY_DEFAULT, s + 1);
         double t3 = bench_now();
         tf[s] = t1 - t0, tb[s] = t2 - t1, to[s] = t3 - t2, ts[s] = t3 - t0;
+        probe_sample(&probe);
     }
     if (rc == 0) {
         res->fwd_ms = 1e3 * bench_median(tf + 1, res->steps);
@@ -99,12 +126,14 @@ static int run_engine(result_t *res)
         res->step_ms = 1e3 * bench_median(ts + 1, res->steps);
         res->tok_s = (double)N / (res->step_ms / 1e3);
         res->gflops = gpt2_flops_per_token(m, T) * res->tok_s / 1e9;
+        res->sgemm_gflops = bench_median(probe.gflops + PROBE_REPS, (size_t)probe.n - PROBE_REPS);
         res->mfu = res->gflops / res->sgemm_gflops;
         res->nparams = m->nparams;
     }
     res->rss_mb = bench_peak_rss_mb();
     free(tf), free(tb), free(to), free(ts);
     free(inp), free(tgt), free(mom);
+    probe_free(&probe);
     gpt2_destroy(&m);
     return rc;
 }
@@ -121,10 +150,8 @@ static int run_torch(result_t *res, const char *script)
     FILE *p = popen(cmd, "r");
     if (!p) return weft_error("cannot run %s", script);
     char line[4096], last[4096] = "";
-    while (fgets(line, sizeof line, p)) {
-        fputs(line, stderr);
+    while (fgets(line, sizeof line, p))
         if (line[0] == '{') snprintf(last, sizeof last, "%s", line);
-    }
     int st = pclose(p);
     if (st != 0 || !last[0])
         return weft_error("%s failed (exit status %d); is python3-torch installed?", script, st);
@@ -154,7 +181,9 @@ static void usage(FILE *out)
     fprintf(out, "usage: weft-bench engine [--preset small|gpt2|tiny] [--batch B] [--seq T]\n"
                  "         [--threads N] [--steps S] [--vs-torch] [--torch-script PATH] [--json]\n"
                  "Times a full training step (forward, backward, clip + AdamW), medians over\n"
-                 "S steps after one warm-up step. Default: small, 4x256, 1 thread, 5 steps.\n");
+                 "S steps after one warm-up step; a 1024^3 sgemm is timed after every step\n"
+                 "and MFU is the step's GFLOP/s over its median rate. Default: small, 4x256,\n"
+                 "1 thread, 5 steps.\n");
 }
 
 int bench_engine(int argc, char **argv)

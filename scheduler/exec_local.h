@@ -21,6 +21,9 @@ int exec_local_launch(exec_local_t *self, int64_t run, int attempt, int ranks, i
 /* Reaps one ended child without blocking: 1 and pid/exit code (128+signal
  * for a signal) when one ended, 0 when none did. */
 int exec_local_reap(pid_t *pid, int *exit_code);
+/* Reaps one given child if it has ended: 1 and its exit code, 0 while it
+ * runs or when it is not our child. */
+int exec_local_reap_pid(pid_t pid, int *exit_code);
 /* Signals the whole process group of a launched run. */
 int exec_local_signal(pid_t pid, int sig);
 /* 1 while a process (our child or one from before a restart) still exists. */

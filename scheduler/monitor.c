@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define EXIT_REQUEUE 75
 #define EXIT_GRACE   3.0 /* seconds a group that exited 0 has to deliver DONE */
@@ -220,6 +221,61 @@ static int end_tenant(live_run_t *r, const char *name, job_state_t to, const cha
     return st == JOB_RUNNING ? store_job_transition(server.store, job, to, reason) : 0;
 }
 
+/* Copies src to dst through dst.tmp, fsync and rename (a hard link when
+ * both sit on one file system). */
+static int publish_file(const char *src, const char *dst)
+{
+    char tmp[PATH_MAX + 8], dir[PATH_MAX];
+    weft_dirname(dst, dir, sizeof dir);
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", dst) >= (int)sizeof tmp || weft_mkdir_p(dir, 0700) < 0)
+        return -1;
+    unlink(tmp);
+    if (link(src, tmp) < 0) {
+        FILE *in = fopen(src, "rb"), *out = in ? fopen(tmp, "wb") : NULL;
+        char buf[1 << 16];
+        size_t n;
+        int bad = !in || !out;
+        while (!bad && (n = fread(buf, 1, sizeof buf, in)) > 0) bad = fwrite(buf, 1, n, out) != n;
+        if (in) fclose(in);
+        if (out && fclose(out) != 0) bad = 1;
+        if (bad) {
+            unlink(tmp);
+            return weft_error("cannot copy %s to %s", src, tmp);
+        }
+    }
+    if (weft_fsync_path(tmp) < 0 || weft_rename_durable(tmp, dst) < 0) return -1;
+    return 0;
+}
+
+/* A succeeded job's output goes where its spec said: <output>/<tenant>/
+ * adapter.h5 (lora) or <output>/model.h5 (full). */
+static void publish(live_run_t *r, int64_t job, const char *name)
+{
+    store_job_row_t row;
+    if (store_job_get(server.store, job, &row) < 0) return;
+    spec_t *s = spec_parse(row.unit, strlen(row.unit), "/", row.name, NULL, NULL);
+    store_job_row_free(&row);
+    if (!s) return;
+    char src[PATH_MAX], dst[PATH_MAX];
+    int lora = s->mode == SPEC_LORA;
+    int ok = snprintf(src, sizeof src, "%s/%" PRId64 "/out/%s%s", server.runs_dir, r->id,
+                      lora ? name : "", lora ? "/adapter.h5" : "model.h5") < (int)sizeof src &&
+             snprintf(dst, sizeof dst, "%s/%s%s", s->output, lora ? name : "",
+                      lora ? "/adapter.h5" : "model.h5") < (int)sizeof dst;
+    spec_destroy(&s);
+    if (ok && publish_file(src, dst) == 0) {
+        char detail[PATH_MAX + 32];
+        json_t *d = json_pack("{s:s}", "output", dst);
+        char *text = json_dumps(d, JSON_COMPACT);
+        json_decref(d);
+        snprintf(detail, sizeof detail, "%s", text ? text : "{}");
+        free(text);
+        store_job_event(server.store, job, "output", detail);
+    } else {
+        weft_warn("run %" PRId64 ": cannot publish %s: %s", r->id, name, weft_last_error());
+    }
+}
+
 static int on_done(live_run_t *r, const json_t *b)
 {
     json_t *tenants = json_object_get(b, "tenants");
@@ -235,6 +291,8 @@ static int on_done(live_run_t *r, const json_t *b)
             if (end_tenant(r, name, JOB_FAILED, why ? why : "failed") < 0) return -1;
         } else if (!strcmp(status, "cancelled")) {
             if (end_tenant(r, name, JOB_CANCELLED, "cancelled") < 0) return -1;
+        } else if (!strcmp(status, "succeeded") && job_of(r, name)) {
+            publish(r, job_of(r, name), name);
         }
     }
     store_run_row_t row;
@@ -373,6 +431,19 @@ static void group_ended(live_run_t *r, int code)
     drop_run(r->id);
 }
 
+/* A group's process has exited with code: a clean exit waits a moment for
+ * its DONE; anything else ends the attempt now. */
+static void exited(live_run_t *r, int code)
+{
+    if (code == 0 && !r->ending) {
+        r->ending = 1;
+        r->ending_since = weftd_now();
+        r->pid = 0;
+        return;
+    }
+    group_ended(r, code);
+}
+
 static void reap(void)
 {
     pid_t pid;
@@ -380,15 +451,7 @@ static void reap(void)
     while (exec_local_reap(&pid, &code)) {
         if (prepare_reaped(pid, code)) continue;
         live_run_t *r = find_pid(pid);
-        if (!r) continue;
-        if (code == 0 && !r->ending) {
-            /* Exited cleanly: give its DONE a moment to arrive. */
-            r->ending = 1;
-            r->ending_since = weftd_now();
-            r->pid = 0;
-            continue;
-        }
-        group_ended(r, code);
+        if (r) exited(r, code);
     }
 }
 

@@ -23,6 +23,7 @@
 typedef struct prep {
     pid_t pid;
     char source[SPEC_PATH_MAX];
+    int shards;            /* one or more per rank of the jobs waiting on it */
     char result[PATH_MAX]; /* the child writes the cache path here */
     char log[PATH_MAX];
     struct prep *next;
@@ -59,15 +60,16 @@ static int find_weft(char *out, size_t n)
 }
 
 /* Child: hash the corpus, name the cache file, shard into it if missing. */
-static void child(const char *source, spec_data_kind_t kind, const char *result)
+static void child(const char *source, spec_data_kind_t kind, int shards, const char *result)
 {
-    char hex[65], weft[PATH_MAX], cache[PATH_MAX], name[128];
+    char hex[65], weft[PATH_MAX], cache[PATH_MAX], name[128], nshards[16];
+    snprintf(nshards, sizeof nshards, "%d", shards);
     if (weft_sha256_file(source, hex) < 0) {
         fprintf(stderr, "%s\n", weft_last_error());
         _exit(65);
     }
-    snprintf(name, sizeof name, "%.64s-%s-%s.h5", hex, kind == SPEC_DATA_JSONL ? "jsonl" : "text",
-             CACHE_VERSION);
+    snprintf(name, sizeof name, "%.64s-%s-%s-s%d.h5", hex,
+             kind == SPEC_DATA_JSONL ? "jsonl" : "text", CACHE_VERSION, shards);
     if (weft_path_join(cache, sizeof cache, server.data_dir, name) < 0 ||
         find_weft(weft, sizeof weft) < 0) {
         fprintf(stderr, "%s\n", weft_last_error());
@@ -77,16 +79,17 @@ static void child(const char *source, spec_data_kind_t kind, const char *result)
     if (!f || fprintf(f, "%s", cache) < 0 || fclose(f) != 0) _exit(1);
     if (access(cache, R_OK) == 0) _exit(0);
     execl(weft, weft, "shard", "--format", kind == SPEC_DATA_JSONL ? "jsonl" : "text", "--quiet",
-          "-o", cache, source, (char *)NULL);
+          "--shards", nshards, "--val-fraction", "0.1", "-o", cache, source, (char *)NULL);
     fprintf(stderr, "cannot run %s: %s\n", weft, strerror(errno));
     _exit(1);
 }
 
-static int start(const char *source, spec_data_kind_t kind)
+static int start(const char *source, spec_data_kind_t kind, int shards)
 {
     prep_t *p = calloc(1, sizeof *p);
     if (!p) return weft_error("out of memory");
     snprintf(p->source, sizeof p->source, "%s", source);
+    p->shards = shards;
     static unsigned counter;
     char name[64];
     snprintf(name, sizeof name, "prep-%d-%u", (int)getpid(), counter++);
@@ -104,7 +107,7 @@ static int start(const char *source, spec_data_kind_t kind)
     }
     if (pid == 0) {
         if (fd >= 0) dup2(fd, 1), dup2(fd, 2);
-        child(source, kind, p->result);
+        child(source, kind, shards, p->result);
     }
     if (fd >= 0) close(fd);
     p->pid = pid;
@@ -114,16 +117,16 @@ static int start(const char *source, spec_data_kind_t kind)
     return 0;
 }
 
-static int preparing(const char *source)
+static int preparing(const char *source, int shards)
 {
     for (prep_t *p = preps; p; p = p->next)
-        if (!strcmp(p->source, source)) return 1;
+        if (!strcmp(p->source, source) && p->shards == shards) return 1;
     return 0;
 }
 
 /* Moves every PREPARING job on source forward: to QUEUED with its data now
  * the cache file, or to FAILED with why. */
-static int finish(const char *source, const char *cache, const char *why)
+static int finish(const char *source, int shards, const char *cache, const char *why)
 {
     store_job_row_t *rows;
     size_t n;
@@ -138,7 +141,7 @@ static int finish(const char *source, const char *cache, const char *why)
         char *path;
         spec_data_kind_t *kind;
         if (unit_data(&rows[i], &s, &path, &kind) < 0) continue;
-        if (!strcmp(path, source)) {
+        if (!strcmp(path, source) && s->resources.ranks == shards) {
             if (cache) {
                 snprintf(path, SPEC_PATH_MAX, "%s", cache);
                 *kind = SPEC_DATA_SHARDS;
@@ -184,11 +187,11 @@ int prepare_reaped(pid_t pid, int code)
         free(text);
         if (code == 0 && cache[0] && access(cache, R_OK) == 0) {
             weft_info("sharded %s into %s", p->source, cache);
-            finish(p->source, cache, NULL);
+            finish(p->source, p->shards, cache, NULL);
         } else {
             last_line(p->log, why, sizeof why);
             weft_warn("sharding %s failed: %s", p->source, why);
-            finish(p->source, NULL, why);
+            finish(p->source, p->shards, NULL, why);
         }
         unlink(p->result);
         unlink(p->log);
@@ -208,7 +211,9 @@ int prepare_cron(void)
         char *path;
         spec_data_kind_t *kind;
         if (unit_data(&rows[i], &s, &path, &kind) < 0) continue;
-        if (!preparing(path) && start(path, *kind) < 0) weft_warn("%s", weft_last_error());
+        int shards = s->resources.ranks;
+        if (!preparing(path, shards) && start(path, *kind, shards) < 0)
+            weft_warn("%s", weft_last_error());
         spec_destroy(&s);
     }
     store_job_rows_free(rows, n);

@@ -893,7 +893,9 @@ static int write_result(const char *status, double wall)
     if (rc == 0 && json_dump_file(r, tmp, JSON_INDENT(2) | JSON_SORT_KEYS) < 0)
         rc = weft_error("cannot write %s", tmp);
     if (rc == 0) rc = weft_fsync_path(tmp) | weft_rename_durable(tmp, path);
-    if (rc == 0) reporter_post(W.rep, WIRE_DONE, json_incref(tenants));
+    if (rc == 0)
+        reporter_post(W.rep, WIRE_DONE,
+                      json_pack("{s:s, s:O}", "status", status, "tenants", tenants));
     json_decref(r);
     return rc;
 }

@@ -31,8 +31,6 @@ typedef struct {
     int ok;
 } result_t;
 
-enum { RUN_PACKED, RUN_ONE, RUN_FULL };
-
 /* Random tokens for sequences [0, B) of length T. */
 static void fill_tokens(int *x, size_t n, int V, uint64_t seed)
 {
@@ -43,79 +41,147 @@ static void fill_tokens(int *x, size_t n, int V, uint64_t seed)
     }
 }
 
-/* One configuration, timed: K tenants of n_per sequences each (RUN_PACKED),
- * one tenant of K*n_per sequences (RUN_ONE), or full fine-tuning of K*n_per
- * sequences (RUN_FULL). Runs in a child process so peak RSS is its own. */
-static int run(const setup_t *S, int mode, int K, result_t *res)
+/* A LoRA configuration on model m: `tenants` tenants sharing Bsum sequences
+ * of the batch, with their pack and trainer. */
+typedef struct {
+    lora_pack_t *pack;
+    lora_trainer_t *tr;
+    lora_batch_t *batch;
+    float *loss;
+} lora_run_t;
+
+static int lora_run_new(lora_run_t *run, const setup_t *S, gpt2_t *m, int tenants, int Bsum,
+                        int *inputs, int *targets)
 {
-    openblas_set_num_threads(S->threads);
-    int T = S->T, V = S->cfg.vocab_size, Bsum = K * S->n_per;
-    int tenants = mode == RUN_PACKED ? K : 1;
-    gpt2_t *m = gpt2_new(&S->cfg);
-    if (!m) return -1;
-    gpt2_init_weights(m, 1);
-    size_t N = (size_t)Bsum * T;
-    int *inputs = malloc(N * sizeof *inputs), *targets = malloc(N * sizeof *targets);
-    if (!inputs || !targets) return weft_error("out of memory for the batch");
-    fill_tokens(inputs, N, V, 1);
-    fill_tokens(targets, N, V, 2);
     lora_spec_t *specs = calloc((size_t)tenants, sizeof *specs);
     lora_hparams_t *hp = calloc((size_t)tenants, sizeof *hp);
-    lora_batch_t *batch = calloc((size_t)tenants, sizeof *batch);
-    float *loss = calloc((size_t)tenants, sizeof *loss);
-    lora_pack_t *pack = NULL;
-    lora_trainer_t *tr = NULL;
-    float *mom = NULL;
-    int per = Bsum / tenants;
+    run->batch = calloc((size_t)tenants, sizeof *run->batch);
+    run->loss = calloc((size_t)tenants, sizeof *run->loss);
+    if (!specs || !hp || !run->batch || !run->loss) return weft_error("out of memory");
+    int per = Bsum / tenants, T = S->T;
     for (int k = 0; k < tenants; k++) {
         specs[k] = (lora_spec_t){.r = S->r, .alpha = S->alpha, .targets = S->targets,
                                  .dropout = S->dropout, .seed = (uint64_t)k + 1};
         hp[k] = (lora_hparams_t){.sched = {.kind = SCHED_CONSTANT, .lr = 1e-3f, .total = 1000},
                                  .grad_clip = 1.0f,
                                  .adam = {0.9f, 0.999f, 1e-8f, 0.0f}};
-        batch[k] = (lora_batch_t){inputs + (size_t)k * per * T, targets + (size_t)k * per * T, per};
+        run->batch[k] = (lora_batch_t){inputs + (size_t)k * per * T,
+                                       targets + (size_t)k * per * T, per};
     }
-    if (mode != RUN_FULL) {
-        pack = lora_pack_new(S->cfg.n_layer, S->cfg.n_embd, tenants, specs, N);
-        if (!pack || !(tr = lora_trainer_new(m, pack, hp, Bsum, T))) return -1;
-        res->state_bytes = (double)lora_pack_tenant_state_bytes(pack, 0);
-    } else {
-        mom = calloc(2 * m->nparams, sizeof *mom);
-        if (!mom || !gpt2_grads(m) || gpt2_alloc(m, Bsum, T) < 0)
-            return weft_error("out of memory for full fine-tuning");
-    }
+    run->pack = lora_pack_new(S->cfg.n_layer, S->cfg.n_embd, tenants, specs, (size_t)Bsum * T);
+    run->tr = run->pack ? lora_trainer_new(m, run->pack, hp, Bsum, T) : NULL;
+    free(specs);
+    free(hp);
+    return run->tr ? 0 : -1;
+}
+
+static void lora_run_destroy(lora_run_t *run)
+{
+    lora_trainer_destroy(&run->tr);
+    lora_pack_destroy(&run->pack);
+    free(run->batch);
+    free(run->loss);
+}
+
+static int lora_run_step(lora_run_t *run, gpt2_t *m)
+{
+    lora_attach(m, run->pack); /* two packs take turns on one backbone */
+    return lora_trainer_step(run->tr, run->batch, run->loss) < 0 ? -1 : 0;
+}
+
+/* One full fine-tuning step: forward, backward, clipping, AdamW (mom: 2N). */
+static int full_step(gpt2_t *m, float *mom, const int *inputs, const int *targets, int B, int T,
+                     long t)
+{
     adamw_hparams_t adam = {0.9f, 0.999f, 1e-8f, 0.0f};
-    double *ms = calloc((size_t)S->steps, sizeof *ms);
+    float loss;
+    gpt2_zero_grad(m);
+    if (gpt2_forward(m, inputs, targets, B, T, &loss) < 0 || gpt2_backward(m, NULL) < 0) return -1;
+    double norm = sqrt(grad_sumsq(m->grads, m->nparams));
+    grad_clip(m->grads, m->nparams, norm, 1.0f);
+    adamw_update(m->params, m->grads, mom, mom + m->nparams, m->nparams, 1e-3f, 0.0f, &adam, t);
+    return 0;
+}
+
+/* Timing of K tenants of n_per sequences packed, one tenant of the same
+ * K*n_per sequences, and a full step of them: the three take turns step by
+ * step so that a busy machine slows them alike (medians of S steps). */
+static int run_timing(const setup_t *S, int K, result_t res[3])
+{
+    int T = S->T, V = S->cfg.vocab_size, Bsum = K * S->n_per;
+    size_t N = (size_t)Bsum * T;
+    gpt2_t *m = gpt2_new(&S->cfg), *full = gpt2_new(&S->cfg);
+    int *inputs = malloc(N * sizeof *inputs), *targets = malloc(N * sizeof *targets);
+    float *mom = full ? calloc(2 * full->nparams, sizeof *mom) : NULL;
+    double *ms = calloc(3 * (size_t)S->steps, sizeof *ms);
+    if (!m || !full || !inputs || !targets || !mom || !ms || !gpt2_grads(full) ||
+        gpt2_alloc(full, Bsum, T) < 0)
+        return weft_error("out of memory for K=%d", K);
+    gpt2_init_weights(m, 1);
+    memcpy(full->params, m->params, m->nparams * sizeof(float));
+    fill_tokens(inputs, N, V, 1);
+    fill_tokens(targets, N, V, 2);
+    lora_run_t packed = {0}, one = {0};
+    if (lora_run_new(&packed, S, m, K, Bsum, inputs, targets) < 0 ||
+        lora_run_new(&one, S, m, 1, Bsum, inputs, targets) < 0)
+        return -1;
     for (int s = -1; s < S->steps; s++) { /* step -1 warms up */
         double t0 = bench_now();
-        if (mode != RUN_FULL) {
-            if (lora_trainer_step(tr, batch, loss) < 0) return -1;
-        } else {
-            gpt2_zero_grad(m);
-            if (gpt2_forward(m, inputs, targets, Bsum, T, loss) < 0 || gpt2_backward(m, NULL) < 0)
-                return -1;
-            double norm = sqrt(grad_sumsq(m->grads, m->nparams));
-            grad_clip(m->grads, m->nparams, norm, 1.0f);
-            adamw_update(m->params, m->grads, mom, mom + m->nparams, m->nparams, 1e-3f, 0.0f,
-                         &adam, s + 2);
-        }
-        if (s >= 0) ms[s] = 1e3 * (bench_now() - t0);
+        if (lora_run_step(&packed, m) < 0) return -1;
+        double t1 = bench_now();
+        if (lora_run_step(&one, m) < 0) return -1;
+        double t2 = bench_now();
+        if (full_step(full, mom, inputs, targets, Bsum, T, s + 2) < 0) return -1;
+        double t3 = bench_now();
+        if (s < 0) continue;
+        ms[s] = 1e3 * (t1 - t0);
+        ms[S->steps + s] = 1e3 * (t2 - t1);
+        ms[2 * S->steps + s] = 1e3 * (t3 - t2);
     }
-    res->ms = bench_median(ms, (size_t)S->steps);
-    res->tok_s = (double)N / (res->ms / 1e3);
+    for (int i = 0; i < 3; i++) {
+        res[i].ms = bench_median(ms + (size_t)i * S->steps, (size_t)S->steps);
+        res[i].tok_s = (double)N / (res[i].ms / 1e3);
+        res[i].ok = 1;
+    }
+    res[0].state_bytes = (double)lora_pack_tenant_state_bytes(packed.pack, 0);
+    res[1].state_bytes = (double)lora_pack_tenant_state_bytes(one.pack, 0);
+    lora_run_destroy(&packed);
+    lora_run_destroy(&one);
+    free(ms), free(mom), free(inputs), free(targets);
+    gpt2_destroy(&m);
+    gpt2_destroy(&full);
+    return 0;
+}
+
+/* Peak RSS of a process that holds one backbone and `tenants` tenants over
+ * K*n_per sequences and takes two steps. */
+static int run_rss(const setup_t *S, int K, int tenants, result_t *res)
+{
+    int T = S->T, Bsum = K * S->n_per;
+    size_t N = (size_t)Bsum * T;
+    gpt2_t *m = gpt2_new(&S->cfg);
+    int *inputs = malloc(N * sizeof *inputs), *targets = malloc(N * sizeof *targets);
+    if (!m || !inputs || !targets) return weft_error("out of memory for K=%d", K);
+    gpt2_init_weights(m, 1);
+    fill_tokens(inputs, N, S->cfg.vocab_size, 1);
+    fill_tokens(targets, N, S->cfg.vocab_size, 2);
+    lora_run_t run = {0};
+    if (lora_run_new(&run, S, m, tenants, Bsum, inputs, targets) < 0) return -1;
+    for (int s = 0; s < 2; s++)
+        if (lora_run_step(&run, m) < 0) return -1;
     res->rss_mb = bench_peak_rss_mb();
     res->ok = 1;
-    free(ms);
-    free(mom);
-    lora_trainer_destroy(&tr);
-    lora_pack_destroy(&pack);
-    free(specs), free(hp), free(batch), free(loss), free(inputs), free(targets);
+    lora_run_destroy(&run);
+    free(inputs), free(targets);
     gpt2_destroy(&m);
     return 0;
 }
 
-/* Runs one configuration in a child process; its result comes back on a pipe. */
-static int run_child(const setup_t *S, int mode, int K, result_t *res)
+enum { JOB_TIMING, JOB_RSS_PACKED, JOB_RSS_ONE };
+
+/* Runs one job in a child process (its own peak RSS, its own memory); the
+ * results come back on a pipe. */
+static int run_child(const setup_t *S, int job, int K, result_t res[3])
 {
     int fd[2];
     if (pipe(fd) < 0) return weft_error("pipe: %s", strerror(errno));
@@ -124,20 +190,22 @@ static int run_child(const setup_t *S, int mode, int K, result_t *res)
     if (pid < 0) return weft_error("fork: %s", strerror(errno));
     if (pid == 0) {
         close(fd[0]);
-        result_t r = {0};
-        if (run(S, mode, K, &r) < 0) weft_report();
-        ssize_t w = write(fd[1], &r, sizeof r);
-        _exit(w == (ssize_t)sizeof r && r.ok ? 0 : 1);
+        openblas_set_num_threads(S->threads);
+        result_t r[3] = {{0}};
+        int rc = job == JOB_TIMING ? run_timing(S, K, r) : run_rss(S, K, job == JOB_RSS_PACKED ? K : 1, r);
+        if (rc < 0) weft_report();
+        ssize_t w = write(fd[1], r, sizeof r);
+        _exit(rc == 0 && w == (ssize_t)sizeof r ? 0 : 1);
     }
     close(fd[1]);
-    memset(res, 0, sizeof *res);
-    ssize_t got = read(fd[0], res, sizeof *res);
+    result_t r[3];
+    ssize_t got = read(fd[0], r, sizeof r);
     close(fd[0]);
     int status;
     waitpid(pid, &status, 0);
-    if (got != (ssize_t)sizeof *res || !res->ok || !WIFEXITED(status) || WEXITSTATUS(status))
-        return weft_error("the K=%d %s run failed", K,
-                          mode == RUN_PACKED ? "packed" : mode == RUN_ONE ? "one-tenant" : "full");
+    if (got != (ssize_t)sizeof r || !WIFEXITED(status) || WEXITSTATUS(status))
+        return weft_error("the K=%d run failed", K);
+    memcpy(res, r, sizeof r);
     return 0;
 }
 
@@ -224,9 +292,12 @@ int bench_lora(int argc, char **argv)
     result_t pk[4], one[4], full[4];
     for (int i = 0; i < nK; i++) {
         int K = Ks[i];
-        if (run_child(&S, RUN_PACKED, K, &pk[i]) < 0 || run_child(&S, RUN_ONE, K, &one[i]) < 0 ||
-            run_child(&S, RUN_FULL, K, &full[i]) < 0)
+        result_t r[3], rss_pk[3], rss_one[3];
+        if (run_child(&S, JOB_TIMING, K, r) < 0 || run_child(&S, JOB_RSS_PACKED, K, rss_pk) < 0 ||
+            run_child(&S, JOB_RSS_ONE, K, rss_one) < 0)
             goto fail;
+        pk[i] = r[0], one[i] = r[1], full[i] = r[2];
+        pk[i].rss_mb = rss_pk[0].rss_mb, one[i].rss_mb = rss_one[0].rss_mb;
         double growth = K > 1 ? (pk[i].rss_mb - one[i].rss_mb) * 1024.0 / (K - 1) : 0.0;
         printf("%4d %6d | %10.0f %9.1f %8.1f | %10.0f %9.1f %8.1f | %7.3f | %9.1f %9.3f | %7.0f KB "
                "%7.0f KB\n",

@@ -478,10 +478,13 @@ int gpt2_backward(gpt2_t *self, const float *scale)
         module_backward(self, l, GPT2_ATTN_C_PROJ, a->datty, bg->attprojw, bg->attprojb, a->dres,
                         atty, bw->attprojw, N, C, C);
         attention_backward(a->dqkv, a->datt, a->datty, qkv, att, B, T, C, NH);
-        module_backward(self, l, GPT2_ATTN_C_ATTN, a->dln, bg->qkvw, bg->qkvb, a->dqkv, ln1,
-                        bw->qkvw, N, C, 3 * C);
-        layernorm_backward(a->dres, bg->ln1w, bg->ln1b, a->dln, x, bw->ln1w, a->ln1_mean + ln,
-                           a->ln1_rstd + ln, N, C);
+        /* frozen: nothing below block 0's c_attn wants a gradient, skip dx */
+        int need_dx = !self->frozen || l > 0;
+        module_backward(self, l, GPT2_ATTN_C_ATTN, need_dx ? a->dln : NULL, bg->qkvw, bg->qkvb,
+                        a->dqkv, ln1, bw->qkvw, N, C, 3 * C);
+        if (need_dx)
+            layernorm_backward(a->dres, bg->ln1w, bg->ln1b, a->dln, x, bw->ln1w,
+                               a->ln1_mean + ln, a->ln1_rstd + ln, N, C);
     }
     if (g) encoder_backward(g->wte, g->wpe, a->dres, a->inputs, B, T, C);
     return 0;

@@ -69,8 +69,9 @@ const char *gpt2_module_name(gpt2_module_t m);
 /* A per-module delta added to a linear module's output (LoRA's seam).
  * forward: out (N,OC) += delta(inp (N,IC)), called right after the base
  * product. backward: given dout (N,OC) and the module's input inp (N,IC),
- * dinp (N,IC) += d(delta)/d(inp), plus whatever gradients of its own the
- * delta keeps; called right after the base backward. */
+ * dinp (N,IC) += d(delta)/d(inp) (dinp NULL: not wanted, block 0 when frozen),
+ * plus whatever gradients of its own the delta keeps; called right after the
+ * base backward. */
 typedef struct {
     void (*forward)(void *ctx, int layer, gpt2_module_t m, float *out, const float *inp, size_t N,
                     int IC, int OC);

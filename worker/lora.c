@@ -400,7 +400,7 @@ void lora_backward(lora_pack_t *self, int l, int m, float *dinp, const float *do
         int n = (int)t->nrows, r = t->spec.r;
         const float *x = inp + t->row0 * (size_t)IC;
         const float *dy = dout + t->row0 * (size_t)OC;
-        float *dx = dinp + t->row0 * (size_t)IC;
+        float *dx = dinp ? dinp + t->row0 * (size_t)IC : NULL;
         const float *h = h_of(self, l, m, t);
         const float *A = self->params + a, *B = self->params + b;
         float *dA = self->grads + a, *dB = self->grads + b, *dh = self->dh;
@@ -415,15 +415,18 @@ void lora_backward(lora_pack_t *self, int l, int m, float *dinp, const float *do
             apply_mask(t, mask, self->xd, x, t->nrows, IC, 0);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, IC, n, 1.0f, dh, r, self->xd,
                         IC, 1.0f, dA, IC);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, IC, r, 1.0f, dh, r, A, IC,
-                        0.0f, self->xd, IC);
-            /* d drop(x)/dx = mask / (1-p) */
-            apply_mask(t, mask, dx, self->xd, t->nrows, IC, 1);
+            if (dx) {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, IC, r, 1.0f, dh, r, A,
+                            IC, 0.0f, self->xd, IC);
+                /* d drop(x)/dx = mask / (1-p) */
+                apply_mask(t, mask, dx, self->xd, t->nrows, IC, 1);
+            }
         } else {
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, IC, n, 1.0f, dh, r, x, IC,
                         1.0f, dA, IC);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, IC, r, 1.0f, dh, r, A, IC,
-                        1.0f, dx, IC);
+            if (dx)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, IC, r, 1.0f, dh, r, A,
+                            IC, 1.0f, dx, IC);
         }
     }
 }

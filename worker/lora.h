@@ -102,7 +102,8 @@ void lora_pack_set_training(lora_pack_t *self, int training);
 void lora_forward(lora_pack_t *self, int l, int m, float *out, const float *inp);
 /* dout is (N,OC), inp is (N,IC) as given to lora_forward, dinp is (N,IC).
  * Accumulates dA (r,IC) and dB (OC,r) into the tenant's gradient slice and
- * adds the LoRA branch's share of dinp (the base share is the engine's). */
+ * adds the LoRA branch's share of dinp (the base share is the engine's);
+ * dinp NULL: no input gradient wanted (block 0 over a frozen backbone). */
 void lora_backward(lora_pack_t *self, int l, int m, float *dinp, const float *dout,
                    const float *inp);
 

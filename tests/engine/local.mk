@@ -10,3 +10,10 @@ EXTRA_DIST += tests/engine/test_engine_cli.sh \
 	tests/engine/data/tiny.h5 tests/engine/data/tiny-grad.h5 tests/engine/data/tiny-train.h5 \
 	tests/engine/data/l3h3.h5 tests/engine/data/l3h3-grad.h5 tests/engine/data/l3h3-train.h5 \
 	scripts/make-reference.py scripts/bench-torch.py
+
+# `make bench-engine [BENCH_ARGS="--preset gpt2"]`: weft and PyTorch side by
+# side, from one weft-bench invocation (never part of make check).
+bench-engine: weft-bench
+	top_srcdir='$(abs_top_srcdir)' ./weft-bench engine --vs-torch \
+		--torch-script '$(abs_top_srcdir)/scripts/bench-torch.py' $(BENCH_ARGS)
+.PHONY: bench-engine

@@ -476,6 +476,38 @@ START_TEST(bad_rows_rejected)
 }
 END_TEST
 
+START_TEST(backward_without_input_gradient)
+{
+    /* dinp NULL (block 0 over a frozen backbone): the same dA, dB, with and
+     * without dropout */
+    for (int drop = 0; drop < 2; drop++) {
+        lora_spec_t s[3];
+        three_specs(s, drop ? 0.3f : 0.0f);
+        lora_pack_t *p = lora_pack_new(L, C, 3, s, NROWS);
+        randomise(p);
+        lora_pack_set_rows(p, seg_row0, seg_n);
+        int in, oc;
+        lora_module_dims(LORA_ATTN_C_ATTN, C, &in, &oc);
+        float *x = vec(NROWS * in), *out = vec(NROWS * oc), *dout = vec(NROWS * oc),
+              *dx = vec(NROWS * in);
+        fill(x, NROWS * in), fill(dout, NROWS * oc);
+        float *g1 = vec(lora_pack_size(p));
+        uint64_t rng[3];
+        for (int k = 0; k < 3; k++) rng[k] = lora_pack_rng(p, k);
+        lora_forward(p, 0, LORA_ATTN_C_ATTN, out, x);
+        lora_backward(p, 0, LORA_ATTN_C_ATTN, dx, dout, x);
+        memcpy(g1, lora_pack_grads(p), lora_pack_size(p) * sizeof(float));
+        memset(lora_pack_grads(p), 0, lora_pack_size(p) * sizeof(float));
+        for (int k = 0; k < 3; k++) lora_pack_set_rng(p, k, rng[k]);
+        lora_forward(p, 0, LORA_ATTN_C_ATTN, out, x);
+        lora_backward(p, 0, LORA_ATTN_C_ATTN, NULL, dout, x);
+        ck_assert_mem_eq(g1, lora_pack_grads(p), lora_pack_size(p) * sizeof(float));
+        free(x), free(out), free(dout), free(dx), free(g1);
+        lora_pack_destroy(&p);
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("lora");
@@ -489,6 +521,7 @@ int main(void)
     tcase_add_test(tc, packing_invariance_bitwise);
     tcase_add_test(tc, fresh_adapter_adds_exactly_zero);
     tcase_add_test(tc, bad_rows_rejected);
+    tcase_add_test(tc, backward_without_input_gradient);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -151,12 +151,51 @@ int plan_check_data(const char *path, spec_data_kind_t kind, const plan_model_t 
     return rc;
 }
 
-int plan_check_adapter(const char *path)
+/* The SPEC_T_* set of a comma-separated module list; unknown names give a
+ * bit no spec has, so they never compare equal. */
+static unsigned targets_mask(const char *list)
+{
+    static const char *names[] = {"attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"};
+    unsigned mask = 0;
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        int found = -1;
+        for (int i = 0; i < 4; i++)
+            if (strlen(names[i]) == n && !strncmp(p, names[i], n)) found = i;
+        mask |= found >= 0 ? 1u << found : 1u << 8;
+        p += n;
+        if (*p == ',') p++;
+    }
+    return mask;
+}
+
+int plan_check_adapter(const char *path, const spec_lora_t *l)
 {
     h5_quiet();
     hid_t f = open_h5(path, "init_adapter");
     if (f < 0) return -1;
     int rc = check_format(f, path, "init_adapter", "weft-adapter");
+    int64_t r = 0, rs = 0;
+    double alpha = 0;
+    char targets[128], want[128];
+    spec_targets_string(l->targets, want, sizeof want);
+    if (!rc && (h5_attr_read_i64(f, "r", &r) || h5_attr_read_f64(f, "alpha", &alpha) ||
+                h5_attr_read_i64(f, "use_rslora", &rs) ||
+                h5_attr_read_str(f, "targets", targets, sizeof targets)))
+        rc = weft_error("init_adapter %s: %s", path, weft_last_error());
+    if (!rc && r != l->r)
+        rc = weft_error("init_adapter %s: has r = %lld but the tenant trains r = %d; set r = "
+                        "%lld or start a fresh adapter",
+                        path, (long long)r, l->r, (long long)r);
+    if (!rc && alpha != l->alpha)
+        rc = weft_error("init_adapter %s: has alpha = %g but the tenant trains alpha = %g", path,
+                        alpha, l->alpha);
+    if (!rc && (rs != 0) != l->rslora)
+        rc = weft_error("init_adapter %s: has use_rslora = %lld but the tenant has rslora = %s",
+                        path, (long long)rs, l->rslora ? "true" : "false");
+    if (!rc && targets_mask(targets) != l->targets)
+        rc = weft_error("init_adapter %s: targets \"%s\" but the tenant trains \"%s\"", path,
+                        targets, want);
     H5Fclose(f);
     return rc;
 }

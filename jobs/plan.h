@@ -40,8 +40,10 @@ void plan_memory(const spec_t *s, const plan_model_t *m, plan_memory_t *out);
  * training tokens of a shards file in *train_tokens (0 for raw data). */
 int plan_check_data(const char *path, spec_data_kind_t kind, const plan_model_t *m,
                     int64_t *train_tokens);
-/* Checks an adapter file to continue from: exists, weft-adapter. */
-int plan_check_adapter(const char *path);
+/* Checks an adapter file to continue from: it exists, is a weft-adapter
+ * file, and its r, alpha, use_rslora and targets attributes agree with the
+ * LoRA settings that will train it. */
+int plan_check_adapter(const char *path, const spec_lora_t *l);
 
 /* Optimizer steps of a train group, with epochs turned into steps when the
  * training split's size is known (0 when it is not). */

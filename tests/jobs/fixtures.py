@@ -28,9 +28,13 @@ def shards(path, ntokens=100000, vocab_size=257):
         f.create_dataset("val/tokens", data=np.zeros(ntokens // 10, dtype=np.uint16))
 
 
-def adapter(path):
+def adapter(path, r=8, alpha=16.0, rslora=0, targets="attn.c_attn,attn.c_proj"):
     with h5py.File(path, "w") as f:
         f.attrs["format"] = np.bytes_("weft-adapter")
+        f.attrs["targets"] = np.bytes_(targets)
+        f.attrs["r"] = np.int64(r)
+        f.attrs["alpha"] = np.float64(alpha)
+        f.attrs["use_rslora"] = np.int64(rslora)
 
 
 def main(root):

@@ -77,6 +77,20 @@ def main():
         check(rc == 0 and re.search(r"^initech\s+text\s+1.5ep\s.*\?$", out, re.M)
               and "count once it is sharded" in out, "raw epochs:\n%s%s" % (out, err))
 
+        # an init_adapter trained with another rank
+        fixtures.adapter(os.path.join(tmp, "adapters/acme.h5"), r=4)
+        rc, out, err = validate("nightly.cfg", tmp)
+        check(rc == 78 and "nightly.cfg: tenants[0].init_adapter: init_adapter %s/adapters/acme.h5: "
+              "has r = 4 but the tenant trains r = 8" % tmp in err, "adapter rank: %d %s" % (rc, err))
+        fixtures.adapter(os.path.join(tmp, "adapters/acme.h5"), targets="attn.c_attn")
+        rc, out, err = validate("nightly.cfg", tmp)
+        check(rc == 78 and 'targets "attn.c_attn" but the tenant trains "attn.c_attn,attn.c_proj"'
+              in err, "adapter targets: %d %s" % (rc, err))
+        # the same modules in another order are the same set
+        fixtures.adapter(os.path.join(tmp, "adapters/acme.h5"), targets="attn.c_proj,attn.c_attn")
+        rc, out, err = validate("nightly.cfg", tmp)
+        check(rc == 0, "adapter targets in another order: %d %s" % (rc, err))
+
         # the spec's folder is the base: validate from another working folder
         rc, out, err = validate(os.path.join(tmp, "nightly.cfg"), "/")
         check(rc == 0, "nightly.cfg from /: exit %d %s" % (rc, err))

@@ -364,43 +364,53 @@ START_TEST(determinism)
 }
 END_TEST
 
-/* A delta that adds inp·D to one module of one layer, and accumulates dD. */
+/* Deltas that add inp·D to chosen modules, and accumulate dD for each. */
 typedef struct {
-    int layer;
-    gpt2_module_t module;
-    float *D, *dD;
-    int calls_fwd, calls_bwd;
+    int layer[2];
+    gpt2_module_t module[2];
+    float *D[2], *dD[2];
+    int n, calls_fwd, calls_bwd;
 } test_delta_t;
+
+static int delta_find(const test_delta_t *d, int layer, gpt2_module_t mod)
+{
+    for (int i = 0; i < d->n; i++)
+        if (d->layer[i] == layer && d->module[i] == mod) return i;
+    return -1;
+}
 
 static void delta_fwd(void *ctx, int layer, gpt2_module_t mod, float *out, const float *inp,
                       size_t N, int IC, int OC)
 {
     test_delta_t *d = ctx;
-    if (layer != d->layer || mod != d->module) return;
+    int i = delta_find(d, layer, mod);
+    if (i < 0) return;
     d->calls_fwd++;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, OC, IC, 1.0f, inp, IC, d->D, OC,
-                1.0f, out, OC);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, OC, IC, 1.0f, inp, IC, d->D[i],
+                OC, 1.0f, out, OC);
 }
 
 static void delta_bwd(void *ctx, int layer, gpt2_module_t mod, float *dinp, const float *dout,
                       const float *inp, size_t N, int IC, int OC)
 {
     test_delta_t *d = ctx;
-    if (layer != d->layer || mod != d->module) return;
+    int i = delta_find(d, layer, mod);
+    if (i < 0) return;
     d->calls_bwd++;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, IC, OC, 1.0f, dout, OC, d->D, OC,
-                1.0f, dinp, IC);
+    if (dinp) /* NULL: nothing below wants it (block 0 of a frozen model) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, IC, OC, 1.0f, dout, OC,
+                    d->D[i], OC, 1.0f, dinp, IC);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, IC, OC, (int)N, 1.0f, inp, IC, dout, OC,
-                1.0f, d->dD, OC);
+                1.0f, d->dD[i], OC);
 }
 
 START_TEST(module_delta_frozen)
 {
-    /* A frozen model plus a delta D on each module must match the model whose
-     * weight is W + D: same loss, dD equal to that model's dW, and for the
-     * delta in block 1, the same gradient flowing into block 0 (checked via a
-     * second delta-free parameter: the unfrozen model's wte gradient is not
-     * comparable, so compare dD only). No parameter gradient when frozen. */
+    /* A frozen model plus a delta D on one module must match the model whose
+     * weight is W + D: same loss, and dD equal to that model's dW. A second,
+     * zero delta on block 0's c_attn (the first module of the forward) checks
+     * that the tested delta's input gradient flows on down: its dD must equal
+     * the merged model's gradient there. No parameter gradient when frozen. */
     static const char *weights[GPT2_NMODULES] = {"attn/c_attn/weight", "attn/c_proj/weight",
                                                  "mlp/c_fc/weight", "mlp/c_proj/weight"};
     enum { B = 2, T = 8 };
@@ -412,14 +422,20 @@ START_TEST(module_delta_frozen)
             snprintf(name, sizeof name, "h/%d/%s", layer, weights[mod]);
             gpt2_t *base = random_model(&small_cfg, 7), *merged = random_model(&small_cfg, 7);
             const gpt2_tensor_t *t = gpt2_tensor(base, name);
-            ck_assert(t != NULL);
-            test_delta_t d = {layer, (gpt2_module_t)mod, calloc(t->numel, sizeof(float)),
-                              calloc(t->numel, sizeof(float)), 0, 0};
+            const gpt2_tensor_t *t0 = gpt2_tensor(base, "h/0/attn/c_attn/weight");
+            ck_assert(t != NULL && t0 != NULL);
+            int probe = t != t0;
+            test_delta_t d = {{layer, 0}, {(gpt2_module_t)mod, GPT2_ATTN_C_ATTN}, {NULL, NULL},
+                              {NULL, NULL}, 1 + probe, 0, 0};
+            d.D[0] = calloc(t->numel, sizeof(float));
+            d.dD[0] = calloc(t->numel, sizeof(float));
+            d.D[1] = calloc(t0->numel, sizeof(float));
+            d.dD[1] = calloc(t0->numel, sizeof(float));
             weft_rng_t r;
             rng_seed(&r, 100 + mod);
             for (size_t i = 0; i < t->numel; i++) {
-                d.D[i] = rng_normal(&r, 0.0f, 0.05f);
-                merged->params[t->offset + i] += d.D[i];
+                d.D[0][i] = rng_normal(&r, 0.0f, 0.05f);
+                merged->params[t->offset + i] += d.D[0][i];
             }
             base->frozen = 1;
             base->delta = (gpt2_delta_t){delta_fwd, delta_bwd, &d};
@@ -428,15 +444,19 @@ START_TEST(module_delta_frozen)
             ck_assert(gpt2_backward(base, NULL) == 0);
             ck_assert(gpt2_forward(merged, inp, tgt, B, T, &l2) == 0);
             ck_assert(gpt2_backward(merged, NULL) == 0);
-            ck_assert_int_eq(d.calls_fwd, 1);
-            ck_assert_int_eq(d.calls_bwd, 1);
+            ck_assert_int_eq(d.calls_fwd, d.n);
+            ck_assert_int_eq(d.calls_bwd, d.n);
             ck_assert_msg(base->grads == NULL, "a frozen backbone must not get gradients");
             ck_assert_msg(fabsf(l1 - l2) <= 1e-5f * fabsf(l2), "%s: loss %g vs merged %g", name,
                           (double)l1, (double)l2);
-            double dd = rel_diff(d.dD, merged->grads + t->offset, t->numel);
+            double dd = rel_diff(d.dD[0], merged->grads + t->offset, t->numel);
             ck_assert_msg(dd <= 1e-4, "%s: delta gradient differs from dW by %.3e", name, dd);
-            free(d.D);
-            free(d.dD);
+            if (probe) {
+                dd = rel_diff(d.dD[1], merged->grads + t0->offset, t0->numel);
+                ck_assert_msg(dd <= 1e-4, "%s: gradient below the delta differs by %.3e", name,
+                              dd);
+            }
+            for (int i = 0; i < 2; i++) free(d.D[i]), free(d.dD[i]);
             gpt2_destroy(&base);
             gpt2_destroy(&merged);
         }

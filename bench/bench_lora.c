@@ -60,13 +60,16 @@ static int lora_run_new(lora_run_t *run, const setup_t *S, gpt2_t *m, int tenant
     if (!specs || !hp || !run->batch || !run->loss) return weft_error("out of memory");
     int per = Bsum / tenants, T = S->T;
     for (int k = 0; k < tenants; k++) {
-        specs[k] = (lora_spec_t){.r = S->r, .alpha = S->alpha, .targets = S->targets,
-                                 .dropout = S->dropout, .seed = (uint64_t)k + 1};
+        specs[k] = (lora_spec_t){.r = S->r,
+                                 .alpha = S->alpha,
+                                 .targets = S->targets,
+                                 .dropout = S->dropout,
+                                 .seed = (uint64_t)k + 1};
         hp[k] = (lora_hparams_t){.sched = {.kind = SCHED_CONSTANT, .lr = 1e-3f, .total = 1000},
                                  .grad_clip = 1.0f,
                                  .adam = {0.9f, 0.999f, 1e-8f, 0.0f}};
-        run->batch[k] = (lora_batch_t){inputs + (size_t)k * per * T,
-                                       targets + (size_t)k * per * T, per};
+        run->batch[k] =
+            (lora_batch_t){inputs + (size_t)k * per * T, targets + (size_t)k * per * T, per};
     }
     run->pack = lora_pack_new(S->cfg.n_layer, S->cfg.n_embd, tenants, specs, (size_t)Bsum * T);
     run->tr = run->pack ? lora_trainer_new(m, run->pack, hp, Bsum, T) : NULL;
@@ -192,7 +195,8 @@ static int run_child(const setup_t *S, int job, int K, result_t res[3])
         close(fd[0]);
         openblas_set_num_threads(S->threads);
         result_t r[3] = {{0}};
-        int rc = job == JOB_TIMING ? run_timing(S, K, r) : run_rss(S, K, job == JOB_RSS_PACKED ? K : 1, r);
+        int rc = job == JOB_TIMING ? run_timing(S, K, r)
+                                   : run_rss(S, K, job == JOB_RSS_PACKED ? K : 1, r);
         if (rc < 0) weft_report();
         ssize_t w = write(fd[1], r, sizeof r);
         _exit(rc == 0 && w == (ssize_t)sizeof r ? 0 : 1);
@@ -211,13 +215,14 @@ static int run_child(const setup_t *S, int job, int K, result_t res[3])
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: weft-bench lora [--preset small|gpt2|tiny] [--tenants K] [--rows-per-tenant n]\n"
-            "         [--r 8] [--alpha 16] [--seq T] [--targets LIST] [--dropout p] [--steps S]\n"
-            "         [--threads N] [--json]\n"
-            "For K = 1, 4, 16, 64 (or the given K): K tenants of n sequences of T tokens packed\n"
-            "in one step, one tenant with the same K*n sequences, and a full fine-tuning step\n"
-            "of the same shape, each in its own process (median of S steps, peak RSS).\n");
+    fprintf(
+        out,
+        "usage: weft-bench lora [--preset small|gpt2|tiny] [--tenants K] [--rows-per-tenant n]\n"
+        "         [--r 8] [--alpha 16] [--seq T] [--targets LIST] [--dropout p] [--steps S]\n"
+        "         [--threads N] [--json]\n"
+        "For K = 1, 4, 16, 64 (or the given K): K tenants of n sequences of T tokens packed\n"
+        "in one step, one tenant with the same K*n sequences, and a full fine-tuning step\n"
+        "of the same shape, each in its own process (median of S steps, peak RSS).\n");
 }
 
 static int parse_int(const char *opt, const char *v, int lo, int hi, int *out)
@@ -233,8 +238,14 @@ static int parse_int(const char *opt, const char *v, int lo, int hi, int *out)
 
 int bench_lora(int argc, char **argv)
 {
-    setup_t S = {.preset = "small", .T = 64, .n_per = 1, .r = 8, .steps = 5, .threads = 1,
-                 .alpha = 16, .targets = 0xF};
+    setup_t S = {.preset = "small",
+                 .T = 64,
+                 .n_per = 1,
+                 .r = 8,
+                 .steps = 5,
+                 .threads = 1,
+                 .alpha = 16,
+                 .targets = 0xF};
     int only_K = 0, json = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -252,16 +263,26 @@ int bench_lora(int argc, char **argv)
         }
         const char *v = argv[++i];
         int rc = 0;
-        if (!strcmp(a, "--preset")) S.preset = v;
-        else if (!strcmp(a, "--tenants")) rc = parse_int(a, v, 1, 4096, &only_K);
-        else if (!strcmp(a, "--rows-per-tenant")) rc = parse_int(a, v, 1, 4096, &S.n_per);
-        else if (!strcmp(a, "--r")) rc = parse_int(a, v, 1, 4096, &S.r);
-        else if (!strcmp(a, "--seq")) rc = parse_int(a, v, 1, 1 << 16, &S.T);
-        else if (!strcmp(a, "--steps")) rc = parse_int(a, v, 1, 1000, &S.steps);
-        else if (!strcmp(a, "--threads")) rc = parse_int(a, v, 1, 256, &S.threads);
-        else if (!strcmp(a, "--alpha")) S.alpha = strtof(v, NULL);
-        else if (!strcmp(a, "--dropout")) S.dropout = strtof(v, NULL);
-        else if (!strcmp(a, "--targets")) rc = lora_targets_parse(v, &S.targets);
+        if (!strcmp(a, "--preset"))
+            S.preset = v;
+        else if (!strcmp(a, "--tenants"))
+            rc = parse_int(a, v, 1, 4096, &only_K);
+        else if (!strcmp(a, "--rows-per-tenant"))
+            rc = parse_int(a, v, 1, 4096, &S.n_per);
+        else if (!strcmp(a, "--r"))
+            rc = parse_int(a, v, 1, 4096, &S.r);
+        else if (!strcmp(a, "--seq"))
+            rc = parse_int(a, v, 1, 1 << 16, &S.T);
+        else if (!strcmp(a, "--steps"))
+            rc = parse_int(a, v, 1, 1000, &S.steps);
+        else if (!strcmp(a, "--threads"))
+            rc = parse_int(a, v, 1, 256, &S.threads);
+        else if (!strcmp(a, "--alpha"))
+            S.alpha = strtof(v, NULL);
+        else if (!strcmp(a, "--dropout"))
+            S.dropout = strtof(v, NULL);
+        else if (!strcmp(a, "--targets"))
+            rc = lora_targets_parse(v, &S.targets);
         else {
             weft_error("unknown option '%s'; see weft-bench lora --help", a);
             goto fail;
@@ -283,9 +304,8 @@ int bench_lora(int argc, char **argv)
     if (only_K) Ks[0] = only_K, nK = 1;
     printf("weft-bench lora: preset %s (L%d H%d C%d V%d), T=%d, %d seq/tenant, r=%d alpha=%g, "
            "targets %s, dropout %g, %d thread%s, median of %d steps\n",
-           S.preset, S.cfg.n_layer, S.cfg.n_head, S.cfg.n_embd, S.cfg.vocab_size, S.T, S.n_per,
-           S.r, (double)S.alpha, tlist, (double)S.dropout, S.threads, S.threads > 1 ? "s" : "",
-           S.steps);
+           S.preset, S.cfg.n_layer, S.cfg.n_head, S.cfg.n_embd, S.cfg.vocab_size, S.T, S.n_per, S.r,
+           (double)S.alpha, tlist, (double)S.dropout, S.threads, S.threads > 1 ? "s" : "", S.steps);
     printf("%4s %6s | %10s %9s %8s | %10s %9s %8s | %7s | %9s %9s | %10s %10s\n", "K", "tokens",
            "packed t/s", "ms/step", "RSS MB", "1-ten. t/s", "ms/step", "RSS MB", "pk/1-ten",
            "full ms", "lora/full", "state/ten", "RSS+/ten");
@@ -318,10 +338,9 @@ int bench_lora(int argc, char **argv)
                    "\"packed_rss_mb\":%.1f,\"one_tok_s\":%.1f,\"one_ms\":%.2f,\"one_rss_mb\":%.1f,"
                    "\"packed_over_one\":%.4f,\"full_ms\":%.2f,\"lora_over_full\":%.4f,"
                    "\"state_bytes_per_tenant\":%.0f,\"rss_growth_kb_per_tenant\":%.1f}",
-                   i ? "," : "", Ks[i], Ks[i] * S.n_per * S.T, pk[i].tok_s, pk[i].ms,
-                   pk[i].rss_mb, one[i].tok_s, one[i].ms, one[i].rss_mb,
-                   pk[i].tok_s / one[i].tok_s, full[i].ms, pk[i].ms / full[i].ms,
-                   pk[i].state_bytes,
+                   i ? "," : "", Ks[i], Ks[i] * S.n_per * S.T, pk[i].tok_s, pk[i].ms, pk[i].rss_mb,
+                   one[i].tok_s, one[i].ms, one[i].rss_mb, pk[i].tok_s / one[i].tok_s, full[i].ms,
+                   pk[i].ms / full[i].ms, pk[i].state_bytes,
                    Ks[i] > 1 ? (pk[i].rss_mb - one[i].rss_mb) * 1024.0 / (Ks[i] - 1) : 0.0);
         printf("]}\n");
     }

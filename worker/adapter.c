@@ -40,8 +40,8 @@ static int read_info(hid_t f, adapter_info_t *info)
     double alpha;
     if (h5_attr_read_i64(f, "version", &version) < 0) return -1;
     if (version != ADAPTER_VERSION)
-        return weft_error("adapter version %lld, this weft reads version %d",
-                          (long long)version, ADAPTER_VERSION);
+        return weft_error("adapter version %lld, this weft reads version %d", (long long)version,
+                          ADAPTER_VERSION);
     if (h5_attr_read_str(f, "tenant", info->tenant, sizeof info->tenant) < 0 ||
         h5_attr_read_i64(f, "r", &r) < 0 || h5_attr_read_f64(f, "alpha", &alpha) < 0 ||
         h5_attr_read_i64(f, "use_rslora", &rs) < 0 ||
@@ -51,10 +51,12 @@ static int read_info(hid_t f, adapter_info_t *info)
         return -1;
     if (r < 1 || r > (1 << 20)) return weft_error("attribute r = %lld is not a rank", (long long)r);
     if (!isfinite(alpha)) return weft_error("attribute alpha is not a finite number");
-    if (rs != 0 && rs != 1) return weft_error("attribute use_rslora = %lld: must be 0 or 1", (long long)rs);
+    if (rs != 0 && rs != 1)
+        return weft_error("attribute use_rslora = %lld: must be 0 or 1", (long long)rs);
     if (!is_hex64(hex))
         return weft_error("attribute base_sha256 '%s' is not 64 lower-case hex digits", hex);
-    if (info->steps < 0) return weft_error("attribute steps = %lld is negative", (long long)info->steps);
+    if (info->steps < 0)
+        return weft_error("attribute steps = %lld is negative", (long long)info->steps);
     memcpy(info->base_sha256, hex, 65);
     info->spec.r = (int)r;
     info->spec.alpha = (float)alpha;
@@ -96,7 +98,8 @@ static int read_info(hid_t f, adapter_info_t *info)
     while (!(info->spec.targets & (1u << m0))) m0++;
     int rank;
     hsize_t dims[8];
-    if (tensor_path(p, sizeof p, "", 0, m0, "lora_A") < 0 || h5_dataset_shape(f, p, &rank, dims) < 0)
+    if (tensor_path(p, sizeof p, "", 0, m0, "lora_A") < 0 ||
+        h5_dataset_shape(f, p, &rank, dims) < 0)
         return -1;
     int in1, out1;
     lora_module_dims(m0, 1, &in1, &out1);

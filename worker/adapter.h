@@ -10,7 +10,7 @@
 #include <hdf5.h>
 #include <stdint.h>
 
-#define ADAPTER_FORMAT "weft-adapter"
+#define ADAPTER_FORMAT  "weft-adapter"
 #define ADAPTER_VERSION 1
 
 /* What an adapter file says about itself (root attributes, and the shapes

@@ -51,12 +51,14 @@ int lora_targets_parse(const char *list, unsigned *mask)
             return weft_error("unknown LoRA target '%.*s' (choose from attn.c_attn, attn.c_proj, "
                               "mlp.c_fc, mlp.c_proj)",
                               (int)n, p);
-        if (*mask & (1u << found)) return weft_error("LoRA target '%s' listed twice", module_names[found]);
+        if (*mask & (1u << found))
+            return weft_error("LoRA target '%s' listed twice", module_names[found]);
         *mask |= 1u << found;
         p = *end ? end + 1 : end;
         if (*end && !*p) return weft_error("LoRA target list '%s' ends with a comma", list);
     }
-    if (!*mask) return weft_error("empty LoRA target list: name at least one module, e.g. attn.c_attn");
+    if (!*mask)
+        return weft_error("empty LoRA target list: name at least one module, e.g. attn.c_attn");
     return 0;
 }
 
@@ -67,7 +69,8 @@ int lora_targets_format(unsigned mask, char *buf, size_t size)
     for (int m = 0; m < LORA_NMODULES; m++) {
         if (!(mask & (1u << m))) continue;
         size_t len = strlen(module_names[m]) + (n ? 1 : 0);
-        if (n + len + 1 > size) return weft_error("LoRA target list does not fit in %zu bytes", size);
+        if (n + len + 1 > size)
+            return weft_error("LoRA target list does not fit in %zu bytes", size);
         if (n) buf[n++] = ',';
         memcpy(buf + n, module_names[m], strlen(module_names[m]) + 1);
         n += strlen(module_names[m]);
@@ -236,22 +239,70 @@ void lora_pack_destroy(lora_pack_t **self_p)
     *self_p = NULL;
 }
 
-int lora_pack_tenants(const lora_pack_t *self) { return self->K; }
-int lora_pack_layers(const lora_pack_t *self) { return self->L; }
-int lora_pack_embd(const lora_pack_t *self) { return self->C; }
-size_t lora_pack_max_rows(const lora_pack_t *self) { return self->max_rows; }
-const lora_spec_t *lora_pack_spec(const lora_pack_t *self, int k) { return &self->t[k].spec; }
-unsigned lora_pack_targets(const lora_pack_t *self) { return self->targets; }
-float *lora_pack_params(lora_pack_t *self) { return self->params; }
-float *lora_pack_grads(lora_pack_t *self) { return self->grads; }
-float *lora_pack_m(lora_pack_t *self) { return self->m; }
-float *lora_pack_v(lora_pack_t *self) { return self->v; }
-size_t lora_pack_size(const lora_pack_t *self) { return self->size; }
-size_t lora_pack_tenant_offset(const lora_pack_t *self, int k) { return self->t[k].offset; }
-size_t lora_pack_tenant_size(const lora_pack_t *self, int k) { return self->t[k].size; }
-uint64_t lora_pack_rng(const lora_pack_t *self, int k) { return self->t[k].rng.state; }
-void lora_pack_set_rng(lora_pack_t *self, int k, uint64_t state) { self->t[k].rng.state = state; }
-void lora_pack_set_training(lora_pack_t *self, int training) { self->training = training; }
+int lora_pack_tenants(const lora_pack_t *self)
+{
+    return self->K;
+}
+int lora_pack_layers(const lora_pack_t *self)
+{
+    return self->L;
+}
+int lora_pack_embd(const lora_pack_t *self)
+{
+    return self->C;
+}
+size_t lora_pack_max_rows(const lora_pack_t *self)
+{
+    return self->max_rows;
+}
+const lora_spec_t *lora_pack_spec(const lora_pack_t *self, int k)
+{
+    return &self->t[k].spec;
+}
+unsigned lora_pack_targets(const lora_pack_t *self)
+{
+    return self->targets;
+}
+float *lora_pack_params(lora_pack_t *self)
+{
+    return self->params;
+}
+float *lora_pack_grads(lora_pack_t *self)
+{
+    return self->grads;
+}
+float *lora_pack_m(lora_pack_t *self)
+{
+    return self->m;
+}
+float *lora_pack_v(lora_pack_t *self)
+{
+    return self->v;
+}
+size_t lora_pack_size(const lora_pack_t *self)
+{
+    return self->size;
+}
+size_t lora_pack_tenant_offset(const lora_pack_t *self, int k)
+{
+    return self->t[k].offset;
+}
+size_t lora_pack_tenant_size(const lora_pack_t *self, int k)
+{
+    return self->t[k].size;
+}
+uint64_t lora_pack_rng(const lora_pack_t *self, int k)
+{
+    return self->t[k].rng.state;
+}
+void lora_pack_set_rng(lora_pack_t *self, int k, uint64_t state)
+{
+    self->t[k].rng.state = state;
+}
+void lora_pack_set_training(lora_pack_t *self, int training)
+{
+    self->training = training;
+}
 
 size_t lora_pack_tenant_state_bytes(const lora_pack_t *self, int k)
 {
@@ -317,8 +368,7 @@ static float *h_of(lora_pack_t *self, int l, int m, const tenant_t *t)
 
 static uint64_t *mask_of(lora_pack_t *self, int l, int m, const tenant_t *t, int in)
 {
-    return self->mask + (size_t)l * self->mask_layer + self->mask_off[m] +
-           t->row0 * mask_words(in);
+    return self->mask + (size_t)l * self->mask_layer + self->mask_off[m] + t->row0 * mask_words(in);
 }
 
 /* Draws the segment's keep mask from the tenant's stream (row-major order)
@@ -343,8 +393,8 @@ static void dropout_forward(tenant_t *t, uint64_t *mask, float *xd, const float 
 }
 
 /* y = x * mask / (1-p) (add = 0) or y += x * mask / (1-p) (add = 1). */
-static void apply_mask(const tenant_t *t, const uint64_t *mask, float *y, const float *x,
-                       size_t n, int in, int add)
+static void apply_mask(const tenant_t *t, const uint64_t *mask, float *y, const float *x, size_t n,
+                       int in, int add)
 {
     float scale = 1.0f / (1.0f - t->spec.dropout);
     size_t words = mask_words(in);
@@ -416,17 +466,17 @@ void lora_backward(lora_pack_t *self, int l, int m, float *dinp, const float *do
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, IC, n, 1.0f, dh, r, self->xd,
                         IC, 1.0f, dA, IC);
             if (dx) {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, IC, r, 1.0f, dh, r, A,
-                            IC, 0.0f, self->xd, IC);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, IC, r, 1.0f, dh, r, A, IC,
+                            0.0f, self->xd, IC);
                 /* d drop(x)/dx = mask / (1-p) */
                 apply_mask(t, mask, dx, self->xd, t->nrows, IC, 1);
             }
         } else {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, IC, n, 1.0f, dh, r, x, IC,
-                        1.0f, dA, IC);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, IC, n, 1.0f, dh, r, x, IC, 1.0f,
+                        dA, IC);
             if (dx)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, IC, r, 1.0f, dh, r, A,
-                            IC, 1.0f, dx, IC);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, IC, r, 1.0f, dh, r, A, IC,
+                            1.0f, dx, IC);
         }
     }
 }

@@ -77,8 +77,7 @@ size_t lora_pack_tenant_size(const lora_pack_t *self, int k);
 size_t lora_pack_tenant_state_bytes(const lora_pack_t *self, int k);
 /* Offsets of A and B of (tenant k, block l, module m) into any of the four
  * buffers; -1 when that tenant does not target m. */
-int lora_pack_offsets(const lora_pack_t *self, int k, int l, int m, size_t *a_off,
-                      size_t *b_off);
+int lora_pack_offsets(const lora_pack_t *self, int k, int l, int m, size_t *a_off, size_t *b_off);
 
 /* PEFT's initialisation of tenant k from its seed: A ~ U(-1/sqrt(in),
  * 1/sqrt(in)), B = 0; zeroes its gradient and moments and restarts its

@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-_Static_assert((int)GPT2_ATTN_C_ATTN == LORA_ATTN_C_ATTN && (int)GPT2_ATTN_C_PROJ == LORA_ATTN_C_PROJ &&
+_Static_assert((int)GPT2_ATTN_C_ATTN == LORA_ATTN_C_ATTN &&
+                   (int)GPT2_ATTN_C_PROJ == LORA_ATTN_C_PROJ &&
                    (int)GPT2_MLP_C_FC == LORA_MLP_C_FC && (int)GPT2_MLP_C_PROJ == LORA_MLP_C_PROJ,
                "gpt2 and lora number the four modules alike");
 
@@ -16,21 +17,21 @@ struct lora_trainer {
     gpt2_t *model;
     lora_pack_t *pack;
     int K, B_max, T;
-    lora_hparams_t *hp;  /* K */
-    long *step;          /* K: updates taken */
-    long *failed_at;     /* K: -1 while training */
-    int *in_batch;       /* K: rows in the last forward_backward */
-    double *norm;        /* K */
-    float *tloss;        /* K: loss in the last forward */
-    float *lr;           /* K */
+    lora_hparams_t *hp;    /* K */
+    long *step;            /* K: updates taken */
+    long *failed_at;       /* K: -1 while training */
+    int *in_batch;         /* K: rows in the last forward_backward */
+    double *norm;          /* K */
+    float *tloss;          /* K: loss in the last forward */
+    float *lr;             /* K */
     int *inputs, *targets; /* (B_max,T) the packed batch */
-    float *scale;        /* (B_max) d(loss)/d(row b's summed loss) */
-    size_t *row0, *nrows; /* K, in rows of the (B,T) grid */
-    int *seq0;           /* K: first sequence of each tenant */
+    float *scale;          /* (B_max) d(loss)/d(row b's summed loss) */
+    size_t *row0, *nrows;  /* K, in rows of the (B,T) grid */
+    int *seq0;             /* K: first sequence of each tenant */
 };
 
-static void delta_forward(void *ctx, int l, gpt2_module_t m, float *out, const float *inp,
-                          size_t N, int IC, int OC)
+static void delta_forward(void *ctx, int l, gpt2_module_t m, float *out, const float *inp, size_t N,
+                          int IC, int OC)
 {
     (void)N, (void)IC, (void)OC;
     lora_forward(ctx, l, (int)m, out, inp);
@@ -124,7 +125,8 @@ void lora_trainer_destroy(lora_trainer_t **self_p)
 
 /* Packs the batches of tenants still training into (B,T), one segment each,
  * and runs the forward; per-tenant losses into loss. */
-static int packed_forward(lora_trainer_t *self, const lora_batch_t *batches, float *loss, int *B_out)
+static int packed_forward(lora_trainer_t *self, const lora_batch_t *batches, float *loss,
+                          int *B_out)
 {
     int T = self->T, B = 0;
     for (int k = 0; k < self->K; k++) {
@@ -221,8 +223,23 @@ int lora_trainer_step(lora_trainer_t *self, const lora_batch_t *batches, float *
     return lora_trainer_update(self);
 }
 
-long lora_trainer_tenant_step(const lora_trainer_t *self, int k) { return self->step[k]; }
-void lora_trainer_set_tenant_step(lora_trainer_t *self, int k, long step) { self->step[k] = step; }
-long lora_trainer_failed_at(const lora_trainer_t *self, int k) { return self->failed_at[k]; }
-double lora_trainer_grad_norm(const lora_trainer_t *self, int k) { return self->norm[k]; }
-float lora_trainer_lr(const lora_trainer_t *self, int k) { return self->lr[k]; }
+long lora_trainer_tenant_step(const lora_trainer_t *self, int k)
+{
+    return self->step[k];
+}
+void lora_trainer_set_tenant_step(lora_trainer_t *self, int k, long step)
+{
+    self->step[k] = step;
+}
+long lora_trainer_failed_at(const lora_trainer_t *self, int k)
+{
+    return self->failed_at[k];
+}
+double lora_trainer_grad_norm(const lora_trainer_t *self, int k)
+{
+    return self->norm[k];
+}
+float lora_trainer_lr(const lora_trainer_t *self, int k)
+{
+    return self->lr[k];
+}

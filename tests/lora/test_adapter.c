@@ -34,7 +34,9 @@ static void teardown(void)
 
 static lora_spec_t spec(void)
 {
-    return (lora_spec_t){.r = 4, .alpha = 8, .use_rslora = 1,
+    return (lora_spec_t){.r = 4,
+                         .alpha = 8,
+                         .use_rslora = 1,
                          .targets = (1u << LORA_ATTN_C_ATTN) | (1u << LORA_MLP_C_PROJ),
                          .seed = 77};
 }
@@ -159,7 +161,10 @@ START_TEST(tensors_under_a_prefix)
 }
 END_TEST
 
-static void drop_B(hid_t f) { H5Ldelete(f, "/h/1/mlp/c_proj/lora_B", H5P_DEFAULT); }
+static void drop_B(hid_t f)
+{
+    H5Ldelete(f, "/h/1/mlp/c_proj/lora_B", H5P_DEFAULT);
+}
 static void extra_module(hid_t f)
 {
     hsize_t d[2] = {4, C};
@@ -173,11 +178,26 @@ static void bad_shape(hid_t f)
     float z[5 * C] = {0};
     h5_write_f32(f, "/h/2/attn/c_attn/lora_A", 2, d, z);
 }
-static void bad_format(hid_t f) { h5_attr_write_str(f, "format", "weft-model"); }
-static void bad_version(hid_t f) { h5_attr_write_i64(f, "version", 2); }
-static void bad_targets(hid_t f) { h5_attr_write_str(f, "targets", "attn.c_attn,attn.q"); }
-static void bad_sha(hid_t f) { h5_attr_write_str(f, "base_sha256", "abc"); }
-static void no_rank(hid_t f) { H5Adelete(f, "r"); }
+static void bad_format(hid_t f)
+{
+    h5_attr_write_str(f, "format", "weft-model");
+}
+static void bad_version(hid_t f)
+{
+    h5_attr_write_i64(f, "version", 2);
+}
+static void bad_targets(hid_t f)
+{
+    h5_attr_write_str(f, "targets", "attn.c_attn,attn.q");
+}
+static void bad_sha(hid_t f)
+{
+    h5_attr_write_str(f, "base_sha256", "abc");
+}
+static void no_rank(hid_t f)
+{
+    H5Adelete(f, "r");
+}
 static void nan_value(hid_t f)
 {
     hsize_t d[2] = {3 * C, 4};

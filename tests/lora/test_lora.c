@@ -36,10 +36,13 @@ static float *vec(size_t n)
 static void three_specs(lora_spec_t s[3], float dropout)
 {
     s[0] = (lora_spec_t){.r = 2, .alpha = 4, .use_rslora = 0, .targets = 0xF, .seed = 1};
-    s[1] = (lora_spec_t){.r = 4, .alpha = 3, .use_rslora = 1,
-                         .targets = (1u << LORA_ATTN_C_ATTN) | (1u << LORA_MLP_C_PROJ), .seed = 2};
-    s[2] = (lora_spec_t){.r = 8, .alpha = 16, .use_rslora = 0, .targets = 1u << LORA_MLP_C_FC,
-                         .seed = 3};
+    s[1] = (lora_spec_t){.r = 4,
+                         .alpha = 3,
+                         .use_rslora = 1,
+                         .targets = (1u << LORA_ATTN_C_ATTN) | (1u << LORA_MLP_C_PROJ),
+                         .seed = 2};
+    s[2] = (lora_spec_t){
+        .r = 8, .alpha = 16, .use_rslora = 0, .targets = 1u << LORA_MLP_C_FC, .seed = 3};
     for (int k = 0; k < 3; k++) s[k].dropout = dropout;
 }
 
@@ -122,9 +125,9 @@ START_TEST(layout_and_init)
     size_t a, b;
     ck_assert_int_eq(lora_pack_offsets(p, 1, 1, LORA_ATTN_C_PROJ, &a, &b), -1);
     ck_assert_int_eq(lora_pack_offsets(p, 1, 1, LORA_MLP_C_PROJ, &a, &b), 0);
-    ck_assert_uint_eq(b - a, 4 * 4 * C);                    /* A is (r=4, in=4C) */
+    ck_assert_uint_eq(b - a, 4 * 4 * C); /* A is (r=4, in=4C) */
     ck_assert_uint_eq(lora_pack_offsets(p, 2, 1, LORA_MLP_C_FC, &a, &b), 0);
-    ck_assert_uint_eq(b + 4 * C * 8, lora_pack_size(p));    /* last B is (4C, r=8) */
+    ck_assert_uint_eq(b + 4 * C * 8, lora_pack_size(p)); /* last B is (4C, r=8) */
 
     /* PEFT init: A ~ U(-1/sqrt(in), 1/sqrt(in)), B = 0. */
     float *w = lora_pack_params(p);
@@ -185,7 +188,8 @@ static void naive_forward(const lora_pack_t *p, int k, int l, int m, double *out
         }
 }
 
-static const size_t seg_row0[3] = {9, 0, 4}, seg_n[3] = {5, 3, 4}; /* rows 3 and 8 uncovered, 14..15 unused */
+static const size_t seg_row0[3] = {9, 0, 4},
+                    seg_n[3] = {5, 3, 4}; /* rows 3 and 8 uncovered, 14..15 unused */
 #define NROWS 16
 
 START_TEST(forward_backward_match_naive)
@@ -202,7 +206,8 @@ START_TEST(forward_backward_match_naive)
             float *x = vec(NROWS * in), *out = vec(NROWS * oc), *dout = vec(NROWS * oc);
             float *dx = vec(NROWS * in);
             double *ref = calloc(NROWS * oc, sizeof *ref);
-            fill(x, NROWS * in), fill(out, NROWS * oc), fill(dout, NROWS * oc), fill(dx, NROWS * in);
+            fill(x, NROWS * in), fill(out, NROWS * oc), fill(dout, NROWS * oc),
+                fill(dx, NROWS * in);
             float *dx0 = vec(NROWS * in);
             memcpy(dx0, dx, NROWS * in * sizeof *dx);
             for (size_t i = 0; i < (size_t)NROWS * oc; i++) ref[i] = out[i];
@@ -222,7 +227,8 @@ START_TEST(forward_backward_match_naive)
                 double sc = lora_spec_scaling(&s[k]);
                 const float *A = lora_pack_params(p) + a, *B = lora_pack_params(p) + b;
                 const float *dA = lora_pack_grads(p) + a, *dB = lora_pack_grads(p) + b;
-                double *rdA = calloc((size_t)r * in, sizeof *rdA), *rdB = calloc((size_t)oc * r, sizeof *rdB);
+                double *rdA = calloc((size_t)r * in, sizeof *rdA),
+                       *rdB = calloc((size_t)oc * r, sizeof *rdB);
                 for (size_t i = seg_row0[k]; i < seg_row0[k] + seg_n[k]; i++) {
                     double h[8] = {0}, dh[8] = {0};
                     for (int q = 0; q < r; q++)
@@ -308,8 +314,8 @@ static void finite_differences(float dropout)
                 *w = save;
                 double fd = (lp - lm) / (2 * eps), an = lora_pack_grads(p)[coords[c]];
                 ck_assert_msg(fabs(fd - an) <= 2e-3 * (1 + fabs(fd)),
-                              "p=%g t%d m%d coord %d: fd %g analytic %g", (double)dropout, k, m,
-                              c, fd, an);
+                              "p=%g t%d m%d coord %d: fd %g analytic %g", (double)dropout, k, m, c,
+                              fd, an);
             }
             size_t xi[2] = {seg_row0[k] * in, (seg_row0[k] + seg_n[k]) * in - 1};
             for (int c = 0; c < 2; c++) {
@@ -343,7 +349,8 @@ START_TEST(dropout_mask_kept_for_backward)
     finite_differences(0.3f);
 
     /* About p of the inputs are dropped; evaluation mode drops none. */
-    lora_spec_t s = {.r = 3, .alpha = 3, .targets = 1u << LORA_MLP_C_PROJ, .dropout = 0.25f, .seed = 7};
+    lora_spec_t s = {
+        .r = 3, .alpha = 3, .targets = 1u << LORA_MLP_C_PROJ, .dropout = 0.25f, .seed = 7};
     int in = 4 * C, oc = C;
     size_t n = 64;
     lora_pack_t *p = lora_pack_new(1, C, 1, &s, n);
@@ -412,8 +419,10 @@ START_TEST(packing_invariance_bitwise)
     for (int i = 0; i < 8; i++) {
         int in, oc;
         lora_module_dims(i % 4, C, &in, &oc);
-        x[i] = vec(rows * in), out[i] = vec(rows * oc), dout[i] = vec(rows * oc), dx[i] = vec(rows * in);
-        fill(x[i], rows * in), fill(out[i], rows * oc), fill(dout[i], rows * oc), fill(dx[i], rows * in);
+        x[i] = vec(rows * in), out[i] = vec(rows * oc), dout[i] = vec(rows * oc),
+        dx[i] = vec(rows * in);
+        fill(x[i], rows * in), fill(out[i], rows * oc), fill(dout[i], rows * oc),
+            fill(dx[i], rows * in);
         xa[i] = vec(n * in), outa[i] = vec(n * oc), douta[i] = vec(n * oc), dxa[i] = vec(n * in);
         memcpy(xa[i], x[i] + 5 * in, n * in * sizeof(float));
         memcpy(outa[i], out[i] + 5 * oc, n * oc * sizeof(float));

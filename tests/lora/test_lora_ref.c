@@ -74,8 +74,10 @@ static void compare_tensors(hid_t ref, const char *prefix, lora_pack_t *p, int k
             lora_module_dims(m, lora_pack_embd(p), &in, &out);
             double ea = rel(buf + a, want + a, (size_t)r * in);
             double eb = rel(buf + b, want + b, (size_t)out * r);
-            ck_assert_msg(ea <= tol && eb <= tol, "%s %s h/%d/%s: lora_A rel err %.3g, lora_B %.3g "
-                          "(tolerance %.0e)", tenants[k], what, l, lora_module_path(m), ea, eb, tol);
+            ck_assert_msg(ea <= tol && eb <= tol,
+                          "%s %s h/%d/%s: lora_A rel err %.3g, lora_B %.3g "
+                          "(tolerance %.0e)",
+                          tenants[k], what, l, lora_module_path(m), ea, eb, tol);
             checked += 2;
         }
     ck_assert_uint_gt(checked, 0);
@@ -117,12 +119,15 @@ START_TEST(packed_tenants_match_pytorch)
         data_path(path, sizeof path, name);
         ck_assert_msg(adapter_load(path, "base.h5", hex, p, k, NULL) == 0, "%s", weft_last_error());
         hp[k] = (lora_hparams_t){
-            .sched = {.kind = SCHED_COSINE, .lr = (float)attr(ref[k], "lr"),
-                      .lr_min = (float)attr(ref[k], "lr_min"), .warmup = (long)attr(ref[k], "warmup"),
+            .sched = {.kind = SCHED_COSINE,
+                      .lr = (float)attr(ref[k], "lr"),
+                      .lr_min = (float)attr(ref[k], "lr_min"),
+                      .warmup = (long)attr(ref[k], "warmup"),
                       .total = (long)attr(ref[k], "steps")},
             .weight_decay = (float)attr(ref[k], "weight_decay"),
             .grad_clip = (float)attr(ref[k], "grad_clip"),
-            .adam = {.beta1 = (float)attr(ref[k], "beta1"), .beta2 = (float)attr(ref[k], "beta2"),
+            .adam = {.beta1 = (float)attr(ref[k], "beta1"),
+                     .beta2 = (float)attr(ref[k], "beta2"),
                      .eps = (float)attr(ref[k], "eps")},
         };
     }

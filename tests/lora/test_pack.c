@@ -15,8 +15,9 @@
 #include <string.h>
 
 /* L2 H2 C32, T = 12 (not a multiple of 8, so rows land at every alignment). */
-static const gpt2_config_t cfg = {.n_layer = 2, .n_head = 2, .n_embd = 32, .vocab_size = 67, .n_ctx = 16};
-#define T 12
+static const gpt2_config_t cfg = {
+    .n_layer = 2, .n_head = 2, .n_embd = 32, .vocab_size = 67, .n_ctx = 16};
+#define T     12
 #define STEPS 20
 
 static gpt2_t *model(void)
@@ -67,8 +68,11 @@ static lora_hparams_t hparams(float lr)
 static const lora_spec_t specs[4] = {
     {.r = 2, .alpha = 4, .targets = 0xF, .seed = 11},
     {.r = 8, .alpha = 8, .use_rslora = 1, .targets = 1u << LORA_MLP_C_PROJ, .seed = 12},
-    {.r = 4, .alpha = 16, .targets = (1u << LORA_ATTN_C_ATTN) | (1u << LORA_MLP_C_FC),
-     .dropout = 0.1f, .seed = 13},
+    {.r = 4,
+     .alpha = 16,
+     .targets = (1u << LORA_ATTN_C_ATTN) | (1u << LORA_MLP_C_FC),
+     .dropout = 0.1f,
+     .seed = 13},
     {.r = 3, .alpha = 3, .targets = (1u << LORA_ATTN_C_PROJ), .dropout = 0.2f, .seed = 14},
 };
 static const int batch_sizes[4] = {3, 1, 2, 2};

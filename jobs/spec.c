@@ -457,6 +457,40 @@ static void read_resources(ctx_t *c, const config_setting_t *root, spec_resource
     }
 }
 
+static const spec_t *sort_spec; /* qsort has no context argument */
+
+static int cmp_tenant(const void *a, const void *b)
+{
+    int i = *(const int *)a, j = *(const int *)b;
+    int c = strcmp(sort_spec->tenants[i].name, sort_spec->tenants[j].name);
+    return c ? c : i - j;
+}
+
+/* Tenant names must be unique: sorted, so 4096 tenants cost n log n. */
+static void report_repeated_names(ctx_t *c, const config_setting_t *list, const spec_t *s)
+{
+    if (s->ntenants < 2) return;
+    size_t n = (size_t)(unsigned)s->ntenants;
+    int *idx = malloc(n * sizeof *idx);
+    if (!idx) return;
+    for (int i = 0; i < s->ntenants; i++) idx[i] = i;
+    sort_spec = s;
+    qsort(idx, n, sizeof *idx, cmp_tenant);
+    for (int k = 1, first = idx[0]; k < s->ntenants; k++) {
+        const char *name = s->tenants[idx[k]].name;
+        if (strcmp(name, s->tenants[idx[k - 1]].name)) {
+            first = idx[k];
+            continue;
+        }
+        if (!name[0]) continue;
+        char path[48];
+        snprintf(path, sizeof path, "tenants[%d].name", idx[k]);
+        perr(c, member_line(config_setting_get_elem(list, (unsigned)idx[k]), "name"), path,
+             "tenant \"%s\" appears twice (also tenants[%d]); names must be unique", name, first);
+    }
+    free(idx);
+}
+
 static void read_tenants(ctx_t *c, const config_setting_t *root, spec_t *s)
 {
     const config_setting_t *list = config_setting_get_member(root, "tenants");
@@ -540,15 +574,8 @@ static void read_tenants(ctx_t *c, const config_setting_t *root, spec_t *s)
         read_fields(c, g, "train", prefix, &t->train);
         read_fields(c, g, "lora", prefix, &t->lora);
         check_train(c, &t->train, s->resources.ranks, g, prefix, true);
-        for (int j = 0; j < i; j++)
-            if (t->name[0] && !strcmp(s->tenants[j].name, t->name)) {
-                snprintf(path, sizeof path, "%s.name", prefix);
-                perr(c, member_line(g, "name"), path,
-                     "tenant \"%s\" appears twice (also tenants[%d]); names must be unique",
-                     t->name, j);
-                break;
-            }
     }
+    report_repeated_names(c, list, s);
 }
 
 /* One sweep value: checks it as the setting itself and stores its canonical

@@ -23,6 +23,7 @@ struct lora_trainer {
     int *in_batch;         /* K: rows in the last forward_backward */
     double *norm;          /* K */
     float *tloss;          /* K: loss in the last forward */
+    size_t *valid_total;   /* K: the step's valid targets, 0: per batch */
     float *lr;             /* K */
     int *inputs, *targets; /* (B_max,T) the packed batch */
     float *scale;          /* (B_max) d(loss)/d(row b's summed loss) */
@@ -81,6 +82,7 @@ lora_trainer_t *lora_trainer_new(gpt2_t *model, lora_pack_t *pack, const lora_hp
     self->norm = calloc((size_t)K, sizeof *self->norm);
     self->lr = calloc((size_t)K, sizeof *self->lr);
     self->tloss = calloc((size_t)K, sizeof *self->tloss);
+    self->valid_total = calloc((size_t)K, sizeof *self->valid_total);
     self->row0 = calloc((size_t)K, sizeof *self->row0);
     self->nrows = calloc((size_t)K, sizeof *self->nrows);
     self->seq0 = calloc((size_t)K, sizeof *self->seq0);
@@ -88,8 +90,8 @@ lora_trainer_t *lora_trainer_new(gpt2_t *model, lora_pack_t *pack, const lora_hp
     self->targets = malloc((size_t)B_max * T * sizeof *self->targets);
     self->scale = malloc((size_t)B_max * sizeof *self->scale);
     if (!self->hp || !self->step || !self->failed_at || !self->in_batch || !self->norm ||
-        !self->lr || !self->tloss || !self->row0 || !self->nrows || !self->seq0 || !self->inputs ||
-        !self->targets || !self->scale)
+        !self->lr || !self->tloss || !self->valid_total || !self->row0 || !self->nrows ||
+        !self->seq0 || !self->inputs || !self->targets || !self->scale)
         goto oom;
     memcpy(self->hp, hp, (size_t)K * sizeof *hp);
     for (int k = 0; k < K; k++) self->failed_at[k] = -1;
@@ -113,6 +115,7 @@ void lora_trainer_destroy(lora_trainer_t **self_p)
     free(self->norm);
     free(self->lr);
     free(self->tloss);
+    free(self->valid_total);
     free(self->row0);
     free(self->nrows);
     free(self->seq0);
@@ -163,7 +166,8 @@ static int packed_forward(lora_trainer_t *self, const lora_batch_t *batches, flo
             valid += self->targets[i] >= 0;
         }
         loss[k] = self->tloss[k] = valid ? (float)(sum / (double)valid) : 0.0f;
-        float s = valid ? 1.0f / (float)valid : 0.0f;
+        size_t norm_by = self->valid_total[k] ? self->valid_total[k] : valid;
+        float s = norm_by ? 1.0f / (float)norm_by : 0.0f;
         for (int b = self->seq0[k]; b < self->seq0[k] + self->in_batch[k]; b++) self->scale[b] = s;
     }
     return 0;
@@ -221,6 +225,16 @@ int lora_trainer_step(lora_trainer_t *self, const lora_batch_t *batches, float *
 {
     if (lora_trainer_forward_backward(self, batches, loss) < 0) return -1;
     return lora_trainer_update(self);
+}
+
+void lora_trainer_set_valid_total(lora_trainer_t *self, int k, size_t valid_total)
+{
+    self->valid_total[k] = valid_total;
+}
+
+void lora_trainer_set_tenant_loss(lora_trainer_t *self, int k, float loss)
+{
+    self->tloss[k] = loss;
 }
 
 long lora_trainer_tenant_step(const lora_trainer_t *self, int k)

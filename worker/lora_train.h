@@ -46,6 +46,14 @@ void lora_trainer_destroy(lora_trainer_t **self_p);
  * own valid targets (loss[k] = NaN for a failed tenant, 0 with no targets)
  * and its gradient is that loss's. */
 int lora_trainer_forward_backward(lora_trainer_t *self, const lora_batch_t *batches, float *loss);
+/* Tenant k's valid targets in the whole step (all micro-batches and ranks):
+ * its rows are then weighted 1/valid_total, so that gradients summed over
+ * them are those of its global mean loss. 0 (the default) weights them by
+ * 1/(its valid targets in each forward_backward). */
+void lora_trainer_set_valid_total(lora_trainer_t *self, int k, size_t valid_total);
+/* Replaces tenant k's loss that update checks for NaN/inf, e.g. with the
+ * mean over all ranks, so that every rank decides a failure alike. */
+void lora_trainer_set_tenant_loss(lora_trainer_t *self, int k, float loss);
 /* Forward only, no dropout (evaluation); loss as above. */
 int lora_trainer_eval(lora_trainer_t *self, const lora_batch_t *batches, float *loss);
 /* Per tenant that took part in the last forward_backward: a NaN or infinite

@@ -262,6 +262,48 @@ START_TEST(trainer_rejects_bad_shapes)
 }
 END_TEST
 
+START_TEST(split_batch_with_valid_total)
+{
+    /* Two halves of a batch, each weighted by the whole batch's valid
+     * targets, sum to the gradient of the whole batch's mean loss: what a
+     * data-parallel worker relies on before its Allreduce. */
+    gpt2_t *m = model();
+    lora_spec_t s = specs[0];
+    lora_pack_t *p = lora_pack_new(cfg.n_layer, cfg.n_embd, 1, &s, 4 * T);
+    float *w = lora_pack_params(p);
+    for (size_t i = 0; i < lora_pack_size(p); i++) w[i] = 0.05f * sinf((float)i);
+    lora_hparams_t hp = hparams(1e-3f);
+    lora_trainer_t *tr = lora_trainer_new(m, p, &hp, 4, T);
+    data_t d = make_data(4, 9);
+    size_t valid = 0;
+    for (int i = 0; i < 4 * T; i++) valid += d.targets[i] >= 0;
+    float loss;
+    lora_batch_t whole = {d.inputs, d.targets, 4};
+    ck_assert_int_eq(lora_trainer_forward_backward(tr, &whole, &loss), 0);
+    size_t n = lora_pack_size(p);
+    float *want = malloc(n * sizeof *want), *sum = calloc(n, sizeof *sum);
+    memcpy(want, lora_pack_grads(p), n * sizeof *want);
+    lora_trainer_set_valid_total(tr, 0, valid);
+    for (int half = 0; half < 2; half++) {
+        lora_batch_t b = {d.inputs + half * 2 * T, d.targets + half * 2 * T, 2};
+        ck_assert_int_eq(lora_trainer_forward_backward(tr, &b, &loss), 0);
+        for (size_t i = 0; i < n; i++) sum[i] += lora_pack_grads(p)[i];
+    }
+    double diff = 0, norm = 0;
+    for (size_t i = 0; i < n; i++) {
+        diff += ((double)sum[i] - want[i]) * ((double)sum[i] - want[i]);
+        norm += (double)want[i] * want[i];
+    }
+    ck_assert_msg(norm > 0 && sqrt(diff / norm) < 1e-5, "relative difference %g",
+                  sqrt(diff / norm));
+    free(want), free(sum);
+    free_data(&d);
+    lora_trainer_destroy(&tr);
+    lora_pack_destroy(&p);
+    gpt2_destroy(&m);
+}
+END_TEST
+
 int main(void)
 {
     openblas_set_num_threads(1); /* the bitwise properties hold per thread count */
@@ -273,6 +315,7 @@ int main(void)
     tcase_add_test(tc, backbone_bytes_unchanged);
     tcase_add_test(tc, nan_tenant_fails_alone);
     tcase_add_test(tc, trainer_rejects_bad_shapes);
+    tcase_add_test(tc, split_batch_with_valid_total);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -47,28 +47,39 @@ static int parse_i64(const char *opt, const char *s, int64_t *out)
     return 0;
 }
 
-/* Reads every token and offset of a split in blocks, checking that each
- * document ends with the end-of-document token and holds no other. */
-static int verify_split(shardset_t *ss, shardset_split_t split, int32_t *tok)
+/* Reads every token and offset of a split in blocks, checking that the
+ * offsets increase, that each document ends with the end-of-document token
+ * and that it holds no other. */
+static int verify_split(shardset_t *ss, shardset_split_t split, int32_t *tok, int64_t *off)
 {
     int64_t ntok = shardset_tokens(ss, split), ndoc = shardset_docs(ss, split);
-    int64_t doc = 0, start = 0, end = 0;
+    int64_t doc = 0, noff = 0, first = 0; /* off[] holds entries [first, first+noff) */
     int eot = shardset_eot(ss);
     const char *name = split == SHARDSET_TRAIN ? "train" : "val";
-    if (ndoc > 0 && shardset_doc_range(ss, split, 0, &start, &end) < 0) return -1;
     for (int64_t p0 = 0; p0 < ntok; p0 += VERIFY_BLOCK) {
         int64_t n = ntok - p0 < VERIFY_BLOCK ? ntok - p0 : VERIFY_BLOCK;
         if (shardset_read(ss, split, p0, n, tok) < 0) return -1;
         for (int64_t i = 0; i < n; i++) {
-            int64_t p = p0 + i;
+            if (doc + 1 >= first + noff) { /* load the next block of offsets */
+                first = doc;
+                noff = ndoc + 1 - first < VERIFY_BLOCK ? ndoc + 1 - first : VERIFY_BLOCK;
+                if (noff < 2)
+                    return weft_error("%s: %s has tokens past its last document (corrupt file)",
+                                      shardset_path(ss), name);
+                if (shardset_doc_offsets(ss, split, first, noff, off) < 0) return -1;
+                for (int64_t k = 1; k < noff; k++)
+                    if (off[k] <= off[k - 1])
+                        return weft_error("%s: %s/doc_offsets[%lld] does not increase (corrupt "
+                                          "file)",
+                                          shardset_path(ss), name, (long long)(first + k));
+            }
+            int64_t p = p0 + i, end = off[doc + 1 - first];
             if ((tok[i] == eot) != (p == end - 1))
                 return weft_error("%s: %s token %lld %s (corrupt file)", shardset_path(ss), name,
                                   (long long)p,
                                   tok[i] == eot ? "ends a document early"
                                                 : "should end a document but does not");
-            if (p == end - 1 && ++doc < ndoc &&
-                shardset_doc_range(ss, split, doc, &start, &end) < 0)
-                return -1;
+            if (p == end - 1) doc++;
         }
     }
     if (doc != ndoc)
@@ -82,16 +93,19 @@ static int verify(const char *path)
     shardset_t *ss = shardset_new(path);
     if (!ss) return -1;
     int32_t *tok = malloc(VERIFY_BLOCK * sizeof *tok);
-    int rc = tok ? 0 : weft_error("out of memory");
-    for (int split = 0; rc == 0 && split < 2; split++) rc = verify_split(ss, split, tok);
+    int64_t *off = malloc(VERIFY_BLOCK * sizeof *off);
+    int rc = tok && off ? 0 : weft_error("out of memory");
+    for (int split = 0; rc == 0 && split < 2; split++) rc = verify_split(ss, split, tok, off);
     if (rc == 0)
         printf("%s: ok: weft-shards, tokenizer %s, %lld+%lld documents, %lld+%lld tokens "
-               "(train+val), %lld shards\n",
+               "(train+val), %lld shard%s\n",
                path, shardset_tokenizer(ss), (long long)shardset_docs(ss, SHARDSET_TRAIN),
                (long long)shardset_docs(ss, SHARDSET_VAL),
                (long long)shardset_tokens(ss, SHARDSET_TRAIN),
-               (long long)shardset_tokens(ss, SHARDSET_VAL), (long long)shardset_shards(ss));
+               (long long)shardset_tokens(ss, SHARDSET_VAL), (long long)shardset_shards(ss),
+               shardset_shards(ss) == 1 ? "" : "s");
     free(tok);
+    free(off);
     shardset_destroy(&ss);
     return rc;
 }

@@ -280,6 +280,18 @@ int shardset_doc_range(shardset_t *self, shardset_split_t split, int64_t i, int6
     return 0;
 }
 
+int shardset_doc_offsets(shardset_t *self, shardset_split_t split, int64_t first, int64_t n,
+                         int64_t *out)
+{
+    char name[64];
+    snprintf(name, sizeof name, "/%s/doc_offsets", split_name[split]);
+    if (first < 0 || n < 0 || first + n > self->ndoc[split] + 1)
+        return weft_error("%s: %s[%lld..%lld) is outside its %lld entries", self->path, name,
+                          (long long)first, (long long)(first + n),
+                          (long long)self->ndoc[split] + 1);
+    return read_range(self, self->offsets[split], name, first, n, H5T_NATIVE_INT64, out);
+}
+
 int shardset_read(shardset_t *self, shardset_split_t split, int64_t start, int64_t n,
                   int32_t *out)
 {

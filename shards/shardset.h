@@ -54,6 +54,9 @@ int shardset_shard_range(shardset_t *self, int64_t s, int64_t *start, int64_t *e
 /* Document i of a split is tokens [*start, *end); the last is the EOT. */
 int shardset_doc_range(shardset_t *self, shardset_split_t split, int64_t i, int64_t *start,
                        int64_t *end);
+/* Reads doc_offsets[first, first+n) of a split (documents + 1 entries). */
+int shardset_doc_offsets(shardset_t *self, shardset_split_t split, int64_t first, int64_t n,
+                         int64_t *out);
 /* Reads tokens [start, start+n) of a split into out. */
 int shardset_read(shardset_t *self, shardset_split_t split, int64_t start, int64_t n,
                   int32_t *out);

@@ -223,6 +223,36 @@ START_TEST(corrupt_chunk)
 }
 END_TEST
 
+/* A checksum-valid file whose document lost its end token: --verify finds
+ * it by the offsets. */
+START_TEST(verify_checks_document_ends)
+{
+    make_good();
+    copy_file(tu_path("good.h5"), tu_path("noeot.h5"), 0);
+    shardset_t *ss = shardset_new(tu_path("noeot.h5"));
+    ck_assert_ptr_nonnull(ss);
+    int64_t a, b;
+    ck_assert_int_eq(shardset_doc_range(ss, SHARDSET_TRAIN, 3, &a, &b), 0);
+    shardset_destroy(&ss);
+    hid_t f = H5Fopen(tu_path("noeot.h5"), H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t d = H5Dopen2(f, "/train/tokens", H5P_DEFAULT), fs = H5Dget_space(d);
+    hsize_t off = (hsize_t)(b - 1), one = 1;
+    hid_t ms = H5Screate_simple(1, &one, NULL);
+    uint16_t x = 'x';
+    H5Sselect_hyperslab(fs, H5S_SELECT_SET, &off, NULL, &one, NULL);
+    ck_assert_int_ge(H5Dwrite(d, H5T_NATIVE_UINT16, ms, fs, H5P_DEFAULT, &x), 0);
+    H5Sclose(ms);
+    H5Sclose(fs);
+    H5Dclose(d);
+    H5Fclose(f);
+    char *out, want[64];
+    snprintf(want, sizeof want, "train token %lld should end a document", (long long)(b - 1));
+    ck_assert_int_eq(tu_weft(&out, "shard", "--verify", tu_path("noeot.h5"), NULL), 1);
+    ck_assert_msg(strstr(out, want) != NULL, "'%s' not in: %s", want, out);
+    free(out);
+}
+END_TEST
+
 START_TEST(selection_errors)
 {
     make_good();
@@ -256,6 +286,7 @@ int main(void)
     tcase_add_test(tc, wrong_version_and_missing_parts);
     tcase_add_test(tc, truncated_file);
     tcase_add_test(tc, corrupt_chunk);
+    tcase_add_test(tc, verify_checks_document_ends);
     tcase_add_test(tc, selection_errors);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -68,6 +68,7 @@ int h5_attr_read_str(hid_t loc, const char *name, char *buf, size_t bufsize)
     } else if (H5Tis_variable_str(ft) > 0) {
         hid_t mt = H5Tcopy(H5T_C_S1);
         H5Tset_size(mt, H5T_VARIABLE);
+        H5Tset_cset(mt, H5Tget_cset(ft)); /* h5py writes UTF-8 by default */
         char *s = NULL;
         if (H5Aread(a, mt, &s) < 0 || !s) {
             rc = weft_error("cannot read attribute '%s'", name);
@@ -86,6 +87,7 @@ int h5_attr_read_str(hid_t loc, const char *name, char *buf, size_t bufsize)
             hid_t mt = H5Tcopy(H5T_C_S1);
             H5Tset_size(mt, n + 1);
             H5Tset_strpad(mt, H5T_STR_NULLTERM);
+            H5Tset_cset(mt, H5Tget_cset(ft));
             if (H5Aread(a, mt, buf) < 0) rc = weft_error("cannot read attribute '%s'", name);
             H5Tclose(mt);
         }

@@ -93,6 +93,17 @@ START_TEST(h5_attrs_and_datasets)
     float data[6] = {1, 2, 3, 4, 5, 6};
     hsize_t dims[2] = {2, 3};
     ck_assert_int_eq(h5_write_f32(f, "/a/b/w", 2, dims, data), 0);
+    /* A variable-length UTF-8 string, as h5py writes one by default. */
+    hid_t vt = H5Tcopy(H5T_C_S1);
+    H5Tset_size(vt, H5T_VARIABLE);
+    H5Tset_cset(vt, H5T_CSET_UTF8);
+    hid_t sp = H5Screate(H5S_SCALAR);
+    hid_t va = H5Acreate2(f, "tokenizer", vt, sp, H5P_DEFAULT, H5P_DEFAULT);
+    const char *byte = "byte";
+    ck_assert_int_ge(H5Awrite(va, vt, &byte), 0);
+    H5Aclose(va);
+    H5Sclose(sp);
+    H5Tclose(vt);
     H5Fclose(f);
 
     f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -101,6 +112,8 @@ START_TEST(h5_attrs_and_datasets)
     double x;
     ck_assert_int_eq(h5_attr_read_str(f, "format", s, sizeof s), 0);
     ck_assert_str_eq(s, "weft-test");
+    ck_assert_int_eq(h5_attr_read_str(f, "tokenizer", s, sizeof s), 0);
+    ck_assert_str_eq(s, "byte");
     ck_assert_int_eq(h5_attr_read_i64(f, "n", &n), 0);
     ck_assert_int_eq(n, -42);
     ck_assert_int_eq(h5_attr_read_f64(f, "x", &x), 0);

@@ -4,3 +4,6 @@ tests_worker_test_ckpt_SOURCES = tests/worker/test_ckpt.c
 tests_worker_test_ckpt_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/worker
 tests_worker_test_ckpt_LDADD = worker/libweftrun.a common/libweftcommon.a $(TEST_LIBS) $(WEFT_LIBS)
 TESTS += tests/worker/test_ckpt
+
+TESTS += tests/worker/test_worker.sh
+EXTRA_DIST += tests/worker/test_worker.sh tests/lib.sh

@@ -15,3 +15,7 @@ tests_shards_test_shardset_CFLAGS = $(TEST_CFLAGS)
 tests_shards_test_shardset_LDADD = shards/libweftshards.a common/libweftcommon.a \
 	$(TEST_LIBS) $(WEFT_LIBS)
 TESTS += tests/shards/test_shardset
+
+# h5py reads the file, and the example in docs/FORMATS-shards.md runs.
+TESTS += tests/shards/test_h5py.py
+EXTRA_DIST += tests/shards/test_h5py.py docs/FORMATS-shards.md

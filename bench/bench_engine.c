@@ -19,7 +19,7 @@ typedef struct {
     int B, T, threads, steps;
     double fwd_ms, bwd_ms, opt_ms, step_ms, tok_s, gflops, sgemm_gflops, mfu, rss_mb;
     size_t nparams;
-    double torch_tok_s, torch_step_ms, torch_gflops; /* 0 when not run */
+    double torch_tok_s, torch_fwd_ms, torch_bwd_ms, torch_opt_ms, torch_step_ms, torch_gflops;
 } result_t;
 
 /* The 1024³ sgemm that MFU is measured against, sampled between training
@@ -143,9 +143,10 @@ static int run_torch(result_t *res, const char *script)
 {
     char cmd[8192];
     int n = snprintf(cmd, sizeof cmd,
-                     "/usr/bin/python3 '%s' --preset %s --batch %d --seq %d --threads %d "
-                     "--steps %d --json",
-                     script, res->preset, res->B, res->T, res->threads, res->steps);
+                     "OPENBLAS_NUM_THREADS=%d OMP_NUM_THREADS=%d /usr/bin/python3 '%s' "
+                     "--preset %s --batch %d --seq %d --threads %d --steps %d --json",
+                     res->threads, res->threads, script, res->preset, res->B, res->T,
+                     res->threads, res->steps);
     if (n < 0 || n >= (int)sizeof cmd) return weft_error("torch script path too long");
     FILE *p = popen(cmd, "r");
     if (!p) return weft_error("cannot run %s", script);
@@ -159,6 +160,9 @@ static int run_torch(result_t *res, const char *script)
     json_t *j = json_loads(last, 0, &err);
     if (!j) return weft_error("%s printed bad JSON: %s", script, err.text);
     res->torch_tok_s = json_number_value(json_object_get(j, "tokens_per_s"));
+    res->torch_fwd_ms = json_number_value(json_object_get(j, "fwd_ms"));
+    res->torch_bwd_ms = json_number_value(json_object_get(j, "bwd_ms"));
+    res->torch_opt_ms = json_number_value(json_object_get(j, "opt_ms"));
     res->torch_step_ms = json_number_value(json_object_get(j, "step_ms"));
     res->torch_gflops = json_number_value(json_object_get(j, "gflops"));
     json_decref(j);
@@ -243,8 +247,9 @@ int bench_engine(int argc, char **argv)
            res.fwd_ms, res.bwd_ms, res.opt_ms, res.step_ms, res.tok_s, res.gflops,
            res.sgemm_gflops, 100 * res.mfu, res.rss_mb);
     if (vs_torch) {
-        printf("  %-10s %9s %9s %9s %9.1f %10.0f %9.1f\n", "pytorch", "", "", "",
-               res.torch_step_ms, res.torch_tok_s, res.torch_gflops);
+        printf("  %-10s %9.1f %9.1f %9.1f %9.1f %10.0f %9.1f\n", "pytorch", res.torch_fwd_ms,
+               res.torch_bwd_ms, res.torch_opt_ms, res.torch_step_ms, res.torch_tok_s,
+               res.torch_gflops);
         printf("  weft / pytorch tokens/s: %.2fx\n", res.tok_s / res.torch_tok_s);
     }
     if (json) {

@@ -186,9 +186,33 @@ static int get_id(const wire_msg_t *m, const char *key, int64_t *id)
     return 0;
 }
 
+/* STATUS without an id: the daemon's own counters. */
+static void daemon_status(const wire_msg_t *m)
+{
+    json_t *rej = json_object();
+    int64_t total = 0;
+    for (int i = 1; i < WIRE_REJ_COUNT; i++) {
+        json_object_set_new(rej, wire_reject_name((wire_reject_code_t)i),
+                            json_integer(server.rejected[i]));
+        total += server.rejected[i];
+    }
+    int live = 0;
+    for (live_run_t *r = server.runs; r; r = r->next) live++;
+    weftd_reply(m->rid, m->rid_len, WIRE_REPLY,
+                json_pack("{s:s, s:I, s:I, s:I, s:o, s:i, s:i, s:i, s:i}", "home", server.home,
+                          "handled", (json_int_t)server.handled, "rejected", (json_int_t)total,
+                          "stale", (json_int_t)server.stale, "rejected_by_reason", rej, "live_runs",
+                          live, "slots", server.slots, "pack_size", server.pack_size, "watchers",
+                          server.nwatchers));
+}
+
 static int status(const wire_msg_t *m)
 {
     int64_t id;
+    if (!json_object_get(m->body, "id")) {
+        daemon_status(m);
+        return 0;
+    }
     if (get_id(m, "id", &id) < 0) return 0;
     store_job_row_t r;
     if (store_job_get(server.store, id, &r) < 0) {

@@ -327,7 +327,7 @@ int monitor_handle(const wire_msg_t *m)
     int64_t id = strtoll(run_s, &end, 10);
     live_run_t *r = *end ? NULL : find_run(id);
     if (!r || r->attempt != attempt || r->ending) {
-        server.rejected[WIRE_REJ_IDENTITY]++; /* stale or unknown: dropped */
+        server.stale++; /* from an old attempt or an unknown run: dropped */
         return 0;
     }
     r->last_seen = weftd_now();

@@ -70,6 +70,7 @@ typedef struct {
     size_t nreplies, capreplies;
     int64_t rejected[WIRE_REJ_COUNT];
     int64_t handled;
+    int64_t stale; /* worker messages of an old attempt, dropped */
     int lock_fd;
     volatile sig_atomic_t stop;
 } weftd_t;

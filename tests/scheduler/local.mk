@@ -17,3 +17,6 @@ tests_scheduler_test_exec_local_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/schedule
 tests_scheduler_test_exec_local_LDADD = scheduler/libweftsched.a common/libweftcommon.a $(TEST_LIBS) $(WEFT_LIBS)
 TESTS += tests/scheduler/test_exec_local
 EXTRA_DIST += tests/scheduler/fake-worker.sh
+
+TESTS += tests/scheduler/test_weftd.sh
+EXTRA_DIST += tests/scheduler/test_weftd.sh tests/scheduler/garbage.py

@@ -18,14 +18,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define NWORDS 8192
-#define FILE_MB 16 /* corpus files of this size */
+#define NWORDS    8192
+#define FILE_MB   16 /* corpus files of this size */
 #define FOLLOWERS 4
 
 typedef struct {
     char words[NWORDS][12];
     uint8_t wlen[NWORDS];
-    uint32_t cdf[NWORDS]; /* Zipf(1) cumulative weights, scaled to 2^32 */
+    uint32_t cdf[NWORDS];               /* Zipf(1) cumulative weights, scaled to 2^32 */
     uint16_t follow[NWORDS][FOLLOWERS]; /* each word's usual successors */
 } lexicon_t;
 
@@ -81,7 +81,9 @@ static int lexicon_word(const lexicon_t *lx, uint64_t *state)
 static size_t make_doc(const lexicon_t *lx, uint64_t *state, char *buf, size_t target, int jsonl)
 {
     size_t n = 0;
-    if (jsonl) n += (size_t)sprintf(buf, "{\"id\": %llu, \"text\": \"", (unsigned long long)(*state % 1000000));
+    if (jsonl)
+        n += (size_t)sprintf(buf, "{\"id\": %llu, \"text\": \"",
+                             (unsigned long long)(*state % 1000000));
     int sentence_start = 1, line_start = 1, w = 0;
     while (n < target) {
         /* mostly a usual successor of the last word: recurring phrases */
@@ -136,7 +138,8 @@ static int make_corpus(const char *dir, int mb, int jsonl, char paths[][PATH_MAX
     *nfiles = 0;
     while (rc == 0 && done < total && *nfiles < 64) {
         char *path = paths[(*nfiles)++];
-        int n = snprintf(path, PATH_MAX, "%s/corpus-%02d.%s", dir, *nfiles, jsonl ? "jsonl" : "txt");
+        int n =
+            snprintf(path, PATH_MAX, "%s/corpus-%02d.%s", dir, *nfiles, jsonl ? "jsonl" : "txt");
         FILE *f = n > 0 && n < PATH_MAX ? fopen(path, "w") : NULL;
         if (!f) {
             rc = weft_error("cannot create %s", path);
@@ -230,8 +233,11 @@ static int bench_row(const char *dir, int mb, int jsonl, int reps, row_t *row)
     unlink(out);
     for (int i = 0; i < nfiles; i++) unlink(paths[i]);
     if (rc < 0) return -1;
-    *row = (row_t){.format = jsonl ? "jsonl" : "text", .mb = mb, .rss_mb = rss,
-                   .ratio = (double)r.out_bytes / (double)r.in_bytes, .in_bytes = r.in_bytes};
+    *row = (row_t){.format = jsonl ? "jsonl" : "text",
+                   .mb = mb,
+                   .rss_mb = rss,
+                   .ratio = (double)r.out_bytes / (double)r.in_bytes,
+                   .in_bytes = r.in_bytes};
     row->mb_s_min = row->mb_s_max = speeds[0];
     for (int k = 1; k < reps; k++) {
         if (speeds[k] < row->mb_s_min) row->mb_s_min = speeds[k];
@@ -244,20 +250,22 @@ static int bench_row(const char *dir, int mb, int jsonl, int reps, row_t *row)
 
 int bench_shard(int argc, char **argv)
 {
-    static const struct option longopts[] = {{"mb", required_argument, 0, 'm'},
-                                             {"reps", required_argument, 0, 'r'},
-                                             {"json", no_argument, 0, 'j'},
-                                             {"corpus", required_argument, 0, 'c'},
-                                             {"help", no_argument, 0, 'h'},
-                                             {0, 0, 0, 0}};
+    static const struct option longopts[] = {
+        {"mb", required_argument, 0, 'm'}, {"reps", required_argument, 0, 'r'},
+        {"json", no_argument, 0, 'j'},     {"corpus", required_argument, 0, 'c'},
+        {"help", no_argument, 0, 'h'},     {0, 0, 0, 0}};
     int mb = 200, reps = 3, json = 0, c;
     const char *corpus = NULL;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        if (c == 'm') mb = atoi(optarg);
-        else if (c == 'r') reps = atoi(optarg);
-        else if (c == 'j') json = 1;
-        else if (c == 'c') corpus = optarg;
+        if (c == 'm')
+            mb = atoi(optarg);
+        else if (c == 'r')
+            reps = atoi(optarg);
+        else if (c == 'j')
+            json = 1;
+        else if (c == 'c')
+            corpus = optarg;
         else {
             fprintf(c == 'h' ? stdout : stderr,
                     "usage: weft-bench shard [--mb 200] [--reps 3] [--json] [--corpus DIR]\n"

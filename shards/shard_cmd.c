@@ -17,23 +17,22 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: weft shard [--format text|jsonl] [--field NAME] [--shards S]\n"
-            "                  [--val-fraction F] [--seed N] [--force] [--quiet]\n"
-            "                  -o OUT.h5 INPUT...\n"
-            "       weft shard --verify FILE.h5\n\n"
-            "Tokenizes documents into bytes (256 ends a document) and writes a weft-shards\n"
-            "HDF5 file: a seeded shuffle of the documents split into /train (S shards)\n"
-            "and /val (a fraction F of the documents). See docs/FORMATS-shards.md.\n\n"
-            "  --format text   each file is a document; a line holding only --- splits it\n"
-            "  --format jsonl  one JSON object a line; the document is its --field member\n"
-            "  --field NAME    JSONL member holding the text (default: text)\n"
-            "  --shards S      training shards, rank r of R reads r, r+R, ... (default 1)\n"
-            "  --val-fraction F  share of documents held out, in [0,1) (default 0)\n"
-            "  --seed N        split and shuffle seed (default 0)\n"
-            "  --force         replace OUT.h5 if it exists\n"
-            "  --quiet         no progress line\n"
-            "  --verify FILE   read FILE whole, checking checksums, tokens and offsets\n");
+    fprintf(out, "usage: weft shard [--format text|jsonl] [--field NAME] [--shards S]\n"
+                 "                  [--val-fraction F] [--seed N] [--force] [--quiet]\n"
+                 "                  -o OUT.h5 INPUT...\n"
+                 "       weft shard --verify FILE.h5\n\n"
+                 "Tokenizes documents into bytes (256 ends a document) and writes a weft-shards\n"
+                 "HDF5 file: a seeded shuffle of the documents split into /train (S shards)\n"
+                 "and /val (a fraction F of the documents). See docs/FORMATS-shards.md.\n\n"
+                 "  --format text   each file is a document; a line holding only --- splits it\n"
+                 "  --format jsonl  one JSON object a line; the document is its --field member\n"
+                 "  --field NAME    JSONL member holding the text (default: text)\n"
+                 "  --shards S      training shards, rank r of R reads r, r+R, ... (default 1)\n"
+                 "  --val-fraction F  share of documents held out, in [0,1) (default 0)\n"
+                 "  --seed N        split and shuffle seed (default 0)\n"
+                 "  --force         replace OUT.h5 if it exists\n"
+                 "  --quiet         no progress line\n"
+                 "  --verify FILE   read FILE whole, checking checksums, tokens and offsets\n");
 }
 
 static int parse_i64(const char *opt, const char *s, int64_t *out)
@@ -41,8 +40,7 @@ static int parse_i64(const char *opt, const char *s, int64_t *out)
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end)
-        return weft_error("%s '%s' is not a whole number", opt, s);
+    if (errno || end == s || *end) return weft_error("%s '%s' is not a whole number", opt, s);
     *out = v;
     return 0;
 }
@@ -75,10 +73,9 @@ static int verify_split(shardset_t *ss, shardset_split_t split, int32_t *tok, in
             }
             int64_t p = p0 + i, end = off[doc + 1 - first];
             if ((tok[i] == eot) != (p == end - 1))
-                return weft_error("%s: %s token %lld %s (corrupt file)", shardset_path(ss), name,
-                                  (long long)p,
-                                  tok[i] == eot ? "ends a document early"
-                                                : "should end a document but does not");
+                return weft_error(
+                    "%s: %s token %lld %s (corrupt file)", shardset_path(ss), name, (long long)p,
+                    tok[i] == eot ? "ends a document early" : "should end a document but does not");
             if (p == end - 1) doc++;
         }
     }
@@ -112,13 +109,17 @@ static int verify(const char *path)
 
 int cmd_shard(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"format", required_argument, 0, 'F'}, {"field", required_argument, 0, 'f'},
-        {"shards", required_argument, 0, 's'}, {"val-fraction", required_argument, 0, 'v'},
-        {"seed", required_argument, 0, 'S'},   {"force", no_argument, 0, 'x'},
-        {"quiet", no_argument, 0, 'q'},        {"output", required_argument, 0, 'o'},
-        {"verify", required_argument, 0, 'V'}, {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
+    static const struct option longopts[] = {{"format", required_argument, 0, 'F'},
+                                             {"field", required_argument, 0, 'f'},
+                                             {"shards", required_argument, 0, 's'},
+                                             {"val-fraction", required_argument, 0, 'v'},
+                                             {"seed", required_argument, 0, 'S'},
+                                             {"force", no_argument, 0, 'x'},
+                                             {"quiet", no_argument, 0, 'q'},
+                                             {"output", required_argument, 0, 'o'},
+                                             {"verify", required_argument, 0, 'V'},
+                                             {"help", no_argument, 0, 'h'},
+                                             {0, 0, 0, 0}};
     shard_opts_t o = {.format = SHARD_INPUT_TEXT, .field = "text", .shards = 1, .progress = 1};
     const char *verify_path = NULL;
     int64_t seed = 0;
@@ -136,8 +137,12 @@ int cmd_shard(int argc, char **argv)
             else
                 bad = weft_error("--format '%s': use text or jsonl", optarg);
             break;
-        case 'f': o.field = optarg; break;
-        case 's': bad = parse_i64("--shards", optarg, &o.shards); break;
+        case 'f':
+            o.field = optarg;
+            break;
+        case 's':
+            bad = parse_i64("--shards", optarg, &o.shards);
+            break;
         case 'S':
             bad = parse_i64("--seed", optarg, &seed);
             if (!bad && seed < 0) bad = weft_error("--seed must be 0 or more");
@@ -151,11 +156,21 @@ int cmd_shard(int argc, char **argv)
             else if (!(o.val_fraction >= 0 && o.val_fraction < 1))
                 bad = weft_error("--val-fraction %s is outside [0,1)", optarg);
             break;
-        case 'x': o.force = 1; break;
-        case 'q': o.progress = 0; break;
-        case 'o': o.output = optarg; break;
-        case 'V': verify_path = optarg; break;
-        case 'h': usage(stdout); return 0;
+        case 'x':
+            o.force = 1;
+            break;
+        case 'q':
+            o.progress = 0;
+            break;
+        case 'o':
+            o.output = optarg;
+            break;
+        case 'V':
+            verify_path = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
         default:
             bad = weft_error("unknown or incomplete option '%s'; see weft shard --help",
                              argv[optind - 1]);
@@ -189,9 +204,8 @@ int cmd_shard(int argc, char **argv)
     printf("%s: %lld documents (%lld train, %lld val), %lld tokens (%lld train, %lld val), "
            "%lld shard%s\n",
            o.output, (long long)(st.docs[0] + st.docs[1]), (long long)st.docs[0],
-           (long long)st.docs[1], (long long)(st.tokens[0] + st.tokens[1]),
-           (long long)st.tokens[0], (long long)st.tokens[1], (long long)st.shards,
-           st.shards == 1 ? "" : "s");
+           (long long)st.docs[1], (long long)(st.tokens[0] + st.tokens[1]), (long long)st.tokens[0],
+           (long long)st.tokens[1], (long long)st.shards, st.shards == 1 ? "" : "s");
     printf("  source_sha256 %s; %.1f MB in %.2f s (%.1f MB/s)\n", st.source_sha256,
            (double)st.input_bytes / 1e6, st.seconds,
            st.seconds > 0 ? (double)st.input_bytes / 1e6 / st.seconds : 0.0);

@@ -6,15 +6,15 @@
 
 #include <stdint.h>
 
-#define SHARD_FORMAT "weft-shards"
-#define SHARD_VERSION 1
+#define SHARD_FORMAT         "weft-shards"
+#define SHARD_VERSION        1
 #define SHARD_TOKENIZER_BYTE "byte"
-#define SHARD_BYTE_VOCAB 257 /* bytes 0..255, then end of document */
-#define SHARD_BYTE_EOT 256
+#define SHARD_BYTE_VOCAB     257 /* bytes 0..255, then end of document */
+#define SHARD_BYTE_EOT       256
 
 /* Dataset chunk sizes (elements). A token chunk is 128 KiB of uint16: a
  * random training window inflates one or two of them. */
-#define SHARD_TOKEN_CHUNK 65536
+#define SHARD_TOKEN_CHUNK  65536
 #define SHARD_OFFSET_CHUNK 16384
 
 /* SplitMix64's output function: a bijective 64-bit mix. */

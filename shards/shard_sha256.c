@@ -28,10 +28,10 @@ __attribute__((target("sha,sse4.1"))) static void blocks_ni(uint32_t h[8], const
     const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bLL, 0x0405060700010203LL);
     __m128i t = _mm_loadu_si128((const __m128i *)&h[0]);
     __m128i s1 = _mm_loadu_si128((const __m128i *)&h[4]);
-    t = _mm_shuffle_epi32(t, 0xB1);              /* CDAB */
-    s1 = _mm_shuffle_epi32(s1, 0x1B);            /* EFGH */
-    __m128i s0 = _mm_alignr_epi8(t, s1, 8);      /* ABEF */
-    s1 = _mm_blend_epi16(s1, t, 0xF0);           /* CDGH */
+    t = _mm_shuffle_epi32(t, 0xB1);         /* CDAB */
+    s1 = _mm_shuffle_epi32(s1, 0x1B);       /* EFGH */
+    __m128i s0 = _mm_alignr_epi8(t, s1, 8); /* ABEF */
+    s1 = _mm_blend_epi16(s1, t, 0xF0);      /* CDGH */
     for (; nblocks > 0; nblocks--, p += 64) {
         __m128i abef = s0, cdgh = s1, w[4];
         for (int g = 0; g < 16; g++) {
@@ -50,10 +50,10 @@ __attribute__((target("sha,sse4.1"))) static void blocks_ni(uint32_t h[8], const
         s0 = _mm_add_epi32(s0, abef);
         s1 = _mm_add_epi32(s1, cdgh);
     }
-    t = _mm_shuffle_epi32(s0, 0x1B);             /* FEBA */
-    s1 = _mm_shuffle_epi32(s1, 0xB1);            /* DCHG */
-    s0 = _mm_blend_epi16(t, s1, 0xF0);           /* DCBA */
-    s1 = _mm_alignr_epi8(s1, t, 8);              /* HGFE */
+    t = _mm_shuffle_epi32(s0, 0x1B);   /* FEBA */
+    s1 = _mm_shuffle_epi32(s1, 0xB1);  /* DCHG */
+    s0 = _mm_blend_epi16(t, s1, 0xF0); /* DCBA */
+    s1 = _mm_alignr_epi8(s1, t, 8);    /* HGFE */
     _mm_storeu_si128((__m128i *)&h[0], s0);
     _mm_storeu_si128((__m128i *)&h[4], s1);
 }
@@ -91,7 +91,10 @@ void shard_sha256_update(weft_sha256_t *s, const void *data, size_t n)
 
 #else
 
-int shard_sha256_accelerated(void) { return 0; }
+int shard_sha256_accelerated(void)
+{
+    return 0;
+}
 
 void shard_sha256_update(weft_sha256_t *s, const void *data, size_t n)
 {

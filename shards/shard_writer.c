@@ -36,7 +36,7 @@
 #endif
 #endif
 
-#define READ_BLOCK (1 << 20)                 /* pass 1 read size, bytes */
+#define READ_BLOCK   (1 << 20) /* pass 1 read size, bytes */
 #define OFFSET_FLUSH (4 * SHARD_OFFSET_CHUNK)
 
 /* Where one document lies. off is a global offset: the input's base (the
@@ -76,13 +76,13 @@ typedef struct {
 
 typedef struct {
     hid_t tokens, offsets;
-    size_t chunk;           /* token chunk length of this dataset */
+    size_t chunk; /* token chunk length of this dataset */
     chunk_coder_t *coder;
-    int64_t ntok, ndoc;     /* dataset lengths */
-    int64_t tok_done;       /* tokens written to the dataset */
-    int64_t off_done;       /* offsets written to the dataset */
-    int64_t tok_pos;        /* tokens emitted so far (buffered or written) */
-    uint8_t *lo, *hi; /* the chunk being filled, already shuffled: (2, chunk) */
+    int64_t ntok, ndoc; /* dataset lengths */
+    int64_t tok_done;   /* tokens written to the dataset */
+    int64_t off_done;   /* offsets written to the dataset */
+    int64_t tok_pos;    /* tokens emitted so far (buffered or written) */
+    uint8_t *lo, *hi;   /* the chunk being filled, already shuffled: (2, chunk) */
     size_t ntokbuf;
     int64_t *offbuf;
     size_t noffbuf;
@@ -98,8 +98,8 @@ typedef struct {
     int64_t ntok[2];
     int64_t *bounds; /* S+1 shard offsets */
     weft_sha256_t sha;
-    uint8_t *rbuf;   /* READ_BLOCK bytes */
-    char *lbuf;      /* JSONL lines */
+    uint8_t *rbuf; /* READ_BLOCK bytes */
+    char *lbuf;    /* JSONL lines */
     size_t lcap;
     chunk_coder_t coder;
     hid_t file;
@@ -186,8 +186,7 @@ static int add_text_doc(writer_t *w, int64_t base, int64_t start, int64_t end)
 static ssize_t read_full(int fd, void *buf, size_t n)
 {
     ssize_t r;
-    do
-        r = read(fd, buf, n);
+    do r = read(fd, buf, n);
     while (r < 0 && errno == EINTR);
     return r;
 }
@@ -315,7 +314,8 @@ static int scan_jsonl(writer_t *w, input_t *in)
         char *nl = scan < end ? memchr(w->lbuf + scan, '\n', end - scan) : NULL;
         if (nl || (eof && start < end)) {
             size_t stop = nl ? (size_t)(nl - w->lbuf) : end;
-            if (jsonl_line(w, in, ++lineno, w->lbuf + start, stop - start, pos + (int64_t)start) < 0)
+            if (jsonl_line(w, in, ++lineno, w->lbuf + start, stop - start, pos + (int64_t)start) <
+                0)
                 return -1;
             start = scan = nl ? stop + 1 : end;
             continue;
@@ -329,8 +329,8 @@ static int scan_jsonl(writer_t *w, input_t *in)
         }
         scan = end;
         if (end == w->lcap && ensure_lbuf(w, 2 * w->lcap) < 0) return -1;
-        ssize_t n = read_full(in->fd, w->lbuf + end, w->lcap - end < READ_BLOCK ? w->lcap - end
-                                                                               : READ_BLOCK);
+        ssize_t n = read_full(in->fd, w->lbuf + end,
+                              w->lcap - end < READ_BLOCK ? w->lcap - end : READ_BLOCK);
         if (n < 0) return weft_error("cannot read input %s: %s", in->path, strerror(errno));
         if (n == 0) {
             eof = 1;
@@ -375,8 +375,8 @@ static int scan_inputs(writer_t *w)
     int64_t base = 0;
     for (int i = 0; i < w->nin; i++) {
         w->in[i].base = base;
-        int rc = w->o->format == SHARD_INPUT_JSONL ? scan_jsonl(w, &w->in[i])
-                                                   : scan_text(w, &w->in[i]);
+        int rc =
+            w->o->format == SHARD_INPUT_JSONL ? scan_jsonl(w, &w->in[i]) : scan_text(w, &w->in[i]);
         if (rc < 0) return -1;
         base += w->in[i].size;
     }
@@ -500,7 +500,8 @@ static int write_range(hid_t d, hid_t memtype, int64_t start, size_t n, const vo
 static int coder_init(chunk_coder_t *c)
 {
 #ifdef SHARD_LIBDEFLATE
-    if (!(c->ld = libdeflate_alloc_compressor(1))) return weft_error("cannot initialise libdeflate");
+    if (!(c->ld = libdeflate_alloc_compressor(1)))
+        return weft_error("cannot initialise libdeflate");
 #endif
     if (deflateInit(&c->z, 1) != Z_OK) return weft_error("cannot initialise zlib");
     c->ready = 1;
@@ -671,8 +672,7 @@ static int emit_doc(writer_t *w, split_out_t *so, const doc_t *d)
         progress(w, d->n.len);
         return push_eot(so);
     }
-    if (ensure_lbuf(w, d->n.j.line) < 0 || pread_full(in, w->lbuf, d->n.j.line, off) < 0)
-        return -1;
+    if (ensure_lbuf(w, d->n.j.line) < 0 || pread_full(in, w->lbuf, d->n.j.line, off) < 0) return -1;
     const char *s;
     size_t n;
     json_t *v = parse_line(w, in->path, 0, w->lbuf, d->n.j.line, &s, &n);
@@ -695,8 +695,7 @@ static int write_split(writer_t *w, const char *group, int split, int64_t a, int
     hid_t g = H5Gcreate2(w->file, group, H5P_DEFAULT, gcpl, H5P_DEFAULT);
     H5Pclose(gcpl);
     if (g < 0) return weft_error("cannot create group %s in %s", group, tmp_path);
-    split_out_t so = {.ntok = w->ntok[split], .ndoc = b - a, .offbuf = offbuf,
-                      .coder = &w->coder};
+    split_out_t so = {.ntok = w->ntok[split], .ndoc = b - a, .offbuf = offbuf, .coder = &w->coder};
     so.chunk = so.ntok < SHARD_TOKEN_CHUNK ? (size_t)so.ntok : SHARD_TOKEN_CHUNK;
     so.lo = w->coder.plane;
     so.hi = w->coder.plane + so.chunk;
@@ -708,14 +707,16 @@ static int write_split(writer_t *w, const char *group, int split, int64_t a, int
     int rc = so.offsets < 0 ? -1 : 0;
     for (int64_t i = a; rc == 0 && i < b; i++)
         rc = push_offset(&so) < 0 || emit_doc(w, &so, &w->docs[i]) < 0 ? -1 : 0;
-    if (rc == 0) rc = push_offset(&so) < 0 || flush_tokens(&so) < 0 || flush_offsets(&so) < 0 ? -1 : 0;
+    if (rc == 0)
+        rc = push_offset(&so) < 0 || flush_tokens(&so) < 0 || flush_offsets(&so) < 0 ? -1 : 0;
     if (rc == 0 && (so.tok_done != so.ntok || so.off_done != so.ndoc + 1))
         rc = weft_error("internal error: %s holds %lld tokens, planned %lld", group,
                         (long long)so.tok_done, (long long)so.ntok);
     if (rc == 0 && split == 0) {
-        hid_t sd = make_dataset(g, "shard_offsets", H5T_STD_I64LE, w->o->shards + 1,
-                                SHARD_OFFSET_CHUNK);
-        rc = sd < 0 ? -1 : write_range(sd, H5T_NATIVE_INT64, 0, (size_t)w->o->shards + 1, w->bounds);
+        hid_t sd =
+            make_dataset(g, "shard_offsets", H5T_STD_I64LE, w->o->shards + 1, SHARD_OFFSET_CHUNK);
+        rc =
+            sd < 0 ? -1 : write_range(sd, H5T_NATIVE_INT64, 0, (size_t)w->o->shards + 1, w->bounds);
         if (sd >= 0) H5Dclose(sd);
     }
     if (so.offsets >= 0) H5Dclose(so.offsets);
@@ -789,8 +790,7 @@ static int check_output(const shard_opts_t *o)
                           dir);
     if (stat(o->output, &st) == 0) {
         if (S_ISDIR(st.st_mode)) return weft_error("output %s is a folder", o->output);
-        if (!o->force)
-            return weft_error("output %s exists; pass --force to replace it", o->output);
+        if (!o->force) return weft_error("output %s exists; pass --force to replace it", o->output);
     }
     int n = snprintf(tmp_path, sizeof tmp_path, "%s.tmp.%ld", o->output, (long)getpid());
     if (n < 0 || (size_t)n >= sizeof tmp_path)

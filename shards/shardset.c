@@ -117,10 +117,12 @@ static int open_split(shardset_t *self, int split)
     hid_t t = H5Dget_type(self->tokens[split]);
     size_t size = H5Tget_size(t);
     H5Tclose(t);
-    if (size > 4) return weft_error("%s: %s has %zu-byte tokens; expected 2 or 4", self->path, name, size);
+    if (size > 4)
+        return weft_error("%s: %s has %zu-byte tokens; expected 2 or 4", self->path, name, size);
     snprintf(name, sizeof name, "/%s/doc_offsets", split_name[split]);
     if ((self->offsets[split] = open_1d(self, name, &n)) < 0) return -1;
-    if (n < 1) return weft_error("%s: %s is empty; expected documents + 1 entries", self->path, name);
+    if (n < 1)
+        return weft_error("%s: %s is empty; expected documents + 1 entries", self->path, name);
     self->ndoc[split] = n - 1;
     if (read_range(self, self->offsets[split], name, 0, 1, H5T_NATIVE_INT64, &first) < 0 ||
         read_range(self, self->offsets[split], name, n - 1, 1, H5T_NATIVE_INT64, &last) < 0)
@@ -140,7 +142,9 @@ static int open_shards(shardset_t *self)
     hid_t d = open_1d(self, name, &n);
     if (d < 0) return -1;
     int rc = 0;
-    if (n < 2) rc = weft_error("%s: %s has %lld entries; expected shards + 1 >= 2", self->path, name, (long long)n);
+    if (n < 2)
+        rc = weft_error("%s: %s has %lld entries; expected shards + 1 >= 2", self->path, name,
+                        (long long)n);
     if (rc == 0 && !(self->bounds = malloc((size_t)n * sizeof *self->bounds)))
         rc = weft_error("out of memory for %lld shard offsets", (long long)n);
     if (rc == 0) rc = read_range(self, d, name, 0, n, H5T_NATIVE_INT64, self->bounds);
@@ -175,7 +179,8 @@ static int open_attrs(shardset_t *self)
                           "it with this weft's 'weft shard'",
                           self->path, (long long)version, SHARD_VERSION);
     if (h5_attr_read_str(r, "tokenizer", self->tokenizer, sizeof self->tokenizer) < 0 ||
-        h5_attr_read_i64(r, "vocab_size", &vocab) < 0 || h5_attr_read_i64(r, "seed", &self->seed) < 0 ||
+        h5_attr_read_i64(r, "vocab_size", &vocab) < 0 ||
+        h5_attr_read_i64(r, "seed", &self->seed) < 0 ||
         h5_attr_read_str(r, "source_sha256", self->sha, sizeof self->sha) < 0)
         return weft_error_prefix("%s", self->path);
     if (!strcmp(self->tokenizer, SHARD_TOKENIZER_BYTE) && vocab == SHARD_BYTE_VOCAB)
@@ -241,16 +246,46 @@ void shardset_destroy(shardset_t **self_p)
     *self_p = NULL;
 }
 
-const char *shardset_path(shardset_t *self) { return self->path; }
-const char *shardset_tokenizer(shardset_t *self) { return self->tokenizer; }
-int shardset_vocab_size(shardset_t *self) { return self->vocab; }
-int shardset_eot(shardset_t *self) { return self->eot; }
-int64_t shardset_seed(shardset_t *self) { return self->seed; }
-const char *shardset_source_sha256(shardset_t *self) { return self->sha; }
-int64_t shardset_tokens(shardset_t *self, shardset_split_t split) { return self->ntok[split]; }
-int64_t shardset_docs(shardset_t *self, shardset_split_t split) { return self->ndoc[split]; }
-int64_t shardset_shards(shardset_t *self) { return self->nshards; }
-int64_t shardset_positions(shardset_t *self) { return self->nsel ? self->sel_cum[self->nsel] : 0; }
+const char *shardset_path(shardset_t *self)
+{
+    return self->path;
+}
+const char *shardset_tokenizer(shardset_t *self)
+{
+    return self->tokenizer;
+}
+int shardset_vocab_size(shardset_t *self)
+{
+    return self->vocab;
+}
+int shardset_eot(shardset_t *self)
+{
+    return self->eot;
+}
+int64_t shardset_seed(shardset_t *self)
+{
+    return self->seed;
+}
+const char *shardset_source_sha256(shardset_t *self)
+{
+    return self->sha;
+}
+int64_t shardset_tokens(shardset_t *self, shardset_split_t split)
+{
+    return self->ntok[split];
+}
+int64_t shardset_docs(shardset_t *self, shardset_split_t split)
+{
+    return self->ndoc[split];
+}
+int64_t shardset_shards(shardset_t *self)
+{
+    return self->nshards;
+}
+int64_t shardset_positions(shardset_t *self)
+{
+    return self->nsel ? self->sel_cum[self->nsel] : 0;
+}
 
 int shardset_shard_range(shardset_t *self, int64_t s, int64_t *start, int64_t *end)
 {
@@ -292,16 +327,14 @@ int shardset_doc_offsets(shardset_t *self, shardset_split_t split, int64_t first
     return read_range(self, self->offsets[split], name, first, n, H5T_NATIVE_INT64, out);
 }
 
-int shardset_read(shardset_t *self, shardset_split_t split, int64_t start, int64_t n,
-                  int32_t *out)
+int shardset_read(shardset_t *self, shardset_split_t split, int64_t start, int64_t n, int32_t *out)
 {
     char name[64];
     snprintf(name, sizeof name, "/%s/tokens", split_name[split]);
     if (start < 0 || n < 0 || start + n > self->ntok[split])
         return weft_error("%s: %s[%lld..%lld) is outside the %lld tokens", self->path, name,
                           (long long)start, (long long)(start + n), (long long)self->ntok[split]);
-    if (read_range(self, self->tokens[split], name, start, n, H5T_NATIVE_INT32, out) < 0)
-        return -1;
+    if (read_range(self, self->tokens[split], name, start, n, H5T_NATIVE_INT32, out) < 0) return -1;
     for (int64_t i = 0; i < n; i++)
         if (out[i] < 0 || out[i] >= self->vocab)
             return weft_error("%s: token %d at %s[%lld] is outside the vocabulary of %d (corrupt "
@@ -362,8 +395,9 @@ int64_t shardset_peek_start(shardset_t *self, const shardset_cursor_t *cursor)
 {
     if (!self->nsel) return -1;
     /* window n of rank r: a hash of (seed, r, n), scaled onto the starts */
-    uint64_t h = shard_mix64(shard_mix64(cursor->seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(self->rank + 1))) +
-                             cursor->next * 0xd1b54a32d192ed03ULL);
+    uint64_t h = shard_mix64(
+        shard_mix64(cursor->seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(self->rank + 1))) +
+        cursor->next * 0xd1b54a32d192ed03ULL);
     int64_t u = (int64_t)shard_scale(h, (uint64_t)self->sel_cum[self->nsel]);
     int64_t lo = 0, hi = self->nsel; /* last k with sel_cum[k] <= u */
     while (hi - lo > 1) {

@@ -40,10 +40,10 @@ shardset_t *shardset_new(const char *path);
 void shardset_destroy(shardset_t **self_p);
 
 const char *shardset_path(shardset_t *self);
-const char *shardset_tokenizer(shardset_t *self);   /* "byte" */
-int shardset_vocab_size(shardset_t *self);           /* 257 for "byte" */
-int shardset_eot(shardset_t *self);                  /* end-of-document token */
-int64_t shardset_seed(shardset_t *self);             /* the writer's --seed */
+const char *shardset_tokenizer(shardset_t *self); /* "byte" */
+int shardset_vocab_size(shardset_t *self);        /* 257 for "byte" */
+int shardset_eot(shardset_t *self);               /* end-of-document token */
+int64_t shardset_seed(shardset_t *self);          /* the writer's --seed */
 const char *shardset_source_sha256(shardset_t *self);
 int64_t shardset_tokens(shardset_t *self, shardset_split_t split);
 int64_t shardset_docs(shardset_t *self, shardset_split_t split);
@@ -58,8 +58,7 @@ int shardset_doc_range(shardset_t *self, shardset_split_t split, int64_t i, int6
 int shardset_doc_offsets(shardset_t *self, shardset_split_t split, int64_t first, int64_t n,
                          int64_t *out);
 /* Reads tokens [start, start+n) of a split into out. */
-int shardset_read(shardset_t *self, shardset_split_t split, int64_t start, int64_t n,
-                  int32_t *out);
+int shardset_read(shardset_t *self, shardset_split_t split, int64_t start, int64_t n, int32_t *out);
 
 /* Chooses rank's shards for windows of seq_len+1 tokens. Fails when
  * nranks > shards or when rank's shards hold no such window. */

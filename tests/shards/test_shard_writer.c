@@ -56,7 +56,10 @@ static void put_bytes(buf_t *b, const void *data, size_t n)
     b->n += n;
 }
 
-static void put_str(buf_t *b, const char *s) { put_bytes(b, s, strlen(s)); }
+static void put_str(buf_t *b, const char *s)
+{
+    put_bytes(b, s, strlen(s));
+}
 
 /* Five text inputs exercising every separator rule; fills expect. */
 static void make_text_corpus(tu_docs_t *expect, char **inputs)
@@ -148,10 +151,16 @@ static void json_unit(uint64_t *st, buf_t *json, buf_t *bytes)
         const char *json, *bytes;
         size_t nbytes;
     } units[] = {
-        {"\\n", "\n", 1},           {"\\\"", "\"", 1},       {"\\\\", "\\", 1},
-        {"\\t", "\t", 1},           {"\\u0000", "\0", 1},    {"\\u00e9", "\xc3\xa9", 2},
-        {"\xc3\xa9", "\xc3\xa9", 2}, {"\\ud83d\\ude00", "\xf0\x9f\x98\x80", 4},
-        {"\\/", "/", 1},            {"---", "---", 3},
+        {"\\n", "\n", 1},
+        {"\\\"", "\"", 1},
+        {"\\\\", "\\", 1},
+        {"\\t", "\t", 1},
+        {"\\u0000", "\0", 1},
+        {"\\u00e9", "\xc3\xa9", 2},
+        {"\xc3\xa9", "\xc3\xa9", 2},
+        {"\\ud83d\\ude00", "\xf0\x9f\x98\x80", 4},
+        {"\\/", "/", 1},
+        {"---", "---", 3},
     };
     uint64_t r = shard_rand_below(st, 30);
     if (r < 10) {
@@ -246,8 +255,8 @@ START_TEST(attributes_and_source_hash)
     ck_assert_int_eq(h5_attr_read_str(f, "source_sha256", s, sizeof s), 0);
     ck_assert_str_eq(s, hex);
     /* tokens are uint16, offsets int64, all chunked with the three filters */
-    const char *sets[] = {"/train/tokens", "/val/tokens", "/train/doc_offsets",
-                          "/val/doc_offsets", "/train/shard_offsets"};
+    const char *sets[] = {"/train/tokens", "/val/tokens", "/train/doc_offsets", "/val/doc_offsets",
+                          "/train/shard_offsets"};
     for (int i = 0; i < 5; i++) {
         hid_t ds = H5Dopen2(f, sets[i], H5P_DEFAULT);
         ck_assert_int_ge(ds, 0);
@@ -319,7 +328,8 @@ static int64_t *read_bounds(const char *path, int64_t *nshards)
     ck_assert_msg(ss != NULL, "%s", weft_last_error());
     *nshards = shardset_shards(ss);
     int64_t *b = malloc((size_t)(*nshards + 1) * sizeof *b);
-    for (int64_t s = 0; s < *nshards; s++) ck_assert_int_eq(shardset_shard_range(ss, s, &b[s], &b[s + 1]), 0);
+    for (int64_t s = 0; s < *nshards; s++)
+        ck_assert_int_eq(shardset_shard_range(ss, s, &b[s], &b[s + 1]), 0);
     shardset_destroy(&ss);
     return b;
 }
@@ -421,17 +431,17 @@ END_TEST
 
 /* Runs weft with the arguments; asserts a non-zero exit, a one-line
  * message holding want, and no new or temporary file in the folder. */
-#define EXPECT_FAIL(want, ...)                                                               \
-    do {                                                                                     \
-        int before_ = tu_entries();                                                          \
-        char *out_;                                                                          \
-        int rc_ = tu_weft(&out_, __VA_ARGS__, NULL);                                         \
-        ck_assert_msg(rc_ != 0 && rc_ < 128, "exit %d: %s", rc_, out_);                      \
-        ck_assert_msg(strstr(out_, want) != NULL, "'%s' not in: %s", want, out_);            \
-        ck_assert_msg(strstr(out_, "error: ") != NULL, "no error line: %s", out_);           \
-        ck_assert_int_eq(tu_entries(), before_);                                             \
-        ck_assert(!tu_has_tmp());                                                            \
-        free(out_);                                                                          \
+#define EXPECT_FAIL(want, ...)                                                                     \
+    do {                                                                                           \
+        int before_ = tu_entries();                                                                \
+        char *out_;                                                                                \
+        int rc_ = tu_weft(&out_, __VA_ARGS__, NULL);                                               \
+        ck_assert_msg(rc_ != 0 && rc_ < 128, "exit %d: %s", rc_, out_);                            \
+        ck_assert_msg(strstr(out_, want) != NULL, "'%s' not in: %s", want, out_);                  \
+        ck_assert_msg(strstr(out_, "error: ") != NULL, "no error line: %s", out_);                 \
+        ck_assert_int_eq(tu_entries(), before_);                                                   \
+        ck_assert(!tu_has_tmp());                                                                  \
+        free(out_);                                                                                \
     } while (0)
 
 START_TEST(bad_inputs)
@@ -450,8 +460,8 @@ START_TEST(bad_inputs)
     EXPECT_FAIL("bad.jsonl:3", "shard", "--format", "jsonl", "-o", out, tu_path("bad.jsonl"));
     EXPECT_FAIL("nofield.jsonl:2: no field 'text'", "shard", "--format", "jsonl", "-o", out,
                 tu_path("nofield.jsonl"));
-    EXPECT_FAIL("notstr.jsonl:1: field 'text' is not a string", "shard", "--format", "jsonl",
-                "-o", out, tu_path("notstr.jsonl"));
+    EXPECT_FAIL("notstr.jsonl:1: field 'text' is not a string", "shard", "--format", "jsonl", "-o",
+                out, tu_path("notstr.jsonl"));
     EXPECT_FAIL("array.jsonl:1", "shard", "--format", "jsonl", "-o", out, tu_path("array.jsonl"));
     EXPECT_FAIL("empty corpus", "shard", "-o", out, tu_path("empty1.txt"), tu_path("empty2.txt"));
     EXPECT_FAIL("--shards 7", "shard", "--shards", "7", "-o", out, ok); /* 13 tokens */
@@ -547,9 +557,14 @@ START_TEST(h5dump_reads_output)
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "%s -H %s", h5dump, o.output);
     char *s = capture(cmd);
-    const char *want[] = {"ATTRIBUTE \"format\"", "ATTRIBUTE \"source_sha256\"", "GROUP \"train\"",
-                          "GROUP \"val\"", "DATASET \"shard_offsets\"", "DATASET \"doc_offsets\"",
-                          "H5T_STD_U16LE", "( 20 ) / ( 20 )"};
+    const char *want[] = {"ATTRIBUTE \"format\"",
+                          "ATTRIBUTE \"source_sha256\"",
+                          "GROUP \"train\"",
+                          "GROUP \"val\"",
+                          "DATASET \"shard_offsets\"",
+                          "DATASET \"doc_offsets\"",
+                          "H5T_STD_U16LE",
+                          "( 20 ) / ( 20 )"};
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)
         ck_assert_msg(strstr(s, want[i]), "h5dump -H lacks %s:\n%s", want[i], s);
     free(s);
@@ -563,7 +578,8 @@ START_TEST(h5dump_reads_output)
     ck_assert_ptr_nonnull(ss);
     char offs[128];
     int64_t a, b[3];
-    for (int i = 0; i < 3; i++) ck_assert_int_eq(shardset_doc_range(ss, SHARDSET_TRAIN, i, &a, &b[i]), 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(shardset_doc_range(ss, SHARDSET_TRAIN, i, &a, &b[i]), 0);
     snprintf(offs, sizeof offs, "(0): 0, %lld, %lld, %lld", (long long)b[0], (long long)b[1],
              (long long)b[2]);
     ck_assert_int_eq(b[2], 20);

@@ -27,7 +27,8 @@ static void make_good(void)
         uint64_t r = shard_rand_below(&st, 40);
         text[i] = r == 0 ? '\n' : r == 1 ? ' ' : (char)('a' + shard_rand_below(&st, 26));
     }
-    for (size_t i = 997; i + 5 < n; i += 997 + shard_rand_below(&st, 2000)) memcpy(text + i, "\n---\n", 5);
+    for (size_t i = 997; i + 5 < n; i += 997 + shard_rand_below(&st, 2000))
+        memcpy(text + i, "\n---\n", 5);
     tu_put("in.txt", text, n);
     free(text);
     char *in[] = {(char *)tu_path("in.txt")};
@@ -132,7 +133,8 @@ static void verify_fails(const char *path, const char *want)
     shardset_t *ss = shardset_new(path);
     if (ss) { /* a corrupt chunk is only seen when read */
         int32_t *t = malloc((size_t)shardset_tokens(ss, SHARDSET_TRAIN) * sizeof *t);
-        ck_assert_int_eq(shardset_read(ss, SHARDSET_TRAIN, 0, shardset_tokens(ss, SHARDSET_TRAIN), t), -1);
+        ck_assert_int_eq(
+            shardset_read(ss, SHARDSET_TRAIN, 0, shardset_tokens(ss, SHARDSET_TRAIN), t), -1);
         free(t);
         shardset_destroy(&ss);
     }
@@ -267,7 +269,8 @@ START_TEST(selection_errors)
     int32_t t[L + 1];
     ck_assert_int_eq(shardset_next_window(ss, &c, t), -1);
     ck_assert_ptr_nonnull(strstr(weft_last_error(), "shardset_select"));
-    ck_assert_int_eq(shardset_read(ss, SHARDSET_VAL, shardset_tokens(ss, SHARDSET_VAL) - 2, 3, t), -1);
+    ck_assert_int_eq(shardset_read(ss, SHARDSET_VAL, shardset_tokens(ss, SHARDSET_VAL) - 2, 3, t),
+                     -1);
     ck_assert_ptr_nonnull(strstr(weft_last_error(), "outside"));
     shardset_destroy(&ss);
 }

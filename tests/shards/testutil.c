@@ -99,13 +99,23 @@ static int scan_dir(int want_tmp)
     return want_tmp ? tmp : n;
 }
 
-int tu_entries(void) { return scan_dir(0); }
-int tu_has_tmp(void) { return scan_dir(1); }
+int tu_entries(void)
+{
+    return scan_dir(0);
+}
+int tu_has_tmp(void)
+{
+    return scan_dir(1);
+}
 
 shard_opts_t tu_opts(const char *out, char **inputs, int ninputs)
 {
-    return (shard_opts_t){.format = SHARD_INPUT_TEXT, .field = "text", .shards = 1,
-                          .output = out, .inputs = inputs, .ninputs = ninputs};
+    return (shard_opts_t){.format = SHARD_INPUT_TEXT,
+                          .field = "text",
+                          .shards = 1,
+                          .output = out,
+                          .inputs = inputs,
+                          .ninputs = ninputs};
 }
 
 void tu_docs_add(tu_docs_t *d, const void *data, size_t len)

@@ -8,6 +8,8 @@ int cmd_validate(int argc, char **argv);   /* jobs/validate_cmd.c */
 int cmd_init_model(int argc, char **argv); /* worker/model_cmd.c */
 int cmd_grad(int argc, char **argv);       /* worker/model_cmd.c */
 
+int cmd_generate(int argc, char **argv);   /* worker/generate_cmd.c */
+int cmd_eval(int argc, char **argv);       /* worker/generate_cmd.c */
 int cmd_submit(int argc, char **argv);     /* scheduler/client.c */
 int cmd_ls(int argc, char **argv);         /* scheduler/client.c */
 int cmd_show(int argc, char **argv);       /* scheduler/client.c */

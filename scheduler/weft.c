@@ -17,6 +17,8 @@ static const struct {
     {"validate", cmd_validate, "check a job spec and print its plan"},
     {"init-model", cmd_init_model, "write a freshly initialised weft-model file"},
     {"grad", cmd_grad, "loss and gradients of one batch (the engine's probe)"},
+    {"generate", cmd_generate, "continue a prompt with a backbone, with or without an adapter"},
+    {"eval", cmd_eval, "validation loss of a model (and adapter) on a shards file"},
     {"submit", cmd_submit, "queue a job spec with weftd (--wait follows it)"},
     {"ls", cmd_ls, "list jobs (--state, --name, --submission, --json)"},
     {"show", cmd_show, "one job's state, progress and losses"},

@@ -11,3 +11,6 @@ weft_worker_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/worker -I$(top_srcdir)/job
 weft_worker_LDADD = worker/libweftrun.a worker/libweftmodel.a worker/libweftengine.a \
 	jobs/libweftjobs.a shards/libweftshards.a common/libweftwire.a common/libweftcommon.a \
 	$(WEFT_LIBS) -lpthread
+
+# `weft generate` and `weft eval`.
+worker_libweftmodel_a_SOURCES += worker/generate_cmd.c

@@ -939,6 +939,12 @@ static int train(void)
     int code = EXIT_DONE;
     int64_t last_ckpt = W.step;
     int64_t print_every = W.tasks[0].steps / 20 > 0 ? W.tasks[0].steps / 20 : 1;
+    /* A fresh start measures the untrained point first: for LoRA that is the
+     * backbone alone (B = 0), the baseline each adapter is judged against. */
+    if (W.step == 0 && W.spec->train.eval_every > 0) {
+        for (int k = 0; k < K; k++) mask[k] = task_active(&W.tasks[k]);
+        if (evaluate(mask) < 0) code = EXIT_DATA;
+    }
     while (any_active() && code == EXIT_DONE) {
         guard_fault_point(W.rank, W.step);
         guard_progress(W.step);

@@ -87,6 +87,7 @@ typedef struct {
     int *inputs, *targets, *window;
     int64_t step; /* optimizer steps taken by the run */
     double t0;
+    double step_s, allreduce_s; /* this rank's time in steps, and inside their MPI_Allreduce */
     reporter_t *rep;
 } worker_t;
 
@@ -708,7 +709,9 @@ static int compute_step(float *losses, double *grad_norm)
             if (gpt2_backward(W.model, W.scale) < 0) return -1;
             losses[0] += loss / (float)accum;
         }
+        double t_ar = now();
         allreduce_floats(W.model->grads, W.model->nparams);
+        W.allreduce_s += now() - t_ar;
         float inv = 1.0f / (float)W.world;
         for (size_t i = 0; i < W.model->nparams; i++) W.model->grads[i] *= inv;
         *grad_norm = gpt2_grad_norm(W.model);
@@ -738,7 +741,9 @@ static int compute_step(float *losses, double *grad_norm)
     free(l);
     if (rc < 0) return -1;
     if (W.accum) memcpy(g, W.accum, n * sizeof *g);
+    double t_ar = now();
     allreduce_floats(g, n);
+    W.allreduce_s += now() - t_ar;
     float inv = 1.0f / (float)W.world;
     for (size_t i = 0; i < n; i++) g[i] *= inv;
     *grad_norm = 0;
@@ -887,6 +892,10 @@ static int write_result(const char *status, double wall)
     json_t *r = json_pack("{s:s, s:i, s:s, s:s, s:i, s:f, s:o}", "run", W.run, "attempt", W.attempt,
                           "mode", spec_mode_name(W.spec->mode), "status", status, "ranks", W.world,
                           "wall_time", wall, "tenants", tenants);
+    /* Rank 0's seconds in training steps and in their all-reduces (the
+     * gradient's and the control word's, waiting for slower ranks included). */
+    json_object_set_new(r, "step_s", json_real(W.step_s));
+    json_object_set_new(r, "allreduce_s", json_real(W.allreduce_s));
     char path[PATH_MAX], tmp[PATH_MAX + 8];
     int rc = weft_path_join(path, sizeof path, W.spec->output, "result.json");
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -969,7 +978,9 @@ static int train(void)
                 ctl[K + 1 + k] = 1;
             json_decref(names);
         }
+        double t_ar = now();
         MPI_Allreduce(MPI_IN_PLACE, ctl, K * 2 + 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+        W.allreduce_s += now() - t_ar;
         /* The optimizer step, the same on every rank. */
         if (W.pack) {
             lora_trainer_update(W.trainer);
@@ -986,6 +997,7 @@ static int train(void)
         }
         W.step++;
         double dt = now() - t_step;
+        W.step_s += dt;
         for (int k = 0; k < K && code == EXIT_DONE; k++) {
             task_t *t = &W.tasks[k];
             if (!task_active(t)) continue;

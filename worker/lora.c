@@ -6,6 +6,7 @@
 #include "rng.h"
 
 #include <cblas.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,9 +143,9 @@ static size_t mask_words(int in)
 lora_pack_t *lora_pack_new(int n_layer, int n_embd, int n_tenants, const lora_spec_t *specs,
                            size_t max_rows)
 {
-    if (n_layer < 1 || n_embd < 1 || n_tenants < 1 || max_rows < 1) {
+    if (n_layer < 1 || n_embd < 1 || n_tenants < 1 || max_rows < 1 || max_rows > INT_MAX) {
         weft_error("LoRA pack of %d tenants over L=%d C=%d with %zu rows: every size must be "
-                   "at least 1",
+                   "at least 1, and rows fit an int",
                    n_tenants, n_layer, n_embd, max_rows);
         return NULL;
     }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
 
 static const uint32_t K[64] = {
@@ -62,8 +63,10 @@ int shard_sha256_accelerated(void)
 {
     static int have = -1;
     if (have < 0) {
-        __builtin_cpu_init();
-        have = __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1");
+        /* CPUID directly: clang before 16 knows no "sha" feature string. */
+        unsigned a, b, c, d;
+        have = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_SSE4_1) &&
+               __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & bit_SHA);
     }
     return have;
 }

@@ -213,7 +213,12 @@ shardset_t *shardset_new(const char *path)
         return NULL;
     }
     self->file = self->tokens[0] = self->tokens[1] = self->offsets[0] = self->offsets[1] = -1;
-    self->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    /* many ranks may open one file: shared locks, skipped where the file
+     * system has none */
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_file_locking(fapl, 1, 1);
+    self->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
     int rc = 0;
     if (self->file < 0) {
         h5why_t w = h5_why();

@@ -593,6 +593,61 @@ START_TEST(h5dump_reads_output)
 }
 END_TEST
 
+/* Documents larger than the read block and the token chunk, a separator
+ * cut by a pass-1 read boundary (1 MiB), and JSONL lines across that
+ * boundary and longer than it all come back exactly. */
+START_TEST(large_documents_and_block_edges)
+{
+    const size_t block = 1 << 20;
+    tu_docs_t expect = {0}, got = {0};
+    buf_t f = {0};
+    uint64_t st = 17;
+    uint8_t *big = malloc(3 * block);
+    size_t n1 = block - 2; /* then "---\n", cut by the 1 MiB read boundary */
+    for (size_t i = 0; i < 3 * block; i++) big[i] = (uint8_t)('a' + shard_rand_below(&st, 26));
+    for (size_t i = 77; i < 3 * block; i += 1000) big[i] = '\n';
+    big[n1 - 1] = '\n';
+    put_bytes(&f, big, n1);
+    tu_docs_add(&expect, big, n1);
+    put_str(&f, "---\n");
+    ck_assert_uint_eq(f.n, block + 2);
+    put_bytes(&f, big + 5, 2 * block + 12345);
+    tu_docs_add(&expect, big + 5, 2 * block + 12345);
+    tu_put("big.txt", f.p, f.n);
+    char *in[] = {strdup(tu_path("big.txt")), strdup(tu_path("big.jsonl"))};
+    shard_opts_t o = tu_opts(tu_path("big.h5"), in, 1);
+    o.shards = 2;
+    ck_assert_msg(shard_write(&o, NULL) == 0, "%s", weft_last_error());
+    int64_t n[2];
+    read_all(o.output, &got, n);
+    tu_docs_assert_same(&expect, &got);
+    tu_docs_free(&expect);
+    tu_docs_free(&got);
+
+    f.n = 0;
+    for (int i = 0; i < 6; i++) { /* lines of ~0.4, 1.4, 0.4, ... MiB */
+        size_t len = i % 2 ? block + block / 3 : block / 3 + (size_t)i;
+        put_str(&f, "{\"text\": \"");
+        for (size_t k = 0; k < len; k++) big[k] = (uint8_t)('a' + shard_rand_below(&st, 26));
+        put_bytes(&f, big, len);
+        put_str(&f, "\"}\n");
+        tu_docs_add(&expect, big, len);
+    }
+    tu_put("big.jsonl", f.p, f.n);
+    o = tu_opts(tu_path("bigj.h5"), in + 1, 1);
+    o.format = SHARD_INPUT_JSONL;
+    ck_assert_msg(shard_write(&o, NULL) == 0, "%s", weft_last_error());
+    read_all(o.output, &got, n);
+    tu_docs_assert_same(&expect, &got);
+    tu_docs_free(&expect);
+    tu_docs_free(&got);
+    free(big);
+    free(f.p);
+    free(in[0]);
+    free(in[1]);
+}
+END_TEST
+
 /* The SHA-NI path gives common/sha256.c's digests for any split of the
  * input, aligned or not. */
 START_TEST(sha256_accelerated_matches_plain)
@@ -633,6 +688,7 @@ int main(void)
     tcase_add_test(tc, interrupted_run);
     tcase_add_test(tc, h5dump_reads_output);
     tcase_add_test(tc, sha256_accelerated_matches_plain);
+    tcase_add_test(tc, large_documents_and_block_edges);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -65,6 +65,9 @@ static void add_summary(json_t *j, int64_t job)
     json_object_set_new(j, "loss", isnan(s.last_loss) ? json_null() : json_real(s.last_loss));
     json_object_set_new(j, "best_val_loss",
                         isnan(s.best_val) ? json_null() : json_real(s.best_val));
+    json_object_set_new(j, "first_val_loss",
+                        isnan(s.first_val) ? json_null() : json_real(s.first_val));
+    if (s.output[0]) json_object_set_new(j, "output", json_string(s.output));
 }
 
 static const char *owner_of(const wire_msg_t *m)

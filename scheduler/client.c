@@ -541,29 +541,31 @@ int cmd_results(int argc, char **argv)
         }
     }
     if (csv) {
-        printf("rank,id,name,state,best_val_loss,loss,step,tokens");
+        printf("rank,id,name,state,first_val_loss,best_val_loss,loss,step,tokens");
         for (int q = 0; q < nk; q++) printf(",%s", keys[q]);
         printf("\n");
     } else {
-        printf("%-4s %-8s %-24s %-10s %-9s %-9s %-7s %-10s", "#", "ID", "NAME", "STATE", "BEST_VAL",
-               "LOSS", "STEP", "TOKENS");
+        printf("%-4s %-8s %-20s %-10s %-9s %-9s %-9s %-7s %-10s", "#", "ID", "NAME", "STATE",
+               "FIRST_VAL", "BEST_VAL", "LOSS", "STEP", "TOKENS");
         for (int q = 0; q < nk; q++) printf(" %-12s", keys[q]);
         printf("\n");
     }
     json_array_foreach(jobs, i, j)
     {
-        char b1[32], b2[32];
+        char b0[32], b1[32], b2[32];
+        const char *fv = num(json_object_get(j, "first_val_loss"), b0, sizeof b0, "%.4f");
         const char *bv = num(json_object_get(j, "best_val_loss"), b1, sizeof b1, "%.4f");
         const char *lv = num(json_object_get(j, "loss"), b2, sizeof b2, "%.4f");
         long long jid = (long long)json_integer_value(json_object_get(j, "id"));
         long long step = (long long)json_integer_value(json_object_get(j, "step"));
         long long tok = (long long)json_integer_value(json_object_get(j, "tokens"));
         if (csv)
-            printf("%zu,%lld,%s,%s,%s,%s,%lld,%lld", i + 1, jid, wire_get_str(j, "name"),
-                   wire_get_str(j, "state"), *bv == '-' ? "" : bv, *lv == '-' ? "" : lv, step, tok);
+            printf("%zu,%lld,%s,%s,%s,%s,%s,%lld,%lld", i + 1, jid, wire_get_str(j, "name"),
+                   wire_get_str(j, "state"), *fv == '-' ? "" : fv, *bv == '-' ? "" : bv,
+                   *lv == '-' ? "" : lv, step, tok);
         else
-            printf("%-4zu %-8lld %-24s %-10s %-9s %-9s %-7lld %-10lld", i + 1, jid,
-                   wire_get_str(j, "name"), wire_get_str(j, "state"), bv, lv, step, tok);
+            printf("%-4zu %-8lld %-20s %-10s %-9s %-9s %-9s %-7lld %-10lld", i + 1, jid,
+                   wire_get_str(j, "name"), wire_get_str(j, "state"), fv, bv, lv, step, tok);
         for (int q = 0; q < nk; q++) {
             const char *v = wire_get_str(json_object_get(j, "params"), keys[q]);
             printf(csv ? ",%s" : " %-12s", v ? v : "");
@@ -604,5 +606,148 @@ int cmd_logs(int argc, char **argv)
             printf("(%s)\n", weft_last_error());
         free(text);
     }
+    return 0;
+}
+
+/* ---- plot ---- */
+
+/* Every train and eval metric of one job, through WATCH from the start,
+ * appended to csv as "name,kind,step,value". Ends at the job's end event, or
+ * after a quiet second for a job still running. */
+static int collect_metrics(int64_t id, const char *name, FILE *csv, FILE *train, FILE *eval)
+{
+    conn_t c = {0};
+    if (conn_open(&c) < 0) return -1;
+    json_t *w = json_pack("{s:I, s:I}", "id", (json_int_t)id, "from", (json_int_t)0);
+    int rc = wire_send(c.sock, NULL, 0, WIRE_WATCH, w, 0);
+    json_decref(w);
+    while (rc == 0) {
+        wire_msg_t *m = NULL;
+        zmq_pollitem_t it = {c.sock, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&it, 1, 1000) <= 0 || conn_recv(&c, 1000, &m) < 0) break;
+        if (m->cmd == WIRE_ERROR) {
+            rc = weft_error("%s", wire_get_str(m->body, "message"));
+        } else if (m->cmd == WIRE_EVENT) {
+            if (json_is_true(json_object_get(m->body, "end"))) {
+                wire_msg_destroy(&m);
+                break;
+            }
+            const char *kind = wire_get_str(m->body, "kind");
+            const json_t *d = json_object_get(m->body, "data");
+            json_t *step = json_object_get(d, "step");
+            json_t *v = json_object_get(d, kind && !strcmp(kind, "eval") ? "val_loss" : "loss");
+            if (kind && (!strcmp(kind, "train") || !strcmp(kind, "eval")) &&
+                json_is_integer(step) && json_is_number(v)) {
+                long long st = (long long)json_integer_value(step);
+                fprintf(csv, "%s,%s,%lld,%.6f\n", name, kind, st, json_number_value(v));
+                fprintf(strcmp(kind, "eval") ? train : eval, "%lld %.6f\n", st,
+                        json_number_value(v));
+            }
+        }
+        wire_msg_destroy(&m);
+    }
+    conn_close(&c);
+    return rc;
+}
+
+int cmd_plot(int argc, char **argv)
+{
+    const char *out = NULL;
+    int64_t id = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-o") && i + 1 < argc)
+            out = argv[++i];
+        else if (parse_id(argv[i], &id) < 0)
+            return fail();
+    }
+    if (!id || !out) {
+        fprintf(stderr, "usage: weft plot ID -o FILE.png\n"
+                        "  every job of ID's submission: training and validation loss by step\n"
+                        "  (a CSV beside FILE when gnuplot is missing)\n");
+        return 64;
+    }
+    json_t *r = request(WIRE_RESULTS, json_pack("{s:I}", "id", (json_int_t)id));
+    if (!r) return fail();
+    char csvpath[PATH_MAX];
+    const char *dot = strrchr(out, '.');
+    int base = dot && !strchr(dot, '/') ? (int)(dot - out) : (int)strlen(out);
+    snprintf(csvpath, sizeof csvpath, "%.*s.csv", base, out);
+    FILE *csv = fopen(csvpath, "w");
+    if (!csv) {
+        json_decref(r);
+        weft_error("%s: cannot write: %s", csvpath, strerror(errno));
+        return fail();
+    }
+    fprintf(csv, "name,kind,step,value\n");
+    size_t i;
+    json_t *j;
+    json_t *jobs = json_object_get(r, "jobs");
+    /* gnuplot's data: per job one block of train rows, one of eval rows. */
+    char dat[PATH_MAX + 8];
+    snprintf(dat, sizeof dat, "%.*s.dat", base, out);
+    FILE *d = fopen(dat, "w");
+    int bad = !d;
+    json_array_foreach(jobs, i, j)
+    {
+        char *tb = NULL, *eb = NULL;
+        size_t tn = 0, en = 0;
+        FILE *tf = open_memstream(&tb, &tn), *ef = open_memstream(&eb, &en);
+        if (!bad && collect_metrics(json_integer_value(json_object_get(j, "id")),
+                                    wire_get_str(j, "name"), csv, tf, ef) < 0)
+            bad = 1;
+        fclose(tf);
+        fclose(ef);
+        if (d)
+            fprintf(d, "%s%s\n\n%s%s\n\n", tn ? tb : "", tn ? "" : "0 NaN\n", en ? eb : "",
+                    en ? "" : "0 NaN\n");
+        free(tb);
+        free(eb);
+    }
+    fclose(csv);
+    if (d) fclose(d);
+    if (bad) {
+        json_decref(r);
+        return fail();
+    }
+    if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
+        printf("gnuplot is not installed (apt-get install gnuplot-nox): the curves are in %s\n",
+               csvpath);
+        json_decref(r);
+        return 0;
+    }
+    /* One line per job in each panel: training loss, validation loss. */
+    char gp[PATH_MAX + 8];
+    snprintf(gp, sizeof gp, "%.*s.gp", base, out);
+    FILE *g = fopen(gp, "w");
+    if (!g) {
+        json_decref(r);
+        weft_error("%s: cannot write", gp);
+        return fail();
+    }
+    fprintf(g,
+            "set terminal pngcairo size 1200,500 noenhanced font ',10'\n"
+            "set output '%s'\nset key outside right\n"
+            "set multiplot layout 1,2\nset xlabel 'step'\nset ylabel 'loss'\n",
+            out);
+    for (int panel = 0; panel < 2; panel++) {
+        fprintf(g, "set title '%s'\nplot ", panel ? "validation loss" : "training loss");
+        json_array_foreach(jobs, i, j)
+        {
+            const char *name = wire_get_str(j, "name");
+            fprintf(g, "%s'%s' index %zu using 1:2 with %s title '%s'", i ? ", " : "", dat,
+                    2 * i + (size_t)panel, panel ? "linespoints" : "lines", name);
+        }
+        fprintf(g, "\n");
+    }
+    fprintf(g, "unset multiplot\n");
+    fclose(g);
+    json_decref(r);
+    char cmd[2 * PATH_MAX + 64];
+    snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>&1", gp);
+    if (system(cmd) != 0) {
+        weft_error("gnuplot failed on %s; the curves are in %s", gp, csvpath);
+        return fail();
+    }
+    printf("wrote %s (data in %s)\n", out, csvpath);
     return 0;
 }

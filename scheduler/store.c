@@ -762,15 +762,29 @@ int store_list(store_t *self, int state, const char *name, int64_t submission, i
 
 int store_job_summary(store_t *self, int64_t job, store_summary_t *out)
 {
-    out->best_val = NAN;
+    out->best_val = out->first_val = NAN;
     out->last_loss = NAN;
     out->step = out->tokens = 0;
+    out->output[0] = 0;
     sqlite3_stmt *s = prep(self, "SELECT min(json_extract(data, '$.val_loss')) FROM metrics"
                                  " WHERE job = ? AND kind = 'eval'");
     if (!s) return -1;
     sqlite3_bind_int64(s, 1, job);
     if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
         out->best_val = sqlite3_column_double(s, 0);
+    sqlite3_finalize(s);
+    s = prep(self, "SELECT json_extract(data, '$.val_loss') FROM metrics WHERE job = ? AND"
+                   " kind = 'eval' ORDER BY step LIMIT 1");
+    if (!s) return -1;
+    sqlite3_bind_int64(s, 1, job);
+    if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
+        out->first_val = sqlite3_column_double(s, 0);
+    sqlite3_finalize(s);
+    s = prep(self, "SELECT json_extract(detail, '$.output') FROM events WHERE job = ? AND"
+                   " kind = 'output' ORDER BY id DESC LIMIT 1");
+    if (!s) return -1;
+    sqlite3_bind_int64(s, 1, job);
+    if (sqlite3_step(s) == SQLITE_ROW) copy_col(s, 0, out->output, sizeof out->output);
     sqlite3_finalize(s);
     s = prep(self, "SELECT step, json_extract(data, '$.loss'), json_extract(data, '$.tokens')"
                    " FROM metrics WHERE job = ? AND kind = 'train' ORDER BY step DESC LIMIT 1");

@@ -123,11 +123,13 @@ int store_runs_in_state(store_t *self, run_state_t s, int64_t **ids, size_t *n);
 int store_metric_add(store_t *self, int64_t job, int64_t step, const char *kind, const char *json);
 int64_t store_metric_count(store_t *self, int64_t job);
 
-/* What a job's metrics say so far: the lowest val_loss of its eval rows
- * (NAN when none), the loss, step and tokens of its last train row. */
+/* What a job's metrics say so far: the lowest val_loss of its eval rows and
+ * the first one (step 0: the untrained point), the loss, step and tokens of
+ * its last train row, and its published output. */
 typedef struct {
-    double best_val, last_loss;
+    double best_val, first_val, last_loss; /* NAN when not measured */
     int64_t step, tokens;
+    char output[1024]; /* where its result was published, "" if not yet */
 } store_summary_t;
 int store_job_summary(store_t *self, int64_t job, store_summary_t *out);
 /* Replaces a PREPARING job's unit text (its data now points at shards). */

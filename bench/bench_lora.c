@@ -102,6 +102,15 @@ static int lora_run_step(lora_run_t *run, gpt2_t *m)
     return lora_trainer_step(run->tr, run->batch, run->loss) < 0 ? -1 : 0;
 }
 
+/* The frozen backbone's forward and backward with no adapter at all: what
+ * a LoRA step costs before its own branch (the bench's diagnosis). */
+static int base_step(gpt2_t *m, const int *inputs, const int *targets, int B, int T)
+{
+    lora_detach(m);
+    m->frozen = 1;
+    return gpt2_forward(m, inputs, targets, B, T, NULL) < 0 || gpt2_backward(m, NULL) < 0 ? -1 : 0;
+}
+
 /* One full fine-tuning step: forward, backward, clipping, AdamW (mom: 2N). */
 static int full_step(gpt2_t *m, float *mom, const int *inputs, const int *targets, int B, int T,
                      long t)
@@ -117,16 +126,17 @@ static int full_step(gpt2_t *m, float *mom, const int *inputs, const int *target
 }
 
 /* Timing of K tenants of n_per sequences packed, one tenant of the same
- * K*n_per sequences, and a full step of them: the three take turns step by
- * step so that a busy machine slows them alike (medians of S steps). */
-static int run_timing(const setup_t *S, int K, result_t res[3])
+ * K*n_per sequences, a full step of them, and the frozen backbone alone:
+ * the four take turns step by step so that a busy machine slows them alike
+ * (medians of S steps). */
+static int run_timing(const setup_t *S, int K, result_t res[4])
 {
     int T = S->T, V = S->cfg.vocab_size, Bsum = K * S->n_per;
     size_t N = (size_t)Bsum * T;
     gpt2_t *m = gpt2_new(&S->cfg), *full = gpt2_new(&S->cfg);
     int *inputs = malloc(N * sizeof *inputs), *targets = malloc(N * sizeof *targets);
     float *mom = full ? calloc(2 * full->nparams, sizeof *mom) : NULL;
-    double *ms = calloc(6 * (size_t)S->steps, sizeof *ms), *cpu = ms ? ms + 3 * S->steps : NULL;
+    double *ms = calloc(8 * (size_t)S->steps, sizeof *ms), *cpu = ms ? ms + 4 * S->steps : NULL;
     if (!m || !full || !inputs || !targets || !mom || !ms || !gpt2_grads(full) ||
         gpt2_alloc(full, Bsum, T) < 0)
         return weft_error("out of memory for K=%d", K);
@@ -139,7 +149,7 @@ static int run_timing(const setup_t *S, int K, result_t res[3])
         lora_run_new(&one, S, m, 1, Bsum, inputs, targets) < 0)
         return -1;
     for (int s = -1; s < S->steps; s++) { /* step -1 warms up */
-        double t[4], c[4];
+        double t[5], c[5];
         t[0] = bench_now(), c[0] = cpu_now();
         if (lora_run_step(&packed, m) < 0) return -1;
         t[1] = bench_now(), c[1] = cpu_now();
@@ -147,13 +157,15 @@ static int run_timing(const setup_t *S, int K, result_t res[3])
         t[2] = bench_now(), c[2] = cpu_now();
         if (full_step(full, mom, inputs, targets, Bsum, T, s + 2) < 0) return -1;
         t[3] = bench_now(), c[3] = cpu_now();
+        if (base_step(m, inputs, targets, Bsum, T) < 0) return -1;
+        t[4] = bench_now(), c[4] = cpu_now();
         if (s < 0) continue;
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < 4; i++) {
             ms[i * S->steps + s] = 1e3 * (t[i + 1] - t[i]);
             cpu[i * S->steps + s] = 1e3 * (c[i + 1] - c[i]);
         }
     }
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         res[i].ms = bench_median(ms + (size_t)i * S->steps, (size_t)S->steps);
         res[i].cpu_ms = bench_median(cpu + (size_t)i * S->steps, (size_t)S->steps);
         res[i].tok_s = (double)N / (res[i].ms / 1e3);
@@ -197,7 +209,7 @@ enum { JOB_TIMING, JOB_RSS_PACKED, JOB_RSS_ONE };
 
 /* Runs one job in a child process (its own peak RSS, its own memory); the
  * results come back on a pipe. */
-static int run_child(const setup_t *S, int job, int K, result_t res[3])
+static int run_child(const setup_t *S, int job, int K, result_t res[4])
 {
     int fd[2];
     if (pipe(fd) < 0) return weft_error("pipe: %s", strerror(errno));
@@ -207,7 +219,7 @@ static int run_child(const setup_t *S, int job, int K, result_t res[3])
     if (pid == 0) {
         close(fd[0]);
         openblas_set_num_threads(S->threads);
-        result_t r[3] = {{0}};
+        result_t r[4] = {{0}};
         int rc = job == JOB_TIMING ? run_timing(S, K, r)
                                    : run_rss(S, K, job == JOB_RSS_PACKED ? K : 1, r);
         if (rc < 0) weft_report();
@@ -215,7 +227,7 @@ static int run_child(const setup_t *S, int job, int K, result_t res[3])
         _exit(rc == 0 && w == (ssize_t)sizeof r ? 0 : 1);
     }
     close(fd[1]);
-    result_t r[3];
+    result_t r[4];
     ssize_t got = read(fd[0], r, sizeof r);
     close(fd[0]);
     int status;
@@ -319,48 +331,51 @@ int bench_lora(int argc, char **argv)
            "targets %s, dropout %g, %d thread%s, median of %d steps\n",
            S.preset, S.cfg.n_layer, S.cfg.n_head, S.cfg.n_embd, S.cfg.vocab_size, S.T, S.n_per, S.r,
            (double)S.alpha, tlist, (double)S.dropout, S.threads, S.threads > 1 ? "s" : "", S.steps);
-    printf("%4s %6s | %9s %8s %8s %7s | %9s %8s %8s %7s | %8s %8s | %8s %9s | %9s %9s\n", "K",
+    printf("%4s %6s | %9s %8s %8s %7s | %9s %8s %8s %7s | %8s %8s | %8s %9s %9s | %9s %9s\n", "K",
            "tokens", "packed/s", "wall ms", "cpu ms", "RSS MB", "1-ten./s", "wall ms", "cpu ms",
-           "RSS MB", "full ms", "cpu ms", "pk/1-ten", "lora/full", "state/ten", "RSS+/ten");
-    result_t pk[4], one[4], full[4];
+           "RSS MB", "full ms", "cpu ms", "pk/1-ten", "lora/full", "base/full", "state/ten",
+           "RSS+/ten");
+    result_t pk[4], one[4], full[4], base[4];
+    double growth[4] = {0};
     for (int i = 0; i < nK; i++) {
         int K = Ks[i];
-        result_t r[3], rss_pk[3], rss_one[3];
+        result_t r[4], rss_pk[4], rss_one[4];
         if (run_child(&S, JOB_TIMING, K, r) < 0 || run_child(&S, JOB_RSS_PACKED, K, rss_pk) < 0 ||
             run_child(&S, JOB_RSS_ONE, K, rss_one) < 0)
             goto fail;
-        pk[i] = r[0], one[i] = r[1], full[i] = r[2];
+        pk[i] = r[0], one[i] = r[1], full[i] = r[2], base[i] = r[3];
         pk[i].rss_mb = rss_pk[0].rss_mb, one[i].rss_mb = rss_one[0].rss_mb;
-        double growth = K > 1 ? (pk[i].rss_mb - one[i].rss_mb) * 1024.0 / (K - 1) : 0.0;
+        growth[i] = K > 1 ? (pk[i].rss_mb - one[i].rss_mb) * 1024.0 / (K - 1) : 0.0;
         printf("%4d %6d | %9.0f %8.1f %8.1f %7.1f | %9.0f %8.1f %8.1f %7.1f | %8.1f %8.1f | %8.3f "
-               "%9.3f | %6.0f KB %6.0f KB\n",
+               "%9.3f %9.3f | %6.0f KB %6.0f KB\n",
                K, K * S.n_per * S.T, pk[i].tok_s, pk[i].ms, pk[i].cpu_ms, pk[i].rss_mb,
                one[i].tok_s, one[i].ms, one[i].cpu_ms, one[i].rss_mb, full[i].ms, full[i].cpu_ms,
                one[i].cpu_ms / pk[i].cpu_ms, pk[i].cpu_ms / full[i].cpu_ms,
-               pk[i].state_bytes / 1024.0, growth);
+               base[i].cpu_ms / full[i].cpu_ms, pk[i].state_bytes / 1024.0, growth[i]);
     }
     printf(
         "tokens/s from wall time; ratios from CPU time (a busy machine slows the wall clock):\n"
         "pk/1-ten: packed tokens/s over one tenant with the same rows (target >= 0.95 at K=16);\n"
         "lora/full: packed LoRA step over a full fine-tuning step of the same tokens (target <= "
-        "0.70, ideal 4N/6N);\nRSS+/ten: peak RSS of the pack minus one tenant's, per added "
-        "tenant (target <= state/ten).\n");
+        "0.70, ideal 4N/6N);\nbase/full: the frozen backbone's forward and backward alone, no "
+        "adapter, over a full step;\nRSS+/ten: peak RSS of the pack minus one tenant's, per "
+        "added tenant (target <= state/ten).\n");
     if (json) {
         printf("{\"bench\":\"lora\",\"preset\":\"%s\",\"T\":%d,\"rows_per_tenant\":%d,\"r\":%d,"
                "\"threads\":%d,\"steps\":%d,\"runs\":[",
                S.preset, S.T, S.n_per, S.r, S.threads, S.steps);
         for (int i = 0; i < nK; i++)
-            printf(
-                "%s{\"K\":%d,\"tokens\":%d,\"packed_tok_s\":%.1f,\"packed_ms\":%.2f,"
-                "\"packed_cpu_ms\":%.2f,\"packed_rss_mb\":%.1f,\"one_tok_s\":%.1f,\"one_ms\":%.2f,"
-                "\"one_cpu_ms\":%.2f,\"one_rss_mb\":%.1f,\"full_cpu_ms\":%.2f,"
-                "\"packed_over_one\":%.4f,\"full_ms\":%.2f,\"lora_over_full\":%.4f,"
-                "\"state_bytes_per_tenant\":%.0f,\"rss_growth_kb_per_tenant\":%.1f}",
-                i ? "," : "", Ks[i], Ks[i] * S.n_per * S.T, pk[i].tok_s, pk[i].ms, pk[i].cpu_ms,
-                pk[i].rss_mb, one[i].tok_s, one[i].ms, one[i].cpu_ms, one[i].rss_mb, full[i].cpu_ms,
-                one[i].cpu_ms / pk[i].cpu_ms, full[i].ms, pk[i].cpu_ms / full[i].cpu_ms,
-                pk[i].state_bytes,
-                Ks[i] > 1 ? (pk[i].rss_mb - one[i].rss_mb) * 1024.0 / (Ks[i] - 1) : 0.0);
+            printf("%s{\"K\":%d,\"tokens\":%d,\"packed_tok_s\":%.1f,\"packed_ms\":%.2f,"
+                   "\"packed_cpu_ms\":%.2f,\"packed_rss_mb\":%.1f,\"one_tok_s\":%.1f,"
+                   "\"one_ms\":%.2f,\"one_cpu_ms\":%.2f,\"one_rss_mb\":%.1f,\"full_ms\":%.2f,"
+                   "\"full_cpu_ms\":%.2f,\"base_cpu_ms\":%.2f,\"packed_over_one\":%.4f,"
+                   "\"lora_over_full\":%.4f,\"base_over_full\":%.4f,"
+                   "\"state_bytes_per_tenant\":%.0f,\"rss_growth_kb_per_tenant\":%.1f}",
+                   i ? "," : "", Ks[i], Ks[i] * S.n_per * S.T, pk[i].tok_s, pk[i].ms, pk[i].cpu_ms,
+                   pk[i].rss_mb, one[i].tok_s, one[i].ms, one[i].cpu_ms, one[i].rss_mb, full[i].ms,
+                   full[i].cpu_ms, base[i].cpu_ms, one[i].cpu_ms / pk[i].cpu_ms,
+                   pk[i].cpu_ms / full[i].cpu_ms, base[i].cpu_ms / full[i].cpu_ms,
+                   pk[i].state_bytes, growth[i]);
         printf("]}\n");
     }
     return 0;

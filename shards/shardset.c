@@ -218,10 +218,10 @@ shardset_t *shardset_new(const char *path)
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     H5Pset_file_locking(fapl, 1, 1);
     self->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    h5why_t w = self->file < 0 ? h5_why() : (h5why_t){.desc = ""}; /* before the next call */
     H5Pclose(fapl);
     int rc = 0;
     if (self->file < 0) {
-        h5why_t w = h5_why();
         rc = w.truncated ? weft_error("%s is truncated (%s); re-create or re-copy it", path, w.desc)
                          : weft_error("%s cannot be opened as HDF5 (%s): damaged file?", path,
                                       w.desc[0] ? w.desc : "unknown HDF5 error");

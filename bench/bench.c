@@ -43,6 +43,7 @@ static const struct {
     {"shard", bench_shard, "weft shard throughput (MB/s) and peak RSS"},
     {"engine", bench_engine, "training step speed, GFLOP/s and MFU against sgemm"},
     {"lora", bench_lora, "packed multi-tenant LoRA steps against one tenant and full steps"},
+    {"dp", bench_dp, "weft-worker under mpirun: tokens/s by ranks x threads, MPI_Allreduce share"},
 };
 
 int main(int argc, char **argv)

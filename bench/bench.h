@@ -13,5 +13,6 @@ double bench_peak_rss_mb(void);               /* this process's peak RSS, MiB */
 int bench_shard(int argc, char **argv);  /* bench/bench_shard.c */
 int bench_engine(int argc, char **argv); /* bench/bench_engine.c */
 int bench_lora(int argc, char **argv);   /* bench/bench_lora.c */
+int bench_dp(int argc, char **argv);     /* bench/bench_dp.c */
 
 #endif

@@ -957,7 +957,7 @@ static int train(void)
     while (any_active() && code == EXIT_DONE) {
         guard_fault_point(W.rank, W.step);
         guard_progress(W.step);
-        double t_step = now();
+        double t_step = now(), ar_before = W.allreduce_s;
         double gnorm = 0;
         if (compute_step(losses, &gnorm) < 0) {
             code = EXIT_DATA;
@@ -998,6 +998,7 @@ static int train(void)
         W.step++;
         double dt = now() - t_step;
         W.step_s += dt;
+        double ar_step = W.allreduce_s - ar_before;
         for (int k = 0; k < K && code == EXIT_DONE; k++) {
             task_t *t = &W.tasks[k];
             if (!task_active(t)) continue;
@@ -1027,6 +1028,7 @@ static int train(void)
                               "step", (json_int_t)tstep, "steps", (json_int_t)t->steps, "loss",
                               t->loss, "lr", lr, "grad_norm", gn, "tokens", (json_int_t)t->tokens,
                               "tokens_per_s", (double)tok / dt, "elapsed", now() - W.t0);
+                json_object_set_new(m, "allreduce_s", json_real(ar_step));
                 reporter_metric(W.rep, m);
                 if (tstep % print_every == 0 || tstep == t->steps)
                     printf("step %5ld/%-5lld %-16s loss %.4f  lr %.2e  %.0f tok/s\n", tstep,

@@ -186,7 +186,7 @@ static int watch_jobs(const int64_t *ids, int n, int json)
         wire_send(c.sock, NULL, 0, WIRE_WATCH, w, 0);
         json_decref(w);
     }
-    int tty = isatty(1) && !json, open = n, bad = 0, last = -1;
+    int tty = isatty(1) && !json, open = n, bad = 0, drawn = 0;
     while (open > 0) {
         wire_msg_t *m = NULL;
         if (conn_recv(&c, 600000, &m) < 0) {
@@ -240,14 +240,20 @@ static int watch_jobs(const int64_t *ids, int n, int json)
         }
         wire_msg_destroy(&m);
         if (json) continue;
-        if (tty && last != k && last >= 0) printf("\n");
-        if (!tty || p->ended || last != k || 1) draw(p, tty);
-        if (tty && p->ended)
-            printf("\n"), last = -1;
-        else
-            last = tty ? k : -1;
+        if (tty) {
+            /* One line per job, redrawn in place. */
+            if (drawn) printf("\033[%dA", n);
+            for (int q = 0; q < n; q++) {
+                draw(&ps[q], 1);
+                printf("\n");
+            }
+            drawn = 1;
+        } else if (p->ended || (kind && strcmp(kind, "train")) ||
+                   (p->steps > 0 && (p->step % (p->steps / 10 > 0 ? p->steps / 10 : 1) == 0))) {
+            /* Plain lines: state changes, evaluations, every tenth of the way. */
+            draw(p, 0);
+        }
     }
-    if (tty && last >= 0) printf("\n");
     free(ps);
     conn_close(&c);
     return bad;

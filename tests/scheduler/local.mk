@@ -20,3 +20,5 @@ EXTRA_DIST += tests/scheduler/fake-worker.sh
 
 TESTS += tests/scheduler/test_weftd.sh
 EXTRA_DIST += tests/scheduler/test_weftd.sh tests/scheduler/garbage.py
+TESTS += tests/scheduler/test_client_py.sh
+EXTRA_DIST += tests/scheduler/test_client_py.sh scripts/weft_client.py

@@ -17,6 +17,7 @@ int cmd_watch(int argc, char **argv);      /* scheduler/client.c */
 int cmd_cancel(int argc, char **argv);     /* scheduler/client.c */
 int cmd_results(int argc, char **argv);    /* scheduler/client.c */
 int cmd_logs(int argc, char **argv);       /* scheduler/client.c */
+int cmd_sbatch(int argc, char **argv);     /* scheduler/sbatch_cmd.c */
 int cmd_plot(int argc, char **argv);       /* scheduler/client.c */
 
 #endif

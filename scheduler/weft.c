@@ -26,6 +26,7 @@ static const struct {
     {"cancel", cmd_cancel, "cancel jobs (a tenant leaves its pack; the rest go on)"},
     {"results", cmd_results, "a batch's or sweep's jobs ranked by best val loss"},
     {"logs", cmd_logs, "the worker logs of a job's run, every attempt"},
+    {"sbatch", cmd_sbatch, "submit a job, batch or sweep to Slurm (job arrays, requeue)"},
     {"plot", cmd_plot, "training and validation loss curves of a submission (PNG)"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])

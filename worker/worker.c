@@ -983,6 +983,10 @@ static int train(void)
         W.allreduce_s += now() - t_ar;
         /* The optimizer step, the same on every rank. */
         if (W.pack) {
+            /* Every rank judges a tenant's health on the same, reduced loss. */
+            for (int k = 0; k < K; k++)
+                if (task_active(&W.tasks[k]))
+                    lora_trainer_set_tenant_loss(W.trainer, k, (float)(ctl[k] / W.world));
             lora_trainer_update(W.trainer);
         } else {
             const spec_train_t *t = &W.spec->train;

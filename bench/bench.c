@@ -44,6 +44,7 @@ static const struct {
     {"engine", bench_engine, "training step speed, GFLOP/s and MFU against sgemm"},
     {"lora", bench_lora, "packed multi-tenant LoRA steps against one tenant and full steps"},
     {"dp", bench_dp, "weft-worker under mpirun: tokens/s by ranks x threads, MPI_Allreduce share"},
+    {"sched", bench_sched, "weftd: durable SUBMITs/s, LIST latency at 100k jobs, launch latency"},
 };
 
 int main(int argc, char **argv)

@@ -14,5 +14,6 @@ int bench_shard(int argc, char **argv);  /* bench/bench_shard.c */
 int bench_engine(int argc, char **argv); /* bench/bench_engine.c */
 int bench_lora(int argc, char **argv);   /* bench/bench_lora.c */
 int bench_dp(int argc, char **argv);     /* bench/bench_dp.c */
+int bench_sched(int argc, char **argv);  /* bench/bench_sched.c */
 
 #endif

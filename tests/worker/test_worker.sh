@@ -50,7 +50,7 @@ CFG
 # Train losses and val losses of a metrics file, without timings.
 # (A full run's one task is named after its spec, so that name goes too.)
 losses() {
-    sed -E -e 's/"(elapsed|tokens_per_s|attempt|run)":[^,}]*,?//g' \
+    sed -E -e 's/"(elapsed|tokens_per_s|attempt|run|allreduce_s|step_s|compute_s)":[^,}]*,?//g' \
         -e "s/\"tenant\":\"$(basename "$(dirname "$1")")\"/\"tenant\":\"-\"/" "$1" | sort
 }
 
@@ -81,6 +81,24 @@ WEFT_FAULT=0:12:kill mpirun -np 2 weft-worker fkill.cfg >fk1.log 2>&1
 mpirun -np 2 weft-worker fkill.cfg >fk2.log 2>&1 || fail "full resume: $(tail -3 fk2.log)"
 same_run fref fkill
 pass "full fine-tuning: killed at step 12, resumed, same bits"
+
+# Last night's adapter as tonight's start: it must agree with the spec and
+# the backbone; a mismatch is one clear error (exit 78).
+lora_spec cont cont
+sed -i 's|{ name = "a"; data = "a.h5"; }|{ name = "a"; data = "a.h5"; init_adapter = "ref/a/adapter.h5"; }|' cont.cfg
+mpirun -np 2 weft-worker cont.cfg >cont.log 2>&1 || fail "continuing an adapter: $(tail -3 cont.log)"
+first=$(grep '"kind":"eval".*"step":0,.*"tenant":"a"' cont/metrics.jsonl | grep -o '"val_loss":[0-9.]*' | cut -d: -f2)
+fresh=$(grep '"kind":"eval".*"step":0,.*"tenant":"a"' ref/metrics.jsonl | grep -o '"val_loss":[0-9.]*' | cut -d: -f2)
+[ -n "$first" ] && [ "$first" != "$fresh" ] || fail "init_adapter did not change tenant a's starting point ($first vs $fresh)"
+sed -i 's|init_adapter = "ref/a/adapter.h5"; }|init_adapter = "ref/a/adapter.h5"; r = 8; }|' cont.cfg
+rm -rf cont
+mpirun -np 2 weft-worker cont.cfg >cont2.log 2>&1; rc=$?
+[ $rc = 78 ] && grep -q "init_adapter" cont2.log || fail "mismatched init_adapter: exit $rc: $(grep -v '^--\|^ \|^$' cont2.log | head -3)"
+weft init-model --preset tiny --seed 4 -o other.h5 >/dev/null
+sed -e 's|r = 8; }|}|' -e 's|model = "base.h5"|model = "other.h5"|' cont.cfg > cont3.cfg
+mpirun -np 2 weft-worker cont3.cfg >cont3.log 2>&1; rc=$?
+[ $rc = 78 ] && grep -q "base_sha256\|backbone" cont3.log || fail "adapter on another backbone: exit $rc: $(head -3 cont3.log)"
+pass "init_adapter continues an adapter; a rank or backbone mismatch exits 78 with the reason"
 
 # 5. Every step exactly once in metrics.jsonl across the kill.
 for t in a b c d; do

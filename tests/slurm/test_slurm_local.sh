@@ -18,6 +18,11 @@ if [ "$(id -u)" != 0 ]; then
     exit 77
 fi
 
+# One Slurm test at a time (see slurm_lib.sh): a test must not stop the
+# Slurm another one is using.
+mkdir -p "$STATE"
+exec 9>"$STATE/test.lock"
+flock 9
 was_running=no
 "$SL" status >/dev/null 2>&1 && was_running=yes
 if ! "$SL" start; then

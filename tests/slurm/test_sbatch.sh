@@ -1,0 +1,143 @@
+#!/bin/bash
+# test_sbatch.sh: `weft sbatch` against a real single-node Slurm: a full job
+# with 2 tasks gives the model a direct mpirun gives; a LoRA sweep of 4
+# trials runs as a job array and its summary job ranks 4 trials; USR1 to the
+# batch shell mid-run checkpoints, requeues and resumes to the same adapter
+# bits with SLURM_RESTART_COUNT 1; bad input gets one clear line.
+set -u
+. "$top_srcdir/tests/lib.sh"
+. "$top_srcdir/tests/slurm/slurm_lib.sh"
+
+slurm_up
+T=$(mktemp -d /tmp/weft-test-sbatch-XXXXXX)
+cleanup() {
+    local j
+    for j in $(squeue -h -o %A -n sbfull,sbsweep,sbsweep-summary,sbpre 2>/dev/null); do
+        scancel "$j" 2>/dev/null
+    done
+    [ -n "${KEEP:-}" ] || rm -rf "$T"
+    slurm_down
+}
+trap cleanup EXIT
+cd "$T"
+
+make_corpus a GPL-3 >/dev/null
+make_corpus b Apache-2.0 >/dev/null
+weft init-model --preset tiny --seed 3 -o base.h5 >/dev/null || fail "init-model"
+
+# job_of OUTPUT: the job id in weft sbatch's first line.
+job_of() { sed -n 's/^weft sbatch: job \([0-9]*\):.*/\1/p' <<<"$1" | head -n 1; }
+
+# 1. A full job, 2 tasks: the same model as a direct mpirun.
+full_spec() { # name
+    cat >"$1.cfg" <<CFG
+name = "$1"; mode = "full"; model = "base.h5"; data = "a.h5"; output = "$1";
+train = { steps = 16; batch_size = 4; seq_len = 16; lr = 0.003; warmup = 2;
+          eval_every = 8; checkpoint_every = 8; eval_windows = 4; };
+resources = { ranks = 2; threads = 1; };
+CFG
+}
+full_spec sbfull
+full_spec fullref
+mpirun -np 2 weft-worker fullref.cfg >fullref.log 2>&1 || fail "direct mpirun run: $(tail -3 fullref.log)"
+out=$(weft sbatch sbfull.cfg) || fail "weft sbatch of a full job: $out"
+j=$(job_of "$out")
+[ -n "$j" ] || fail "weft sbatch printed no job id: $out"
+st=$(wait_final "$j" 120)
+log=sbfull/slurm/slurm-$j.out
+[ "$st" = COMPLETED ] || fail "full job $j ended '$st': $(tail -5 "$log")"
+[ "$(job_field "$j" NumTasks)" = 2 ] || fail "full job $j had $(job_field "$j" NumTasks) tasks, want 2"
+grep -q "2 rank(s)" "$log" || fail "the worker group did not have 2 ranks: $(head -3 "$log")"
+cmp -s sbfull/model.h5 fullref/model.h5 || fail "sbatch's model.h5 differs from mpirun's"
+# The same inside the allocation with mpirun instead of srun --mpi=pmix.
+rm -rf sbfull
+out=$(WEFT_LAUNCH=mpirun weft sbatch sbfull.cfg) || fail "weft sbatch (mpirun): $out"
+j=$(job_of "$out")
+st=$(wait_final "$j" 120)
+log=sbfull/slurm/slurm-$j.out
+[ "$st" = COMPLETED ] || fail "full job $j (mpirun) ended '$st': $(tail -5 "$log")"
+grep -q ": mpirun, 2 rank(s)" "$log" || fail "WEFT_LAUNCH=mpirun was not used: $(head -3 "$log")"
+cmp -s sbfull/model.h5 fullref/model.h5 || fail "sbatch's model.h5 (mpirun inside) differs from mpirun's"
+pass "full job via sbatch, 2 tasks (srun and mpirun inside): model.h5 equals a direct mpirun's"
+
+# 2. A LoRA sweep of 4 trials as a job array, ranked by its summary job.
+cat >sbsweep.cfg <<CFG
+name = "sbsweep"; mode = "lora"; model = "base.h5"; output = "sweep";
+train = { steps = 12; batch_size = 4; seq_len = 16; lr = 0.01; eval_every = 6;
+          checkpoint_every = 6; eval_windows = 4; };
+lora = { r = 4; alpha = 8.0; targets = ["attn.c_attn"]; };
+resources = { ranks = 1; threads = 1; };
+tenants = ( { name = "a"; data = "a.h5"; } );
+sweep = { train = { lr = [0.003, 0.01]; }; lora = { r = [2, 4]; }; };
+CFG
+out=$(weft sbatch sbsweep.cfg --pack-size 1 --max-parallel 2 --summary) || fail "weft sbatch of a sweep: $out"
+j=$(job_of "$out")
+sj=$(sed -n 's/^weft sbatch: summary job \([0-9]*\) .*/\1/p' <<<"$out")
+[ -n "$j" ] && [ -n "$sj" ] || fail "no array or summary job id: $out"
+grep -q "4 run(s) of 4 unit(s) as a job array" <<<"$out" || fail "not an array of 4: $out"
+st=$(wait_final "$sj" 180)
+[ "$st" = COMPLETED ] || fail "summary job $sj ended '$st': $(cat sweep/slurm/summary-*.out)"
+n=$(scontrol show job "$j" -o | grep -c 'JobState=COMPLETED')
+[ "$n" = 4 ] || fail "$n of 4 array tasks completed: $(scontrol show job "$j" -o | grep -o 'JobState=[A-Z]*')"
+ls sweep/slurm/slurm-"${j}"_{0,1,2,3}.out >/dev/null || fail "array task logs missing"
+sum=sweep/slurm/summary.txt
+[ "$(grep -c ' succeeded ' "$sum")" = 4 ] || fail "summary does not list 4 succeeded trials: $(cat "$sum")"
+for p in "train.lr=0.003 lora.r=2" "train.lr=0.003 lora.r=4" "train.lr=0.01 lora.r=2" "train.lr=0.01 lora.r=4"; do
+    grep -q "$p" "$sum" || fail "summary lacks the trial $p: $(cat "$sum")"
+done
+# Ranked: best val losses ascending, ranks 1..4.
+awk 'NR > 1 { print $4 }' "$sum" | sort -c -g || fail "summary is not ranked by best val loss: $(cat "$sum")"
+[ "$(awk 'NR > 1 { print $1 }' "$sum" | tr '\n' ' ')" = "1 2 3 4 " ] || fail "ranks: $(cat "$sum")"
+for a in $(awk 'NR > 1 { print $NF }' "$sum"); do [ -s "$a" ] || fail "adapter $a missing"; done
+pass "LoRA sweep: 4 array tasks (%2 at once), summary ranks 4 trials by val loss"
+
+# 3. Preemption: USR1 to the batch shell mid-run -> checkpoint, exit 75,
+#    requeue, resume -> the same adapters as an undisturbed run.
+lora_spec() { # name
+    cat >"$1.cfg" <<CFG
+name = "$1"; mode = "lora"; model = "base.h5"; output = "$1";
+train = { steps = 300; batch_size = 4; seq_len = 16; lr = 0.01; eval_every = 100;
+          checkpoint_every = 100; eval_windows = 4; };
+lora = { r = 4; alpha = 8.0; dropout = 0.1; targets = ["attn.c_attn", "mlp.c_fc"]; };
+resources = { ranks = 2; threads = 1; };
+tenants = ( { name = "a"; data = "a.h5"; }, { name = "b"; data = "b.h5"; lr = 0.005; } );
+CFG
+}
+lora_spec sbpre
+lora_spec preref
+mpirun -np 2 weft-worker preref.cfg >preref.log 2>&1 || fail "undisturbed run: $(tail -3 preref.log)"
+out=$(weft sbatch sbpre.cfg) || fail "weft sbatch: $out"
+j=$(job_of "$out")
+for i in $(seq 600); do grep -q '"step":20,' sbpre/metrics.jsonl 2>/dev/null && break; sleep 0.1; done
+grep -q '"step":20,' sbpre/metrics.jsonl || fail "job $j never reached step 20 ($(job_field "$j" JobState))"
+scancel --signal=USR1 --batch "$j" || fail "scancel --signal=USR1 --batch $j"
+st=$(wait_final "$j" 180)
+log=sbpre/slurm/slurm-$j.out
+[ "$st" = COMPLETED ] || fail "preempted job $j ended '$st': $(grep -v '^step' "$log")"
+grep -q "stop requested: checkpointed at step" "$log" || fail "no checkpoint on USR1: $(grep -v '^step' "$log")"
+grep -q "workers exited 75" "$log" || fail "the group did not exit 75: $(grep -v '^step' "$log")"
+grep -q "requeued $j" "$log" || fail "the job did not requeue itself: $(grep -v '^step' "$log")"
+grep -q "job $j restart 1 " "$log" || fail "no start with SLURM_RESTART_COUNT=1: $(grep -v '^step' "$log")"
+grep -q "resuming from .*ckpt-" "$log" || fail "the restarted job did not resume: $(grep -v '^step' "$log")"
+[ "$(job_field "$j" Restarts)" = 1 ] || fail "Restarts=$(job_field "$j" Restarts), want 1"
+grep -q '"attempt": 2' sbpre/result.json || fail "result.json does not say attempt 2"
+for t in a b; do
+    cmp -s sbpre/$t/adapter.h5 preref/$t/adapter.h5 || fail "tenant $t's adapter differs from the undisturbed run's"
+done
+pass "USR1 at $(sed -n 's/.*checkpointed at step \([0-9]*\).*/\1/p' "$log"): exit 75, requeue, restart 1, resume, same adapters"
+
+# Bad input: one clear line and a non-zero exit, nothing submitted.
+sed -e 's/"a.h5"/"a.txt"/' -e 's/sbfull/rawdata/' sbfull.cfg >raw.cfg
+out=$(weft sbatch raw.cfg 2>&1); rc=$?
+[ $rc = 65 ] && grep -q "a.txt is raw text; shard it first" <<<"$out" || fail "raw data: exit $rc: $out"
+echo 'name = "x"; mode = "full"; modle = "base.h5";' >typo.cfg
+out=$(weft sbatch typo.cfg 2>&1); rc=$?
+[ $rc = 78 ] && grep -q "modle" <<<"$out" || fail "a spec typo: exit $rc: $out"
+out=$(weft sbatch --summarize "$T/nowhere" 2>&1); rc=$?
+[ $rc = 1 ] && grep -q "nowhere/trials.tsv: cannot read" <<<"$out" || fail "summarize of nothing: $rc: $out"
+out=$(weft sbatch sbfull.cfg --pack-size 0 2>&1); rc=$?
+[ $rc = 64 ] || fail "--pack-size 0: exit $rc: $out"
+[ -z "$(squeue -h -n rawdata,x)" ] || fail "bad input was submitted"
+pass "bad input: raw data 65, spec typo 78, bad options 64, nothing submitted"
+
+summary

@@ -163,6 +163,19 @@ awk -v a="$first" -v b="$val" 'BEGIN { exit !(b < a - 1.5) }' ||
     fail "val loss $val is not clearly under the starting loss $first"
 pass "small preset: loss $first -> val loss $val after 60 steps"
 
+# Gradient accumulation: batch 8 as 2 micro-steps of 2 rows per rank sees the
+# same windows as 4 rows at once, so the losses agree to float rounding.
+full_spec acc1 acc1 6; full_spec acc2 acc2 6
+sed -i 's/batch_size = 4;/batch_size = 8;/' acc1.cfg acc2.cfg
+sed -i 's/train = {/train = { grad_accum = 2;/' acc2.cfg
+mpirun -np 2 weft-worker acc1.cfg >acc1.log 2>&1 && mpirun -np 2 weft-worker acc2.cfg >acc2.log 2>&1 ||
+    fail "grad_accum runs: $(tail -3 acc2.log)"
+l1=$(grep '"kind":"train"' acc1/metrics.jsonl | tail -1 | grep -o '"loss":[0-9.]*' | cut -d: -f2)
+l2=$(grep '"kind":"train"' acc2/metrics.jsonl | tail -1 | grep -o '"loss":[0-9.]*' | cut -d: -f2)
+awk -v a="$l1" -v b="$l2" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d < 1e-4 * a) }' ||
+    fail "grad_accum 2 ends at loss $l2, one micro-step at $l1"
+pass "grad_accum = 2 matches one micro-step of the same rows (loss $l1 vs $l2)"
+
 # Bad input: exit codes and one clear line.
 full_spec badranks badranks; sed -i 's/ranks = 2/ranks = 4/' badranks.cfg
 mpirun -np 2 weft-worker badranks.cfg >br.log 2>&1; rc=$?

@@ -1,7 +1,9 @@
 /* shard_writer.c: `weft shard`'s engine. Pass 1 reads every input once,
  * hashing it and recording where each document lies (16 bytes a document);
  * pass 2 reads the documents back in seeded shuffled order and streams their
- * byte tokens into chunked, compressed, checksummed HDF5 datasets.
+ * byte tokens into chunked, compressed, checksummed HDF5 datasets. JSONL
+ * documents are decoded once, in pass 1, into an unnamed spill file in the
+ * output's folder, and pass 2 reads them from there.
  *
  * Token chunks are encoded here and stored with H5Dwrite_chunk: exactly
  * HDF5's shuffle -> deflate -> fletcher32 pipeline, so any HDF5 reader
@@ -39,25 +41,19 @@
 #define READ_BLOCK   (1 << 20) /* pass 1 read size, bytes */
 #define OFFSET_FLUSH (4 * SHARD_OFFSET_CHUNK)
 
-/* Where one document lies. off is a global offset: the input's base (the
- * sum of the sizes of the inputs before it) plus the offset inside it. A text
- * document is the byte range [off, off+len); a JSONL document is the string
- * member of the line [off, off+line). */
+/* Where one document lies: bytes [off, off+len) of the sources. For text
+ * the sources are the inputs one after another (off is the input's base, the
+ * sum of the sizes before it, plus the offset inside it); for JSONL, the
+ * spill file of decoded documents. */
 typedef struct {
-    int64_t off;
-    union {
-        int64_t len;
-        struct {
-            uint32_t line, doc;
-        } j;
-    } n;
+    int64_t off, len;
 } doc_t;
 
 typedef struct {
     const char *path;
     int fd;
     int64_t size; /* bytes read in pass 1 */
-    int64_t base;
+    int64_t base; /* offset of its first byte in the sources */
 } input_t;
 
 /* Encodes token chunks as HDF5's filters would: the shuffled bytes (low
@@ -92,14 +88,18 @@ typedef struct {
     const shard_opts_t *o;
     input_t *in;
     int nin;
+    input_t spill; /* JSONL: decoded documents */
+    input_t *src;  /* pass 2 reads documents from src[0..nsrc) */
+    int nsrc;
     doc_t *docs;
     int64_t ndocs, capdocs;
     int64_t nval;
     int64_t ntok[2];
     int64_t *bounds; /* S+1 shard offsets */
     weft_sha256_t sha;
-    uint8_t *rbuf; /* READ_BLOCK bytes */
-    char *lbuf;    /* JSONL lines */
+    uint8_t *rbuf; /* READ_BLOCK bytes: text reads, JSONL spill writes */
+    size_t nrbuf;
+    char *lbuf; /* JSONL lines */
     size_t lcap;
     chunk_coder_t coder;
     hid_t file;
@@ -180,7 +180,7 @@ static int add_doc(writer_t *w, doc_t d)
 static int add_text_doc(writer_t *w, int64_t base, int64_t start, int64_t end)
 {
     if (end <= start) return 0; /* empty documents are skipped */
-    return add_doc(w, (doc_t){.off = base + start, .n.len = end - start});
+    return add_doc(w, (doc_t){.off = base + start, .len = end - start});
 }
 
 static ssize_t read_full(int fd, void *buf, size_t n)
@@ -287,19 +287,46 @@ static json_t *parse_line(writer_t *w, const char *path, int64_t lineno, const c
     return NULL;
 }
 
-static int jsonl_line(writer_t *w, input_t *in, int64_t lineno, const char *line, size_t len,
-                      int64_t off)
+static int spill_flush(writer_t *w)
+{
+    for (size_t done = 0; done < w->nrbuf;) {
+        ssize_t r = write(w->spill.fd, w->rbuf + done, w->nrbuf - done);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0)
+            return weft_error("cannot write decoded JSONL next to %s: %s", w->o->output,
+                              strerror(errno));
+        done += (size_t)r;
+    }
+    w->nrbuf = 0;
+    return 0;
+}
+
+static int spill(writer_t *w, const char *s, size_t n)
+{
+    while (n > 0) {
+        size_t k = READ_BLOCK - w->nrbuf < n ? READ_BLOCK - w->nrbuf : n;
+        memcpy(w->rbuf + w->nrbuf, s, k);
+        w->nrbuf += k, s += k, n -= k;
+        if (w->nrbuf == READ_BLOCK && spill_flush(w) < 0) return -1;
+    }
+    return 0;
+}
+
+static int jsonl_line(writer_t *w, input_t *in, int64_t lineno, const char *line, size_t len)
 {
     if (is_blank(line, len)) return 0;
-    if (len > UINT32_MAX)
-        return weft_error("%s:%lld: line longer than 4 GiB", in->path, (long long)lineno);
     const char *s;
     size_t n;
     json_t *v = parse_line(w, in->path, lineno, line, len, &s, &n);
     if (!v) return -1;
+    int rc = 0;
+    if (n > 0) { /* empty documents are skipped */
+        rc = add_doc(w, (doc_t){.off = w->spill.size, .len = (int64_t)n});
+        if (rc == 0) rc = spill(w, s, n);
+        w->spill.size += (int64_t)n;
+    }
     json_decref(v);
-    if (n == 0) return 0; /* empty documents are skipped */
-    return add_doc(w, (doc_t){.off = in->base + off, .n.j = {(uint32_t)len, (uint32_t)n}});
+    return rc;
 }
 
 /* JSONL: whole lines are gathered in lbuf (a line must fit in memory). */
@@ -314,9 +341,7 @@ static int scan_jsonl(writer_t *w, input_t *in)
         char *nl = scan < end ? memchr(w->lbuf + scan, '\n', end - scan) : NULL;
         if (nl || (eof && start < end)) {
             size_t stop = nl ? (size_t)(nl - w->lbuf) : end;
-            if (jsonl_line(w, in, ++lineno, w->lbuf + start, stop - start, pos + (int64_t)start) <
-                0)
-                return -1;
+            if (jsonl_line(w, in, ++lineno, w->lbuf + start, stop - start) < 0) return -1;
             start = scan = nl ? stop + 1 : end;
             continue;
         }
@@ -366,10 +391,29 @@ static int open_inputs(writer_t *w, int64_t *total)
     return 0;
 }
 
+/* An unnamed file in the output's folder (named and at once unlinked where
+ * O_TMPFILE is not supported): it vanishes with the process. */
+static int spill_open(writer_t *w)
+{
+    char dir[PATH_MAX], name[PATH_MAX + 8];
+    weft_dirname(w->o->output, dir, sizeof dir);
+    w->spill.path = "the decoded JSONL documents (a temporary file)";
+    w->spill.fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (w->spill.fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+        snprintf(name, sizeof name, "%s.docs", tmp_path);
+        w->spill.fd = open(name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+        if (w->spill.fd >= 0) unlink(name);
+    }
+    if (w->spill.fd < 0)
+        return weft_error("cannot create a temporary file in %s: %s", dir, strerror(errno));
+    return 0;
+}
+
 static int scan_inputs(writer_t *w)
 {
     int64_t total;
     if (open_inputs(w, &total) < 0) return -1;
+    if (w->o->format == SHARD_INPUT_JSONL && spill_open(w) < 0) return -1;
     progress_phase(w, "reading", total);
     weft_sha256_init(&w->sha);
     int64_t base = 0;
@@ -381,6 +425,12 @@ static int scan_inputs(writer_t *w)
         base += w->in[i].size;
     }
     progress_end(w);
+    if (w->o->format == SHARD_INPUT_JSONL) {
+        if (spill_flush(w) < 0) return -1;
+        w->src = &w->spill, w->nsrc = 1;
+    } else {
+        w->src = w->in, w->nsrc = w->nin;
+    }
     if (w->ndocs == 0)
         return weft_error("empty corpus: no documents in the %d input%s (%s); give non-empty "
                           "inputs",
@@ -392,11 +442,6 @@ static int scan_inputs(writer_t *w)
 }
 
 /* ---- split, shuffle, shard plan ---- */
-
-static int64_t doc_bytes(const writer_t *w, const doc_t *d)
-{
-    return w->o->format == SHARD_INPUT_JSONL ? (int64_t)d->n.j.doc : d->n.len;
-}
 
 /* Shuffles all documents (Fisher-Yates from --seed); the first nval are the
  * validation split: nval = max(1, round(F*N)) when F > 0, else 0. */
@@ -418,7 +463,7 @@ static int split_docs(writer_t *w)
                           "or add documents",
                           f, (long long)n);
     w->ntok[0] = w->ntok[1] = 0;
-    for (int64_t i = 0; i < n; i++) w->ntok[i >= w->nval ? 0 : 1] += doc_bytes(w, &w->docs[i]) + 1;
+    for (int64_t i = 0; i < n; i++) w->ntok[i >= w->nval ? 0 : 1] += w->docs[i].len + 1;
     return 0;
 }
 
@@ -439,9 +484,8 @@ static int plan_shards(writer_t *w)
     for (int64_t k = 1; k < s; k++) {
         int64_t ideal = (int64_t)((__int128)k * t / s);
         int64_t next = (int64_t)((__int128)(k + 1) * t / s);
-        while (j < w->ndocs && pos + doc_bytes(w, &w->docs[j]) + 1 <= ideal)
-            pos += doc_bytes(w, &w->docs[j++]) + 1;
-        int64_t lo = pos, hi = j < w->ndocs ? pos + doc_bytes(w, &w->docs[j]) + 1 : t;
+        while (j < w->ndocs && pos + w->docs[j].len + 1 <= ideal) pos += w->docs[j++].len + 1;
+        int64_t lo = pos, hi = j < w->ndocs ? pos + w->docs[j].len + 1 : t;
         int64_t first = ideal - lo <= hi - ideal ? lo : hi, second = first == lo ? hi : lo;
         int64_t pick = ideal, prev = w->bounds[k - 1];
         int64_t cand[2] = {first, second};
@@ -632,17 +676,17 @@ static int push_eot(split_out_t *so)
     return so->ntokbuf == so->chunk ? flush_tokens(so) : 0;
 }
 
-static input_t *input_of(writer_t *w, int64_t off)
+static input_t *source_of(writer_t *w, int64_t off)
 {
-    int lo = 0, hi = w->nin; /* last input whose base <= off */
+    int lo = 0, hi = w->nsrc; /* last source whose base <= off */
     while (hi - lo > 1) {
         int mid = (lo + hi) / 2;
-        if (w->in[mid].base <= off)
+        if (w->src[mid].base <= off)
             lo = mid;
         else
             hi = mid;
     }
-    return &w->in[lo];
+    return &w->src[lo];
 }
 
 static int pread_full(input_t *in, void *buf, size_t n, int64_t off)
@@ -651,8 +695,8 @@ static int pread_full(input_t *in, void *buf, size_t n, int64_t off)
     while (got < n) {
         ssize_t r = pread(in->fd, (char *)buf + got, n - got, (off_t)(off + (int64_t)got));
         if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return weft_error("cannot read input %s: %s", in->path, strerror(errno));
-        if (r == 0) return weft_error("input %s shrank while being sharded; run again", in->path);
+        if (r < 0) return weft_error("cannot read %s: %s", in->path, strerror(errno));
+        if (r == 0) return weft_error("%s shrank while being sharded; run again", in->path);
         got += (size_t)r;
     }
     return 0;
@@ -660,30 +704,15 @@ static int pread_full(input_t *in, void *buf, size_t n, int64_t off)
 
 static int emit_doc(writer_t *w, split_out_t *so, const doc_t *d)
 {
-    input_t *in = input_of(w, d->off);
+    input_t *in = source_of(w, d->off);
     int64_t off = d->off - in->base;
-    if (w->o->format == SHARD_INPUT_TEXT) {
-        for (int64_t done = 0; done < d->n.len;) {
-            size_t k = d->n.len - done < READ_BLOCK ? (size_t)(d->n.len - done) : READ_BLOCK;
-            if (pread_full(in, w->rbuf, k, off + done) < 0 || push_bytes(so, w->rbuf, k) < 0)
-                return -1;
-            done += (int64_t)k;
-        }
-        progress(w, d->n.len);
-        return push_eot(so);
+    for (int64_t done = 0; done < d->len;) {
+        size_t k = d->len - done < READ_BLOCK ? (size_t)(d->len - done) : READ_BLOCK;
+        if (pread_full(in, w->rbuf, k, off + done) < 0 || push_bytes(so, w->rbuf, k) < 0) return -1;
+        done += (int64_t)k;
     }
-    if (ensure_lbuf(w, d->n.j.line) < 0 || pread_full(in, w->lbuf, d->n.j.line, off) < 0) return -1;
-    const char *s;
-    size_t n;
-    json_t *v = parse_line(w, in->path, 0, w->lbuf, d->n.j.line, &s, &n);
-    if (!v || n != d->n.j.doc) {
-        json_decref(v);
-        return weft_error("input %s changed while being sharded; run again", in->path);
-    }
-    int rc = push_bytes(so, (const uint8_t *)s, n);
-    json_decref(v);
-    progress(w, d->n.j.line);
-    return rc < 0 ? -1 : push_eot(so);
+    progress(w, d->len);
+    return push_eot(so);
 }
 
 /* Writes one split: its tokens and doc_offsets, documents docs[a..b). */
@@ -758,10 +787,9 @@ static int write_file(writer_t *w, const char *sha)
         goto done;
     }
     int64_t total = 0;
-    for (int64_t i = 0; i < w->ndocs; i++)
-        total += w->o->format == SHARD_INPUT_JSONL ? w->docs[i].n.j.line : w->docs[i].n.len;
+    for (int64_t i = 0; i < w->ndocs; i++) total += w->docs[i].len;
     progress_phase(w, "writing", total);
-    for (int i = 0; i < w->nin; i++) posix_fadvise(w->in[i].fd, 0, 0, POSIX_FADV_RANDOM);
+    for (int i = 0; i < w->nsrc; i++) posix_fadvise(w->src[i].fd, 0, 0, POSIX_FADV_RANDOM);
     if (write_attrs(w, sha) < 0 || write_split(w, "/val", 1, 0, w->nval, offbuf) < 0 ||
         write_split(w, "/train", 0, w->nval, w->ndocs, offbuf) < 0)
         goto done;
@@ -813,7 +841,7 @@ static int check_opts(const shard_opts_t *o)
 int shard_write(const shard_opts_t *o, shard_stats_t *stats)
 {
     if (check_opts(o) < 0 || check_output(o) < 0) return -1;
-    writer_t w = {.o = o, .nin = o->ninputs, .file = -1};
+    writer_t w = {.o = o, .nin = o->ninputs, .file = -1, .spill.fd = -1};
     w.t0 = w.tlast = now();
     w.in = calloc((size_t)o->ninputs, sizeof *w.in);
     w.rbuf = malloc(READ_BLOCK);
@@ -855,6 +883,7 @@ int shard_write(const shard_opts_t *o, shard_stats_t *stats)
     }
     for (int i = 0; w.in && i < w.nin; i++)
         if (w.in[i].fd >= 0) close(w.in[i].fd);
+    if (w.spill.fd >= 0) close(w.spill.fd);
     free(w.in);
     free(w.rbuf);
     free(w.lbuf);

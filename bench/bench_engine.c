@@ -12,23 +12,36 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 typedef struct {
     const char *preset;
     int B, T, threads, steps;
     double fwd_ms, bwd_ms, opt_ms, step_ms, tok_s, gflops, sgemm_gflops, mfu, rss_mb;
+    /* the same per CPU-second of this process: immune to time-slicing when
+     * the machine is shared, and what a quiet machine's wall clock would show */
+    double cpu_step_ms, cpu_tok_s, cpu_gflops, cpu_sgemm_gflops, cpu_mfu;
     size_t nparams;
     double torch_tok_s, torch_fwd_ms, torch_bwd_ms, torch_opt_ms, torch_step_ms, torch_gflops;
+    double torch_cpu_tok_s;
 } result_t;
 
 /* The 1024³ sgemm that MFU is measured against, sampled between training
  * steps so that both see the same machine (others' jobs, clock, caches). */
 typedef struct {
     float *a, *b, *c;
-    double *gflops;
+    double *gflops, *cpu_gflops;
     int n;
 } sgemm_probe_t;
+
+/* CPU seconds used by this process (all its threads). */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 enum { PROBE_N = 1024, PROBE_REPS = 3 };
 
@@ -39,8 +52,10 @@ static int probe_init(sgemm_probe_t *p, int rounds)
     p->b = malloc(nn * sizeof(float));
     p->c = malloc(nn * sizeof(float));
     p->gflops = calloc((size_t)rounds * PROBE_REPS, sizeof(double));
+    p->cpu_gflops = calloc((size_t)rounds * PROBE_REPS, sizeof(double));
     p->n = 0;
-    if (!p->a || !p->b || !p->c || !p->gflops) return weft_error("out of memory for the sgemm probe");
+    if (!p->a || !p->b || !p->c || !p->gflops || !p->cpu_gflops)
+        return weft_error("out of memory for the sgemm probe");
     weft_rng_t r;
     rng_seed(&r, 1);
     for (size_t i = 0; i < nn; i++) {
@@ -53,16 +68,17 @@ static int probe_init(sgemm_probe_t *p, int rounds)
 static void probe_sample(sgemm_probe_t *p)
 {
     for (int i = 0; i < PROBE_REPS; i++) {
-        double t0 = bench_now();
+        double flop = 2.0 * PROBE_N * PROBE_N * PROBE_N, t0 = bench_now(), c0 = cpu_now();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, PROBE_N, PROBE_N, PROBE_N, 1.0f,
                     p->a, PROBE_N, p->b, PROBE_N, 0.0f, p->c, PROBE_N);
-        p->gflops[p->n++] = 2.0 * PROBE_N * PROBE_N * PROBE_N / (bench_now() - t0) / 1e9;
+        p->cpu_gflops[p->n] = flop / (cpu_now() - c0) / 1e9;
+        p->gflops[p->n++] = flop / (bench_now() - t0) / 1e9;
     }
 }
 
 static void probe_free(sgemm_probe_t *p)
 {
-    free(p->a), free(p->b), free(p->c), free(p->gflops);
+    free(p->a), free(p->b), free(p->c), free(p->gflops), free(p->cpu_gflops);
 }
 
 static int run_engine(result_t *res)
@@ -103,11 +119,12 @@ static int run_engine(result_t *res)
     adamw_hparams_t hp = {0.9f, 0.95f, 1e-8f, 0.1f};
     int total = res->steps + 1; /* the first step warms caches and is not counted */
     double *tf = calloc(total, sizeof *tf), *tb = calloc(total, sizeof *tb),
-           *to = calloc(total, sizeof *to), *ts = calloc(total, sizeof *ts);
+           *to = calloc(total, sizeof *to), *ts = calloc(total, sizeof *ts),
+           *tc = calloc(total, sizeof *tc);
     int rc = 0;
     for (int s = 0; s < total && rc == 0; s++) {
         float loss;
-        double t0 = bench_now();
+        double c0 = cpu_now(), t0 = bench_now();
         rc = gpt2_forward(m, inp, tgt, B, T, &loss);
         double t1 = bench_now();
         gpt2_zero_grad(m);
@@ -117,6 +134,7 @@ static int run_engine(result_t *res)
         gpt2_adamw(m, mom, mom + m->nparams, 1e-4f, &hp, GPT2_DECAY_DEFAULT, s + 1);
         double t3 = bench_now();
         tf[s] = t1 - t0, tb[s] = t2 - t1, to[s] = t3 - t2, ts[s] = t3 - t0;
+        tc[s] = cpu_now() - c0;
         probe_sample(&probe);
     }
     if (rc == 0) {
@@ -128,10 +146,16 @@ static int run_engine(result_t *res)
         res->gflops = gpt2_flops_per_token(m, T) * res->tok_s / 1e9;
         res->sgemm_gflops = bench_median(probe.gflops + PROBE_REPS, (size_t)probe.n - PROBE_REPS);
         res->mfu = res->gflops / res->sgemm_gflops;
+        res->cpu_step_ms = 1e3 * bench_median(tc + 1, res->steps);
+        res->cpu_tok_s = (double)N / (res->cpu_step_ms / 1e3);
+        res->cpu_gflops = gpt2_flops_per_token(m, T) * res->cpu_tok_s / 1e9;
+        res->cpu_sgemm_gflops =
+            bench_median(probe.cpu_gflops + PROBE_REPS, (size_t)probe.n - PROBE_REPS);
+        res->cpu_mfu = res->cpu_gflops / res->cpu_sgemm_gflops;
         res->nparams = m->nparams;
     }
     res->rss_mb = bench_peak_rss_mb();
-    free(tf), free(tb), free(to), free(ts);
+    free(tf), free(tb), free(to), free(ts), free(tc);
     free(inp), free(tgt), free(mom);
     probe_free(&probe);
     gpt2_destroy(&m);
@@ -165,6 +189,7 @@ static int run_torch(result_t *res, const char *script)
     res->torch_opt_ms = json_number_value(json_object_get(j, "opt_ms"));
     res->torch_step_ms = json_number_value(json_object_get(j, "step_ms"));
     res->torch_gflops = json_number_value(json_object_get(j, "gflops"));
+    res->torch_cpu_tok_s = json_number_value(json_object_get(j, "cpu_tokens_per_s"));
     json_decref(j);
     return res->torch_tok_s > 0 ? 0 : weft_error("%s reported no tokens_per_s", script);
 }
@@ -246,23 +271,34 @@ int bench_engine(int argc, char **argv)
     printf("  %-10s %9.1f %9.1f %9.1f %9.1f %10.0f %9.1f %9.1f %5.1f%% %8.0f\n", "weft",
            res.fwd_ms, res.bwd_ms, res.opt_ms, res.step_ms, res.tok_s, res.gflops,
            res.sgemm_gflops, 100 * res.mfu, res.rss_mb);
+    printf("  %-10s %9s %9s %9s %9.1f %10.0f %9.1f %9.1f %5.1f%%   (per CPU-second)\n",
+           "weft cpu", "", "", "", res.cpu_step_ms, res.cpu_tok_s, res.cpu_gflops,
+           res.cpu_sgemm_gflops, 100 * res.cpu_mfu);
     if (vs_torch) {
         printf("  %-10s %9.1f %9.1f %9.1f %9.1f %10.0f %9.1f\n", "pytorch", res.torch_fwd_ms,
                res.torch_bwd_ms, res.torch_opt_ms, res.torch_step_ms, res.torch_tok_s,
                res.torch_gflops);
-        printf("  weft / pytorch tokens/s: %.2fx\n", res.tok_s / res.torch_tok_s);
+        printf("  %-10s %9s %9s %9s %9.1f %10.0f   (per CPU-second)\n", "torch cpu", "", "",
+               "", 1e3 * res.B * res.T / res.torch_cpu_tok_s, res.torch_cpu_tok_s);
+        printf("  weft / pytorch tokens/s: %.2fx wall clock, %.2fx per CPU-second\n",
+               res.tok_s / res.torch_tok_s, res.cpu_tok_s / res.torch_cpu_tok_s);
     }
     if (json) {
         printf("{\"bench\":\"engine\",\"preset\":\"%s\",\"params\":%zu,\"batch\":%d,\"seq\":%d,"
                "\"threads\":%d,\"steps\":%d,\"fwd_ms\":%.3f,\"bwd_ms\":%.3f,\"opt_ms\":%.3f,"
                "\"step_ms\":%.3f,\"tokens_per_s\":%.1f,\"gflops\":%.2f,\"sgemm_gflops\":%.2f,"
-               "\"mfu\":%.4f,\"peak_rss_mb\":%.1f",
+               "\"mfu\":%.4f,\"cpu_step_ms\":%.3f,\"cpu_tokens_per_s\":%.1f,"
+               "\"cpu_gflops\":%.2f,\"cpu_sgemm_gflops\":%.2f,\"cpu_mfu\":%.4f,"
+               "\"peak_rss_mb\":%.1f",
                res.preset, res.nparams, res.B, res.T, res.threads, res.steps, res.fwd_ms,
                res.bwd_ms, res.opt_ms, res.step_ms, res.tok_s, res.gflops, res.sgemm_gflops,
-               res.mfu, res.rss_mb);
+               res.mfu, res.cpu_step_ms, res.cpu_tok_s, res.cpu_gflops, res.cpu_sgemm_gflops,
+               res.cpu_mfu, res.rss_mb);
         if (vs_torch)
-            printf(",\"torch_tokens_per_s\":%.1f,\"torch_step_ms\":%.3f,\"speedup\":%.3f",
-                   res.torch_tok_s, res.torch_step_ms, res.tok_s / res.torch_tok_s);
+            printf(",\"torch_tokens_per_s\":%.1f,\"torch_step_ms\":%.3f,\"speedup\":%.3f,"
+                   "\"torch_cpu_tokens_per_s\":%.1f,\"cpu_speedup\":%.3f",
+                   res.torch_tok_s, res.torch_step_ms, res.tok_s / res.torch_tok_s,
+                   res.torch_cpu_tok_s, res.cpu_tok_s / res.torch_cpu_tok_s);
         printf("}\n");
     }
     return 0;

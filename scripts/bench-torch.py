@@ -3,7 +3,8 @@
 
 Same GPT-2 (tied LM head, tanh GELU, Conv1D layout), same preset, batch,
 sequence length and thread count as `weft-bench engine`; times forward,
-backward and clip + AdamW per step and prints the medians. With --json the
+backward and clip + AdamW per step and prints the medians (wall clock, and
+the step's CPU time, which a shared machine's time-slicing does not inflate). With --json the
 last line is one JSON object (tokens_per_s, step_ms, gflops, ...), which
 `weft-bench engine --vs-torch` reads.
 """
@@ -85,9 +86,9 @@ def main():
                              {"params": rest, "weight_decay": 0.0}], lr=1e-4, betas=(0.9, 0.95))
     idx = torch.randint(0, V, (B, T))
     tgt = torch.randint(0, V, (B, T))
-    fwd, bwd, optm, step = [], [], [], []
+    fwd, bwd, optm, step, cpu = [], [], [], [], []
     for s in range(args.steps + 1):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         loss = model(idx, tgt)
         t1 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
@@ -95,9 +96,10 @@ def main():
         t2 = time.perf_counter()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        t3 = time.perf_counter()
+        t3, c3 = time.perf_counter(), time.process_time()
         if s > 0:  # the first step warms up and is not counted
             fwd.append(t1 - t0), bwd.append(t2 - t1), optm.append(t3 - t2), step.append(t3 - t0)
+            cpu.append(c3 - c0)
     nparams = sum(p.numel() for p in model.parameters())
     step_s = statistics.median(step)
     tok_s = B * T / step_s
@@ -106,7 +108,9 @@ def main():
            "params": nparams, "batch": B, "seq": T, "threads": args.threads,
            "steps": args.steps, "fwd_ms": 1e3 * statistics.median(fwd),
            "bwd_ms": 1e3 * statistics.median(bwd), "opt_ms": 1e3 * statistics.median(optm),
-           "step_ms": 1e3 * step_s, "tokens_per_s": tok_s, "gflops": gflops}
+           "step_ms": 1e3 * step_s, "tokens_per_s": tok_s, "gflops": gflops,
+           "cpu_step_ms": 1e3 * statistics.median(cpu),
+           "cpu_tokens_per_s": B * T / statistics.median(cpu)}
     print(f"pytorch {torch.__version__}: preset {args.preset} ({nparams} parameters), batch "
           f"{B}x{T}, {args.threads} thread(s): fwd {res['fwd_ms']:.1f} ms, bwd "
           f"{res['bwd_ms']:.1f} ms, opt {res['opt_ms']:.1f} ms, step {res['step_ms']:.1f} ms, "

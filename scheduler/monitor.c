@@ -78,11 +78,13 @@ static int load_jobs(live_run_t *r)
     return 0;
 }
 
+/* The job a worker's task name stands for. A run of one job (every full
+ * run) names its task after the run spec, so its only job is meant. */
 static int64_t job_of(const live_run_t *r, const char *name)
 {
     for (int i = 0; name && i < r->njobs; i++)
         if (!strcmp(r->names[i], name)) return r->jobs[i];
-    return 0;
+    return r->njobs == 1 && name ? r->jobs[0] : 0;
 }
 
 static int used_slots(void)
@@ -138,6 +140,15 @@ static int run_jobs_final(int64_t run)
     return all;
 }
 
+/* Ends a run's group: SIGKILL to its process group, or scancel of its job. */
+static void stop_group(live_run_t *r)
+{
+    if (r->pid > 1)
+        exec_local_signal(r->pid, SIGKILL);
+    else if (r->job_id[0] && server.slurm && exec_slurm_cancel(server.slurm, r->job_id) < 0)
+        weft_warn("run %" PRId64 ": %s", r->id, weft_last_error());
+}
+
 int monitor_job_cancelled(int64_t job, int64_t run)
 {
     live_run_t *r = find_run(run);
@@ -153,7 +164,7 @@ int monitor_job_cancelled(int64_t job, int64_t run)
     /* Nothing left to train: the run ends; its group is stopped. */
     if (store_run_finish(server.store, run, RUN_CANCELLED, "every job cancelled") < 0) return -1;
     if (r) {
-        if (r->pid > 1) exec_local_signal(r->pid, SIGKILL);
+        stop_group(r);
         r->ending = 1;
         r->ending_since = weftd_now();
     }
@@ -455,6 +466,29 @@ static void reap(void)
     }
 }
 
+/* Slurm runs, from one scontrol snapshot a second: a job still waiting in
+ * the queue is not silent; an ended job gives its exit code; a job Slurm no
+ * longer knows ended without one (lost, unless its DONE came). */
+static void follow_slurm(void)
+{
+    double now = weftd_now();
+    live_run_t *next;
+    for (live_run_t *r = server.slurm ? server.runs : NULL; r; r = next) {
+        next = r->next;
+        if (!r->job_id[0]) continue;
+        int code = -1;
+        exec_slurm_state_t st = exec_slurm_state(server.slurm, r->job_id, &code);
+        if (st == EXEC_SLURM_WAITING && !r->ending) {
+            r->last_seen = now;
+        } else if (st == EXEC_SLURM_ENDED || st == EXEC_SLURM_GONE) {
+            if (st == EXEC_SLURM_GONE)
+                weft_warn("run %" PRId64 ": Slurm job %s is gone", r->id, r->job_id);
+            r->job_id[0] = 0;
+            exited(r, st == EXEC_SLURM_GONE ? -1 : code);
+        }
+    }
+}
+
 /* Silent groups, groups gone after a restart, and clean exits whose DONE
  * never came. */
 static void check_liveness(void)
@@ -475,7 +509,7 @@ static void check_liveness(void)
         } else if (now - r->last_seen > server.liveness) {
             weft_warn("run %" PRId64 " attempt %d silent for %.0f s; killing its group", r->id,
                       r->attempt, now - r->last_seen);
-            if (r->pid > 1) exec_local_signal(r->pid, SIGKILL);
+            stop_group(r);
             r->last_seen = now; /* the reaper or the next check ends it */
         }
     }
@@ -537,16 +571,26 @@ static int launch(int64_t run)
     if (store_run_jobs(server.store, run, &jobs, &n) < 0) return -1;
     int threads = 1;
     store_job_rows_free(jobs, n);
-    pid_t pid;
-    if (exec_local_launch(server.exec, run, row.attempt, row.ranks, threads, row.spec_path, log,
-                          &pid) < 0)
-        return -1;
-    char exec_id[32];
-    snprintf(exec_id, sizeof exec_id, "%d", (int)pid);
+    pid_t pid = 0;
+    char job_id[32] = "", exec_id[48];
+    if (server.slurm) {
+        if (exec_slurm_launch(server.slurm, run, row.attempt, row.ranks, threads, row.spec_path,
+                              log, job_id, sizeof job_id) < 0)
+            return -1;
+        snprintf(exec_id, sizeof exec_id, "slurm:%s", job_id);
+    } else {
+        if (exec_local_launch(server.exec, run, row.attempt, row.ranks, threads, row.spec_path,
+                              log, &pid) < 0)
+            return -1;
+        snprintf(exec_id, sizeof exec_id, "%d", (int)pid);
+    }
     if (store_begin(server.store) < 0 || store_run_launched(server.store, run, exec_id) < 0 ||
         store_commit(server.store) < 0) {
         store_rollback(server.store);
-        exec_local_signal(pid, SIGKILL);
+        if (server.slurm)
+            exec_slurm_cancel(server.slurm, job_id);
+        else
+            exec_local_signal(pid, SIGKILL);
         return -1;
     }
     live_run_t *r = calloc(1, sizeof *r);
@@ -554,6 +598,7 @@ static int launch(int64_t run)
     r->id = run;
     r->attempt = row.attempt;
     r->pid = pid;
+    snprintf(r->job_id, sizeof r->job_id, "%s", job_id);
     r->ranks = row.ranks;
     r->launched = r->last_seen = weftd_now();
     r->acked = 0;
@@ -563,8 +608,9 @@ static int launch(int64_t run)
     }
     r->next = server.runs;
     server.runs = r;
-    weft_info("run %" PRId64 " attempt %d: %zu job(s), %d rank(s), pid %d, log %s", run,
-              row.attempt, n, row.ranks, (int)pid, log);
+    weft_info("run %" PRId64 " attempt %d: %zu job(s), %d rank(s), %s %s, log %s", run,
+              row.attempt, n, row.ranks, server.slurm ? "Slurm job" : "pid",
+              server.slurm ? job_id : exec_id, log);
     return 0;
 }
 
@@ -620,6 +666,7 @@ static int plan_and_launch(void)
 int monitor_cron(void)
 {
     reap();
+    follow_slurm();
     check_liveness();
     if (prepare_cron() < 0) weft_warn("%s", weft_last_error());
     return plan_and_launch();
@@ -638,7 +685,10 @@ int monitor_recover(void)
             if (!r) break;
             r->id = row.id;
             r->attempt = row.attempt;
-            r->pid = (pid_t)atoi(row.executor_id);
+            if (!strncmp(row.executor_id, "slurm:", 6))
+                snprintf(r->job_id, sizeof r->job_id, "%s", row.executor_id + 6);
+            else
+                r->pid = (pid_t)atoi(row.executor_id);
             r->ranks = row.ranks;
             r->acked = row.acked_seq;
             r->hello = st == RUN_RUNNING;
@@ -649,8 +699,8 @@ int monitor_recover(void)
             }
             r->next = server.runs;
             server.runs = r;
-            weft_info("run %" PRId64 " attempt %d (pid %d) carried over from before the restart",
-                      r->id, r->attempt, (int)r->pid);
+            weft_info("run %" PRId64 " attempt %d (%s) carried over from before the restart",
+                      r->id, r->attempt, row.executor_id);
         }
         free(ids);
     }

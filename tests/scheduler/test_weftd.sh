@@ -113,6 +113,19 @@ pass "one tenant cancelled inside its pack (at step $steps); the others succeede
 /usr/bin/python3 "$top_srcdir/tests/scheduler/garbage.py" "ipc://$T/home4/weftd.sock" || fail "garbage"
 pass "garbage rejected and counted; weftd answers the next request"
 
+# A full fine-tuning job through weftd: metrics stored, the model published.
+cat > full.cfg <<CFG
+name = "fullft"; mode = "full"; model = "base.h5"; data = "t0.h5"; output = "out-full";
+train = { steps = 20; batch_size = 4; seq_len = 16; lr = 0.003; eval_every = 10; eval_windows = 4; };
+resources = { ranks = 2; threads = 1; };
+CFG
+W home4 submit full.cfg --wait >full.log 2>&1 || fail "full job: $(tail -5 full.log)"
+fid=$(W home4 ls --name fullft --json | grep -o '"id": [0-9]*' | head -1 | grep -o '[0-9]*')
+n=$(sqlite3 "$T/home4/weft.db" "select count(*) from metrics where job = $fid and kind = 'train'")
+[ "$n" = 20 ] || fail "full job stored $n train metrics, want 20"
+[ -s out-full/model.h5 ] || fail "the full job's model was not published"
+pass "a full fine-tuning job through weftd: 20 steps stored, model published"
+
 # 6. A second weftd on the same home refuses, naming the first.
 pid=$(cat "$T/home4/weftd.pid")
 out=$(weftd --home "$T/home4" 2>&1); rc=$?

@@ -13,3 +13,4 @@ include tests/slurm/local.mk
 include tests/worker/local.mk
 include tests/lora/local.mk
 include tests/scheduler/local.mk
+include tests/fuzz/local.mk

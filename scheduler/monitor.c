@@ -685,8 +685,9 @@ int monitor_recover(void)
             if (!r) break;
             r->id = row.id;
             r->attempt = row.attempt;
-            if (!strncmp(row.executor_id, "slurm:", 6))
-                snprintf(r->job_id, sizeof r->job_id, "%s", row.executor_id + 6);
+            size_t idlen = strlen(row.executor_id);
+            if (!strncmp(row.executor_id, "slurm:", 6) && idlen - 6 < sizeof r->job_id)
+                memcpy(r->job_id, row.executor_id + 6, idlen - 5);
             else
                 r->pid = (pid_t)atoi(row.executor_id);
             r->ranks = row.ranks;

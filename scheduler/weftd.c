@@ -195,11 +195,12 @@ static int setup_home(const char *home)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: weftd [--home DIR] [--endpoint EP] [--executor local] [--slots N]\n"
+    fprintf(out, "usage: weftd [--home DIR] [--endpoint EP] [--executor local|slurm] [--slots N]\n"
                  "             [--pack-size K] [--liveness SECONDS] [--foreground]\n\n"
                  "  --home DIR        state folder (default $WEFT_HOME, else ~/.weft)\n"
                  "  --endpoint EP     ZeroMQ endpoint (default ipc://HOME/weftd.sock)\n"
-                 "  --executor NAME   where runs go: local (mpirun on this machine)\n"
+                 "  --executor NAME   where runs go: local (mpirun on this machine) or slurm\n"
+                 "                    (sbatch; partition, account, time from SBATCH_* variables)\n"
                  "  --slots N         MPI ranks run at once (default: number of cores)\n"
                  "  --pack-size K     tenants per LoRA run (default 16)\n"
                  "  --liveness S      seconds of silence before a run is lost (default 30)\n"
@@ -317,8 +318,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "weftd: --slots and --liveness must be positive, --pack-size 1..256\n");
         return 64;
     }
-    if (strcmp(executor, "local")) {
-        fprintf(stderr, "weftd: unknown executor '%s' (this build knows: local)\n", executor);
+    if (strcmp(executor, "local") && strcmp(executor, "slurm")) {
+        fprintf(stderr, "weftd: unknown executor '%s' (this build knows: local, slurm)\n", executor);
         return 64;
     }
     if (setup_home(home) < 0) {
@@ -350,7 +351,9 @@ int main(int argc, char **argv)
     int rc = 1;
     if (weft_path_join(db, sizeof db, server.home, "weft.db") < 0 ||
         !(server.store = store_open(db)) ||
-        !(server.exec = exec_local_new(NULL, getenv("WEFT_WORKER"), server.endpoint))) {
+        !(server.exec = exec_local_new(NULL, getenv("WEFT_WORKER"), server.endpoint)) ||
+        (!strcmp(executor, "slurm") &&
+         !(server.slurm = exec_slurm_new(getenv("WEFT_WORKER"), server.endpoint, server.home)))) {
         tell_parent(ready_fd, weft_last_error());
         weft_report();
         goto out;
@@ -394,6 +397,7 @@ out:
     if (server.router) zmq_close(server.router);
     if (server.zctx) zmq_ctx_term(server.zctx);
     exec_local_destroy(&server.exec);
+    exec_slurm_destroy(&server.slurm);
     store_destroy(&server.store);
     free(server.replies);
     if (server.lock_fd >= 0) close(server.lock_fd);

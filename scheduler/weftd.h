@@ -5,6 +5,7 @@
 #define WEFT_WEFTD_H
 
 #include "exec_local.h"
+#include "exec_slurm.h"
 #include "store.h"
 #include "wire.h"
 
@@ -19,6 +20,7 @@ typedef struct live_run {
     int64_t id;
     int attempt;
     pid_t pid; /* process group of mpirun (local executor) */
+    char job_id[32]; /* Slurm job id (slurm executor), "" once it has ended */
     int ranks;
     double launched;  /* monotonic seconds */
     double last_seen; /* last message from the current attempt */
@@ -63,6 +65,7 @@ typedef struct {
     store_t *store;
     void *zctx, *router;
     exec_local_t *exec;
+    exec_slurm_t *slurm; /* the slurm executor; NULL with the local one */
     live_run_t *runs;
     watcher_t *watchers;
     int nwatchers;

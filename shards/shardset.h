@@ -15,8 +15,9 @@
  * same next windows.
  *
  * Validation windows. Window i of the val split is tokens [i*L, i*L+L+1):
- * consecutive windows overlap by one token so every token is predicted once.
- * There are (val_tokens - 1) / L of them.
+ * consecutive windows overlap by one token, so each token after the first is
+ * a target once, up to a tail shorter than L that is left out. There are
+ * (val_tokens - 1) / L of them.
  *
  * Functions returning int give 0, or -1 with weft_error() set to one line
  * naming the file. */

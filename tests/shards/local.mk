@@ -19,3 +19,10 @@ TESTS += tests/shards/test_shardset
 # h5py reads the file, and the example in docs/FORMATS-shards.md runs.
 TESTS += tests/shards/test_h5py.py
 EXTRA_DIST += tests/shards/test_h5py.py docs/FORMATS-shards.md
+
+# Several MPI ranks reading one shard file (the program runs under mpirun).
+check_PROGRAMS += tests/shards/mpi_windows
+tests_shards_mpi_windows_SOURCES = tests/shards/mpi_windows.c
+tests_shards_mpi_windows_LDADD = shards/libweftshards.a common/libweftcommon.a $(WEFT_LIBS)
+TESTS += tests/shards/test_mpi.sh
+EXTRA_DIST += tests/shards/test_mpi.sh

@@ -440,7 +440,10 @@ int outbox_connect(outbox_t *self, void *ctx, const char *endpoint, const wire_o
     if (self->dealer) return weft_error("outbox %s: already connected", self->path);
     if (wire_rid_format(rid, sizeof rid, self->run, self->attempt) < 0) return -1;
     wire_opts_t o = opts ? *opts : wire_opts_default();
-    o.immediate = 1;
+    /* Never ZMQ_IMMEDIATE: libzmq 4.3.4 then aborts (fq.cpp:112, "!_more")
+     * when the coordinator vanishes while a reply is half read. Without it,
+     * ZeroMQ queues up to SNDHWM while disconnected; the spool keeps the rest. */
+    o.immediate = 0;
     self->dealer = wire_dealer_new(ctx, endpoint, rid, &o);
     if (!self->dealer) return -1;
     snprintf(ep, sizeof ep, "inproc://weft-outbox-%p", (void *)self);
@@ -672,8 +675,8 @@ static int read_events(outbox_t *self, double t)
             zmq_msg_close(&addr);
         }
         /* Whatever was in flight on a broken connection may be lost: after a
-         * disconnect everything unacked goes again (ZMQ_IMMEDIATE holds the
-         * sends back until the next handshake). */
+         * disconnect everything unacked goes again (duplicates are dropped
+         * by seq at the coordinator). */
         if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
             self->st.connected = 1;
         } else if (event == ZMQ_EVENT_DISCONNECTED) {

@@ -36,8 +36,9 @@ outbox_t *outbox_open(const char *path, const char *run, int64_t attempt);
 /* Closes the socket and the spool (without fsync) and frees. */
 void outbox_destroy(outbox_t **self_p);
 
-/* Creates the DEALER (routing id "<run>:<attempt>", ZMQ_IMMEDIATE) connected
- * to endpoint, and a monitor of its connection. opts NULL: defaults. */
+/* Creates the DEALER (routing id "<run>:<attempt>", never ZMQ_IMMEDIATE)
+ * connected to endpoint, and a monitor of its connection. opts NULL:
+ * defaults. */
 int outbox_connect(outbox_t *self, void *ctx, const char *endpoint, const wire_opts_t *opts);
 
 /* Stamps body with run, attempt and the next seq, appends it to the spool and

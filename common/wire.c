@@ -406,7 +406,7 @@ wire_opts_t wire_opts_default(void)
         .rcvhwm = 1000,
         .reconnect_ivl_ms = 100,
         .reconnect_ivl_max_ms = 2000,
-        .immediate = 1,
+        .immediate = 0,
     };
 }
 

@@ -163,11 +163,13 @@ typedef struct {
     int rcvhwm;               /* ZMQ_RCVHWM */
     int reconnect_ivl_ms;     /* ZMQ_RECONNECT_IVL (DEALER) */
     int reconnect_ivl_max_ms; /* ZMQ_RECONNECT_IVL_MAX (DEALER) */
-    int immediate;            /* ZMQ_IMMEDIATE (DEALER): queue only on live connections */
+    int immediate;            /* ZMQ_IMMEDIATE (DEALER); keep 0, see wire_opts_default */
 } wire_opts_t;
 
 /* Defaults: max_msg WIRE_MAX_JSON, linger 0, hwm 1000, reconnect 100..2000 ms,
- * immediate 1. */
+ * immediate 0. ZMQ_IMMEDIATE=1 on a DEALER that receives makes libzmq 4.3.4
+ * abort (fq.cpp:112, "!_more") when its peer disconnects while a multipart
+ * message is being read: a weftd crash would kill every worker. */
 wire_opts_t wire_opts_default(void);
 
 /* A ROUTER bound to endpoint with ROUTER_MANDATORY=1, ROUTER_HANDOVER=1 (a

@@ -409,7 +409,7 @@ END_TEST
 START_TEST(late_and_restarting_coordinator_gets_each_once)
 {
     outbox_t *ob = outbox_open(spool, "run-l", 1);
-    outbox_set_resend_ms(ob, 300);
+    outbox_set_resend_ms(ob, 60000); /* only the reconnect may trigger resends */
     ck_assert_int_eq(outbox_connect(ob, ctx, endpoint, NULL), 0);
     /* nobody there yet */
     for (int i = 1; i <= 2000; i++) {
@@ -419,7 +419,8 @@ START_TEST(late_and_restarting_coordinator_gets_each_once)
             ck_assert_int_eq(outbox_pump(ob, 0, &m), 0);
         }
     }
-    ck_assert_int_eq(outbox_stats(ob).sent, 0);
+    /* at most a high-water mark's worth went into ZeroMQ's queue */
+    ck_assert_int_le(outbox_stats(ob).sent, 1000);
     coord_t c = {0};
     coord_start(&c);
     run_until(ob, &c, 2000, 60);
@@ -512,8 +513,8 @@ START_TEST(posting_never_blocks_without_a_peer)
     ck_assert_msg(total < 20.0, "5000 posts took %.1f s", total);
     ck_assert_msg(worst < 2.0, "one post took %.3f s", worst);
     outbox_stats_t s = outbox_stats(ob);
-    ck_assert_int_eq(s.sent, 0);
-    ck_assert_int_eq(s.unsent, 5000);
+    ck_assert_int_le(s.sent, 1000); /* ZeroMQ queues up to its high-water mark */
+    ck_assert_int_eq(s.unsent, 5000 - s.sent);
     ck_assert_int_eq(s.last_seq, 5000);
     ck_assert_int_eq(outbox_heartbeat(ob, NULL), WIRE_AGAIN);
     ck_assert_int_eq(outbox_sync(ob), 0);

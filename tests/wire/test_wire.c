@@ -305,8 +305,12 @@ END_TEST
 
 START_TEST(eagain_is_distinct)
 {
-    /* Nothing listens: with IMMEDIATE nothing is queued, so DONTWAIT says AGAIN. */
-    void *d = wire_dealer_new(ctx, endpoint, "w:1", NULL);
+    /* Nothing listens: with IMMEDIATE nothing is queued, so DONTWAIT says AGAIN
+     * (a send-only use; see wire_opts_default for why it is off by default). */
+    wire_opts_t o = wire_opts_default();
+    ck_assert_int_eq(o.immediate, 0);
+    o.immediate = 1;
+    void *d = wire_dealer_new(ctx, endpoint, "w:1", &o);
     ck_assert_ptr_nonnull(d);
     json_t *b = json_pack("{s:s, s:i, s:i}", "run", "w", "attempt", 1, "seq", 1);
     ck_assert_int_eq(wire_send(d, NULL, 0, WIRE_METRIC, b, ZMQ_DONTWAIT), WIRE_AGAIN);
@@ -316,8 +320,7 @@ START_TEST(eagain_is_distinct)
     ck_assert_ptr_null(m);
     zmq_close(d);
     /* Without IMMEDIATE the DEALER queues up to its HWM, then says AGAIN. */
-    wire_opts_t o = wire_opts_default();
-    o.immediate = 0;
+    o = wire_opts_default();
     o.sndhwm = 10;
     d = wire_dealer_new(ctx, endpoint, "w:1", &o);
     int sent = 0;

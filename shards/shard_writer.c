@@ -146,15 +146,16 @@ static void progress_end(writer_t *w)
     w->printed = 0;
 }
 
-/* One line on stderr, refreshed once a second after the first two. */
+/* One line on stderr after the first two seconds: rewritten every second on
+ * a terminal, a new line every ten seconds in a log. */
 static void progress(writer_t *w, int64_t bytes)
 {
     w->pdone += bytes;
     if (!w->o->progress) return;
     double t = now();
-    if (t - w->t0 < 2.0 || t - w->tlast < 1.0) return;
-    w->tlast = t;
     int tty = isatty(2);
+    if (t - w->t0 < 2.0 || t - w->tlast < (tty ? 1.0 : 10.0)) return;
+    w->tlast = t;
     fprintf(stderr, "%sweft shard: %s %.0f of %.0f MB (%.0f%%), %.1f s%s", tty ? "\r" : "",
             w->phase, (double)w->pdone / 1e6, (double)w->ptotal / 1e6,
             w->ptotal ? 100.0 * (double)w->pdone / (double)w->ptotal : 100.0, t - w->t0,

@@ -32,7 +32,9 @@ typedef struct {
 
 /* Writes opts->output (through a temporary file renamed into place and
  * fsynced). Returns 0, or -1 with weft_error() set and no output left
- * behind. stats may be NULL. */
+ * behind. stats may be NULL. While it runs, SIGINT, SIGTERM and SIGHUP
+ * remove the temporary file before taking their default action; one call
+ * at a time per process. */
 int shard_write(const shard_opts_t *opts, shard_stats_t *stats);
 
 #endif

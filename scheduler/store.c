@@ -55,6 +55,9 @@ static const char *schema =
     "  run INTEGER REFERENCES runs(id),"
     "  submitted REAL NOT NULL, finished REAL, error TEXT);"
     "CREATE INDEX IF NOT EXISTS jobs_queue ON jobs(state, priority DESC, id);"
+    /* LIST by state, newest first: a page is read off this index instead of
+     * sorting every job of that state (2 s at 100k queued jobs without it). */
+    "CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, id);"
     "CREATE INDEX IF NOT EXISTS jobs_run ON jobs(run);"
     "CREATE INDEX IF NOT EXISTS jobs_name ON jobs(name, id);"
     "CREATE INDEX IF NOT EXISTS jobs_submission ON jobs(submission, id);"
@@ -69,9 +72,19 @@ static const char *schema =
     "  kind TEXT NOT NULL, detail TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS events_job ON events(job, id);";
 
-enum { Q_INSERT_JOB, Q_INSERT_EVENT, Q_INSERT_METRIC, Q_JOB_STATE, Q_SET_JOB_STATE, Q_NQUERIES };
+enum {
+    Q_INSERT_SUBMISSION,
+    Q_INSERT_JOB,
+    Q_INSERT_EVENT,
+    Q_INSERT_METRIC,
+    Q_JOB_STATE,
+    Q_SET_JOB_STATE,
+    Q_NQUERIES
+};
 
 static const char *queries[Q_NQUERIES] = {
+    [Q_INSERT_SUBMISSION] = "INSERT INTO submissions(name, spec, folder, owner, submitted, njobs)"
+                            " VALUES(?,?,?,?,?,?)",
     [Q_INSERT_JOB] =
         "INSERT INTO jobs(submission, name, tenant, mode, pack_key, unit, params,"
         " priority, max_attempts, ranks, state, submitted) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -280,18 +293,15 @@ int64_t store_submit(store_t *self, const char *name, const char *spec_text, con
                      const char *owner, const store_job_spec_t *jobs, size_t n, int64_t *first_job)
 {
     double t = now();
-    sqlite3_stmt *s = prep(self, "INSERT INTO submissions(name, spec, folder, owner, submitted,"
-                                 " njobs) VALUES(?,?,?,?,?,?)");
-    if (!s) return -1;
+    /* cached: preparing it anew was an eighth of a one-job SUBMIT's time */
+    sqlite3_stmt *s = q(self, Q_INSERT_SUBMISSION);
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, spec_text, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, folder, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 4, owner, -1, SQLITE_STATIC);
     sqlite3_bind_double(s, 5, t);
     sqlite3_bind_int64(s, 6, (sqlite3_int64)n);
-    int ok = sqlite3_step(s) == SQLITE_DONE;
-    sqlite3_finalize(s);
-    if (!ok) return db_error(self, "submission");
+    if (sqlite3_step(s) != SQLITE_DONE) return db_error(self, "submission");
     int64_t sub = sqlite3_last_insert_rowid(self->db);
     for (size_t i = 0; i < n; i++) {
         const store_job_spec_t *j = &jobs[i];

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -41,6 +42,7 @@ typedef struct {
     char dir[PATH_MAX];
     char weftd[PATH_MAX], weft[PATH_MAX];
     char standin[PATH_MAX], starts[PATH_MAX], hold[PATH_MAX];
+    char bindir[PATH_MAX], mpirun_starts[PATH_MAX];
 } sched_setup_t;
 
 typedef struct {
@@ -61,6 +63,45 @@ static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
+}
+
+/* CPU seconds (user + system) a process has used so far, from /proc. */
+static double proc_cpu(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')');
+    unsigned long long ut = 0, st = 0;
+    /* fields 3.. after the command: state ppid pgrp session tty tpgid flags
+     * minflt cminflt majflt cmajflt utime stime */
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return 0;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double rusage_s(const struct rusage *ru)
+{
+    return (double)ru->ru_utime.tv_sec + 1e-6 * (double)ru->ru_utime.tv_usec +
+           (double)ru->ru_stime.tv_sec + 1e-6 * (double)ru->ru_stime.tv_usec;
+}
+
+/* The first name in PATH that is executable: 0, or -1. */
+static int which(const char *name, char *out, size_t n)
+{
+    const char *p = getenv("PATH");
+    for (p = p ? p : "/usr/bin:/bin"; *p;) {
+        size_t len = strcspn(p, ":");
+        if (len > 0 && (size_t)snprintf(out, n, "%.*s/%s", (int)len, p, name) < n &&
+            access(out, X_OK) == 0)
+            return 0;
+        p += len + (p[len] == ':');
+    }
+    return -1;
 }
 
 /* A program beside weft-bench, else the bare name (found in PATH). */
@@ -95,13 +136,26 @@ static int write_standin(sched_setup_t *S)
             S->starts, S->hold);
     if (fclose(f) != 0 || chmod(S->standin, 0755) < 0)
         return weft_error("%s: %s", S->standin, strerror(errno));
+    /* An mpirun first in weftd's PATH during (c): notes when weftd has
+     * started it, then becomes the real one. */
+    char real[PATH_MAX], wrap[PATH_MAX];
+    if (which("mpirun", real, sizeof real) < 0) return weft_error("mpirun is not in PATH");
+    if (weft_path_join(S->bindir, sizeof S->bindir, S->dir, "bin") < 0 ||
+        weft_mkdir_p(S->bindir, 0755) < 0 ||
+        weft_path_join(wrap, sizeof wrap, S->bindir, "mpirun") < 0 ||
+        weft_path_join(S->mpirun_starts, sizeof S->mpirun_starts, S->dir, "mpirun-starts") < 0)
+        return -1;
+    if (!(f = fopen(wrap, "w"))) return weft_error("%s: %s", wrap, strerror(errno));
+    fprintf(f, "#!/bin/bash\necho \"$EPOCHREALTIME $$\" >> '%s'\nexec '%s' \"$@\"\n",
+            S->mpirun_starts, real);
+    if (fclose(f) != 0 || chmod(wrap, 0755) < 0) return weft_error("%s: %s", wrap, strerror(errno));
     return 0;
 }
 
-/* Lines in the starts file so far, and the time and pid of the last. */
-static int starts_read(const sched_setup_t *S, double *last_t, pid_t *last_pid)
+/* Lines in a starts file so far, and the time and pid of the last. */
+static int starts_read(const char *path, double *last_t, pid_t *last_pid)
 {
-    FILE *f = fopen(S->starts, "r");
+    FILE *f = fopen(path, "r");
     if (!f) return 0;
     int n = 0;
     char line[128];
@@ -123,7 +177,7 @@ static int starts_wait(const sched_setup_t *S, int count, double timeout_s, doub
 {
     double end = bench_now() + timeout_s;
     while (bench_now() < end) {
-        if (starts_read(S, t, pid) > count) return 0;
+        if (starts_read(S->starts, t, pid) > count) return 0;
         sleep_ms(1);
     }
     return weft_error("the stand-in worker did not start within %.0f s", timeout_s);
@@ -133,7 +187,8 @@ static int starts_wait(const sched_setup_t *S, int count, double timeout_s, doub
 
 static json_t *request(daemon_t *d, wire_cmd_t cmd, json_t *body, int *is_error);
 
-static int daemon_start(const sched_setup_t *S, daemon_t *d, const char *name, int slots)
+static int daemon_start(const sched_setup_t *S, daemon_t *d, const char *name, int slots,
+                        int wrap_mpirun)
 {
     memset(d, 0, sizeof *d);
     char log[PATH_MAX + 8], slots_s[16];
@@ -149,6 +204,13 @@ static int daemon_start(const sched_setup_t *S, daemon_t *d, const char *name, i
         int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (fd >= 0) dup2(fd, 1), dup2(fd, 2), close(fd);
         setenv("WEFT_WORKER", S->standin, 1);
+        if (wrap_mpirun) {
+            const char *path = getenv("PATH");
+            size_t n = strlen(S->bindir) + (path ? strlen(path) : 0) + 2;
+            char *np = malloc(n);
+            if (np) snprintf(np, n, "%s:%s", S->bindir, path ? path : "/usr/bin:/bin");
+            if (np) setenv("PATH", np, 1);
+        }
         setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
         setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
         execl(S->weftd, S->weftd, "--home", d->home, "--slots", slots_s, "--liveness", "3600",
@@ -337,10 +399,11 @@ static double sweep_once(const sched_setup_t *S, daemon_t *d, int round)
 
 /* Median and 90th percentile of `count` LIST round trips with body. */
 static int list_latency(daemon_t *d, int count, const char *state, const char *name,
-                        int64_t before, double *med, double *p90)
+                        int64_t before, double *med, double *p90, double *cpu)
 {
     static double v[MAX_SAMPLES];
     if (count > MAX_SAMPLES) count = MAX_SAMPLES;
+    double c0 = proc_cpu(d->pid);
     for (int i = 0; i < count; i++) {
         json_t *body = json_object();
         if (state) json_object_set_new(body, "state", json_string(state));
@@ -355,15 +418,17 @@ static int list_latency(daemon_t *d, int count, const char *state, const char *n
         if (!r || err) return -1;
         if (n == 0) return weft_error("LIST returned no jobs");
     }
+    *cpu = (proc_cpu(d->pid) - c0) / count;
     *med = bench_median(v, (size_t)count);
     *p90 = v[(size_t)(0.9 * (count - 1))];
     return 0;
 }
 
 /* Median wall time of the `weft ls` program (output thrown away). */
-static double weft_ls(const sched_setup_t *S, const daemon_t *d, int runs, const char *state)
+static double weft_ls(const sched_setup_t *S, const daemon_t *d, int runs, const char *state,
+                      double *cpu_med)
 {
-    static double v[MAX_SAMPLES];
+    static double v[MAX_SAMPLES], cpu[MAX_SAMPLES];
     if (runs > MAX_SAMPLES) runs = MAX_SAMPLES;
     for (int i = 0; i < runs; i++) {
         double t0 = bench_now();
@@ -379,12 +444,15 @@ static double weft_ls(const sched_setup_t *S, const daemon_t *d, int runs, const
             _exit(127);
         }
         int st;
-        while (waitpid(pid, &st, 0) < 0 && errno == EINTR) continue;
+        struct rusage ru;
+        while (wait4(pid, &st, 0, &ru) < 0 && errno == EINTR) continue;
         v[i] = bench_now() - t0;
+        cpu[i] = rusage_s(&ru);
         if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
             return weft_error("%s ls exited %d", S->weft, WIFEXITED(st) ? WEXITSTATUS(st) : -1),
                    -1;
     }
+    *cpu_med = bench_median(cpu, (size_t)runs);
     return bench_median(v, (size_t)runs);
 }
 
@@ -400,8 +468,10 @@ static void job_state(daemon_t *d, int64_t id, char *out, size_t n)
     json_decref(r);
 }
 
-/* One launch: seconds from SUBMIT to the stand-in's start, and to the ACK. */
-static int launch_once(const sched_setup_t *S, daemon_t *d, int i, double *start_s, double *ack_s)
+/* One launch: seconds from SUBMIT to the stand-in's start, to the ACK, and
+ * to weftd's start of mpirun. */
+static int launch_once(const sched_setup_t *S, daemon_t *d, int i, double *start_s, double *ack_s,
+                       double *mpirun_s)
 {
     char name[64];
     snprintf(name, sizeof name, "launch%d", i);
@@ -409,7 +479,8 @@ static int launch_once(const sched_setup_t *S, daemon_t *d, int i, double *start
     if (!text) return -1;
     json_t *body = submit_body(S, text);
     free(text);
-    int before = starts_read(S, NULL, NULL), err = 0;
+    int before = starts_read(S->starts, NULL, NULL), err = 0;
+    int mp_before = starts_read(S->mpirun_starts, NULL, NULL);
     double t0 = wall_now();
     json_t *r = request(d, WIRE_SUBMIT, body, &err);
     *ack_s = wall_now() - t0;
@@ -420,6 +491,10 @@ static int launch_once(const sched_setup_t *S, daemon_t *d, int i, double *start
     double t_start;
     if (starts_wait(S, before, 20, &t_start, NULL) < 0) return -1;
     *start_s = t_start - t0;
+    double t_mp = 0;
+    if (starts_read(S->mpirun_starts, &t_mp, NULL) <= mp_before)
+        return weft_error("weftd did not start mpirun through %s/mpirun", S->bindir);
+    *mpirun_s = t_mp - t0;
     /* Let this run end (its stand-in exits 65) before the next one. */
     double end = bench_now() + 20;
     char st[32] = "";
@@ -435,7 +510,7 @@ static int launch_once(const sched_setup_t *S, daemon_t *d, int i, double *start
  * the whole `mpirun -np 1 true`. */
 static int mpirun_start(const sched_setup_t *S, int standin, double *out)
 {
-    int before = starts_read(S, NULL, NULL);
+    int before = starts_read(S->starts, NULL, NULL);
     double t0 = wall_now(), b0 = bench_now();
     pid_t pid = fork();
     if (pid < 0) return weft_error("fork: %s", strerror(errno));
@@ -529,18 +604,23 @@ int bench_sched(int argc, char **argv)
     int rc = 1;
     daemon_t d = {0};
     pid_t holder = 0;
-    static double flood_rate[MAX_SAMPLES], sweep_s[MAX_SAMPLES], launch[MAX_SAMPLES],
-        ack[MAX_SAMPLES], mp_start[MAX_SAMPLES], mp_true[MAX_SAMPLES];
+    static double flood_rate[MAX_SAMPLES], flood_cpu[MAX_SAMPLES], sweep_s[MAX_SAMPLES],
+        sweep_cpu[MAX_SAMPLES], launch[MAX_SAMPLES], ack[MAX_SAMPLES], mp_start[MAX_SAMPLES],
+        mp_true[MAX_SAMPLES], to_mpirun[MAX_SAMPLES], in_mpirun[MAX_SAMPLES];
     int nsweeps = 0, flood_errors = 0;
-    double l_med = 0, l_p90 = 0, lq_med = 0, lq_p90 = 0, ln_med = 0, ln_p90 = 0, ld_med = 0,
-           ld_p90 = 0, ls_prog = 0, lsq_prog = 0;
+    /* (b): median, p90 and weftd CPU per request of each kind of LIST */
+    enum { L_NEWEST, L_QUEUED, L_NAME, L_BEFORE, L_N };
+    static const char *list_what[L_N] = {"newest page", "--state queued", "--name (10,000 match)",
+                                         "--before (middle)"};
+    double lmed[L_N] = {0}, lp90[L_N] = {0}, lcpu[L_N] = {0};
+    double ls_prog = 0, lsq_prog = 0, ls_cpu = 0, lsq_cpu = 0;
     int64_t stored = 0;
     if (write_standin(&S) < 0) goto out;
 
     /* (a) A first job takes the only slot and holds it. */
     FILE *h = fopen(S.hold, "w");
     if (h) fclose(h);
-    if (daemon_start(&S, &d, "home-a", 1) < 0) goto out;
+    if (daemon_start(&S, &d, "home-a", 1, 0) < 0) goto out;
     {
         char *text = job_spec(&S, "holder", 0);
         int err = 0;
@@ -554,32 +634,42 @@ int bench_sched(int argc, char **argv)
             S.floods, S.jobs, S.inflight);
     for (int f = 0; f < S.floods; f++) {
         int errors = 0;
+        double c0 = proc_cpu(d.pid);
         flood_rate[f] = flood(&S, &d, f, &errors);
         if (flood_rate[f] < 0) goto out;
+        flood_cpu[f] = (proc_cpu(d.pid) - c0) / S.jobs;
         flood_errors += errors;
         stored += S.jobs - errors;
-        fprintf(stderr, "    flood %d: %.0f jobs/s%s\n", f + 1, flood_rate[f],
-                errors ? " (with refusals)" : "");
+        fprintf(stderr, "    flood %d: %.0f jobs/s, weftd CPU %.0f us/job%s\n", f + 1,
+                flood_rate[f], 1e6 * flood_cpu[f], errors ? " (with refusals)" : "");
     }
     while (stored + SWEEP_TRIALS <= S.stored || nsweeps == 0) {
+        double c0 = proc_cpu(d.pid);
         double t = sweep_once(&S, &d, nsweeps);
         if (t < 0) goto out;
+        sweep_cpu[nsweeps] = (proc_cpu(d.pid) - c0) / SWEEP_TRIALS;
         sweep_s[nsweeps++] = t;
         stored += SWEEP_TRIALS;
-        fprintf(stderr, "    sweep %d: %d trials in %.3f s (%.0f jobs/s); %lld stored\n", nsweeps,
-                SWEEP_TRIALS, t, SWEEP_TRIALS / t, (long long)stored);
+        fprintf(stderr, "    sweep %d: %d trials in %.3f s (%.0f jobs/s, weftd CPU %.0f us/job); "
+                        "%lld stored\n",
+                nsweeps, SWEEP_TRIALS, t, SWEEP_TRIALS / t, 1e6 * sweep_cpu[nsweeps - 1],
+                (long long)stored);
         if (nsweeps == MAX_SAMPLES) break;
     }
 
     /* (b) Listing with that many jobs stored. */
     fprintf(stderr, "(b) LIST x %d and weft ls x %d with %lld jobs stored\n", S.lists, S.ls_runs,
             (long long)stored);
-    if (list_latency(&d, S.lists, NULL, NULL, 0, &l_med, &l_p90) < 0 ||
-        list_latency(&d, S.lists, "queued", NULL, 0, &lq_med, &lq_p90) < 0 ||
-        list_latency(&d, S.lists, NULL, "flood0", 0, &ln_med, &ln_p90) < 0 ||
-        list_latency(&d, S.lists, NULL, NULL, stored / 2, &ld_med, &ld_p90) < 0 ||
-        (ls_prog = weft_ls(&S, &d, S.ls_runs, NULL)) < 0 ||
-        (lsq_prog = weft_ls(&S, &d, S.ls_runs, "queued")) < 0)
+    if (list_latency(&d, S.lists, NULL, NULL, 0, &lmed[L_NEWEST], &lp90[L_NEWEST],
+                     &lcpu[L_NEWEST]) < 0 ||
+        list_latency(&d, S.lists, "queued", NULL, 0, &lmed[L_QUEUED], &lp90[L_QUEUED],
+                     &lcpu[L_QUEUED]) < 0 ||
+        list_latency(&d, S.lists, NULL, "flood0", 0, &lmed[L_NAME], &lp90[L_NAME],
+                     &lcpu[L_NAME]) < 0 ||
+        list_latency(&d, S.lists, NULL, NULL, stored / 2, &lmed[L_BEFORE], &lp90[L_BEFORE],
+                     &lcpu[L_BEFORE]) < 0 ||
+        (ls_prog = weft_ls(&S, &d, S.ls_runs, NULL, &ls_cpu)) < 0 ||
+        (lsq_prog = weft_ls(&S, &d, S.ls_runs, "queued", &lsq_cpu)) < 0)
         goto out;
     daemon_stop(&d);
     if (holder > 0) kill(holder, SIGTERM);
@@ -588,9 +678,10 @@ int bench_sched(int argc, char **argv)
 
     /* (c) Launch latency on a fresh home with free slots. */
     fprintf(stderr, "(c) %d launches of a stand-in worker\n", S.launches);
-    if (daemon_start(&S, &d, "home-c", 2) < 0) goto out;
+    if (daemon_start(&S, &d, "home-c", 2, 1) < 0) goto out;
     for (int i = 0; i < S.launches; i++) {
-        if (launch_once(&S, &d, i, &launch[i], &ack[i]) < 0) goto out;
+        if (launch_once(&S, &d, i, &launch[i], &ack[i], &to_mpirun[i]) < 0) goto out;
+        in_mpirun[i] = launch[i] - to_mpirun[i];
         if (mpirun_start(&S, 1, &mp_start[i]) < 0 || mpirun_start(&S, 0, &mp_true[i]) < 0)
             goto out;
     }
@@ -605,58 +696,77 @@ out:
     size_t L = (size_t)S.launches;
     double fl = bench_median(flood_rate, (size_t)S.floods);
     double fl_lo = flood_rate[0], fl_hi = flood_rate[S.floods - 1];
+    double flc = bench_median(flood_cpu, (size_t)S.floods);
     double sw = bench_median(sweep_s, (size_t)nsweeps);
     double sw_lo = sweep_s[0], sw_hi = sweep_s[nsweeps - 1];
+    double swc = bench_median(sweep_cpu, (size_t)nsweeps);
     double la = bench_median(launch, L), la_lo = launch[0], la_hi = launch[L - 1];
     double ak = bench_median(ack, L);
     double ms = bench_median(mp_start, L), mt = bench_median(mp_true, L);
-    double own = la - ms;
-    printf("weft-bench sched: weftd (WAL, synchronous=FULL, a reply only after its COMMIT) "
-           "through ipc\n");
-    printf("%-46s %12s %22s %10s\n", "measure", "median", "range", "target");
-    printf("%-46s %7.0f /s %10.0f .. %-9.0f %10s\n", "(a) one-job SUBMITs, jobs accepted", fl,
-           fl_lo, fl_hi, ">= 5000");
-    printf("%-46s %7.0f /s %10.0f .. %-9.0f %10s\n", "(a) 10,000-trial sweep SUBMIT, jobs accepted",
-           SWEEP_TRIALS / sw, SWEEP_TRIALS / sw_hi, SWEEP_TRIALS / sw_lo, ">= 5000");
-    printf("%-46s %7.2f ms %13s p90 %-5.2f %10s\n", "(b) LIST, newest page of 50", 1e3 * l_med, "",
-           1e3 * l_p90, "<= 50 ms");
-    printf("%-46s %7.2f ms %13s p90 %-5.2f %10s\n", "(b) LIST --state queued, page of 50",
-           1e3 * lq_med, "", 1e3 * lq_p90, "<= 50 ms");
-    printf("%-46s %7.2f ms %13s p90 %-5.2f %10s\n", "(b) LIST --name (10,000 matches), page",
-           1e3 * ln_med, "", 1e3 * ln_p90, "");
-    printf("%-46s %7.2f ms %13s p90 %-5.2f %10s\n", "(b) LIST --before (middle of the table)",
-           1e3 * ld_med, "", 1e3 * ld_p90, "");
-    printf("%-46s %7.2f ms %22s %10s\n", "(b) `weft ls` program, whole run", 1e3 * ls_prog, "",
-           "<= 50 ms");
-    printf("%-46s %7.2f ms %22s %10s\n", "(b) `weft ls --state queued` program", 1e3 * lsq_prog, "",
+    double own = bench_median(to_mpirun, L), own_lo = to_mpirun[0], own_hi = to_mpirun[L - 1];
+    double inside = bench_median(in_mpirun, L);
+    printf("weft-bench sched: weftd (WAL, synchronous=FULL, each reply after its COMMIT) "
+           "through ipc; %lld jobs stored for (b)\n",
+           (long long)stored);
+    printf("%-38s %11s %21s %17s %9s\n", "(a) accepted submissions", "jobs/s", "range",
+           "weftd CPU/job", "target");
+    printf("%-38s %11.0f %10.0f .. %-7.0f %14.0f us %9s\n", "10,000 one-job SUBMITs in flight", fl,
+           fl_lo, fl_hi, 1e6 * flc, ">= 5000");
+    printf("%-38s %11.0f %10.0f .. %-7.0f %14.0f us %9s\n", "one SUBMIT of a 10,000-trial sweep",
+           SWEEP_TRIALS / sw, SWEEP_TRIALS / sw_hi, SWEEP_TRIALS / sw_lo, 1e6 * swc, ">= 5000");
+    printf("%-38s %11s %21s %17s %9s\n", "(b) one page (50 jobs) of LIST", "median ms", "p90 ms",
+           "weftd CPU/LIST", "target");
+    for (int i = 0; i < L_N; i++)
+        printf("%-38s %11.2f %21.2f %14.2f ms %9s\n", list_what[i], 1e3 * lmed[i], 1e3 * lp90[i],
+               1e3 * lcpu[i], i == L_NEWEST ? "<= 50 ms" : "");
+    printf("%-38s %11.1f %21s %14.1f ms %9s\n", "`weft ls` program (CPU: its own)", 1e3 * ls_prog,
+           "", 1e3 * ls_cpu, "<= 50 ms");
+    printf("%-38s %11.1f %21s %14.1f ms %9s\n", "`weft ls --state queued` program", 1e3 * lsq_prog,
+           "", 1e3 * lsq_cpu, "");
+    printf("%-38s %11s %21s %17s %9s\n", "(c) launching", "median ms", "range", "", "target");
+    printf("%-38s %11.1f %10.1f .. %-7.1f %17s %9s\n", "SUBMIT -> worker program starts", 1e3 * la,
+           1e3 * la_lo, 1e3 * la_hi, "", "");
+    printf("%-38s %11.1f %21s %17s %9s\n", "  SUBMIT -> its reply (after COMMIT)", 1e3 * ak, "",
+           "", "");
+    printf("%-38s %11.1f %10.1f .. %-7.1f %17s %9s\n", "  SUBMIT -> weftd has started mpirun",
+           1e3 * own, 1e3 * own_lo, 1e3 * own_hi, "", "<= 50 ms");
+    printf("%-38s %11.1f %21s %17s %9s\n", "  mpirun started -> worker starts", 1e3 * inside, "",
+           "", "");
+    printf("%-38s %11.1f %21s %17s %9s\n", "mpirun alone: fork -> worker starts", 1e3 * ms, "",
+           "", "");
+    printf("%-38s %11.1f %21s %17s %9s\n", "`mpirun -np 1 true`, start to exit", 1e3 * mt, "", "",
            "");
-    printf("%-46s %7.1f ms %10.1f .. %-9.1f %10s\n", "(c) SUBMIT -> worker start", 1e3 * la,
-           1e3 * la_lo, 1e3 * la_hi, "");
-    printf("%-46s %7.1f ms %22s %10s\n", "(c)   SUBMIT -> its reply (COMMIT)", 1e3 * ak, "", "");
-    printf("%-46s %7.1f ms %22s %10s\n", "(c)   mpirun fork -> worker start", 1e3 * ms, "", "");
-    printf("%-46s %7.1f ms %22s %10s\n", "(c)   weftd's own part (difference)", 1e3 * own, "",
-           "<= 50 ms");
-    printf("%-46s %7.1f ms %22s %10s\n", "(c) `mpirun -np 1 true`, whole run", 1e3 * mt, "", "");
-    printf("%lld jobs stored for (b); %d floods, %d sweeps, %d launches; %d SUBMITs refused\n",
-           (long long)stored, S.floods, nsweeps, S.launches, flood_errors);
+    printf("%d floods, %d sweeps, %d launches; %d SUBMITs refused\n", S.floods, nsweeps,
+           S.launches, flood_errors);
     if (json) {
         json_t *o = json_pack("{s:s, s:I, s:i}", "bench", "sched", "stored", (json_int_t)stored,
                               "refused", flood_errors);
         const struct {
             const char *key;
             double v;
-        } figs[] = {{"submit_jobs_per_s", fl},          {"sweep_jobs_per_s", SWEEP_TRIALS / sw},
-                    {"list_ms", 1e3 * l_med},            {"list_p90_ms", 1e3 * l_p90},
-                    {"list_queued_ms", 1e3 * lq_med},    {"list_name_ms", 1e3 * ln_med},
-                    {"list_before_ms", 1e3 * ld_med},    {"weft_ls_ms", 1e3 * ls_prog},
-                    {"weft_ls_queued_ms", 1e3 * lsq_prog}, {"launch_ms", 1e3 * la},
-                    {"submit_ack_ms", 1e3 * ak},         {"mpirun_start_ms", 1e3 * ms},
-                    {"weftd_launch_ms", 1e3 * own},      {"mpirun_true_ms", 1e3 * mt}};
+        } figs[] = {{"submit_jobs_per_s", fl},
+                    {"submit_cpu_us_per_job", 1e6 * flc},
+                    {"sweep_jobs_per_s", SWEEP_TRIALS / sw},
+                    {"sweep_cpu_us_per_job", 1e6 * swc},
+                    {"list_ms", 1e3 * lmed[L_NEWEST]},
+                    {"list_p90_ms", 1e3 * lp90[L_NEWEST]},
+                    {"list_cpu_ms", 1e3 * lcpu[L_NEWEST]},
+                    {"list_queued_ms", 1e3 * lmed[L_QUEUED]},
+                    {"list_name_ms", 1e3 * lmed[L_NAME]},
+                    {"list_before_ms", 1e3 * lmed[L_BEFORE]},
+                    {"weft_ls_ms", 1e3 * ls_prog},
+                    {"weft_ls_cpu_ms", 1e3 * ls_cpu},
+                    {"weft_ls_queued_ms", 1e3 * lsq_prog},
+                    {"launch_ms", 1e3 * la},
+                    {"submit_ack_ms", 1e3 * ak},
+                    {"mpirun_start_ms", 1e3 * ms},
+                    {"weftd_launch_ms", 1e3 * own},
+                    {"mpirun_true_ms", 1e3 * mt}};
         for (size_t i = 0; i < sizeof figs / sizeof figs[0]; i++)
             json_object_set_new(o, figs[i].key, json_real(figs[i].v));
-        char *s = json_dumps(o, JSON_COMPACT);
-        puts(s);
-        free(s);
+        char *js = json_dumps(o, JSON_COMPACT);
+        puts(js);
+        free(js);
         json_decref(o);
     }
     if (!S.keep) {

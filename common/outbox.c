@@ -23,7 +23,7 @@
  *   A <seq>                                     everything <= seq acknowledged
  * Records are contiguous: each M has the seq after the previous M (or after
  * the header's acked). Compaction rewrites the file with only the unacked
- * records (to .tmp, fsync, rename, fsync of the folder). */
+ * records (to .tmp.<pid>, fsync, rename, fsync of the folder). */
 #define SPOOL_MAGIC    "weft-outbox"
 #define SPOOL_VERSION  1
 #define SPOOL_LINE_MAX (WIRE_MAX_JSON + 64)
@@ -55,6 +55,7 @@ struct _outbox_t {
     int64_t next_seq, acked, max_sent;
     int64_t garbage; /* acknowledged records still in the spool */
     int64_t compact_every;
+    int superseded; /* the spool's name now belongs to a newer opener */
     int resend_ms;
     double progress_at; /* last ACK progress, rewind, or first outstanding send */
     double rewind_at;
@@ -102,11 +103,11 @@ static void free_items(item_t *items, size_t n)
     free(items);
 }
 
-/* Writes header and items to path.tmp, syncs it and renames it over the
+/* Writes header and items to path.tmp.<pid>, syncs it and renames it over the
  * spool; on success the outbox uses the new file and its index. */
 static int write_spool(outbox_t *self, const item_t *items, size_t n, int64_t acked)
 {
-    size_t plen = strlen(self->path) + 5;
+    size_t plen = strlen(self->path) + 32;
     char *tmp = malloc(plen);
     rec_t *recs = malloc((n ? n : 1) * sizeof *recs);
     FILE *f = NULL;
@@ -115,7 +116,7 @@ static int write_spool(outbox_t *self, const item_t *items, size_t n, int64_t ac
         weft_error("outbox %s: out of memory", self->path);
         goto out;
     }
-    snprintf(tmp, plen, "%s.tmp", self->path);
+    snprintf(tmp, plen, "%s.tmp.%ld", self->path, (long)getpid());
     f = fopen(tmp, "w");
     if (!f) {
         weft_error("outbox: cannot create %s: %s", tmp, strerror(errno));
@@ -599,6 +600,18 @@ int outbox_heartbeat(outbox_t *self, const json_t *body)
  * is a warning: the old spool stays valid and is tried again later. */
 static void compact(outbox_t *self)
 {
+    /* A newer attempt that opened the same spool has renamed its own file
+     * into place: this (stale) outbox must not replace it. */
+    struct stat named, ours;
+    if (self->superseded || stat(self->path, &named) < 0 || fstat(self->fd, &ours) < 0 ||
+        named.st_ino != ours.st_ino || named.st_dev != ours.st_dev) {
+        if (!self->superseded)
+            weft_warn("outbox %s: the spool was replaced by another process (a newer attempt); "
+                      "this one no longer compacts it",
+                      self->path);
+        self->superseded = 1;
+        return;
+    }
     size_t n = self->n - self->head, i;
     item_t *items = calloc(n ? n : 1, sizeof *items);
     int ok = items != NULL;

@@ -406,6 +406,32 @@ START_TEST(new_attempt_carries_unacked_over)
 }
 END_TEST
 
+START_TEST(stale_attempt_cannot_clobber_the_spool)
+{
+    outbox_t *old = outbox_open(spool, "run-c", 1);
+    for (int i = 1; i <= 3; i++) post_metric(old, i);
+    /* a newer attempt opens the spool while the old group still runs */
+    outbox_t *cur = outbox_open(spool, "run-c", 2);
+    ck_assert_ptr_nonnull(cur);
+    ck_assert_int_eq(post_metric(cur, 4), 4);
+    /* the old one gets its ACKs and would compact: it must leave the file alone */
+    outbox_set_compact_every(old, 0);
+    coord_t c = {0};
+    coord_start(&c);
+    ck_assert_int_eq(outbox_connect(old, ctx, endpoint, NULL), 0);
+    run_until(old, &c, 3, 20);
+    ck_assert_int_eq(outbox_stats(old).compactions, 0);
+    outbox_destroy(&old);
+    outbox_destroy(&cur);
+    coord_free(&c);
+    cur = outbox_open(spool, "run-c", 2);
+    ck_assert_ptr_nonnull(cur);
+    ck_assert_int_eq(outbox_stats(cur).last_seq, 4);
+    ck_assert_int_eq(outbox_stats(cur).pending, 4);
+    outbox_destroy(&cur);
+}
+END_TEST
+
 START_TEST(late_and_restarting_coordinator_gets_each_once)
 {
     outbox_t *ob = outbox_open(spool, "run-l", 1);
@@ -602,6 +628,7 @@ static Suite *outbox_suite(void)
     tcase_add_test(tc, sigkill_loses_nothing_posted);
     tcase_add_test(tc, torn_tail_is_cut_corruption_is_refused);
     tcase_add_test(tc, new_attempt_carries_unacked_over);
+    tcase_add_test(tc, stale_attempt_cannot_clobber_the_spool);
     tcase_add_test(tc, late_and_restarting_coordinator_gets_each_once);
     tcase_add_test(tc, lost_message_is_resent_on_rewind);
     tcase_add_test(tc, silent_coordinator_triggers_resend);

@@ -2,8 +2,9 @@
 # test_sbatch.sh: `weft sbatch` against a real single-node Slurm: a full job
 # with 2 tasks gives the model a direct mpirun gives; a LoRA sweep of 4
 # trials runs as a job array and its summary job ranks 4 trials; USR1 to the
-# batch shell mid-run checkpoints, requeues and resumes to the same adapter
-# bits with SLURM_RESTART_COUNT 1; bad input gets one clear line.
+# batch shell of a job and of an array task mid-run checkpoints, requeues and
+# resumes to the same adapter bits with SLURM_RESTART_COUNT 1; bad input gets
+# one clear line.
 set -u
 . "$top_srcdir/tests/lib.sh"
 . "$top_srcdir/tests/slurm/slurm_lib.sh"
@@ -12,7 +13,7 @@ slurm_up
 T=$(mktemp -d /tmp/weft-test-sbatch-XXXXXX)
 cleanup() {
     local j
-    for j in $(squeue -h -o %A -n sbfull,sbsweep,sbsweep-summary,sbpre 2>/dev/null); do
+    for j in $(squeue -h -o %A -n sbfull,sbsweep,sbsweep-summary,sbpre,sbprea 2>/dev/null); do
         scancel "$j" 2>/dev/null
     done
     [ -n "${KEEP:-}" ] || rm -rf "$T"
@@ -92,7 +93,8 @@ for a in $(awk 'NR > 1 { print $NF }' "$sum"); do [ -s "$a" ] || fail "adapter $
 pass "LoRA sweep: 4 array tasks (%2 at once), summary ranks 4 trials by val loss"
 
 # 3. Preemption: USR1 to the batch shell mid-run -> checkpoint, exit 75,
-#    requeue, resume -> the same adapters as an undisturbed run.
+#    requeue, resume -> the same adapters as an undisturbed run. A plain job
+#    and an array task (requeued as ARRAY_TASK) at the same time.
 lora_spec() { # name
     cat >"$1.cfg" <<CFG
 name = "$1"; mode = "lora"; model = "base.h5"; output = "$1";
@@ -104,27 +106,38 @@ tenants = ( { name = "a"; data = "a.h5"; }, { name = "b"; data = "b.h5"; lr = 0.
 CFG
 }
 lora_spec sbpre
+lora_spec sbprea
 lora_spec preref
 mpirun -np 2 weft-worker preref.cfg >preref.log 2>&1 || fail "undisturbed run: $(tail -3 preref.log)"
 out=$(weft sbatch sbpre.cfg) || fail "weft sbatch: $out"
 j=$(job_of "$out")
-for i in $(seq 600); do grep -q '"step":20,' sbpre/metrics.jsonl 2>/dev/null && break; sleep 0.1; done
-grep -q '"step":20,' sbpre/metrics.jsonl || fail "job $j never reached step 20 ($(job_field "$j" JobState))"
-scancel --signal=USR1 --batch "$j" || fail "scancel --signal=USR1 --batch $j"
-st=$(wait_final "$j" 180)
-log=sbpre/slurm/slurm-$j.out
-[ "$st" = COMPLETED ] || fail "preempted job $j ended '$st': $(grep -v '^step' "$log")"
-grep -q "stop requested: checkpointed at step" "$log" || fail "no checkpoint on USR1: $(grep -v '^step' "$log")"
-grep -q "workers exited 75" "$log" || fail "the group did not exit 75: $(grep -v '^step' "$log")"
-grep -q "requeued $j" "$log" || fail "the job did not requeue itself: $(grep -v '^step' "$log")"
-grep -q "job $j restart 1 " "$log" || fail "no start with SLURM_RESTART_COUNT=1: $(grep -v '^step' "$log")"
-grep -q "resuming from .*ckpt-" "$log" || fail "the restarted job did not resume: $(grep -v '^step' "$log")"
-[ "$(job_field "$j" Restarts)" = 1 ] || fail "Restarts=$(job_field "$j" Restarts), want 1"
-grep -q '"attempt": 2' sbpre/result.json || fail "result.json does not say attempt 2"
-for t in a b; do
-    cmp -s sbpre/$t/adapter.h5 preref/$t/adapter.h5 || fail "tenant $t's adapter differs from the undisturbed run's"
+out=$(weft sbatch sbprea.cfg --array) || fail "weft sbatch --array: $out"
+ja=$(job_of "$out")_0
+for name in sbpre sbprea; do
+    for i in $(seq 600); do grep -q '"step":20,' $name/metrics.jsonl 2>/dev/null && break; sleep 0.1; done
+    grep -q '"step":20,' $name/metrics.jsonl || fail "$name never reached step 20"
 done
-pass "USR1 at $(sed -n 's/.*checkpointed at step \([0-9]*\).*/\1/p' "$log"): exit 75, requeue, restart 1, resume, same adapters"
+scancel --signal=USR1 --batch "$j" || fail "scancel --signal=USR1 --batch $j"
+scancel --signal=USR1 --batch "$ja" || fail "scancel --signal=USR1 --batch $ja"
+preempted() { # name job log
+    local st t
+    st=$(wait_final "$2" 180)
+    [ "$st" = COMPLETED ] || fail "preempted job $2 ended '$st': $(grep -v '^step' "$3")"
+    grep -q "stop requested: checkpointed at step" "$3" || fail "$2: no checkpoint on USR1: $(grep -v '^step' "$3")"
+    grep -q "workers exited 75" "$3" || fail "$2: the group did not exit 75: $(grep -v '^step' "$3")"
+    grep -q "requeued $2;" "$3" || fail "$2 did not requeue itself: $(grep -v '^step' "$3")"
+    grep -q "job $2 restart 1 " "$3" || fail "$2: no start with SLURM_RESTART_COUNT=1: $(grep -v '^step' "$3")"
+    grep -q "resuming from .*ckpt-" "$3" || fail "$2: the restarted job did not resume: $(grep -v '^step' "$3")"
+    [ "$(job_field "$2" Restarts)" = 1 ] || fail "$2: Restarts=$(job_field "$2" Restarts), want 1"
+    grep -q '"attempt": 2' "$1/result.json" || fail "$1/result.json does not say attempt 2"
+    for t in a b; do
+        cmp -s "$1/$t/adapter.h5" "preref/$t/adapter.h5" ||
+            fail "$2: tenant $t's adapter differs from the undisturbed run's"
+    done
+}
+preempted sbpre "$j" "sbpre/slurm/slurm-$j.out"
+preempted sbprea "$ja" "sbprea/slurm/slurm-$ja.out"
+pass "USR1 to job $j and array task $ja: exit 75, requeue, restart 1, resume, same adapters"
 
 # Bad input: one clear line and a non-zero exit, nothing submitted.
 sed -e 's/"a.h5"/"a.txt"/' -e 's/sbfull/rawdata/' sbfull.cfg >raw.cfg

@@ -2,7 +2,8 @@
 # test_weftd_slurm.sh: weftd --executor slurm against a real single-node
 # Slurm: a nightly batch of 8 tenants runs as Slurm jobs to completion; a
 # Slurm job cancelled behind weftd's back is lost and retried from its
-# checkpoint; a job cancelled through weft leaves no Slurm job behind.
+# checkpoint; a job cancelled through weft leaves no Slurm job behind; a
+# weftd killed with -9 and restarted follows its Slurm jobs to the end.
 set -u
 . "$top_srcdir/tests/lib.sh"
 . "$top_srcdir/tests/slurm/slurm_lib.sh"
@@ -107,6 +108,25 @@ wait_for 30 gone || fail "Slurm job $j is still there after the cancel: $(squeue
 W home1 show 10 | grep -q "state *cancelled" || fail "job 10: $(W home1 show 10)"
 [ -z "$(squeue -h -n weft-run-1,weft-run-2,weft-run-3,weft-run-4)" ] || fail "Slurm jobs left: $(squeue)"
 pass "cancelled job 10: its Slurm job $j is CANCELLED and gone from the queue"
+
+# 4. kill -9 of weftd while its Slurm job runs: the next weftd carries the
+#    job over from the store and follows it to the end, in the same attempt.
+batch restart 300 1
+W home1 submit restart.cfg >/dev/null || fail "submit restart.cfg"
+running11() { [ "$(db home1 "select count(*) from metrics where job = 11")" -ge 5 ]; }
+wait_for 120 running11 || fail "job 11 never trained: $(tail -3 "$T/home1/weftd.log")"
+j=$(db home1 "select substr(executor_id, 7) from runs where id = 5")
+kill -9 "$(cat "$T/home1/weftd.pid")"
+weftd --home "$T/home1" --slots 4 --pack-size 4 --executor slurm >/dev/null ||
+    fail "weftd would not restart: $(tail -3 "$T/home1/weftd.log")"
+grep -q "run 5 attempt 1 (slurm:$j) carried over" "$T/home1/weftd.log" ||
+    fail "run 5 was not carried over: $(tail -3 "$T/home1/weftd.log")"
+done11() { W home1 show 11 | grep -q "state *succeeded"; }
+wait_for 180 done11 || fail "job 11 did not finish after the restart: $(W home1 show 11)"
+W home1 show 11 | grep -q "run *5, attempt 1 (done)" || fail "job 11 needed another attempt: $(W home1 show 11)"
+st=$(wait_final "$j" 60)
+[ "$st" = COMPLETED ] || fail "Slurm job $j ended $st"
+pass "kill -9 of weftd: the next weftd followed Slurm job $j to the end, attempt 1"
 
 # Bad input: an unknown executor is refused with one line.
 out=$(weftd --home "$T/home2" --executor pbs 2>&1); rc=$?

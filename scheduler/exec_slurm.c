@@ -100,8 +100,8 @@ int exec_slurm_command(char *const argv[], char *out, size_t outsize, char *err,
         }
         for (int i = 0; i < 2; i++) {
             if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-            int more = i == 0 ? drain(fds[i].fd, out, outsize, &lo)
-                              : drain(fds[i].fd, err, errsize, &le);
+            int more =
+                i == 0 ? drain(fds[i].fd, out, outsize, &lo) : drain(fds[i].fd, err, errsize, &le);
             if (!more) {
                 close(fds[i].fd);
                 fds[i].fd = -1;
@@ -267,9 +267,9 @@ static int field(const char *line, const char *key, char *out, size_t outsize)
 
 static exec_slurm_state_t state_of(const char *s)
 {
-    static const char *const final[] = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT",
+    static const char *const final[] = {"COMPLETED", "FAILED",        "CANCELLED", "TIMEOUT",
                                         "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE"};
-    static const char *const waiting[] = {"PENDING",  "CONFIGURING",  "REQUEUED",
+    static const char *const waiting[] = {"PENDING",   "CONFIGURING",  "REQUEUED",
                                           "PREEMPTED", "REQUEUE_HOLD", "REQUEUE_FED"};
     for (size_t i = 0; i < sizeof final / sizeof final[0]; i++)
         if (!strcmp(s, final[i])) return EXEC_SLURM_ENDED;
@@ -301,7 +301,8 @@ static void snapshot(exec_slurm_t *self)
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
         job_view_t v = {.exit_code = -1};
         char st[64], code[64];
-        if (field(line, "JobId", v.id, sizeof v.id) < 0 || field(line, "JobState", st, sizeof st) < 0)
+        if (field(line, "JobId", v.id, sizeof v.id) < 0 ||
+            field(line, "JobState", st, sizeof st) < 0)
             continue;
         v.state = state_of(st);
         if (field(line, "ExitCode", code, sizeof code) == 0) {

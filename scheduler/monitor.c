@@ -579,8 +579,8 @@ static int launch(int64_t run)
             return -1;
         snprintf(exec_id, sizeof exec_id, "slurm:%s", job_id);
     } else {
-        if (exec_local_launch(server.exec, run, row.attempt, row.ranks, threads, row.spec_path,
-                              log, &pid) < 0)
+        if (exec_local_launch(server.exec, run, row.attempt, row.ranks, threads, row.spec_path, log,
+                              &pid) < 0)
             return -1;
         snprintf(exec_id, sizeof exec_id, "%d", (int)pid);
     }
@@ -608,9 +608,9 @@ static int launch(int64_t run)
     }
     r->next = server.runs;
     server.runs = r;
-    weft_info("run %" PRId64 " attempt %d: %zu job(s), %d rank(s), %s %s, log %s", run,
-              row.attempt, n, row.ranks, server.slurm ? "Slurm job" : "pid",
-              server.slurm ? job_id : exec_id, log);
+    weft_info("run %" PRId64 " attempt %d: %zu job(s), %d rank(s), %s %s, log %s", run, row.attempt,
+              n, row.ranks, server.slurm ? "Slurm job" : "pid", server.slurm ? job_id : exec_id,
+              log);
     return 0;
 }
 
@@ -700,8 +700,8 @@ int monitor_recover(void)
             }
             r->next = server.runs;
             server.runs = r;
-            weft_info("run %" PRId64 " attempt %d (%s) carried over from before the restart",
-                      r->id, r->attempt, row.executor_id);
+            weft_info("run %" PRId64 " attempt %d (%s) carried over from before the restart", r->id,
+                      r->attempt, row.executor_id);
         }
         free(ids);
     }

@@ -24,24 +24,25 @@ typedef struct {
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: weft sbatch JOB.cfg [--array] [--partition P] [--account A] [--time T]\n"
-            "                   [--signal-lead S] [--summary] [--pack-size K]\n"
-            "                   [--max-parallel M] [--dir DIR] [--dry-run]\n"
-            "       weft sbatch --summarize DIR\n\n"
-            "Writes the job's run files (DIR/run-0.cfg ...) and the batch script DIR/weft.sbatch,\n"
-            "then submits them: one job for one run, else a job array of one task per run.\n"
-            "  --array           a job array even for a single run\n"
-            "  --partition P     Slurm partition (default: Slurm's)\n"
-            "  --account A       Slurm account to charge\n"
-            "  --time T          time limit per task (default: resources.time_limit, else Slurm's)\n"
-            "  --signal-lead S   seconds before the limit that USR1 asks for a checkpoint (120)\n"
-            "  --summary         a job after the array writing DIR/summary.txt, trials ranked\n"
-            "  --pack-size K     LoRA tenants or trials per run (default 16)\n"
-            "  --max-parallel M  array tasks running at once (default: all)\n"
-            "  --dir DIR         where run files and logs go (default OUTPUT/slurm)\n"
-            "  --dry-run         write everything and print the sbatch command; submit nothing\n"
-            "  --summarize DIR   rank a submitted job's trials by best val loss (the summary job)\n");
+    fprintf(
+        out,
+        "usage: weft sbatch JOB.cfg [--array] [--partition P] [--account A] [--time T]\n"
+        "                   [--signal-lead S] [--summary] [--pack-size K]\n"
+        "                   [--max-parallel M] [--dir DIR] [--dry-run]\n"
+        "       weft sbatch --summarize DIR\n\n"
+        "Writes the job's run files (DIR/run-0.cfg ...) and the batch script DIR/weft.sbatch,\n"
+        "then submits them: one job for one run, else a job array of one task per run.\n"
+        "  --array           a job array even for a single run\n"
+        "  --partition P     Slurm partition (default: Slurm's)\n"
+        "  --account A       Slurm account to charge\n"
+        "  --time T          time limit per task (default: resources.time_limit, else Slurm's)\n"
+        "  --signal-lead S   seconds before the limit that USR1 asks for a checkpoint (120)\n"
+        "  --summary         a job after the array writing DIR/summary.txt, trials ranked\n"
+        "  --pack-size K     LoRA tenants or trials per run (default 16)\n"
+        "  --max-parallel M  array tasks running at once (default: all)\n"
+        "  --dir DIR         where run files and logs go (default OUTPUT/slurm)\n"
+        "  --dry-run         write everything and print the sbatch command; submit nothing\n"
+        "  --summarize DIR   rank a submitted job's trials by best val loss (the summary job)\n");
 }
 
 /* ---- the summary ---- */
@@ -186,7 +187,7 @@ static int summarize(const char *dir)
  * together, up to k per run, in unit order. run_of[i] is unit i's run. */
 static int group_units(const spec_unit_t *units, int n, int k, int *run_of)
 {
-    char (*keys)[65] = calloc((size_t)n, sizeof *keys);
+    char(*keys)[65] = calloc((size_t)n, sizeof *keys);
     int *size = calloc((size_t)n, sizeof *size);
     int nruns = 0;
     if (!keys || !size) {
@@ -266,8 +267,8 @@ static int write_runs(const spec_unit_t *units, int n, const int *run_of, int nr
         spec_destroy(&s);
     }
     FILE *f = NULL;
-    if (rc == 0 && (weft_path_join(path, sizeof path, dir, "trials.tsv") < 0 ||
-                    !(f = fopen(path, "w"))))
+    if (rc == 0 &&
+        (weft_path_join(path, sizeof path, dir, "trials.tsv") < 0 || !(f = fopen(path, "w"))))
         rc = weft_error("%s: cannot create", path);
     for (int i = 0; rc == 0 && i < n; i++) {
         fprintf(f, "%s\t%s\t", units[i].name, outs[run_of[i]]);
@@ -328,19 +329,45 @@ static int parse_opts(int argc, char **argv, sbatch_opts_t *o, const char **job,
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         char *end = NULL;
         switch (c) {
-        case 'a': o->array = 1; break;
-        case 'p': o->partition = optarg; break;
-        case 'A': o->account = optarg; break;
-        case 't': o->time = optarg; break;
-        case 'S': o->summary = 1; break;
-        case 'd': o->dir = optarg; break;
-        case 'n': o->dry_run = 1; break;
-        case 'Z': *summarize_dir = optarg; break;
-        case 's': o->signal_lead = (int)strtol(optarg, &end, 10); break;
-        case 'k': o->pack_size = (int)strtol(optarg, &end, 10); break;
-        case 'm': o->max_parallel = (int)strtol(optarg, &end, 10); break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 64;
+        case 'a':
+            o->array = 1;
+            break;
+        case 'p':
+            o->partition = optarg;
+            break;
+        case 'A':
+            o->account = optarg;
+            break;
+        case 't':
+            o->time = optarg;
+            break;
+        case 'S':
+            o->summary = 1;
+            break;
+        case 'd':
+            o->dir = optarg;
+            break;
+        case 'n':
+            o->dry_run = 1;
+            break;
+        case 'Z':
+            *summarize_dir = optarg;
+            break;
+        case 's':
+            o->signal_lead = (int)strtol(optarg, &end, 10);
+            break;
+        case 'k':
+            o->pack_size = (int)strtol(optarg, &end, 10);
+            break;
+        case 'm':
+            o->max_parallel = (int)strtol(optarg, &end, 10);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 64;
         }
         if (end && (*end || end == optarg)) {
             fprintf(stderr, "weft sbatch: '%s' is not a number\n", optarg);
@@ -408,8 +435,7 @@ int cmd_sbatch(int argc, char **argv)
         goto report;
     }
     if (weft_path_join(script, sizeof script, dir, "weft.sbatch") < 0 ||
-        exec_slurm_script_write(script) < 0 ||
-        write_runs(units, n, run_of, nruns, job, dir) < 0 ||
+        exec_slurm_script_write(script) < 0 || write_runs(units, n, run_of, nruns, job, dir) < 0 ||
         exec_slurm_find_program("weft-worker", worker, sizeof worker) < 0 ||
         exec_slurm_find_program("weft", weft, sizeof weft) < 0)
         goto report;
@@ -465,8 +491,9 @@ int cmd_sbatch(int argc, char **argv)
         snprintf(sname, sizeof sname, "--job-name=%s-summary", job->name);
         snprintf(sout, sizeof sout, "--output=%s/summary-%%j.out", dir);
         snprintf(wrap, sizeof wrap, "--wrap='%s' sbatch --summarize '%s'", weft, dir);
-        char *margv[] = {"sbatch", "--parsable", sname, dep, "--ntasks=1", sout,
-                         o.partition ? part : NULL, NULL, NULL, NULL};
+        char *margv[] = {
+            "sbatch", "--parsable", sname, dep, "--ntasks=1", sout, o.partition ? part : NULL,
+            NULL,     NULL,         NULL};
         int b = 6;
         if (o.partition) b++;
         if (o.account) margv[b++] = acct;

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -445,9 +446,12 @@ int outbox_connect(outbox_t *self, void *ctx, const char *endpoint, const wire_o
      * when the coordinator vanishes while a reply is half read. Without it,
      * ZeroMQ queues up to SNDHWM while disconnected; the spool keeps the rest. */
     o.immediate = 0;
-    self->dealer = wire_dealer_new(ctx, endpoint, rid, &o);
+    self->dealer = wire_dealer_new(ctx, NULL, rid, &o);
     if (!self->dealer) return -1;
-    snprintf(ep, sizeof ep, "inproc://weft-outbox-%p", (void *)self);
+    /* A closed monitor's name stays taken for a moment: never reuse one. */
+    static atomic_uint serial;
+    snprintf(ep, sizeof ep, "inproc://weft-outbox-%p-%u", (void *)self,
+             atomic_fetch_add(&serial, 1));
     int linger = 0;
     if (zmq_socket_monitor(self->dealer, ep,
                            ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED) < 0 ||
@@ -460,6 +464,15 @@ int outbox_connect(outbox_t *self, void *ctx, const char *endpoint, const wire_o
         zmq_close(self->dealer);
         self->dealer = self->monitor = NULL;
         return weft_error("outbox: monitoring the connection to %s: %s", endpoint, zmq_strerror(e));
+    }
+    /* Connect only now: a handshake before the monitor is up would go unseen. */
+    if (zmq_connect(self->dealer, endpoint) < 0) {
+        weft_error("outbox: connecting to %s: %s", endpoint, zmq_strerror(zmq_errno()));
+        zmq_socket_monitor(self->dealer, NULL, 0);
+        zmq_close(self->monitor);
+        zmq_close(self->dealer);
+        self->dealer = self->monitor = NULL;
+        return -1;
     }
     return 0;
 }
@@ -580,7 +593,9 @@ int64_t outbox_post(outbox_t *self, wire_cmd_t cmd, const json_t *body)
 
 int outbox_heartbeat(outbox_t *self, const json_t *body)
 {
-    if (!self->dealer) return WIRE_AGAIN;
+    /* A heartbeat queued while disconnected would arrive stale, and take a
+     * place in the high-water mark that a stored message could use. */
+    if (!self->dealer || !self->st.connected) return WIRE_AGAIN;
     json_t *b = body ? json_deep_copy(body) : json_object();
     if (!json_is_object(b)) {
         json_decref(b);

@@ -46,8 +46,9 @@ int outbox_connect(outbox_t *self, void *ctx, const char *endpoint, const wire_o
  * HEARTBEAT. Returns the seq, or -1 (weft_error; nothing was stored). */
 int64_t outbox_post(outbox_t *self, wire_cmd_t cmd, const json_t *body);
 
-/* Sends a HEARTBEAT (body plus run, attempt, "last_seq", "acked") if it can go
- * now; heartbeats are never stored. Returns 0, WIRE_AGAIN (dropped) or -1. */
+/* Sends a HEARTBEAT (body plus run, attempt, "last_seq", "acked") if the
+ * DEALER is connected (as last seen by outbox_pump) and it can go now;
+ * heartbeats are never stored. Returns 0, WIRE_AGAIN (dropped) or -1. */
 int outbox_heartbeat(outbox_t *self, const json_t *body);
 
 /* Does the socket work: reads connection events and ACKs (trimming the

@@ -472,7 +472,7 @@ void *wire_dealer_new(void *ctx, const char *endpoint, const char *rid, const wi
         setopt_int(s, ZMQ_RECONNECT_IVL_MAX, o.reconnect_ivl_max_ms, "ZMQ_RECONNECT_IVL_MAX") < 0 ||
         setopt_int(s, ZMQ_IMMEDIATE, o.immediate, "ZMQ_IMMEDIATE") < 0)
         goto fail;
-    if (zmq_connect(s, endpoint) < 0) {
+    if (endpoint && zmq_connect(s, endpoint) < 0) {
         weft_error("connecting to %s: %s", endpoint, zmq_strerror(zmq_errno()));
         goto fail;
     }

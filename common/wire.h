@@ -178,6 +178,8 @@ wire_opts_t wire_opts_default(void);
 void *wire_router_new(void *ctx, const char *endpoint, const wire_opts_t *opts);
 /* A DEALER with routing id rid (NULL: ZeroMQ picks one) connected to
  * endpoint, with reconnect interval, send HWM, LINGER, IMMEDIATE. */
+/* With endpoint NULL the DEALER is left unconnected: the caller connects it,
+ * e.g. after zmq_socket_monitor, so that no connection event is missed. */
 void *wire_dealer_new(void *ctx, const char *endpoint, const char *rid, const wire_opts_t *opts);
 
 #endif

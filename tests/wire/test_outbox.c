@@ -361,6 +361,11 @@ START_TEST(torn_tail_is_cut_corruption_is_refused)
     json_t *arr = json_array();
     ck_assert_int_eq(outbox_post(ob, WIRE_METRIC, arr), -1);
     ck_assert_int_eq(outbox_stats(ob).last_seq, 0);
+    ck_assert_int_eq(outbox_connect(ob, ctx, "bogus://x", NULL), -1);
+    ck_assert_ptr_nonnull(strstr(weft_last_error(), "bogus://x"));
+    ck_assert_int_eq(outbox_connect(ob, ctx, endpoint, NULL), 0);
+    ck_assert_int_eq(outbox_connect(ob, ctx, endpoint, NULL), -1);
+    ck_assert_ptr_nonnull(strstr(weft_last_error(), "already connected"));
     json_decref(arr);
     json_decref(b);
     outbox_destroy(&ob);
@@ -542,6 +547,7 @@ START_TEST(posting_never_blocks_without_a_peer)
     ck_assert_int_le(s.sent, 1000); /* ZeroMQ queues up to its high-water mark */
     ck_assert_int_eq(s.unsent, 5000 - s.sent);
     ck_assert_int_eq(s.last_seq, 5000);
+    ck_assert_int_eq(outbox_stats(ob).connected, 0);
     ck_assert_int_eq(outbox_heartbeat(ob, NULL), WIRE_AGAIN);
     ck_assert_int_eq(outbox_sync(ob), 0);
     outbox_destroy(&ob);
@@ -557,9 +563,16 @@ START_TEST(coordinator_orders_heartbeats_and_bad_input)
     post_metric(ob, 1);
     post_metric(ob, 2);
     run_until(ob, &c, 2, 20);
+    double t0 = now_s();
+    while (!outbox_stats(ob).connected && now_s() - t0 < 10) {
+        wire_msg_t *m = NULL;
+        outbox_pump(ob, 20, &m);
+        wire_msg_destroy(&m);
+    }
+    ck_assert_int_eq(outbox_stats(ob).connected, 1);
     /* a heartbeat goes out unstored, with the stream's position */
     json_t *hb = json_pack("{s:i}", "step", 2);
-    double t0 = now_s();
+    t0 = now_s();
     while (c.other == 0 && now_s() - t0 < 10) {
         outbox_heartbeat(ob, hb);
         coord_poll(&c, 20);

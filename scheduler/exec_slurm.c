@@ -22,7 +22,8 @@ static const char script_text[] =
 #include "scheduler/weft_sbatch.h"
     ;
 
-#define SNAPSHOT_EVERY 1.0 /* seconds between two scontrol calls */
+#define SNAPSHOT_EVERY 1.0         /* seconds between two scontrol calls */
+#define SNAPSHOT_MAX   (256 << 20) /* bytes of `scontrol show job -o` read at most */
 
 typedef struct {
     char id[32];
@@ -281,14 +282,22 @@ static exec_slurm_state_t state_of(const char *s)
 /* One `scontrol show job -o`: every job the controller still knows. */
 static void snapshot(exec_slurm_t *self)
 {
-    size_t cap = 1 << 20;
-    char *text = malloc(cap);
     char err[512];
     char *const argv[] = {"scontrol", "show", "job", "-o", NULL};
     self->snapshot_at = now_s();
     self->snapshot_ok = 0;
+    /* A busy cluster lists many jobs: a cut-off list would lose ours, so
+     * the buffer grows until the whole list fits. */
+    char *text = NULL;
+    int rc = -1;
+    for (size_t cap = 1 << 20; cap <= SNAPSHOT_MAX; cap *= 4) {
+        free(text);
+        if (!(text = malloc(cap))) break;
+        rc = exec_slurm_command(argv, text, cap, err, sizeof err);
+        if (rc != 0 || strlen(text) < cap - 1) break;
+        rc = weft_error("the job list is over %d MiB", SNAPSHOT_MAX >> 20);
+    }
     if (!text) return;
-    int rc = exec_slurm_command(argv, text, cap, err, sizeof err);
     if (rc != 0) {
         err[strcspn(err, "\n")] = 0;
         weft_warn("scontrol show job failed (%s); job states unknown until it answers",

@@ -187,7 +187,7 @@ static int summarize(const char *dir)
  * together, up to k per run, in unit order. run_of[i] is unit i's run. */
 static int group_units(const spec_unit_t *units, int n, int k, int *run_of)
 {
-    char(*keys)[65] = calloc((size_t)n, sizeof *keys);
+    char(*keys)[65] = calloc((size_t)n, sizeof *keys); /* per run; "" for full runs */
     int *size = calloc((size_t)n, sizeof *size);
     int nruns = 0;
     if (!keys || !size) {
@@ -195,13 +195,17 @@ static int group_units(const spec_unit_t *units, int n, int k, int *run_of)
         return weft_error("out of memory");
     }
     for (int i = 0; i < n; i++) {
+        char key[65] = "";
         run_of[i] = -1;
         if (units[i].spec->mode == SPEC_LORA) {
-            spec_pack_key(units[i].spec, keys[i]);
-            for (int j = 0; j < i && run_of[i] < 0; j++)
-                if (!strcmp(keys[j], keys[i]) && size[run_of[j]] < k) run_of[i] = run_of[j];
+            spec_pack_key(units[i].spec, key);
+            for (int r = 0; r < nruns && run_of[i] < 0; r++)
+                if (size[r] < k && !strcmp(keys[r], key)) run_of[i] = r;
         }
-        if (run_of[i] < 0) run_of[i] = nruns++;
+        if (run_of[i] < 0) {
+            run_of[i] = nruns++;
+            memcpy(keys[run_of[i]], key, sizeof key);
+        }
         size[run_of[i]]++;
     }
     free(keys);

@@ -19,5 +19,6 @@ int cmd_results(int argc, char **argv);    /* scheduler/client.c */
 int cmd_logs(int argc, char **argv);       /* scheduler/client.c */
 int cmd_sbatch(int argc, char **argv);     /* scheduler/sbatch_cmd.c */
 int cmd_plot(int argc, char **argv);       /* scheduler/client.c */
+int cmd_keygen(int argc, char **argv);     /* scheduler/keygen_cmd.c */
 
 #endif

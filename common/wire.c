@@ -472,6 +472,18 @@ void *wire_dealer_new(void *ctx, const char *endpoint, const char *rid, const wi
         setopt_int(s, ZMQ_RECONNECT_IVL_MAX, o.reconnect_ivl_max_ms, "ZMQ_RECONNECT_IVL_MAX") < 0 ||
         setopt_int(s, ZMQ_IMMEDIATE, o.immediate, "ZMQ_IMMEDIATE") < 0)
         goto fail;
+    if (o.curve_server || o.curve_public || o.curve_secret) {
+        if (!o.curve_server || !o.curve_public || !o.curve_secret ||
+            zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, o.curve_server, strlen(o.curve_server)) < 0 ||
+            zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, o.curve_public, strlen(o.curve_public)) < 0 ||
+            zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, o.curve_secret, strlen(o.curve_secret)) < 0) {
+            weft_error("setting CURVE keys for %s: %s", endpoint,
+                       o.curve_server && o.curve_public && o.curve_secret
+                           ? zmq_strerror(zmq_errno())
+                           : "the server key and both client keys are needed");
+            goto fail;
+        }
+    }
     if (endpoint && zmq_connect(s, endpoint) < 0) {
         weft_error("connecting to %s: %s", endpoint, zmq_strerror(zmq_errno()));
         goto fail;

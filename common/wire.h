@@ -164,6 +164,11 @@ typedef struct {
     int reconnect_ivl_ms;     /* ZMQ_RECONNECT_IVL (DEALER) */
     int reconnect_ivl_max_ms; /* ZMQ_RECONNECT_IVL_MAX (DEALER) */
     int immediate;            /* ZMQ_IMMEDIATE (DEALER); keep 0, see wire_opts_default */
+    /* DEALER over CURVE (tcp endpoints of weftd): the server's public key
+     * and this client's key pair, Z85; all NULL for a plain connection. */
+    const char *curve_server;
+    const char *curve_public;
+    const char *curve_secret;
 } wire_opts_t;
 
 /* Defaults: max_msg WIRE_MAX_JSON, linger 0, hwm 1000, reconnect 100..2000 ms,
@@ -177,7 +182,8 @@ wire_opts_t wire_opts_default(void);
  * For ipc:// the socket file's folder must exist. NULL on error (weft_error). */
 void *wire_router_new(void *ctx, const char *endpoint, const wire_opts_t *opts);
 /* A DEALER with routing id rid (NULL: ZeroMQ picks one) connected to
- * endpoint, with reconnect interval, send HWM, LINGER, IMMEDIATE. */
+ * endpoint, with reconnect interval, send HWM, LINGER, IMMEDIATE, and CURVE
+ * client keys when opts names them. */
 /* With endpoint NULL the DEALER is left unconnected: the caller connects it,
  * e.g. after zmq_socket_monitor, so that no connection event is missed. */
 void *wire_dealer_new(void *ctx, const char *endpoint, const char *rid, const wire_opts_t *opts);

@@ -3,4 +3,5 @@
 noinst_LIBRARIES += common/libweftwire.a
 common_libweftwire_a_SOURCES = \
 	common/wire.c common/wire.h \
-	common/outbox.c common/outbox.h
+	common/outbox.c common/outbox.h \
+	common/auth.c common/auth.h

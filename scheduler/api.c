@@ -1,12 +1,16 @@
 /* api.c: weftd's client commands: SUBMIT, STATUS, LIST, CANCEL, WATCH,
  * RESULTS. Each runs inside the round's transaction and queues its reply,
  * which leaves only after the commit (see weftd.c). */
+#include "auth.h"
 #include "fsutil.h"
 #include "log.h"
 #include "sha256.h"
 #include "spec.h"
 #include "weftd.h"
+#include "zap.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,9 +74,84 @@ static void add_summary(json_t *j, int64_t job)
     if (s.output[0]) json_object_set_new(j, "output", json_string(s.output));
 }
 
+/* Roles (docs/PROTOCOL.md): the ZAP User-Id of the sender's connection;
+ * the ipc socket and --insecure-tcp have none and are admin. */
 static const char *owner_of(const wire_msg_t *m)
 {
     return m->user_id[0] ? m->user_id : "admin";
+}
+
+static int is_admin(const wire_msg_t *m)
+{
+    return !strcmp(owner_of(m), "admin");
+}
+
+/* May the sender see and act on this job? Admin: any; tenant:NAME: the jobs
+ * of tenant NAME. */
+static int may_see(const wire_msg_t *m, const store_job_row_t *r)
+{
+    const char *t = auth_role_tenant(owner_of(m));
+    return is_admin(m) || (t && !strcmp(r->tenant, t));
+}
+
+/* Is path inside root (or root itself), by its words and, for the part that
+ * exists, by its real path (a symlink may not lead out)? */
+static int path_inside(const char *path, const char *root)
+{
+    size_t n = strlen(root);
+    if (strncmp(path, root, n) || (path[n] && path[n] != '/')) return 0;
+    for (const char *p = path; (p = strstr(p, "..")); p += 2)
+        if ((p == path || p[-1] == '/') && (p[2] == 0 || p[2] == '/')) return 0;
+    char probe[PATH_MAX], real[PATH_MAX];
+    snprintf(probe, sizeof probe, "%s", path);
+    while (!realpath(probe, real)) {
+        if (errno != ENOENT) return 0;
+        char *slash = strrchr(probe, '/');
+        if (!slash || slash == probe) return 0;
+        *slash = 0;
+    }
+    char rroot[PATH_MAX];
+    if (!realpath(root, rroot)) return 0;
+    n = strlen(rroot);
+    return !strncmp(real, rroot, n) && (real[n] == 0 || real[n] == '/');
+}
+
+/* What a tenant key may submit: LoRA jobs of its own tenant only, with every
+ * file it names inside its folder HOME/tenants/NAME (the model excepted:
+ * backbones are shared and only read). Replies and returns -1 when not. */
+static int tenant_may_submit(const wire_msg_t *m, const spec_t *spec, const char *tenant,
+                             const char *root)
+{
+    const char *bad = NULL;
+    char what[SPEC_PATH_MAX + 64] = "";
+    if (spec->mode != SPEC_LORA) {
+        weftd_reply_error(m->rid, m->rid_len, "permission",
+                          "tenant %s may submit only lora jobs (mode = \"lora\")", tenant);
+        return -1;
+    }
+    for (int i = 0; i < spec->ntenants; i++) {
+        const spec_tenant_t *t = &spec->tenants[i];
+        if (strcmp(t->name, tenant)) {
+            weftd_reply_error(m->rid, m->rid_len, "permission",
+                              "tenant %s may submit jobs only for itself, not for tenant \"%s\"",
+                              tenant, t->name);
+            return -1;
+        }
+        if (!path_inside(t->data, root))
+            bad = "data", snprintf(what, sizeof what, "%s", t->data);
+        else if (t->init_adapter[0] && !path_inside(t->init_adapter, root))
+            bad = "init_adapter", snprintf(what, sizeof what, "%s", t->init_adapter);
+    }
+    if (!bad && !path_inside(spec->output, root))
+        bad = "output", snprintf(what, sizeof what, "%s", spec->output);
+    if (bad) {
+        weftd_reply_error(m->rid, m->rid_len, "permission",
+                          "%s %s is outside tenant %s's folder %s (no '..', no symlinks out); "
+                          "use a path inside it, or a relative one",
+                          bad, what, tenant, root);
+        return -1;
+    }
+    return 0;
 }
 
 static int submit(const wire_msg_t *m)
@@ -91,11 +170,31 @@ static int submit(const wire_msg_t *m)
         return 0;
     }
     int priority = pj ? (int)json_integer_value(pj) : 0;
+    /* A tenant's relative paths start in its own folder, made 0700. */
+    const char *tenant = auth_role_tenant(owner_of(m));
+    char root[PATH_MAX];
+    if (tenant) {
+        if (weft_path_join(root, sizeof root, server.tenants_dir, tenant) < 0 ||
+            weft_mkdir_p(root, 0700) < 0 || chmod(root, 0700) < 0) {
+            weftd_reply_error(m->rid, m->rid_len, "store", "tenant folder: %s", weft_last_error());
+            return 0;
+        }
+        folder = root;
+    }
+    spec_limits_t lim = spec_limits_default();
+    lim.max_spec_bytes = server.max_spec;
+    lim.max_tenants = server.max_tenants;
+    lim.max_trials = server.max_trials;
     spec_diag_t *diag = spec_diag_new();
-    spec_t *spec = spec_parse(text, strlen(text), folder, file ? file : "job.cfg", NULL, diag);
+    spec_t *spec = spec_parse(text, strlen(text), folder, file ? file : "job.cfg", &lim, diag);
     spec_unit_t *units = NULL;
     int n = 0;
-    if (spec && spec_expand(spec, NULL, &units, &n, diag) < 0) n = -1;
+    if (spec && tenant && tenant_may_submit(m, spec, tenant, root) < 0) {
+        spec_diag_destroy(&diag);
+        spec_destroy(&spec);
+        return 0;
+    }
+    if (spec && spec_expand(spec, &lim, &units, &n, diag) < 0) n = -1;
     if (!spec || n < 0) {
         json_t *problems = json_array();
         for (int i = 0; i < spec_diag_count(diag); i++)
@@ -201,25 +300,36 @@ static void daemon_status(const wire_msg_t *m)
     }
     int live = 0;
     for (live_run_t *r = server.runs; r; r = r->next) live++;
-    weftd_reply(m->rid, m->rid_len, WIRE_REPLY,
-                json_pack("{s:s, s:I, s:I, s:I, s:o, s:i, s:i, s:i, s:i}", "home", server.home,
-                          "handled", (json_int_t)server.handled, "rejected", (json_int_t)total,
-                          "stale", (json_int_t)server.stale, "rejected_by_reason", rej, "live_runs",
-                          live, "slots", server.slots, "pack_size", server.pack_size, "watchers",
-                          server.nwatchers));
+    json_t *j =
+        json_pack("{s:s, s:I, s:I, s:I, s:o, s:i, s:i, s:i, s:i}", "home", server.home, "handled",
+                  (json_int_t)server.handled, "rejected", (json_int_t)total, "stale",
+                  (json_int_t)server.stale, "rejected_by_reason", rej, "live_runs", live, "slots",
+                  server.slots, "pack_size", server.pack_size, "watchers", server.nwatchers);
+    /* CURVE handshakes the ZAP handler refused (unknown keys). */
+    json_object_set_new(j, "keys_refused", json_integer(server.zap ? zap_refused(server.zap) : 0));
+    weftd_reply(m->rid, m->rid_len, WIRE_REPLY, j);
 }
 
 static int status(const wire_msg_t *m)
 {
     int64_t id;
     if (!json_object_get(m->body, "id")) {
-        daemon_status(m);
+        if (is_admin(m))
+            daemon_status(m);
+        else
+            weftd_reply_error(m->rid, m->rid_len, "permission",
+                              "the daemon's status is for admin keys; give a job \"id\"");
         return 0;
     }
     if (get_id(m, "id", &id) < 0) return 0;
     store_job_row_t r;
     if (store_job_get(server.store, id, &r) < 0) {
         weftd_reply_error(m->rid, m->rid_len, "not_found", "%s", weft_last_error());
+        return 0;
+    }
+    if (!may_see(m, &r)) {
+        store_job_row_free(&r);
+        weftd_reply_error(m->rid, m->rid_len, "not_found", "no job %lld", (long long)id);
         return 0;
     }
     json_t *j = job_json(&r);
@@ -255,14 +365,29 @@ static int list(const wire_msg_t *m)
                           LIST_MAX);
         return 0;
     }
-    store_job_row_t *rows;
-    size_t n;
-    if (store_list(server.store, st, name, sub, before, (size_t)limit, &rows, &n) < 0) return -1;
+    /* Pages of the store, newest first, keeping the jobs the sender may see. */
     json_t *jobs = json_array();
-    for (size_t i = 0; i < n; i++) json_array_append_new(jobs, job_json(&rows[i]));
+    int64_t last = 0;
+    size_t kept = 0;
+    for (;;) {
+        store_job_row_t *rows;
+        size_t n;
+        if (store_list(server.store, st, name, sub, before, (size_t)limit, &rows, &n) < 0) {
+            json_decref(jobs);
+            return -1;
+        }
+        for (size_t i = 0; i < n && kept < (size_t)limit; i++) {
+            if (!may_see(m, &rows[i])) continue;
+            json_array_append_new(jobs, job_json(&rows[i]));
+            last = rows[i].id;
+            kept++;
+        }
+        if (n) before = rows[n - 1].id;
+        store_job_rows_free(rows, n);
+        if (n < (size_t)limit || kept == (size_t)limit) break;
+    }
     json_t *reply = json_pack("{s:o}", "jobs", jobs);
-    if (n == (size_t)limit) json_object_set_new(reply, "before", json_integer(rows[n - 1].id));
-    store_job_rows_free(rows, n);
+    if (kept == (size_t)limit) json_object_set_new(reply, "before", json_integer(last));
     weftd_reply(m->rid, m->rid_len, WIRE_REPLY, reply);
     return 0;
 }
@@ -282,6 +407,12 @@ static int cancel(const wire_msg_t *m)
         json_int_t id = json_is_integer(v) ? json_integer_value(v) : 0;
         store_job_row_t r;
         if (id <= 0 || store_job_get(server.store, id, &r) < 0) {
+            json_array_append_new(
+                results, json_pack("{s:o, s:s}", "id", json_copy(v), "error", "no such job"));
+            continue;
+        }
+        if (!may_see(m, &r)) { /* another tenant's job: as if there were none */
+            store_job_row_free(&r);
             json_array_append_new(
                 results, json_pack("{s:o, s:s}", "id", json_copy(v), "error", "no such job"));
             continue;
@@ -315,10 +446,27 @@ static int watch(const wire_msg_t *m)
         weftd_reply_error(m->rid, m->rid_len, "not_found", "%s", weft_last_error());
         return 0;
     }
+    int visible = may_see(m, &r);
     store_job_row_free(&r);
+    if (!visible) {
+        weftd_reply_error(m->rid, m->rid_len, "not_found", "no job %lld", (long long)id);
+        return 0;
+    }
     if (server.nwatchers >= server.max_watchers) {
         weftd_reply_error(m->rid, m->rid_len, "limit",
                           "too many open WATCH streams (%d); try again later", server.max_watchers);
+        return 0;
+    }
+    /* A client: a key (its role), or one connection of the local admin. */
+    int mine = 0;
+    for (watcher_t *o = server.watchers; o; o = o->next)
+        mine += is_admin(m) ? o->rid_len == m->rid_len && !memcmp(o->rid, m->rid, m->rid_len)
+                            : !strcmp(o->owner, owner_of(m));
+    if (mine >= server.max_watch_client) {
+        weftd_reply_error(m->rid, m->rid_len, "limit",
+                          "this client has %d open WATCH streams, the most it may "
+                          "(--max-watch-per-client); wait for one to end",
+                          mine);
         return 0;
     }
     watcher_t *w = calloc(1, sizeof *w);
@@ -327,6 +475,7 @@ static int watch(const wire_msg_t *m)
     w->rid_len = m->rid_len;
     w->job = id;
     w->last = from;
+    snprintf(w->owner, sizeof w->owner, "%s", owner_of(m));
     w->next = server.watchers;
     server.watchers = w;
     server.nwatchers++;
@@ -355,11 +504,29 @@ static int results(const wire_msg_t *m)
             return 0;
         }
         sub = r.submission;
+        int visible = may_see(m, &r);
         store_job_row_free(&r);
+        if (!visible) {
+            weftd_reply_error(m->rid, m->rid_len, "not_found", "no job %lld", (long long)id);
+            return 0;
+        }
     }
     store_job_row_t *rows;
     size_t n;
     if (store_list(server.store, -1, NULL, sub, 0, 100000, &rows, &n) < 0) return -1;
+    size_t seen = 0; /* another tenant's jobs of a batch stay out */
+    for (size_t i = 0; i < n; i++) {
+        if (may_see(m, &rows[i])) {
+            if (seen != i) {
+                store_job_row_t t = rows[seen];
+                rows[seen] = rows[i];
+                rows[i] = t;
+            }
+            seen++;
+        }
+    }
+    for (size_t i = seen; i < n; i++) store_job_row_free(&rows[i]);
+    n = seen;
     if (n == 0) {
         weftd_reply_error(m->rid, m->rid_len, "not_found", "no submission %lld", (long long)sub);
         store_job_rows_free(rows, n);
@@ -390,6 +557,12 @@ static int results(const wire_msg_t *m)
 
 int api_handle(const wire_msg_t *m)
 {
+    if (!is_admin(m) && !auth_role_tenant(owner_of(m))) {
+        weftd_reply_error(m->rid, m->rid_len, "permission",
+                          "%s is a client command; this key (%s) may not send it",
+                          wire_cmd_name(m->cmd), owner_of(m));
+        return 0;
+    }
     switch (m->cmd) {
     case WIRE_SUBMIT:
         return submit(m);

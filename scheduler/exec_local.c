@@ -105,6 +105,10 @@ int exec_local_launch(exec_local_t *self, int64_t run, int attempt, int ranks, i
     argv[a++] = "--oversubscribe";
     argv[a++] = "--bind-to";
     argv[a++] = "none";
+    if (getenv("WEFT_WORKER_KEY")) { /* the run's CURVE key (weftd_worker_key) */
+        argv[a++] = "-x";
+        argv[a++] = "WEFT_WORKER_KEY";
+    }
     argv[a++] = self->worker;
     argv[a++] = (char *)spec_path;
     if (self->endpoint[0]) {

@@ -1,6 +1,7 @@
 # scheduler/: the `weft` command's dispatcher (and, later, weftd).
 bin_PROGRAMS += weft
 weft_SOURCES = scheduler/weft.c common/weft_cmds.h scheduler/client.c scheduler/client.h \
+	scheduler/keygen_cmd.c \
 	scheduler/sbatch_cmd.c
 weft_LDADD = scheduler/libweftsched.a worker/libweftmodel.a worker/libweftengine.a jobs/libweftjobs.a \
 	shards/libweftshards.a common/libweftwire.a common/libweftcommon.a $(WEFT_LIBS)
@@ -22,6 +23,7 @@ EXTRA_DIST += scripts/weft.sbatch
 
 bin_PROGRAMS += weftd
 weftd_SOURCES = scheduler/weftd.c scheduler/weftd.h scheduler/api.c scheduler/monitor.c \
+	scheduler/zap.c scheduler/zap.h \
 	scheduler/prepare.c
 weftd_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/jobs -I$(top_srcdir)/scheduler
 weftd_LDADD = scheduler/libweftsched.a jobs/libweftjobs.a common/libweftwire.a \

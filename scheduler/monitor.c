@@ -2,6 +2,7 @@
  * METRIC, CHECKPOINT, DONE, FAIL) with their sequence numbers and ACKs,
  * reaping of worker groups, liveness, retries from checkpoints, and the
  * planner's new runs written out and launched. */
+#include "auth.h"
 #include "fsutil.h"
 #include "log.h"
 #include "planner.h"
@@ -258,6 +259,26 @@ static int publish_file(const char *src, const char *dst)
     return 0;
 }
 
+/* A destination inside HOME/tenants/NAME must stay there once symlinks are
+ * resolved (made 0700 on the way). Other destinations are the admin's. */
+static int tenant_dst_ok(const char *dst)
+{
+    size_t n = strlen(server.tenants_dir);
+    if (strncmp(dst, server.tenants_dir, n) || dst[n] != '/') return 1;
+    char root[PATH_MAX], dir[PATH_MAX], rroot[PATH_MAX], rdir[PATH_MAX];
+    const char *end = strchr(dst + n + 1, '/');
+    if (!end || (size_t)(end - dst) >= sizeof root) return weft_error("%s: no tenant folder", dst), 0;
+    memcpy(root, dst, (size_t)(end - dst));
+    root[end - dst] = 0;
+    weft_dirname(dst, dir, sizeof dir);
+    if (weft_mkdir_p(dir, 0700) < 0 || !realpath(root, rroot) || !realpath(dir, rdir))
+        return 0;
+    n = strlen(rroot);
+    if (strncmp(rdir, rroot, n) || (rdir[n] && rdir[n] != '/'))
+        return weft_error("%s leads outside the tenant folder %s (a symlink?)", dst, root), 0;
+    return 1;
+}
+
 /* A succeeded job's output goes where its spec said: <output>/<tenant>/
  * adapter.h5 (lora) or <output>/model.h5 (full). */
 static void publish(live_run_t *r, int64_t job, const char *name)
@@ -274,6 +295,7 @@ static void publish(live_run_t *r, int64_t job, const char *name)
              snprintf(dst, sizeof dst, "%s/%s%s", s->output, lora ? name : "",
                       lora ? "/adapter.h5" : "model.h5") < (int)sizeof dst;
     spec_destroy(&s);
+    if (ok && !tenant_dst_ok(dst)) ok = 0;
     if (ok && publish_file(src, dst) == 0) {
         char detail[PATH_MAX + 32];
         json_t *d = json_pack("{s:s}", "output", dst);
@@ -334,6 +356,16 @@ int monitor_handle(const wire_msg_t *m)
     char run_s[WIRE_RUN_MAX + 1];
     int64_t attempt;
     if (wire_rid_parse(m->rid, m->rid_len, run_s, sizeof run_s, &attempt) < 0) return 0;
+    /* Over CURVE a worker posts with its run's key (worker:RUN) and only for
+     * that run; admin (ipc) may too; tenant keys may not. */
+    const char *key_run = auth_role_run(m->user_id);
+    if (m->user_id[0] && strcmp(m->user_id, "admin") && (!key_run || strcmp(key_run, run_s))) {
+        server.rejected[WIRE_REJ_ROLE]++;
+        weftd_reply_error(m->rid, m->rid_len, "permission",
+                          "%s for run %s: this key (%s) may not post for that run",
+                          wire_cmd_name(m->cmd), run_s, m->user_id);
+        return 0;
+    }
     char *end;
     int64_t id = strtoll(run_s, &end, 10);
     live_run_t *r = *end ? NULL : find_run(id);
@@ -571,6 +603,7 @@ static int launch(int64_t run)
     if (store_run_jobs(server.store, run, &jobs, &n) < 0) return -1;
     int threads = 1;
     store_job_rows_free(jobs, n);
+    if (weftd_worker_key(run) < 0) return -1;
     pid_t pid = 0;
     char job_id[32] = "", exec_id[48];
     if (server.slurm) {

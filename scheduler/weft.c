@@ -28,6 +28,7 @@ static const struct {
     {"logs", cmd_logs, "the worker logs of a job's run, every attempt"},
     {"sbatch", cmd_sbatch, "submit a job, batch or sweep to Slurm (job arrays, requeue)"},
     {"plot", cmd_plot, "training and validation loss curves of a submission (PNG)"},
+    {"keygen", cmd_keygen, "a CURVE key pair for weftd or a tcp client (--role)"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -3,9 +3,12 @@
  * message of a round is handled inside one transaction, and its replies and
  * ACKs leave only after that transaction commits. */
 #include "config.h"
+#include "auth.h"
 #include "fsutil.h"
 #include "log.h"
+#include "spec.h"
 #include "weftd.h"
+#include "zap.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -83,7 +86,7 @@ static void flush_replies(int committed)
 /* One round: drain up to ROUND_MAX messages inside one transaction. */
 static void round_messages(void)
 {
-    wire_rx_t rx = {.accept = WIRE_FROM_CLIENT | WIRE_FROM_WORKER, .max_json = 0};
+    wire_rx_t rx = {.accept = WIRE_FROM_CLIENT | WIRE_FROM_WORKER, .max_json = server.max_json};
     int began = 0, failed = 0;
     for (int i = 0; i < ROUND_MAX && !server.stop; i++) {
         wire_msg_t *msg = NULL;
@@ -188,6 +191,8 @@ static int setup_home(const char *home)
     free(abs);
     if (weft_path_join(server.runs_dir, sizeof server.runs_dir, server.home, "runs") < 0 ||
         weft_path_join(server.data_dir, sizeof server.data_dir, server.home, "data") < 0 ||
+        weft_path_join(server.tenants_dir, sizeof server.tenants_dir, server.home, "tenants") < 0 ||
+        weft_mkdir_p(server.tenants_dir, 0700) < 0 || chmod(server.tenants_dir, 0700) < 0 ||
         weft_mkdir_p(server.runs_dir, 0700) < 0 || weft_mkdir_p(server.data_dir, 0700) < 0)
         return -1;
     return 0;
@@ -204,7 +209,72 @@ static void usage(FILE *out)
                  "  --slots N         MPI ranks run at once (default: number of cores)\n"
                  "  --pack-size K     tenants per LoRA run (default 16)\n"
                  "  --liveness S      seconds of silence before a run is lost (default 30)\n"
-                 "  --foreground      stay attached; log to stderr\n");
+                 "  --foreground      stay attached; log to stderr\n\n"
+                 "A tcp endpoint is CURVE-encrypted and admits only listed client keys:\n"
+                 "  --server-key FILE weftd's key pair (default HOME/server.key; weft keygen)\n"
+                 "  --clients DIR     admitted clients' public keys, *.pub with their roles\n"
+                 "                    (default HOME/clients)\n"
+                 "  --insecure-tcp    no keys: anyone who reaches the port is admin\n"
+                 "Limits on what clients send (default):\n"
+                 "  --max-message N   bytes of a message's JSON (1048576)\n"
+                 "  --max-spec N      bytes of a submitted spec (1048576)\n"
+                 "  --max-tenants N   tenants per spec (4096)\n"
+                 "  --max-trials N    trials per sweep (10000)\n"
+                 "  --max-watch N     open WATCH streams in all (256)\n"
+                 "  --max-watch-per-client N  open WATCH streams per client (8)\n");
+}
+
+/* A fresh CURVE key for a run's next attempt, in RUNS/<run>/worker.key (mode
+ * 0600), admitted as worker:<run>; the launch passes its path to the workers
+ * in WEFT_WORKER_KEY. Without CURVE, no key. */
+int weftd_worker_key(int64_t run)
+{
+    if (!server.zap) {
+        unsetenv("WEFT_WORKER_KEY");
+        return 0;
+    }
+    char name[64], dir[PATH_MAX], path[PATH_MAX], role[96];
+    snprintf(name, sizeof name, "%lld", (long long)run);
+    snprintf(role, sizeof role, "worker:%lld", (long long)run);
+    auth_key_t key;
+    if (weft_path_join(dir, sizeof dir, server.runs_dir, name) < 0 ||
+        weft_mkdir_p(dir, 0700) < 0 || weft_path_join(path, sizeof path, dir, "worker.key") < 0 ||
+        auth_key_mint(&key, role) < 0)
+        return -1;
+    snprintf(key.server_key, sizeof key.server_key, "%s", server.server_key);
+    if (auth_key_write(&key, path, true) < 0 || zap_add_run(server.zap, name, key.public_key) < 0)
+        return -1;
+    setenv("WEFT_WORKER_KEY", path, 1);
+    return 0;
+}
+
+/* After a restart: admits again the keys of the runs that go on. */
+static void load_worker_keys(void)
+{
+    for (live_run_t *r = server.runs; server.zap && r; r = r->next) {
+        char run[32], name[64], path[PATH_MAX];
+        auth_key_t key;
+        snprintf(run, sizeof run, "%lld", (long long)r->id);
+        snprintf(name, sizeof name, "%s/worker.key", run);
+        if (weft_path_join(path, sizeof path, server.runs_dir, name) < 0 ||
+            auth_key_read(path, &key) < 0 || zap_add_run(server.zap, run, key.public_key) < 0)
+            weft_warn("run %lld: its workers cannot reconnect over tcp: %s", (long long)r->id,
+                      weft_last_error());
+    }
+}
+
+/* Numeric option value in lo..hi, or -1 after a message. */
+static long long opt_num(const char *name, const char *text, long long lo, long long hi)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || end == text || *end || v < lo || v > hi) {
+        fprintf(stderr, "weftd: --%s wants a whole number in %lld..%lld, not '%s'\n", name, lo,
+                hi, text);
+        return -1;
+    }
+    return v;
 }
 
 /* Forks into the background once ready: the parent exits 0 only when the
@@ -262,13 +332,27 @@ int main(int argc, char **argv)
     server.pack_size = 16;
     server.liveness = 30;
     server.max_watchers = 256;
+    server.max_watch_client = 8;
+    spec_limits_t sl = spec_limits_default();
+    server.max_json = WIRE_MAX_JSON;
+    server.max_spec = sl.max_spec_bytes;
+    server.max_tenants = sl.max_tenants;
+    server.max_trials = sl.max_trials;
+    const char *server_key = NULL, *clients = NULL;
+    int insecure_tcp = 0;
+    long long v = 0;
     server.lock_fd = -1;
     static const struct option opts[] = {
         {"home", required_argument, 0, 'H'},      {"endpoint", required_argument, 0, 'e'},
         {"executor", required_argument, 0, 'x'},  {"slots", required_argument, 0, 's'},
         {"pack-size", required_argument, 0, 'k'}, {"liveness", required_argument, 0, 'l'},
         {"foreground", no_argument, 0, 'f'},      {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},         {0, 0, 0, 0}};
+        {"version", no_argument, 0, 'V'},         {"insecure-tcp", no_argument, 0, 'I'},
+        {"server-key", required_argument, 0, 'K'}, {"clients", required_argument, 0, 'C'},
+        {"max-message", required_argument, 0, 'M'}, {"max-spec", required_argument, 0, 'S'},
+        {"max-tenants", required_argument, 0, 'T'}, {"max-trials", required_argument, 0, 'R'},
+        {"max-watch", required_argument, 0, 'W'},
+        {"max-watch-per-client", required_argument, 0, 'w'}, {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         char *end = NULL;
@@ -293,6 +377,39 @@ int main(int argc, char **argv)
             break;
         case 'f':
             foreground = 1;
+            break;
+        case 'I':
+            insecure_tcp = 1;
+            break;
+        case 'K':
+            server_key = optarg;
+            break;
+        case 'C':
+            clients = optarg;
+            break;
+        case 'M':
+            if ((v = opt_num("max-message", optarg, 1024, 256LL << 20)) < 0) return 64;
+            server.max_json = (size_t)v;
+            break;
+        case 'S':
+            if ((v = opt_num("max-spec", optarg, 64, 64LL << 20)) < 0) return 64;
+            server.max_spec = (size_t)v;
+            break;
+        case 'T':
+            if ((v = opt_num("max-tenants", optarg, 1, 1 << 20)) < 0) return 64;
+            server.max_tenants = (int)v;
+            break;
+        case 'R':
+            if ((v = opt_num("max-trials", optarg, 1, 1 << 20)) < 0) return 64;
+            server.max_trials = (int)v;
+            break;
+        case 'W':
+            if ((v = opt_num("max-watch", optarg, 1, 1 << 20)) < 0) return 64;
+            server.max_watchers = (int)v;
+            break;
+        case 'w':
+            if ((v = opt_num("max-watch-per-client", optarg, 1, 1 << 20)) < 0) return 64;
+            server.max_watch_client = (int)v;
             break;
         case 'h':
             usage(stdout);
@@ -333,9 +450,39 @@ int main(int argc, char **argv)
         fprintf(stderr, "weftd: home path too long for an ipc endpoint\n");
         return 64;
     }
-    if (!strncmp(server.endpoint, "tcp://", 6)) {
-        fprintf(stderr, "weftd: tcp endpoints need CURVE keys, which this build does not have "
-                        "yet; use the ipc endpoint\n");
+    /* A tcp endpoint: CURVE with weftd's key pair, unless --insecure-tcp. The
+     * local ipc socket (in the 0700 home) is bound beside it, for the local
+     * admin. */
+    int tcp = !strncmp(server.endpoint, "tcp://", 6);
+    char ipc_endpoint[sizeof server.endpoint] = "";
+    auth_key_t skey;
+    if (tcp && !insecure_tcp) {
+        char def[PATH_MAX];
+        if (!server_key && weft_path_join(def, sizeof def, server.home, "server.key") == 0)
+            server_key = def;
+        if (!server_key || auth_key_read(server_key, &skey) < 0 || !skey.secret_key[0]) {
+            fprintf(stderr,
+                    "weftd: %s needs CURVE keys: %s\n"
+                    "  make weftd's pair with 'weft keygen -o %s/server', admit clients by "
+                    "copying their .pub files (weft keygen --role ...) into %s/clients, or "
+                    "start with --insecure-tcp (anyone who reaches the port is admin)\n",
+                    server.endpoint,
+                    server_key ? (skey.role[0] && !skey.secret_key[0]
+                                      ? "the server key file holds no secret key"
+                                      : weft_last_error())
+                               : "no server key",
+                    server.home, server.home);
+            return 64;
+        }
+        snprintf(server.server_key, sizeof server.server_key, "%s", skey.public_key);
+    }
+    if (tcp && insecure_tcp)
+        fprintf(stderr, "weftd: warning: %s is NOT authenticated (--insecure-tcp): anyone who "
+                        "reaches it is admin\n",
+                server.endpoint);
+    if (tcp && snprintf(ipc_endpoint, sizeof ipc_endpoint, "ipc://%s/weftd.sock", server.home) >=
+                   (int)sizeof ipc_endpoint) {
+        fprintf(stderr, "weftd: home path too long for an ipc endpoint\n");
         return 64;
     }
     if (lock_home() < 0) {
@@ -362,20 +509,55 @@ int main(int argc, char **argv)
     /* Messages up to 4x the JSON limit reach wire_recv, which rejects and
      * counts those over it; larger ones are cut off by ZeroMQ itself. */
     wire_opts_t wo = wire_opts_default();
-    wo.max_msg = 4 * (int64_t)WIRE_MAX_JSON;
-    if (!strncmp(server.endpoint, "ipc://", 6)) unlink(server.endpoint + 6);
-    server.router = wire_router_new(server.zctx, server.endpoint, &wo);
+    wo.max_msg = 4 * (int64_t)server.max_json;
+    const char *first = tcp ? ipc_endpoint : server.endpoint;
+    if (!strncmp(first, "ipc://", 6)) unlink(first + 6);
+    if (tcp && !insecure_tcp) {
+        char clients_def[PATH_MAX];
+        if (!clients && weft_path_join(clients_def, sizeof clients_def, server.home, "clients") == 0)
+            clients = clients_def;
+        server.zap = zap_new(server.zctx, clients);
+        if (!server.zap) {
+            tell_parent(ready_fd, weft_last_error());
+            weft_report();
+            goto out;
+        }
+        if (zap_clients(server.zap) == 0)
+            weft_warn("no client keys in %s: only workers can use %s", clients, server.endpoint);
+    }
+    server.router = wire_router_new(server.zctx, first, &wo);
+    if (server.router && tcp) {
+        /* Options are taken at bind: the ipc listener above stays plain. */
+        int on = 1;
+        if (!insecure_tcp &&
+            (zmq_setsockopt(server.router, ZMQ_ZAP_DOMAIN, "weft", 4) < 0 ||
+             zmq_setsockopt(server.router, ZMQ_CURVE_SERVER, &on, sizeof on) < 0 ||
+             zmq_setsockopt(server.router, ZMQ_CURVE_SECRETKEY, skey.secret_key,
+                            strlen(skey.secret_key)) < 0)) {
+            weft_error("setting CURVE on %s: %s", server.endpoint, zmq_strerror(zmq_errno()));
+            zmq_close(server.router);
+            server.router = NULL;
+        } else if (zmq_bind(server.router, server.endpoint) < 0) {
+            weft_error("binding the ROUTER to %s: %s", server.endpoint, zmq_strerror(zmq_errno()));
+            zmq_close(server.router);
+            server.router = NULL;
+        }
+    }
     if (!server.router) {
         tell_parent(ready_fd, weft_last_error());
         weft_report();
         goto out;
     }
-    if (!strncmp(server.endpoint, "ipc://", 6)) chmod(server.endpoint + 6, 0600);
+    if (!strncmp(first, "ipc://", 6)) chmod(first + 6, 0600);
+    if (tcp && insecure_tcp)
+        weft_warn("%s is NOT authenticated (--insecure-tcp): anyone who reaches it is admin",
+                  server.endpoint);
     if (monitor_recover() < 0) {
         tell_parent(ready_fd, weft_last_error());
         weft_report();
         goto out;
     }
+    load_worker_keys();
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
     signal(SIGPIPE, SIG_IGN);
@@ -395,6 +577,7 @@ out:
     api_watchers_drop_all();
     monitor_free_all();
     if (server.router) zmq_close(server.router);
+    zap_destroy(&server.zap);
     if (server.zctx) zmq_ctx_term(server.zctx);
     exec_local_destroy(&server.exec);
     exec_slurm_destroy(&server.slurm);

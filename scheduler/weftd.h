@@ -42,6 +42,7 @@ typedef struct watcher {
     int64_t last; /* last event id sent */
     int stalled;  /* the last send did not go out */
     int gone;     /* the client is no longer connected */
+    char owner[256]; /* the client's role (per-client limit) */
     struct watcher *next;
 } watcher_t;
 
@@ -62,6 +63,15 @@ typedef struct {
     int pack_size;    /* tenants per LoRA run */
     double liveness;  /* seconds without a message before a run is lost */
     int max_watchers; /* open WATCH streams */
+    /* Security (docs/PROTOCOL.md, "Authentication and roles"). */
+    struct zap *zap;           /* ZAP handler; NULL without a CURVE endpoint */
+    char server_key[41];       /* weftd's public key (Z85), "" without CURVE */
+    int max_watch_client;      /* open WATCH streams per client */
+    size_t max_json;           /* JSON frame of a message */
+    size_t max_spec;           /* spec text of a SUBMIT */
+    int max_tenants;           /* tenants per spec */
+    int max_trials;            /* trials per sweep */
+    char tenants_dir[PATH_MAX]; /* HOME/tenants: each tenant's files, 0700 */
     store_t *store;
     void *zctx, *router;
     exec_local_t *exec;
@@ -84,6 +94,8 @@ extern weftd_t server;
 double weftd_now(void);
 /* Queues a reply for after the commit of this round (takes body). */
 void weftd_reply(const uint8_t *rid, size_t rid_len, wire_cmd_t cmd, json_t *body);
+/* A fresh worker key for run's next launch (weftd.c; nothing without CURVE). */
+int weftd_worker_key(int64_t run);
 /* Queues an ERROR reply {"error": kind, "message": text}. */
 void weftd_reply_error(const uint8_t *rid, size_t rid_len, const char *kind, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -14,3 +14,4 @@ include tests/worker/local.mk
 include tests/lora/local.mk
 include tests/scheduler/local.mk
 include tests/fuzz/local.mk
+include tests/security/local.mk

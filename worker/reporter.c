@@ -2,6 +2,7 @@
  * reporter.h). The outbox and its ZeroMQ socket are used under one mutex:
  * the training thread posts, the pump thread sends, receives and beats. */
 #include "reporter.h"
+#include "auth.h"
 #include "fsutil.h"
 #include "log.h"
 #include "outbox.h"
@@ -104,7 +105,21 @@ reporter_t *reporter_new(const char *outdir, const char *run, int attempt, const
         self->ob = outbox_open(path, run, attempt);
         if (!self->ob) goto fail;
         self->zctx = zmq_ctx_new();
-        if (outbox_connect(self->ob, self->zctx, endpoint, NULL) < 0) goto fail;
+        /* Over a CURVE endpoint, the run's key minted by weftd (0600 file). */
+        wire_opts_t o = wire_opts_default();
+        auth_key_t key;
+        const char *key_path = getenv("WEFT_WORKER_KEY");
+        if (key_path && *key_path) {
+            if (auth_key_read(key_path, &key) < 0) goto fail;
+            if (!key.secret_key[0] || !key.server_key[0]) {
+                weft_error("%s: a worker key needs secret-key and server-key", key_path);
+                goto fail;
+            }
+            o.curve_server = key.server_key;
+            o.curve_public = key.public_key;
+            o.curve_secret = key.secret_key;
+        }
+        if (outbox_connect(self->ob, self->zctx, endpoint, &o) < 0) goto fail;
         if (pthread_create(&self->thread, NULL, pump, self) != 0) {
             weft_error("cannot start the reporter thread");
             goto fail;

@@ -1,0 +1,388 @@
+#!/usr/bin/python3
+"""test_auth.py: weftd's tcp endpoint with CURVE and ZAP, roles and limits,
+with real processes (weft keygen, weftd, mpirun, weft-worker) and real
+ZeroMQ clients (python3-zmq with CURVE):
+
+ 1. keygen: modes 0600/0644, roles, bad roles refused;
+ 2. tcp without keys refuses to start; --insecure-tcp warns;
+ 3. an unknown key and a plain client over tcp are refused; nothing stored;
+ 4. a tenant key cannot list, show, watch, cancel or fetch results of
+    another tenant's job (each command), nor submit for another tenant,
+    nor a full job; path escapes in specs are refused;
+ 5. a tenant's LoRA job runs over tcp (workers with their run's key);
+ 6. a worker key of run A cannot post for run B, nor send client commands;
+ 7. every limit: message size, spec size, tenants, trials, WATCH per client.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+
+try:
+    import zmq
+except ImportError:
+    print("SKIP: python3-zmq is missing (apt-get install -y python3-zmq)")
+    sys.exit(77)
+if not zmq.has("curve"):
+    print("SKIP: this libzmq has no CURVE")
+    sys.exit(77)
+
+FAILED = 0
+
+
+def ok(cond, what):
+    global FAILED
+    if cond:
+        print("PASS:", what)
+    else:
+        print("FAIL:", what)
+        FAILED += 1
+    return cond
+
+
+def must(cond, what):
+    if not ok(cond, what):
+        sys.exit(1)
+
+
+T = tempfile.mkdtemp(prefix="weft-test-auth-")
+HOMES = []
+
+
+def cleanup():
+    for h in HOMES:
+        stop(h)
+    subprocess.run(["pkill", "-f", "weft-worker " + T], stderr=subprocess.DEVNULL)
+    if not os.environ.get("KEEP"):
+        shutil.rmtree(T, ignore_errors=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def run(*args, **kw):
+    return subprocess.run(list(args), cwd=T, capture_output=True, text=True, **kw)
+
+
+def start(home, *opts):
+    HOMES.append(home)
+    return run("weftd", "--home", home, "--slots", "2", *opts)
+
+
+def stop(home):
+    try:
+        pid = int(open(os.path.join(home, "weftd.pid")).read())
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(100):
+            os.kill(pid, 0)
+            time.sleep(0.05)
+    except (OSError, ValueError):
+        pass
+
+
+def read_key(path):
+    k = {}
+    for line in open(path):
+        line = line.strip()
+        if line and not line.startswith("#"):
+            n, v = line.split("=", 1)
+            k[n.strip()] = v.strip()
+    return k
+
+
+CTX = zmq.Context()
+
+
+class Client:
+    """A DEALER on weftd's endpoint; keys: a key file made by weft keygen."""
+
+    def __init__(self, endpoint, key=None, server=None, rid=None):
+        self.s = CTX.socket(zmq.DEALER)
+        self.s.linger = 0
+        if rid:
+            self.s.setsockopt(zmq.ROUTING_ID, rid.encode())
+        if key:
+            k = read_key(key)
+            self.s.curve_secretkey = k["secret-key"].encode()
+            self.s.curve_publickey = k["public-key"].encode()
+            self.s.curve_serverkey = (server or k["server-key"]).encode()
+        self.s.connect(endpoint)
+
+    def ask(self, cmd, body, timeout=5.0):
+        """Sends one command; returns (word, body) of the answer, or None."""
+        self.send(cmd, body)
+        return self.recv(timeout)
+
+    def send(self, cmd, body):
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.s.send_multipart([b"WEFT1", cmd.encode(), raw])
+
+    def recv(self, timeout=5.0):
+        if not self.s.poll(int(timeout * 1000)):
+            return None
+        f = self.s.recv_multipart()
+        return f[1].decode(), json.loads(f[2])
+
+    def close(self):
+        self.s.close()
+
+
+def is_error(ans, kind=None):
+    return ans is not None and ans[0] == "ERROR" and (kind is None or ans[1].get("error") == kind)
+
+
+def lora_spec(name, tenants, steps=20, output=None, extra=""):
+    out = 'output = "%s";' % output if output else ""
+    ts = ", ".join('{ name = "%s"; data = "%s"; }' % t for t in tenants)
+    return ('name = "%s"; mode = "lora"; model = "%s/base.h5"; %s\n'
+            'train = { steps = %d; batch_size = 4; seq_len = 16; lr = 0.01; eval_every = 10;\n'
+            '          checkpoint_every = 10; eval_windows = 2; };\n'
+            'lora = { r = 4; alpha = 8.0; targets = ["attn.c_attn"]; };\n'
+            'resources = { ranks = 2; threads = 1; };\n'
+            'tenants = ( %s );\n%s' % (name, T, out, steps, ts, extra))
+
+
+def submit(c, text, folder=T):
+    return c.ask("SUBMIT", {"spec": text, "folder": folder, "file": "job.cfg"})
+
+
+def wait_state(c, job, states, timeout=240):
+    end = time.time() + timeout
+    while time.time() < end:
+        a = c.ask("STATUS", {"id": job})
+        if a and a[0] == "REPLY" and a[1]["state"] in states:
+            return a[1]["state"]
+        time.sleep(0.5)
+    return None
+
+
+def main():
+    os.chdir(T)
+    H = os.path.join(T, "home")
+    os.makedirs(os.path.join(H, "clients"))
+
+    # 1. keygen
+    r = run("weft", "keygen", "-o", H + "/server")
+    must(r.returncode == 0, "weft keygen makes weftd's key pair: " + r.stderr.strip())
+    for name, role in (("admin", "admin"), ("acme", "tenant:acme"), ("globex", "tenant:globex"),
+                       ("stranger", "tenant:stranger")):
+        r = run("weft", "keygen", "--role", role, "-o", name)
+        must(r.returncode == 0, "keygen --role %s: %s" % (role, r.stderr.strip()))
+        if name != "stranger":
+            shutil.copy(name + ".pub", os.path.join(H, "clients"))
+    ok(stat.S_IMODE(os.stat("acme.key").st_mode) == 0o600, "the secret key file is mode 0600")
+    ok(stat.S_IMODE(os.stat("acme.pub").st_mode) == 0o644, "the public key file is mode 0644")
+    ok(read_key("acme.pub").get("role") == "tenant:acme" and
+       "secret-key" not in read_key("acme.pub"), "the public file records the role, no secret")
+    r = run("weft", "keygen", "--role", "tenant:../x", "-o", "bad")
+    ok(r.returncode == 64 and "role" in r.stderr and not os.path.exists("bad.key"),
+       "keygen refuses a role with a path in it")
+    r = run("weft", "keygen", "--role", "root", "-o", "bad")
+    ok(r.returncode == 64 and r.stderr.count("\n") == 1, "keygen refuses an unknown role in one line")
+    r = run("weft", "keygen", "-o", "acme")
+    ok(r.returncode != 0 and "exists" in r.stderr, "keygen does not overwrite a key without --force")
+
+    # 2. tcp without keys refuses to start; --insecure-tcp warns
+    E = "tcp://127.0.0.1:%d" % free_port()
+    bare = os.path.join(T, "bare")
+    r = start(bare, "--endpoint", E)
+    ok(r.returncode == 64 and "CURVE" in r.stderr and "--insecure-tcp" in r.stderr,
+       "weftd on tcp without keys refuses to start: " + r.stderr.strip()[:120])
+    r = start(bare, "--endpoint", E, "--insecure-tcp")
+    ok(r.returncode == 0 and "NOT authenticated" in r.stderr,
+       "--insecure-tcp starts with a warning on stderr")
+    ok("NOT authenticated" in open(os.path.join(bare, "weftd.log")).read(),
+       "--insecure-tcp's warning is in the log too")
+    stop(bare)
+    r = start(bare, "--endpoint", E, "--server-key", "acme.pub")
+    ok(r.returncode == 64 and "secret" in r.stderr, "a public key file is not a server key")
+    os.chmod("acme.key", 0o644)
+    r = start(bare, "--endpoint", E, "--server-key", "acme.key")
+    ok(r.returncode == 64 and "chmod 600" in r.stderr, "a secret key readable by others is refused")
+    os.chmod("acme.key", 0o600)
+
+    # A model and shard files: acme's data in its folder, one outside.
+    must(run("weft", "init-model", "--preset", "tiny", "--seed", "5", "-o", "base.h5").returncode
+         == 0, "init-model")
+    with open("text.txt", "w") as f:
+        f.write(open("/usr/share/common-licenses/GPL-3").read().replace("\n\n", "\n---\n"))
+    must(run("weft", "shard", "--quiet", "--shards", "4", "--val-fraction", "0.1", "-o", "d.h5",
+             "text.txt").returncode == 0, "weft shard")
+
+    E = "tcp://127.0.0.1:%d" % free_port()
+    r = start(H, "--endpoint", E, "--pack-size", "4", "--max-message", "65536", "--max-spec",
+              "8192", "--max-tenants", "3", "--max-trials", "4", "--max-watch-per-client", "2")
+    must(r.returncode == 0, "weftd with CURVE on %s: %s" % (E, r.stderr.strip()))
+    acme_dir = os.path.join(H, "tenants", "acme")
+    os.makedirs(acme_dir, exist_ok=True)
+    shutil.copy("d.h5", os.path.join(acme_dir, "d.h5"))
+    shutil.copy("d.h5", os.path.join(T, "outside.h5"))
+    ipc = "ipc://%s/weftd.sock" % H
+    admin_local = Client(ipc)
+    skey = read_key(H + "/server.pub")["public-key"]
+    admin = Client(E, "admin.key", skey)
+    acme = Client(E, "acme.key", skey)
+    globex = Client(E, "globex.key", skey)
+
+    # 3. unknown keys and plain clients are refused before the ROUTER
+    stranger = Client(E, "stranger.key", skey)
+    ans = submit(stranger, lora_spec("stolen", [("stranger", "d.h5")]), T)
+    ok(ans is None, "an unknown key gets no answer over tcp")
+    stranger.close()
+    plain = Client(E)
+    ok(plain.ask("LIST", {}, timeout=2) is None, "a client without CURVE gets no answer over tcp")
+    plain.close()
+    st = admin_local.ask("STATUS", {})
+    ok(st and st[0] == "REPLY" and st[1]["keys_refused"] >= 1 and st[1]["handled"] == 1,
+       "the refusal is counted and no message of it was handled (but this STATUS): %s"
+       % (st and {k: st[1][k] for k in ("keys_refused", "handled")}))
+    db = sqlite3.connect(os.path.join(H, "weft.db"))
+    ok(db.execute("select count(*) from submissions").fetchone()[0] == 0,
+       "nothing the unknown key sent is stored")
+    ans = admin.ask("STATUS", {})
+    ok(ans and ans[0] == "REPLY", "an admin key is answered over tcp")
+
+    # 4. tenants: their own jobs only
+    ans = submit(acme, lora_spec("acme-job", [("acme", "d.h5")], steps=20))
+    ok(ans and ans[0] == "REPLY", "tenant acme submits its LoRA job: %s" % (ans,))
+    acme_job = ans[1]["jobs"][0]["id"] if ans and ans[0] == "REPLY" else 0
+    acme_sub = ans[1]["submission"] if ans and ans[0] == "REPLY" else 0
+    ok(stat.S_IMODE(os.stat(acme_dir).st_mode) == 0o700, "acme's folder is mode 0700")
+    row = db.execute("select owner from submissions where id = ?", (acme_sub,)).fetchone()
+    ok(row and row[0] == "tenant:acme", "the submission's owner is the key's role")
+
+    a = globex.ask("LIST", {})
+    ok(a and a[0] == "REPLY" and all(j["tenant"] == "globex" for j in a[1]["jobs"]) and
+       not any(j["id"] == acme_job for j in a[1]["jobs"]), "LIST: globex does not see acme's job")
+    a = acme.ask("LIST", {})
+    ok(a and a[0] == "REPLY" and any(j["id"] == acme_job for j in a[1]["jobs"]),
+       "LIST: acme sees its own job")
+    ok(is_error(globex.ask("STATUS", {"id": acme_job}), "not_found"),
+       "STATUS: globex cannot see acme's job")
+    ok(is_error(globex.ask("STATUS", {}), "permission"), "STATUS: the daemon's own is admin only")
+    ok(is_error(globex.ask("WATCH", {"id": acme_job}), "not_found"),
+       "WATCH: globex cannot watch acme's job")
+    ok(is_error(globex.ask("RESULTS", {"id": acme_job}), "not_found"),
+       "RESULTS by job: globex cannot fetch acme's")
+    ok(is_error(globex.ask("RESULTS", {"submission": acme_sub}), "not_found"),
+       "RESULTS by submission: globex cannot fetch acme's")
+    a = globex.ask("CANCEL", {"ids": [acme_job]})
+    ok(a and a[0] == "REPLY" and a[1]["jobs"][0].get("error") == "no such job",
+       "CANCEL: globex cannot cancel acme's job")
+    st = admin.ask("STATUS", {"id": acme_job})
+    ok(st and st[1]["state"] != "cancelled", "acme's job is not cancelled by globex's attempt")
+
+    def refused(text, what, kind="permission"):
+        a = submit(acme, text)
+        ok(is_error(a, kind), "%s is refused: %s" % (what, a[1].get("message") if a else None))
+
+    refused(lora_spec("x", [("globex", "d.h5")]), "acme submitting for globex")
+    refused(lora_spec("x", [("acme", "d.h5"), ("globex", "d.h5")]), "a batch with another tenant")
+    refused('name = "f"; mode = "full"; model = "%s/base.h5"; data = "d.h5";\n'
+            'train = { steps = 5; batch_size = 4; seq_len = 16; };' % T, "a full job by a tenant")
+    refused(lora_spec("x", [("acme", "d.h5")], output="../globex/out"), "output ../globex")
+    refused(lora_spec("x", [("acme", "d.h5")], output="/tmp/elsewhere"), "an absolute output outside")
+    refused(lora_spec("x", [("acme", T + "/outside.h5")]), "data outside the tenant's folder")
+    refused(lora_spec("x", [("acme", "../../../outside.h5")]), "data through ..")
+    os.symlink(T, os.path.join(acme_dir, "escape"))
+    refused(lora_spec("x", [("acme", "d.h5")], output="escape/out"), "output through a symlink")
+    refused(lora_spec("x", [("acme", "escape/outside.h5")]), "data through a symlink")
+    refused(lora_spec("x", [("../acme", "d.h5")]), "a tenant name with a path", kind="spec")
+    ok(db.execute("select count(*) from submissions").fetchone()[0] == 1,
+       "no refused spec was stored")
+
+    # 5. the tenant's job runs over tcp: workers hold their run's key
+    state = wait_state(acme, acme_job, ("succeeded", "failed", "cancelled"))
+    ok(state == "succeeded", "acme's job succeeded with CURVE workers (%s)" % state)
+    out = os.path.join(acme_dir, "runs", "acme-job", "acme", "adapter.h5")
+    ok(os.path.isfile(out), "acme's adapter is published in its folder")
+    a = acme.ask("RESULTS", {"submission": acme_sub})
+    ok(a and a[0] == "REPLY" and a[1]["jobs"][0]["state"] == "succeeded", "acme fetches its results")
+    wk = os.path.join(H, "runs", "1", "worker.key")
+    ok(os.path.isfile(wk) and stat.S_IMODE(os.stat(wk).st_mode) == 0o600,
+       "the run's worker key file is mode 0600")
+
+    # 6. worker keys: a long admin job keeps run 2 alive
+    ans = submit(admin, lora_spec("long", [("bob", "d.h5")], steps=100000))
+    long_job = ans[1]["jobs"][0]["id"] if ans and ans[0] == "REPLY" else 0
+    must(wait_state(admin, long_job, ("running",), 120) == "running", "a long job runs")
+    run2 = db.execute("select run from jobs where id = ?", (long_job,)).fetchone()[0]
+    key2 = os.path.join(H, "runs", str(run2), "worker.key")
+    time.sleep(1)
+    hello = {"run": "1", "attempt": 1, "seq": 1, "ranks": 2}
+    w = Client(E, key2, rid="1:1")
+    a = w.ask("HELLO", hello)
+    ok(is_error(a, "permission"), "a worker key of run %d cannot post for run 1: %s" % (run2, a))
+    w.close()
+    w = Client(E, key2, rid="99:1")
+    a = w.ask("METRIC", {"run": "99", "attempt": 1, "seq": 1, "step": 1})
+    ok(is_error(a, "permission"), "nor for an unknown run 99")
+    a = w.ask("LIST", {})
+    ok(is_error(a, "permission"), "a worker key may not send client commands")
+    w.close()
+    w = Client(E, "acme.key", skey, rid="%d:1" % run2)
+    a = w.ask("HEARTBEAT", {"run": str(run2), "attempt": 1})
+    ok(is_error(a, "permission"), "a tenant key may not post worker messages")
+    w.close()
+    a = admin.ask("CANCEL", {"ids": [long_job]})
+    ok(a and a[0] == "REPLY", "the long job is cancelled")
+    ok(wait_state(admin, long_job, ("cancelled",), 60) == "cancelled", "and ends cancelled")
+
+    # 7. limits
+    a = admin.ask("LIST", b'{"pad": "' + b"x" * 70000 + b'"}')
+    ok(is_error(a, "oversize"), "a message over --max-message is rejected: %s" % (a and a[1]))
+    big = lora_spec("big", [("acme", "d.h5")]) + "# " + "y" * 9000 + "\n"
+    a = submit(acme, big)
+    ok(is_error(a, "spec") and "limit" in a[1]["message"], "a spec over --max-spec is refused: %s"
+       % (a and a[1]["message"]))
+    a = submit(admin, lora_spec("many", [("t%d" % i, "d.h5") for i in range(4)]))
+    ok(is_error(a, "spec") and "tenants" in json.dumps(a[1]),
+       "a spec over --max-tenants is refused: %s" % (a and a[1]["message"]))
+    a = submit(admin, lora_spec("sweep", [("t", "d.h5")],
+                                extra='sweep = { train = { lr = [0.1, 0.2, 0.3]; }; lora = { r = [2, 4]; }; };\n'))
+    ok(is_error(a, "spec") and "trials" in json.dumps(a[1]),
+       "a sweep over --max-trials is refused: %s" % (a and a[1]["message"]))
+    # WATCH: two streams per client; a third is refused, another client may
+    answers = [acme.ask("WATCH", {"id": acme_job}) for _ in range(1)]
+    ok(answers[0] and answers[0][0] in ("REPLY", "EVENT"), "acme may WATCH its job")
+    # streams of a finished job end at once: watch the long (cancelled) one as admin
+    w1 = Client(E, "globex.key", skey)
+    ans = submit(admin, lora_spec("long2", [("globex", "d.h5")], steps=100000))
+    gl_job = ans[1]["jobs"][0]["id"] if ans and ans[0] == "REPLY" else 0
+    kinds = []
+    for _ in range(3):
+        w1.send("WATCH", {"id": gl_job})
+    end = time.time() + 5
+    while time.time() < end and len(kinds) < 3:
+        x = w1.recv(1)
+        if x and x[0] in ("REPLY", "ERROR"):
+            kinds.append((x[0], x[1].get("error")))
+    ok(kinds.count(("REPLY", None)) == 2 and ("ERROR", "limit") in kinds,
+       "a third WATCH of one client is refused over --max-watch-per-client: %s" % kinds)
+    w2 = Client(E, "globex.key", skey)
+    ok(is_error(w2.ask("WATCH", {"id": gl_job}), "limit"), "the limit is per key, not per connection")
+    x = admin.ask("WATCH", {"id": gl_job})
+    ok(x and x[0] == "REPLY", "another client may still WATCH")
+    admin.ask("CANCEL", {"ids": [gl_job]})
+    for c in (w1, w2, admin, acme, globex, admin_local):
+        c.close()
+
+
+try:
+    main()
+finally:
+    cleanup()
+print("%s: %d failure(s)" % (os.path.basename(sys.argv[0]), FAILED))
+sys.exit(1 if FAILED else 0)

@@ -227,9 +227,10 @@ static int check_data(const spec_unit_t *u)
     return 0;
 }
 
-/* The spec of run r: the single full unit renamed, or the composed pack. */
+/* The spec of run r: the single full unit renamed, or the composed pack
+ * (writing to the job's output when it is the only run, else to DIR/run-<r>). */
 static spec_t *run_spec(const spec_unit_t *units, int n, const int *run_of, int r, int nruns,
-                        const spec_t *job)
+                        const spec_t *job, const char *dir)
 {
     char name[SPEC_NAME_MAX], output[SPEC_PATH_MAX];
     const spec_t *members[256];
@@ -249,7 +250,7 @@ static spec_t *run_spec(const spec_unit_t *units, int n, const int *run_of, int 
         char leaf[32];
         snprintf(name, sizeof name, "%.80s-%d", job->name, r);
         snprintf(leaf, sizeof leaf, "run-%d", r);
-        if (weft_path_join(output, sizeof output, job->output, leaf) < 0) return NULL;
+        if (weft_path_join(output, sizeof output, dir, leaf) < 0) return NULL;
     }
     return spec_compose(members, m, name, output);
 }
@@ -263,7 +264,7 @@ static int write_runs(const spec_unit_t *units, int n, const int *run_of, int nr
     if (!outs) return weft_error("out of memory");
     int rc = 0;
     for (int r = 0; rc == 0 && r < nruns; r++) {
-        spec_t *s = run_spec(units, n, run_of, r, nruns, job);
+        spec_t *s = run_spec(units, n, run_of, r, nruns, job, dir);
         snprintf(leaf, sizeof leaf, "run-%d.cfg", r);
         if (!s || weft_path_join(path, sizeof path, dir, leaf) < 0 || spec_write_file(s, path) < 0)
             rc = -1;

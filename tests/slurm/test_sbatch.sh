@@ -90,7 +90,16 @@ done
 awk 'NR > 1 { print $4 }' "$sum" | sort -c -g || fail "summary is not ranked by best val loss: $(cat "$sum")"
 [ "$(awk 'NR > 1 { print $1 }' "$sum" | tr '\n' ' ')" = "1 2 3 4 " ] || fail "ranks: $(cat "$sum")"
 for a in $(awk 'NR > 1 { print $NF }' "$sum"); do [ -s "$a" ] || fail "adapter $a missing"; done
-pass "LoRA sweep: 4 array tasks (%2 at once), summary ranks 4 trials by val loss"
+# The same trials packed 3 + 1 into two runs: each trial's losses are its own.
+out=$(weft sbatch sbsweep.cfg --pack-size 3 --dir "$T/packed" --summary) || fail "packed sweep: $out"
+grep -q "2 run(s) of 4 unit(s) as a job array" <<<"$out" || fail "not 2 packed runs: $out"
+sj=$(sed -n 's/^weft sbatch: summary job \([0-9]*\) .*/\1/p' <<<"$out")
+st=$(wait_final "$sj" 180)
+[ "$st" = COMPLETED ] || fail "packed summary job $sj ended '$st'"
+cmp -s <(awk 'NR > 1 { print $2, $3, $4, $5, $6 }' "$sum" | sort) \
+    <(awk 'NR > 1 { print $2, $3, $4, $5, $6 }' "$T/packed/summary.txt" | sort) ||
+    fail "packed trials differ from single ones: $(cat "$T/packed/summary.txt")"
+pass "LoRA sweep: 4 array tasks (%2 at once) ranked by val loss; packed 3 + 1, the same losses"
 
 # 3. Preemption: USR1 to the batch shell mid-run -> checkpoint, exit 75,
 #    requeue, resume -> the same adapters as an undisturbed run. A plain job

@@ -148,6 +148,28 @@ preempted sbpre "$j" "sbpre/slurm/slurm-$j.out"
 preempted sbprea "$ja" "sbprea/slurm/slurm-$ja.out"
 pass "USR1 to job $j and array task $ja: exit 75, requeue, restart 1, resume, same adapters"
 
+# A full sweep: one run per trial, each writing to OUTPUT/<trial>; the time
+# limit comes from resources.time_limit (rounded up to minutes); options pass.
+cat >fsweep.cfg <<CFG
+name = "fsweep"; mode = "full"; model = "base.h5"; data = "a.h5"; output = "fs";
+train = { steps = 8; batch_size = 4; seq_len = 16; lr = 0.003; };
+resources = { ranks = 2; threads = 2; time_limit = 601; };
+sweep = { train = { lr = [0.001, 0.003, 0.01]; }; };
+CFG
+out=$(weft sbatch fsweep.cfg --dry-run --signal-lead 300 --partition debug --account acme --max-parallel 2) ||
+    fail "dry run: $out"
+for w in "--ntasks=2 " "--cpus-per-task=2 " "--signal=B:USR1@300 " "--array=0-2%2 " \
+    "--partition=debug " "--account=acme " "--time=11 " "3 run(s) of 3 unit(s) as a job array"; do
+    grep -q -- "$w" <<<"$out" || fail "dry run lacks '$w': $out"
+done
+for r in 0 1 2; do
+    o=$(sed -n 's/^output = "\(.*\)";/\1/p' fs/slurm/run-$r.cfg)
+    t=$(sed -n "$((r + 1))p" fs/slurm/trials.tsv | cut -f1)
+    [ "$o" = "$T/fs/$t" ] || fail "run $r writes to '$o', want $T/fs/$t"
+done
+[ -z "$(squeue -h -n fsweep)" ] || fail "--dry-run submitted a job"
+pass "full sweep: one run per trial in OUTPUT/<trial>; --time from time_limit; options passed"
+
 # Bad input: one clear line and a non-zero exit, nothing submitted.
 sed -e 's/"a.h5"/"a.txt"/' -e 's/sbfull/rawdata/' sbfull.cfg >raw.cfg
 out=$(weft sbatch raw.cfg 2>&1); rc=$?

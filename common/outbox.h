@@ -10,13 +10,17 @@
  * newest checkpoint and posts those steps again. So the worker calls
  * outbox_sync() (or posts CHECKPOINT) before it renames a checkpoint into
  * place: every step a checkpoint covers is then durable in the spool or at
- * the coordinator. One fsync per step would cost more than a small step.
+ * the coordinator. One fsync per step would cost more than a small step
+ * (here a post is about 6 us, an fdatasync of the spool 5-6 ms).
  *
  * Numbering. Sequence numbers count one (run, attempt) stream from 1; they
  * are a transport number, not a step. Opening the spool of an older attempt
  * carries its unacknowledged records over, renumbered from 1 and marked
  * "from_attempt" (HELLO records are dropped). Duplicate content after a resume
- * is recognised by its keys (docs/PROTOCOL.md), not by seq. */
+ * is recognised by its keys (docs/PROTOCOL.md), not by seq.
+ *
+ * An outbox is used by one thread at a time (callers that pump from another
+ * thread hold a lock around every call). */
 #ifndef WEFT_OUTBOX_H
 #define WEFT_OUTBOX_H
 

@@ -9,7 +9,9 @@
 #include "scheduler/exec_slurm.h"
 #include "weft_cmds.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
@@ -288,22 +290,40 @@ static int write_runs(const spec_unit_t *units, int n, const int *run_of, int nr
 
 /* ---- submission ---- */
 
-static void print_argv(char *const *argv)
+/* An sbatch command line: its words formatted into one buffer. */
+typedef struct {
+    char *argv[32];
+    int n;
+    char buf[6 * PATH_MAX];
+    size_t used;
+} cmdline_t;
+
+__attribute__((format(printf, 2, 3))) static int cmd_add(cmdline_t *c, const char *fmt, ...)
 {
-    for (int i = 0; argv[i]; i++) printf("%s%s", i ? " " : "", argv[i]);
-    printf("\n");
+    va_list ap;
+    va_start(ap, fmt);
+    size_t room = sizeof c->buf - c->used;
+    int k = vsnprintf(c->buf + c->used, room, fmt, ap);
+    va_end(ap);
+    if (k < 0 || (size_t)k >= room || c->n + 1 >= (int)(sizeof c->argv / sizeof c->argv[0]))
+        return weft_error("the sbatch command line is too long (paths?)");
+    c->argv[c->n++] = c->buf + c->used;
+    c->argv[c->n] = NULL;
+    c->used += (size_t)k + 1;
+    return 0;
 }
 
-/* Runs sbatch --parsable (or prints it); fills the job id. */
-static int submit(char *const *argv, int dry_run, char *id, size_t idsize)
+/* Runs sbatch --parsable (or prints it with --dry-run); fills the job id. */
+static int submit(const cmdline_t *c, int dry_run, char *id, size_t idsize)
 {
     if (dry_run) {
-        print_argv(argv);
+        for (int i = 0; i < c->n; i++) printf("%s%s", i ? " " : "", c->argv[i]);
+        printf("\n");
         snprintf(id, idsize, "DRYRUN");
         return 0;
     }
     char out[256], err[1024];
-    int rc = exec_slurm_command(argv, out, sizeof out, err, sizeof err);
+    int rc = exec_slurm_command(c->argv, out, sizeof out, err, sizeof err);
     if (rc < 0) return -1;
     err[strcspn(err, "\n")] = 0;
     if (rc != 0) return weft_error("sbatch refused the job: %s", err);
@@ -312,6 +332,90 @@ static int submit(char *const *argv, int dry_run, char *id, size_t idsize)
     memcpy(id, out, n);
     id[n] = 0;
     return 0;
+}
+
+/* The site options every job of a submission takes. */
+static int site_opts(cmdline_t *c, const sbatch_opts_t *o)
+{
+    return (o->partition && cmd_add(c, "--partition=%s", o->partition) < 0) ||
+                   (o->account && cmd_add(c, "--account=%s", o->account) < 0)
+               ? -1
+               : 0;
+}
+
+/* Submits the runs in dir: one job for run-0.cfg, or an array over dir. */
+static int submit_runs(const sbatch_opts_t *o, const spec_t *job, const char *dir, int nruns,
+                       int array, char *id, size_t idsize)
+{
+    cmdline_t c = {.n = 0};
+    int rc = cmd_add(&c, "sbatch") | cmd_add(&c, "--parsable") |
+             cmd_add(&c, "--job-name=%s", job->name) |
+             cmd_add(&c, "--ntasks=%d", job->resources.ranks) |
+             cmd_add(&c, "--cpus-per-task=%d", job->resources.threads) | cmd_add(&c, "--requeue") |
+             cmd_add(&c, "--open-mode=append") | cmd_add(&c, "--signal=B:USR1@%d", o->signal_lead) |
+             cmd_add(&c, "--output=%s/slurm-%s.out", dir, array ? "%A_%a" : "%j");
+    if (array)
+        rc |= cmd_add(&c, "--array=0-%d%%%d", nruns - 1, o->max_parallel ? o->max_parallel : nruns);
+    rc |= site_opts(&c, o);
+    if (o->time)
+        rc |= cmd_add(&c, "--time=%s", o->time);
+    else if (job->resources.time_limit > 0) /* minutes, rounded up */
+        rc |= cmd_add(&c, "--time=%lld", (long long)((job->resources.time_limit + 59) / 60));
+    rc |= cmd_add(&c, "%s/weft.sbatch", dir);
+    rc |= array ? cmd_add(&c, "%s", dir) : cmd_add(&c, "%s/run-0.cfg", dir);
+    return rc ? -1 : submit(&c, o->dry_run, id, idsize);
+}
+
+/* Submits the summary job: `weft sbatch --summarize DIR` once job id has
+ * ended, whatever became of its tasks. */
+static int submit_summary(const sbatch_opts_t *o, const spec_t *job, const char *dir,
+                          const char *id, char *sid, size_t sidsize)
+{
+    char weft[PATH_MAX];
+    if (exec_slurm_find_program("weft", weft, sizeof weft) < 0) return -1;
+    if (strchr(weft, '\'')) return weft_error("%s: a path with ' cannot be wrapped", weft);
+    cmdline_t c = {.n = 0};
+    int rc = cmd_add(&c, "sbatch") | cmd_add(&c, "--parsable") |
+             cmd_add(&c, "--job-name=%s-summary", job->name) |
+             cmd_add(&c, "--dependency=afterany:%s", id) | cmd_add(&c, "--ntasks=1") |
+             cmd_add(&c, "--output=%s/summary-%%j.out", dir) | site_opts(&c, o) |
+             cmd_add(&c, "--wrap='%s' sbatch --summarize '%s'", weft, dir);
+    return rc ? -1 : submit(&c, o->dry_run, sid, sidsize);
+}
+
+/* Expands the job into units, groups them into runs and writes DIR (made
+ * absolute in place): run files, trials.tsv, the batch script. Returns 0,
+ * or the exit code (78 bad spec, 65 raw data, 1 otherwise). */
+static int prepare(const sbatch_opts_t *o, const spec_t *job, spec_diag_t *diag, char *dir,
+                   size_t dirsize, int *nruns, int *nunits)
+{
+    spec_unit_t *units = NULL;
+    int n = 0, rc = 0;
+    char abs[PATH_MAX], script[PATH_MAX];
+    if (spec_expand(job, NULL, &units, &n, diag) < 0) return 78;
+    for (int i = 0; i < n && rc == 0; i++)
+        if (check_data(&units[i]) < 0) rc = 65;
+    int *run_of = rc ? NULL : calloc((size_t)n, sizeof *run_of);
+    if (!rc && !run_of) rc = weft_error("out of memory");
+    if (!rc && (*nruns = group_units(units, n, o->pack_size, run_of)) < 0) rc = -1;
+    if (!rc && (o->dir ? snprintf(dir, dirsize, "%s", o->dir) >= (int)dirsize
+                       : weft_path_join(dir, dirsize, job->output, "slurm") < 0))
+        rc = weft_error("path too long: %s", o->dir ? o->dir : job->output);
+    if (!rc && weft_mkdir_p(dir, 0755) < 0) rc = -1;
+    if (!rc && !realpath(dir, abs)) rc = weft_error("%s: %s", dir, strerror(errno));
+    if (!rc && (strchr(abs, '\'') || strchr(abs, ',')))
+        rc = weft_error("%s: the folder's path may not hold ' or , (Slurm options take it)", abs);
+    if (!rc) {
+        snprintf(dir, dirsize, "%s", abs);
+        if (weft_path_join(script, sizeof script, dir, "weft.sbatch") < 0 ||
+            exec_slurm_script_write(script) < 0 ||
+            write_runs(units, n, run_of, *nruns, job, dir) < 0)
+            rc = -1;
+    }
+    *nunits = n;
+    free(run_of);
+    spec_units_destroy(&units, n);
+    return rc < 0 ? 1 : rc;
 }
 
 static int parse_opts(int argc, char **argv, sbatch_opts_t *o, const char **job,
@@ -406,115 +510,36 @@ int cmd_sbatch(int argc, char **argv)
     }
     spec_diag_t *diag = spec_diag_new();
     spec_t *job = spec_load(job_path, NULL, diag);
-    spec_unit_t *units = NULL;
-    int n = 0, *run_of = NULL;
-    rc = 1;
+    char dir[PATH_MAX], worker[PATH_MAX], id[64], sid[64];
+    int nruns = 0, nunits = 0;
     if (!job) {
         for (int i = 0; i < spec_diag_count(diag); i++)
             fprintf(stderr, "%s\n", spec_diag_get(diag, i));
         rc = 78;
-        goto out;
+    } else {
+        rc = prepare(&o, job, diag, dir, sizeof dir, &nruns, &nunits);
     }
-    if (spec_expand(job, NULL, &units, &n, diag) < 0) {
-        weft_report();
-        rc = 78;
-        goto out;
-    }
-    for (int i = 0; i < n; i++)
-        if (check_data(&units[i]) < 0) {
-            weft_report();
-            rc = 65;
-            goto out;
-        }
-    run_of = calloc((size_t)n, sizeof *run_of);
-    int nruns = run_of ? group_units(units, n, o.pack_size, run_of) : -1;
-    char dir[PATH_MAX], script[PATH_MAX], worker[PATH_MAX], weft[PATH_MAX];
-    if (o.dir)
-        snprintf(dir, sizeof dir, "%s", o.dir);
-    else if (weft_path_join(dir, sizeof dir, job->output, "slurm") < 0)
-        goto report;
-    if (nruns < 0 || weft_mkdir_p(dir, 0755) < 0 || !realpath(dir, script)) goto report;
-    snprintf(dir, sizeof dir, "%s", script);
-    if (strchr(dir, '\'') || strchr(dir, ',')) {
-        weft_error("%s: the folder's path may not hold ' or , (Slurm options take it)", dir);
-        goto report;
-    }
-    if (weft_path_join(script, sizeof script, dir, "weft.sbatch") < 0 ||
-        exec_slurm_script_write(script) < 0 || write_runs(units, n, run_of, nruns, job, dir) < 0 ||
-        exec_slurm_find_program("weft-worker", worker, sizeof worker) < 0 ||
-        exec_slurm_find_program("weft", weft, sizeof weft) < 0)
-        goto report;
-    setenv("WEFT_WORKER", worker, 1);
-
     int array = o.array || nruns > 1;
-    char jname[SPEC_NAME_MAX + 16], ntasks[32], cpus[32], signal[48], output[PATH_MAX + 32],
-        arr[64], part[256], acct[256], tlim[128], target[PATH_MAX], tbuf[32];
-    snprintf(jname, sizeof jname, "--job-name=%s", job->name);
-    snprintf(ntasks, sizeof ntasks, "--ntasks=%d", job->resources.ranks);
-    snprintf(cpus, sizeof cpus, "--cpus-per-task=%d", job->resources.threads);
-    snprintf(signal, sizeof signal, "--signal=B:USR1@%d", o.signal_lead);
-    snprintf(arr, sizeof arr, "--array=0-%d%%%d", nruns - 1,
-             o.max_parallel ? o.max_parallel : nruns);
-    if (snprintf(output, sizeof output, "--output=%s/slurm-%s.out", dir, array ? "%A_%a" : "%j") >=
-        (int)sizeof output) {
-        weft_error("path too long: %s", dir);
-        goto report;
+    if (rc == 0) {
+        /* The batch script runs the weft-worker beside this weft. */
+        if (exec_slurm_find_program("weft-worker", worker, sizeof worker) < 0 ||
+            setenv("WEFT_WORKER", worker, 1) < 0 ||
+            submit_runs(&o, job, dir, nruns, array, id, sizeof id) < 0)
+            rc = 1;
+        else
+            printf("weft sbatch: job %s: %d run(s) of %d unit(s)%s; run files and logs in %s\n", id,
+                   nruns, nunits, array ? " as a job array" : "", dir);
     }
-    if (!o.time && job->resources.time_limit > 0) {
-        snprintf(tbuf, sizeof tbuf, "%lld", (long long)((job->resources.time_limit + 59) / 60));
-        o.time = tbuf;
+    if (rc == 0 && o.summary) {
+        if (submit_summary(&o, job, dir, id, sid, sizeof sid) < 0)
+            rc = 1;
+        else
+            printf("weft sbatch: summary job %s writes %s/summary.txt after job %s\n", sid, dir,
+                   id);
     }
-    if (array)
-        snprintf(target, sizeof target, "%s", dir);
-    else if (weft_path_join(target, sizeof target, dir, "run-0.cfg") < 0)
-        goto report;
-    char *sargv[24];
-    int a = 0;
-    sargv[a++] = "sbatch";
-    sargv[a++] = "--parsable";
-    sargv[a++] = jname;
-    sargv[a++] = ntasks;
-    sargv[a++] = cpus;
-    sargv[a++] = "--requeue";
-    sargv[a++] = "--open-mode=append";
-    sargv[a++] = signal;
-    sargv[a++] = output;
-    if (array) sargv[a++] = arr;
-    if (o.partition) snprintf(part, sizeof part, "--partition=%s", o.partition), sargv[a++] = part;
-    if (o.account) snprintf(acct, sizeof acct, "--account=%s", o.account), sargv[a++] = acct;
-    if (o.time) snprintf(tlim, sizeof tlim, "--time=%s", o.time), sargv[a++] = tlim;
-    sargv[a++] = script;
-    sargv[a++] = target;
-    sargv[a] = NULL;
-    char id[64];
-    if (submit(sargv, o.dry_run, id, sizeof id) < 0) goto report;
-    printf("weft sbatch: job %s: %d run(s) of %d unit(s)%s; run files and logs in %s\n", id, nruns,
-           n, array ? " as a job array" : "", dir);
-    if (o.summary) {
-        char dep[96], wrap[3 * PATH_MAX], sout[PATH_MAX + 32], sname[SPEC_NAME_MAX + 32];
-        snprintf(dep, sizeof dep, "--dependency=afterany:%s", id);
-        snprintf(sname, sizeof sname, "--job-name=%s-summary", job->name);
-        snprintf(sout, sizeof sout, "--output=%s/summary-%%j.out", dir);
-        snprintf(wrap, sizeof wrap, "--wrap='%s' sbatch --summarize '%s'", weft, dir);
-        char *margv[] = {
-            "sbatch", "--parsable", sname, dep, "--ntasks=1", sout, o.partition ? part : NULL,
-            NULL,     NULL,         NULL};
-        int b = 6;
-        if (o.partition) b++;
-        if (o.account) margv[b++] = acct;
-        margv[b] = wrap;
-        char sid[64];
-        if (submit(margv, o.dry_run, sid, sizeof sid) < 0) goto report;
-        printf("weft sbatch: summary job %s writes %s/summary.txt after job %s\n", sid, dir, id);
-    }
-    rc = 0;
-    goto out;
-report:
-    weft_report();
-    rc = 1;
-out:
-    free(run_of);
-    spec_units_destroy(&units, n);
+    for (int i = 0; job && rc == 78 && i < spec_diag_count(diag); i++)
+        fprintf(stderr, "%s\n", spec_diag_get(diag, i));
+    if (job && rc && !(rc == 78 && spec_diag_count(diag))) weft_report();
     spec_destroy(&job);
     spec_diag_destroy(&diag);
     return rc;

@@ -11,7 +11,7 @@
  * outbox_sync() (or posts CHECKPOINT) before it renames a checkpoint into
  * place: every step a checkpoint covers is then durable in the spool or at
  * the coordinator. One fsync per step would cost more than a small step
- * (here a post is about 6 us, an fdatasync of the spool 5-6 ms).
+ * (here a post takes 6-10 us, an fdatasync of the spool 2-6 ms).
  *
  * Numbering. Sequence numbers count one (run, attempt) stream from 1; they
  * are a transport number, not a step. Opening the spool of an older attempt

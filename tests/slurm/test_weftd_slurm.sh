@@ -117,6 +117,8 @@ running11() { [ "$(db home1 "select count(*) from metrics where job = 11")" -ge 
 wait_for 120 running11 || fail "job 11 never trained: $(tail -3 "$T/home1/weftd.log")"
 j=$(db home1 "select substr(executor_id, 7) from runs where id = 5")
 kill -9 "$(cat "$T/home1/weftd.pid")"
+unlocked() { flock -n "$T/home1/weftd.pid" true; }
+wait_for 20 unlocked || fail "the killed weftd still holds its home's lock"
 weftd --home "$T/home1" --slots 4 --pack-size 4 --executor slurm >/dev/null ||
     fail "weftd would not restart: $(tail -3 "$T/home1/weftd.log")"
 grep -q "run 5 attempt 1 (slurm:$j) carried over" "$T/home1/weftd.log" ||

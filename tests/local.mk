@@ -15,3 +15,4 @@ include tests/lora/local.mk
 include tests/scheduler/local.mk
 include tests/fuzz/local.mk
 include tests/security/local.mk
+include tests/chaos/local.mk

@@ -10,6 +10,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -216,8 +217,10 @@ static int write_file(const char *path, lora_pack_t *pack, int k, const adapter_
     const lora_spec_t *s = lora_pack_spec(pack, k);
     char targets[128];
     if (lora_targets_format(s->targets, targets, sizeof targets) < 0) return -1;
+    errno = 0;
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) return weft_error("cannot create %s", path);
+    if (f < 0) /* HDF5 leaves the system's reason (no space, ...) in errno */
+        return weft_error("cannot create %s: %s", path, errno ? strerror(errno) : "HDF5 error");
     int rc = 0;
     if (h5_attr_write_str(f, "format", ADAPTER_FORMAT) < 0 ||
         h5_attr_write_i64(f, "version", ADAPTER_VERSION) < 0 ||

@@ -423,9 +423,11 @@ static int64_t *gather_cursors(void)
 static int write_state(const char *path, const int64_t *cursors)
 {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    errno = 0;
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    int e = errno; /* HDF5 keeps the system's reason (no space, ...) there */
     H5Pclose(fapl);
-    if (f < 0) return weft_error("cannot create %s", path);
+    if (f < 0) return weft_error("cannot create %s: %s", path, e ? strerror(e) : "HDF5 error");
     char *resume = spec_resume_text(W.spec);
     int rc = h5_attr_write_str(f, "format", STATE_FORMAT) | h5_attr_write_i64(f, "version", 1) |
              h5_attr_write_i64(f, "step", W.step) | h5_attr_write_i64(f, "world", W.world) |
@@ -479,8 +481,10 @@ static int write_state(const char *path, const int64_t *cursors)
 /* A model-layout buffer as its own file (full mode: params, m, v). */
 static int write_buffer(const char *path, const float *buf)
 {
+    errno = 0;
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0) return weft_error("cannot create %s", path);
+    if (f < 0)
+        return weft_error("cannot create %s: %s", path, errno ? strerror(errno) : "HDF5 error");
     int rc = model_file_write_tensors(f, W.model, buf);
     if (H5Fclose(f) < 0) rc = -1;
     return rc < 0 ? weft_error_prefix("%s", path) : 0;
@@ -1043,7 +1047,8 @@ static int train(void)
                 end_task(k, TASK_CANCELLED, "cancelled");
                 continue;
             }
-            if (tstep >= t->steps && end_task(k, TASK_DONE, NULL) < 0) code = EXIT_FAIL;
+            if (tstep >= t->steps && end_task(k, TASK_DONE, NULL) < 0)
+                code = fail_with(EXIT_FAIL); /* its output could not be saved: say why */
         }
         if (W.rank == 0) reporter_set_step(W.rep, W.step);
         if (code != EXIT_DONE) break;

@@ -2,6 +2,7 @@
  * cancel, results, logs. Each sends one request over a DEALER and prints the
  * reply for people, or as JSON with --json. */
 #include "client.h"
+#include "auth.h"
 #include "fsutil.h"
 #include "log.h"
 #include "weft_cmds.h"
@@ -55,9 +56,23 @@ static int conn_open(conn_t *c)
 {
     char ep[PATH_MAX + 16];
     if (endpoint(ep, sizeof ep) < 0) return -1;
-    c->ctx = zmq_ctx_new();
     wire_opts_t o = wire_opts_default();
     o.immediate = 0;
+    /* A tcp endpoint takes CURVE keys (docs/PROTOCOL.md): this client's pair
+     * in WEFT_KEY (weft keygen), weftd's public key in WEFT_SERVER_KEY. */
+    auth_key_t key, server;
+    const char *kp = getenv("WEFT_KEY"), *sp = getenv("WEFT_SERVER_KEY");
+    if (!strncmp(ep, "tcp://", 6) && kp && *kp) {
+        if (auth_key_read(kp, &key) < 0) return -1;
+        if (!key.secret_key[0]) return weft_error("%s: WEFT_KEY names no secret key", kp);
+        if (!sp || !*sp)
+            return weft_error("WEFT_SERVER_KEY must name weftd's server.pub beside WEFT_KEY");
+        if (auth_key_read(sp, &server) < 0) return -1;
+        o.curve_server = server.public_key;
+        o.curve_public = key.public_key;
+        o.curve_secret = key.secret_key;
+    }
+    c->ctx = zmq_ctx_new();
     c->sock = wire_dealer_new(c->ctx, ep, NULL, &o);
     if (!c->sock) {
         zmq_ctx_term(c->ctx);

@@ -212,6 +212,13 @@ def main():
     r = start(bare, "--endpoint", E, "--server-key", "acme.key")
     ok(r.returncode == 64 and "chmod 600" in r.stderr, "a secret key readable by others is refused")
     os.chmod("acme.key", 0o600)
+    shutil.copy(H + "/server.key", bare + "/server.key")
+    os.makedirs(bare + "/clients", exist_ok=True)
+    with open(bare + "/clients/broken.pub", "w") as f:
+        f.write("role = tenant:x\npublic-key = not-a-key\n")
+    r = start(bare, "--endpoint", E)
+    ok(r.returncode != 0 and "broken.pub:2" in r.stderr and r.stderr.count("\n") == 1,
+       "a damaged client key file stops weftd with one line: " + r.stderr.strip())
 
     # A model and shard files: acme's data in its folder, one outside.
     must(run("weft", "init-model", "--preset", "tiny", "--seed", "5", "-o", "base.h5").returncode
@@ -310,6 +317,15 @@ def main():
     ok(os.path.isfile(out), "acme's adapter is published in its folder")
     a = acme.ask("RESULTS", {"submission": acme_sub})
     ok(a and a[0] == "REPLY" and a[1]["jobs"][0]["state"] == "succeeded", "acme fetches its results")
+    env = dict(os.environ, WEFT_KEY=os.path.join(T, "globex.key"),
+               WEFT_SERVER_KEY=os.path.join(H, "server.pub"))
+    r = run("weft", "--endpoint", E, "ls", "--json", env=env, timeout=30)
+    ok(r.returncode == 0 and '"jobs"' in r.stdout and '"acme"' not in r.stdout,
+       "weft ls over tcp with globex's key (WEFT_KEY) lists none of acme's jobs: %s"
+       % (r.stdout.strip()[:80] + r.stderr.strip()[:80]))
+    env["WEFT_KEY"] = os.path.join(T, "acme.key")
+    r = run("weft", "--endpoint", E, "show", str(acme_job), "--json", env=env, timeout=30)
+    ok(r.returncode == 0 and "succeeded" in r.stdout, "weft show over tcp with acme's key")
     wk = os.path.join(H, "runs", "1", "worker.key")
     ok(os.path.isfile(wk) and stat.S_IMODE(os.stat(wk).st_mode) == 0o600,
        "the run's worker key file is mode 0600")

@@ -169,8 +169,8 @@ static int run_torch(result_t *res, const char *script)
     int n = snprintf(cmd, sizeof cmd,
                      "OPENBLAS_NUM_THREADS=%d OMP_NUM_THREADS=%d /usr/bin/python3 '%s' "
                      "--preset %s --batch %d --seq %d --threads %d --steps %d --json",
-                     res->threads, res->threads, script, res->preset, res->B, res->T,
-                     res->threads, res->steps);
+                     res->threads, res->threads, script, res->preset, res->B, res->T, res->threads,
+                     res->steps);
     if (n < 0 || n >= (int)sizeof cmd) return weft_error("torch script path too long");
     FILE *p = popen(cmd, "r");
     if (!p) return weft_error("cannot run %s", script);
@@ -223,8 +223,10 @@ int bench_engine(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int *num = NULL;
-        if (!strcmp(a, "--json")) json = 1;
-        else if (!strcmp(a, "--vs-torch")) vs_torch = 1;
+        if (!strcmp(a, "--json"))
+            json = 1;
+        else if (!strcmp(a, "--vs-torch"))
+            vs_torch = 1;
         else if (!strcmp(a, "--help")) {
             usage(stdout);
             return 0;
@@ -232,12 +234,18 @@ int bench_engine(int argc, char **argv)
             usage(stderr);
             fprintf(stderr, "weft-bench engine: %s needs a value\n", a);
             return 64;
-        } else if (!strcmp(a, "--preset")) res.preset = argv[++i];
-        else if (!strcmp(a, "--torch-script")) script_arg = argv[++i];
-        else if (!strcmp(a, "--batch")) num = &res.B;
-        else if (!strcmp(a, "--seq")) num = &res.T;
-        else if (!strcmp(a, "--threads")) num = &res.threads;
-        else if (!strcmp(a, "--steps")) num = &res.steps;
+        } else if (!strcmp(a, "--preset"))
+            res.preset = argv[++i];
+        else if (!strcmp(a, "--torch-script"))
+            script_arg = argv[++i];
+        else if (!strcmp(a, "--batch"))
+            num = &res.B;
+        else if (!strcmp(a, "--seq"))
+            num = &res.T;
+        else if (!strcmp(a, "--threads"))
+            num = &res.threads;
+        else if (!strcmp(a, "--steps"))
+            num = &res.steps;
         else {
             usage(stderr);
             fprintf(stderr, "weft-bench engine: unknown option '%s'\n", a);
@@ -268,18 +276,18 @@ int bench_engine(int argc, char **argv)
            res.preset, res.nparams, res.B, res.T, res.threads, res.steps);
     printf("  %-10s %9s %9s %9s %9s %10s %9s %9s %6s %8s\n", "", "fwd ms", "bwd ms", "opt ms",
            "step ms", "tokens/s", "GFLOP/s", "sgemm", "MFU", "RSS MB");
-    printf("  %-10s %9.1f %9.1f %9.1f %9.1f %10.0f %9.1f %9.1f %5.1f%% %8.0f\n", "weft",
-           res.fwd_ms, res.bwd_ms, res.opt_ms, res.step_ms, res.tok_s, res.gflops,
-           res.sgemm_gflops, 100 * res.mfu, res.rss_mb);
-    printf("  %-10s %9s %9s %9s %9.1f %10.0f %9.1f %9.1f %5.1f%%   (per CPU-second)\n",
-           "weft cpu", "", "", "", res.cpu_step_ms, res.cpu_tok_s, res.cpu_gflops,
-           res.cpu_sgemm_gflops, 100 * res.cpu_mfu);
+    printf("  %-10s %9.1f %9.1f %9.1f %9.1f %10.0f %9.1f %9.1f %5.1f%% %8.0f\n", "weft", res.fwd_ms,
+           res.bwd_ms, res.opt_ms, res.step_ms, res.tok_s, res.gflops, res.sgemm_gflops,
+           100 * res.mfu, res.rss_mb);
+    printf("  %-10s %9s %9s %9s %9.1f %10.0f %9.1f %9.1f %5.1f%%   (per CPU-second)\n", "weft cpu",
+           "", "", "", res.cpu_step_ms, res.cpu_tok_s, res.cpu_gflops, res.cpu_sgemm_gflops,
+           100 * res.cpu_mfu);
     if (vs_torch) {
         printf("  %-10s %9.1f %9.1f %9.1f %9.1f %10.0f %9.1f\n", "pytorch", res.torch_fwd_ms,
                res.torch_bwd_ms, res.torch_opt_ms, res.torch_step_ms, res.torch_tok_s,
                res.torch_gflops);
-        printf("  %-10s %9s %9s %9s %9.1f %10.0f   (per CPU-second)\n", "torch cpu", "", "",
-               "", 1e3 * res.B * res.T / res.torch_cpu_tok_s, res.torch_cpu_tok_s);
+        printf("  %-10s %9s %9s %9s %9.1f %10.0f   (per CPU-second)\n", "torch cpu", "", "", "",
+               1e3 * res.B * res.T / res.torch_cpu_tok_s, res.torch_cpu_tok_s);
         printf("  weft / pytorch tokens/s: %.2fx wall clock, %.2fx per CPU-second\n",
                res.tok_s / res.torch_tok_s, res.cpu_tok_s / res.torch_cpu_tok_s);
     }

@@ -88,12 +88,12 @@ static void build_table(gpt2_t *self)
         size_t in, out; /* in multiples of C; out 0 for a vector */
         gpt2_kind_t kind;
     } block[] = {
-        {"ln_1/weight", 1, 0, GPT2_NORM},           {"ln_1/bias", 1, 0, GPT2_BIAS},
-        {"attn/c_attn/weight", 1, 3, GPT2_MATRIX},  {"attn/c_attn/bias", 3, 0, GPT2_BIAS},
-        {"attn/c_proj/weight", 1, 1, GPT2_MATRIX},  {"attn/c_proj/bias", 1, 0, GPT2_BIAS},
-        {"ln_2/weight", 1, 0, GPT2_NORM},           {"ln_2/bias", 1, 0, GPT2_BIAS},
-        {"mlp/c_fc/weight", 1, 4, GPT2_MATRIX},     {"mlp/c_fc/bias", 4, 0, GPT2_BIAS},
-        {"mlp/c_proj/weight", 4, 1, GPT2_MATRIX},   {"mlp/c_proj/bias", 1, 0, GPT2_BIAS},
+        {"ln_1/weight", 1, 0, GPT2_NORM},          {"ln_1/bias", 1, 0, GPT2_BIAS},
+        {"attn/c_attn/weight", 1, 3, GPT2_MATRIX}, {"attn/c_attn/bias", 3, 0, GPT2_BIAS},
+        {"attn/c_proj/weight", 1, 1, GPT2_MATRIX}, {"attn/c_proj/bias", 1, 0, GPT2_BIAS},
+        {"ln_2/weight", 1, 0, GPT2_NORM},          {"ln_2/bias", 1, 0, GPT2_BIAS},
+        {"mlp/c_fc/weight", 1, 4, GPT2_MATRIX},    {"mlp/c_fc/bias", 4, 0, GPT2_BIAS},
+        {"mlp/c_proj/weight", 4, 1, GPT2_MATRIX},  {"mlp/c_proj/bias", 1, 0, GPT2_BIAS},
     };
     for (int l = 0; l < self->cfg.n_layer; l++)
         for (size_t i = 0; i < sizeof block / sizeof block[0]; i++) {
@@ -184,10 +184,18 @@ void gpt2_init_weights(gpt2_t *self, uint64_t seed)
         size_t len = strlen(t->name);
         int is_proj = len > 13 && !strcmp(t->name + len - 13, "c_proj/weight");
         for (size_t j = 0; j < t->numel; j++) switch (t->kind) {
-            case GPT2_MATRIX: p[j] = rng_normal(&rng, 0.0f, is_proj ? proj_std : 0.02f); break;
-            case GPT2_EMBEDDING: p[j] = rng_normal(&rng, 0.0f, 0.02f); break;
-            case GPT2_NORM: p[j] = 1.0f; break;
-            case GPT2_BIAS: p[j] = 0.0f; break;
+            case GPT2_MATRIX:
+                p[j] = rng_normal(&rng, 0.0f, is_proj ? proj_std : 0.02f);
+                break;
+            case GPT2_EMBEDDING:
+                p[j] = rng_normal(&rng, 0.0f, 0.02f);
+                break;
+            case GPT2_NORM:
+                p[j] = 1.0f;
+                break;
+            case GPT2_BIAS:
+                p[j] = 0.0f;
+                break;
             }
     }
 }
@@ -250,13 +258,13 @@ struct gpt2_acts {
     float *lse, *losses;              /* (B,T) */
     float *modout;                    /* (B,T,C) a module's output before the residual */
     /* backward scratch */
-    float *dres;  /* (B,T,C) the residual stream's gradient */
-    float *dln;   /* (B,T,C) */
-    float *datty; /* (B,T,C) */
-    float *dqkv;  /* (B,T,3C) */
-    float *dfch;  /* (B,T,4C) */
-    float *datt;  /* (T,T) */
-    float *scale; /* (B) */
+    float *dres;           /* (B,T,C) the residual stream's gradient */
+    float *dln;            /* (B,T,C) */
+    float *datty;          /* (B,T,C) */
+    float *dqkv;           /* (B,T,3C) */
+    float *dfch;           /* (B,T,4C) */
+    float *datt;           /* (T,T) */
+    float *scale;          /* (B) */
     int *inputs, *targets; /* (B,T) copies of the last forward's */
     size_t valid;
     float data[]; /* everything above points in here */
@@ -271,7 +279,7 @@ static size_t acts_layout(const gpt2_config_t *c, int B, int T, gpt2_acts_t *a)
     float *base = a ? a->data : NULL;
 #define TAKE(field, count)                                                                         \
     do {                                                                                           \
-        if (a) a->field = base + off;                                                             \
+        if (a) a->field = base + off;                                                              \
         off += (count);                                                                            \
     } while (0)
     TAKE(ln1, L * N * C);
@@ -312,8 +320,7 @@ static size_t acts_layout(const gpt2_config_t *c, int B, int T, gpt2_acts_t *a)
 
 int gpt2_alloc(gpt2_t *self, int B, int T)
 {
-    if (B < 1 || T < 1)
-        return weft_error("batch shape (%d,%d) must be positive", B, T);
+    if (B < 1 || T < 1) return weft_error("batch shape (%d,%d) must be positive", B, T);
     if (T > self->cfg.n_ctx)
         return weft_error("seq_len %d is longer than the model's context n_ctx = %d: use a "
                           "shorter sequence",
@@ -359,9 +366,9 @@ static void module_forward(gpt2_t *self, int l, gpt2_module_t m, float *out, con
     if (self->delta.forward) self->delta.forward(self->delta.ctx, l, m, out, inp, N, IC, OC);
 }
 
-static void module_backward(gpt2_t *self, int l, gpt2_module_t m, float *dinp, float *dw,
-                            float *db, const float *dout, const float *inp, const float *w,
-                            size_t N, int IC, int OC)
+static void module_backward(gpt2_t *self, int l, gpt2_module_t m, float *dinp, float *dw, float *db,
+                            const float *dout, const float *inp, const float *w, size_t N, int IC,
+                            int OC)
 {
     linear_backward(dinp, dw, db, dout, inp, w, N, IC, OC);
     if (self->delta.backward)
@@ -404,8 +411,8 @@ int gpt2_forward(gpt2_t *self, const int *inputs, const int *targets, int B, int
         layernorm_forward(ln1, a->ln1_mean + ln, a->ln1_rstd + ln, x, bw->ln1w, bw->ln1b, N, C);
         module_forward(self, l, GPT2_ATTN_C_ATTN, qkv, ln1, bw->qkvw, bw->qkvb, N, C, 3 * C);
         attention_forward(atty, att, qkv, B, T, C, NH);
-        module_forward(self, l, GPT2_ATTN_C_PROJ, a->modout, atty, bw->attprojw, bw->attprojb, N,
-                       C, C);
+        module_forward(self, l, GPT2_ATTN_C_PROJ, a->modout, atty, bw->attprojw, bw->attprojb, N, C,
+                       C);
         residual_forward(res2, x, a->modout, N * C);
         layernorm_forward(ln2, a->ln2_mean + ln, a->ln2_rstd + ln, res2, bw->ln2w, bw->ln2b, N, C);
         module_forward(self, l, GPT2_MLP_C_FC, fch, ln2, bw->fcw, bw->fcb, N, C, 4 * C);
@@ -448,8 +455,8 @@ int gpt2_backward(gpt2_t *self, const float *scale)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, C, V, 1.0f, dlogits, V, w->wte,
                 C, 0.0f, a->dln, C);
     if (g)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, (int)N, 1.0f, dlogits, V,
-                    a->lnf, C, 1.0f, g->wte, C);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, (int)N, 1.0f, dlogits, V, a->lnf,
+                    C, 1.0f, g->wte, C);
     memset(a->dres, 0, N * C * sizeof *a->dres);
     const float *last = a->res3 + (c->n_layer - 1) * cap * C;
     layernorm_backward(a->dres, g ? g->lnfw : NULL, g ? g->lnfb : NULL, a->dln, last, w->lnfw,
@@ -483,8 +490,8 @@ int gpt2_backward(gpt2_t *self, const float *scale)
         module_backward(self, l, GPT2_ATTN_C_ATTN, need_dx ? a->dln : NULL, bg->qkvw, bg->qkvb,
                         a->dqkv, ln1, bw->qkvw, N, C, 3 * C);
         if (need_dx)
-            layernorm_backward(a->dres, bg->ln1w, bg->ln1b, a->dln, x, bw->ln1w,
-                               a->ln1_mean + ln, a->ln1_rstd + ln, N, C);
+            layernorm_backward(a->dres, bg->ln1w, bg->ln1b, a->dln, x, bw->ln1w, a->ln1_mean + ln,
+                               a->ln1_rstd + ln, N, C);
     }
     if (g) encoder_backward(g->wte, g->wpe, a->dres, a->inputs, B, T, C);
     return 0;

@@ -48,10 +48,10 @@ typedef struct {
 } gpt2_block_t;
 
 typedef struct {
-    float *wte;          /* (V,C) */
-    float *wpe;          /* (n_ctx,C) */
-    gpt2_block_t *h;     /* n_layer blocks */
-    float *lnfw, *lnfb;  /* (C) */
+    float *wte;         /* (V,C) */
+    float *wpe;         /* (n_ctx,C) */
+    gpt2_block_t *h;    /* n_layer blocks */
+    float *lnfw, *lnfb; /* (C) */
 } gpt2_weights_t;
 
 /* The four linear modules of a block, in the order the forward runs them. */
@@ -87,13 +87,13 @@ typedef struct {
     gpt2_tensor_t *tensors; /* the parameter table */
     size_t ntensors;
     size_t nparams;
-    float *params;          /* nparams floats */
-    float *grads;           /* nparams floats, allocated by gpt2_grads() */
-    gpt2_weights_t w, g;    /* views of params and grads */
-    int frozen;             /* 1: backward computes activation gradients only */
-    gpt2_delta_t delta;     /* optional per-module deltas (forward NULL: none) */
-    gpt2_acts_t *acts;      /* activations for the (B,T) of gpt2_alloc() */
-    int B, T;               /* shape of the last forward */
+    float *params;       /* nparams floats */
+    float *grads;        /* nparams floats, allocated by gpt2_grads() */
+    gpt2_weights_t w, g; /* views of params and grads */
+    int frozen;          /* 1: backward computes activation gradients only */
+    gpt2_delta_t delta;  /* optional per-module deltas (forward NULL: none) */
+    gpt2_acts_t *acts;   /* activations for the (B,T) of gpt2_alloc() */
+    int B, T;            /* shape of the last forward */
 } gpt2_t;
 
 /* A model of this config with zeroed parameters; NULL (and an error) when the

@@ -254,8 +254,8 @@ void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n)
         float x = inp[i];
         float t = vtanhf(GELU_S * (x + GELU_K * x * x * x));
         /* d/dx 0.5x(1+t) = 0.5(1+t) + 0.5x(1-t²)·S(1+3Kx²) */
-        float g = 0.5f * (1.0f + t) +
-                  0.5f * x * (1.0f - t * t) * GELU_S * (1.0f + 3.0f * GELU_K * x * x);
+        float g =
+            0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * GELU_S * (1.0f + 3.0f * GELU_K * x * x);
         dinp[i] = g * dout[i];
     }
 }

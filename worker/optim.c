@@ -44,10 +44,14 @@ float grad_clip(float *g, size_t n, double norm, float max_norm)
 
 int schedule_kind_parse(const char *name, sched_kind_t *kind)
 {
-    if (!strcmp(name, "constant")) *kind = SCHED_CONSTANT;
-    else if (!strcmp(name, "linear")) *kind = SCHED_LINEAR;
-    else if (!strcmp(name, "cosine")) *kind = SCHED_COSINE;
-    else return weft_error("unknown schedule '%s': use constant, linear or cosine", name);
+    if (!strcmp(name, "constant"))
+        *kind = SCHED_CONSTANT;
+    else if (!strcmp(name, "linear"))
+        *kind = SCHED_LINEAR;
+    else if (!strcmp(name, "cosine"))
+        *kind = SCHED_COSINE;
+    else
+        return weft_error("unknown schedule '%s': use constant, linear or cosine", name);
     return 0;
 }
 

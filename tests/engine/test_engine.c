@@ -93,8 +93,8 @@ static void compare_tensors(const char *what, const gpt2_t *m, const float *buf,
         }
     }
     printf("  %-28s worst %-28s rel %.3e (tolerance %.0e)\n", what, worst_name, worst, tol);
-    ck_assert_msg(worst <= tol, "%s: %s differs from the reference by %.3e (tolerance %.0e)",
-                  what, worst_name, worst, tol);
+    ck_assert_msg(worst <= tol, "%s: %s differs from the reference by %.3e (tolerance %.0e)", what,
+                  worst_name, worst, tol);
 }
 
 /* Parameters after training against the reference: each tensor's error
@@ -135,10 +135,10 @@ static void compare_params(const gpt2_t *m, const float *p0, hid_t ref, double t
            worst_name, worst, tol_move);
     printf("  %-28s all parameters rel %.3e (tolerance %.0e)\n", "", all, tol_all);
     ck_assert_msg(worst <= tol_move,
-                  "after training, %s differs from the reference by %.3e of its movement", worst_name,
-                  worst);
-    ck_assert_msg(all <= tol_all, "after training, the parameters differ from the reference by %.3e",
-                  all);
+                  "after training, %s differs from the reference by %.3e of its movement",
+                  worst_name, worst);
+    ck_assert_msg(all <= tol_all,
+                  "after training, the parameters differ from the reference by %.3e", all);
 }
 
 static void check_reference(const char *name)
@@ -165,8 +165,8 @@ static void check_reference(const char *name)
     ck_assert_msg(gpt2_forward(m, inputs, targets, B, T, &loss) == 0, "%s", weft_last_error());
     double dl = rel_diff(gpt2_logits(m), want_logits, nlogits);
     double dloss = fabs((double)loss - want_loss[0]) / fabs(want_loss[0]);
-    printf("  %-28s rel %.3e\n  %-28s %.7f vs %.7f rel %.3e\n", "logits", dl, "loss",
-           (double)loss, (double)want_loss[0], dloss);
+    printf("  %-28s rel %.3e\n  %-28s %.7f vs %.7f rel %.3e\n", "logits", dl, "loss", (double)loss,
+           (double)want_loss[0], dloss);
     ck_assert_msg(dl <= 1e-5, "logits differ from the reference by %.3e", dl);
     ck_assert_msg(dloss <= 1e-5, "loss %.7f differs from the reference %.7f", (double)loss,
                   (double)want_loss[0]);
@@ -185,13 +185,13 @@ static void check_reference(const char *name)
     ref = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     ck_assert_msg(ref >= 0, "cannot open %s", path);
     double lr, lr_min, warmup, steps, b1, b2, eps, wd, clip;
-    ck_assert(h5_attr_read_f64(ref, "lr", &lr) == 0 && h5_attr_read_f64(ref, "lr_min", &lr_min) == 0 &&
-              h5_attr_read_f64(ref, "warmup", &warmup) == 0 &&
-              h5_attr_read_f64(ref, "steps", &steps) == 0 &&
-              h5_attr_read_f64(ref, "beta1", &b1) == 0 && h5_attr_read_f64(ref, "beta2", &b2) == 0 &&
-              h5_attr_read_f64(ref, "eps", &eps) == 0 &&
-              h5_attr_read_f64(ref, "weight_decay", &wd) == 0 &&
-              h5_attr_read_f64(ref, "grad_clip", &clip) == 0);
+    ck_assert(
+        h5_attr_read_f64(ref, "lr", &lr) == 0 && h5_attr_read_f64(ref, "lr_min", &lr_min) == 0 &&
+        h5_attr_read_f64(ref, "warmup", &warmup) == 0 &&
+        h5_attr_read_f64(ref, "steps", &steps) == 0 && h5_attr_read_f64(ref, "beta1", &b1) == 0 &&
+        h5_attr_read_f64(ref, "beta2", &b2) == 0 && h5_attr_read_f64(ref, "eps", &eps) == 0 &&
+        h5_attr_read_f64(ref, "weight_decay", &wd) == 0 &&
+        h5_attr_read_f64(ref, "grad_clip", &clip) == 0);
     schedule_t sched = {SCHED_COSINE, (float)lr, (float)lr_min, (long)warmup, (long)steps};
     adamw_hparams_t hp = {(float)b1, (float)b2, (float)eps, (float)wd};
     float *mom = calloc(2 * m->nparams, sizeof *mom);
@@ -425,8 +425,13 @@ START_TEST(module_delta_frozen)
             const gpt2_tensor_t *t0 = gpt2_tensor(base, "h/0/attn/c_attn/weight");
             ck_assert(t != NULL && t0 != NULL);
             int probe = t != t0;
-            test_delta_t d = {{layer, 0}, {(gpt2_module_t)mod, GPT2_ATTN_C_ATTN}, {NULL, NULL},
-                              {NULL, NULL}, 1 + probe, 0, 0};
+            test_delta_t d = {{layer, 0},
+                              {(gpt2_module_t)mod, GPT2_ATTN_C_ATTN},
+                              {NULL, NULL},
+                              {NULL, NULL},
+                              1 + probe,
+                              0,
+                              0};
             d.D[0] = calloc(t->numel, sizeof(float));
             d.dD[0] = calloc(t->numel, sizeof(float));
             d.D[1] = calloc(t0->numel, sizeof(float));
@@ -453,8 +458,7 @@ START_TEST(module_delta_frozen)
             ck_assert_msg(dd <= 1e-4, "%s: delta gradient differs from dW by %.3e", name, dd);
             if (probe) {
                 dd = rel_diff(d.dD[1], merged->grads + t0->offset, t0->numel);
-                ck_assert_msg(dd <= 1e-4, "%s: gradient below the delta differs by %.3e", name,
-                              dd);
+                ck_assert_msg(dd <= 1e-4, "%s: gradient below the delta differs by %.3e", name, dd);
             }
             for (int i = 0; i < 2; i++) free(d.D[i]), free(d.dD[i]);
             gpt2_destroy(&base);

@@ -29,10 +29,13 @@ static inline float vexpf(float x)
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
+    /* A NaN input stays NaN through p; its exponent is taken as 0 so that
+     * no NaN is converted to an integer. */
+    int32_t ni = n == n ? (int32_t)n : 0;
     union {
-        int32_t i;
+        uint32_t i;
         float f;
-    } s = {.i = ((int32_t)n + 127) << 23};
+    } s = {.i = (uint32_t)(ni + 127) << 23};
     return p * s.f;
 }
 

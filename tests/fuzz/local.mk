@@ -5,18 +5,23 @@
 # and every input that once crashed it (tests/fuzz/regress/NAME).
 # `./configure --enable-fuzzing` (clang) builds tests/fuzz/fuzz_NAME, and
 # `make fuzz FUZZ_SECONDS=60` runs each for that long.
-FUZZ_NAMES = spec wire ckpt shards
+FUZZ_NAMES = spec wire ckpt shards dispatch
 FUZZ_SECONDS = 60
 FUZZ_spec_LIBS = jobs/libweftjobs.a common/libweftcommon.a $(WEFT_LIBS)
 FUZZ_wire_LIBS = common/libweftwire.a common/libweftcommon.a $(WEFT_LIBS)
 FUZZ_ckpt_LIBS = worker/libweftrun.a common/libweftcommon.a $(WEFT_LIBS)
 FUZZ_shards_LIBS = shards/libweftshards.a common/libweftcommon.a $(WEFT_LIBS)
+# weftd's dispatcher: its own sources, weftd.c without main (weftd_core.c).
+FUZZ_dispatch_SRC = tests/fuzz/fuzz_dispatch.c tests/fuzz/weftd_core.c scheduler/api.c \
+	scheduler/monitor.c scheduler/zap.c scheduler/prepare.c
+FUZZ_dispatch_LIBS = scheduler/libweftsched.a jobs/libweftjobs.a common/libweftwire.a \
+	common/libweftcommon.a $(WEFT_LIBS)
 FUZZ_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/jobs -I$(top_srcdir)/worker -I$(top_srcdir)/shards
 
 check_PROGRAMS += tests/fuzz/replay_spec tests/fuzz/replay_wire tests/fuzz/replay_ckpt \
-	tests/fuzz/replay_shards
+	tests/fuzz/replay_shards tests/fuzz/replay_dispatch
 TESTS += tests/fuzz/replay_spec tests/fuzz/replay_wire tests/fuzz/replay_ckpt \
-	tests/fuzz/replay_shards
+	tests/fuzz/replay_shards tests/fuzz/replay_dispatch
 tests_fuzz_replay_spec_SOURCES = tests/fuzz/fuzz_spec.c tests/fuzz/replay.c
 tests_fuzz_replay_spec_CPPFLAGS = $(FUZZ_CPPFLAGS) -DFUZZ_TARGET='"spec"'
 tests_fuzz_replay_spec_LDADD = $(FUZZ_spec_LIBS)
@@ -29,11 +34,19 @@ tests_fuzz_replay_ckpt_LDADD = $(FUZZ_ckpt_LIBS)
 tests_fuzz_replay_shards_SOURCES = tests/fuzz/fuzz_shards.c tests/fuzz/replay.c
 tests_fuzz_replay_shards_CPPFLAGS = $(FUZZ_CPPFLAGS) -DFUZZ_TARGET='"shards"'
 tests_fuzz_replay_shards_LDADD = $(FUZZ_shards_LIBS)
-EXTRA_DIST += tests/fuzz/corpus tests/fuzz/regress
+tests_fuzz_replay_dispatch_SOURCES = $(FUZZ_dispatch_SRC) tests/fuzz/replay.c
+tests_fuzz_replay_dispatch_CPPFLAGS = $(FUZZ_CPPFLAGS) -I$(top_srcdir)/scheduler \
+	-DFUZZ_TARGET='"dispatch"'
+tests_fuzz_replay_dispatch_LDADD = $(FUZZ_dispatch_LIBS)
+EXTRA_DIST += tests/fuzz/corpus tests/fuzz/regress tests/fuzz/hdf5-bugs
 
 if FUZZING
 noinst_PROGRAMS += tests/fuzz/fuzz_spec tests/fuzz/fuzz_wire tests/fuzz/fuzz_ckpt \
-	tests/fuzz/fuzz_shards
+	tests/fuzz/fuzz_shards tests/fuzz/fuzz_dispatch
+tests_fuzz_fuzz_dispatch_SOURCES = $(FUZZ_dispatch_SRC)
+tests_fuzz_fuzz_dispatch_CPPFLAGS = $(FUZZ_CPPFLAGS) -I$(top_srcdir)/scheduler
+tests_fuzz_fuzz_dispatch_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
+tests_fuzz_fuzz_dispatch_LDADD = $(FUZZ_dispatch_LIBS)
 tests_fuzz_fuzz_spec_SOURCES = tests/fuzz/fuzz_spec.c
 tests_fuzz_fuzz_spec_CPPFLAGS = $(FUZZ_CPPFLAGS)
 tests_fuzz_fuzz_spec_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)

@@ -229,7 +229,10 @@ static int watch_jobs(const int64_t *ids, int n, int json)
         if (json) print_json(m->body);
         progress_t *p = &ps[k];
         const json_t *d = json_object_get(m->body, "data");
-        const char *kind = wire_get_str(m->body, "kind");
+        char kind_buf[16] = "";
+        if (wire_get_str(m->body, "kind"))
+            snprintf(kind_buf, sizeof kind_buf, "%s", wire_get_str(m->body, "kind"));
+        const char *kind = kind_buf[0] ? kind_buf : NULL; /* outlives the message */
         if (json_is_true(json_object_get(m->body, "end"))) {
             snprintf(p->state, sizeof p->state, "%s", wire_get_str(m->body, "state"));
             p->ended = 1;

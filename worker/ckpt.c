@@ -92,7 +92,7 @@ static int list_files(const char *dir, char ***names_p, size_t *n_p)
         names[n++] = strdup(e->d_name);
     }
     closedir(d);
-    qsort(names, n, sizeof *names, cmp_name);
+    if (n > 1) qsort(names, n, sizeof *names, cmp_name);
     *names_p = names;
     *n_p = n;
     return 0;
@@ -183,7 +183,7 @@ static int list_steps(const char *run_dir, int64_t **steps_p, size_t *n_p)
         steps[n++] = s;
     }
     closedir(d);
-    qsort(steps, n, sizeof *steps, cmp_i64_desc);
+    if (n > 1) qsort(steps, n, sizeof *steps, cmp_i64_desc);
     *steps_p = steps;
     *n_p = n;
     return 0;

@@ -7,8 +7,5 @@ shards_libweftshards_a_SOURCES = \
 	shards/shard_writer.c shards/shard_writer.h \
 	shards/shardset.c shards/shardset.h \
 	shards/shard_cmd.c
-# The writer encodes token chunks itself: with libdeflate (libdeflate-dev)
-# when its header is installed, twice as fast, else with zlib (zlib1g-dev,
-# which libhdf5-openmpi-dev already depends on). shard_writer.c tests the
-# same header with __has_include.
-WEFT_LIBS += -lz $(if $(wildcard /usr/include/libdeflate.h),-ldeflate)
+# The writer deflates token chunks itself, with libdeflate when configure
+# found it (HAVE_LIBDEFLATE_H) and zlib otherwise; both are in LIBS.

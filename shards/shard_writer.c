@@ -31,11 +31,10 @@
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
-#if defined(__has_include)
-#if __has_include(<libdeflate.h>)
+#include "config.h"
+#ifdef HAVE_LIBDEFLATE
 #include <libdeflate.h>
 #define SHARD_LIBDEFLATE 1
-#endif
 #endif
 
 #define READ_BLOCK   (1 << 20) /* pass 1 read size, bytes */

@@ -43,6 +43,7 @@ typedef struct {
     double ar_min_ms;   /* least of it over the steps: the transfer without waiting */
     double allreduce_s; /* rank 0, whole run */
     double step_s;      /* rank 0, whole run */
+    double step_cpu_s;  /* rank 0's CPU seconds (all its threads) in steps */
     double wall_s;      /* mpirun start to exit */
     double cpu_s;       /* CPU seconds of mpirun and its ranks */
     int ok;
@@ -205,6 +206,7 @@ static int read_run(const dp_setup_t *S, const char *out, dp_run_t *r)
                         path);
     r->allreduce_s = json_number_value(ars);
     r->step_s = json_number_value(st);
+    r->step_cpu_s = json_number_value(json_object_get(res, "step_cpu_s"));
     json_decref(res);
     return rc;
 }
@@ -232,7 +234,7 @@ static void usage(FILE *out)
             "thread, 1 rank x 2 threads and 2 ranks x 1 thread on one global batch, R\n"
             "times each in turn, and prints tokens/s (median step after W warm-up steps,\n"
             "then median over repeats) and the share of step time in MPI_Allreduce.\n"
-            "Defaults: small preset, 14 steps, batch 8, seq 128, 2 repeats, 2 warm-up.\n");
+            "Defaults: small preset, 14 steps, batch 8, seq 128, 3 repeats, 2 warm-up.\n");
 }
 
 int bench_dp(int argc, char **argv)
@@ -242,7 +244,7 @@ int bench_dp(int argc, char **argv)
                     .steps = 14,
                     .batch = 8,
                     .seq = 128,
-                    .repeats = 2,
+                    .repeats = 3,
                     .warmup = 2};
     int json = 0;
     char worker[PATH_MAX] = "";
@@ -326,7 +328,7 @@ int bench_dp(int argc, char **argv)
                     100 * r->allreduce_s / r->step_s, r->wall_s);
         }
     /* Medians over repeats, and how far the repeats' tokens/s spread. */
-    enum { M_TOK, M_MS, M_AR, M_ARMIN, M_PCT, M_CPU, M_WALL, M_SPREAD, M_N };
+    enum { M_TOK, M_MS, M_AR, M_ARMIN, M_PCT, M_TOKCPU, M_CPU, M_WALL, M_SPREAD, M_N };
     double med[NCONFIGS][M_N];
     for (size_t k = 0; k < NCONFIGS; k++) {
         double v[M_N][MAX_REPEATS];
@@ -339,6 +341,10 @@ int bench_dp(int argc, char **argv)
             v[M_AR][n] = r->ar_ms;
             v[M_ARMIN][n] = r->ar_min_ms;
             v[M_PCT][n] = 100 * r->allreduce_s / r->step_s;
+            /* every rank is taken to use what rank 0 used */
+            v[M_TOKCPU][n] = r->step_cpu_s > 0 ? (double)S.batch * S.seq * S.steps /
+                                                     (r->step_cpu_s * configs[k].ranks)
+                                               : 0;
             v[M_CPU][n] = r->cpu_s;
             v[M_WALL][n++] = r->wall_s;
         }
@@ -351,31 +357,34 @@ int bench_dp(int argc, char **argv)
     printf("weft-bench dp: %s preset, %s fine-tuning, global batch %d x seq %d = %d tokens/step,"
            " %d steps (first %d not counted), median of %d repeat(s)\n",
            S.preset, S.mode, S.batch, S.seq, S.batch * S.seq, S.steps, S.warmup, S.repeats);
-    printf("%-9s %9s %7s %8s %9s %8s %10s %12s %7s %7s\n", "ranks x T", "tokens/s", "spread",
-           "ms/step", "speedup", "AR ms", "AR min ms", "AR % of step", "CPU s", "wall s");
+    printf("%-9s %9s %7s %8s %8s %7s %9s %7s %9s %7s %7s\n", "ranks x T", "tokens/s", "spread",
+           "ms/step", "speedup", "AR ms", "AR min ms", "AR %", "tok/CPU-s", "CPU s", "wall s");
     for (size_t k = 0; k < NCONFIGS; k++) {
         char label[32];
         snprintf(label, sizeof label, "%d x %d", configs[k].ranks, configs[k].threads);
-        printf("%-9s %9.0f %6.0f%% %8.1f %8.2fx %8.1f %10.1f %11.1f%% %7.1f %7.1f\n", label,
+        printf("%-9s %9.0f %6.0f%% %8.1f %7.2fx %7.1f %9.1f %6.1f%% %9.0f %7.1f %7.1f\n", label,
                med[k][M_TOK], med[k][M_SPREAD], med[k][M_MS],
                med[0][M_TOK] > 0 ? med[k][M_TOK] / med[0][M_TOK] : 0, med[k][M_AR],
-               med[k][M_ARMIN], med[k][M_PCT], med[k][M_CPU], med[k][M_WALL]);
+               med[k][M_ARMIN], med[k][M_PCT], med[k][M_TOKCPU], med[k][M_CPU], med[k][M_WALL]);
     }
     printf("AR: rank 0's time inside the gradient and control MPI_Allreduce of a step (median\n"
            "step; waiting for the other rank included), its least over the steps, and its\n"
            "share of all step time. spread: (max - min) / median of the repeats' tokens/s.\n"
-           "CPU s: mpirun and every rank, start-up and final checkpoint included.\n");
+           "tok/CPU-s: tokens per CPU second spent in steps (rank 0's CPU, all its threads,\n"
+           "times the ranks): the load-independent efficiency. CPU s: mpirun and every rank,\n"
+           "whole run (start-up and final checkpoint included).\n");
     if (json) {
         json_t *arr = json_array();
         for (size_t k = 0; k < NCONFIGS; k++)
             json_array_append_new(
-                arr, json_pack("{s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "ranks",
+                arr, json_pack("{s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "ranks",
                                configs[k].ranks, "threads", configs[k].threads, "tokens_per_s",
                                med[k][M_TOK], "spread_pct", med[k][M_SPREAD], "step_ms",
                                med[k][M_MS], "speedup",
                                med[0][M_TOK] > 0 ? med[k][M_TOK] / med[0][M_TOK] : 0.0,
                                "allreduce_ms", med[k][M_AR], "allreduce_min_ms", med[k][M_ARMIN],
-                               "allreduce_pct", med[k][M_PCT], "cpu_s", med[k][M_CPU], "wall_s",
+                               "allreduce_pct", med[k][M_PCT], "tokens_per_cpu_s",
+                               med[k][M_TOKCPU], "cpu_s", med[k][M_CPU], "wall_s",
                                med[k][M_WALL]));
         json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:o}", "bench", "dp", "preset",
                               S.preset, "mode", S.mode, "batch", S.batch, "seq", S.seq, "steps",

@@ -84,8 +84,8 @@ int auth_key_write(const auth_key_t *key, const char *path, bool secret)
         n += snprintf(text + n, sizeof text - (size_t)n, "secret-key = %s\n", key->secret_key);
     if (secret && key->server_key[0])
         n += snprintf(text + n, sizeof text - (size_t)n, "server-key = %s\n", key->server_key);
-    int bad = fchmod(fd, secret ? 0600 : 0644) < 0 || write(fd, text, (size_t)n) != n ||
-              fsync(fd) < 0;
+    int bad =
+        fchmod(fd, secret ? 0600 : 0644) < 0 || write(fd, text, (size_t)n) != n || fsync(fd) < 0;
     if (close(fd) < 0) bad = 1;
     if (bad) {
         unlink(tmp);

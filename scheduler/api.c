@@ -122,8 +122,7 @@ static int path_inside(const char *path, const char *root)
 static int tenant_may_submit(const wire_msg_t *m, const spec_t *spec, const char *tenant,
                              const char *root)
 {
-    const char *bad = NULL;
-    char what[SPEC_PATH_MAX + 64] = "";
+    const char *bad = NULL, *what = "";
     if (spec->mode != SPEC_LORA) {
         weftd_reply_error(m->rid, m->rid_len, "permission",
                           "tenant %s may submit only lora jobs (mode = \"lora\")", tenant);
@@ -137,13 +136,18 @@ static int tenant_may_submit(const wire_msg_t *m, const spec_t *spec, const char
                               tenant, t->name);
             return -1;
         }
-        if (!path_inside(t->data, root))
-            bad = "data", snprintf(what, sizeof what, "%s", t->data);
-        else if (t->init_adapter[0] && !path_inside(t->init_adapter, root))
-            bad = "init_adapter", snprintf(what, sizeof what, "%s", t->init_adapter);
+        if (!bad && !path_inside(t->data, root)) {
+            bad = "data";
+            what = t->data;
+        } else if (!bad && t->init_adapter[0] && !path_inside(t->init_adapter, root)) {
+            bad = "init_adapter";
+            what = t->init_adapter;
+        }
     }
-    if (!bad && !path_inside(spec->output, root))
-        bad = "output", snprintf(what, sizeof what, "%s", spec->output);
+    if (!bad && !path_inside(spec->output, root)) {
+        bad = "output";
+        what = spec->output;
+    }
     if (bad) {
         weftd_reply_error(m->rid, m->rid_len, "permission",
                           "%s %s is outside tenant %s's folder %s (no '..', no symlinks out); "

@@ -267,15 +267,19 @@ static int tenant_dst_ok(const char *dst)
     if (strncmp(dst, server.tenants_dir, n) || dst[n] != '/') return 1;
     char root[PATH_MAX], dir[PATH_MAX], rroot[PATH_MAX], rdir[PATH_MAX];
     const char *end = strchr(dst + n + 1, '/');
-    if (!end || (size_t)(end - dst) >= sizeof root) return weft_error("%s: no tenant folder", dst), 0;
+    if (!end || (size_t)(end - dst) >= sizeof root) {
+        weft_error("%s: no tenant folder", dst);
+        return 0;
+    }
     memcpy(root, dst, (size_t)(end - dst));
     root[end - dst] = 0;
     weft_dirname(dst, dir, sizeof dir);
-    if (weft_mkdir_p(dir, 0700) < 0 || !realpath(root, rroot) || !realpath(dir, rdir))
-        return 0;
+    if (weft_mkdir_p(dir, 0700) < 0 || !realpath(root, rroot) || !realpath(dir, rdir)) return 0;
     n = strlen(rroot);
-    if (strncmp(rdir, rroot, n) || (rdir[n] && rdir[n] != '/'))
-        return weft_error("%s leads outside the tenant folder %s (a symlink?)", dst, root), 0;
+    if (strncmp(rdir, rroot, n) || (rdir[n] && rdir[n] != '/')) {
+        weft_error("%s leads outside the tenant folder %s (a symlink?)", dst, root);
+        return 0;
+    }
     return 1;
 }
 

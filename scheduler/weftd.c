@@ -237,9 +237,8 @@ int weftd_worker_key(int64_t run)
     snprintf(name, sizeof name, "%lld", (long long)run);
     snprintf(role, sizeof role, "worker:%lld", (long long)run);
     auth_key_t key;
-    if (weft_path_join(dir, sizeof dir, server.runs_dir, name) < 0 ||
-        weft_mkdir_p(dir, 0700) < 0 || weft_path_join(path, sizeof path, dir, "worker.key") < 0 ||
-        auth_key_mint(&key, role) < 0)
+    if (weft_path_join(dir, sizeof dir, server.runs_dir, name) < 0 || weft_mkdir_p(dir, 0700) < 0 ||
+        weft_path_join(path, sizeof path, dir, "worker.key") < 0 || auth_key_mint(&key, role) < 0)
         return -1;
     snprintf(key.server_key, sizeof key.server_key, "%s", server.server_key);
     if (auth_key_write(&key, path, true) < 0 || zap_add_run(server.zap, name, key.public_key) < 0)
@@ -270,8 +269,8 @@ static long long opt_num(const char *name, const char *text, long long lo, long 
     errno = 0;
     long long v = strtoll(text, &end, 10);
     if (errno || end == text || *end || v < lo || v > hi) {
-        fprintf(stderr, "weftd: --%s wants a whole number in %lld..%lld, not '%s'\n", name, lo,
-                hi, text);
+        fprintf(stderr, "weftd: --%s wants a whole number in %lld..%lld, not '%s'\n", name, lo, hi,
+                text);
         return -1;
     }
     return v;
@@ -342,17 +341,25 @@ int main(int argc, char **argv)
     int insecure_tcp = 0;
     long long v = 0;
     server.lock_fd = -1;
-    static const struct option opts[] = {
-        {"home", required_argument, 0, 'H'},      {"endpoint", required_argument, 0, 'e'},
-        {"executor", required_argument, 0, 'x'},  {"slots", required_argument, 0, 's'},
-        {"pack-size", required_argument, 0, 'k'}, {"liveness", required_argument, 0, 'l'},
-        {"foreground", no_argument, 0, 'f'},      {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'},         {"insecure-tcp", no_argument, 0, 'I'},
-        {"server-key", required_argument, 0, 'K'}, {"clients", required_argument, 0, 'C'},
-        {"max-message", required_argument, 0, 'M'}, {"max-spec", required_argument, 0, 'S'},
-        {"max-tenants", required_argument, 0, 'T'}, {"max-trials", required_argument, 0, 'R'},
-        {"max-watch", required_argument, 0, 'W'},
-        {"max-watch-per-client", required_argument, 0, 'w'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {{"home", required_argument, 0, 'H'},
+                                         {"endpoint", required_argument, 0, 'e'},
+                                         {"executor", required_argument, 0, 'x'},
+                                         {"slots", required_argument, 0, 's'},
+                                         {"pack-size", required_argument, 0, 'k'},
+                                         {"liveness", required_argument, 0, 'l'},
+                                         {"foreground", no_argument, 0, 'f'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"version", no_argument, 0, 'V'},
+                                         {"insecure-tcp", no_argument, 0, 'I'},
+                                         {"server-key", required_argument, 0, 'K'},
+                                         {"clients", required_argument, 0, 'C'},
+                                         {"max-message", required_argument, 0, 'M'},
+                                         {"max-spec", required_argument, 0, 'S'},
+                                         {"max-tenants", required_argument, 0, 'T'},
+                                         {"max-trials", required_argument, 0, 'R'},
+                                         {"max-watch", required_argument, 0, 'W'},
+                                         {"max-watch-per-client", required_argument, 0, 'w'},
+                                         {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         char *end = NULL;
@@ -477,8 +484,9 @@ int main(int argc, char **argv)
         snprintf(server.server_key, sizeof server.server_key, "%s", skey.public_key);
     }
     if (tcp && insecure_tcp)
-        fprintf(stderr, "weftd: warning: %s is NOT authenticated (--insecure-tcp): anyone who "
-                        "reaches it is admin\n",
+        fprintf(stderr,
+                "weftd: warning: %s is NOT authenticated (--insecure-tcp): anyone who "
+                "reaches it is admin\n",
                 server.endpoint);
     if (tcp && snprintf(ipc_endpoint, sizeof ipc_endpoint, "ipc://%s/weftd.sock", server.home) >=
                    (int)sizeof ipc_endpoint) {
@@ -514,7 +522,8 @@ int main(int argc, char **argv)
     if (!strncmp(first, "ipc://", 6)) unlink(first + 6);
     if (tcp && !insecure_tcp) {
         char clients_def[PATH_MAX];
-        if (!clients && weft_path_join(clients_def, sizeof clients_def, server.home, "clients") == 0)
+        if (!clients &&
+            weft_path_join(clients_def, sizeof clients_def, server.home, "clients") == 0)
             clients = clients_def;
         server.zap = zap_new(server.zctx, clients);
         if (!server.zap) {
@@ -529,11 +538,10 @@ int main(int argc, char **argv)
     if (server.router && tcp) {
         /* Options are taken at bind: the ipc listener above stays plain. */
         int on = 1;
-        if (!insecure_tcp &&
-            (zmq_setsockopt(server.router, ZMQ_ZAP_DOMAIN, "weft", 4) < 0 ||
-             zmq_setsockopt(server.router, ZMQ_CURVE_SERVER, &on, sizeof on) < 0 ||
-             zmq_setsockopt(server.router, ZMQ_CURVE_SECRETKEY, skey.secret_key,
-                            strlen(skey.secret_key)) < 0)) {
+        if (!insecure_tcp && (zmq_setsockopt(server.router, ZMQ_ZAP_DOMAIN, "weft", 4) < 0 ||
+                              zmq_setsockopt(server.router, ZMQ_CURVE_SERVER, &on, sizeof on) < 0 ||
+                              zmq_setsockopt(server.router, ZMQ_CURVE_SECRETKEY, skey.secret_key,
+                                             strlen(skey.secret_key)) < 0)) {
             weft_error("setting CURVE on %s: %s", server.endpoint, zmq_strerror(zmq_errno()));
             zmq_close(server.router);
             server.router = NULL;

@@ -107,8 +107,7 @@ static void handle(zap_t *self)
         const char *mech = zmq_msg_data(&f[5]);
         if (mlen == 4 && !memcmp(mech, "NULL", 4)) {
             code = "200", text = "OK", user = "admin";
-        } else if (mlen == 5 && !memcmp(mech, "CURVE", 5) && n >= 7 &&
-                   zmq_msg_size(&f[6]) == 32) {
+        } else if (mlen == 5 && !memcmp(mech, "CURVE", 5) && n >= 7 && zmq_msg_size(&f[6]) == 32) {
             char z85[AUTH_Z85_LEN + 1];
             zmq_z85_encode(z85, zmq_msg_data(&f[6]), 32);
             pthread_mutex_lock(&self->lock);
@@ -194,8 +193,8 @@ int zap_clients(zap_t *self)
 int zap_add_run(zap_t *self, const char *run, const char *public_key)
 {
     char role[AUTH_ROLE_MAX];
-    if (snprintf(role, sizeof role, "worker:%s", run) >= (int)sizeof role ||
-        !auth_role_run(role) || !auth_z85_valid(public_key))
+    if (snprintf(role, sizeof role, "worker:%s", run) >= (int)sizeof role || !auth_role_run(role) ||
+        !auth_z85_valid(public_key))
         return weft_error("run %.40s: not a valid run id and worker key", run);
     zap_remove_run(self, run);
     pthread_mutex_lock(&self->lock);

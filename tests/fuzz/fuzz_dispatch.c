@@ -58,8 +58,8 @@ static void setup(void)
     server.router = wire_router_new(server.zctx, "inproc://weft-fuzz-dispatch", NULL);
     if (!server.store || !server.router) abort();
     for (int i = 0; i < NDEALERS; i++)
-        if (!(dealer[i] = wire_dealer_new(server.zctx, "inproc://weft-fuzz-dispatch", rids[i],
-                                          NULL)))
+        if (!(dealer[i] =
+                  wire_dealer_new(server.zctx, "inproc://weft-fuzz-dispatch", rids[i], NULL)))
             abort();
 }
 

@@ -17,7 +17,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lim.max_trials = 256;
     lim.max_units = 512;
     spec_diag_t *diag = spec_diag_new();
-    spec_t *spec = spec_parse((const char *)data, size, "/nonexistent/fuzz", "fuzz.cfg", &lim, diag);
+    spec_t *spec =
+        spec_parse((const char *)data, size, "/nonexistent/fuzz", "fuzz.cfg", &lim, diag);
     for (int i = 0; i < spec_diag_count(diag); i++) (void)spec_diag_get(diag, i);
     spec_diag_destroy(&diag);
     if (!spec) return 0;

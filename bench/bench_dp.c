@@ -234,18 +234,18 @@ static void usage(FILE *out)
             "thread, 1 rank x 2 threads and 2 ranks x 1 thread on one global batch, R\n"
             "times each in turn, and prints tokens/s (median step after W warm-up steps,\n"
             "then median over repeats) and the share of step time in MPI_Allreduce.\n"
-            "Defaults: small preset, 14 steps, batch 8, seq 128, 3 repeats, 2 warm-up.\n");
+            "Defaults: small preset, 30 steps, batch 8, seq 128, 3 repeats, 3 warm-up.\n");
 }
 
 int bench_dp(int argc, char **argv)
 {
     dp_setup_t S = {.preset = "small",
                     .mode = "full",
-                    .steps = 14,
+                    .steps = 30,
                     .batch = 8,
                     .seq = 128,
                     .repeats = 3,
-                    .warmup = 2};
+                    .warmup = 3};
     int json = 0;
     char worker[PATH_MAX] = "";
     static const struct option opts[] = {

@@ -424,7 +424,8 @@ static int list_latency(daemon_t *d, int count, const char *state, const char *n
     return 0;
 }
 
-/* Median wall time of the `weft ls` program (output thrown away). */
+/* Median wall time of the `weft ls` program (output thrown away); state
+ * "help" runs `weft --help` instead: the program's start-up alone. */
 static double weft_ls(const sched_setup_t *S, const daemon_t *d, int runs, const char *state,
                       double *cpu_med)
 {
@@ -437,7 +438,9 @@ static double weft_ls(const sched_setup_t *S, const daemon_t *d, int runs, const
         if (pid == 0) {
             int fd = open("/dev/null", O_WRONLY);
             if (fd >= 0) dup2(fd, 1), close(fd);
-            if (state)
+            if (state && !strcmp(state, "help"))
+                execl(S->weft, S->weft, "--help", (char *)NULL);
+            else if (state)
                 execl(S->weft, S->weft, "--home", d->home, "ls", "--state", state, (char *)NULL);
             else
                 execl(S->weft, S->weft, "--home", d->home, "ls", (char *)NULL);
@@ -613,7 +616,7 @@ int bench_sched(int argc, char **argv)
     static const char *list_what[L_N] = {"newest page", "--state queued", "--name (10,000 match)",
                                          "--before (middle)"};
     double lmed[L_N] = {0}, lp90[L_N] = {0}, lcpu[L_N] = {0};
-    double ls_prog = 0, lsq_prog = 0, ls_cpu = 0, lsq_cpu = 0;
+    double ls_prog = 0, lsq_prog = 0, ls_cpu = 0, lsq_cpu = 0, help_prog = 0, help_cpu = 0;
     int64_t stored = 0;
     if (write_standin(&S) < 0) goto out;
 
@@ -669,7 +672,8 @@ int bench_sched(int argc, char **argv)
         list_latency(&d, S.lists, NULL, NULL, stored / 2, &lmed[L_BEFORE], &lp90[L_BEFORE],
                      &lcpu[L_BEFORE]) < 0 ||
         (ls_prog = weft_ls(&S, &d, S.ls_runs, NULL, &ls_cpu)) < 0 ||
-        (lsq_prog = weft_ls(&S, &d, S.ls_runs, "queued", &lsq_cpu)) < 0)
+        (lsq_prog = weft_ls(&S, &d, S.ls_runs, "queued", &lsq_cpu)) < 0 ||
+        (help_prog = weft_ls(&S, &d, S.ls_runs, "help", &help_cpu)) < 0)
         goto out;
     daemon_stop(&d);
     if (holder > 0) kill(holder, SIGTERM);
@@ -723,6 +727,8 @@ out:
            "", 1e3 * ls_cpu, "<= 50 ms");
     printf("%-38s %11.1f %21s %14.1f ms %9s\n", "`weft ls --state queued` program", 1e3 * lsq_prog,
            "", 1e3 * lsq_cpu, "");
+    printf("%-38s %11.1f %21s %14.1f ms %9s\n", "`weft --help` (the program's start-up)",
+           1e3 * help_prog, "", 1e3 * help_cpu, "");
     printf("%-38s %11s %21s %17s %9s\n", "(c) launching", "median ms", "range", "", "target");
     printf("%-38s %11.1f %10.1f .. %-7.1f %17s %9s\n", "SUBMIT -> worker program starts", 1e3 * la,
            1e3 * la_lo, 1e3 * la_hi, "", "");
@@ -757,6 +763,7 @@ out:
                     {"weft_ls_ms", 1e3 * ls_prog},
                     {"weft_ls_cpu_ms", 1e3 * ls_cpu},
                     {"weft_ls_queued_ms", 1e3 * lsq_prog},
+                    {"weft_help_ms", 1e3 * help_prog},
                     {"launch_ms", 1e3 * la},
                     {"submit_ack_ms", 1e3 * ak},
                     {"mpirun_start_ms", 1e3 * ms},

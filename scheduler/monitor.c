@@ -8,6 +8,7 @@
 #include "planner.h"
 #include "spec.h"
 #include "weftd.h"
+#include "zap.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -42,8 +43,15 @@ static void free_run(live_run_t *r)
     free(r);
 }
 
+/* The group has ended: its worker key is admitted no more (a relaunch mints
+ * a new one). */
 static void drop_run(int64_t id)
 {
+    if (server.zap) {
+        char run[32];
+        snprintf(run, sizeof run, "%" PRId64, id);
+        zap_remove_run(server.zap, run);
+    }
     for (live_run_t **pp = &server.runs; *pp; pp = &(*pp)->next)
         if ((*pp)->id == id) {
             live_run_t *r = *pp;

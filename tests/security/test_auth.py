@@ -330,6 +330,16 @@ def main():
     ok(os.path.isfile(wk) and stat.S_IMODE(os.stat(wk).st_mode) == 0o600,
        "the run's worker key file is mode 0600")
 
+    refused_after = False
+    for _ in range(10):
+        w = Client(E, wk, rid="1:1")
+        # an admitted worker key would be answered (ERROR permission)
+        refused_after = w.ask("LIST", {}, timeout=1) is None
+        w.close()
+        if refused_after:
+            break
+    ok(refused_after, "once run 1's group has ended, its worker key is refused")
+
     # 6. worker keys: a long admin job keeps run 2 alive
     ans = submit(admin, lora_spec("long", [("bob", "d.h5")], steps=100000))
     long_job = ans[1]["jobs"][0]["id"] if ans and ans[0] == "REPLY" else 0

@@ -251,7 +251,18 @@ def main():
     plain = Client(E)
     ok(plain.ask("LIST", {}, timeout=2) is None, "a client without CURVE gets no answer over tcp")
     plain.close()
+    host, port = E[len("tcp://"):].rsplit(":", 1)
+    for junk in (os.urandom(65536), b"\xff" + b"\x00" * 8 + b"\x7f" + os.urandom(300),
+                 b"\xff\x00\x00\x00\x00\x00\x00\x00\x01\x7f\x03\x00CURVE" + b"\x00" * 200):
+        raw = socket.create_connection((host, int(port)))
+        try:
+            raw.sendall(junk)
+            time.sleep(0.1)
+        except OSError:
+            pass
+        raw.close()
     st = admin_local.ask("STATUS", {})
+    ok(st and st[0] == "REPLY", "raw bytes on the tcp port: weftd lives on and answers")
     ok(st and st[0] == "REPLY" and st[1]["keys_refused"] >= 1 and st[1]["handled"] == 1,
        "the refusal is counted and no message of it was handled (but this STATUS): %s"
        % (st and {k: st[1][k] for k in ("keys_refused", "handled")}))

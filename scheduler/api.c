@@ -184,6 +184,11 @@ static int submit(const wire_msg_t *m)
             return 0;
         }
         folder = root;
+        if (priority > 0) { /* the queue is shared: only an admin puts jobs ahead */
+            weftd_reply_error(m->rid, m->rid_len, "permission",
+                              "tenant %s may not raise a job's priority above 0", tenant);
+            return 0;
+        }
     }
     spec_limits_t lim = spec_limits_default();
     lim.max_spec_bytes = server.max_spec;

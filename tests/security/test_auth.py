@@ -318,6 +318,9 @@ def main():
     refused(lora_spec("x", [("acme", "d.h5")], output="escape/out"), "output through a symlink")
     refused(lora_spec("x", [("acme", "escape/outside.h5")]), "data through a symlink")
     refused(lora_spec("x", [("../acme", "d.h5")]), "a tenant name with a path", kind="spec")
+    a = acme.ask("SUBMIT", {"spec": lora_spec("x", [("acme", "d.h5")]), "folder": T,
+                            "priority": 100})
+    ok(is_error(a, "permission"), "a tenant cannot put its job ahead of others (priority 100)")
     ok(db.execute("select count(*) from submissions").fetchone()[0] == 1,
        "no refused spec was stored")
 

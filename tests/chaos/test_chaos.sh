@@ -100,7 +100,7 @@ for r in $(seq "$ROUNDS"); do
     bad=$(db $h "select count(*) from (select job, count(*) c, count(distinct step) d, min(step) a, max(step) m from metrics where kind = 'train' group by job) where c != $STEPS or d != $STEPS or a != 1 or m != $STEPS")
     jobs=$(db $h "select count(distinct job) from metrics where kind = 'train'")
     [ "$bad" = 0 ] && [ "$jobs" = 4 ] ||
-        fail "round $r ($log): $bad job(s) without each of $STEPS steps exactly once ($jobs jobs)"
+        fail "round $r ($log): $bad job(s) without each of $STEPS steps exactly once ($jobs jobs; job|rows|distinct|min|max: $(db $h "select job, count(*), count(distinct step), min(step), max(step) from metrics where kind = 'train' group by job" | tr '\n' ' '))"
     attempts=$(db $h "select max(attempt) from runs")
     pass "chaos round $r (faults:$log; up to $attempts attempts): 4 jobs succeeded, adapters bit-identical, each step stored once"
     kill "$(cat "$T/$h/weftd.pid")" 2>/dev/null

@@ -518,6 +518,9 @@ int main(int argc, char **argv)
      * counts those over it; larger ones are cut off by ZeroMQ itself. */
     wire_opts_t wo = wire_opts_default();
     wo.max_msg = 4 * (int64_t)server.max_json;
+    /* Replies leave with ZMQ_DONTWAIT: a client with many requests in flight
+     * must not find its replies dropped at the default 1000. */
+    wo.sndhwm = 100000;
     const char *first = tcp ? ipc_endpoint : server.endpoint;
     if (!strncmp(first, "ipc://", 6)) unlink(first + 6);
     if (tcp && !insecure_tcp) {

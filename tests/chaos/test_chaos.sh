@@ -8,16 +8,18 @@
 #
 # CHAOS_ROUNDS rounds (default 1), CHAOS_FAULTS faults per round (default 4),
 # CHAOS_SEED for the random choices (printed, to replay a failing round),
-# CHAOS_STEPS steps per tenant (default 200).
+# CHAOS_STEPS steps per tenant (default 200), CHAOS_KINDS the faults to draw
+# from (default "rank mpirun weftd usr1").
 set -u
 . "$top_srcdir/tests/lib.sh"
 
 ROUNDS=${CHAOS_ROUNDS:-1}
 FAULTS=${CHAOS_FAULTS:-4}
+KINDS=${CHAOS_KINDS:-rank mpirun weftd usr1}
 SEED=${CHAOS_SEED:-$(( $(date +%s) % 32768 ))}
 RANDOM=$SEED
 STEPS=${CHAOS_STEPS:-200}
-echo "chaos: $ROUNDS round(s) of $FAULTS faults, CHAOS_SEED=$SEED"
+echo "chaos: $ROUNDS round(s) of $FAULTS faults ($KINDS), CHAOS_SEED=$SEED"
 
 T=$(mktemp -d /tmp/weft-test-chaos-XXXXXX)
 cleanup() {
@@ -81,12 +83,12 @@ for r in $(seq "$ROUNDS"); do
         ranks=$(pgrep -f "^[^ ]*weft-worker $T/$h/")
         mpi=$(pgrep -f "^[^ ]*mpirun .*$T/$h/")
         [ -n "$ranks$mpi" ] || continue
-        case $(( RANDOM % 4 )) in
-        0) p=$(pick $ranks); [ -n "$p" ] && kill -9 "$p" 2>/dev/null && log="$log rank" ;;
-        1) p=$(pick $mpi); [ -n "$p" ] && kill -9 "$p" 2>/dev/null && log="$log mpirun" ;;
-        2) kill -9 "$(cat "$T/$h/weftd.pid")"; sleep 0.$(( RANDOM % 10 )); start $h
+        case $(pick $KINDS) in
+        rank) p=$(pick $ranks); [ -n "$p" ] && kill -9 "$p" 2>/dev/null && log="$log rank" ;;
+        mpirun) p=$(pick $mpi); [ -n "$p" ] && kill -9 "$p" 2>/dev/null && log="$log mpirun" ;;
+        weftd) kill -9 "$(cat "$T/$h/weftd.pid")"; sleep 0.$(( RANDOM % 10 )); start $h
            log="$log weftd" ;;
-        3) p=$(pick $mpi); [ -n "$p" ] && kill -USR1 "$p" 2>/dev/null && log="$log usr1" ;;
+        usr1) p=$(pick $mpi); [ -n "$p" ] && kill -USR1 "$p" 2>/dev/null && log="$log usr1" ;;
         esac
         done_faults=$(( done_faults + 1 ))
     done

@@ -22,27 +22,38 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define HOME      "/tmp/weft-fuzz-dispatch"
+#define SHARED    "/tmp/weft-fuzz-dispatch" /* base.h5, named by the seeds */
 #define NDEALERS  4
 #define MAXFRAMES 8
 
 static void *dealer[NDEALERS];
+static char home[64]; /* this process's own home: runs may go on in parallel */
+
+static void remove_home(void)
+{
+    weft_rm_rf(home);
+}
 
 static void setup(void)
 {
     static const char *rids[NDEALERS] = {"1:1", "2:1", "c1", "c2"};
-    weft_rm_rf(HOME);
-    if (weft_mkdir_p(HOME "/runs", 0700) < 0 || weft_mkdir_p(HOME "/data", 0700) < 0 ||
-        weft_mkdir_p(HOME "/tenants/acme", 0700) < 0)
-        abort();
-    FILE *f = fopen(HOME "/base.h5", "w");
+    char tmp[96], db[96];
+    snprintf(tmp, sizeof tmp, SHARED "/base.h5.%d", (int)getpid());
+    FILE *f = weft_mkdir_p(SHARED, 0755) == 0 ? fopen(tmp, "w") : NULL;
     if (!f) abort();
     fputs("a backbone stand-in: SUBMIT only hashes it\n", f);
-    fclose(f);
-    snprintf(server.home, sizeof server.home, "%s", HOME);
-    snprintf(server.runs_dir, sizeof server.runs_dir, "%s/runs", HOME);
-    snprintf(server.data_dir, sizeof server.data_dir, "%s/data", HOME);
-    snprintf(server.tenants_dir, sizeof server.tenants_dir, "%s/tenants", HOME);
+    if (fclose(f) != 0 || rename(tmp, SHARED "/base.h5") < 0) abort();
+    snprintf(home, sizeof home, "/tmp/weft-fuzz-dispatch-XXXXXX");
+    if (!mkdtemp(home)) abort();
+    atexit(remove_home);
+    snprintf(server.home, sizeof server.home, "%s", home);
+    snprintf(server.runs_dir, sizeof server.runs_dir, "%s/runs", home);
+    snprintf(server.data_dir, sizeof server.data_dir, "%s/data", home);
+    snprintf(server.tenants_dir, sizeof server.tenants_dir, "%s/tenants", home);
+    snprintf(db, sizeof db, "%s/weft.db", home);
+    if (weft_mkdir_p(server.runs_dir, 0700) < 0 || weft_mkdir_p(server.data_dir, 0700) < 0 ||
+        weft_mkdir_p(server.tenants_dir, 0700) < 0)
+        abort();
     server.slots = 2;
     server.pack_size = 4;
     server.liveness = 30;
@@ -53,7 +64,7 @@ static void setup(void)
     server.max_tenants = 64;
     server.max_trials = 64;
     server.lock_fd = -1;
-    server.store = store_open(HOME "/weft.db");
+    server.store = store_open(db);
     server.zctx = zmq_ctx_new();
     server.router = wire_router_new(server.zctx, "inproc://weft-fuzz-dispatch", NULL);
     if (!server.store || !server.router) abort();

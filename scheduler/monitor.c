@@ -466,6 +466,10 @@ static int finish_failed(int64_t run, int unused, const char *why)
 /* A group's process ended (reaped, or found gone after a restart). */
 static void group_ended(live_run_t *r, int code)
 {
+    /* A killed mpirun can leave ranks running: end every process of the
+     * group's session before the next attempt starts, so no rank of an old
+     * attempt writes into the output folder the new one resumes from. */
+    if (r->session > 1) exec_local_signal(r->session, SIGKILL);
     store_run_row_t row;
     if (store_run_get(server.store, r->id, &row) < 0) return;
     if (row.state != RUN_LAUNCHED && row.state != RUN_RUNNING) {
@@ -642,7 +646,7 @@ static int launch(int64_t run)
     if (!r) return weft_error("out of memory");
     r->id = run;
     r->attempt = row.attempt;
-    r->pid = pid;
+    r->pid = r->session = pid;
     snprintf(r->job_id, sizeof r->job_id, "%s", job_id);
     r->ranks = row.ranks;
     r->launched = r->last_seen = weftd_now();
@@ -734,7 +738,7 @@ int monitor_recover(void)
             if (!strncmp(row.executor_id, "slurm:", 6) && idlen - 6 < sizeof r->job_id)
                 memcpy(r->job_id, row.executor_id + 6, idlen - 5);
             else
-                r->pid = (pid_t)atoi(row.executor_id);
+                r->pid = r->session = (pid_t)atoi(row.executor_id);
             r->ranks = row.ranks;
             r->acked = row.acked_seq;
             r->hello = st == RUN_RUNNING;

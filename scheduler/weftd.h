@@ -20,6 +20,7 @@ typedef struct live_run {
     int64_t id;
     int attempt;
     pid_t pid; /* process group of mpirun (local executor) */
+    pid_t session; /* the session it started, kept after mpirun is reaped */
     char job_id[32]; /* Slurm job id (slurm executor), "" once it has ended */
     int ranks;
     double launched;  /* monotonic seconds */

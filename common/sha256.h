@@ -13,6 +13,9 @@ typedef struct {
     size_t nbuf;
 } weft_sha256_t;
 
+/* The 64 round constants (FIPS 180-4, 4.2.2), shared with accelerated code. */
+extern const uint32_t weft_sha256_k[64];
+
 void weft_sha256_init(weft_sha256_t *s);
 void weft_sha256_update(weft_sha256_t *s, const void *data, size_t n);
 /* Writes 32 bytes of digest. */

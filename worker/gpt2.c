@@ -359,10 +359,42 @@ size_t gpt2_valid_targets(const gpt2_t *self)
  * Forward and backward. Per-layer activations of layer l start at
  * l·(B·T·width) for the capacity (B,T), so a smaller batch fits inside. */
 
+/* Products over rows are split per segment when any segment's share is
+ * small: OpenBLAS picks a small-matrix kernel by shape (0.3.21 on AVX-512:
+ * under about a million multiply-adds, or an output under 1200 elements for
+ * A·Bᵀ), and it rounds differently from the blocked kernel. Above these
+ * bounds the blocked kernel gives each row the same bits whatever the row
+ * count, so one product over every row is both faster and the same. */
+#define SPLIT_MACS  (8u << 20)
+#define SPLIT_CELLS 4096u
+
+/* Rows [r0, r0+n) of the i-th product of N rows with inner width in and
+ * output width out: the whole of N when no segments are set or none is
+ * small, else segment i. T is the sequence length segments count in. */
+static int segment(const gpt2_t *self, int i, size_t N, int in, int out, size_t *r0, size_t *n)
+{
+    int split = 0;
+    for (int j = 0; j < self->nseg && !split; j++) {
+        size_t rows = (size_t)self->seg[j] * self->T;
+        split = rows && (rows * in * out < SPLIT_MACS || rows * out < SPLIT_CELLS);
+    }
+    if (!split) {
+        *r0 = 0, *n = N;
+        return i == 0;
+    }
+    if (i >= self->nseg) return 0;
+    size_t r = 0;
+    for (int j = 0; j < i; j++) r += (size_t)self->seg[j] * self->T;
+    *r0 = r, *n = (size_t)self->seg[i] * self->T;
+    return 1;
+}
+
 static void module_forward(gpt2_t *self, int l, gpt2_module_t m, float *out, const float *inp,
                            const float *w, const float *b, size_t N, int IC, int OC)
 {
-    linear_forward(out, inp, w, b, N, IC, OC);
+    size_t r0, n;
+    for (int i = 0; segment(self, i, N, IC, OC, &r0, &n); i++)
+        if (n) linear_forward(out + r0 * OC, inp + r0 * IC, w, b, n, IC, OC);
     if (self->delta.forward) self->delta.forward(self->delta.ctx, l, m, out, inp, N, IC, OC);
 }
 
@@ -370,7 +402,11 @@ static void module_backward(gpt2_t *self, int l, gpt2_module_t m, float *dinp, f
                             const float *dout, const float *inp, const float *w, size_t N, int IC,
                             int OC)
 {
-    linear_backward(dinp, dw, db, dout, inp, w, N, IC, OC);
+    size_t r0, n;
+    if (dinp)
+        for (int i = 0; segment(self, i, N, OC, IC, &r0, &n); i++)
+            if (n) linear_backward(dinp + r0 * IC, NULL, NULL, dout + r0 * OC, NULL, w, n, IC, OC);
+    if (dw || db) linear_backward(NULL, dw, db, dout, inp, w, N, IC, OC);
     if (self->delta.backward)
         self->delta.backward(self->delta.ctx, l, m, dinp, dout, inp, N, IC, OC);
 }
@@ -391,6 +427,12 @@ int gpt2_forward(gpt2_t *self, const int *inputs, const int *targets, int B, int
         if (targets && (targets[i] < -1 || targets[i] >= V))
             return weft_error("target %d at row %zu, position %zu is outside [-1,%d)", targets[i],
                               i / T, i % T, V);
+    }
+    if (self->nseg) {
+        long sum = 0;
+        for (int i = 0; i < self->nseg; i++) sum += self->seg[i] < 0 ? -(1L << 40) : self->seg[i];
+        if (sum != B)
+            return weft_error("row segments add up to %ld sequences, not the batch's %d", sum, B);
     }
     self->B = B;
     self->T = T;
@@ -424,8 +466,11 @@ int gpt2_forward(gpt2_t *self, const int *inputs, const int *targets, int B, int
     const float *last = a->res3 + (c->n_layer - 1) * cap * C;
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, last, w->lnfw, w->lnfb, N, C);
     /* logits (N,V) = lnf (N,C) · wteᵀ (C,V): the tied LM head, one product */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, V, C, 1.0f, a->lnf, C, w->wte, C,
-                0.0f, a->logits, V);
+    size_t r0, n;
+    for (int i = 0; segment(self, i, N, C, V, &r0, &n); i++)
+        if (n)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, V, C, 1.0f,
+                        a->lnf + r0 * C, C, w->wte, C, 0.0f, a->logits + r0 * V, V);
     a->valid = crossentropy_forward(a->losses, a->lse, a->logits, a->targets, N, V);
     double sum = 0.0;
     for (size_t i = 0; i < N; i++) sum += a->losses[i];
@@ -452,8 +497,11 @@ int gpt2_backward(gpt2_t *self, const float *scale)
     crossentropy_backward(a->logits, a->lse, a->targets, scale, B, T, V);
     float *dlogits = a->logits;
     /* dlnf (N,C) = dlogits (N,V) · wte (V,C); dwte (V,C) += dlogitsᵀ (V,N) · lnf (N,C) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, C, V, 1.0f, dlogits, V, w->wte,
-                C, 0.0f, a->dln, C);
+    size_t r0, n;
+    for (int i = 0; segment(self, i, N, V, C, &r0, &n); i++)
+        if (n)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, C, V, 1.0f,
+                        dlogits + r0 * V, V, w->wte, C, 0.0f, a->dln + r0 * C, C);
     if (g)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, (int)N, 1.0f, dlogits, V, a->lnf,
                     C, 1.0f, g->wte, C);

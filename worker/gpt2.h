@@ -92,8 +92,14 @@ typedef struct {
     gpt2_weights_t w, g; /* views of params and grads */
     int frozen;          /* 1: backward computes activation gradients only */
     gpt2_delta_t delta;  /* optional per-module deltas (forward NULL: none) */
-    gpt2_acts_t *acts;   /* activations for the (B,T) of gpt2_alloc() */
-    int B, T;            /* shape of the last forward */
+    /* Optional row segments: nseg counts of sequences, adding up to the B of
+     * the next forward. When set, products over rows whose segments are
+     * small enough for BLAS to pick another kernel run once per segment, so
+     * a segment's rows get the bits they would get alone (gpt2.c). */
+    const int *seg;
+    int nseg;
+    gpt2_acts_t *acts; /* activations for the (B,T) of gpt2_alloc() */
+    int B, T;          /* shape of the last forward */
 } gpt2_t;
 
 /* A model of this config with zeroed parameters; NULL (and an error) when the

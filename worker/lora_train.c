@@ -126,6 +126,14 @@ void lora_trainer_destroy(lora_trainer_t **self_p)
     *self_p = NULL;
 }
 
+/* One row segment per tenant, set for the trainer's own passes only: each
+ * tenant's rows then see the products they would see alone (gpt2.h). */
+static void segments(lora_trainer_t *self, int on)
+{
+    self->model->seg = on ? self->in_batch : NULL;
+    self->model->nseg = on ? self->K : 0;
+}
+
 /* Packs the batches of tenants still training into (B,T), one segment each,
  * and runs the forward; per-tenant losses into loss. */
 static int packed_forward(lora_trainer_t *self, const lora_batch_t *batches, float *loss,
@@ -155,7 +163,10 @@ static int packed_forward(lora_trainer_t *self, const lora_batch_t *batches, flo
     if (B == 0) return 0;
     if (lora_pack_set_rows(self->pack, self->row0, self->nrows) < 0) return -1;
     float mean;
-    if (gpt2_forward(self->model, self->inputs, self->targets, B, T, &mean) < 0) return -1;
+    segments(self, 1);
+    int rc = gpt2_forward(self->model, self->inputs, self->targets, B, T, &mean);
+    segments(self, 0);
+    if (rc < 0) return -1;
     const float *losses = gpt2_losses(self->model);
     for (int k = 0; k < self->K; k++) {
         if (!self->in_batch[k]) continue;
@@ -180,7 +191,10 @@ int lora_trainer_forward_backward(lora_trainer_t *self, const lora_batch_t *batc
     memset(lora_pack_grads(self->pack), 0, lora_pack_size(self->pack) * sizeof(float));
     if (packed_forward(self, batches, loss, &B) < 0) return -1;
     if (B == 0) return 0;
-    return gpt2_backward(self->model, self->scale);
+    segments(self, 1);
+    int rc = gpt2_backward(self->model, self->scale);
+    segments(self, 0);
+    return rc;
 }
 
 int lora_trainer_eval(lora_trainer_t *self, const lora_batch_t *batches, float *loss)

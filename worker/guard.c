@@ -123,8 +123,10 @@ int guard_fault_parse(const char *text, int attempt)
     int got = sscanf(text, "%d:%lld:%7[a-z]%n", &rank, &step, action, &n);
     if (got == 3 && text[n] == ':' && sscanf(text + n + 1, "%d", &only) != 1) got = 0;
     if (got != 3 || rank < 0 || step < 0 ||
-        (strcmp(action, "kill") && strcmp(action, "exit") && strcmp(action, "hang")))
-        return weft_error("WEFT_FAULT='%s': expected rank:step:kill|exit|hang[:attempt]", text);
+        (strcmp(action, "kill") && strcmp(action, "exit") && strcmp(action, "hang") &&
+         strcmp(action, "wait")))
+        return weft_error("WEFT_FAULT='%s': expected rank:step:kill|exit|hang|wait[:attempt]",
+                          text);
     /* By default a fault strikes the first attempt only, so a retry heals. */
     if (only != attempt) return 0;
     fault.on = 1;
@@ -142,5 +144,9 @@ void guard_fault_point(int rank, int64_t step)
     fflush(stderr);
     if (!strcmp(fault.action, "kill")) raise(SIGKILL);
     if (!strcmp(fault.action, "exit")) _exit(1);
+    if (!strcmp(fault.action, "wait")) { /* until a stop signal: preemption at a known step */
+        while (!stop_signal) nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+        return;
+    }
     for (;;) pause();
 }

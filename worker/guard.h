@@ -1,7 +1,7 @@
 /* guard.h: what keeps a worker group honest: SIGUSR1/SIGTERM turned into a
  * "checkpoint and exit 75" request, a watchdog that aborts the whole group
  * when a step makes no progress, and deterministic fault injection for tests
- * (WEFT_FAULT=rank:step:kill|exit|hang[:attempt]). */
+ * (WEFT_FAULT=rank:step:kill|exit|hang|wait[:attempt]). */
 #ifndef WEFT_GUARD_H
 #define WEFT_GUARD_H
 
@@ -25,7 +25,8 @@ void guard_watchdog_stop(void);
  * is malformed. */
 int guard_fault_parse(const char *text, int attempt);
 /* Called at the start of each step: dies, exits or hangs as told when this
- * rank reaches the fault's step. */
+ * rank reaches the fault's step, or (wait) holds there until a stop signal
+ * arrives and then goes on, so a test can preempt a run at a known step. */
 void guard_fault_point(int rank, int64_t step);
 
 #endif

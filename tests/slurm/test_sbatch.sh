@@ -16,6 +16,7 @@ cleanup() {
     for j in $(squeue -h -o %A -n sbfull,sbsweep,sbsweep-summary,sbpre,sbprea 2>/dev/null); do
         scancel "$j" 2>/dev/null
     done
+    cd / # slurm-local must not start in a directory about to go
     [ -n "${KEEP:-}" ] || rm -rf "$T"
     slurm_down
 }
@@ -118,16 +119,18 @@ lora_spec sbpre
 lora_spec sbprea
 lora_spec preref
 mpirun -np 2 weft-worker preref.cfg >preref.log 2>&1 || fail "undisturbed run: $(tail -3 preref.log)"
-out=$(weft sbatch sbpre.cfg) || fail "weft sbatch: $out"
+# Rank 0 of the first attempt holds at step 20 until the signal comes
+# (WEFT_FAULT wait), so however fast the machine, the signal lands mid-run.
+out=$(WEFT_FAULT=0:20:wait weft sbatch sbpre.cfg) || fail "weft sbatch: $out"
 j=$(job_of "$out")
-out=$(weft sbatch sbprea.cfg --array) || fail "weft sbatch --array: $out"
+out=$(WEFT_FAULT=0:20:wait weft sbatch sbprea.cfg --array) || fail "weft sbatch --array: $out"
 ja=$(job_of "$out")_0
-for name in sbpre sbprea; do
-    for i in $(seq 600); do grep -q '"step":20,' $name/metrics.jsonl 2>/dev/null && break; sleep 0.1; done
-    grep -q '"step":20,' $name/metrics.jsonl || fail "$name never reached step 20"
+for name in sbpre:$j sbprea:$ja; do
+    log=${name%%:*}/slurm/slurm-${name#*:}.out
+    for i in $(seq 1200); do grep -q 'WEFT_FAULT wait at step 20' "$log" 2>/dev/null && break; sleep 0.1; done
+    grep -q 'WEFT_FAULT wait at step 20' "$log" || fail "${name%%:*} never reached step 20: $(cat "$log")"
+    scancel --signal=USR1 --batch "${name#*:}" || fail "scancel --signal=USR1 --batch ${name#*:}"
 done
-scancel --signal=USR1 --batch "$j" || fail "scancel --signal=USR1 --batch $j"
-scancel --signal=USR1 --batch "$ja" || fail "scancel --signal=USR1 --batch $ja"
 preempted() { # name job log
     local st t
     st=$(wait_final "$2" 180)

@@ -142,14 +142,23 @@ static void on_signal(int sig)
     server.stop = 1;
 }
 
-/* Takes the home's lock; a second weftd is told who holds it. */
+/* Takes the home's lock; a second weftd is told who holds it. A weftd
+ * killed a moment ago may hold it a little longer (while the kernel tears
+ * it down, or through a child between fork and exec), so a restart right
+ * after a crash waits up to LOCK_WAIT seconds before giving up. */
+#define LOCK_WAIT 3.0
 static int lock_home(void)
 {
     char path[PATH_MAX];
     if (weft_path_join(path, sizeof path, server.home, "weftd.pid") < 0) return -1;
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) return weft_error("%s: cannot open: %s", path, strerror(errno));
-    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+    int locked = flock(fd, LOCK_EX | LOCK_NB) == 0;
+    for (int i = 0; !locked && i < (int)(LOCK_WAIT / 0.05); i++) {
+        nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+        locked = flock(fd, LOCK_EX | LOCK_NB) == 0;
+    }
+    if (!locked) {
         char buf[32] = "";
         ssize_t n = read(fd, buf, sizeof buf - 1);
         buf[n > 0 ? n : 0] = 0;
@@ -443,7 +452,8 @@ int main(int argc, char **argv)
         return 64;
     }
     if (strcmp(executor, "local") && strcmp(executor, "slurm")) {
-        fprintf(stderr, "weftd: unknown executor '%s' (this build knows: local, slurm)\n", executor);
+        fprintf(stderr, "weftd: unknown executor '%s' (this build knows: local, slurm)\n",
+                executor);
         return 64;
     }
     if (setup_home(home) < 0) {

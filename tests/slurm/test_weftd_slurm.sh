@@ -76,7 +76,7 @@ pass "nightly batch of 8 tenants: 2 Slurm jobs ($(echo $ids)), 8 adapters"
 
 # 2. A Slurm job cancelled behind weftd's back: lost, retried from its
 #    checkpoint as attempt 2, and the job still succeeds.
-batch lost 600 1
+batch lost 3000 1
 W home1 submit lost.cfg >/dev/null || fail "submit lost.cfg"
 running() { [ "$(db home1 "select count(*) from metrics where job = 9")" -ge 15 ]; }
 wait_for 120 running || fail "job 9 never trained: $(tail -3 "$T/home1/weftd.log")"
@@ -111,7 +111,7 @@ pass "cancelled job 10: its Slurm job $j is CANCELLED and gone from the queue"
 
 # 4. kill -9 of weftd while its Slurm job runs: the next weftd carries the
 #    job over from the store and follows it to the end, in the same attempt.
-batch restart 300 1
+batch restart 1500 1
 W home1 submit restart.cfg >/dev/null || fail "submit restart.cfg"
 running11() { [ "$(db home1 "select count(*) from metrics where job = 11")" -ge 5 ]; }
 wait_for 120 running11 || fail "job 11 never trained: $(tail -3 "$T/home1/weftd.log")"

@@ -8,7 +8,8 @@
 #
 # CHAOS_ROUNDS rounds (default 1), CHAOS_FAULTS faults per round (default 4),
 # CHAOS_SEED for the random choices (printed, to replay a failing round),
-# CHAOS_STEPS steps per tenant (default 200), CHAOS_KINDS the faults to draw
+# CHAOS_STEPS steps per tenant (default 1000: long enough for the faults to
+# land mid-run), CHAOS_KINDS the faults to draw
 # from (default "rank mpirun weftd usr1").
 set -u
 . "$top_srcdir/tests/lib.sh"
@@ -18,7 +19,7 @@ FAULTS=${CHAOS_FAULTS:-4}
 KINDS=${CHAOS_KINDS:-rank mpirun weftd usr1}
 SEED=${CHAOS_SEED:-$(( $(date +%s) % 32768 ))}
 RANDOM=$SEED
-STEPS=${CHAOS_STEPS:-200}
+STEPS=${CHAOS_STEPS:-1000}
 echo "chaos: $ROUNDS round(s) of $FAULTS faults ($KINDS), CHAOS_SEED=$SEED"
 
 T=$(mktemp -d /tmp/weft-test-chaos-XXXXXX)

@@ -26,6 +26,8 @@ client_opts_t client_opts;
 
 typedef struct {
     void *ctx, *sock;
+    void *mon;           /* CURVE: the socket's handshake events */
+    char key_path[1024]; /* WEFT_KEY, to name in a refusal */
 } conn_t;
 
 static int home_path(char *out, size_t n)
@@ -73,8 +75,30 @@ static int conn_open(conn_t *c)
         o.curve_secret = key.secret_key;
     }
     c->ctx = zmq_ctx_new();
-    c->sock = wire_dealer_new(c->ctx, ep, NULL, &o);
+    c->sock = wire_dealer_new(c->ctx, NULL, NULL, &o);
     if (!c->sock) {
+        zmq_ctx_term(c->ctx);
+        return -1;
+    }
+    /* With CURVE, a refused key would otherwise look like a silent weftd:
+     * watch the handshake (before connecting, so no event is missed). */
+    if (o.curve_server) {
+        char mon[64];
+        snprintf(mon, sizeof mon, "inproc://weft-client-%p", (void *)c);
+        snprintf(c->key_path, sizeof c->key_path, "%s", kp);
+        if (zmq_socket_monitor(c->sock, mon,
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                                   ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                   ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) == 0 &&
+            (c->mon = zmq_socket(c->ctx, ZMQ_PAIR)) && zmq_connect(c->mon, mon) < 0) {
+            zmq_close(c->mon);
+            c->mon = NULL;
+        }
+    }
+    if (zmq_connect(c->sock, ep) < 0) {
+        weft_error("connecting to %s: %s", ep, zmq_strerror(zmq_errno()));
+        if (c->mon) zmq_close(c->mon);
+        zmq_close(c->sock);
         zmq_ctx_term(c->ctx);
         return -1;
     }
@@ -83,16 +107,52 @@ static int conn_open(conn_t *c)
 
 static void conn_close(conn_t *c)
 {
+    if (c->mon) {
+        zmq_socket_monitor(c->sock, NULL, 0);
+        zmq_close(c->mon);
+    }
     if (c->sock) zmq_close(c->sock);
     if (c->ctx) zmq_ctx_term(c->ctx);
+}
+
+/* A handshake event from the monitor: -1 with the reason when the handshake
+ * failed, 0 otherwise. */
+static int conn_handshake(conn_t *c)
+{
+    zmq_msg_t ev, addr;
+    zmq_msg_init(&ev);
+    zmq_msg_init(&addr);
+    int rc = 0;
+    if (zmq_msg_recv(&ev, c->mon, ZMQ_DONTWAIT) >= 0 && zmq_msg_size(&ev) >= 6) {
+        uint16_t event;
+        uint32_t value;
+        memcpy(&event, zmq_msg_data(&ev), 2);
+        memcpy(&value, (char *)zmq_msg_data(&ev) + 2, 4);
+        if (zmq_msg_more(&ev)) zmq_msg_recv(&addr, c->mon, 0);
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+            rc = weft_error("weftd refused this client's key (%s, status %u): its .pub must be "
+                            "in weftd's HOME/clients/ (weft keygen makes one)",
+                            c->key_path, (unsigned)value);
+        else
+            rc = weft_error("the CURVE handshake with weftd failed (is WEFT_SERVER_KEY weftd's "
+                            "server.pub?)");
+    }
+    zmq_msg_close(&ev);
+    zmq_msg_close(&addr);
+    return rc;
 }
 
 /* Receives one message within timeout_ms (-1: forever). */
 static int conn_recv(conn_t *c, int timeout_ms, wire_msg_t **msg)
 {
-    zmq_pollitem_t it = {c->sock, 0, ZMQ_POLLIN, 0};
-    if (zmq_poll(&it, 1, timeout_ms) <= 0)
-        return weft_error("weftd did not answer within %d s; is it running?", timeout_ms / 1000);
+    zmq_pollitem_t it[2] = {{c->sock, 0, ZMQ_POLLIN, 0}, {c->mon, 0, ZMQ_POLLIN, 0}};
+    for (;;) {
+        if (zmq_poll(it, c->mon ? 2 : 1, timeout_ms) <= 0)
+            return weft_error("weftd did not answer within %d s; is it running?",
+                              timeout_ms / 1000);
+        if (it[0].revents & ZMQ_POLLIN) break;
+        if (conn_handshake(c) < 0) return -1;
+    }
     wire_rx_t rx = {.accept = WIRE_FROM_COORD, .max_json = 64u << 20};
     wire_reject_t rej;
     int rc = wire_recv(c->sock, &rx, 0, msg, &rej);

@@ -248,6 +248,14 @@ def main():
     ans = submit(stranger, lora_spec("stolen", [("stranger", "d.h5")]), T)
     ok(ans is None, "an unknown key gets no answer over tcp")
     stranger.close()
+    env = dict(os.environ, WEFT_KEY=os.path.join(T, "stranger.key"),
+               WEFT_SERVER_KEY=os.path.join(H, "server.pub"))
+    t0 = time.time()
+    r = run("weft", "--endpoint", E, "ls", env=env, timeout=60)
+    ok(r.returncode != 0 and "refused this client's key" in r.stderr and "stranger.key" in r.stderr
+       and r.stderr.count("\n") == 1 and time.time() - t0 < 10,
+       "weft with an unknown key says so in one line, at once (%.1f s): %s"
+       % (time.time() - t0, r.stderr.strip()))
     plain = Client(E)
     ok(plain.ask("LIST", {}, timeout=2) is None, "a client without CURVE gets no answer over tcp")
     plain.close()

@@ -138,8 +138,25 @@ static void round_messages(void)
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    server.stop = 1;
+    if (sig == SIGHUP)
+        server.reload = 1;
+    else
+        server.stop = 1;
+}
+
+/* SIGHUP: the clients folder again, all or nothing. */
+static void reload_clients(void)
+{
+    server.reload = 0;
+    if (!server.zap) {
+        weft_info("SIGHUP: no CURVE endpoint, no client keys to reload");
+        return;
+    }
+    int before = zap_clients(server.zap), n = zap_reload_clients(server.zap, server.clients);
+    if (n < 0)
+        weft_warn("SIGHUP: %s; the %d client key(s) loaded before stay", weft_last_error(), before);
+    else
+        weft_info("SIGHUP: %d client key(s) from %s (were %d)", n, server.clients, before);
 }
 
 /* Takes the home's lock; a second weftd is told who holds it. A weftd
@@ -538,6 +555,7 @@ int main(int argc, char **argv)
         if (!clients &&
             weft_path_join(clients_def, sizeof clients_def, server.home, "clients") == 0)
             clients = clients_def;
+        snprintf(server.clients, sizeof server.clients, "%s", clients);
         server.zap = zap_new(server.zctx, clients);
         if (!server.zap) {
             tell_parent(ready_fd, weft_last_error());
@@ -581,6 +599,7 @@ int main(int argc, char **argv)
     load_worker_keys();
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
+    signal(SIGHUP, on_signal);
     signal(SIGPIPE, SIG_IGN);
     weft_info("listening on %s (home %s, %d slots, packs of %d)", server.endpoint, server.home,
               server.slots, server.pack_size);
@@ -588,6 +607,7 @@ int main(int argc, char **argv)
     while (!server.stop) {
         zmq_pollitem_t it = {server.router, 0, ZMQ_POLLIN, 0};
         zmq_poll(&it, 1, POLL_MS);
+        if (server.reload) reload_clients();
         round_messages();
         if (monitor_cron() < 0) weft_warn("%s", weft_last_error());
         api_watch_cron();

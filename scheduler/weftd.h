@@ -19,8 +19,8 @@
 typedef struct live_run {
     int64_t id;
     int attempt;
-    pid_t pid; /* process group of mpirun (local executor) */
-    pid_t session; /* the session it started, kept after mpirun is reaped */
+    pid_t pid;       /* process group of mpirun (local executor) */
+    pid_t session;   /* the session it started, kept after mpirun is reaped */
     char job_id[32]; /* Slurm job id (slurm executor), "" once it has ended */
     int ranks;
     double launched;  /* monotonic seconds */
@@ -40,9 +40,9 @@ typedef struct watcher {
     uint8_t rid[WIRE_RID_MAX];
     size_t rid_len;
     int64_t job;
-    int64_t last; /* last event id sent */
-    int stalled;  /* the last send did not go out */
-    int gone;     /* the client is no longer connected */
+    int64_t last;    /* last event id sent */
+    int stalled;     /* the last send did not go out */
+    int gone;        /* the client is no longer connected */
     char owner[256]; /* the client's role (per-client limit) */
     struct watcher *next;
 } watcher_t;
@@ -65,13 +65,13 @@ typedef struct {
     double liveness;  /* seconds without a message before a run is lost */
     int max_watchers; /* open WATCH streams */
     /* Security (docs/PROTOCOL.md, "Authentication and roles"). */
-    struct zap *zap;           /* ZAP handler; NULL without a CURVE endpoint */
-    char server_key[41];       /* weftd's public key (Z85), "" without CURVE */
-    int max_watch_client;      /* open WATCH streams per client */
-    size_t max_json;           /* JSON frame of a message */
-    size_t max_spec;           /* spec text of a SUBMIT */
-    int max_tenants;           /* tenants per spec */
-    int max_trials;            /* trials per sweep */
+    struct zap *zap;            /* ZAP handler; NULL without a CURVE endpoint */
+    char server_key[41];        /* weftd's public key (Z85), "" without CURVE */
+    int max_watch_client;       /* open WATCH streams per client */
+    size_t max_json;            /* JSON frame of a message */
+    size_t max_spec;            /* spec text of a SUBMIT */
+    int max_tenants;            /* tenants per spec */
+    int max_trials;             /* trials per sweep */
     char tenants_dir[PATH_MAX]; /* HOME/tenants: each tenant's files, 0700 */
     store_t *store;
     void *zctx, *router;
@@ -87,6 +87,8 @@ typedef struct {
     int64_t stale; /* worker messages of an old attempt, dropped */
     int lock_fd;
     volatile sig_atomic_t stop;
+    volatile sig_atomic_t reload; /* SIGHUP: read the clients folder again */
+    char clients[4096];           /* that folder (CURVE only) */
 } weftd_t;
 
 extern weftd_t server;

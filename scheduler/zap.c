@@ -56,6 +56,35 @@ static int find_key(const zap_t *self, const char *public_key)
     return -1;
 }
 
+static int load_clients(zap_t *self, const char *dir);
+
+int zap_reload_clients(zap_t *self, const char *clients_dir)
+{
+    /* Read the folder into a table of its own: a bad file keeps the old keys. */
+    zap_t fresh = {0};
+    if (load_clients(&fresh, clients_dir) < 0) {
+        free(fresh.keys);
+        return -1;
+    }
+    pthread_mutex_lock(&self->lock);
+    int rc = 0;
+    for (int i = self->nclients; i < self->nkeys && rc == 0; i++) /* the live runs' keys */
+        if (find_key(&fresh, self->keys[i].public_key) >= 0)
+            rc =
+                weft_error("%s: a client key equal to run key %s", clients_dir, self->keys[i].role);
+        else
+            rc = add_entry(&fresh, self->keys[i].public_key, self->keys[i].role);
+    if (rc == 0) {
+        free(self->keys);
+        self->keys = fresh.keys, self->nkeys = fresh.nkeys, self->cap = fresh.cap;
+        self->nclients = fresh.nclients;
+        fresh.keys = NULL;
+    }
+    pthread_mutex_unlock(&self->lock);
+    free(fresh.keys);
+    return rc < 0 ? -1 : self->nclients;
+}
+
 static int load_clients(zap_t *self, const char *dir)
 {
     DIR *d = opendir(dir);

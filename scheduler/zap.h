@@ -18,6 +18,12 @@ zap_t *zap_new(void *zctx, const char *clients_dir);
 void zap_destroy(zap_t **self_p);
 /* Client keys loaded. */
 int zap_clients(zap_t *self);
+/* Reads clients_dir again and replaces the client keys with its *.pub files
+ * (run keys stay); the number of client keys, or -1 with weft_error and the
+ * old keys kept when a file is bad. Open connections are not re-checked:
+ * ZAP runs at the handshake, so a removed key's live connections last until
+ * they close (each `weft` command opens its own). */
+int zap_reload_clients(zap_t *self, const char *clients_dir);
 /* Admits public_key as worker:RUN, replacing an earlier key of that run. */
 int zap_add_run(zap_t *self, const char *run, const char *public_key);
 void zap_remove_run(zap_t *self, const char *run);

@@ -433,6 +433,46 @@ def main():
     x = admin.ask("WATCH", {"id": gl_job})
     ok(x and x[0] == "REPLY", "another client may still WATCH")
     admin.ask("CANCEL", {"ids": [gl_job]})
+
+    # 7. SIGHUP reads the clients folder again: a key added is admitted, a
+    #    damaged file keeps the keys loaded before, a key removed is refused.
+    pid = int(open(os.path.join(H, "weftd.pid")).read())
+    log = os.path.join(H, "weftd.log")
+    env = dict(os.environ, WEFT_KEY=os.path.join(T, "stranger.key"),
+               WEFT_SERVER_KEY=os.path.join(H, "server.pub"))
+
+    def hup(want):
+        n = open(log).read().count("SIGHUP")
+        os.kill(pid, signal.SIGHUP)
+        end = time.time() + 10
+        while time.time() < end and open(log).read().count("SIGHUP") == n:
+            time.sleep(0.1)
+        lines = [x for x in open(log).read().splitlines() if "SIGHUP" in x]
+        return lines[-1] if len(lines) > n and want in lines[-1] else (lines or ["none"])[-1]
+
+    stranger_pub = os.path.join(H, "clients", "stranger.pub")
+    shutil.copy("stranger.pub", stranger_pub)
+    line = hup("4 client key(s)")
+    r = run("weft", "--endpoint", E, "ls", "--json", env=env, timeout=60)
+    ok("4 client key(s)" in line and r.returncode == 0 and '"jobs"' in r.stdout,
+       "after SIGHUP a key added to clients/ is admitted: %s / %s" % (line, r.stderr.strip()))
+    with open(os.path.join(H, "clients", "zz-broken.pub"), "w") as f:
+        f.write("role = tenant:x\npublic-key = not-a-key\n")
+    os.unlink(stranger_pub)
+    line = hup("stay")
+    r = run("weft", "--endpoint", E, "ls", "--json", env=env, timeout=60)
+    ok("zz-broken.pub:2" in line and "4 client key(s) loaded before stay" in line and
+       r.returncode == 0, "a damaged file on SIGHUP keeps the keys loaded before: %s" % line)
+    os.unlink(os.path.join(H, "clients", "zz-broken.pub"))
+    line = hup("3 client key(s)")
+    r = run("weft", "--endpoint", E, "ls", env=env, timeout=60)
+    ok("3 client key(s)" in line and r.returncode != 0 and "refused this client's key" in r.stderr,
+       "after SIGHUP a key removed from clients/ is refused: %s / %s" % (line, r.stderr.strip()))
+    acme.send("STATUS", {"id": acme_job})  # its WATCH events may come first
+    end, x = time.time() + 10, None
+    while time.time() < end and not (x and x[0] in ("REPLY", "ERROR")):
+        x = acme.recv(1)
+    ok(x and x[0] == "REPLY", "an open connection of a listed key goes on across reloads: %s" % (x,))
     for c in (w1, w2, admin, acme, globex, admin_local):
         c.close()
 

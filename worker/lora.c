@@ -313,6 +313,7 @@ size_t lora_pack_tenant_state_bytes(const lora_pack_t *self, int k)
 
 int lora_pack_offsets(const lora_pack_t *self, int k, int l, int m, size_t *a_off, size_t *b_off)
 {
+    if (k < 0 || k >= self->K || l < 0 || l >= self->L || m < 0 || m >= LORA_NMODULES) return -1;
     const tenant_t *t = &self->t[k];
     size_t i = (size_t)l * LORA_NMODULES + (size_t)m;
     if (t->a_off[i] == SIZE_MAX) return -1;

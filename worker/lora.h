@@ -76,7 +76,7 @@ size_t lora_pack_tenant_size(const lora_pack_t *self, int k);
 /* Bytes of training state one tenant holds: adapter, gradient, two moments. */
 size_t lora_pack_tenant_state_bytes(const lora_pack_t *self, int k);
 /* Offsets of A and B of (tenant k, block l, module m) into any of the four
- * buffers; -1 when that tenant does not target m. */
+ * buffers; -1 when that tenant does not target m or k, l, m are out of range. */
 int lora_pack_offsets(const lora_pack_t *self, int k, int l, int m, size_t *a_off, size_t *b_off);
 
 /* PEFT's initialisation of tenant k from its seed: A ~ U(-1/sqrt(in),

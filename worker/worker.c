@@ -162,8 +162,12 @@ static int load_spec(const char *path)
     int code = EXIT_DONE;
     char *text = NULL;
     if (W.rank == 0) {
-        text = weft_read_file(path, 16u << 20, NULL);
-        if (!text) code = EXIT_SPEC;
+        size_t len = 0;
+        text = weft_read_file(path, 16u << 20, &len);
+        if (!text)
+            code = EXIT_SPEC;
+        else if (memchr(text, 0, len)) /* the rest goes as a C string */
+            code = EXIT_SPEC, weft_error("%s: spec: contains a NUL byte; a spec is text", path);
     }
     if ((code = agree(code)) != EXIT_DONE) return fail_with(code);
     char *all = bcast_string(text);

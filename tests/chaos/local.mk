@@ -4,7 +4,8 @@
 # CHAOS_ROUNDS=N` runs N (CHAOS_SEED=S replays the random choices).
 TESTS += tests/chaos/test_chaos.sh tests/chaos/test_ckpt_full.sh
 EXTRA_DIST += tests/chaos/test_chaos.sh tests/chaos/test_ckpt_full.sh
-# (No make variable here: one would reach make check's environment too.)
+# CHAOS_ROUNDS comes from the environment or the make command line; make
+# check runs test_chaos.sh with its own default of one round.
 chaos: all
 	CHAOS_ROUNDS=$${CHAOS_ROUNDS:-5} $(MAKE) $(AM_MAKEFLAGS) check TESTS=tests/chaos/test_chaos.sh
 	@grep -E '^(chaos|ok|FAIL)' tests/chaos/test_chaos.log

@@ -368,33 +368,40 @@ size_t gpt2_valid_targets(const gpt2_t *self)
 #define SPLIT_MACS  (8u << 20)
 #define SPLIT_CELLS 4096u
 
-/* Rows [r0, r0+n) of the i-th product of N rows with inner width in and
- * output width out: the whole of N when no segments are set or none is
- * small, else segment i. T is the sequence length segments count in. */
-static int segment(const gpt2_t *self, int i, size_t N, int in, int out, size_t *r0, size_t *n)
+/* The row ranges one product over N rows (inner width in, output width
+ * out) runs on: all N at once, or segment by segment when segments are set
+ * and one of them is small. Empty segments are skipped. */
+typedef struct {
+    const gpt2_t *m;
+    int i, split;
+    size_t r0, n;
+} rows_t;
+
+static rows_t rows(const gpt2_t *self, size_t N, int in, int out)
 {
-    int split = 0;
-    for (int j = 0; j < self->nseg && !split; j++) {
-        size_t rows = (size_t)self->seg[j] * self->T;
-        split = rows && (rows * in * out < SPLIT_MACS || rows * out < SPLIT_CELLS);
+    rows_t r = {.m = self, .i = -1, .n = N};
+    for (int j = 0; j < self->nseg && !r.split; j++) {
+        size_t k = (size_t)self->seg[j] * self->T;
+        r.split = k && (k * in * out < SPLIT_MACS || k * out < SPLIT_CELLS);
     }
-    if (!split) {
-        *r0 = 0, *n = N;
-        return i == 0;
-    }
-    if (i >= self->nseg) return 0;
-    size_t r = 0;
-    for (int j = 0; j < i; j++) r += (size_t)self->seg[j] * self->T;
-    *r0 = r, *n = (size_t)self->seg[i] * self->T;
-    return 1;
+    return r;
+}
+
+/* Steps to the next range, in r->r0 and r->n; 0 when there is none. */
+static int rows_next(rows_t *r)
+{
+    if (!r->split) return ++r->i == 0 && r->n > 0;
+    if (r->i >= 0) r->r0 += r->n;
+    while (++r->i < r->m->nseg)
+        if ((r->n = (size_t)r->m->seg[r->i] * r->m->T)) return 1;
+    return 0;
 }
 
 static void module_forward(gpt2_t *self, int l, gpt2_module_t m, float *out, const float *inp,
                            const float *w, const float *b, size_t N, int IC, int OC)
 {
-    size_t r0, n;
-    for (int i = 0; segment(self, i, N, IC, OC, &r0, &n); i++)
-        if (n) linear_forward(out + r0 * OC, inp + r0 * IC, w, b, n, IC, OC);
+    for (rows_t r = rows(self, N, IC, OC); rows_next(&r);)
+        linear_forward(out + r.r0 * OC, inp + r.r0 * IC, w, b, r.n, IC, OC);
     if (self->delta.forward) self->delta.forward(self->delta.ctx, l, m, out, inp, N, IC, OC);
 }
 
@@ -402,10 +409,9 @@ static void module_backward(gpt2_t *self, int l, gpt2_module_t m, float *dinp, f
                             const float *dout, const float *inp, const float *w, size_t N, int IC,
                             int OC)
 {
-    size_t r0, n;
     if (dinp)
-        for (int i = 0; segment(self, i, N, OC, IC, &r0, &n); i++)
-            if (n) linear_backward(dinp + r0 * IC, NULL, NULL, dout + r0 * OC, NULL, w, n, IC, OC);
+        for (rows_t r = rows(self, N, OC, IC); rows_next(&r);)
+            linear_backward(dinp + r.r0 * IC, NULL, NULL, dout + r.r0 * OC, NULL, w, r.n, IC, OC);
     if (dw || db) linear_backward(NULL, dw, db, dout, inp, w, N, IC, OC);
     if (self->delta.backward)
         self->delta.backward(self->delta.ctx, l, m, dinp, dout, inp, N, IC, OC);
@@ -428,12 +434,13 @@ int gpt2_forward(gpt2_t *self, const int *inputs, const int *targets, int B, int
             return weft_error("target %d at row %zu, position %zu is outside [-1,%d)", targets[i],
                               i / T, i % T, V);
     }
-    if (self->nseg) {
-        long sum = 0;
-        for (int i = 0; i < self->nseg; i++) sum += self->seg[i] < 0 ? -(1L << 40) : self->seg[i];
-        if (sum != B)
-            return weft_error("row segments add up to %ld sequences, not the batch's %d", sum, B);
+    long segs = 0;
+    for (int i = 0; i < self->nseg; i++) {
+        if (self->seg[i] < 0) return weft_error("row segment %d is negative", i);
+        segs += self->seg[i];
     }
+    if (self->nseg && segs != B)
+        return weft_error("row segments add up to %ld sequences, not the batch's %d", segs, B);
     self->B = B;
     self->T = T;
     memcpy(a->inputs, inputs, N * sizeof *inputs);
@@ -466,11 +473,9 @@ int gpt2_forward(gpt2_t *self, const int *inputs, const int *targets, int B, int
     const float *last = a->res3 + (c->n_layer - 1) * cap * C;
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, last, w->lnfw, w->lnfb, N, C);
     /* logits (N,V) = lnf (N,C) · wteᵀ (C,V): the tied LM head, one product */
-    size_t r0, n;
-    for (int i = 0; segment(self, i, N, C, V, &r0, &n); i++)
-        if (n)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, V, C, 1.0f,
-                        a->lnf + r0 * C, C, w->wte, C, 0.0f, a->logits + r0 * V, V);
+    for (rows_t r = rows(self, N, C, V); rows_next(&r);)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)r.n, V, C, 1.0f,
+                    a->lnf + r.r0 * C, C, w->wte, C, 0.0f, a->logits + r.r0 * V, V);
     a->valid = crossentropy_forward(a->losses, a->lse, a->logits, a->targets, N, V);
     double sum = 0.0;
     for (size_t i = 0; i < N; i++) sum += a->losses[i];
@@ -497,11 +502,9 @@ int gpt2_backward(gpt2_t *self, const float *scale)
     crossentropy_backward(a->logits, a->lse, a->targets, scale, B, T, V);
     float *dlogits = a->logits;
     /* dlnf (N,C) = dlogits (N,V) · wte (V,C); dwte (V,C) += dlogitsᵀ (V,N) · lnf (N,C) */
-    size_t r0, n;
-    for (int i = 0; segment(self, i, N, V, C, &r0, &n); i++)
-        if (n)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, C, V, 1.0f,
-                        dlogits + r0 * V, V, w->wte, C, 0.0f, a->dln + r0 * C, C);
+    for (rows_t r = rows(self, N, V, C); rows_next(&r);)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)r.n, C, V, 1.0f,
+                    dlogits + r.r0 * V, V, w->wte, C, 0.0f, a->dln + r.r0 * C, C);
     if (g)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, (int)N, 1.0f, dlogits, V, a->lnf,
                     C, 1.0f, g->wte, C);

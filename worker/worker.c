@@ -124,14 +124,24 @@ static void allreduce_floats(float *buf, size_t n)
 }
 
 /* Rank 0's string to every rank (malloc'ed on the others). */
-static char *bcast_string(const char *s)
+/* Rank 0's len bytes (NUL bytes included) to every rank, NUL-terminated;
+ * *len is set on the other ranks. */
+static char *bcast_bytes(const char *s, size_t *len)
 {
-    long long n = W.rank == 0 ? (long long)strlen(s) + 1 : 0;
+    long long n = W.rank == 0 ? (long long)*len + 1 : 0;
     MPI_Bcast(&n, 1, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
     char *out = malloc((size_t)n);
-    if (W.rank == 0) memcpy(out, s, (size_t)n);
-    MPI_Bcast(out, (int)n, MPI_CHAR, 0, MPI_COMM_WORLD);
+    if (W.rank == 0) memcpy(out, s, (size_t)n - 1);
+    MPI_Bcast(out, (int)n - 1, MPI_CHAR, 0, MPI_COMM_WORLD);
+    out[n - 1] = 0;
+    *len = (size_t)n - 1;
     return out;
+}
+
+static char *bcast_string(const char *s)
+{
+    size_t len = W.rank == 0 ? strlen(s) : 0;
+    return bcast_bytes(s, &len);
 }
 
 static double now(void)
@@ -161,16 +171,13 @@ static int load_spec(const char *path)
 {
     int code = EXIT_DONE;
     char *text = NULL;
+    size_t len = 0;
     if (W.rank == 0) {
-        size_t len = 0;
         text = weft_read_file(path, 16u << 20, &len);
-        if (!text)
-            code = EXIT_SPEC;
-        else if (memchr(text, 0, len)) /* the rest goes as a C string */
-            code = EXIT_SPEC, weft_error("%s: spec: contains a NUL byte; a spec is text", path);
+        if (!text) code = EXIT_SPEC;
     }
     if ((code = agree(code)) != EXIT_DONE) return fail_with(code);
-    char *all = bcast_string(text);
+    char *all = bcast_bytes(text, &len); /* all of it: spec_parse refuses NUL bytes */
     free(text);
     char *abs = W.rank == 0 ? realpath(path, NULL) : NULL;
     char *absb = bcast_string(abs ? abs : path);
@@ -178,7 +185,7 @@ static int load_spec(const char *path)
     weft_dirname(absb, W.spec_dir, sizeof W.spec_dir);
     const char *base = strrchr(absb, '/') ? strrchr(absb, '/') + 1 : absb;
     spec_diag_t *diag = spec_diag_new();
-    W.spec = spec_parse(all, strlen(all), W.spec_dir, base, NULL, diag);
+    W.spec = spec_parse(all, len, W.spec_dir, base, NULL, diag);
     if (!W.spec && W.rank == 0)
         for (int i = 0; i < spec_diag_count(diag); i++)
             fprintf(stderr, "%s\n", spec_diag_get(diag, i));

@@ -192,7 +192,7 @@ mpirun -np 2 weft-worker typo.cfg >typo.log 2>&1; rc=$?
 [ $rc = 78 ] && grep -q "modle" typo.log || fail "typo spec: exit $rc: $(head -2 typo.log)"
 printf 'name = "x";\0\377 mode = "full";\n' > nul.cfg
 mpirun -np 2 weft-worker nul.cfg >nul.log 2>&1; rc=$?
-[ $rc = 78 ] && [ "$(grep -c 'weft-worker: error: nul.cfg: spec: contains a NUL byte' nul.log)" = 1 ] ||
+[ $rc = 78 ] && [ "$(grep -c '^nul.cfg: spec: contains a NUL byte; a spec is text$' nul.log)" = 1 ] ||
     fail "a spec with a NUL byte: exit $rc: $(head -2 nul.log)"
 pass "bad input: 78 for ranks, singleton, spec typos and a binary spec; 65 for missing data"
 

@@ -56,7 +56,30 @@ static int find_key(const zap_t *self, const char *public_key)
     return -1;
 }
 
-static int load_clients(zap_t *self, const char *dir);
+static int load_clients(zap_t *self, const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return 0; /* no folder: no client keys */
+    struct dirent *e;
+    int rc = 0;
+    while (rc == 0 && (e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (e->d_name[0] == '.' || n < 5 || strcmp(e->d_name + n - 4, ".pub")) continue;
+        char path[4096];
+        auth_key_t key;
+        if (weft_path_join(path, sizeof path, dir, e->d_name) < 0 || auth_key_read(path, &key) < 0)
+            rc = -1;
+        else if (auth_role_run(key.role))
+            rc = weft_error("%s: worker roles are minted by weftd, not admitted by file", path);
+        else if (find_key(self, key.public_key) >= 0)
+            rc = weft_error("%s: this public key is already admitted by another file", path);
+        else
+            rc = add_entry(self, key.public_key, key.role);
+    }
+    closedir(d);
+    self->nclients = self->nkeys;
+    return rc;
+}
 
 int zap_reload_clients(zap_t *self, const char *clients_dir)
 {
@@ -83,31 +106,6 @@ int zap_reload_clients(zap_t *self, const char *clients_dir)
     pthread_mutex_unlock(&self->lock);
     free(fresh.keys);
     return rc < 0 ? -1 : self->nclients;
-}
-
-static int load_clients(zap_t *self, const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d) return 0; /* no folder: no client keys */
-    struct dirent *e;
-    int rc = 0;
-    while (rc == 0 && (e = readdir(d))) {
-        size_t n = strlen(e->d_name);
-        if (e->d_name[0] == '.' || n < 5 || strcmp(e->d_name + n - 4, ".pub")) continue;
-        char path[4096];
-        auth_key_t key;
-        if (weft_path_join(path, sizeof path, dir, e->d_name) < 0 || auth_key_read(path, &key) < 0)
-            rc = -1;
-        else if (auth_role_run(key.role))
-            rc = weft_error("%s: worker roles are minted by weftd, not admitted by file", path);
-        else if (find_key(self, key.public_key) >= 0)
-            rc = weft_error("%s: this public key is already admitted by another file", path);
-        else
-            rc = add_entry(self, key.public_key, key.role);
-    }
-    closedir(d);
-    self->nclients = self->nkeys;
-    return rc;
 }
 
 /* One request: frames version, request id, domain, address, identity,

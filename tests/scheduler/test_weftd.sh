@@ -133,6 +133,15 @@ out=$(weftd --home "$T/home4" 2>&1); rc=$?
 [ $rc -ne 0 ] && echo "$out" | grep -q "another weftd (pid $pid)" || fail "second weftd: $rc $out"
 pass "a second weftd on the same home refuses and names pid $pid"
 
+# 6b. A lock held a moment longer (a weftd still dying) is waited for.
+mkdir -p "$T/home6"
+flock "$T/home6/weftd.pid" sleep 1 &
+sleep 0.2
+start home6
+wait
+grep -q "listening" "$T/home6/weftd.log" || fail "weftd did not start after the lock came free"
+pass "a restart waits for a lock that is let go within 3 s"
+
 # Bad input at the door: a spec error comes back with its line.
 echo 'name = "x"; mode = "lora"; model = "base.h5"; trian = {};' > bad.cfg
 out=$(W home4 submit bad.cfg 2>&1); rc=$?

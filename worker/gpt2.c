@@ -359,38 +359,33 @@ size_t gpt2_valid_targets(const gpt2_t *self)
  * Forward and backward. Per-layer activations of layer l start at
  * l·(B·T·width) for the capacity (B,T), so a smaller batch fits inside. */
 
-/* Products over rows are split per segment when any segment's share is
- * small: OpenBLAS picks a small-matrix kernel by shape (0.3.21 on AVX-512:
- * under about a million multiply-adds, or an output under 1200 elements for
- * A·Bᵀ), and it rounds differently from the blocked kernel. Above these
- * bounds the blocked kernel gives each row the same bits whatever the row
- * count, so one product over every row is both faster and the same. */
-#define SPLIT_MACS  (8u << 20)
-#define SPLIT_CELLS 4096u
-
-/* The row ranges one product over N rows (inner width in, output width
- * out) runs on: all N at once, or segment by segment when segments are set
- * and one of them is small. Empty segments are skipped. */
+/* Tenant isolation by construction. When row segments are set (a LoRA pack:
+ * one segment per tenant), every product over rows runs once per segment,
+ * with the M, N, K, transposes and leading dimensions that the segment's
+ * tenant uses when it runs alone. A BLAS result is a function of those
+ * arguments and of the kernel family and thread count the process runs
+ * with (level-3 kernels copy their operands into packed buffers, so where
+ * the rows sit in memory does not enter), so a tenant's rows meet the same
+ * floating-point operations whoever shares the pack. One product over all
+ * rows would not: OpenBLAS picks kernels and blockings by the row count,
+ * and they round a row differently (AVX2 and AVX-512 families alike).
+ * Without segments (full fine-tuning) a product runs once over all rows. */
 typedef struct {
     const gpt2_t *m;
-    int i, split;
+    int i;
     size_t r0, n;
 } rows_t;
 
-static rows_t rows(const gpt2_t *self, size_t N, int in, int out)
+static rows_t rows(const gpt2_t *self, size_t N)
 {
-    rows_t r = {.m = self, .i = -1, .n = N};
-    for (int j = 0; j < self->nseg && !r.split; j++) {
-        size_t k = (size_t)self->seg[j] * self->T;
-        r.split = k && (k * in * out < SPLIT_MACS || k * out < SPLIT_CELLS);
-    }
-    return r;
+    return (rows_t){.m = self, .i = -1, .n = N};
 }
 
-/* Steps to the next range, in r->r0 and r->n; 0 when there is none. */
+/* Steps to the next range, in r->r0 and r->n; 0 when there is none. Empty
+ * segments are skipped. */
 static int rows_next(rows_t *r)
 {
-    if (!r->split) return ++r->i == 0 && r->n > 0;
+    if (!r->m->nseg) return ++r->i == 0 && r->n > 0;
     if (r->i >= 0) r->r0 += r->n;
     while (++r->i < r->m->nseg)
         if ((r->n = (size_t)r->m->seg[r->i] * r->m->T)) return 1;
@@ -400,7 +395,7 @@ static int rows_next(rows_t *r)
 static void module_forward(gpt2_t *self, int l, gpt2_module_t m, float *out, const float *inp,
                            const float *w, const float *b, size_t N, int IC, int OC)
 {
-    for (rows_t r = rows(self, N, IC, OC); rows_next(&r);)
+    for (rows_t r = rows(self, N); rows_next(&r);)
         linear_forward(out + r.r0 * OC, inp + r.r0 * IC, w, b, r.n, IC, OC);
     if (self->delta.forward) self->delta.forward(self->delta.ctx, l, m, out, inp, N, IC, OC);
 }
@@ -410,7 +405,7 @@ static void module_backward(gpt2_t *self, int l, gpt2_module_t m, float *dinp, f
                             int OC)
 {
     if (dinp)
-        for (rows_t r = rows(self, N, OC, IC); rows_next(&r);)
+        for (rows_t r = rows(self, N); rows_next(&r);)
             linear_backward(dinp + r.r0 * IC, NULL, NULL, dout + r.r0 * OC, NULL, w, r.n, IC, OC);
     if (dw || db) linear_backward(NULL, dw, db, dout, inp, w, N, IC, OC);
     if (self->delta.backward)
@@ -473,7 +468,7 @@ int gpt2_forward(gpt2_t *self, const int *inputs, const int *targets, int B, int
     const float *last = a->res3 + (c->n_layer - 1) * cap * C;
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, last, w->lnfw, w->lnfb, N, C);
     /* logits (N,V) = lnf (N,C) · wteᵀ (C,V): the tied LM head, one product */
-    for (rows_t r = rows(self, N, C, V); rows_next(&r);)
+    for (rows_t r = rows(self, N); rows_next(&r);)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)r.n, V, C, 1.0f,
                     a->lnf + r.r0 * C, C, w->wte, C, 0.0f, a->logits + r.r0 * V, V);
     a->valid = crossentropy_forward(a->losses, a->lse, a->logits, a->targets, N, V);
@@ -502,7 +497,7 @@ int gpt2_backward(gpt2_t *self, const float *scale)
     crossentropy_backward(a->logits, a->lse, a->targets, scale, B, T, V);
     float *dlogits = a->logits;
     /* dlnf (N,C) = dlogits (N,V) · wte (V,C); dwte (V,C) += dlogitsᵀ (V,N) · lnf (N,C) */
-    for (rows_t r = rows(self, N, V, C); rows_next(&r);)
+    for (rows_t r = rows(self, N); rows_next(&r);)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)r.n, C, V, 1.0f,
                     dlogits + r.r0 * V, V, w->wte, C, 0.0f, a->dln + r.r0 * C, C);
     if (g)

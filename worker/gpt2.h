@@ -93,9 +93,9 @@ typedef struct {
     int frozen;          /* 1: backward computes activation gradients only */
     gpt2_delta_t delta;  /* optional per-module deltas (forward NULL: none) */
     /* Optional row segments: nseg counts of sequences, adding up to the B of
-     * the next forward. When set, products over rows whose segments are
-     * small enough for BLAS to pick another kernel run once per segment, so
-     * a segment's rows get the bits they would get alone (gpt2.c). */
+     * the next forward. When set, every product over rows runs once per
+     * segment with the shapes the segment would have alone, so a segment's
+     * rows get the bits they would get alone on any BLAS (gpt2.c). */
     const int *seg;
     int nseg;
     gpt2_acts_t *acts; /* activations for the (B,T) of gpt2_alloc() */

@@ -1,7 +1,7 @@
 /* lora_train.c: packed multi-tenant LoRA training (see lora_train.h). The
- * frozen base runs once over every tenant's rows (per tenant where a
- * tenant's share of a product is small: gpt2.c, rows()); the pack adds each
- * tenant's delta at the four module seams of gpt2.c. */
+ * frozen base's products run once per tenant segment, with the shapes the
+ * tenant has alone (gpt2.c, rows()); the pack adds each tenant's delta at
+ * the four module seams of gpt2.c. */
 #include "lora_train.h"
 #include "log.h"
 

@@ -20,9 +20,9 @@ tests_lora_test_lora_ref_SOURCES = tests/lora/test_lora_ref.c
 tests_lora_test_lora_ref_CFLAGS = $(LORA_TEST_CFLAGS)
 tests_lora_test_lora_ref_LDADD = $(LORA_MODEL_LIBS)
 
-TESTS += tests/lora/test_lora tests/lora/test_adapter tests/lora/test_pack \
+TESTS += tests/lora/test_lora tests/lora/test_adapter tests/lora/test_pack tests/lora/test_coretypes.sh \
 	tests/lora/test_lora_ref tests/lora/test_grad_adapter.sh tests/lora/test_h5py.py
-EXTRA_DIST += tests/lora/test_grad_adapter.sh tests/lora/test_h5py.py \
+EXTRA_DIST += tests/lora/test_grad_adapter.sh tests/lora/test_h5py.py tests/lora/test_coretypes.sh \
 	tests/lora/data/base.h5 tests/lora/data/acme.h5 tests/lora/data/acme-ref.h5 \
 	tests/lora/data/globex.h5 tests/lora/data/globex-ref.h5 \
 	scripts/make-lora-reference.py docs/FORMATS-adapter.md

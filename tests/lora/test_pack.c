@@ -14,9 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* L2 H2 C32, T = 12 (not a multiple of 8, so rows land at every alignment):
- * products this small run once per tenant (gpt2.c). big(1) switches to a
- * shape whose products run once over every tenant's rows. */
+/* L2 H2 C32, T = 12 (not a multiple of 8, so rows land at every alignment).
+ * big(1) switches to a shape whose products are large (C256, 256 rows and
+ * more a tenant, LoRA on all four modules): packed or alone, each tenant's
+ * products run on its own rows (gpt2.c, rows()), at either size. */
 static gpt2_config_t cfg = {.n_layer = 2, .n_head = 2, .n_embd = 32, .vocab_size = 67, .n_ctx = 16};
 static int T = 12;
 #define STEPS 20
@@ -78,13 +79,14 @@ static const lora_spec_t specs[4] = {
 };
 static int batch_sizes[4] = {3, 1, 2, 2};
 
-/* L1 H4 C256, T = 64, at least 2 sequences a tenant: every product over a
- * tenant's rows has 8M multiply-adds or more, so the pack's run once over
- * all rows, where only BLAS's blocked kernel keeps a row's bits. */
+/* L1 H4 C256, T = 64, 4 to 6 sequences a tenant (256 to 384 rows), every
+ * tenant on all four modules. */
+static int big_shape;
 static void big(int on)
 {
     static const gpt2_config_t small = {
         .n_layer = 2, .n_head = 2, .n_embd = 32, .vocab_size = 67, .n_ctx = 16};
+    big_shape = on;
     if (!on) { /* back to the small shape (matters only without fork) */
         cfg = small, T = 12;
         memcpy(batch_sizes, (int[4]){3, 1, 2, 2}, sizeof batch_sizes);
@@ -92,7 +94,7 @@ static void big(int on)
     }
     cfg = (gpt2_config_t){.n_layer = 1, .n_head = 4, .n_embd = 256, .vocab_size = 300, .n_ctx = 64};
     T = 64;
-    memcpy(batch_sizes, (int[4]){3, 2, 2, 2}, sizeof batch_sizes);
+    memcpy(batch_sizes, (int[4]){4, 6, 5, 4}, sizeof batch_sizes);
 }
 static const float lrs[4] = {3e-3f, 1e-2f, 5e-3f, 1e-3f};
 
@@ -108,6 +110,7 @@ static lora_pack_t *train(gpt2_t *m, const int *which, int K, float losses[][STE
     int Bsum = 0;
     for (int k = 0; k < K; k++) {
         s[k] = specs[which[k]];
+        if (big_shape) s[k].targets = 0xF;
         hp[k] = hparams(lr_override ? lr_override[k] : lrs[which[k]]);
         Bsum += batch_sizes[which[k]];
     }
@@ -234,6 +237,7 @@ END_TEST
 
 START_TEST(nan_tenant_fails_alone)
 {
+    big(_i == 1);
     gpt2_t *m = model();
     float with[4][STEPS], without[3][STEPS];
     int four[4] = {0, 1, 2, 3}, three[3] = {0, 2, 3};
@@ -255,6 +259,7 @@ START_TEST(nan_tenant_fails_alone)
     lora_pack_destroy(&p4);
     lora_pack_destroy(&p3);
     gpt2_destroy(&m);
+    big(0);
 }
 END_TEST
 
@@ -326,14 +331,18 @@ END_TEST
 
 int main(void)
 {
-    openblas_set_num_threads(1); /* the bitwise properties hold per thread count */
+    /* The bitwise properties hold for any thread count, the same packed as
+     * alone; test_coretypes.sh runs this with 1 and 2 under every kernel
+     * family the CPU can execute (OPENBLAS_CORETYPE). */
+    const char *threads = getenv("WEFT_TEST_THREADS");
+    openblas_set_num_threads(threads ? atoi(threads) : 1);
     Suite *s = suite_create("lora-pack");
     TCase *tc = tcase_create("pack");
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, packing_invariance, 0, 2); /* 1: big(1) */
     tcase_add_test(tc, fresh_adapter_leaves_logits_equal);
     tcase_add_test(tc, backbone_bytes_unchanged);
-    tcase_add_test(tc, nan_tenant_fails_alone);
+    tcase_add_loop_test(tc, nan_tenant_fails_alone, 0, 2);
     tcase_add_test(tc, trainer_rejects_bad_shapes);
     tcase_add_test(tc, split_batch_with_valid_total);
     suite_add_tcase(s, tc);

@@ -9,6 +9,10 @@
 #include "wire.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
@@ -734,6 +738,74 @@ static int collect_metrics(int64_t id, const char *name, FILE *csv, FILE *train,
     return rc;
 }
 
+/* Writes s inside a gnuplot single-quoted string: a quote doubled, a
+ * line break as a space (a script line ends at one). */
+static void gnuplot_quoted(FILE *g, const char *s)
+{
+    for (; s && *s; s++) {
+        if (*s == '\'')
+            fputs("''", g);
+        else
+            fputc(*s == '\n' || *s == '\r' ? ' ' : *s, g);
+    }
+}
+
+/* Runs gnuplot on script (fed on its standard input) with the picture at
+ * out on its descriptor 3 and the data file dat on its descriptor 4,
+ * through posix_spawnp: no shell. 0 done, 1 gnuplot not installed, -1 an
+ * error (weft_error set). */
+static int run_gnuplot(const char *script, size_t len, const char *out, const char *dat)
+{
+    int png = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (png < 0) return weft_error("cannot write: %s", strerror(errno));
+    int data = open(dat, O_RDONLY | O_CLOEXEC);
+    int in[2] = {-1, -1};
+    if (data < 0 || pipe2(in, O_CLOEXEC) < 0) {
+        int e = errno;
+        close(png);
+        if (data >= 0) close(data);
+        return weft_error("cannot run gnuplot: %s", strerror(e));
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+    posix_spawn_file_actions_adddup2(&fa, png, 3);
+    posix_spawn_file_actions_adddup2(&fa, data, 4);
+    char *argv[] = {"gnuplot", NULL};
+    pid_t pid;
+    int e = posix_spawnp(&pid, "gnuplot", &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(in[0]);
+    close(png);
+    close(data);
+    if (e) {
+        close(in[1]);
+        if (e == ENOENT) {
+            unlink(out);
+            return 1;
+        }
+        return weft_error("cannot run gnuplot: %s", strerror(e));
+    }
+    /* gnuplot may exit before reading everything: a write error is not ours */
+    struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+    sigaction(SIGPIPE, &ign, &old);
+    for (size_t off = 0; off < len;) {
+        ssize_t n = write(in[1], script + off, len - off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        off += (size_t)n;
+    }
+    close(in[1]);
+    sigaction(SIGPIPE, &old, NULL);
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) return weft_error("waiting for gnuplot: %s", strerror(errno));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return weft_error("gnuplot failed (exit %d)",
+                          WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    return 0;
+}
+
 int cmd_plot(int argc, char **argv)
 {
     const char *out = NULL;
@@ -793,43 +865,44 @@ int cmd_plot(int argc, char **argv)
         json_decref(r);
         return fail();
     }
-    if (system("command -v gnuplot >/dev/null 2>&1") != 0) {
-        printf("gnuplot is not installed (apt-get install gnuplot-nox): the curves are in %s\n",
-               csvpath);
-        json_decref(r);
-        return 0;
-    }
-    /* One line per job in each panel: training loss, validation loss. */
-    char gp[PATH_MAX + 8];
-    snprintf(gp, sizeof gp, "%.*s.gp", base, out);
-    FILE *g = fopen(gp, "w");
+    /* gnuplot never sees a path: it writes the picture to its descriptor 3
+     * and reads the data from its descriptor 4, both opened here, and takes
+     * the script on a pipe. No shell runs, so no file name can become a
+     * command, whatever it holds (quotes, $(...), spaces, newlines). */
+    char *script = NULL;
+    size_t script_len = 0;
+    FILE *g = open_memstream(&script, &script_len);
     if (!g) {
         json_decref(r);
-        weft_error("%s: cannot write", gp);
+        weft_error("out of memory");
         return fail();
     }
-    fprintf(g,
-            "set terminal pngcairo size 1200,500 noenhanced font ',10'\n"
-            "set output '%s'\nset key outside right\n"
-            "set multiplot layout 1,2\nset xlabel 'step'\nset ylabel 'loss'\n",
-            out);
+    fprintf(g, "set terminal pngcairo size 1200,500 noenhanced font ',10'\n"
+               "set output '/dev/fd/3'\nset key outside right\n"
+               "set multiplot layout 1,2\nset xlabel 'step'\nset ylabel 'loss'\n");
     for (int panel = 0; panel < 2; panel++) {
         fprintf(g, "set title '%s'\nplot ", panel ? "validation loss" : "training loss");
         json_array_foreach(jobs, i, j)
         {
-            const char *name = wire_get_str(j, "name");
-            fprintf(g, "%s'%s' index %zu using 1:2 with %s title '%s'", i ? ", " : "", dat,
-                    2 * i + (size_t)panel, panel ? "linespoints" : "lines", name);
+            fprintf(g, "%s'/dev/fd/4' index %zu using 1:2 with %s title '", i ? ", " : "",
+                    2 * i + (size_t)panel, panel ? "linespoints" : "lines");
+            gnuplot_quoted(g, wire_get_str(j, "name"));
+            fputc('\'', g);
         }
         fprintf(g, "\n");
     }
     fprintf(g, "unset multiplot\n");
     fclose(g);
     json_decref(r);
-    char cmd[2 * PATH_MAX + 64];
-    snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>&1", gp);
-    if (system(cmd) != 0) {
-        weft_error("gnuplot failed on %s; the curves are in %s", gp, csvpath);
+    int rc = run_gnuplot(script, script_len, out, dat);
+    free(script);
+    if (rc == 1) {
+        printf("gnuplot is not installed (apt-get install gnuplot-nox): the curves are in %s\n",
+               csvpath);
+        return 0;
+    }
+    if (rc < 0) {
+        weft_error_prefix("%s (the curves are in %s)", out, csvpath);
         return fail();
     }
     printf("wrote %s (data in %s)\n", out, csvpath);

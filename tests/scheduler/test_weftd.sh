@@ -61,6 +61,22 @@ done
 grep -q "succeeded" watch1.log || fail "watch printed no progress"
 pass "nightly batch of 8 tenants: 2 runs of 4, 8 adapters, results list 8"
 
+# 1b. weft plot runs no shell: an output path holding a quote, $(...), spaces
+# and a newline is written as named, and the command inside it never runs.
+if command -v gnuplot >/dev/null; then
+    d="$T/plot dir"; mkdir -p "$d"
+    png="it's \$(touch pwned) \`touch pwned2\`
+line.png"
+    (cd "$d" && W home1 plot 1 -o "$png") >plot.log 2>&1 || fail "weft plot: $(cat plot.log)"
+    png="$d/$png"
+    [ -s "$png" ] || fail "weft plot did not write '$png': $(ls "$d")"
+    [ "$(head -c 4 "$png" | od -An -c | tr -d ' ')" = "211PNG" ] || fail "'$png' is not a PNG"
+    [ ! -e "$d/pwned" ] && [ ! -e "$d/pwned2" ] || fail "weft plot ran a command from its output path"
+    pass "weft plot writes a PNG at a path with ', \$(...), spaces and a newline, and runs nothing"
+else
+    echo "SKIP: gnuplot is not installed: weft plot's path test not run"
+fi
+
 # 2. A worker group killed mid-run is retried and resumes to the same bits.
 cp nightly.cfg retry.cfg; sed -i 's/"nightly"/"retry"/; s/out-nightly/out-retry/' retry.cfg
 WEFT_FAULT=1:25:kill start home2

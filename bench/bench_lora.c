@@ -83,6 +83,7 @@ static int lora_run_new(lora_run_t *run, const setup_t *S, gpt2_t *m, int tenant
     }
     run->pack = lora_pack_new(S->cfg.n_layer, S->cfg.n_embd, tenants, specs, (size_t)Bsum * T);
     run->tr = run->pack ? lora_trainer_new(m, run->pack, hp, Bsum, T) : NULL;
+    if (run->tr) lora_trainer_set_threads(run->tr, S->threads);
     free(specs);
     free(hp);
     return run->tr ? 0 : -1;

@@ -2,6 +2,7 @@
  * memory sized once, forward to the loss and the hand-written backward
  * (see gpt2.h). Every product goes through kernels.c. */
 #include "gpt2.h"
+#include "segmm.h"
 #include "kernels.h"
 #include "log.h"
 #include "rng.h"
@@ -359,44 +360,26 @@ size_t gpt2_valid_targets(const gpt2_t *self)
  * Forward and backward. Per-layer activations of layer l start at
  * l·(B·T·width) for the capacity (B,T), so a smaller batch fits inside. */
 
-/* Tenant isolation by construction. When row segments are set (a LoRA pack:
- * one segment per tenant), every product over rows runs once per segment,
- * with the M, N, K, transposes and leading dimensions that the segment's
- * tenant uses when it runs alone. A BLAS result is a function of those
- * arguments and of the kernel family and thread count the process runs
- * with (level-3 kernels copy their operands into packed buffers, so where
- * the rows sit in memory does not enter), so a tenant's rows meet the same
- * floating-point operations whoever shares the pack. One product over all
- * rows would not: OpenBLAS picks kernels and blockings by the row count,
- * and they round a row differently (AVX2 and AVX-512 families alike).
- * Without segments (full fine-tuning) a product runs once over all rows. */
-typedef struct {
-    const gpt2_t *m;
-    int i;
-    size_t r0, n;
-} rows_t;
-
-static rows_t rows(const gpt2_t *self, size_t N)
+/* Tenant isolation by construction: when row segments are set (a LoRA
+ * pack, one segment per tenant), every product over rows runs once per
+ * segment with the shapes the segment's tenant has alone (segmm.h), spread
+ * over seg_threads. One product over all rows would not do: OpenBLAS picks
+ * kernels and blockings by the row count, and they round a row differently
+ * (AVX2 and AVX-512 families alike). Without segments (full fine-tuning) a
+ * product runs once over all rows, threaded inside BLAS. */
+static segs_t row_segs(const gpt2_t *self)
 {
-    return (rows_t){.m = self, .i = -1, .n = N};
-}
-
-/* Steps to the next range, in r->r0 and r->n; 0 when there is none. Empty
- * segments are skipped. */
-static int rows_next(rows_t *r)
-{
-    if (!r->m->nseg) return ++r->i == 0 && r->n > 0;
-    if (r->i >= 0) r->r0 += r->n;
-    while (++r->i < r->m->nseg)
-        if ((r->n = (size_t)r->m->seg[r->i] * r->m->T)) return 1;
-    return 0;
+    return (segs_t){.seg = self->seg,
+                    .nseg = self->nseg,
+                    .T = self->T,
+                    .threads = self->nseg ? self->seg_threads : 1};
 }
 
 static void module_forward(gpt2_t *self, int l, gpt2_module_t m, float *out, const float *inp,
                            const float *w, const float *b, size_t N, int IC, int OC)
 {
-    for (rows_t r = rows(self, N); rows_next(&r);)
-        linear_forward(out + r.r0 * OC, inp + r.r0 * IC, w, b, r.n, IC, OC);
+    segs_t s = row_segs(self);
+    segmm(&s, out, inp, w, 0, b, N, IC, OC);
     if (self->delta.forward) self->delta.forward(self->delta.ctx, l, m, out, inp, N, IC, OC);
 }
 
@@ -404,9 +387,9 @@ static void module_backward(gpt2_t *self, int l, gpt2_module_t m, float *dinp, f
                             const float *dout, const float *inp, const float *w, size_t N, int IC,
                             int OC)
 {
-    if (dinp)
-        for (rows_t r = rows(self, N); rows_next(&r);)
-            linear_backward(dinp + r.r0 * IC, NULL, NULL, dout + r.r0 * OC, NULL, w, r.n, IC, OC);
+    segs_t s = row_segs(self);
+    /* dinp (N,IC) = dout (N,OC) · wᵀ, w (IC,OC) */
+    if (dinp) segmm(&s, dinp, dout, w, 1, NULL, N, OC, IC);
     if (dw || db) linear_backward(NULL, dw, db, dout, inp, w, N, IC, OC);
     if (self->delta.backward)
         self->delta.backward(self->delta.ctx, l, m, dinp, dout, inp, N, IC, OC);
@@ -467,10 +450,9 @@ int gpt2_forward(gpt2_t *self, const int *inputs, const int *targets, int B, int
     }
     const float *last = a->res3 + (c->n_layer - 1) * cap * C;
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, last, w->lnfw, w->lnfb, N, C);
-    /* logits (N,V) = lnf (N,C) · wteᵀ (C,V): the tied LM head, one product */
-    for (rows_t r = rows(self, N); rows_next(&r);)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)r.n, V, C, 1.0f,
-                    a->lnf + r.r0 * C, C, w->wte, C, 0.0f, a->logits + r.r0 * V, V);
+    /* logits (N,V) = lnf (N,C) · wteᵀ (C,V): the tied LM head */
+    segs_t s = row_segs(self);
+    segmm(&s, a->logits, a->lnf, w->wte, 1, NULL, N, C, V);
     a->valid = crossentropy_forward(a->losses, a->lse, a->logits, a->targets, N, V);
     double sum = 0.0;
     for (size_t i = 0; i < N; i++) sum += a->losses[i];
@@ -497,9 +479,8 @@ int gpt2_backward(gpt2_t *self, const float *scale)
     crossentropy_backward(a->logits, a->lse, a->targets, scale, B, T, V);
     float *dlogits = a->logits;
     /* dlnf (N,C) = dlogits (N,V) · wte (V,C); dwte (V,C) += dlogitsᵀ (V,N) · lnf (N,C) */
-    for (rows_t r = rows(self, N); rows_next(&r);)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)r.n, C, V, 1.0f,
-                    dlogits + r.r0 * V, V, w->wte, C, 0.0f, a->dln + r.r0 * C, C);
+    segs_t s = row_segs(self);
+    segmm(&s, a->dln, dlogits, w->wte, 0, NULL, N, V, C);
     if (g)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, (int)N, 1.0f, dlogits, V, a->lnf,
                     C, 1.0f, g->wte, C);

@@ -98,6 +98,9 @@ typedef struct {
      * rows get the bits they would get alone on any BLAS (gpt2.c). */
     const int *seg;
     int nseg;
+    /* Threads the per-segment products spread over (segmm.h); above 1,
+     * OpenBLAS must be single-threaded while segments are set. */
+    int seg_threads;
     gpt2_acts_t *acts; /* activations for the (B,T) of gpt2_alloc() */
     int B, T;          /* shape of the last forward */
 } gpt2_t;

@@ -5,6 +5,7 @@
 #include "lora_train.h"
 #include "log.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,8 @@ struct lora_trainer {
     gpt2_t *model;
     lora_pack_t *pack;
     int K, B_max, T;
+    int threads;           /* the per-tenant products' threads (segmm.h) */
+    int blas_threads;      /* OpenBLAS's own, put back after each pass */
     lora_hparams_t *hp;    /* K */
     long *step;            /* K: updates taken */
     long *failed_at;       /* K: -1 while training */
@@ -133,6 +136,16 @@ static void segments(lora_trainer_t *self, int on)
 {
     self->model->seg = on ? self->in_batch : NULL;
     self->model->nseg = on ? self->K : 0;
+    self->model->seg_threads = self->threads;
+    if (self->threads > 1) { /* the products' threads are segmm's, not BLAS's */
+        if (on) self->blas_threads = openblas_get_num_threads();
+        openblas_set_num_threads(on ? 1 : self->blas_threads);
+    }
+}
+
+void lora_trainer_set_threads(lora_trainer_t *self, int threads)
+{
+    self->threads = threads > 1 ? threads : 1;
 }
 
 /* Packs the batches of tenants still training into (B,T), one segment each,

@@ -37,6 +37,11 @@ typedef struct lora_trainer lora_trainer_t;
  * The backbone is only read. NULL with an error when shapes disagree. */
 lora_trainer_t *lora_trainer_new(gpt2_t *model, lora_pack_t *pack, const lora_hparams_t *hp,
                                  int B_max, int T);
+/* The trainer's passes run each tenant's products on `threads` threads of
+ * their own (OpenBLAS single-threaded meanwhile, its setting put back
+ * after): a tenant's bits depend on this count, never on its pack-mates.
+ * 1 (the default): one thread, OpenBLAS as the caller set it. */
+void lora_trainer_set_threads(lora_trainer_t *self, int threads);
 /* Detaches the pack from the model and frees the trainer (not model, pack). */
 void lora_trainer_destroy(lora_trainer_t **self_p);
 

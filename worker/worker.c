@@ -368,6 +368,7 @@ static int setup_lora(void)
     for (int k = 0; k < W.ntasks; k++) lora_pack_init_tenant(W.pack, k);
     W.trainer = lora_trainer_new(W.model, W.pack, W.hp, W.Bsum, W.T);
     if (!W.trainer) return fail_with(EXIT_FAIL);
+    lora_trainer_set_threads(W.trainer, W.spec->resources.threads);
     if (W.spec->train.grad_accum > 1) {
         W.accum = calloc(lora_pack_size(W.pack), sizeof *W.accum);
         if (!W.accum) return fail_with(EXIT_FAIL);

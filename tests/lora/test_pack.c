@@ -97,6 +97,7 @@ static void big(int on)
     memcpy(batch_sizes, (int[4]){4, 6, 5, 4}, sizeof batch_sizes);
 }
 static const float lrs[4] = {3e-3f, 1e-2f, 5e-3f, 1e-3f};
+static int threads = 1; /* WEFT_TEST_THREADS */
 
 /* Trains tenants `which` (indices into specs) packed together for STEPS
  * steps from PEFT's init; returns the pack, the per-step losses in
@@ -118,6 +119,7 @@ static lora_pack_t *train(gpt2_t *m, const int *which, int K, float losses[][STE
     ck_assert_ptr_nonnull(p);
     lora_trainer_t *tr = lora_trainer_new(m, p, hp, Bsum, T);
     ck_assert_ptr_nonnull(tr);
+    lora_trainer_set_threads(tr, threads);
     for (int step = 0; step < STEPS; step++) {
         lora_batch_t b[4];
         for (int k = 0; k < K; k++) {
@@ -334,8 +336,9 @@ int main(void)
     /* The bitwise properties hold for any thread count, the same packed as
      * alone; test_coretypes.sh runs this with 1 and 2 under every kernel
      * family the CPU can execute (OPENBLAS_CORETYPE). */
-    const char *threads = getenv("WEFT_TEST_THREADS");
-    openblas_set_num_threads(threads ? atoi(threads) : 1);
+    const char *env = getenv("WEFT_TEST_THREADS");
+    threads = env && atoi(env) > 1 ? atoi(env) : 1;
+    openblas_set_num_threads(threads);
     Suite *s = suite_create("lora-pack");
     TCase *tc = tcase_create("pack");
     tcase_set_timeout(tc, 300);

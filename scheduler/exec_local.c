@@ -141,15 +141,26 @@ int exec_local_launch(exec_local_t *self, int64_t run, int attempt, int ranks, i
     return 0;
 }
 
+static int code_of(int status)
+{
+    return WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 1;
+}
+
 int exec_local_reap(pid_t *pid, int *exit_code)
 {
     int status;
     pid_t p = waitpid(-1, &status, WNOHANG);
     if (p <= 0) return 0;
     *pid = p;
-    *exit_code = WIFEXITED(status)     ? WEXITSTATUS(status)
-                 : WIFSIGNALED(status) ? 128 + WTERMSIG(status)
-                                       : 1;
+    *exit_code = code_of(status);
+    return 1;
+}
+
+int exec_local_reap_pid(pid_t pid, int *exit_code)
+{
+    int status;
+    if (pid <= 1 || waitpid(pid, &status, WNOHANG) != pid) return 0;
+    *exit_code = code_of(status);
     return 1;
 }
 
@@ -205,4 +216,13 @@ int exec_local_alive(pid_t pid)
         return !(rp && rp[1] == ' ' && rp[2] == 'Z');
     }
     return errno == EPERM;
+}
+
+int exec_local_ended(pid_t pid, int *exit_code)
+{
+    if (exec_local_reap_pid(pid, exit_code)) return 1;
+    if (exec_local_alive(pid)) return 0;
+    /* It may have exited between the two looks: a child's code is kept. */
+    if (!exec_local_reap_pid(pid, exit_code)) *exit_code = -1;
+    return 1;
 }

@@ -28,5 +28,10 @@ int exec_local_reap_pid(pid_t pid, int *exit_code);
 int exec_local_signal(pid_t pid, int sig);
 /* 1 while a process (our child or one from before a restart) still exists. */
 int exec_local_alive(pid_t pid);
+/* 1 when pid has ended, with *exit_code its code when it was our child
+ * (reaped here, so a group that exits between two checks keeps its code)
+ * or -1 when it was not (a group carried over from before a restart);
+ * 0 while it runs. */
+int exec_local_ended(pid_t pid, int *exit_code);
 
 #endif

@@ -543,17 +543,21 @@ static void check_liveness(void)
 {
     double now = weftd_now();
     live_run_t *next;
+    int code;
     for (live_run_t *r = server.runs; r; r = next) {
         next = r->next;
+        /* A group that exited since reap() is reaped here with its code:
+         * "process gone" (-1) is only for one that was not our child. */
+        int ended = r->pid > 1 && exec_local_ended(r->pid, &code);
         if (r->ending) {
             if (r->pid == 0 && now - r->ending_since > EXIT_GRACE)
                 group_ended(r, -1);
-            else if (r->pid > 1 && !exec_local_alive(r->pid))
-                group_ended(r, -1);
+            else if (ended)
+                group_ended(r, code);
             continue;
         }
-        if (r->pid > 1 && !exec_local_alive(r->pid)) {
-            group_ended(r, -1);
+        if (ended) {
+            exited(r, code);
         } else if (now - r->last_seen > server.liveness) {
             weft_warn("run %" PRId64 " attempt %d silent for %.0f s; killing its group", r->id,
                       r->attempt, now - r->last_seen);

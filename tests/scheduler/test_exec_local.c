@@ -100,6 +100,30 @@ START_TEST(kill_group)
 }
 END_TEST
 
+/* A group that exits between weftd's reap and its liveness check is a
+ * zombie there: its exit code must come back, not "process gone" (-1), so
+ * a 65 is not retried and a 75 counts as a requeue. */
+START_TEST(exit_code_of_a_zombie)
+{
+    static const char *modes[] = {"65", "75"};
+    for (int m = 0; m < 2; m++) {
+        char log[512];
+        pid_t pid;
+        int code = 0;
+        run_mode(modes[m], log, sizeof log, &pid);
+        for (int i = 0; i < 1200 && exec_local_alive(pid); i++) usleep(50000);
+        ck_assert_msg(!exec_local_alive(pid), "the group did not exit");
+        ck_assert_int_eq(exec_local_ended(pid, &code), 1);
+        ck_assert_int_eq(code, atoi(modes[m]));
+    }
+    /* A process that is not our child and is gone has no code. */
+    int code = 0;
+    ck_assert_int_eq(exec_local_ended(999999, &code), 1);
+    ck_assert_int_eq(code, -1);
+    ck_assert_int_eq(exec_local_ended(getpid(), &code), 0);
+}
+END_TEST
+
 START_TEST(missing_programs)
 {
     ck_assert_ptr_null(exec_local_new("/nonexistent/mpirun", worker, NULL));
@@ -115,6 +139,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, exit_codes_and_log);
     tcase_add_test(tc, kill_group);
+    tcase_add_test(tc, exit_code_of_a_zombie);
     tcase_add_test(tc, missing_programs);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

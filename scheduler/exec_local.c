@@ -87,6 +87,17 @@ void exec_local_destroy(exec_local_t **self_p)
     *self_p = NULL;
 }
 
+void exec_local_child_signals(void)
+{
+    struct sigaction sa = {.sa_handler = SIG_DFL};
+    sigemptyset(&sa.sa_mask);
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &sa, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 int exec_local_launch(exec_local_t *self, int64_t run, int attempt, int ranks, int threads,
                       const char *spec_path, const char *log_path, pid_t *pid)
 {
@@ -127,6 +138,7 @@ int exec_local_launch(exec_local_t *self, int64_t run, int attempt, int ranks, i
     }
     if (child == 0) {
         setsid();
+        exec_local_child_signals();
         int devnull = open("/dev/null", O_RDONLY);
         if (devnull >= 0) dup2(devnull, 0);
         dup2(fd, 1);

@@ -18,6 +18,9 @@ void exec_local_destroy(exec_local_t **self_p);
 /* Starts the group; fills pid (also its process-group id). */
 int exec_local_launch(exec_local_t *self, int64_t run, int attempt, int ranks, int threads,
                       const char *spec_path, const char *log_path, pid_t *pid);
+/* In a child before exec: every signal back to its default action and none
+ * blocked (weftd's handlers and its ignored SIGPIPE must not carry over). */
+void exec_local_child_signals(void);
 /* Reaps one ended child without blocking: 1 and pid/exit code (128+signal
  * for a signal) when one ended, 0 when none did. */
 int exec_local_reap(pid_t *pid, int *exit_code);

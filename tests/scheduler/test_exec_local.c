@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -124,6 +125,42 @@ START_TEST(exit_code_of_a_zombie)
 }
 END_TEST
 
+/* A group starts with every signal at its default action and none blocked,
+ * whatever weftd ignores or blocks (its handlers, SIGPIPE ignored). */
+START_TEST(child_signals_reset)
+{
+    char prog[300], log[300];
+    snprintf(prog, sizeof prog, "%s/status.sh", dir);
+    snprintf(log, sizeof log, "%s/status.log", dir);
+    FILE *f = fopen(prog, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "#!/bin/sh\nexec grep -E '^Sig(Ign|Blk)' /proc/self/status\n");
+    fclose(f);
+    chmod(prog, 0755);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &block, NULL);
+    exec_local_t *ex = exec_local_new(prog, worker, NULL);
+    ck_assert_ptr_nonnull(ex);
+    pid_t pid;
+    ck_assert_int_eq(exec_local_launch(ex, 1, 1, 1, 1, "/tmp/run.cfg", log, &pid), 0);
+    exec_local_destroy(&ex);
+    ck_assert_int_eq(wait_for(pid, 30), 0);
+    char *text = weft_read_file(log, 1 << 16, NULL);
+    ck_assert_ptr_nonnull(text);
+    /* the classic signals 1-31 (glibc keeps 32 and 33 for itself) */
+    const char *ign = strstr(text, "SigIgn:"), *blk = strstr(text, "SigBlk:");
+    ck_assert_msg(ign && blk, "no signal masks: %s", text);
+    unsigned long long vi = strtoull(ign + 7, NULL, 16), vb = strtoull(blk + 7, NULL, 16);
+    ck_assert_msg((vi & 0x7fffffffULL) == 0, "signals ignored: %s", text);
+    ck_assert_msg((vb & 0x7fffffffULL) == 0, "signals blocked: %s", text);
+    free(text);
+}
+END_TEST
+
 START_TEST(missing_programs)
 {
     ck_assert_ptr_null(exec_local_new("/nonexistent/mpirun", worker, NULL));
@@ -140,6 +177,7 @@ int main(void)
     tcase_add_test(tc, exit_codes_and_log);
     tcase_add_test(tc, kill_group);
     tcase_add_test(tc, exit_code_of_a_zombie);
+    tcase_add_test(tc, child_signals_reset);
     tcase_add_test(tc, missing_programs);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

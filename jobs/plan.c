@@ -5,9 +5,11 @@
 
 #include "h5util.h"
 #include "log.h"
+#include "shards/shardset.h"
 
 #include <hdf5.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -148,6 +150,71 @@ int plan_check_data(const char *path, spec_data_kind_t kind, const plan_model_t 
     if (!rc && h5_dataset_shape(f, "/train/tokens", &rank, dims) == 0 && rank == 1)
         *train_tokens = (int64_t)dims[0];
     H5Fclose(f);
+    return rc;
+}
+
+#define SCAN_BLOCK (1 << 20) /* tokens per read when scanning */
+
+/* Every token of a split below vocab. */
+static int scan_split(shardset_t *ss, shardset_split_t split, int vocab, int32_t *buf)
+{
+    int64_t n = shardset_tokens(ss, split);
+    for (int64_t p = 0; p < n; p += SCAN_BLOCK) {
+        int64_t k = n - p < SCAN_BLOCK ? n - p : SCAN_BLOCK;
+        if (shardset_read(ss, split, p, k, buf) < 0) return -1;
+        for (int64_t i = 0; i < k; i++)
+            if (buf[i] < 0 || buf[i] >= vocab)
+                return weft_error("data %s: %s token %lld is %d, outside the vocabulary of %d; "
+                                  "shard the data with the model's tokenizer",
+                                  shardset_path(ss), split == SHARDSET_TRAIN ? "train" : "val",
+                                  (long long)(p + i), (int)buf[i], vocab);
+    }
+    return 0;
+}
+
+int plan_check_unit_data(const spec_t *u, const plan_model_t *m, int scan)
+{
+    int lora = u->mode == SPEC_LORA;
+    const char *path = lora ? u->tenants[0].data : u->data;
+    spec_data_kind_t kind = lora ? u->tenants[0].data_kind : u->data_kind;
+    const spec_train_t *t = lora ? &u->tenants[0].train : &u->train;
+    int ranks = u->resources.ranks, T = t->seq_len;
+    struct stat st;
+    if (stat(path, &st) < 0) return weft_error("data %s: file not found", path);
+    if (!S_ISREG(st.st_mode)) return weft_error("data %s: not a regular file; give a file", path);
+    if (kind != SPEC_DATA_SHARDS) return 0;
+    h5_quiet();
+    shardset_t *ss = shardset_new(path);
+    if (!ss) return weft_error_prefix("data");
+    int rc = 0;
+    if (m && m->tokenizer[0] && strcmp(shardset_tokenizer(ss), m->tokenizer))
+        rc = weft_error("data %s: uses the %s tokenizer but the model uses %s; shard it with the "
+                        "model's tokenizer",
+                        path, shardset_tokenizer(ss), m->tokenizer);
+    if (!rc && m && shardset_vocab_size(ss) > m->vocab_size)
+        rc = weft_error("data %s: vocabulary of %d tokens does not fit the model's %d", path,
+                        shardset_vocab_size(ss), m->vocab_size);
+    if (!rc && shardset_shards(ss) < ranks)
+        rc = weft_error("data %s: %lld shard%s for %d ranks; re-shard it with --shards %d (or a "
+                        "multiple)",
+                        path, (long long)shardset_shards(ss), shardset_shards(ss) == 1 ? "" : "s",
+                        ranks, ranks);
+    for (int r = 0; !rc && r < ranks; r++)
+        if (shardset_select(ss, r, ranks, T) < 0) rc = -1;
+    if (!rc && shardset_val_windows(ss, T) < 1)
+        rc = weft_error("data %s: /val holds %lld tokens, not one window of seq_len+1 = %d; "
+                        "shard it with a larger --val-fraction (e.g. 0.1)",
+                        path, (long long)shardset_tokens(ss, SHARDSET_VAL), T + 1);
+    if (!rc && scan) {
+        int vocab = m && m->vocab_size < shardset_vocab_size(ss) ? m->vocab_size
+                                                                  : shardset_vocab_size(ss);
+        int32_t *buf = malloc(SCAN_BLOCK * sizeof *buf);
+        rc = buf ? 0 : weft_error("out of memory");
+        for (int split = 0; !rc && split < 2; split++)
+            rc = scan_split(ss, (shardset_split_t)split, vocab, buf);
+        free(buf);
+    }
+    shardset_destroy(&ss);
     return rc;
 }
 

@@ -40,6 +40,15 @@ void plan_memory(const spec_t *s, const plan_model_t *m, plan_memory_t *out);
  * training tokens of a shards file in *train_tokens (0 for raw data). */
 int plan_check_data(const char *path, spec_data_kind_t kind, const plan_model_t *m,
                     int64_t *train_tokens);
+/* Checks a unit's data against the run it will train in, before it is
+ * packed with anyone: raw data must be a regular file; a weft-shards file
+ * must open as one of this version, use the model's tokenizer (m may be
+ * NULL), fit its vocabulary, hold at least one shard per rank with a
+ * window of seq_len+1 tokens for every rank, and a /val split of at least
+ * one such window. With scan, every token is read and checked to lie
+ * inside the vocabulary (reads the whole file). -1 with weft_error naming
+ * the file and what to do. */
+int plan_check_unit_data(const spec_t *unit, const plan_model_t *m, int scan);
 /* Checks an adapter file to continue from: it exists, is a weft-adapter
  * file, and its r, alpha, use_rslora and targets attributes agree with the
  * LoRA settings that will train it. */

@@ -124,7 +124,11 @@ int cmd_validate(int argc, char **argv)
         bool first = i == 0 || strcmp(data, units[i - 1].spec->mode == SPEC_LORA
                                                 ? units[i - 1].spec->tenants[0].data
                                                 : units[i - 1].spec->data);
-        if (plan_check_data(data, kind, have_model ? &m : NULL, &train_tokens) && first) {
+        /* then against the run: shards per rank, tokenizer, vocabulary (every
+         * token read), a usable /val; a pack-mate is never failed by it */
+        if ((plan_check_data(data, kind, have_model ? &m : NULL, &train_tokens) ||
+             plan_check_unit_data(us, have_model ? &m : NULL, 1)) &&
+            first) {
             unit_where(s, &units[i], "data", where, sizeof where);
             problem("%s: %s", where, weft_last_error());
         }

@@ -255,6 +255,8 @@ static int submit(const wire_msg_t *m)
                                    .ranks = us->resources.ranks,
                                    .preparing = kind != SPEC_DATA_SHARDS};
         if (!texts[i] || !params[i]) rc = weft_error("out of memory");
+        /* what `weft validate` refuses is refused here, before any packing */
+        if (rc == 0 && prepare_check_unit(us) < 0) weft_error_prefix("%s", u->name), rc = -1;
         if (us->resources.ranks > server.slots)
             rc = weft_error("%s needs %d ranks but this weftd runs at most %d (--slots)", u->name,
                             us->resources.ranks, server.slots);

@@ -87,6 +87,17 @@ void exec_local_destroy(exec_local_t **self_p)
     *self_p = NULL;
 }
 
+void exec_local_child_signals(void)
+{
+    struct sigaction sa = {.sa_handler = SIG_DFL};
+    sigemptyset(&sa.sa_mask);
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &sa, NULL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 int exec_local_launch(exec_local_t *self, int64_t run, int attempt, int ranks, int threads,
                       const char *spec_path, const char *log_path, pid_t *pid)
 {
@@ -127,6 +138,7 @@ int exec_local_launch(exec_local_t *self, int64_t run, int attempt, int ranks, i
     }
     if (child == 0) {
         setsid();
+        exec_local_child_signals();
         int devnull = open("/dev/null", O_RDONLY);
         if (devnull >= 0) dup2(devnull, 0);
         dup2(fd, 1);
@@ -141,15 +153,26 @@ int exec_local_launch(exec_local_t *self, int64_t run, int attempt, int ranks, i
     return 0;
 }
 
+static int code_of(int status)
+{
+    return WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 1;
+}
+
 int exec_local_reap(pid_t *pid, int *exit_code)
 {
     int status;
     pid_t p = waitpid(-1, &status, WNOHANG);
     if (p <= 0) return 0;
     *pid = p;
-    *exit_code = WIFEXITED(status)     ? WEXITSTATUS(status)
-                 : WIFSIGNALED(status) ? 128 + WTERMSIG(status)
-                                       : 1;
+    *exit_code = code_of(status);
+    return 1;
+}
+
+int exec_local_reap_pid(pid_t pid, int *exit_code)
+{
+    int status;
+    if (pid <= 1 || waitpid(pid, &status, WNOHANG) != pid) return 0;
+    *exit_code = code_of(status);
     return 1;
 }
 
@@ -205,4 +228,13 @@ int exec_local_alive(pid_t pid)
         return !(rp && rp[1] == ' ' && rp[2] == 'Z');
     }
     return errno == EPERM;
+}
+
+int exec_local_ended(pid_t pid, int *exit_code)
+{
+    if (exec_local_reap_pid(pid, exit_code)) return 1;
+    if (exec_local_alive(pid)) return 0;
+    /* It may have exited between the two looks: a child's code is kept. */
+    if (!exec_local_reap_pid(pid, exit_code)) *exit_code = -1;
+    return 1;
 }

@@ -18,6 +18,9 @@ void exec_local_destroy(exec_local_t **self_p);
 /* Starts the group; fills pid (also its process-group id). */
 int exec_local_launch(exec_local_t *self, int64_t run, int attempt, int ranks, int threads,
                       const char *spec_path, const char *log_path, pid_t *pid);
+/* In a child before exec: every signal back to its default action and none
+ * blocked (weftd's handlers and its ignored SIGPIPE must not carry over). */
+void exec_local_child_signals(void);
 /* Reaps one ended child without blocking: 1 and pid/exit code (128+signal
  * for a signal) when one ended, 0 when none did. */
 int exec_local_reap(pid_t *pid, int *exit_code);
@@ -28,5 +31,10 @@ int exec_local_reap_pid(pid_t pid, int *exit_code);
 int exec_local_signal(pid_t pid, int sig);
 /* 1 while a process (our child or one from before a restart) still exists. */
 int exec_local_alive(pid_t pid);
+/* 1 when pid has ended, with *exit_code its code when it was our child
+ * (reaped here, so a group that exits between two checks keeps its code)
+ * or -1 when it was not (a group carried over from before a restart);
+ * 0 while it runs. */
+int exec_local_ended(pid_t pid, int *exit_code);
 
 #endif

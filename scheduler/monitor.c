@@ -292,33 +292,33 @@ static int tenant_dst_ok(const char *dst)
 }
 
 /* A succeeded job's output goes where its spec said: <output>/<tenant>/
- * adapter.h5 (lora) or <output>/model.h5 (full). */
-static void publish(live_run_t *r, int64_t job, const char *name)
+ * adapter.h5 (lora) or <output>/model.h5 (full). 0 when it is there; -1
+ * with weft_error set when it cannot be (the job has then no result). */
+static int publish(live_run_t *r, int64_t job, const char *name)
 {
     store_job_row_t row;
-    if (store_job_get(server.store, job, &row) < 0) return;
+    if (store_job_get(server.store, job, &row) < 0) return -1;
     spec_t *s = spec_parse(row.unit, strlen(row.unit), "/", row.name, NULL, NULL);
     store_job_row_free(&row);
-    if (!s) return;
+    if (!s) return -1;
     char src[PATH_MAX], dst[PATH_MAX];
     int lora = s->mode == SPEC_LORA;
     int ok = snprintf(src, sizeof src, "%s/%" PRId64 "/out/%s%s", server.runs_dir, r->id,
                       lora ? name : "", lora ? "/adapter.h5" : "model.h5") < (int)sizeof src &&
              snprintf(dst, sizeof dst, "%s/%s%s", s->output, lora ? name : "",
                       lora ? "/adapter.h5" : "model.h5") < (int)sizeof dst;
+    if (!ok) weft_error("output path too long: %s", s->output);
     spec_destroy(&s);
     if (ok && !tenant_dst_ok(dst)) ok = 0;
-    if (ok && publish_file(src, dst) == 0) {
-        char detail[PATH_MAX + 32];
-        json_t *d = json_pack("{s:s}", "output", dst);
-        char *text = json_dumps(d, JSON_COMPACT);
-        json_decref(d);
-        snprintf(detail, sizeof detail, "%s", text ? text : "{}");
-        free(text);
-        store_job_event(server.store, job, "output", detail);
-    } else {
-        weft_warn("run %" PRId64 ": cannot publish %s: %s", r->id, name, weft_last_error());
-    }
+    if (ok && publish_file(src, dst) < 0) ok = 0;
+    if (!ok) return -1;
+    char detail[PATH_MAX + 32];
+    json_t *d = json_pack("{s:s}", "output", dst);
+    char *text = json_dumps(d, JSON_COMPACT);
+    json_decref(d);
+    snprintf(detail, sizeof detail, "%s", text ? text : "{}");
+    free(text);
+    return store_job_event(server.store, job, "output", detail) < 0 ? -2 : 0;
 }
 
 static int on_done(live_run_t *r, const json_t *b)
@@ -337,7 +337,16 @@ static int on_done(live_run_t *r, const json_t *b)
         } else if (!strcmp(status, "cancelled")) {
             if (end_tenant(r, name, JOB_CANCELLED, "cancelled") < 0) return -1;
         } else if (!strcmp(status, "succeeded") && job_of(r, name)) {
-            publish(r, job_of(r, name), name);
+            /* A result that cannot be published is no success: the job
+             * fails with why (it is not retried; the cause is the output). */
+            int rc = publish(r, job_of(r, name), name);
+            if (rc == -2) return -1;
+            if (rc < 0) {
+                char why[512];
+                snprintf(why, sizeof why, "cannot publish the result: %s", weft_last_error());
+                weft_warn("run %" PRId64 ": %s: %s", r->id, name, why);
+                if (end_tenant(r, name, JOB_FAILED, why) < 0) return -1;
+            }
         }
     }
     store_run_row_t row;
@@ -543,17 +552,21 @@ static void check_liveness(void)
 {
     double now = weftd_now();
     live_run_t *next;
+    int code;
     for (live_run_t *r = server.runs; r; r = next) {
         next = r->next;
+        /* A group that exited since reap() is reaped here with its code:
+         * "process gone" (-1) is only for one that was not our child. */
+        int ended = r->pid > 1 && exec_local_ended(r->pid, &code);
         if (r->ending) {
             if (r->pid == 0 && now - r->ending_since > EXIT_GRACE)
                 group_ended(r, -1);
-            else if (r->pid > 1 && !exec_local_alive(r->pid))
-                group_ended(r, -1);
+            else if (ended)
+                group_ended(r, code);
             continue;
         }
-        if (r->pid > 1 && !exec_local_alive(r->pid)) {
-            group_ended(r, -1);
+        if (ended) {
+            exited(r, code);
         } else if (now - r->last_seen > server.liveness) {
             weft_warn("run %" PRId64 " attempt %d silent for %.0f s; killing its group", r->id,
                       r->attempt, now - r->last_seen);

@@ -1,24 +1,40 @@
 /* prepare.c: weftd's data preparation. A job whose data is raw text or JSONL
- * waits in PREPARING while a child process shards it (`weft shard`, the same
- * code as the command) into the data cache in weftd's home, named by the
- * content hash of the corpus and the tokenizer, so an unchanged corpus is
- * sharded once. A bad corpus fails its jobs with the shard tool's message. */
+ * waits in PREPARING while a child process (its own process group) shards
+ * it into the data cache in weftd's home, named by the content hash of the
+ * corpus and the tokenizer, so an unchanged corpus is sharded once.
+ *
+ * The cache cannot be poisoned by a corpus that changes under it: the child
+ * reads the tenant's file once, through one open descriptor, into a private
+ * copy while hashing it; names the cache file by that hash; shards the copy
+ * (`weft shard`, the same code as the command) into a temporary file; checks
+ * that its source_sha256 is the hash; and renames it into place, so that
+ * inserting is idempotent when two preparations of one corpus race. A cache
+ * file is used only while its source_sha256 matches its name. A bad corpus
+ * fails its jobs with the shard tool's message; a cancelled preparation's
+ * process group is ended. */
+#include "exec_local.h"
 #include "fsutil.h"
+#include "h5util.h"
 #include "log.h"
+#include "plan.h"
 #include "sha256.h"
 #include "spec.h"
 #include "weftd.h"
 
 #include <errno.h>
+#include <hdf5.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define CACHE_VERSION "byte-v1" /* tokenizer and shard settings of the cache */
+#define CANCEL_GRACE  5.0       /* seconds between SIGTERM and SIGKILL of a cancelled one */
 
 typedef struct prep {
     pid_t pid;
@@ -26,6 +42,9 @@ typedef struct prep {
     int shards;            /* one or more per rank of the jobs waiting on it */
     char result[PATH_MAX]; /* the child writes the cache path here */
     char log[PATH_MAX];
+    char copy[PATH_MAX]; /* the child's private copy of the corpus */
+    char out[PATH_MAX];  /* the shards it writes before the rename */
+    double cancelled;    /* when its jobs were all cancelled (0: not) */
     struct prep *next;
 } prep_t;
 
@@ -59,13 +78,110 @@ static int find_weft(char *out, size_t n)
     return 0;
 }
 
-/* Child: hash the corpus, name the cache file, shard into it if missing. */
-static void child(const char *source, spec_data_kind_t kind, int shards, const char *result)
+/* 1 when cache is a weft-shards file whose source_sha256 is hex. */
+static int cache_matches(const char *cache, const char *hex)
 {
-    char hex[65], weft[PATH_MAX], cache[PATH_MAX], name[128], nshards[16];
+    h5_quiet();
+    if (H5Fis_hdf5(cache) <= 0) return 0;
+    hid_t f = H5Fopen(cache, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) return 0;
+    char sha[80] = "";
+    int ok = h5_attr_read_str(f, "source_sha256", sha, sizeof sha) == 0 && !strcmp(sha, hex);
+    H5Fclose(f);
+    return ok;
+}
+
+/* The cache key is the file name's first 64 characters. */
+static int cache_key_matches(const char *cache)
+{
+    const char *base = strrchr(cache, '/');
+    base = base ? base + 1 : cache;
+    char hex[65];
+    if (strlen(base) < 64) return 0;
+    memcpy(hex, base, 64);
+    hex[64] = 0;
+    return cache_matches(cache, hex);
+}
+
+/* Reads source once, through one descriptor, into copy (created 0600),
+ * hashing what it reads. Refuses anything but a regular file (a FIFO would
+ * block the read for ever). */
+static int copy_and_hash(const char *source, const char *copy, char hex[65])
+{
+    int in = open(source, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (in < 0) return weft_error("cannot open data %s: %s", source, strerror(errno));
+    struct stat st;
+    if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(in);
+        return weft_error("data %s is not a regular file; give a file", source);
+    }
+    int out = open(copy, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (out < 0) {
+        close(in);
+        return weft_error("cannot create %s: %s", copy, strerror(errno));
+    }
+    weft_sha256_t sha;
+    weft_sha256_init(&sha);
+    static char buf[1 << 20];
+    int rc = 0;
+    for (;;) {
+        ssize_t n = read(in, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            rc = weft_error("cannot read data %s: %s", source, strerror(errno));
+            break;
+        }
+        if (n == 0) break;
+        weft_sha256_update(&sha, buf, (size_t)n);
+        for (ssize_t done = 0; done < n;) {
+            ssize_t w = write(out, buf + done, (size_t)(n - done));
+            if (w < 0 && errno == EINTR) continue;
+            if (w < 0) {
+                rc = weft_error("cannot write %s: %s", copy, strerror(errno));
+                break;
+            }
+            done += w;
+        }
+        if (rc < 0) break;
+    }
+    close(in);
+    if (close(out) != 0 && rc == 0) rc = weft_error("cannot write %s: %s", copy, strerror(errno));
+    uint8_t digest[32];
+    weft_sha256_final(&sha, digest);
+    weft_sha256_hex(digest, hex);
+    return rc;
+}
+
+/* Runs `weft shard` on the private copy into out; its exit code. */
+static int run_shard(const char *weft, spec_data_kind_t kind, int shards, const char *copy,
+                     const char *out)
+{
+    char nshards[16];
     snprintf(nshards, sizeof nshards, "%d", shards);
-    if (weft_sha256_file(source, hex) < 0) {
+    pid_t pid = fork();
+    if (pid < 0) return weft_error("fork: %s", strerror(errno)), 1;
+    if (pid == 0) {
+        execl(weft, weft, "shard", "--format", kind == SPEC_DATA_JSONL ? "jsonl" : "text",
+              "--quiet", "--force", "--shards", nshards, "--val-fraction", "0.1", "-o", out, copy,
+              (char *)NULL);
+        fprintf(stderr, "cannot run %s: %s\n", weft, strerror(errno));
+        _exit(1);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) return 1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
+/* Child: copy and hash the corpus, name the cache file, shard into it if it
+ * is missing or does not match its name. */
+static void child(const char *source, spec_data_kind_t kind, int shards, const char *result,
+                  const char *copy, const char *out)
+{
+    char hex[65], weft[PATH_MAX], cache[PATH_MAX], name[128];
+    if (copy_and_hash(source, copy, hex) < 0) {
         fprintf(stderr, "%s\n", weft_last_error());
+        unlink(copy);
         _exit(65);
     }
     snprintf(name, sizeof name, "%.64s-%s-%s-s%d.h5", hex,
@@ -73,15 +189,29 @@ static void child(const char *source, spec_data_kind_t kind, int shards, const c
     if (weft_path_join(cache, sizeof cache, server.data_dir, name) < 0 ||
         find_weft(weft, sizeof weft) < 0) {
         fprintf(stderr, "%s\n", weft_last_error());
+        unlink(copy);
         _exit(1);
     }
+    int code = 0;
+    if (access(cache, F_OK) == 0 && !cache_matches(cache, hex))
+        fprintf(stderr, "cache file %s does not hold what its name says; sharding again\n", cache);
+    if (!cache_matches(cache, hex)) {
+        code = run_shard(weft, kind, shards, copy, out);
+        if (code == 0 && !cache_matches(out, hex)) {
+            fprintf(stderr, "the sharded data of %s does not match its hash %s\n", source, hex);
+            code = 1;
+        }
+        if (code == 0 && weft_rename_durable(out, cache) < 0) {
+            fprintf(stderr, "%s\n", weft_last_error());
+            code = 1;
+        }
+        unlink(out);
+    }
+    unlink(copy);
+    if (code != 0) _exit(code);
     FILE *f = fopen(result, "w");
     if (!f || fprintf(f, "%s", cache) < 0 || fclose(f) != 0) _exit(1);
-    if (access(cache, R_OK) == 0) _exit(0);
-    execl(weft, weft, "shard", "--format", kind == SPEC_DATA_JSONL ? "jsonl" : "text", "--quiet",
-          "--shards", nshards, "--val-fraction", "0.1", "-o", cache, source, (char *)NULL);
-    fprintf(stderr, "cannot run %s: %s\n", weft, strerror(errno));
-    _exit(1);
+    _exit(0);
 }
 
 static int start(const char *source, spec_data_kind_t kind, int shards)
@@ -94,11 +224,13 @@ static int start(const char *source, spec_data_kind_t kind, int shards)
     char name[64];
     snprintf(name, sizeof name, "prep-%d-%u", (int)getpid(), counter++);
     if (weft_path_join(p->result, sizeof p->result, server.data_dir, name) < 0 ||
-        snprintf(p->log, sizeof p->log, "%s.log", p->result) >= (int)sizeof p->log) {
+        snprintf(p->log, sizeof p->log, "%s.log", p->result) >= (int)sizeof p->log ||
+        snprintf(p->copy, sizeof p->copy, "%s.src", p->result) >= (int)sizeof p->copy ||
+        snprintf(p->out, sizeof p->out, "%s.h5", p->result) >= (int)sizeof p->out) {
         free(p);
         return -1;
     }
-    int fd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int fd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     pid_t pid = fork();
     if (pid < 0) {
         free(p);
@@ -106,9 +238,12 @@ static int start(const char *source, spec_data_kind_t kind, int shards)
         return weft_error("fork: %s", strerror(errno));
     }
     if (pid == 0) {
+        setpgid(0, 0);
+        exec_local_child_signals();
         if (fd >= 0) dup2(fd, 1), dup2(fd, 2);
-        child(source, kind, shards, p->result);
+        child(source, kind, shards, p->result, p->copy, p->out);
     }
+    setpgid(pid, pid); /* also here, so that a cancel right away reaches the group */
     if (fd >= 0) close(fd);
     p->pid = pid;
     p->next = preps;
@@ -117,11 +252,11 @@ static int start(const char *source, spec_data_kind_t kind, int shards)
     return 0;
 }
 
-static int preparing(const char *source, int shards)
+static prep_t *preparing(const char *source, int shards)
 {
     for (prep_t *p = preps; p; p = p->next)
-        if (!strcmp(p->source, source) && p->shards == shards) return 1;
-    return 0;
+        if (!strcmp(p->source, source) && p->shards == shards) return p;
+    return NULL;
 }
 
 /* Moves every PREPARING job on source forward: to QUEUED with its data now
@@ -148,7 +283,11 @@ static int finish(const char *source, int shards, const char *cache, const char 
                 char *text = spec_write(s);
                 rc = text ? store_job_set_unit(server.store, rows[i].id, text) : -1;
                 free(text);
-                if (rc == 0)
+                /* the sharded data against the run, before any packing */
+                if (rc == 0 && prepare_check_unit(s) < 0)
+                    rc = store_job_transition(server.store, rows[i].id, JOB_FAILED,
+                                              weft_last_error());
+                else if (rc == 0)
                     rc = store_job_transition(server.store, rows[i].id, JOB_QUEUED, "data ready");
             } else {
                 rc = store_job_transition(server.store, rows[i].id, JOB_FAILED, why);
@@ -160,6 +299,13 @@ static int finish(const char *source, int shards, const char *cache, const char 
     if (rc == 0) return store_commit(server.store);
     store_rollback(server.store);
     return -1;
+}
+
+int prepare_check_unit(const spec_t *unit)
+{
+    plan_model_t m;
+    int have = plan_model_read(unit->model, &m) == 0; /* the worker says more if not */
+    return plan_check_unit_data(unit, have ? &m : NULL, 0);
 }
 
 /* Last non-empty line of a file, for the error a job fails with. */
@@ -185,20 +331,48 @@ int prepare_reaped(pid_t pid, int code)
         char *text = code == 0 ? weft_read_file(p->result, PATH_MAX, NULL) : NULL;
         if (text) snprintf(cache, sizeof cache, "%s", text);
         free(text);
-        if (code == 0 && cache[0] && access(cache, R_OK) == 0) {
+        int verified = code == 0 && cache[0] && cache_key_matches(cache);
+        if (code == 0 && !verified)
+            weft_warn("cache file %s does not hold what its name says; not used", cache);
+        if (verified) {
             weft_info("sharded %s into %s", p->source, cache);
             finish(p->source, p->shards, cache, NULL);
         } else {
-            last_line(p->log, why, sizeof why);
+            if (code == 0)
+                snprintf(why, sizeof why, "the sharded data did not verify; submit again");
+            else
+                last_line(p->log, why, sizeof why);
             weft_warn("sharding %s failed: %s", p->source, why);
             finish(p->source, p->shards, NULL, why);
         }
         unlink(p->result);
         unlink(p->log);
+        unlink(p->copy);
+        unlink(p->out);
         free(p);
         return 1;
     }
     return 0;
+}
+
+/* A preparation no PREPARING job waits for any more (all cancelled) is
+ * ended: SIGTERM to its process group (weft shard removes its temporary
+ * file), SIGKILL if it is still there CANCEL_GRACE seconds later. */
+static void end_unwanted(const unsigned char *wanted)
+{
+    int i = 0;
+    double now = weftd_now();
+    for (prep_t *p = preps; p; p = p->next, i++) {
+        if (wanted[i]) {
+            p->cancelled = 0;
+        } else if (!p->cancelled) {
+            weft_info("sharding %s: no job waits for it; ending pid %d", p->source, (int)p->pid);
+            kill(-p->pid, SIGTERM);
+            p->cancelled = now;
+        } else if (now - p->cancelled > CANCEL_GRACE) {
+            kill(-p->pid, SIGKILL);
+        }
+    }
 }
 
 int prepare_cron(void)
@@ -216,6 +390,21 @@ int prepare_cron(void)
             weft_warn("%s", weft_last_error());
         spec_destroy(&s);
     }
+    size_t np = 0;
+    for (prep_t *p = preps; p; p = p->next) np++;
+    unsigned char *wanted = calloc(np ? np : 1, 1);
+    for (size_t i = 0; wanted && i < n; i++) {
+        spec_t *s;
+        char *path;
+        spec_data_kind_t *kind;
+        if (unit_data(&rows[i], &s, &path, &kind) < 0) continue;
+        int k = 0;
+        for (prep_t *p = preps; p; p = p->next, k++)
+            if (!strcmp(p->source, path) && p->shards == s->resources.ranks) wanted[k] = 1;
+        spec_destroy(&s);
+    }
+    if (wanted) end_unwanted(wanted);
+    free(wanted);
     store_job_rows_free(rows, n);
     return 0;
 }

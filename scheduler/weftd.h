@@ -6,6 +6,7 @@
 
 #include "exec_local.h"
 #include "exec_slurm.h"
+#include "spec.h"
 #include "store.h"
 #include "wire.h"
 
@@ -125,6 +126,9 @@ void monitor_reload(void);
 
 /* prepare.c: sharding of raw data for PREPARING jobs. */
 int prepare_cron(void);
+/* A unit's data against its run (plan_check_unit_data, without reading
+ * every token): -1 with weft_error when it cannot train. */
+int prepare_check_unit(const spec_t *unit);
 /* 1 when pid was a preparation child (and is handled), else 0. */
 int prepare_reaped(pid_t pid, int code);
 

@@ -375,7 +375,8 @@ static int open_inputs(writer_t *w, int64_t *total)
     for (int i = 0; i < w->nin; i++) {
         input_t *in = &w->in[i];
         in->path = w->o->inputs[i];
-        in->fd = open(in->path, O_RDONLY | O_CLOEXEC);
+        /* O_NONBLOCK: a FIFO is refused below instead of blocking the open. */
+        in->fd = open(in->path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
         if (in->fd < 0) return weft_error("cannot open input %s: %s", in->path, strerror(errno));
         struct stat st;
         if (fstat(in->fd, &st) < 0)
@@ -383,8 +384,10 @@ static int open_inputs(writer_t *w, int64_t *total)
         if (S_ISDIR(st.st_mode))
             return weft_error("input %s is a folder; pass the files in it", in->path);
         if (!S_ISREG(st.st_mode))
-            return weft_error("input %s is not a regular file (weft shard reads inputs twice)",
+            return weft_error("input %s is not a regular file (weft shard reads inputs twice); "
+                              "save it to a file first",
                               in->path);
+        fcntl(in->fd, F_SETFL, fcntl(in->fd, F_GETFL) & ~O_NONBLOCK);
         posix_fadvise(in->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
         *total += st.st_size;
     }

@@ -287,6 +287,23 @@ static sched_kind_t sched_kind(spec_schedule_t s)
     return s == SPEC_COSINE ? SCHED_COSINE : s == SPEC_LINEAR ? SCHED_LINEAR : SCHED_CONSTANT;
 }
 
+/* In a pack, a tenant whose data fails to load on any rank is dropped
+ * alone, as a NaN tenant is: failed with the first failing rank's message
+ * before its first step, while the pack goes on. */
+static void drop_bad_data(task_t *t, int bad)
+{
+    int first = bad ? W.rank : W.world;
+    MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (first == W.world) return;
+    char why[200];
+    snprintf(why, sizeof why, "%s", weft_last_error());
+    MPI_Bcast(why, sizeof why, MPI_CHAR, first, MPI_COMM_WORLD);
+    shardset_destroy(&t->data);
+    t->state = TASK_FAILED;
+    snprintf(t->error, sizeof t->error, "bad data: %s", why);
+    if (W.rank == 0) weft_warn("tenant %s: %s; the others go on", t->name, t->error);
+}
+
 static int setup_tasks(void)
 {
     const spec_t *s = W.spec;
@@ -306,12 +323,14 @@ static int setup_tasks(void)
             break;
         }
         const char *data = s->mode == SPEC_LORA ? s->tenants[k].data : s->data;
-        if (open_data(t, data, t->train->seed) < 0) {
-            weft_error_prefix("tenant %s", t->name);
+        int bad = open_data(t, data, t->train->seed) < 0;
+        if (bad) weft_error_prefix("tenant %s", t->name);
+        if (W.ntasks > 1) drop_bad_data(t, bad);
+        if (W.ntasks == 1 && bad) {
             code = EXIT_DATA;
             break;
         }
-        t->steps = task_steps(t->train, t->data);
+        t->steps = t->data ? task_steps(t->train, t->data) : 1;
         W.Bsum += t->B;
     }
     if ((code = agree(code)) != EXIT_DONE) return fail_with(code);
@@ -1193,6 +1212,8 @@ int main(int argc, char **argv)
             code = -resumed;
         else if (!resumed && W.pack)
             code = load_init_adapters();
+        for (int k = 0; k < W.ntasks; k++) /* dropped for its data: stays so on a resume */
+            if (!W.tasks[k].data) W.tasks[k].state = TASK_FAILED, W.tasks[k].saved = 1;
     }
     if (code == EXIT_DONE && W.rank == 0) {
         W.rep =
@@ -1209,6 +1230,11 @@ int main(int argc, char **argv)
                           json_pack("{s:o, s:i, s:I, s:s}", "tenants", names, "ranks", W.world,
                                     "step", (json_int_t)W.step, "mode",
                                     spec_mode_name(W.spec->mode)));
+            for (int k = 0; k < W.ntasks; k++)
+                if (!W.tasks[k].data)
+                    reporter_post(W.rep, WIRE_FAIL,
+                                  json_pack("{s:s, s:s}", "tenant", W.tasks[k].name, "error",
+                                            W.tasks[k].error));
             printf("weft-worker: run %s attempt %d: %s, %d task(s), %d rank(s), %s\n", W.run,
                    W.attempt, spec_mode_name(W.spec->mode), W.ntasks, W.world,
                    resumed ? "resumed" : "fresh start");

@@ -133,6 +133,33 @@ def main():
         check(rc == 78 and "data: data %s/models/base.h5: not a weft-shards file" % tmp in err,
               "not shards: %s" % err)
 
+        # data checked against the run before it is packed with anyone: shards
+        # per rank, tokenizer and vocabulary, every token, a usable /val; a
+        # FIFO is refused as data without being opened
+        d = os.path.join(tmp, "data")
+        fixtures.shards(os.path.join(d, "one.h5"), nshards=1)
+        fixtures.shards(os.path.join(d, "gpt2.h5"), vocab_size=50257)
+        bad = [0] * 100000
+        bad[-1] = 256
+        bad[5000] = 300  # inside the file's uint16 but outside the byte vocabulary
+        fixtures.shards(os.path.join(d, "oov.h5"), tokens=bad)
+        fixtures.shards(os.path.join(d, "noval.h5"), ntokens=1000)  # val: 100 tokens < 129
+        os.mkfifo(os.path.join(d, "pipe.txt"))
+        cases = {"one.h5": "1 shard for 2 ranks; re-shard it with --shards 2",
+                 "gpt2.h5": "vocabulary of 50257 tokens does not fit the model's 257",
+                 "oov.h5": "outside the vocabulary",
+                 "noval.h5": "/val holds 100 tokens, not one window of seq_len+1 = 129",
+                 "pipe.txt": "pipe.txt: not a regular file"}
+        for data, want in cases.items():
+            with open(os.path.join(tmp, "pack.cfg"), "w") as f:
+                f.write('mode = "lora"; model = "models/base.h5"; train = { seq_len = 128; };\n'
+                        'resources = { ranks = 2; };\n'
+                        'tenants = ( { name = "good"; data = "data/acme.h5"; },\n'
+                        '            { name = "bad"; data = "data/%s"; } );\n' % data)
+            rc, out, err = validate("pack.cfg", tmp)
+            check(rc == 78 and "tenants[1].data:" in err and want in err
+                  and "tenants[0]" not in err, "%s: want %r, got %d %s" % (data, want, rc, err))
+
         # several spec problems at once: each on its own line
         with open(os.path.join(tmp, "many.cfg"), "w") as f:
             f.write('mode = "lora";\nmodel = "models/base.h5";\ntrain = { lr = 0.0; warmpu = 3; };\n'

@@ -22,3 +22,5 @@ TESTS += tests/scheduler/test_weftd.sh
 EXTRA_DIST += tests/scheduler/test_weftd.sh tests/scheduler/garbage.py
 TESTS += tests/scheduler/test_client_py.sh
 EXTRA_DIST += tests/scheduler/test_client_py.sh scripts/weft_client.py
+TESTS += tests/scheduler/test_weftd_hostile.sh
+EXTRA_DIST += tests/scheduler/test_weftd_hostile.sh

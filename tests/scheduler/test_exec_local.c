@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -100,6 +101,66 @@ START_TEST(kill_group)
 }
 END_TEST
 
+/* A group that exits between weftd's reap and its liveness check is a
+ * zombie there: its exit code must come back, not "process gone" (-1), so
+ * a 65 is not retried and a 75 counts as a requeue. */
+START_TEST(exit_code_of_a_zombie)
+{
+    static const char *modes[] = {"65", "75"};
+    for (int m = 0; m < 2; m++) {
+        char log[512];
+        pid_t pid;
+        int code = 0;
+        run_mode(modes[m], log, sizeof log, &pid);
+        for (int i = 0; i < 1200 && exec_local_alive(pid); i++) usleep(50000);
+        ck_assert_msg(!exec_local_alive(pid), "the group did not exit");
+        ck_assert_int_eq(exec_local_ended(pid, &code), 1);
+        ck_assert_int_eq(code, atoi(modes[m]));
+    }
+    /* A process that is not our child and is gone has no code. */
+    int code = 0;
+    ck_assert_int_eq(exec_local_ended(999999, &code), 1);
+    ck_assert_int_eq(code, -1);
+    ck_assert_int_eq(exec_local_ended(getpid(), &code), 0);
+}
+END_TEST
+
+/* A group starts with every signal at its default action and none blocked,
+ * whatever weftd ignores or blocks (its handlers, SIGPIPE ignored). */
+START_TEST(child_signals_reset)
+{
+    char prog[300], log[300];
+    snprintf(prog, sizeof prog, "%s/status.sh", dir);
+    snprintf(log, sizeof log, "%s/status.log", dir);
+    FILE *f = fopen(prog, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "#!/bin/sh\nexec grep -E '^Sig(Ign|Blk)' /proc/self/status\n");
+    fclose(f);
+    chmod(prog, 0755);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &block, NULL);
+    exec_local_t *ex = exec_local_new(prog, worker, NULL);
+    ck_assert_ptr_nonnull(ex);
+    pid_t pid;
+    ck_assert_int_eq(exec_local_launch(ex, 1, 1, 1, 1, "/tmp/run.cfg", log, &pid), 0);
+    exec_local_destroy(&ex);
+    ck_assert_int_eq(wait_for(pid, 30), 0);
+    char *text = weft_read_file(log, 1 << 16, NULL);
+    ck_assert_ptr_nonnull(text);
+    /* the classic signals 1-31 (glibc keeps 32 and 33 for itself) */
+    const char *ign = strstr(text, "SigIgn:"), *blk = strstr(text, "SigBlk:");
+    ck_assert_msg(ign && blk, "no signal masks: %s", text);
+    unsigned long long vi = strtoull(ign + 7, NULL, 16), vb = strtoull(blk + 7, NULL, 16);
+    ck_assert_msg((vi & 0x7fffffffULL) == 0, "signals ignored: %s", text);
+    ck_assert_msg((vb & 0x7fffffffULL) == 0, "signals blocked: %s", text);
+    free(text);
+}
+END_TEST
+
 START_TEST(missing_programs)
 {
     ck_assert_ptr_null(exec_local_new("/nonexistent/mpirun", worker, NULL));
@@ -115,6 +176,8 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, exit_codes_and_log);
     tcase_add_test(tc, kill_group);
+    tcase_add_test(tc, exit_code_of_a_zombie);
+    tcase_add_test(tc, child_signals_reset);
     tcase_add_test(tc, missing_programs);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -491,6 +491,17 @@ START_TEST(bad_inputs)
 }
 END_TEST
 
+/* A FIFO (or any non-regular file) is refused at once, not read: opening
+ * one for reading would wait for a writer for ever (its own test case, so a
+ * hang fails in seconds). */
+START_TEST(fifo_input_refused)
+{
+    ck_assert_int_eq(mkfifo(tu_path("pipe"), 0600), 0);
+    const char *out = tu_path("out.h5");
+    EXPECT_FAIL("is not a regular file", "shard", "-o", out, tu_path("pipe"));
+}
+END_TEST
+
 /* Killed mid-write: no file at the output name. SIGTERM also removes the
  * temporary file; SIGKILL leaves only a name ending in .tmp.<pid>. */
 START_TEST(interrupted_run)
@@ -690,6 +701,11 @@ int main(void)
     tcase_add_test(tc, sha256_accelerated_matches_plain);
     tcase_add_test(tc, large_documents_and_block_edges);
     suite_add_tcase(s, tc);
+    TCase *quick = tcase_create("fifo");
+    tcase_add_checked_fixture(quick, tu_setup, tu_teardown);
+    tcase_set_timeout(quick, 10);
+    tcase_add_test(quick, fifo_input_refused);
+    suite_add_tcase(s, quick);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

@@ -4,6 +4,7 @@
 #include "client.h"
 #include "auth.h"
 #include "fsutil.h"
+#include "jobs/spec.h"
 #include "log.h"
 #include "weft_cmds.h"
 #include "wire.h"
@@ -380,6 +381,12 @@ int cmd_submit(int argc, char **argv)
     size_t len;
     char *text = weft_read_file(path, 1u << 20, &len);
     if (!text) return fail();
+    char bad[1024];
+    if (!spec_text_utf8(text, len, path, bad, sizeof bad)) {
+        fprintf(stderr, "%s\n", bad);
+        free(text);
+        return 78;
+    }
     char *abs = realpath(path, NULL);
     char folder[PATH_MAX];
     weft_dirname(abs ? abs : path, folder, sizeof folder);
@@ -388,6 +395,12 @@ int cmd_submit(int argc, char **argv)
                              "priority", priority);
     free(abs);
     free(text);
+    if (!body) {
+        fprintf(stderr,
+                "weft: cannot submit %s: its file or folder name is not UTF-8; rename it\n",
+                path);
+        return 78;
+    }
     json_t *r = request(WIRE_SUBMIT, body);
     if (!r) return fail();
     json_t *jobs = json_object_get(r, "jobs");

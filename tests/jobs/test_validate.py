@@ -143,6 +143,20 @@ def main():
         for want in ("many.cfg:3: train.lr:", "many.cfg:3: train.warmpu:", "many.cfg:4: tenants[0].name:"):
             check(any(l.startswith(want) for l in lines), "many: %s missing" % want)
 
+        # a Latin-1 byte: validate and submit refuse it with the same line (submit
+        # before it asks weftd; WEFT_HOME names a folder with no weftd)
+        with open(os.path.join(tmp, "latin1.cfg"), "wb") as f:
+            f.write(b'mode = "full"; model = "models/base.h5"; data = "data/corpus.h5";\n'
+                    b'# caf\xe9\n')
+        rc, out, err = validate("latin1.cfg", tmp)
+        want = "latin1.cfg:2: spec: byte 0xE9 at column 6 is not UTF-8; a spec must be UTF-8 text"
+        check(rc == 78 and err.startswith(want), "latin1 validate: %d %s" % (rc, err))
+        env = dict(os.environ, WEFT_HOME=os.path.join(tmp, "nohome"))
+        p = subprocess.run(["weft", "submit", "latin1.cfg"], cwd=tmp, capture_output=True,
+                           text=True, env=env)
+        check(p.returncode == 78 and p.stderr.startswith(want) and err.splitlines()[0] ==
+              p.stderr.splitlines()[0], "latin1 submit: %d %s" % (p.returncode, p.stderr))
+
         # a folder is not a spec
         rc, out, err = validate(tmp, "/")
         check(rc == 78 and "is a folder" in err, "folder: %d %s" % (rc, err))

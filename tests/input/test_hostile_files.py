@@ -2,9 +2,11 @@
 """test_hostile_files.py: files that would load as silently wrong values are
 refused with one line: a model whose /wte is int32, float64 or big-endian; an
 adapter with int32 matrices or an alpha that is negative or not finite; and
-`weft shard x.jsonl` without --format reads JSONL, as a spec's data does.
+`weft shard x.jsonl` without --format reads JSONL, as a spec's data does;
+`weft generate` escapes control bytes on a terminal (and only there).
 """
 import os
+import pty
 import shutil
 import subprocess
 import sys
@@ -100,6 +102,37 @@ def main():
         p = weft("shard", "--quiet", "-o", os.path.join(tmp, "mix.h5"), j, t)
         check(p.returncode == 64 and one_line(p) and "give --format" in p.stderr,
               "mixed inputs: %d %r" % (p.returncode, p.stderr))
+        # weft generate on a terminal: sampled control bytes come out as \xNN
+        args = ["weft", "generate", "--model", base, "--prompt", "hi", "--tokens", "200",
+                "--temperature", "2", "--seed", "17"]
+        raw = subprocess.run(args, capture_output=True).stdout
+        ctrl = sorted({b for b in raw[:-1] if (b < 32 and b not in (9, 10)) or b == 127})
+        check(ctrl, "the sample holds no control byte to escape: %r" % raw)
+        master, slave = pty.openpty()
+        p = subprocess.Popen(args, stdout=slave)
+        os.close(slave)
+        tty = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            tty += chunk
+        p.wait()
+        os.close(master)
+        check(p.returncode == 0, "generate on a tty: exit %d" % p.returncode)
+        bad = [b for b in tty if (b < 32 and b not in (9, 10, 13)) or b == 127]
+        check(not bad, "raw control bytes on the terminal: %r" % tty)
+        try:
+            text = tty.decode("utf-8")
+            check(not any(0x80 <= ord(ch) <= 0x9f for ch in text), "C1 controls: %r" % tty)
+        except UnicodeDecodeError:
+            check(False, "not UTF-8 on the terminal: %r" % tty)
+        for b in ctrl:
+            check(b"\\x%02x" % b in tty, "byte %d not escaped: %r" % (b, tty))
+        check(tty.startswith(b"hi"), "prompt lost: %r" % tty)
     print("%d failures" % failures)
     return 1 if failures else 0
 

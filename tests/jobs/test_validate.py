@@ -35,6 +35,13 @@ def main():
         for f in os.listdir(os.path.join(top_srcdir, "jobs/examples")):
             shutil.copy(os.path.join(top_srcdir, "jobs/examples", f), tmp)
         fixtures.main(tmp)
+        # the example's acme continues last night's adapter, as its comment shows
+        with open(os.path.join(tmp, "nightly.cfg")) as f:
+            text = f.read()
+        acme = '{ name = "acme";    data = "data/acme.h5"; },'
+        check(acme in text, "nightly.cfg: acme's line changed")
+        with open(os.path.join(tmp, "nightly.cfg"), "w") as f:
+            f.write(text.replace(acme, acme[:-3] + ' init_adapter = "adapters/acme.h5"; },'))
 
         # every example validates; the plan counts jobs and estimates memory
         want_jobs = {"full.cfg": "jobs       1\n", "nightly.cfg": "jobs       3 (3 tenants x 1 trial)",

@@ -340,11 +340,38 @@ static int watch_jobs(const int64_t *ids, int n, int json)
 
 /* ---- commands ---- */
 
+/* `weft COMMAND --help` (or -h) among the arguments: the usage on stdout. */
+static int asked_help(int argc, char **argv, const char *usage)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage, stdout);
+            return 1;
+        }
+    return 0;
+}
+
+static const char usage_show[] = "usage: weft show ID [--json]\n";
+static const char usage_watch[] = "usage: weft watch ID... [--json]\n";
+static const char usage_cancel[] = "usage: weft cancel ID...\n";
+static const char usage_results[] =
+    "usage: weft results ID [--submission] [--csv|--json]\n"
+    "  ID is a job id (its whole submission is listed), or a submission id with --submission;\n"
+    "  ranked by best val loss, failed and cancelled jobs last\n";
+static const char usage_logs[] = "usage: weft logs ID\n"
+                                 "  the worker logs of job ID's run, every attempt\n";
+static const char usage_plot[] =
+    "usage: weft plot ID -o FILE.png\n"
+    "  every job of ID's submission: training and validation loss by step\n"
+    "  (a CSV beside FILE when gnuplot is missing)\n";
+
 static int parse_id(const char *s, int64_t *id)
 {
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
+    if (s[0] == '-' && (s[1] < '0' || s[1] > '9'))
+        return weft_error("unknown option '%s'; see the command's --help", s);
     if (errno || *end || v <= 0) return weft_error("'%s' is not a job id", s);
     *id = v;
     return 0;
@@ -504,8 +531,9 @@ int cmd_show(int argc, char **argv)
 {
     int json = argc > 2 && !strcmp(argv[2], "--json");
     int64_t id;
+    if (asked_help(argc, argv, usage_show)) return 0;
     if (argc < 2 || argc > 3 || (argc == 3 && !json)) {
-        fprintf(stderr, "usage: weft show ID [--json]\n");
+        fputs(usage_show, stderr);
         return 64;
     }
     if (parse_id(argv[1], &id) < 0) return fail();
@@ -539,6 +567,7 @@ int cmd_show(int argc, char **argv)
 int cmd_watch(int argc, char **argv)
 {
     int json = 0, n = 0;
+    if (asked_help(argc, argv, usage_watch)) return 0;
     int64_t *ids = calloc((size_t)argc, sizeof *ids);
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json")) {
@@ -552,7 +581,7 @@ int cmd_watch(int argc, char **argv)
     }
     if (n == 0) {
         free(ids);
-        fprintf(stderr, "usage: weft watch ID... [--json]\n");
+        fputs(usage_watch, stderr);
         return 64;
     }
     int bad = watch_jobs(ids, n, json);
@@ -562,8 +591,9 @@ int cmd_watch(int argc, char **argv)
 
 int cmd_cancel(int argc, char **argv)
 {
+    if (asked_help(argc, argv, usage_cancel)) return 0;
     if (argc < 2) {
-        fprintf(stderr, "usage: weft cancel ID...\n");
+        fputs(usage_cancel, stderr);
         return 64;
     }
     json_t *ids = json_array();
@@ -596,6 +626,7 @@ int cmd_results(int argc, char **argv)
     int json = 0, csv = 0;
     int64_t id = 0;
     int by_sub = 0;
+    if (asked_help(argc, argv, usage_results)) return 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json"))
             json = 1;
@@ -607,9 +638,7 @@ int cmd_results(int argc, char **argv)
             return fail();
     }
     if (!id) {
-        fprintf(stderr, "usage: weft results ID [--submission] [--csv|--json]\n"
-                        "  ID is a job id (its whole submission is listed), or a submission id "
-                        "with --submission\n");
+        fputs(usage_results, stderr);
         return 64;
     }
     json_t *r =
@@ -676,8 +705,9 @@ int cmd_results(int argc, char **argv)
 int cmd_logs(int argc, char **argv)
 {
     int64_t id;
+    if (asked_help(argc, argv, usage_logs)) return 0;
     if (argc != 2) {
-        fprintf(stderr, "usage: weft logs ID\n");
+        fputs(usage_logs, stderr);
         return 64;
     }
     if (parse_id(argv[1], &id) < 0) return fail();
@@ -685,11 +715,17 @@ int cmd_logs(int argc, char **argv)
     if (!r) return fail();
     int64_t run = json_integer_value(json_object_get(r, "run"));
     int attempts = (int)json_integer_value(json_object_get(r, "attempt"));
-    json_decref(r);
     if (run <= 0) {
-        printf("job %lld has not run yet\n", (long long)id);
+        /* it may have ended before a run, its data refused while sharding */
+        const char *state = wire_get_str(r, "state"), *err = wire_get_str(r, "error");
+        if (err)
+            printf("job %lld never ran: %s: %s\n", (long long)id, state ? state : "?", err);
+        else
+            printf("job %lld has not run yet (%s)\n", (long long)id, state ? state : "?");
+        json_decref(r);
         return 0;
     }
+    json_decref(r);
     char home[PATH_MAX];
     if (home_path(home, sizeof home) < 0) return fail();
     for (int a = 1; a <= attempts; a++) {
@@ -751,6 +787,7 @@ int cmd_plot(int argc, char **argv)
 {
     const char *out = NULL;
     int64_t id = 0;
+    if (asked_help(argc, argv, usage_plot)) return 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-o") && i + 1 < argc)
             out = argv[++i];
@@ -758,9 +795,7 @@ int cmd_plot(int argc, char **argv)
             return fail();
     }
     if (!id || !out) {
-        fprintf(stderr, "usage: weft plot ID -o FILE.png\n"
-                        "  every job of ID's submission: training and validation loss by step\n"
-                        "  (a CSV beside FILE when gnuplot is missing)\n");
+        fputs(usage_plot, stderr);
         return 64;
     }
     json_t *r = request(WIRE_RESULTS, json_pack("{s:I}", "id", (json_int_t)id));

@@ -217,3 +217,28 @@ int h5_read_f32(hid_t file, const char *path, int rank, const hsize_t *dims, flo
     if (d >= 0) H5Dclose(d);
     return st < 0 ? weft_error("cannot read dataset %s (corrupt or truncated?)", path) : 0;
 }
+
+int h5_check_f32le(hid_t file, const char *path)
+{
+    hid_t d = H5Dopen2(file, path, H5P_DEFAULT);
+    if (d < 0) return weft_error("cannot open dataset %s", path);
+    hid_t t = H5Dget_type(d);
+    H5Dclose(d);
+    if (t < 0) return weft_error("cannot read the type of dataset %s", path);
+    int ok = H5Tequal(t, H5T_IEEE_F32LE) > 0;
+    H5T_class_t cls = H5Tget_class(t);
+    size_t bits = 8 * H5Tget_size(t);
+    int big = H5Tget_order(t) == H5T_ORDER_BE;
+    int is_unsigned = cls == H5T_INTEGER && H5Tget_sign(t) == H5T_SGN_NONE;
+    H5Tclose(t);
+    if (ok) return 0;
+    char what[64];
+    if (cls == H5T_INTEGER || cls == H5T_FLOAT)
+        snprintf(what, sizeof what, "%s%s%zu", big ? "big-endian " : "",
+                 cls == H5T_FLOAT ? "float" : is_unsigned ? "uint" : "int", bits);
+    else
+        snprintf(what, sizeof what, "not a number type (HDF5 class %d)", (int)cls);
+    return weft_error("dataset %s is stored as %s; weft reads only little-endian float32 "
+                      "(H5T_IEEE_F32LE): convert it, e.g. in h5py with .astype('<f4')",
+                      path, what);
+}

@@ -32,5 +32,8 @@ int h5_make_parents(hid_t file, const char *path);
  * the stored shape equals the expected one and names the dataset if not. */
 int h5_write_f32(hid_t file, const char *path, int rank, const hsize_t *dims, const float *data);
 int h5_read_f32(hid_t file, const char *path, int rank, const hsize_t *dims, float *data);
+/* 0 if the dataset at path is stored as H5T_IEEE_F32LE; else -1 with its
+ * stored type named ("int32", "float64", "big-endian float32"). */
+int h5_check_f32le(hid_t file, const char *path);
 
 #endif

@@ -2,6 +2,7 @@
 noinst_LIBRARIES += jobs/libweftjobs.a
 jobs_libweftjobs_a_SOURCES = \
 	jobs/spec.c jobs/spec.h \
+	jobs/spec_lex.c jobs/spec_lex.h \
 	jobs/spec_fields.c jobs/spec_fields.h \
 	jobs/spec_write.c \
 	jobs/sweep.c \

@@ -3,6 +3,7 @@
  * so that one pass lists them all; paths resolve against the spec's folder. */
 #include "spec.h"
 #include "spec_fields.h"
+#include "spec_lex.h"
 
 #include "fsutil.h"
 #include "log.h"
@@ -918,6 +919,41 @@ static void read_root(ctx_t *c, const config_setting_t *root, spec_t *s, const c
     read_sweep(c, root, s);
 }
 
+bool spec_text_utf8(const char *text, size_t len, const char *display_name, char *msg,
+                    size_t msgsize)
+{
+    int col;
+    unsigned char byte;
+    int line = spec_lex_utf8(text, len, &col, &byte);
+    if (!line) return true;
+    snprintf(msg, msgsize,
+             "%s:%d: spec: byte 0x%02X at column %d is not UTF-8; a spec must be UTF-8 text "
+             "(convert it, e.g. iconv -f latin1 -t utf-8)",
+             display_name ? display_name : "<spec>", line, byte, col);
+    return false;
+}
+
+/* An integer literal that libconfig would read as another value. */
+static void wide_report(void *arg, const spec_wide_t *w, const char *path)
+{
+    ctx_t *c = arg;
+    if (w->past64)
+        perr(c, w->line, path[0] ? path : "spec",
+             "%s does not fit in 64 bits; the largest integer is 9223372036854775807L", w->text);
+    else
+        perr(c, w->line, path[0] ? path : "spec",
+             "%s does not fit in 32 bits and libconfig would read it as %d; write %sL "
+             "(integers past 2147483647 need an L suffix)",
+             w->text, (int32_t)(uint32_t)(uint64_t)w->value, w->text);
+}
+
+/* Reports the listed literals no setting was matched to, by line. */
+static void report_wides(ctx_t *c, spec_wides_t *w)
+{
+    for (int i = 0; i < w->n; i++)
+        if (!w->v[i].found) wide_report(c, &w->v[i], "");
+}
+
 spec_t *spec_parse(const char *text, size_t len, const char *base_dir, const char *display_name,
                    const spec_limits_t *limits, spec_diag_t *diag)
 {
@@ -929,6 +965,13 @@ spec_t *spec_parse(const char *text, size_t len, const char *base_dir, const cha
     }
     if (memchr(text, 0, len)) {
         perr(&c, 0, "spec", "contains a NUL byte; a spec is text");
+        return NULL;
+    }
+    char msg[1024];
+    if (!spec_text_utf8(text, len, c.file, msg, sizeof msg)) {
+        c.nerr++;
+        weft_error("%s", msg);
+        spec_diag_add(c.diag, msg);
         return NULL;
     }
     if (absolute_base(base_dir, c.base, sizeof c.base)) {
@@ -951,9 +994,17 @@ spec_t *spec_parse(const char *text, size_t len, const char *base_dir, const cha
         free(src);
         return NULL;
     }
+    spec_wides_t wides = {0};
+    char *wide_src = spec_lex_widen(src, &wides);
+    if (!wide_src) {
+        perr(&c, 0, "spec", "out of memory");
+        spec_wides_free(&wides);
+        free(src);
+        return NULL;
+    }
     config_t cfg;
     config_init(&cfg);
-    if (!config_read_string(&cfg, src)) {
+    if (!config_read_string(&cfg, wide_src)) {
         char near[64];
         int line = config_error_line(&cfg);
         line_text(src, line, near, sizeof near);
@@ -969,7 +1020,21 @@ spec_t *spec_parse(const char *text, size_t len, const char *base_dir, const cha
                    "groups, sweep = { train = { lr = [...]; }; }";
         else
             hint = "; settings are written name = value; with strings in double quotes";
-        perr(&c, line, "syntax", "%s (libconfig) near `%s`%s", what, near, hint);
+        if (wides.n)
+            report_wides(&c, &wides);
+        else
+            perr(&c, line, "syntax", "%s (libconfig) near `%s`%s", what, near, hint);
+        config_destroy(&cfg);
+        spec_wides_free(&wides);
+        free(wide_src);
+        free(src);
+        return NULL;
+    }
+    free(wide_src);
+    if (wides.n) {
+        spec_lex_match(config_root_setting(&cfg), &wides, wide_report, &c);
+        report_wides(&c, &wides);
+        spec_wides_free(&wides);
         config_destroy(&cfg);
         free(src);
         return NULL;

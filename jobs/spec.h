@@ -142,6 +142,10 @@ const char *spec_diag_get(const spec_diag_t *self, int i);
  * one to diag (when not NULL). */
 spec_t *spec_parse(const char *text, size_t len, const char *base_dir, const char *display_name,
                    const spec_limits_t *limits, spec_diag_t *diag);
+/* Whether text is UTF-8; if not, writes "FILE:LINE: spec: byte 0xNN at
+ * column C is not UTF-8; ..." (the line spec_parse gives) to msg. */
+bool spec_text_utf8(const char *text, size_t len, const char *display_name, char *msg,
+                    size_t msgsize);
 /* Reads and parses a spec file; its folder is the base for relative paths. */
 spec_t *spec_load(const char *path, const spec_limits_t *limits, spec_diag_t *diag);
 spec_t *spec_dup(const spec_t *self);

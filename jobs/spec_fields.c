@@ -179,15 +179,21 @@ static bool in_range(const field_t *f, double v)
     return true;
 }
 
-static int out_of_range(const field_t *f, const char *got, char *why, size_t n)
+static int out_of_range(const field_t *f, const char *got, double v, char *why, size_t n)
 {
     char r[96];
     range_text(f, r, sizeof r);
-    snprintf(why, n, "must be %s, got %s", r, got);
-    if (f->type == F_INT64 && got[0] == '-' && f->lo >= 0)
-        snprintf(why, n,
-                 "must be %s, got %s (integers past 2147483647 need an L suffix: 3000000000L)", r,
-                 got);
+    if (v > f->hi && f->hi >= 1e12) {
+        /* the range text of a large bound names only the low end */
+        char hi[32];
+        if (f->type == F_INT || f->type == F_INT64)
+            spec_fmt_int64((int64_t)f->hi, hi, sizeof hi);
+        else
+            snprintf(hi, sizeof hi, "%g", f->hi);
+        snprintf(why, n, "must be at most %s, got %s", hi, got);
+    } else {
+        snprintf(why, n, "must be %s, got %s", r, got);
+    }
     return -1;
 }
 
@@ -235,7 +241,7 @@ static int set_scalar_number(const field_t *f, void *p, const config_setting_t *
         snprintf(got, sizeof got, "%lld", (long long)i);
     else
         snprintf(got, sizeof got, "%g", d);
-    if (!in_range(f, d)) return out_of_range(f, got, why, n);
+    if (!in_range(f, d)) return out_of_range(f, got, d, why, n);
     if (f->type == F_INT)
         *(int *)p = (int)i;
     else if (f->type == F_INT64)
@@ -295,7 +301,7 @@ int field_set(const field_t *f, void *base, const config_setting_t *s, char *why
             if (!in_range(f, b[k])) {
                 char got[40];
                 snprintf(got, sizeof got, "%g", b[k]);
-                return out_of_range(f, got, why, n);
+                return out_of_range(f, got, b[k], why, n);
             }
         }
         memcpy(p, b, sizeof b);

@@ -495,11 +495,20 @@ static int watch(const wire_msg_t *m)
     return 0;
 }
 
+/* Failed and cancelled jobs after the rest, each part by best val loss
+ * (jobs without one last); the id breaks ties so the order is stable. */
 static int cmp_best(const void *a, const void *b)
 {
-    double x = json_real_value(json_object_get(*(json_t *const *)a, "_sort"));
-    double y = json_real_value(json_object_get(*(json_t *const *)b, "_sort"));
-    return (x > y) - (x < y);
+    const json_t *ja = *(json_t *const *)a, *jb = *(json_t *const *)b;
+    int fa = json_is_true(json_object_get(ja, "_ended_badly"));
+    int fb = json_is_true(json_object_get(jb, "_ended_badly"));
+    if (fa != fb) return fa - fb;
+    double x = json_real_value(json_object_get(ja, "_sort"));
+    double y = json_real_value(json_object_get(jb, "_sort"));
+    if (x != y) return (x > y) - (x < y);
+    json_int_t ia = json_integer_value(json_object_get(ja, "id"));
+    json_int_t ib = json_integer_value(json_object_get(jb, "id"));
+    return (ia > ib) - (ia < ib);
 }
 
 static int results(const wire_msg_t *m)
@@ -550,12 +559,16 @@ static int results(const wire_msg_t *m)
         json_t *b = json_object_get(items[i], "best_val_loss");
         json_object_set_new(items[i], "_sort",
                             json_real(json_is_number(b) ? json_number_value(b) : INFINITY));
+        const char *st = json_string_value(json_object_get(items[i], "state"));
+        json_object_set_new(items[i], "_ended_badly",
+                            json_boolean(st && (!strcmp(st, "failed") || !strcmp(st, "cancelled"))));
     }
     json_t *arr = json_array();
     if (items) {
         qsort(items, n, sizeof *items, cmp_best);
         for (size_t i = 0; i < n; i++) {
             json_object_del(items[i], "_sort");
+            json_object_del(items[i], "_ended_badly");
             json_array_append_new(arr, items[i]);
         }
     }

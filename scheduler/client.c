@@ -4,6 +4,7 @@
 #include "client.h"
 #include "auth.h"
 #include "fsutil.h"
+#include "jobs/spec.h"
 #include "log.h"
 #include "weft_cmds.h"
 #include "wire.h"
@@ -343,11 +344,38 @@ static int watch_jobs(const int64_t *ids, int n, int json)
 
 /* ---- commands ---- */
 
+/* `weft COMMAND --help` (or -h) among the arguments: the usage on stdout. */
+static int asked_help(int argc, char **argv, const char *usage)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage, stdout);
+            return 1;
+        }
+    return 0;
+}
+
+static const char usage_show[] = "usage: weft show ID [--json]\n";
+static const char usage_watch[] = "usage: weft watch ID... [--json]\n";
+static const char usage_cancel[] = "usage: weft cancel ID...\n";
+static const char usage_results[] =
+    "usage: weft results ID [--submission] [--csv|--json]\n"
+    "  ID is a job id (its whole submission is listed), or a submission id with --submission;\n"
+    "  ranked by best val loss, failed and cancelled jobs last\n";
+static const char usage_logs[] = "usage: weft logs ID\n"
+                                 "  the worker logs of job ID's run, every attempt\n";
+static const char usage_plot[] =
+    "usage: weft plot ID -o FILE.png\n"
+    "  every job of ID's submission: training and validation loss by step\n"
+    "  (a CSV beside FILE when gnuplot is missing)\n";
+
 static int parse_id(const char *s, int64_t *id)
 {
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
+    if (s[0] == '-' && (s[1] < '0' || s[1] > '9'))
+        return weft_error("unknown option '%s'; see the command's --help", s);
     if (errno || *end || v <= 0) return weft_error("'%s' is not a job id", s);
     *id = v;
     return 0;
@@ -384,6 +412,12 @@ int cmd_submit(int argc, char **argv)
     size_t len;
     char *text = weft_read_file(path, 1u << 20, &len);
     if (!text) return fail();
+    char bad[1024];
+    if (!spec_text_utf8(text, len, path, bad, sizeof bad)) {
+        fprintf(stderr, "%s\n", bad);
+        free(text);
+        return 78;
+    }
     char *abs = realpath(path, NULL);
     char folder[PATH_MAX];
     weft_dirname(abs ? abs : path, folder, sizeof folder);
@@ -392,6 +426,12 @@ int cmd_submit(int argc, char **argv)
                              "priority", priority);
     free(abs);
     free(text);
+    if (!body) {
+        fprintf(stderr,
+                "weft: cannot submit %s: its file or folder name is not UTF-8; rename it\n",
+                path);
+        return 78;
+    }
     json_t *r = request(WIRE_SUBMIT, body);
     if (!r) return fail();
     json_t *jobs = json_object_get(r, "jobs");
@@ -495,8 +535,9 @@ int cmd_show(int argc, char **argv)
 {
     int json = argc > 2 && !strcmp(argv[2], "--json");
     int64_t id;
+    if (asked_help(argc, argv, usage_show)) return 0;
     if (argc < 2 || argc > 3 || (argc == 3 && !json)) {
-        fprintf(stderr, "usage: weft show ID [--json]\n");
+        fputs(usage_show, stderr);
         return 64;
     }
     if (parse_id(argv[1], &id) < 0) return fail();
@@ -530,6 +571,7 @@ int cmd_show(int argc, char **argv)
 int cmd_watch(int argc, char **argv)
 {
     int json = 0, n = 0;
+    if (asked_help(argc, argv, usage_watch)) return 0;
     int64_t *ids = calloc((size_t)argc, sizeof *ids);
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json")) {
@@ -543,7 +585,7 @@ int cmd_watch(int argc, char **argv)
     }
     if (n == 0) {
         free(ids);
-        fprintf(stderr, "usage: weft watch ID... [--json]\n");
+        fputs(usage_watch, stderr);
         return 64;
     }
     int bad = watch_jobs(ids, n, json);
@@ -553,8 +595,9 @@ int cmd_watch(int argc, char **argv)
 
 int cmd_cancel(int argc, char **argv)
 {
+    if (asked_help(argc, argv, usage_cancel)) return 0;
     if (argc < 2) {
-        fprintf(stderr, "usage: weft cancel ID...\n");
+        fputs(usage_cancel, stderr);
         return 64;
     }
     json_t *ids = json_array();
@@ -587,6 +630,7 @@ int cmd_results(int argc, char **argv)
     int json = 0, csv = 0;
     int64_t id = 0;
     int by_sub = 0;
+    if (asked_help(argc, argv, usage_results)) return 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json"))
             json = 1;
@@ -598,9 +642,7 @@ int cmd_results(int argc, char **argv)
             return fail();
     }
     if (!id) {
-        fprintf(stderr, "usage: weft results ID [--submission] [--csv|--json]\n"
-                        "  ID is a job id (its whole submission is listed), or a submission id "
-                        "with --submission\n");
+        fputs(usage_results, stderr);
         return 64;
     }
     json_t *r =
@@ -667,8 +709,9 @@ int cmd_results(int argc, char **argv)
 int cmd_logs(int argc, char **argv)
 {
     int64_t id;
+    if (asked_help(argc, argv, usage_logs)) return 0;
     if (argc != 2) {
-        fprintf(stderr, "usage: weft logs ID\n");
+        fputs(usage_logs, stderr);
         return 64;
     }
     if (parse_id(argv[1], &id) < 0) return fail();
@@ -676,11 +719,17 @@ int cmd_logs(int argc, char **argv)
     if (!r) return fail();
     int64_t run = json_integer_value(json_object_get(r, "run"));
     int attempts = (int)json_integer_value(json_object_get(r, "attempt"));
-    json_decref(r);
     if (run <= 0) {
-        printf("job %lld has not run yet\n", (long long)id);
+        /* it may have ended before a run, its data refused while sharding */
+        const char *state = wire_get_str(r, "state"), *err = wire_get_str(r, "error");
+        if (err)
+            printf("job %lld never ran: %s: %s\n", (long long)id, state ? state : "?", err);
+        else
+            printf("job %lld has not run yet (%s)\n", (long long)id, state ? state : "?");
+        json_decref(r);
         return 0;
     }
+    json_decref(r);
     char home[PATH_MAX];
     if (home_path(home, sizeof home) < 0) return fail();
     for (int a = 1; a <= attempts; a++) {
@@ -810,6 +859,7 @@ int cmd_plot(int argc, char **argv)
 {
     const char *out = NULL;
     int64_t id = 0;
+    if (asked_help(argc, argv, usage_plot)) return 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-o") && i + 1 < argc)
             out = argv[++i];
@@ -817,9 +867,7 @@ int cmd_plot(int argc, char **argv)
             return fail();
     }
     if (!id || !out) {
-        fprintf(stderr, "usage: weft plot ID -o FILE.png\n"
-                        "  every job of ID's submission: training and validation loss by step\n"
-                        "  (a CSV beside FILE when gnuplot is missing)\n");
+        fputs(usage_plot, stderr);
         return 64;
     }
     json_t *r = request(WIRE_RESULTS, json_pack("{s:I}", "id", (json_int_t)id));

@@ -10,6 +10,7 @@ weft_LDADD = scheduler/libweftsched.a worker/libweftmodel.a worker/libweftengine
 noinst_LIBRARIES += scheduler/libweftsched.a
 scheduler_libweftsched_a_SOURCES = scheduler/store.c scheduler/store.h \
 	scheduler/planner.c scheduler/planner.h \
+	scheduler/tenant_path.c scheduler/tenant_path.h \
 	scheduler/exec_local.c scheduler/exec_local.h \
 	scheduler/exec_slurm.c scheduler/exec_slurm.h
 

@@ -7,6 +7,7 @@
 #include "log.h"
 #include "planner.h"
 #include "spec.h"
+#include "tenant_path.h"
 #include "weftd.h"
 #include "zap.h"
 
@@ -267,28 +268,15 @@ static int publish_file(const char *src, const char *dst)
     return 0;
 }
 
-/* A destination inside HOME/tenants/NAME must stay there once symlinks are
- * resolved (made 0700 on the way). Other destinations are the admin's. */
-static int tenant_dst_ok(const char *dst)
+/* A destination inside HOME/tenants/NAME is written through folder
+ * descriptors that follow no link below it (tenant_publish); other
+ * destinations are the admin's. */
+static int publish_to(const char *src, const char *dst)
 {
     size_t n = strlen(server.tenants_dir);
-    if (strncmp(dst, server.tenants_dir, n) || dst[n] != '/') return 1;
-    char root[PATH_MAX], dir[PATH_MAX], rroot[PATH_MAX], rdir[PATH_MAX];
-    const char *end = strchr(dst + n + 1, '/');
-    if (!end || (size_t)(end - dst) >= sizeof root) {
-        weft_error("%s: no tenant folder", dst);
-        return 0;
-    }
-    memcpy(root, dst, (size_t)(end - dst));
-    root[end - dst] = 0;
-    weft_dirname(dst, dir, sizeof dir);
-    if (weft_mkdir_p(dir, 0700) < 0 || !realpath(root, rroot) || !realpath(dir, rdir)) return 0;
-    n = strlen(rroot);
-    if (strncmp(rdir, rroot, n) || (rdir[n] && rdir[n] != '/')) {
-        weft_error("%s leads outside the tenant folder %s (a symlink?)", dst, root);
-        return 0;
-    }
-    return 1;
+    if (!strncmp(dst, server.tenants_dir, n) && dst[n] == '/')
+        return tenant_publish(server.tenants_dir, src, dst);
+    return publish_file(src, dst);
 }
 
 /* A succeeded job's output goes where its spec said: <output>/<tenant>/
@@ -309,8 +297,7 @@ static int publish(live_run_t *r, int64_t job, const char *name)
                       lora ? "/adapter.h5" : "model.h5") < (int)sizeof dst;
     if (!ok) weft_error("output path too long: %s", s->output);
     spec_destroy(&s);
-    if (ok && !tenant_dst_ok(dst)) ok = 0;
-    if (ok && publish_file(src, dst) < 0) ok = 0;
+    if (ok && publish_to(src, dst) < 0) ok = 0;
     if (!ok) return -1;
     char detail[PATH_MAX + 32];
     json_t *d = json_pack("{s:s}", "output", dst);

@@ -348,6 +348,21 @@ static void tell_parent(int fd, const char *what)
     close(fd);
 }
 
+/* Open MPI's mpirun refuses root unless both variables are 1, and then
+ * every attempt of every run fails within a second: as root, weftd sets them
+ * for its own children (mpirun, and sbatch's environment). */
+static void allow_mpirun_as_root(void)
+{
+    if (geteuid() != 0) return;
+    static const char *vars[] = {"OMPI_ALLOW_RUN_AS_ROOT", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"};
+    for (int i = 0; i < 2; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && !strcmp(v, "1")) continue;
+        setenv(vars[i], "1", 1);
+        weft_info("running as root: %s=1 set for mpirun", vars[i]);
+    }
+}
+
 int main(int argc, char **argv)
 {
     weft_log_init("weftd");
@@ -529,6 +544,7 @@ int main(int argc, char **argv)
         weft_report();
         return 1;
     }
+    allow_mpirun_as_root();
     char db[PATH_MAX];
     int rc = 1;
     if (weft_path_join(db, sizeof db, server.home, "weft.db") < 0 ||

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define VERIFY_BLOCK (1 << 20) /* tokens per read */
 
@@ -25,6 +26,7 @@ static void usage(FILE *out)
                  "HDF5 file: a seeded shuffle of the documents split into /train (S shards)\n"
                  "and /val (a fraction F of the documents). See docs/FORMATS-shards.md.\n\n"
                  "  --format text   each file is a document; a line holding only --- splits it\n"
+                 "                  (the default, unless every INPUT is named *.jsonl)\n"
                  "  --format jsonl  one JSON object a line; the document is its --field member\n"
                  "  --field NAME    JSONL member holding the text (default: text)\n"
                  "  --shards S      training shards, rank r of R reads r, r+R, ... (default 1)\n"
@@ -107,6 +109,23 @@ static int verify(const char *path)
     return rc;
 }
 
+/* Without --format, inputs named *.jsonl are JSONL and others text, as a
+ * spec's data is (spec_data_kind_of); a mix of the two needs --format. */
+static int format_by_extension(char **inputs, int n, shard_input_t *format)
+{
+    int jsonl = 0;
+    for (int i = 0; i < n; i++) {
+        const char *dot = strrchr(inputs[i], '.'), *slash = strrchr(inputs[i], '/');
+        jsonl += dot && (!slash || dot > slash) && !strcasecmp(dot, ".jsonl");
+    }
+    if (jsonl && jsonl < n)
+        return weft_error("%d of the %d inputs are .jsonl and the rest are not: give --format "
+                          "text or --format jsonl",
+                          jsonl, n);
+    *format = jsonl ? SHARD_INPUT_JSONL : SHARD_INPUT_TEXT;
+    return 0;
+}
+
 int cmd_shard(int argc, char **argv)
 {
     static const struct option longopts[] = {{"format", required_argument, 0, 'F'},
@@ -121,6 +140,7 @@ int cmd_shard(int argc, char **argv)
                                              {"help", no_argument, 0, 'h'},
                                              {0, 0, 0, 0}};
     shard_opts_t o = {.format = SHARD_INPUT_TEXT, .field = "text", .shards = 1, .progress = 1};
+    int format_given = 0;
     const char *verify_path = NULL;
     int64_t seed = 0;
     int c, bad = 0;
@@ -130,6 +150,7 @@ int cmd_shard(int argc, char **argv)
         char *end;
         switch (c) {
         case 'F':
+            format_given = 1;
             if (!strcmp(optarg, "text"))
                 o.format = SHARD_INPUT_TEXT;
             else if (!strcmp(optarg, "jsonl"))
@@ -196,6 +217,10 @@ int cmd_shard(int argc, char **argv)
     }
     o.inputs = argv + optind;
     o.ninputs = argc - optind;
+    if (!format_given && format_by_extension(o.inputs, o.ninputs, &o.format) < 0) {
+        weft_report();
+        return 64;
+    }
     shard_stats_t st;
     if (shard_write(&o, &st) < 0) {
         weft_report();

@@ -52,6 +52,9 @@ static int read_info(hid_t f, adapter_info_t *info)
         return -1;
     if (r < 1 || r > (1 << 20)) return weft_error("attribute r = %lld is not a rank", (long long)r);
     if (!isfinite(alpha)) return weft_error("attribute alpha is not a finite number");
+    if (!(alpha > 0 && alpha <= 1e6))
+        return weft_error("attribute alpha = %g: must be in (0, 1e6], as lora.alpha in a spec",
+                          alpha);
     if (rs != 0 && rs != 1)
         return weft_error("attribute use_rslora = %lld: must be 0 or 1", (long long)rs);
     if (!is_hex64(hex))
@@ -84,10 +87,14 @@ static int read_info(hid_t f, adapter_info_t *info)
                 has[i] = h5_path_exists(f, p);
             }
             int listed = (info->spec.targets >> m) & 1;
-            for (int i = 0; i < 2; i++)
+            for (int i = 0; i < 2; i++) {
                 if (listed && !has[i])
                     return weft_error("targets lists %s but /h/%d/%s/%s is missing",
                                       lora_module_name(m), l, lora_module_path(m), names[i]);
+                if (listed && (tensor_path(p, sizeof p, "", l, m, names[i]) < 0 ||
+                               h5_check_f32le(f, p) < 0))
+                    return -1;
+            }
             if (!listed && (has[0] || has[1]))
                 return weft_error("/h/%d/%s holds LoRA matrices but targets '%s' does not list %s",
                                   l, lora_module_path(m), targets, lora_module_name(m));
@@ -155,9 +162,9 @@ int adapter_read_tensors(hid_t file, const char *prefix, lora_pack_t *pack, int 
             lora_module_dims(m, lora_pack_embd(pack), &in, &out);
             hsize_t da[2] = {(hsize_t)s->r, (hsize_t)in}, db[2] = {(hsize_t)out, (hsize_t)s->r};
             if (tensor_path(p, sizeof p, prefix, l, m, "lora_A") < 0 ||
-                h5_read_f32(file, p, 2, da, buf + a) < 0 ||
+                h5_check_f32le(file, p) < 0 || h5_read_f32(file, p, 2, da, buf + a) < 0 ||
                 tensor_path(p, sizeof p, prefix, l, m, "lora_B") < 0 ||
-                h5_read_f32(file, p, 2, db, buf + b) < 0)
+                h5_check_f32le(file, p) < 0 || h5_read_f32(file, p, 2, db, buf + b) < 0)
                 return -1;
         }
     return 0;

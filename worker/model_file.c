@@ -80,6 +80,7 @@ int model_file_read_tensors(hid_t file, const gpt2_t *model, float *buf)
         hsize_t dims[2];
         tensor_dims(t, dims);
         snprintf(path, sizeof path, "/%s", t->name);
+        if (h5_path_exists(file, path) && h5_check_f32le(file, path) < 0) return -1;
         if (h5_read_f32(file, path, t->ndim, dims, buf + t->offset) < 0) {
             char why[512];
             snprintf(why, sizeof why, "%s", weft_last_error());

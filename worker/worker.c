@@ -274,6 +274,19 @@ static int open_data(task_t *t, const char *path, int64_t seed)
     return 0;
 }
 
+/* The /val windows evaluation will read, read at start (the reader checks
+ * every token against the vocabulary) rather than first when training ends:
+ * all of them, on every rank, so rank 0 can say why (eval_windows is small). */
+static int check_val(const task_t *t)
+{
+    int64_t avail = shardset_val_windows(t->data, W.T);
+    int64_t n = t->train->eval_windows < avail ? t->train->eval_windows : avail;
+    for (int64_t i = 0; i < n; i++)
+        if (shardset_val_window(t->data, W.T, i, W.window) < 0)
+            return weft_error_prefix("tenant %s", t->name);
+    return 0;
+}
+
 static int64_t task_steps(const spec_train_t *t, shardset_t *data)
 {
     if (t->steps > 0) return t->steps;
@@ -339,6 +352,9 @@ static int setup_tasks(void)
     W.targets = malloc(rows * sizeof *W.targets);
     W.window = malloc(((size_t)W.T + 1) * sizeof *W.window);
     if (!W.inputs || !W.targets || !W.window) return fail_with(EXIT_FAIL);
+    for (int k = 0; k < W.ntasks && code == EXIT_DONE; k++)
+        if (check_val(&W.tasks[k]) < 0) code = EXIT_DATA;
+    if ((code = agree(code)) != EXIT_DONE) return fail_with(code);
     return EXIT_DONE;
 }
 
@@ -718,7 +734,8 @@ static int resume(int allowed, int64_t *metrics_bytes_out)
 static int fill_rows(task_t *t, int *in, int *tg, int B)
 {
     for (int b = 0; b < B; b++) {
-        if (shardset_next_window(t->data, &t->cursor, W.window) < 0) return -1;
+        if (shardset_next_window(t->data, &t->cursor, W.window) < 0)
+            return weft_error_prefix("tenant %s", t->name);
         for (int i = 0; i < W.T; i++) {
             in[(size_t)b * W.T + i] = W.window[i];
             tg[(size_t)b * W.T + i] = W.window[i + 1];
@@ -730,6 +747,15 @@ static int fill_rows(task_t *t, int *in, int *tg, int B)
 static int task_active(const task_t *t)
 {
     return t->state == TASK_TRAINING;
+}
+
+/* Every rank's verdict on its share of a step, taken before the gradient
+ * all-reduce so that all ranks leave the step together: the rank that failed
+ * says why (only it knows), and every rank returns -1. */
+static int step_failed(int rc)
+{
+    if (rc < 0) weft_report();
+    return agree(rc < 0 ? EXIT_DATA : EXIT_DONE) != EXIT_DONE ? -1 : 0;
 }
 
 /* Forward and backward of one optimizer step on this rank, gradients summed
@@ -745,13 +771,14 @@ static int compute_step(float *losses, double *grad_norm)
             float loss;
             if (fill_rows(t, W.inputs, W.targets, t->B) < 0 ||
                 gpt2_forward(W.model, W.inputs, W.targets, t->B, W.T, &loss) < 0)
-                return -1;
+                return step_failed(-1);
             size_t valid = gpt2_valid_targets(W.model);
             for (int b = 0; b < t->B; b++)
                 W.scale[b] = valid ? 1.0f / ((float)valid * (float)accum) : 0.0f;
-            if (gpt2_backward(W.model, W.scale) < 0) return -1;
+            if (gpt2_backward(W.model, W.scale) < 0) return step_failed(-1);
             losses[0] += loss / (float)accum;
         }
+        if (step_failed(0) < 0) return -1;
         double t_ar = now();
         allreduce_floats(W.model->grads, W.model->nparams);
         W.allreduce_s += now() - t_ar;
@@ -782,7 +809,7 @@ static int compute_step(float *losses, double *grad_norm)
     }
     free(batches);
     free(l);
-    if (rc < 0) return -1;
+    if (step_failed(rc) < 0) return -1;
     if (W.accum) memcpy(g, W.accum, n * sizeof *g);
     double t_ar = now();
     allreduce_floats(g, n);

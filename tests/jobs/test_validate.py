@@ -35,6 +35,13 @@ def main():
         for f in os.listdir(os.path.join(top_srcdir, "jobs/examples")):
             shutil.copy(os.path.join(top_srcdir, "jobs/examples", f), tmp)
         fixtures.main(tmp)
+        # the example's acme continues last night's adapter, as its comment shows
+        with open(os.path.join(tmp, "nightly.cfg")) as f:
+            text = f.read()
+        acme = '{ name = "acme";    data = "data/acme.h5"; },'
+        check(acme in text, "nightly.cfg: acme's line changed")
+        with open(os.path.join(tmp, "nightly.cfg"), "w") as f:
+            f.write(text.replace(acme, acme[:-3] + ' init_adapter = "adapters/acme.h5"; },'))
 
         # every example validates; the plan counts jobs and estimates memory
         want_jobs = {"full.cfg": "jobs       1\n", "nightly.cfg": "jobs       3 (3 tenants x 1 trial)",
@@ -169,6 +176,20 @@ def main():
         check(rc == 78 and len(lines) == 4, "many problems: %d %s" % (rc, err))
         for want in ("many.cfg:3: train.lr:", "many.cfg:3: train.warmpu:", "many.cfg:4: tenants[0].name:"):
             check(any(l.startswith(want) for l in lines), "many: %s missing" % want)
+
+        # a Latin-1 byte: validate and submit refuse it with the same line (submit
+        # before it asks weftd; WEFT_HOME names a folder with no weftd)
+        with open(os.path.join(tmp, "latin1.cfg"), "wb") as f:
+            f.write(b'mode = "full"; model = "models/base.h5"; data = "data/corpus.h5";\n'
+                    b'# caf\xe9\n')
+        rc, out, err = validate("latin1.cfg", tmp)
+        want = "latin1.cfg:2: spec: byte 0xE9 at column 6 is not UTF-8; a spec must be UTF-8 text"
+        check(rc == 78 and err.startswith(want), "latin1 validate: %d %s" % (rc, err))
+        env = dict(os.environ, WEFT_HOME=os.path.join(tmp, "nohome"))
+        p = subprocess.run(["weft", "submit", "latin1.cfg"], cwd=tmp, capture_output=True,
+                           text=True, env=env)
+        check(p.returncode == 78 and p.stderr.startswith(want) and err.splitlines()[0] ==
+              p.stderr.splitlines()[0], "latin1 submit: %d %s" % (p.returncode, p.stderr))
 
         # a folder is not a spec
         rc, out, err = validate(tmp, "/")

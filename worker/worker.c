@@ -361,8 +361,7 @@ static int setup_lora(void)
                                    .adam = {(float)t->betas[0], (float)t->betas[1], (float)t->eps,
                                             (float)t->weight_decay}};
     }
-    W.pack = lora_pack_new(W.model->cfg.n_layer, W.model->cfg.n_embd, W.ntasks, ls,
-                           (size_t)W.Bsum * (size_t)W.T);
+    W.pack = lora_pack_for(W.model, W.ntasks, ls, (size_t)W.Bsum * (size_t)W.T);
     free(ls);
     if (!W.pack) return fail_with(EXIT_SPEC);
     for (int k = 0; k < W.ntasks; k++) lora_pack_init_tenant(W.pack, k);

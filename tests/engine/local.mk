@@ -21,3 +21,4 @@ bench-engine: weft-bench
 	top_srcdir='$(abs_top_srcdir)' ./weft-bench engine --vs-torch \
 		--torch-script '$(abs_top_srcdir)/scripts/bench-torch.py' $(BENCH_ARGS)
 .PHONY: bench-engine
+include tests/engine/llama.mk

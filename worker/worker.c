@@ -38,6 +38,9 @@
 #include <time.h>
 #include <unistd.h>
 
+_Static_assert(SPEC_T_ATTN_C_ATTN == 1u << LORA_ATTN_C_ATTN && SPEC_T_Q_PROJ == 1u << LORA_Q_PROJ &&
+                   SPEC_T_DOWN_PROJ == 1u << LORA_DOWN_PROJ && SPEC_T_ALL_LINEAR == LORA_ALL_LINEAR,
+               "job specs and lora number the LoRA modules alike");
 enum { EXIT_DONE = 0, EXIT_FAIL = 1, EXIT_DATA = 65, EXIT_REQUEUE = 75, EXIT_SPEC = 78 };
 
 /* A task is what has its own data and optimizer: a tenant (lora) or the

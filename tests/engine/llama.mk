@@ -5,3 +5,5 @@ tests_engine_test_llama_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/worker
 tests_engine_test_llama_LDADD = worker/libweftmodel.a worker/libweftengine.a \
 	common/libweftcommon.a $(TEST_LIBS) $(WEFT_LIBS)
 TESTS += tests/engine/test_llama
+TESTS += tests/engine/test_llama_cli.sh
+EXTRA_DIST += tests/engine/test_llama_cli.sh

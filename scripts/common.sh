@@ -4,7 +4,7 @@
 WEFT_PACKAGES="autoconf automake libtool pkg-config make gcc
   libopenmpi-dev openmpi-bin libzmq3-dev libhdf5-openmpi-dev hdf5-tools
   libconfig-dev libopenblas-dev check libsqlite3-dev libjansson-dev zlib1g-dev libdeflate-dev
-  python3 python3-h5py python3-zmq python3-numpy sqlite3"
+  python3 python3-h5py python3-zmq python3-numpy python3-torch sqlite3"
 
 # Open MPI refuses root without these; CI runs as root.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1

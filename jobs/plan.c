@@ -59,7 +59,23 @@ int plan_model_read(const char *path, plan_model_t *m)
         else
             *dst[i] = (int)v;
     }
-    if (!rc && m->n_embd % m->n_head)
+    char arch[32] = "gpt2";
+    if (!rc && h5_attr_read_str(f, "arch", arch, sizeof arch)) strcpy(arch, "gpt2");
+    m->llama = !strcmp(arch, "llama");
+    static const char *lnames[] = {"n_kv_head", "head_dim", "n_inner", "tie_word_embeddings"};
+    int *ldst[] = {&m->n_kv_head, &m->head_dim, &m->n_inner, &m->tie};
+    for (int i = 0; i < 4 && !rc && m->llama; i++) {
+        int64_t v;
+        if (h5_attr_read_i64(f, lnames[i], &v) || v < (i == 3 ? 0 : 1) || v > (1 << 24))
+            rc = weft_error("model %s: root attribute %s missing or out of range", path,
+                            lnames[i]);
+        else
+            *ldst[i] = (int)v;
+    }
+    if (!rc && m->llama && m->n_head % m->n_kv_head)
+        rc = weft_error("model %s: n_head %d is not a multiple of n_kv_head %d", path, m->n_head,
+                        m->n_kv_head);
+    if (!rc && !m->llama && m->n_embd % m->n_head)
         rc = weft_error("model %s: n_embd %d is not a multiple of n_head %d", path, m->n_embd,
                         m->n_head);
     if (!rc && h5_attr_read_str(f, "tokenizer", m->tokenizer, sizeof m->tokenizer))
@@ -68,25 +84,56 @@ int plan_model_read(const char *path, plan_model_t *m)
     return rc;
 }
 
+/* Llama widths: H*hd, KV*hd, I. */
+static void llama_widths(const plan_model_t *m, int64_t *QD, int64_t *KD, int64_t *I)
+{
+    *QD = (int64_t)m->n_head * m->head_dim;
+    *KD = (int64_t)m->n_kv_head * m->head_dim;
+    *I = m->n_inner;
+}
+
 int64_t plan_model_params(const plan_model_t *m)
 {
     int64_t V = m->vocab_size, C = m->n_embd, L = m->n_layer, P = m->n_ctx;
+    if (m->llama) { /* biases are a rounding error here and left out */
+        int64_t QD, KD, I;
+        llama_widths(m, &QD, &KD, &I);
+        return V * C * (m->tie ? 1 : 2) + L * (2 * C * QD + 2 * C * KD + 3 * C * I + 2 * C) + C;
+    }
     return V * C + P * C + L * (12 * C * C + 13 * C) + 2 * C;
 }
 
 int64_t plan_adapter_params(const plan_model_t *m, const spec_lora_t *l)
 {
     int64_t C = m->n_embd, r = l->r, per_layer = 0;
-    if (l->targets & SPEC_T_ATTN_C_ATTN) per_layer += r * (C + 3 * C);
-    if (l->targets & SPEC_T_ATTN_C_PROJ) per_layer += r * (C + C);
-    if (l->targets & SPEC_T_MLP_C_FC) per_layer += r * (C + 4 * C);
-    if (l->targets & SPEC_T_MLP_C_PROJ) per_layer += r * (4 * C + C);
+    if (m->llama) {
+        int64_t QD, KD, I;
+        llama_widths(m, &QD, &KD, &I);
+        unsigned t = l->targets & SPEC_T_ALL_LINEAR ? SPEC_T_LLAMA : l->targets;
+        if (t & SPEC_T_Q_PROJ) per_layer += r * (C + QD);
+        if (t & SPEC_T_K_PROJ) per_layer += r * (C + KD);
+        if (t & SPEC_T_V_PROJ) per_layer += r * (C + KD);
+        if (t & SPEC_T_O_PROJ) per_layer += r * (QD + C);
+        if (t & SPEC_T_GATE_PROJ) per_layer += r * (C + I);
+        if (t & SPEC_T_UP_PROJ) per_layer += r * (C + I);
+        if (t & SPEC_T_DOWN_PROJ) per_layer += r * (I + C);
+        return per_layer * m->n_layer;
+    }
+    unsigned t = l->targets & SPEC_T_ALL_LINEAR ? SPEC_T_ALL : l->targets;
+    if (t & SPEC_T_ATTN_C_ATTN) per_layer += r * (C + 3 * C);
+    if (t & SPEC_T_ATTN_C_PROJ) per_layer += r * (C + C);
+    if (t & SPEC_T_MLP_C_FC) per_layer += r * (C + 4 * C);
+    if (t & SPEC_T_MLP_C_PROJ) per_layer += r * (4 * C + C);
     return per_layer * m->n_layer;
 }
 
-static int popcount4(unsigned x)
+/* Modules a targets set names on model m (all-linear: all of them). */
+static int module_count(const plan_model_t *m, unsigned x)
 {
-    return (int)((x & 1) + ((x >> 1) & 1) + ((x >> 2) & 1) + ((x >> 3) & 1));
+    if (x & SPEC_T_ALL_LINEAR) return m->llama ? 7 : 4;
+    int n = 0;
+    for (; x; x >>= 1) n += (int)(x & 1);
+    return n;
 }
 
 void plan_memory(const spec_t *s, const plan_model_t *m, plan_memory_t *o)
@@ -101,6 +148,16 @@ void plan_memory(const spec_t *s, const plan_model_t *m, plan_memory_t *o)
      * + 2*NH*T (scores before and after softmax); then 2C + 2V + 3 for the
      * final norm, logits, probabilities and losses. */
     double per_seq = T * (L * (18 * C + 4 + 2 * NH * T) + 2 * C + 2 * V + 3);
+    if (m->llama) {
+        /* worker/llama.c: per layer 4C (norms, residuals) + 2 QD (q, attention
+         * out) + 2 KD + 2 I (gate, up) + 2 (norm statistics) + NH*T
+         * probabilities; then the final norm, logits and the whole-model
+         * scratch of one layer's width */
+        int64_t QD, KD, I;
+        llama_widths(m, &QD, &KD, &I);
+        per_seq = T * (L * (4 * C + 2.0 * QD + 2.0 * KD + 2.0 * I + 2 + NH * T) + 4 * C +
+                       2.0 * V + 3 * (double)I + 3);
+    }
     o->weights = 4 * N;
     if (s->mode == SPEC_FULL) {
         o->rows = s->train.batch_size / per;
@@ -116,7 +173,7 @@ void plan_memory(const spec_t *s, const plan_model_t *m, plan_memory_t *o)
             o->grads += 4 * P;
             o->optimizer += 8 * P;
             /* x*A^T per targeted module, and the dropout-masked input */
-            o->activations += 2.0 * 4 * (double)rows * T * L * popcount4(t->lora.targets) *
+            o->activations += 2.0 * 4 * (double)rows * T * L * module_count(m, t->lora.targets) *
                               (t->lora.r + (t->lora.dropout > 0 ? 4 * C : 0));
         }
     }
@@ -222,14 +279,16 @@ int plan_check_unit_data(const spec_t *u, const plan_model_t *m, int scan)
  * bit no spec has, so they never compare equal. */
 static unsigned targets_mask(const char *list)
 {
-    static const char *names[] = {"attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"};
     unsigned mask = 0;
     for (const char *p = list; *p;) {
         size_t n = strcspn(p, ",");
         int found = -1;
-        for (int i = 0; i < 4; i++)
-            if (strlen(names[i]) == n && !strncmp(p, names[i], n)) found = i;
-        mask |= found >= 0 ? 1u << found : 1u << 8;
+        for (int i = 0; i < 32; i++) {
+            char name[32];
+            spec_targets_string(1u << i, name, sizeof name);
+            if (name[0] && strlen(name) == n && !strncmp(p, name, n)) found = i;
+        }
+        mask |= found >= 0 ? 1u << found : 1u << 30;
         p += n;
         if (*p == ',') p++;
     }

@@ -11,6 +11,8 @@
 typedef struct {
     int n_layer, n_head, n_embd, vocab_size, n_ctx;
     char tokenizer[16];
+    int llama;                            /* arch "llama" (version 2) */
+    int n_kv_head, head_dim, n_inner, tie; /* llama only */
 } plan_model_t;
 
 /* Reads a weft-model file's root attributes; -1 with weft_error naming the

@@ -29,15 +29,27 @@ typedef enum { SPEC_COSINE = 0, SPEC_LINEAR = 1, SPEC_CONSTANT = 2 } spec_schedu
  * .jsonl JSON lines (one {"text": ...} per line); anything else raw text. */
 typedef enum { SPEC_DATA_SHARDS = 0, SPEC_DATA_TEXT = 1, SPEC_DATA_JSONL = 2 } spec_data_kind_t;
 
-/* LoRA target modules, a bit each; spec_targets_string() spells a set the way
- * the adapter file's `targets` attribute does ("attn.c_attn,mlp.c_fc"). */
+/* LoRA target modules, a bit each, numbered as worker/lora.h numbers them;
+ * spec_targets_string() spells a set the way the adapter file's `targets`
+ * attribute does ("attn.c_attn,mlp.c_fc"). Which modules exist depends on
+ * the backbone's architecture: the worker refuses one it lacks (exit 78). */
 enum {
-    SPEC_T_ATTN_C_ATTN = 1u << 0, /* [C,3C] */
-    SPEC_T_ATTN_C_PROJ = 1u << 1, /* [C,C] */
-    SPEC_T_MLP_C_FC = 1u << 2,    /* [C,4C] */
-    SPEC_T_MLP_C_PROJ = 1u << 3,  /* [4C,C] */
-    SPEC_T_ALL = 15u
+    SPEC_T_ATTN_C_ATTN = 1u << 0, /* gpt2 [C,3C] */
+    SPEC_T_ATTN_C_PROJ = 1u << 1, /* gpt2 [C,C] */
+    SPEC_T_MLP_C_FC = 1u << 2,    /* gpt2 [C,4C] */
+    SPEC_T_MLP_C_PROJ = 1u << 3,  /* gpt2 [4C,C] */
+    SPEC_T_ALL = 15u,             /* every GPT-2 module */
+    SPEC_T_Q_PROJ = 1u << 4,      /* llama self_attn.q_proj [C,H*hd] */
+    SPEC_T_K_PROJ = 1u << 5,      /* llama self_attn.k_proj [C,KV*hd] */
+    SPEC_T_V_PROJ = 1u << 6,      /* llama self_attn.v_proj [C,KV*hd] */
+    SPEC_T_O_PROJ = 1u << 7,      /* llama self_attn.o_proj [H*hd,C] */
+    SPEC_T_GATE_PROJ = 1u << 8,   /* llama mlp.gate_proj [C,I] */
+    SPEC_T_UP_PROJ = 1u << 9,     /* llama mlp.up_proj [C,I] */
+    SPEC_T_DOWN_PROJ = 1u << 10,  /* llama mlp.down_proj [I,C] */
+    SPEC_T_LLAMA = 0x7f0u         /* every Llama module */
 };
+/* "all-linear": every module of the backbone, whichever its architecture. */
+#define SPEC_T_ALL_LINEAR (1u << 31)
 
 /* Training settings. In lora mode each tenant carries its own resolved copy;
  * the settings marked "shared" are equal in every tenant of a spec (and of a

@@ -47,7 +47,18 @@ const field_t spec_fields[] = {
 const int spec_nfields = sizeof spec_fields / sizeof spec_fields[0];
 
 static const char *schedule_names[] = {"cosine", "linear", "constant"};
-static const char *target_names[] = {"attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"};
+/* LoRA modules in SPEC_T_* bit order (worker/lora.h numbers them alike),
+ * then "all-linear" (SPEC_T_ALL_LINEAR). */
+static const char *target_names[] = {
+    "attn.c_attn",      "attn.c_proj",      "mlp.c_fc",         "mlp.c_proj",
+    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+    "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj",    "all-linear"};
+#define NTARGETS ((int)(sizeof target_names / sizeof target_names[0]))
+
+static unsigned target_bit(int i)
+{
+    return i == NTARGETS - 1 ? SPEC_T_ALL_LINEAR : 1u << i;
+}
 
 void spec_train_defaults(spec_train_t *t)
 {
@@ -107,8 +118,8 @@ void spec_targets_string(unsigned targets, char *buf, size_t bufsize)
 {
     size_t n = 0;
     if (bufsize) buf[0] = 0;
-    for (int i = 0; i < 4; i++) {
-        if (!(targets & (1u << i))) continue;
+    for (int i = 0; i < NTARGETS; i++) {
+        if (!(targets & target_bit(i))) continue;
         int w = snprintf(buf + n, bufsize - n, "%s%s", n ? "," : "", target_names[i]);
         if (w < 0 || (size_t)w >= bufsize - n) return;
         n += (size_t)w;
@@ -323,23 +334,24 @@ int field_set(const field_t *f, void *base, const config_setting_t *s, char *why
             const char *v =
                 config_setting_type(e) == CONFIG_TYPE_STRING ? config_setting_get_string(e) : NULL;
             int found = -1;
-            for (int m = 0; v && m < 4; m++)
+            for (int m = 0; v && m < NTARGETS; m++)
                 if (!strcmp(v, target_names[m])) found = m;
             if (found < 0) {
-                int c = v ? closest(v, target_names, 4) : -1;
+                int c = v ? closest(v, target_names, NTARGETS) : -1;
                 snprintf(why, n,
                          "unknown module %s%.40s%s%s%s%s; known: attn.c_attn, attn.c_proj, "
-                         "mlp.c_fc, mlp.c_proj",
+                         "mlp.c_fc, mlp.c_proj (gpt2); self_attn.{q,k,v,o}_proj, "
+                         "mlp.{gate,up,down}_proj (llama); all-linear",
                          v ? "\"" : "(not a string)", v ? v : "", v ? "\"" : "",
                          c >= 0 ? " (did you mean \"" : "", c >= 0 ? target_names[c] : "",
                          c >= 0 ? "\"?)" : "");
                 return -1;
             }
-            if (mask & (1u << found)) {
+            if (mask & target_bit(found)) {
                 snprintf(why, n, "module \"%s\" is listed twice", target_names[found]);
                 return -1;
             }
-            mask |= 1u << found;
+            mask |= target_bit(found);
         }
         *(unsigned *)p = mask;
         return 0;
@@ -378,8 +390,8 @@ void field_format(const field_t *f, const void *base, char *buf, size_t n)
         unsigned mask = *(const unsigned *)p;
         size_t used = 0;
         buf[0] = 0;
-        for (int i = 0; i < 4; i++) {
-            if (!(mask & (1u << i))) continue;
+        for (int i = 0; i < NTARGETS; i++) {
+            if (!(mask & target_bit(i))) continue;
             int w = snprintf(buf + used, n - used, "%s\"%s\"", used ? ", " : "[", target_names[i]);
             if (w < 0 || (size_t)w >= n - used) return;
             used += (size_t)w;

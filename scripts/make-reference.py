@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """make-reference.py: golden tensors for the engine's reference test, from plain PyTorch.
 
-Builds GPT-2 from a weft-model file (float64, the math written out), runs one
-batch to logits, loss and every parameter's gradient, then 5 AdamW steps with
+Builds GPT-2 or a Llama-family model (arch "llama": RMSNorm, RoPE with
+rotate_half and linear/llama3 scaling, grouped-query attention, SwiGLU, biases
+where the file has them, tied or untied head) from a weft-model file (float64,
+the math written out, no transformers), runs one batch to logits, loss and every parameter's gradient, then 5 AdamW steps with
 global-norm clipping and a warmup+cosine schedule, and writes two HDF5 files:
 
   PREFIX-grad.h5   /inputs /targets (int32 [B,T]), /logits [B,T,V], /loss,
@@ -17,6 +19,20 @@ Regenerate the committed references (tests/engine/data/) with:
       --ctx 20 --seed 2 -o tests/engine/data/l3h3.h5
   scripts/make-reference.py --model tests/engine/data/tiny.h5 -o tests/engine/data/tiny
   scripts/make-reference.py --model tests/engine/data/l3h3.h5 -o tests/engine/data/l3h3
+and the Llama ones (GQA + untied head + theta 500000; tied head + q/k/v biases
++ one kv head; llama3 rope scaling; head_dim != C/H):
+  weft init-model --preset llama-tiny --layers 2 --heads 4 --kv-heads 2 --embd 32 \
+      --inner 48 --vocab 300 --ctx 12 --theta 500000 --tie 0 --seed 3 -o tests/engine/data/lgqa.h5
+  weft init-model --preset llama-tiny --layers 2 --heads 3 --kv-heads 1 --embd 24 \
+      --inner 40 --vocab 280 --ctx 10 --tie 1 --bias q,k,v --seed 4 -o tests/engine/data/lbias.h5
+  weft init-model --preset llama-tiny --layers 1 --heads 2 --kv-heads 2 --embd 16 --inner 24 \
+      --vocab 270 --ctx 40 --rope-scaling llama3:8:1:4:16 --theta 10000 --seed 5 \
+      -o tests/engine/data/lrope3.h5
+  weft init-model --preset llama-tiny --layers 2 --heads 4 --kv-heads 2 --embd 24 \
+      --head-dim 10 --inner 32 --vocab 260 --ctx 9 --rope-scaling linear:2 --seed 6 \
+      -o tests/engine/data/lhd.h5
+  for m in lgqa lbias lrope3 lhd; do scripts/make-reference.py --perturb 7 \
+      --model tests/engine/data/$m.h5 -o tests/engine/data/$m; done
 """
 import argparse
 import math
@@ -32,20 +48,129 @@ BLOCK = ["ln_1/weight", "ln_1/bias", "attn/c_attn/weight", "attn/c_attn/bias",
          "mlp/c_fc/weight", "mlp/c_fc/bias", "mlp/c_proj/weight", "mlp/c_proj/bias"]
 
 
+LLAMA_PROJ = ["self_attn/q_proj", "self_attn/k_proj", "self_attn/v_proj", "self_attn/o_proj",
+              "mlp/gate_proj", "mlp/up_proj", "mlp/down_proj"]
+
+
+def text(v):
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def llama_names(f, cfg):
+    """Table order of worker/llama.c: embed, per layer norm, q/k/v/o (+bias), norm,
+    gate/up/down (+bias), final norm, lm_head when untied."""
+    names = ["model/embed_tokens/weight"]
+    for l in range(cfg["n_layer"]):
+        pre = f"model/layers/{l}"
+        names.append(f"{pre}/input_layernorm/weight")
+        for j, p in enumerate(LLAMA_PROJ):
+            if j == 4:
+                names.append(f"{pre}/post_attention_layernorm/weight")
+            names.append(f"{pre}/{p}/weight")
+            if f"{pre}/{p}/bias" in f:
+                names.append(f"{pre}/{p}/bias")
+    names.append("model/norm/weight")
+    if not cfg["tie_word_embeddings"]:
+        names.append("lm_head/weight")
+    return names
+
+
 def load_model(path):
     f = h5py.File(path, "r")
     if f.attrs.get("format") not in (b"weft-model", "weft-model"):
         sys.exit(f"{path}: not a weft-model file")
     cfg = {k: int(f.attrs[k]) for k in ("n_layer", "n_head", "n_embd", "vocab_size", "n_ctx")}
-    names = ["wte", "wpe"] + [f"h/{l}/{s}" for l in range(cfg["n_layer"]) for s in BLOCK] + \
-            ["ln_f/weight", "ln_f/bias"]
+    cfg["arch"] = text(f.attrs["arch"])
+    if cfg["arch"] == "llama":
+        for k in ("n_kv_head", "head_dim", "n_inner", "tie_word_embeddings"):
+            cfg[k] = int(f.attrs[k])
+        cfg["rms_norm_eps"] = float(f.attrs["rms_norm_eps"])
+        cfg["rope_theta"] = float(f.attrs["rope_theta"])
+        cfg["rope"] = text(f.attrs["rope_scaling_type"]) if "rope_scaling_type" in f.attrs \
+            else "default"
+        for k in ("factor", "low_freq_factor", "high_freq_factor",
+                  "original_max_position_embeddings"):
+            if "rope_scaling_" + k in f.attrs:
+                cfg[k] = float(f.attrs["rope_scaling_" + k])
+        names = llama_names(f, cfg)
+    else:
+        names = ["wte", "wpe"] + [f"h/{l}/{s}" for l in range(cfg["n_layer"]) for s in BLOCK] + \
+                ["ln_f/weight", "ln_f/bias"]
     params = {n: torch.tensor(np.asarray(f[n], dtype=np.float64), requires_grad=True)
               for n in names}
     return cfg, names, params
 
 
+def rope_inv_freq(cfg):
+    """inv_freq[j] = 1/theta^(2j/d), with Hugging Face's linear or llama3 scaling."""
+    d = cfg["head_dim"]
+    inv = 1.0 / cfg["rope_theta"] ** (torch.arange(0, d, 2, dtype=torch.float64) / d)
+    if cfg["rope"] == "linear":
+        inv = inv / cfg["factor"]
+    elif cfg["rope"] == "llama3":
+        factor, lo, hi = cfg["factor"], cfg["low_freq_factor"], cfg["high_freq_factor"]
+        old = cfg["original_max_position_embeddings"]
+        wavelen = 2 * math.pi / inv
+        scaled = torch.where(wavelen > old / lo, inv / factor, inv)
+        smooth = (old / wavelen - lo) / (hi - lo)
+        smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+        medium = ~(wavelen < old / hi) & ~(wavelen > old / lo)
+        inv = torch.where(medium, smoothed, scaled)
+    return inv
+
+
+def rotate_half(x):
+    h = x.shape[-1] // 2
+    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
+
+
+def rms_norm(x, w, eps):
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+
+
+def forward_llama(cfg, P, idx, targets):
+    B, T = idx.shape
+    L, H, KV, hd = cfg["n_layer"], cfg["n_head"], cfg["n_kv_head"], cfg["head_dim"]
+    eps = cfg["rms_norm_eps"]
+    ang = torch.arange(T, dtype=torch.float64)[:, None] * rope_inv_freq(cfg)[None, :]
+    emb = torch.cat((ang, ang), dim=-1)
+    cos, sin = emb.cos(), emb.sin()
+    mask = torch.triu(torch.ones(T, T, dtype=torch.bool), diagonal=1)
+
+    def lin(x, pre, proj):
+        y = x @ P[f"{pre}/{proj}/weight"].T  # nn.Linear: x·Wᵀ + b
+        b = P.get(f"{pre}/{proj}/bias")
+        return y + b if b is not None else y
+
+    x = P["model/embed_tokens/weight"][idx]
+    for l in range(L):
+        pre = f"model/layers/{l}"
+        h = rms_norm(x, P[f"{pre}/input_layernorm/weight"], eps)
+        q = lin(h, pre, "self_attn/q_proj").view(B, T, H, hd).transpose(1, 2)
+        k = lin(h, pre, "self_attn/k_proj").view(B, T, KV, hd).transpose(1, 2)
+        v = lin(h, pre, "self_attn/v_proj").view(B, T, KV, hd).transpose(1, 2)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        k = k.repeat_interleave(H // KV, dim=1)  # kv head j serves query heads j*G..j*G+G-1
+        v = v.repeat_interleave(H // KV, dim=1)
+        att = (q @ k.transpose(-2, -1)) * hd ** -0.5
+        att = att.masked_fill(mask, float("-inf")).softmax(dim=-1)
+        y = (att @ v).transpose(1, 2).reshape(B, T, H * hd)
+        x = x + lin(y, pre, "self_attn/o_proj")
+        h = rms_norm(x, P[f"{pre}/post_attention_layernorm/weight"], eps)
+        x = x + lin(F.silu(lin(h, pre, "mlp/gate_proj")) * lin(h, pre, "mlp/up_proj"),
+                    pre, "mlp/down_proj")
+    x = rms_norm(x, P["model/norm/weight"], eps)
+    head = P["model/embed_tokens/weight"] if cfg["tie_word_embeddings"] else P["lm_head/weight"]
+    logits = x @ head.T
+    loss = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(-1), ignore_index=-1)
+    return logits, loss
+
+
 def forward(cfg, P, idx, targets):
     """Returns logits (B,T,V) and the mean cross-entropy over targets != -1."""
+    if cfg["arch"] == "llama":
+        return forward_llama(cfg, P, idx, targets)
     B, T = idx.shape
     C, NH, L = cfg["n_embd"], cfg["n_head"], cfg["n_layer"]
     hs = C // NH
@@ -79,8 +204,9 @@ def schedule(step, lr, lr_min, warmup, total):
 
 
 def decays(name):
-    """Weight decay on the linear layers' weights only (not biases, norms, embeddings)."""
-    return name.endswith("/weight") and ("/attn/" in name or "/mlp/" in name)
+    """Weight decay on the linear layers' weights only (not biases, norms, embeddings,
+    nor an untied lm_head)."""
+    return name.endswith("/weight") and any(s in name for s in ("/attn/", "/self_attn/", "/mlp/"))
 
 
 def main():
@@ -90,7 +216,19 @@ def main():
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--perturb", type=int, metavar="SEED",
+                    help="first rewrite the model file's biases and norm weights (which "
+                         "init-model sets to 0 and 1) with random values, so that they count")
     args = ap.parse_args()
+    if args.perturb is not None:
+        prng = np.random.default_rng(args.perturb)
+        with h5py.File(args.model, "r+") as f:
+            def visit(name, obj):
+                if isinstance(obj, h5py.Dataset) and (name.endswith("/bias") or
+                                                      "norm" in name or "ln_" in name):
+                    base = 1.0 if name.endswith("weight") else 0.0
+                    obj[...] = (base + 0.1 * prng.standard_normal(obj.shape)).astype(np.float32)
+            f.visititems(visit)
 
     cfg, names, P = load_model(args.model)
     B, T, V = args.batch, cfg["n_ctx"], cfg["vocab_size"]

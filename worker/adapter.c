@@ -16,7 +16,8 @@
 
 static int tensor_path(char *buf, size_t size, const char *prefix, int l, int m, const char *name)
 {
-    int n = snprintf(buf, size, "%s/h/%d/%s/%s", prefix, l, lora_module_path(m), name);
+    int n = snprintf(buf, size, "%s/%s/%d/%s/%s", prefix, lora_module_blocks(m), l,
+                     lora_module_path(m), name);
     if (n < 0 || (size_t)n >= size) return weft_error("HDF5 path under '%s' too long", prefix);
     return 0;
 }
@@ -69,17 +70,29 @@ static int read_info(hid_t f, adapter_info_t *info)
     if (lora_targets_parse(targets, &info->spec.targets) < 0)
         return weft_error_prefix("attribute targets");
 
-    /* Blocks: /h/0, /h/1, ... ; each must hold exactly the listed modules. */
+    /* The architecture from the targets (Llama's modules or GPT-2's), or
+     * for all-linear from the blocks present. */
+    unsigned named = info->spec.targets & ~LORA_ALL_LINEAR;
+    int llama = named ? (named & LORA_LLAMA_MODULES) != 0 : h5_path_exists(f, "/model/layers/0");
+    unsigned modules = llama ? LORA_LLAMA_MODULES : LORA_GPT2_MODULES;
+    const char *blocks = llama ? "model/layers" : "h";
+    if (named & ~modules)
+        return weft_error("attribute targets '%s' mixes GPT-2 and Llama modules", targets);
+    if (info->spec.targets & LORA_ALL_LINEAR) info->spec.targets = modules;
+
+    /* Blocks: /h/0, /h/1, ... (or /model/layers/0, ...); each must hold
+     * exactly the listed modules. */
     char p[256];
     int L = 0;
     while (L < 100000) {
-        snprintf(p, sizeof p, "/h/%d", L);
+        snprintf(p, sizeof p, "/%s/%d", blocks, L);
         if (!h5_path_exists(f, p)) break;
         L++;
     }
-    if (L == 0) return weft_error("no /h/0 group: the adapter holds no matrices");
+    if (L == 0) return weft_error("no /%s/0 group: the adapter holds no matrices", blocks);
     for (int l = 0; l < L; l++)
         for (int m = 0; m < LORA_NMODULES; m++) {
+            if (!((modules >> m) & 1)) continue;
             static const char *names[2] = {"lora_A", "lora_B"};
             int has[2];
             for (int i = 0; i < 2; i++) {
@@ -89,28 +102,38 @@ static int read_info(hid_t f, adapter_info_t *info)
             int listed = (info->spec.targets >> m) & 1;
             for (int i = 0; i < 2; i++) {
                 if (listed && !has[i])
-                    return weft_error("targets lists %s but /h/%d/%s/%s is missing",
-                                      lora_module_name(m), l, lora_module_path(m), names[i]);
+                    return weft_error("targets lists %s but /%s/%d/%s/%s is missing",
+                                      lora_module_name(m), blocks, l, lora_module_path(m),
+                                      names[i]);
                 if (listed && (tensor_path(p, sizeof p, "", l, m, names[i]) < 0 ||
                                h5_check_f32le(f, p) < 0))
                     return -1;
             }
             if (!listed && (has[0] || has[1]))
-                return weft_error("/h/%d/%s holds LoRA matrices but targets '%s' does not list %s",
-                                  l, lora_module_path(m), targets, lora_module_name(m));
+                return weft_error("/%s/%d/%s holds LoRA matrices but targets '%s' does not list "
+                                  "%s",
+                                  blocks, l, lora_module_path(m), targets, lora_module_name(m));
         }
     info->n_layer = L;
 
-    /* n_embd from the first targeted module's lora_A width. */
+    /* n_embd from the first targeted module's lora_A width (for Llama,
+     * from a module reading the residual stream; else 0: not known). */
     int m0 = 0;
     while (!(info->spec.targets & (1u << m0))) m0++;
+    if (llama) {
+        unsigned from_c = info->spec.targets & ~((1u << LORA_O_PROJ) | (1u << LORA_DOWN_PROJ));
+        info->n_embd = 0;
+        if (!from_c) return 0;
+        m0 = 0;
+        while (!(from_c & (1u << m0))) m0++;
+    }
     int rank;
     hsize_t dims[8];
     if (tensor_path(p, sizeof p, "", 0, m0, "lora_A") < 0 ||
         h5_dataset_shape(f, p, &rank, dims) < 0)
         return -1;
-    int in1, out1;
-    lora_module_dims(m0, 1, &in1, &out1);
+    int in1 = 1, out1;
+    if (!llama) lora_module_dims(m0, 1, &in1, &out1);
     if (rank != 2 || dims[0] != (hsize_t)r || dims[1] % (hsize_t)in1 != 0 || dims[1] == 0)
         return weft_error("dataset %s has shape [%llu%s%llu], expected [r=%lld, in]", p,
                           (unsigned long long)dims[0], rank == 2 ? "," : "?",
@@ -139,7 +162,7 @@ int adapter_write_tensors(hid_t file, const char *prefix, lora_pack_t *pack, int
             size_t a, b;
             if (lora_pack_offsets(pack, k, l, m, &a, &b) < 0) continue;
             int in, out;
-            lora_module_dims(m, lora_pack_embd(pack), &in, &out);
+            lora_pack_module_dims(pack, m, &in, &out);
             hsize_t da[2] = {(hsize_t)s->r, (hsize_t)in}, db[2] = {(hsize_t)out, (hsize_t)s->r};
             if (tensor_path(p, sizeof p, prefix, l, m, "lora_A") < 0 ||
                 h5_write_f32(file, p, 2, da, buf + a) < 0 ||
@@ -159,7 +182,7 @@ int adapter_read_tensors(hid_t file, const char *prefix, lora_pack_t *pack, int 
             size_t a, b;
             if (lora_pack_offsets(pack, k, l, m, &a, &b) < 0) continue;
             int in, out;
-            lora_module_dims(m, lora_pack_embd(pack), &in, &out);
+            lora_pack_module_dims(pack, m, &in, &out);
             hsize_t da[2] = {(hsize_t)s->r, (hsize_t)in}, db[2] = {(hsize_t)out, (hsize_t)s->r};
             if (tensor_path(p, sizeof p, prefix, l, m, "lora_A") < 0 ||
                 h5_check_f32le(file, p) < 0 || h5_read_f32(file, p, 2, da, buf + a) < 0 ||
@@ -175,7 +198,8 @@ static int check_fits(const adapter_info_t *info, lora_pack_t *pack, int k)
 {
     const lora_spec_t *s = lora_pack_spec(pack, k);
     char want[128], have[128];
-    if (info->n_layer != lora_pack_layers(pack) || info->n_embd != lora_pack_embd(pack))
+    if (info->n_layer != lora_pack_layers(pack) ||
+        (info->n_embd && info->n_embd != lora_pack_embd(pack)))
         return weft_error("adapter is for a backbone of %d blocks of width %d, this model has "
                           "%d blocks of width %d",
                           info->n_layer, info->n_embd, lora_pack_layers(pack),
@@ -268,7 +292,7 @@ lora_pack_t *adapter_attach(gpt2_t *model, const char *model_path, const char *a
     if (!info) info = &local;
     if (weft_sha256_file(model_path, hex) < 0 || adapter_read_info(adapter_path, info) < 0)
         return NULL;
-    lora_pack_t *pack = lora_pack_new(model->cfg.n_layer, model->cfg.n_embd, 1, &info->spec, rows);
+    lora_pack_t *pack = lora_pack_for(model, 1, &info->spec, rows);
     size_t row0 = 0;
     if (!pack || adapter_load(adapter_path, model_path, hex, pack, 0, NULL) < 0 ||
         lora_pack_set_rows(pack, &row0, &rows) < 0) {

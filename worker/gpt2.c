@@ -4,6 +4,7 @@
 #include "gpt2.h"
 #include "segmm.h"
 #include "kernels.h"
+#include "llama.h"
 #include "log.h"
 #include "rng.h"
 
@@ -17,9 +18,20 @@ static const struct {
     const char *name;
     gpt2_config_t cfg;
 } presets[] = {
-    {"tiny", {2, 2, 32, 257, 32}},
-    {"small", {4, 4, 256, 257, 256}},
-    {"gpt2", {12, 12, 768, 50257, 1024}},
+    {"tiny", {2, 2, 32, 257, 32, ARCH_GPT2, {0}}},
+    {"small", {4, 4, 256, 257, 256, ARCH_GPT2, {0}}},
+    {"gpt2", {12, 12, 768, 50257, 1024, ARCH_GPT2, {0}}},
+    {"llama-tiny",
+     {2, 4, 32, 257, 64, ARCH_LLAMA,
+      {.n_kv_head = 2, .head_dim = 8, .n_inner = 64, .rms_norm_eps = 1e-5f, .rope_theta = 10000.0f}}},
+    {"smollm2-135m",
+     {30, 9, 576, 49152, 2048, ARCH_LLAMA,
+      {.n_kv_head = 3, .head_dim = 64, .n_inner = 1536, .tie_word_embeddings = 1,
+       .rms_norm_eps = 1e-5f, .rope_theta = 100000.0f}}},
+    {"qwen2.5-0.5b",
+     {24, 14, 896, 151936, 32768, ARCH_LLAMA,
+      {.n_kv_head = 2, .head_dim = 64, .n_inner = 4864, .tie_word_embeddings = 1, .bias = 7,
+       .rms_norm_eps = 1e-6f, .rope_theta = 1000000.0f}}},
 };
 
 int gpt2_config_preset(const char *name, gpt2_config_t *cfg)
@@ -29,7 +41,9 @@ int gpt2_config_preset(const char *name, gpt2_config_t *cfg)
             *cfg = presets[i].cfg;
             return 0;
         }
-    return weft_error("unknown preset '%s': use tiny, small or gpt2", name);
+    return weft_error("unknown preset '%s': use tiny, small, gpt2, llama-tiny, smollm2-135m or "
+                      "qwen2.5-0.5b",
+                      name);
 }
 
 /* Limits that keep every product of sizes far inside size_t and every
@@ -45,7 +59,11 @@ int gpt2_config_check(const gpt2_config_t *c)
         return weft_error("n_layer = %d is out of range (1..%d)", c->n_layer, MAX_LAYERS);
     if (c->n_embd < 1 || c->n_embd > MAX_EMBD)
         return weft_error("n_embd = %d is out of range (1..%d)", c->n_embd, MAX_EMBD);
-    if (c->n_head < 1 || c->n_embd % c->n_head)
+    if (c->arch != ARCH_GPT2 && c->arch != ARCH_LLAMA)
+        return weft_error("architecture %d is unknown: use gpt2 or llama", (int)c->arch);
+    if (c->n_head < 1 || c->n_head > MAX_EMBD)
+        return weft_error("n_head = %d is out of range (1..%d)", c->n_head, MAX_EMBD);
+    if (c->arch == ARCH_GPT2 && c->n_embd % c->n_head)
         return weft_error("n_embd = %d is not divisible by n_head = %d: pick a head count that "
                           "divides the width",
                           c->n_embd, c->n_head);
@@ -53,13 +71,27 @@ int gpt2_config_check(const gpt2_config_t *c)
         return weft_error("vocab_size = %d is out of range (2..%d)", c->vocab_size, MAX_VOCAB);
     if (c->n_ctx < 1 || c->n_ctx > MAX_CTX)
         return weft_error("n_ctx = %d is out of range (1..%d)", c->n_ctx, MAX_CTX);
-    return 0;
+    return c->arch == ARCH_LLAMA ? llama_config_check(c) : 0;
 }
 
 const char *gpt2_module_name(gpt2_module_t m)
 {
-    static const char *names[] = {"attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"};
-    return m < GPT2_NMODULES ? names[m] : "?";
+    static const char *names[MODEL_NMODULES] = {
+        "attn.c_attn",     "attn.c_proj",      "mlp.c_fc",       "mlp.c_proj",
+        "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+        "mlp.gate_proj",   "mlp.up_proj",      "mlp.down_proj"};
+    return (int)m >= 0 && m < MODEL_NMODULES ? names[m] : "?";
+}
+
+int gpt2_module_dims(const gpt2_config_t *c, int m, int *in, int *out)
+{
+    if (c->arch == ARCH_LLAMA) return llama_module_dims(c, m - LLAMA_Q_PROJ, in, out);
+    static const int in_mult[GPT2_NMODULES] = {1, 1, 1, 4};
+    static const int out_mult[GPT2_NMODULES] = {3, 1, 4, 1};
+    if (m < 0 || m >= GPT2_NMODULES) return -1;
+    *in = in_mult[m] * c->n_embd;
+    *out = out_mult[m] * c->n_embd;
+    return 0;
 }
 
 /* ---------------------------------------------------------------------------
@@ -137,6 +169,20 @@ gpt2_t *gpt2_new(const gpt2_config_t *cfg)
     gpt2_t *self = calloc(1, sizeof *self);
     if (!self) return weft_error("out of memory"), NULL;
     self->cfg = *cfg;
+    if (cfg->arch == ARCH_LLAMA) {
+        self->tensors = calloc(llama_ntensors(cfg), sizeof *self->tensors);
+        self->lw = calloc(1, sizeof *self->lw);
+        self->lg = calloc(1, sizeof *self->lg);
+        if (self->tensors && self->lw && self->lg) {
+            llama_build_table(self);
+            self->params = calloc(self->nparams, sizeof *self->params);
+        }
+        if (!self->params || llama_point_weights(self, self->lw, self->params) < 0) {
+            weft_error("out of memory for %zu parameters", self->nparams);
+            gpt2_destroy(&self);
+        }
+        return self;
+    }
     self->tensors = calloc(4 + 12 * (size_t)cfg->n_layer, sizeof *self->tensors);
     self->w.h = calloc(cfg->n_layer, sizeof *self->w.h);
     self->g.h = calloc(cfg->n_layer, sizeof *self->g.h);
@@ -158,6 +204,9 @@ void gpt2_destroy(gpt2_t **self_p)
     gpt2_t *self = *self_p;
     if (!self) return;
     free(self->acts);
+    llama_free_acts(self);
+    llama_free_weights(self->lw);
+    llama_free_weights(self->lg);
     free(self->params);
     free(self->grads);
     free(self->w.h);
@@ -176,6 +225,10 @@ const gpt2_tensor_t *gpt2_tensor(const gpt2_t *self, const char *name)
 
 void gpt2_init_weights(gpt2_t *self, uint64_t seed)
 {
+    if (self->cfg.arch == ARCH_LLAMA) {
+        llama_init_weights(self, seed);
+        return;
+    }
     weft_rng_t rng;
     rng_seed(&rng, seed);
     float proj_std = 0.02f / sqrtf(2.0f * (float)self->cfg.n_layer);
@@ -206,7 +259,12 @@ float *gpt2_grads(gpt2_t *self)
     if (!self->grads) {
         self->grads = calloc(self->nparams, sizeof *self->grads);
         if (!self->grads) return weft_error("out of memory for gradients"), NULL;
-        point_weights(self, &self->g, self->grads);
+        if (self->cfg.arch == ARCH_LLAMA) {
+            if (llama_point_weights(self, self->lg, self->grads) < 0)
+                return weft_error("out of memory for gradients"), NULL;
+        } else {
+            point_weights(self, &self->g, self->grads);
+        }
     }
     return self->grads;
 }
@@ -235,7 +293,8 @@ void gpt2_adamw(gpt2_t *self, float *m, float *v, float lr, const adamw_hparams_
 double gpt2_flops_per_token(const gpt2_t *self, int T)
 {
     const gpt2_config_t *c = &self->cfg;
-    return 6.0 * (double)self->nparams + 6.0 * c->n_layer * (double)c->n_embd * T;
+    double width = c->arch == ARCH_LLAMA ? (double)c->n_head * c->llama.head_dim : c->n_embd;
+    return 6.0 * (double)self->nparams + 6.0 * c->n_layer * width * T;
 }
 
 /* ---------------------------------------------------------------------------
@@ -328,6 +387,7 @@ int gpt2_alloc(gpt2_t *self, int B, int T)
                           T, self->cfg.n_ctx);
     if ((size_t)B * T * (size_t)self->cfg.vocab_size > (size_t)1 << 34)
         return weft_error("batch %dx%d is too large for this model's logits", B, T);
+    if (self->cfg.arch == ARCH_LLAMA) return llama_alloc(self, B, T);
     if (self->acts && B <= self->acts->B && T <= self->acts->T) return 0;
     free(self->acts);
     size_t n = acts_layout(&self->cfg, B, T, NULL);
@@ -343,16 +403,19 @@ int gpt2_alloc(gpt2_t *self, int B, int T)
 
 const float *gpt2_logits(const gpt2_t *self)
 {
+    if (self->cfg.arch == ARCH_LLAMA) return llama_logits(self);
     return self->acts ? self->acts->logits : NULL;
 }
 
 const float *gpt2_losses(const gpt2_t *self)
 {
+    if (self->cfg.arch == ARCH_LLAMA) return llama_losses(self);
     return self->acts ? self->acts->losses : NULL;
 }
 
 size_t gpt2_valid_targets(const gpt2_t *self)
 {
+    if (self->cfg.arch == ARCH_LLAMA) return llama_valid_targets(self);
     return self->acts ? self->acts->valid : 0;
 }
 
@@ -379,7 +442,7 @@ static void module_forward(gpt2_t *self, int l, gpt2_module_t m, float *out, con
                            const float *w, const float *b, size_t N, int IC, int OC)
 {
     segs_t s = row_segs(self);
-    segmm(&s, out, inp, w, 0, b, N, IC, OC);
+    segmm(&s, out, inp, w, 0, b, 0, N, IC, OC);
     if (self->delta.forward) self->delta.forward(self->delta.ctx, l, m, out, inp, N, IC, OC);
 }
 
@@ -389,7 +452,7 @@ static void module_backward(gpt2_t *self, int l, gpt2_module_t m, float *dinp, f
 {
     segs_t s = row_segs(self);
     /* dinp (N,IC) = dout (N,OC) · wᵀ, w (IC,OC) */
-    if (dinp) segmm(&s, dinp, dout, w, 1, NULL, N, OC, IC);
+    if (dinp) segmm(&s, dinp, dout, w, 1, NULL, 0, N, OC, IC);
     if (dw || db) linear_backward(NULL, dw, db, dout, inp, w, N, IC, OC);
     if (self->delta.backward)
         self->delta.backward(self->delta.ctx, l, m, dinp, dout, inp, N, IC, OC);
@@ -401,8 +464,6 @@ int gpt2_forward(gpt2_t *self, const int *inputs, const int *targets, int B, int
     const gpt2_config_t *c = &self->cfg;
     int C = c->n_embd, NH = c->n_head, V = c->vocab_size;
     size_t N = (size_t)B * T;
-    gpt2_acts_t *a = self->acts;
-    size_t cap = (size_t)a->B * a->T;
     for (size_t i = 0; i < N; i++) {
         if (inputs[i] < 0 || inputs[i] >= V)
             return weft_error("input token %d at row %zu, position %zu is outside the vocabulary "
@@ -421,6 +482,9 @@ int gpt2_forward(gpt2_t *self, const int *inputs, const int *targets, int B, int
         return weft_error("row segments add up to %ld sequences, not the batch's %d", segs, B);
     self->B = B;
     self->T = T;
+    if (c->arch == ARCH_LLAMA) return llama_forward(self, inputs, targets, B, T, loss);
+    gpt2_acts_t *a = self->acts;
+    size_t cap = (size_t)a->B * a->T;
     memcpy(a->inputs, inputs, N * sizeof *inputs);
     for (size_t i = 0; i < N; i++) a->targets[i] = targets ? targets[i] : -1;
 
@@ -452,7 +516,7 @@ int gpt2_forward(gpt2_t *self, const int *inputs, const int *targets, int B, int
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, last, w->lnfw, w->lnfb, N, C);
     /* logits (N,V) = lnf (N,C) · wteᵀ (C,V): the tied LM head */
     segs_t s = row_segs(self);
-    segmm(&s, a->logits, a->lnf, w->wte, 1, NULL, N, C, V);
+    segmm(&s, a->logits, a->lnf, w->wte, 1, NULL, 0, N, C, V);
     a->valid = crossentropy_forward(a->losses, a->lse, a->logits, a->targets, N, V);
     double sum = 0.0;
     for (size_t i = 0; i < N; i++) sum += a->losses[i];
@@ -463,8 +527,10 @@ int gpt2_forward(gpt2_t *self, const int *inputs, const int *targets, int B, int
 int gpt2_backward(gpt2_t *self, const float *scale)
 {
     gpt2_acts_t *a = self->acts;
-    if (!a || !self->B) return weft_error("gpt2_backward called before a forward pass");
+    if ((!a && !self->lacts) || !self->B)
+        return weft_error("gpt2_backward called before a forward pass");
     if (!self->frozen && !gpt2_grads(self)) return -1;
+    if (self->cfg.arch == ARCH_LLAMA) return llama_backward(self, scale);
     const gpt2_config_t *c = &self->cfg;
     int B = self->B, T = self->T, C = c->n_embd, NH = c->n_head, V = c->vocab_size;
     size_t N = (size_t)B * T, cap = (size_t)a->B * a->T;
@@ -480,7 +546,7 @@ int gpt2_backward(gpt2_t *self, const float *scale)
     float *dlogits = a->logits;
     /* dlnf (N,C) = dlogits (N,V) · wte (V,C); dwte (V,C) += dlogitsᵀ (V,N) · lnf (N,C) */
     segs_t s = row_segs(self);
-    segmm(&s, a->dln, dlogits, w->wte, 0, NULL, N, V, C);
+    segmm(&s, a->dln, dlogits, w->wte, 0, NULL, 0, N, V, C);
     if (g)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, (int)N, 1.0f, dlogits, V, a->lnf,
                     C, 1.0f, g->wte, C);

@@ -1,6 +1,9 @@
-/* gpt2.h: the GPT-2 model of the engine: config and presets, the parameter
- * table over one flat buffer, initialisation, and the forward pass to a
- * cross-entropy loss with its hand-written backward. Pure computation.
+/* gpt2.h: the engine's model: config and presets, the parameter table over
+ * one flat buffer, initialisation, and the forward pass to a cross-entropy
+ * loss with its hand-written backward. Pure computation. gpt2_t is tagged by
+ * cfg.arch: GPT-2 (this file's own layers) or Llama (llama.c, llama.h); every
+ * caller (worker, weft grad/generate/eval, LoRA packs) drives both through
+ * the functions below, which dispatch on the tag.
  *
  * Layout: every parameter lives in one contiguous float buffer, in the order
  * of the tensor table (wte, wpe, then per block ln_1, attn.c_attn,
@@ -15,11 +18,31 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The architectures of the engine (model file attribute `arch`). */
+typedef enum { ARCH_GPT2 = 0, ARCH_LLAMA = 1 } model_arch_t;
+
+/* RoPE frequency scaling (Hugging Face's rope_scaling.rope_type). */
+typedef enum { ROPE_DEFAULT = 0, ROPE_LINEAR = 1, ROPE_LLAMA3 = 2 } rope_type_t;
+
+/* Llama-family settings (zero for GPT-2). bias has bit j set when the j-th
+ * projection of a block (q, k, v, o, gate, up, down) carries a bias. */
+typedef struct {
+    int n_kv_head, head_dim, n_inner, tie_word_embeddings;
+    unsigned bias;
+    float rms_norm_eps, rope_theta;
+    rope_type_t rope_type;
+    float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    int rope_original_ctx;
+} llama_config_t;
+
 typedef struct {
     int n_layer, n_head, n_embd, vocab_size, n_ctx;
+    model_arch_t arch; /* ARCH_GPT2 when zero-initialised */
+    llama_config_t llama;
 } gpt2_config_t;
 
-/* Fills cfg from a preset name: tiny, small, gpt2. */
+/* Fills cfg from a preset name: tiny, small, gpt2 (GPT-2), or llama-tiny,
+ * smollm2-135m, qwen2.5-0.5b (Llama family). */
 int gpt2_config_preset(const char *name, gpt2_config_t *cfg);
 /* Checks sizes are positive, n_embd divisible by n_head, and that every
  * offset fits. One-line error on failure. */
@@ -29,7 +52,7 @@ int gpt2_config_check(const gpt2_config_t *cfg);
 typedef enum { GPT2_MATRIX, GPT2_BIAS, GPT2_NORM, GPT2_EMBEDDING } gpt2_kind_t;
 
 typedef struct {
-    char name[48];   /* model-file dataset name without the leading '/' */
+    char name[64];   /* model-file dataset name without the leading '/' */
     int ndim;        /* 1 or 2 */
     size_t shape[2]; /* shape[1] is 1 when ndim == 1 */
     size_t offset;   /* into the flat buffer, in floats */
@@ -54,17 +77,30 @@ typedef struct {
     float *lnfw, *lnfb; /* (C) */
 } gpt2_weights_t;
 
-/* The four linear modules of a block, in the order the forward runs them. */
+/* The linear modules of a block, numbered across both architectures as
+ * LoRA numbers them (lora.h): GPT-2's four in the order the forward runs
+ * them, then Llama's seven. */
 typedef enum {
     GPT2_ATTN_C_ATTN,
     GPT2_ATTN_C_PROJ,
     GPT2_MLP_C_FC,
     GPT2_MLP_C_PROJ,
-    GPT2_NMODULES
+    GPT2_NMODULES,
+    LLAMA_Q_PROJ = GPT2_NMODULES,
+    LLAMA_K_PROJ,
+    LLAMA_V_PROJ,
+    LLAMA_O_PROJ,
+    LLAMA_GATE_PROJ,
+    LLAMA_UP_PROJ,
+    LLAMA_DOWN_PROJ,
+    MODEL_NMODULES
 } gpt2_module_t;
 
-/* Hugging Face name of a module: "attn.c_attn", ... */
+/* Hugging Face name of a module: "attn.c_attn", "self_attn.q_proj", ... */
 const char *gpt2_module_name(gpt2_module_t m);
+/* Input and output widths of module m in a model of config c; -1 when the
+ * architecture has no such module. */
+int gpt2_module_dims(const gpt2_config_t *c, int m, int *in, int *out);
 
 /* A per-module delta added to a linear module's output (LoRA's seam).
  * forward: out (N,OC) += delta(inp (N,IC)), called right after the base
@@ -81,6 +117,8 @@ typedef struct {
 } gpt2_delta_t;
 
 typedef struct gpt2_acts gpt2_acts_t;
+typedef struct llama_acts llama_acts_t;
+typedef struct llama_weights llama_weights_t;
 
 typedef struct {
     gpt2_config_t cfg;
@@ -102,6 +140,8 @@ typedef struct {
      * OpenBLAS must be single-threaded while segments are set. */
     int seg_threads;
     gpt2_acts_t *acts; /* activations for the (B,T) of gpt2_alloc() */
+    llama_acts_t *lacts;            /* ARCH_LLAMA: its activations */
+    llama_weights_t *lw, *lg;       /* ARCH_LLAMA: views of params and grads */
     int B, T;          /* shape of the last forward */
 } gpt2_t;
 

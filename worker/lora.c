@@ -11,10 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *module_names[LORA_NMODULES] = {"attn.c_attn", "attn.c_proj", "mlp.c_fc",
-                                                  "mlp.c_proj"};
-static const char *module_paths[LORA_NMODULES] = {"attn/c_attn", "attn/c_proj", "mlp/c_fc",
-                                                  "mlp/c_proj"};
+static const char *module_names[LORA_NMODULES] = {
+    "attn.c_attn",      "attn.c_proj",      "mlp.c_fc",         "mlp.c_proj",
+    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+    "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
+static const char *module_paths[LORA_NMODULES] = {
+    "attn/c_attn",      "attn/c_proj",      "mlp/c_fc",         "mlp/c_proj",
+    "self_attn/q_proj", "self_attn/k_proj", "self_attn/v_proj", "self_attn/o_proj",
+    "mlp/gate_proj",    "mlp/up_proj",      "mlp/down_proj"};
 
 const char *lora_module_name(int m)
 {
@@ -26,12 +30,52 @@ const char *lora_module_path(int m)
     return m >= 0 && m < LORA_NMODULES ? module_paths[m] : "?";
 }
 
+const char *lora_module_blocks(int m)
+{
+    return (LORA_LLAMA_MODULES >> m) & 1 ? "model/layers" : "h";
+}
+
 void lora_module_dims(int m, int C, int *in, int *out)
 {
-    static const int in_mult[LORA_NMODULES] = {1, 1, 1, 4};
-    static const int out_mult[LORA_NMODULES] = {3, 1, 4, 1};
-    *in = in_mult[m] * C;
-    *out = out_mult[m] * C;
+    static const int in_mult[4] = {1, 1, 1, 4};
+    static const int out_mult[4] = {3, 1, 4, 1};
+    *in = m >= 0 && m < 4 ? in_mult[m] * C : 0;
+    *out = m >= 0 && m < 4 ? out_mult[m] * C : 0;
+}
+
+void lora_dims_gpt2(int C, lora_dims_t *dims)
+{
+    memset(dims, 0, sizeof *dims);
+    dims->arch = "gpt2";
+    dims->n_embd = C;
+    dims->modules = LORA_GPT2_MODULES;
+    for (int m = 0; m < 4; m++) lora_module_dims(m, C, &dims->in[m], &dims->out[m]);
+}
+
+/* "a, b, c" of the modules in mask, for messages. */
+static const char *names_of(unsigned mask, char *buf, size_t size)
+{
+    size_t n = 0;
+    buf[0] = 0;
+    for (int m = 0; m < LORA_NMODULES && n + 1 < size; m++)
+        if ((mask >> m) & 1)
+            n += (size_t)snprintf(buf + n, size - n, "%s%s", n ? ", " : "", module_names[m]);
+    return buf;
+}
+
+int lora_targets_resolve(unsigned targets, const lora_dims_t *dims, unsigned *out)
+{
+    unsigned named = targets & ~LORA_ALL_LINEAR;
+    for (int m = 0; m < LORA_NMODULES; m++)
+        if ((named >> m) & 1 && !((dims->modules >> m) & 1)) {
+            char list[256];
+            return weft_error("LoRA target '%s' is not a module of a %s model (choose from %s, "
+                              "or all-linear)",
+                              module_names[m], dims->arch,
+                              names_of(dims->modules, list, sizeof list));
+        }
+    *out = targets & LORA_ALL_LINEAR ? dims->modules : named;
+    return 0;
 }
 
 int lora_targets_parse(const char *list, unsigned *mask)
@@ -48,12 +92,16 @@ int lora_targets_parse(const char *list, unsigned *mask)
         int found = -1;
         for (int m = 0; m < LORA_NMODULES; m++)
             if (strlen(module_names[m]) == n && memcmp(module_names[m], p, n) == 0) found = m;
-        if (found < 0)
-            return weft_error("unknown LoRA target '%.*s' (choose from attn.c_attn, attn.c_proj, "
-                              "mlp.c_fc, mlp.c_proj)",
-                              (int)n, p);
+        if (n == 10 && !memcmp(p, "all-linear", 10)) found = 31;
+        if (found < 0) {
+            char g[128], l[256];
+            return weft_error("unknown LoRA target '%.*s' (gpt2: %s; llama: %s; or all-linear)",
+                              (int)n, p, names_of(LORA_GPT2_MODULES, g, sizeof g),
+                              names_of(LORA_LLAMA_MODULES, l, sizeof l));
+        }
         if (*mask & (1u << found))
-            return weft_error("LoRA target '%s' listed twice", module_names[found]);
+            return weft_error("LoRA target '%s' listed twice",
+                              found == 31 ? "all-linear" : module_names[found]);
         *mask |= 1u << found;
         p = *end ? end + 1 : end;
         if (*end && !*p) return weft_error("LoRA target list '%s' ends with a comma", list);
@@ -67,14 +115,15 @@ int lora_targets_format(unsigned mask, char *buf, size_t size)
 {
     size_t n = 0;
     if (size) buf[0] = 0;
-    for (int m = 0; m < LORA_NMODULES; m++) {
-        if (!(mask & (1u << m))) continue;
-        size_t len = strlen(module_names[m]) + (n ? 1 : 0);
+    for (int m = 0; m < 32; m++) {
+        if (!(mask & (1u << m)) || (m >= LORA_NMODULES && m != 31)) continue;
+        const char *name = m == 31 ? "all-linear" : module_names[m];
+        size_t len = strlen(name) + (n ? 1 : 0);
         if (n + len + 1 > size)
             return weft_error("LoRA target list does not fit in %zu bytes", size);
         if (n) buf[n++] = ',';
-        memcpy(buf + n, module_names[m], strlen(module_names[m]) + 1);
-        n += strlen(module_names[m]);
+        memcpy(buf + n, name, strlen(name) + 1);
+        n += strlen(name);
     }
     return 0;
 }
@@ -90,8 +139,8 @@ int lora_spec_check(const lora_spec_t *spec)
     if (!isfinite(spec->alpha)) return weft_error("LoRA alpha is not a finite number");
     if (spec->use_rslora != 0 && spec->use_rslora != 1)
         return weft_error("use_rslora = %d: it must be 0 or 1", spec->use_rslora);
-    if (!spec->targets || (spec->targets >> LORA_NMODULES))
-        return weft_error("LoRA targets mask 0x%x: choose one or more of the four modules",
+    if (!spec->targets || ((spec->targets & ~LORA_ALL_LINEAR) >> LORA_NMODULES))
+        return weft_error("LoRA targets mask 0x%x: choose one or more modules, or all-linear",
                           spec->targets);
     if (!(spec->dropout >= 0.0f && spec->dropout < 1.0f))
         return weft_error("LoRA dropout %g: it must be in [0, 1)", (double)spec->dropout);
@@ -120,6 +169,7 @@ typedef struct {
 
 struct lora_pack {
     int L, C, K;
+    lora_dims_t dims;
     size_t max_rows;
     tenant_t *t;
     float *params, *grads, *m, *v; /* size floats each */
@@ -129,7 +179,7 @@ struct lora_pack {
     int r_max, training;
     float *h;       /* per (l, m in targets): max_rows x r_max, segment at row0*r_max */
     uint64_t *mask; /* per (l, m in dropmods): max_rows x words(in) keep bits */
-    float *xd;      /* scratch: max_rows x 4C (dropped input, its gradient) */
+    float *xd;      /* scratch: max_rows x widest input (dropped input, its gradient) */
     float *dh;      /* scratch: max_rows x r_max */
     size_t h_off[LORA_NMODULES], h_layer;       /* h of (l,m): h + l*h_layer + h_off[m] */
     size_t mask_off[LORA_NMODULES], mask_layer; /* likewise in mask */
@@ -143,6 +193,20 @@ static size_t mask_words(int in)
 lora_pack_t *lora_pack_new(int n_layer, int n_embd, int n_tenants, const lora_spec_t *specs,
                            size_t max_rows)
 {
+    lora_dims_t dims;
+    lora_dims_gpt2(n_embd, &dims);
+    return lora_pack_new_dims(n_layer, &dims, n_tenants, specs, max_rows);
+}
+
+lora_pack_t *lora_pack_new_dims(int n_layer, const lora_dims_t *dims, int n_tenants,
+                                const lora_spec_t *specs, size_t max_rows)
+{
+    int n_embd = dims->n_embd, in_max = 0;
+    for (int m = 0; m < LORA_NMODULES; m++)
+        if ((dims->modules >> m) & 1) {
+            if (dims->in[m] > in_max) in_max = dims->in[m];
+            if (dims->in[m] < 1 || dims->out[m] < 1) n_embd = -1;
+        }
     if (n_layer < 1 || n_embd < 1 || n_tenants < 1 || max_rows < 1 || max_rows > INT_MAX) {
         weft_error("LoRA pack of %d tenants over L=%d C=%d with %zu rows: every size must be "
                    "at least 1, and rows fit an int",
@@ -157,12 +221,18 @@ lora_pack_t *lora_pack_new(int n_layer, int n_embd, int n_tenants, const lora_sp
     lora_pack_t *self = calloc(1, sizeof *self);
     if (!self) goto oom;
     self->L = n_layer, self->C = n_embd, self->K = n_tenants, self->max_rows = max_rows;
+    self->dims = *dims;
     self->t = calloc((size_t)n_tenants, sizeof *self->t);
     if (!self->t) goto oom;
     size_t off = 0;
     for (int k = 0; k < n_tenants; k++) {
         tenant_t *t = &self->t[k];
         t->spec = specs[k];
+        if (lora_targets_resolve(specs[k].targets, dims, &t->spec.targets) < 0) {
+            weft_error_prefix("tenant %d", k);
+            lora_pack_destroy(&self);
+            return NULL;
+        }
         t->scaling = lora_spec_scaling(&specs[k]);
         t->a_off = malloc((size_t)n_layer * LORA_NMODULES * sizeof *t->a_off);
         t->b_off = malloc((size_t)n_layer * LORA_NMODULES * sizeof *t->b_off);
@@ -176,8 +246,7 @@ lora_pack_t *lora_pack_new(int n_layer, int n_embd, int n_tenants, const lora_sp
                     t->a_off[i] = t->b_off[i] = SIZE_MAX;
                     continue;
                 }
-                int in, out;
-                lora_module_dims(m, n_embd, &in, &out);
+                int in = dims->in[m], out = dims->out[m];
                 t->a_off[i] = off;
                 off += r * (size_t)in;
                 t->b_off[i] = off;
@@ -194,8 +263,7 @@ lora_pack_t *lora_pack_new(int n_layer, int n_embd, int n_tenants, const lora_sp
     self->m = calloc(off, sizeof(float));
     self->v = calloc(off, sizeof(float));
     for (int m = 0; m < LORA_NMODULES; m++) {
-        int in, out;
-        lora_module_dims(m, n_embd, &in, &out);
+        int in = dims->in[m];
         self->h_off[m] = self->h_layer;
         if (self->targets & (1u << m)) self->h_layer += max_rows * (size_t)self->r_max;
         self->mask_off[m] = self->mask_layer;
@@ -206,7 +274,7 @@ lora_pack_t *lora_pack_new(int n_layer, int n_embd, int n_tenants, const lora_sp
     if (!self->params || !self->grads || !self->m || !self->v || !self->h || !self->dh) goto oom;
     if (self->dropmods) {
         self->mask = calloc((size_t)n_layer * self->mask_layer, sizeof(uint64_t));
-        self->xd = calloc(max_rows * 4 * (size_t)n_embd, sizeof(float));
+        self->xd = calloc(max_rows * (size_t)in_max, sizeof(float));
         if (!self->mask || !self->xd) goto oom;
     }
     self->training = 1;
@@ -251,6 +319,17 @@ int lora_pack_layers(const lora_pack_t *self)
 int lora_pack_embd(const lora_pack_t *self)
 {
     return self->C;
+}
+int lora_pack_module_dims(const lora_pack_t *self, int m, int *in, int *out)
+{
+    if (m < 0 || m >= LORA_NMODULES || !((self->dims.modules >> m) & 1)) return -1;
+    *in = self->dims.in[m];
+    *out = self->dims.out[m];
+    return 0;
+}
+const lora_dims_t *lora_pack_dims(const lora_pack_t *self)
+{
+    return &self->dims;
 }
 size_t lora_pack_max_rows(const lora_pack_t *self)
 {
@@ -330,8 +409,7 @@ void lora_pack_init_tenant(lora_pack_t *self, int k)
         for (int m = 0; m < LORA_NMODULES; m++) {
             size_t a, b;
             if (lora_pack_offsets(self, k, l, m, &a, &b) < 0) continue;
-            int in, out;
-            lora_module_dims(m, self->C, &in, &out);
+            int in = self->dims.in[m], out = self->dims.out[m];
             float bound = 1.0f / sqrtf((float)in);
             float *A = self->params + a;
             for (size_t i = 0; i < (size_t)t->spec.r * (size_t)in; i++)
@@ -418,8 +496,7 @@ static int uses_dropout(const lora_pack_t *self, const tenant_t *t)
 
 void lora_forward(lora_pack_t *self, int l, int m, float *out, const float *inp)
 {
-    int IC, OC;
-    lora_module_dims(m, self->C, &IC, &OC);
+    int IC = self->dims.in[m], OC = self->dims.out[m];
     for (int k = 0; k < self->K; k++) {
         tenant_t *t = &self->t[k];
         size_t a, b;
@@ -443,8 +520,7 @@ void lora_forward(lora_pack_t *self, int l, int m, float *out, const float *inp)
 void lora_backward(lora_pack_t *self, int l, int m, float *dinp, const float *dout,
                    const float *inp)
 {
-    int IC, OC;
-    lora_module_dims(m, self->C, &IC, &OC);
+    int IC = self->dims.in[m], OC = self->dims.out[m];
     for (int k = 0; k < self->K; k++) {
         tenant_t *t = &self->t[k];
         size_t a, b;

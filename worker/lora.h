@@ -7,24 +7,41 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The four linear modules of a GPT-2 block that can carry an adapter. */
+/* The linear modules that can carry an adapter, numbered across the
+ * architectures (as gpt2.h numbers them): GPT-2's four, then Llama's seven. */
 enum {
-    LORA_ATTN_C_ATTN = 0, /* C -> 3C */
-    LORA_ATTN_C_PROJ = 1, /* C -> C */
-    LORA_MLP_C_FC = 2,    /* C -> 4C */
-    LORA_MLP_C_PROJ = 3,  /* 4C -> C */
-    LORA_NMODULES = 4
+    LORA_ATTN_C_ATTN = 0, /* gpt2: C -> 3C */
+    LORA_ATTN_C_PROJ = 1, /* gpt2: C -> C */
+    LORA_MLP_C_FC = 2,    /* gpt2: C -> 4C */
+    LORA_MLP_C_PROJ = 3,  /* gpt2: 4C -> C */
+    LORA_Q_PROJ = 4,      /* llama: C -> H*hd */
+    LORA_K_PROJ = 5,      /* llama: C -> KV*hd */
+    LORA_V_PROJ = 6,      /* llama: C -> KV*hd */
+    LORA_O_PROJ = 7,      /* llama: H*hd -> C */
+    LORA_GATE_PROJ = 8,   /* llama: C -> I */
+    LORA_UP_PROJ = 9,     /* llama: C -> I */
+    LORA_DOWN_PROJ = 10,  /* llama: I -> C */
+    LORA_NMODULES = 11
 };
+/* Modules of each architecture, as masks. */
+#define LORA_GPT2_MODULES  0x00fu
+#define LORA_LLAMA_MODULES 0x7f0u
+/* In a targets mask: every linear module of the architecture ("all-linear"),
+ * resolved when the pack meets its model. */
+#define LORA_ALL_LINEAR (1u << 31)
 
-/* "attn.c_attn" (the job spec's and the adapter file's `targets` spelling). */
+/* "attn.c_attn", "self_attn.q_proj" (the job spec's and the adapter file's
+ * `targets` spelling). */
 const char *lora_module_name(int m);
-/* "attn/c_attn" (the HDF5 group under /h/<i>/). */
+/* "attn/c_attn", "self_attn/q_proj" (the HDF5 group under a block). */
 const char *lora_module_path(int m);
-/* Input and output widths of module m in a model with n_embd = C. */
+/* "h" (gpt2) or "model/layers" (llama): the group holding the blocks. */
+const char *lora_module_blocks(int m);
+/* Input and output widths of GPT-2 module m (0..3) with n_embd = C. */
 void lora_module_dims(int m, int C, int *in, int *out);
-/* "attn.c_attn,mlp.c_fc" -> bit mask (bit m for module m). Spaces around
- * names are allowed; an unknown or repeated name, or an empty list, is an
- * error naming it. */
+/* "attn.c_attn,mlp.c_fc" -> bit mask (bit m for module m); "all-linear" ->
+ * LORA_ALL_LINEAR. Spaces around names are allowed; an unknown or repeated
+ * name, or an empty list, is an error naming it. */
 int lora_targets_parse(const char *list, unsigned *mask);
 /* The inverse: comma-separated names in module order. */
 int lora_targets_format(unsigned mask, char *buf, size_t size);
@@ -40,9 +57,25 @@ typedef struct {
 } lora_spec_t;
 
 float lora_spec_scaling(const lora_spec_t *spec);
-/* Rejects r < 1, targets outside the four modules or none, dropout outside
+/* Rejects r < 1, targets outside the modules or none, dropout outside
  * [0,1), non-finite alpha; -1 with weft_error. */
 int lora_spec_check(const lora_spec_t *spec);
+
+/* The shape of a backbone as LoRA sees it: its architecture's modules and
+ * their widths (gpt2_lora_dims in lora_train.h fills one from a model). */
+typedef struct {
+    const char *arch;       /* "gpt2" or "llama", for messages */
+    int n_embd;             /* the backbone's width C */
+    unsigned modules;       /* the modules the architecture has */
+    int in[LORA_NMODULES];  /* widths, for the modules it has */
+    int out[LORA_NMODULES];
+} lora_dims_t;
+
+/* GPT-2's four modules at width C. */
+void lora_dims_gpt2(int C, lora_dims_t *dims);
+/* Resolves a targets mask against dims: all-linear becomes every module of
+ * the architecture; a module it lacks is an error naming it. */
+int lora_targets_resolve(unsigned targets, const lora_dims_t *dims, unsigned *out);
 
 typedef struct lora_pack lora_pack_t;
 
@@ -51,11 +84,18 @@ typedef struct lora_pack lora_pack_t;
  * Every tenant starts at PEFT's initialisation (lora_pack_init_tenant). */
 lora_pack_t *lora_pack_new(int n_layer, int n_embd, int n_tenants, const lora_spec_t *specs,
                            size_t max_rows);
+/* The same over any architecture's modules (dims); each tenant's targets
+ * are resolved against dims (lora_targets_resolve) and kept resolved. */
+lora_pack_t *lora_pack_new_dims(int n_layer, const lora_dims_t *dims, int n_tenants,
+                                const lora_spec_t *specs, size_t max_rows);
 void lora_pack_destroy(lora_pack_t **self_p);
 
 int lora_pack_tenants(const lora_pack_t *self);
 int lora_pack_layers(const lora_pack_t *self);
 int lora_pack_embd(const lora_pack_t *self);
+/* Widths of module m in this pack's backbone; -1 when it has no such module. */
+int lora_pack_module_dims(const lora_pack_t *self, int m, int *in, int *out);
+const lora_dims_t *lora_pack_dims(const lora_pack_t *self);
 size_t lora_pack_max_rows(const lora_pack_t *self);
 const lora_spec_t *lora_pack_spec(const lora_pack_t *self, int k);
 /* Modules any tenant targets (the engine keeps their inputs either way). */

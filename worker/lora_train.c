@@ -1,7 +1,8 @@
 /* lora_train.c: packed multi-tenant LoRA training (see lora_train.h). The
  * frozen base's products run once per tenant segment, with the shapes the
- * tenant has alone (gpt2.c, rows()); the pack adds each tenant's delta at
- * the four module seams of gpt2.c. */
+ * tenant has alone (segmm.h; gpt2.c and llama.c alike); the pack adds each
+ * tenant's delta at the module seams of the model's architecture (GPT-2's
+ * four, Llama's seven). */
 #include "lora_train.h"
 #include "log.h"
 
@@ -14,6 +15,29 @@ _Static_assert((int)GPT2_ATTN_C_ATTN == LORA_ATTN_C_ATTN &&
                    (int)GPT2_ATTN_C_PROJ == LORA_ATTN_C_PROJ &&
                    (int)GPT2_MLP_C_FC == LORA_MLP_C_FC && (int)GPT2_MLP_C_PROJ == LORA_MLP_C_PROJ,
                "gpt2 and lora number the four modules alike");
+_Static_assert((int)LLAMA_Q_PROJ == LORA_Q_PROJ && (int)LLAMA_K_PROJ == LORA_K_PROJ &&
+                   (int)LLAMA_V_PROJ == LORA_V_PROJ && (int)LLAMA_O_PROJ == LORA_O_PROJ &&
+                   (int)LLAMA_GATE_PROJ == LORA_GATE_PROJ && (int)LLAMA_UP_PROJ == LORA_UP_PROJ &&
+                   (int)LLAMA_DOWN_PROJ == LORA_DOWN_PROJ && (int)MODEL_NMODULES == LORA_NMODULES,
+               "the engine and lora number the seven Llama modules alike");
+
+void gpt2_lora_dims(const gpt2_config_t *c, lora_dims_t *dims)
+{
+    memset(dims, 0, sizeof *dims);
+    dims->arch = c->arch == ARCH_LLAMA ? "llama" : "gpt2";
+    dims->n_embd = c->n_embd;
+    dims->modules = c->arch == ARCH_LLAMA ? LORA_LLAMA_MODULES : LORA_GPT2_MODULES;
+    for (int m = 0; m < LORA_NMODULES; m++)
+        if ((dims->modules >> m) & 1) gpt2_module_dims(c, m, &dims->in[m], &dims->out[m]);
+}
+
+lora_pack_t *lora_pack_for(const gpt2_t *model, int n_tenants, const lora_spec_t *specs,
+                           size_t max_rows)
+{
+    lora_dims_t dims;
+    gpt2_lora_dims(&model->cfg, &dims);
+    return lora_pack_new_dims(model->cfg.n_layer, &dims, n_tenants, specs, max_rows);
+}
 
 struct lora_trainer {
     gpt2_t *model;
@@ -64,9 +88,15 @@ lora_trainer_t *lora_trainer_new(gpt2_t *model, lora_pack_t *pack, const lora_hp
                                  int B_max, int T)
 {
     const gpt2_config_t *c = &model->cfg;
-    if (lora_pack_layers(pack) != c->n_layer || lora_pack_embd(pack) != c->n_embd) {
-        weft_error("LoRA pack is for %d blocks of width %d, the model has %d of width %d",
-                   lora_pack_layers(pack), lora_pack_embd(pack), c->n_layer, c->n_embd);
+    lora_dims_t want;
+    gpt2_lora_dims(c, &want);
+    const lora_dims_t *have = lora_pack_dims(pack);
+    if (lora_pack_layers(pack) != c->n_layer || have->modules != want.modules ||
+        memcmp(have->in, want.in, sizeof want.in) || memcmp(have->out, want.out, sizeof want.out)) {
+        weft_error("LoRA pack is for %d blocks of width %d (%s), the model has %d blocks of "
+                   "width %d (%s, or other module widths)",
+                   lora_pack_layers(pack), have->n_embd, have->arch, c->n_layer, c->n_embd,
+                   want.arch);
         return NULL;
     }
     if (B_max < 1 || T < 1 || (size_t)B_max * (size_t)T > lora_pack_max_rows(pack)) {

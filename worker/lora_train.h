@@ -1,13 +1,22 @@
-/* lora_train.h: packed multi-tenant LoRA training over one frozen GPT-2: the
- * pack attached as the model's per-module delta, each tenant's rows one
- * contiguous segment, and per tenant its own loss, clipping, schedule, AdamW
- * step count and failure (NaN/inf) that drops it from the pack alone. */
+/* lora_train.h: packed multi-tenant LoRA training over one frozen model
+ * (GPT-2 or Llama): the pack attached as the model's per-module delta, each
+ * tenant's rows one contiguous segment, and per tenant its own loss,
+ * clipping, schedule, AdamW step count and failure (NaN/inf) that drops it
+ * from the pack alone. */
 #ifndef WEFT_LORA_TRAIN_H
 #define WEFT_LORA_TRAIN_H
 
 #include "gpt2.h"
 #include "lora.h"
 #include "optim.h"
+
+/* The LoRA view of a model of config c: its architecture's modules and
+ * their widths. */
+void gpt2_lora_dims(const gpt2_config_t *c, lora_dims_t *dims);
+/* A pack over model's modules (lora_pack_new_dims with gpt2_lora_dims): a
+ * tenant's target the architecture lacks is an error naming it. */
+lora_pack_t *lora_pack_for(const gpt2_t *model, int n_tenants, const lora_spec_t *specs,
+                           size_t max_rows);
 
 /* One tenant's optimizer settings. */
 typedef struct {

@@ -40,15 +40,81 @@ static const char *option_value(int argc, char **argv, int *i)
 
 static void init_usage(FILE *out)
 {
-    fprintf(out, "usage: weft init-model --preset tiny|small|gpt2 [--layers L] [--heads H]\n"
-                 "         [--embd C] [--vocab V] [--ctx T] [--seed N] [--tokenizer byte|gpt2]\n"
-                 "         -o MODEL.h5\n");
+    fprintf(out,
+            "usage: weft init-model [--arch gpt2|llama] --preset NAME [--layers L] [--heads H]\n"
+            "         [--embd C] [--vocab V] [--ctx T] [--seed N] [--tokenizer byte|gpt2]\n"
+            "         [LLAMA OPTIONS] -o MODEL.h5\n"
+            "presets: tiny, small, gpt2 (gpt2); llama-tiny, smollm2-135m, qwen2.5-0.5b (llama)\n"
+            "llama options: --kv-heads KV --head-dim HD --inner I --theta X --eps X --tie 0|1\n"
+            "         --bias none|q,k,v,o,gate,up,down (projections with a bias)\n"
+            "         --rope-scaling none|linear:FACTOR|llama3:FACTOR:LOW:HIGH:ORIGINAL_CTX\n");
+}
+
+/* Parses a number for option opt. */
+static int parse_float(const char *opt, const char *s, float *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v > 0.0) || v > 1e30)
+        return weft_error("%s: '%s' is not a positive number", opt, s);
+    *out = (float)v;
+    return 0;
+}
+
+/* --bias: comma-separated projection names, or none. */
+static int parse_bias(const char *s, unsigned *mask)
+{
+    static const char *names[7] = {"q", "k", "v", "o", "gate", "up", "down"};
+    *mask = 0;
+    if (!strcmp(s, "none")) return 0;
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        int found = -1;
+        for (int j = 0; j < 7; j++)
+            if (!strcmp(t, names[j])) found = j;
+        if (found < 0)
+            return weft_error("--bias: '%s' is not a projection (q, k, v, o, gate, up, down or "
+                              "none)",
+                              t);
+        *mask |= 1u << found;
+    }
+    return 0;
+}
+
+/* --rope-scaling none | linear:F | llama3:F:LOW:HIGH:ORIG */
+static int parse_rope(const char *s, llama_config_t *x)
+{
+    double f = 0, lo = 0, hi = 0;
+    int orig = 0, n = 0;
+    if (!strcmp(s, "none")) {
+        x->rope_type = ROPE_DEFAULT;
+        return 0;
+    }
+    if (sscanf(s, "linear:%lf%n", &f, &n) == 1 && !s[n]) {
+        x->rope_type = ROPE_LINEAR;
+    } else if (sscanf(s, "llama3:%lf:%lf:%lf:%d%n", &f, &lo, &hi, &orig, &n) == 4 && !s[n]) {
+        x->rope_type = ROPE_LLAMA3;
+    } else {
+        return weft_error("--rope-scaling '%s': use none, linear:FACTOR or "
+                          "llama3:FACTOR:LOW:HIGH:ORIGINAL_CTX",
+                          s);
+    }
+    x->rope_factor = (float)f;
+    x->rope_low_freq_factor = (float)lo;
+    x->rope_high_freq_factor = (float)hi;
+    x->rope_original_ctx = orig;
+    return 0;
 }
 
 int cmd_init_model(int argc, char **argv)
 {
-    const char *preset = NULL, *out = NULL, *tokenizer = NULL;
-    long seed = 1, sizes[5] = {0, 0, 0, 0, 0};
+    const char *preset = NULL, *out = NULL, *tokenizer = NULL, *arch = NULL;
+    const char *bias = NULL, *rope = NULL;
+    long seed = 1, sizes[5] = {0, 0, 0, 0, 0}, lsizes[4] = {0, 0, 0, -1};
+    float theta = 0.0f, eps = 0.0f;
+    static const char *lsize_opts[4] = {"--kv-heads", "--head-dim", "--inner", "--tie"};
     static const char *size_opts[5] = {"--layers", "--heads", "--embd", "--vocab", "--ctx"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
@@ -61,13 +127,26 @@ int cmd_init_model(int argc, char **argv)
         if (!strcmp(a, "--preset")) preset = v;
         else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = v;
         else if (!strcmp(a, "--tokenizer")) tokenizer = v;
-        else if (!strcmp(a, "--seed")) {
+        else if (!strcmp(a, "--arch")) arch = v;
+        else if (!strcmp(a, "--bias")) bias = v;
+        else if (!strcmp(a, "--rope-scaling")) rope = v;
+        else if (!strcmp(a, "--theta")) {
+            if (parse_float(a, v, &theta) < 0) goto fail;
+        } else if (!strcmp(a, "--eps")) {
+            if (parse_float(a, v, &eps) < 0) goto fail;
+        } else if (!strcmp(a, "--seed")) {
             if (parse_long(a, v, 0, 0x7fffffffL, &seed) < 0) goto fail;
         } else {
             known = 0;
             for (int k = 0; k < 5; k++)
                 if (!strcmp(a, size_opts[k])) {
                     if (parse_long(a, v, 1, 1L << 30, &sizes[k]) < 0) goto fail;
+                    known = 1;
+                }
+            for (int k = 0; k < 4; k++)
+                if (!strcmp(a, lsize_opts[k])) {
+                    if (parse_long(a, v, k == 3 ? 0 : 1, k == 3 ? 1 : 1L << 30, &lsizes[k]) < 0)
+                        goto fail;
                     known = 1;
                 }
         }
@@ -86,6 +165,34 @@ int cmd_init_model(int argc, char **argv)
     int *fields[5] = {&cfg.n_layer, &cfg.n_head, &cfg.n_embd, &cfg.vocab_size, &cfg.n_ctx};
     for (int k = 0; k < 5; k++)
         if (sizes[k]) *fields[k] = (int)sizes[k];
+    const char *arch_name = cfg.arch == ARCH_LLAMA ? "llama" : "gpt2";
+    if (arch && strcmp(arch, arch_name)) {
+        if (strcmp(arch, "llama") && strcmp(arch, "gpt2"))
+            weft_error("--arch '%s': use gpt2 or llama", arch);
+        else
+            weft_error("--arch %s does not match preset '%s' (a %s preset)", arch, preset,
+                       arch_name);
+        goto fail;
+    }
+    if (cfg.arch == ARCH_LLAMA) {
+        llama_config_t *x = &cfg.llama;
+        /* a new width or head count keeps Hugging Face's default head_dim = C/H */
+        if ((sizes[1] || sizes[2]) && cfg.n_embd % cfg.n_head == 0)
+            x->head_dim = cfg.n_embd / cfg.n_head;
+        int *lfields[4] = {&x->n_kv_head, &x->head_dim, &x->n_inner, &x->tie_word_embeddings};
+        for (int k = 0; k < 4; k++)
+            if (lsizes[k] > (k == 3 ? -1 : 0)) *lfields[k] = (int)lsizes[k];
+        if (theta > 0.0f) x->rope_theta = theta;
+        if (eps > 0.0f) x->rms_norm_eps = eps;
+        if ((bias && parse_bias(bias, &x->bias) < 0) || (rope && parse_rope(rope, x) < 0))
+            goto fail;
+    } else if (bias || rope || theta > 0.0f || eps > 0.0f || lsizes[0] || lsizes[1] ||
+               lsizes[2] || lsizes[3] >= 0) {
+        weft_error("the llama options (--kv-heads, --head-dim, --inner, --theta, --eps, --tie, "
+                   "--bias, --rope-scaling) do not apply to preset '%s' (gpt2)",
+                   preset);
+        goto fail;
+    }
     if (!tokenizer) tokenizer = cfg.vocab_size == 50257 ? "gpt2" : "byte";
     if (strcmp(tokenizer, "byte") && strcmp(tokenizer, "gpt2")) {
         weft_error("--tokenizer '%s': use byte or gpt2", tokenizer);
@@ -102,8 +209,9 @@ int cmd_init_model(int argc, char **argv)
     gpt2_init_weights(model, (uint64_t)seed);
     int rc = model_file_save(model, tokenizer, out);
     if (rc == 0)
-        printf("%s: gpt2 L%d H%d C%d V%d T%d, %zu parameters, seed %ld\n", out, cfg.n_layer,
-               cfg.n_head, cfg.n_embd, cfg.vocab_size, cfg.n_ctx, model->nparams, seed);
+        printf("%s: %s L%d H%d C%d V%d T%d, %zu parameters, seed %ld\n", out, arch_name,
+               cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.vocab_size, cfg.n_ctx, model->nparams,
+               seed);
     gpt2_destroy(&model);
     if (rc < 0) goto fail;
     return 0;

@@ -9,7 +9,9 @@
 #include <hdf5.h>
 
 #define MODEL_FORMAT  "weft-model"
-#define MODEL_VERSION 1
+/* The newest version written: GPT-2 files are still written as version 1
+ * (their layout did not change), Llama files as version 2. */
+#define MODEL_VERSION 2
 
 /* Reads and checks the root attributes (format, version, arch, sizes,
  * tokenizer); tokenizer (at least 16 bytes) may be NULL. */

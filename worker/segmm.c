@@ -17,11 +17,11 @@ static void block_cols(int OC, int nb, int b, int *j0, int *j1)
 }
 
 static void product(float *out, const float *inp, const float *w, int wt, const float *bias,
-                    size_t n, int IC, int OC, int j0, int j1)
+                    int accumulate, size_t n, int IC, int OC, int j0, int j1)
 {
     int cols = j1 - j0;
     if (cols <= 0 || n == 0) return;
-    float beta = 0.0f;
+    float beta = accumulate ? 1.0f : 0.0f;
     if (bias) {
         for (size_t i = 0; i < n; i++)
             memcpy(out + i * (size_t)OC + j0, bias + j0, (size_t)cols * sizeof *out);
@@ -37,12 +37,12 @@ static void product(float *out, const float *inp, const float *w, int wt, const 
 }
 
 void segmm(const segs_t *s, float *out, const float *inp, const float *w, int wt,
-           const float *bias, size_t N, int IC, int OC)
+           const float *bias, int accumulate, size_t N, int IC, int OC)
 {
     int nseg = s && s->nseg ? s->nseg : 1;
     int nb = s && s->threads > 1 ? s->threads : 1;
     if (nseg == 1 && nb == 1) {
-        product(out, inp, w, wt, bias, N, IC, OC, 0, OC);
+        product(out, inp, w, wt, bias, accumulate, N, IC, OC, 0, OC);
         return;
     }
     /* Row offsets of the segments, then every (segment, block) product. */
@@ -56,7 +56,7 @@ void segmm(const segs_t *s, float *out, const float *inp, const float *w, int wt
         int i = it / nb, b = it % nb, j0, j1;
         block_cols(OC, nb, b, &j0, &j1);
         size_t n = r0[i + 1] - r0[i];
-        product(out + r0[i] * (size_t)OC, inp + r0[i] * (size_t)IC, w, wt, bias, n, IC, OC, j0,
-                j1);
+        product(out + r0[i] * (size_t)OC, inp + r0[i] * (size_t)IC, w, wt, bias, accumulate, n, IC,
+                OC, j0, j1);
     }
 }

@@ -25,11 +25,12 @@ typedef struct {
 } segs_t;
 
 /* out (N,OC) = inp (N,IC) · W [+ bias (OC)], one product per segment,
- * where W is w (IC,OC) when wt = 0 and wᵀ of w (OC,IC) when wt = 1.
- * bias NULL: none. The linear layer's forward is (wt 0, its Conv1D weight),
- * its input gradient (wt 1, the same weight read as (OC',IC')), the tied LM
- * head (wt 1, wte (V,C)) and its input gradient (wt 0, wte). */
+ * where W is w (IC,OC) when wt = 0 and wᵀ of w (OC,IC) when wt = 1;
+ * bias NULL: none; accumulate 1: out += instead (no bias then). GPT-2's
+ * Conv1D layer runs forward with wt 0 and its input gradient with wt 1,
+ * Llama's [out,in] layer the other way round, and a tied or untied LM
+ * head (V,C) like Llama's layer. */
 void segmm(const segs_t *s, float *out, const float *inp, const float *w, int wt,
-           const float *bias, size_t N, int IC, int OC);
+           const float *bias, int accumulate, size_t N, int IC, int OC);
 
 #endif

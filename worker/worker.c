@@ -38,6 +38,9 @@
 #include <time.h>
 #include <unistd.h>
 
+_Static_assert(SPEC_T_ATTN_C_ATTN == 1u << LORA_ATTN_C_ATTN && SPEC_T_Q_PROJ == 1u << LORA_Q_PROJ &&
+                   SPEC_T_DOWN_PROJ == 1u << LORA_DOWN_PROJ && SPEC_T_ALL_LINEAR == LORA_ALL_LINEAR,
+               "job specs and lora number the LoRA modules alike");
 enum { EXIT_DONE = 0, EXIT_FAIL = 1, EXIT_DATA = 65, EXIT_REQUEUE = 75, EXIT_SPEC = 78 };
 
 /* A task is what has its own data and optimizer: a tenant (lora) or the
@@ -396,8 +399,7 @@ static int setup_lora(void)
                                    .adam = {(float)t->betas[0], (float)t->betas[1], (float)t->eps,
                                             (float)t->weight_decay}};
     }
-    W.pack = lora_pack_new(W.model->cfg.n_layer, W.model->cfg.n_embd, W.ntasks, ls,
-                           (size_t)W.Bsum * (size_t)W.T);
+    W.pack = lora_pack_for(W.model, W.ntasks, ls, (size_t)W.Bsum * (size_t)W.T);
     free(ls);
     if (!W.pack) return fail_with(EXIT_SPEC);
     for (int k = 0; k < W.ntasks; k++) lora_pack_init_tenant(W.pack, k);

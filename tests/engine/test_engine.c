@@ -239,9 +239,19 @@ START_TEST(reference_l3h3)
 }
 END_TEST
 
+/* Llama family: GQA with an untied head and theta 500000; a tied head with
+ * q/k/v biases and one kv head; llama3 rope scaling; head_dim != C/H with
+ * linear rope scaling (scripts/make-reference.py). */
+START_TEST(reference_llama)
+{
+    static const char *names[] = {"lgqa", "lbias", "lrope3", "lhd"};
+    check_reference(names[_i]);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------ */
 
-static const gpt2_config_t small_cfg = {2, 2, 16, 37, 8};
+static const gpt2_config_t small_cfg = {2, 2, 16, 37, 8, ARCH_GPT2, {0}};
 
 /* A small model with weights far enough from init that every path matters. */
 static gpt2_t *random_model(const gpt2_config_t *cfg, uint64_t seed)
@@ -325,7 +335,7 @@ END_TEST
 static float *train_copy(int threads, size_t *n)
 {
     openblas_set_num_threads(threads);
-    gpt2_config_t cfg = {2, 4, 64, 101, 64};
+    gpt2_config_t cfg = {2, 4, 64, 101, 64, ARCH_GPT2, {0}};
     gpt2_t *m = gpt2_new(&cfg);
     gpt2_init_weights(m, 42);
     enum { B = 3, T = 64 };
@@ -474,7 +484,7 @@ START_TEST(row_scale)
      * (Not bit for bit: OpenBLAS 0.3.21's sgemm rounds a row differently
      * depending on how many rows the call has.) */
     enum { B = 2, T = 16 };
-    const gpt2_config_t cfg = {2, 2, 16, 37, T};
+    const gpt2_config_t cfg = {2, 2, 16, 37, T, ARCH_GPT2, {0}};
     int inp[B * T], tgt[B * T];
     random_batch(inp, tgt, B, T, cfg.vocab_size, 31);
     gpt2_t *pack = random_model(&cfg, 9), *alone = random_model(&cfg, 9);
@@ -590,9 +600,9 @@ START_TEST(bad_model_files)
 
     copy_tiny(p, sizeof p, "version.h5");
     h = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
-    h5_attr_write_i64(h, "version", 2);
+    h5_attr_write_i64(h, "version", 3);
     H5Fclose(h);
-    expect_load_error(p, "version 2");
+    expect_load_error(p, "version 3");
 
     copy_tiny(p, sizeof p, "heads.h5");
     h = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
@@ -704,6 +714,7 @@ int main(void)
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, reference_tiny);
     tcase_add_test(tc, reference_l3h3);
+    tcase_add_loop_test(tc, reference_llama, 0, 4);
     tcase_add_test(tc, finite_differences);
     tcase_add_test(tc, determinism);
     tcase_add_test(tc, module_delta_frozen);

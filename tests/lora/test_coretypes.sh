@@ -1,7 +1,7 @@
 #!/bin/bash
 # test_coretypes.sh: the bitwise claims under every OpenBLAS kernel family
 # this CPU can execute (OPENBLAS_CORETYPE), with 1 and 2 threads:
-#   - the engine's determinism and references, and the LoRA pack's
+#   - the engines' determinism and references (GPT-2 and Llama), and the LoRA pack's
 #     invariance and NaN isolation (the Check programs, small and large
 #     shapes);
 #   - through weft-worker under mpirun, at a shape whose products are large
@@ -24,12 +24,12 @@ echo "kernel families: $cores"
 B=$top_builddir/tests
 for core in $cores; do
     for th in 1 2; do
-        for t in lora/test_pack lora/test_lora engine/test_engine; do
+        for t in lora/test_pack lora/test_lora engine/test_engine engine/test_llama; do
             out=$(OPENBLAS_CORETYPE=$core WEFT_TEST_THREADS=$th OPENBLAS_NUM_THREADS=$th \
                 "$B/$t" 2>&1) || fail "$t under $core with $th thread(s): $(echo "$out" | grep -m3 ':F:\|:E:')"
         done
     done
-    pass "test_pack, test_lora, test_engine under $core with 1 and 2 threads"
+    pass "test_pack, test_lora, test_engine, test_llama under $core with 1 and 2 threads"
 done
 
 T=$(mktemp -d /tmp/weft-test-coretypes-XXXXXX)

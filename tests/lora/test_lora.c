@@ -94,7 +94,7 @@ START_TEST(spec_checks_and_scaling)
     ck_assert_int_eq(lora_spec_check(&bad), -1);
     bad = s, bad.targets = 0;
     ck_assert_int_eq(lora_spec_check(&bad), -1);
-    bad = s, bad.targets = 1u << 4;
+    bad = s, bad.targets = 1u << LORA_NMODULES;
     ck_assert_int_eq(lora_spec_check(&bad), -1);
     bad = s, bad.dropout = 1.0f;
     ck_assert_int_eq(lora_spec_check(&bad), -1);

@@ -7,3 +7,6 @@ TESTS += tests/worker/test_ckpt
 
 TESTS += tests/worker/test_worker.sh
 EXTRA_DIST += tests/worker/test_worker.sh tests/lib.sh
+
+TESTS += tests/worker/test_llama_worker.sh
+EXTRA_DIST += tests/worker/test_llama_worker.sh

@@ -8,6 +8,8 @@ model_libweftst_a_SOURCES = \
 	model/hf_config.c model/hf_model.c model/hf.h \
 	model/peft.c model/peft.h \
 	model/hf_cmd.c
+# The widening loops vectorise (the user's -O2 comes last and would not).
+model_libweftst_a_CFLAGS = $(AM_CFLAGS) -ftree-vectorize -fvect-cost-model=dynamic
 HF_LIBS = model/libweftst.a common/libweftcommon.a $(WEFT_LIBS)
 
 weft_LDADD += $(HF_LIBS)

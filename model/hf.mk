@@ -19,6 +19,7 @@ weft_bench_LDADD += $(HF_LIBS)
 weft_bench_SOURCES += bench/bench_import.c
 tests_engine_test_engine_LDADD += $(HF_LIBS)
 LORA_MODEL_LIBS += $(HF_LIBS)
+FUZZ_dispatch_LIBS += $(HF_LIBS)
 
 # Tests: the parser's rules and conversions in C; import/export/merge and
 # PEFT against an independent Python writer and the PyTorch references.

@@ -88,7 +88,7 @@ int peft_is_dir(const char *path)
 
 static int read_h5(hid_t f, peft_lora_t *a)
 {
-    char format[64], targets[256];
+    char format[64], targets[256], hex[80];
     int64_t version, r, rs;
     if (h5_attr_read_str(f, "format", format, sizeof format) < 0 || strcmp(format, "weft-adapter"))
         return weft_error("not a weft-adapter file (root attribute format)");
@@ -96,8 +96,10 @@ static int read_h5(hid_t f, peft_lora_t *a)
         h5_attr_read_f64(f, "alpha", &a->alpha) < 0 || h5_attr_read_i64(f, "use_rslora", &rs) < 0 ||
         h5_attr_read_str(f, "targets", targets, sizeof targets) < 0 ||
         h5_attr_read_str(f, "tenant", a->tenant, sizeof a->tenant) < 0 ||
-        h5_attr_read_str(f, "base_sha256", a->base_sha256, sizeof a->base_sha256) < 0)
+        h5_attr_read_str(f, "base_sha256", hex, sizeof hex) < 0)
         return -1;
+    if (strlen(hex) != 64) return weft_error("attribute base_sha256 is not a SHA-256 hex digest");
+    memcpy(a->base_sha256, hex, 65);
     if (version != 1) return weft_error("weft-adapter version %lld (this weft reads 1)", (long long)version);
     if (r < 1 || r > (1 << 20) || !isfinite(a->alpha) || (rs != 0 && rs != 1))
         return weft_error("attributes r, alpha or use_rslora out of range");

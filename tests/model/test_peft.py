@@ -92,6 +92,13 @@ for n in names:
 assert np.array_equal(got["logits"][...], want["logits"][...])
 checks += 3
 
+# weft generate reads the PEFT folder too: the same text as with acme.h5
+gen = [subprocess.run(["weft", "generate", "--model", base, "--adapter", a, "--prompt", "ab",
+                       "--tokens", "12", "--seed", "2"], capture_output=True, check=True).stdout
+       for a in (acme, os.path.join(tmp, "peft"))]
+assert gen[0] == gen[1] and gen[0], gen
+checks += 1
+
 # rsLoRA: alpha' = (alpha/r)·sqrt(r) gives the same scaling, so the same logits
 got = grad(peft_dir("rslora", lora_alpha=alpha / r * np.sqrt(r), use_rslora=True), f"{tmp}/rs.h5")
 assert rel(got["logits"], want["logits"]) <= 1e-6, "rsLoRA scaling"

@@ -24,13 +24,35 @@ static const struct {
     hf_config_t c;
 } shapes[] = {
     {"qwen2.5-0.5b",
-     {.family = HF_QWEN2, .n_layer = 24, .n_head = 14, .n_embd = 896, .vocab_size = 151936,
-      .n_ctx = 32768, .n_kv_head = 2, .head_dim = 64, .n_inner = 4864, .rms_norm_eps = 1e-6,
-      .rope_theta = 1000000.0, .tie_word_embeddings = 1, .qkv_bias = 1, .tokenizer = "none"}},
+     {.family = HF_QWEN2,
+      .n_layer = 24,
+      .n_head = 14,
+      .n_embd = 896,
+      .vocab_size = 151936,
+      .n_ctx = 32768,
+      .n_kv_head = 2,
+      .head_dim = 64,
+      .n_inner = 4864,
+      .rms_norm_eps = 1e-6,
+      .rope_theta = 1000000.0,
+      .tie_word_embeddings = 1,
+      .qkv_bias = 1,
+      .tokenizer = "none"}},
     {"tiny",
-     {.family = HF_QWEN2, .n_layer = 2, .n_head = 4, .n_embd = 64, .vocab_size = 1000,
-      .n_ctx = 128, .n_kv_head = 2, .head_dim = 16, .n_inner = 128, .rms_norm_eps = 1e-6,
-      .rope_theta = 1000000.0, .tie_word_embeddings = 1, .qkv_bias = 1, .tokenizer = "none"}},
+     {.family = HF_QWEN2,
+      .n_layer = 2,
+      .n_head = 4,
+      .n_embd = 64,
+      .vocab_size = 1000,
+      .n_ctx = 128,
+      .n_kv_head = 2,
+      .head_dim = 16,
+      .n_inner = 128,
+      .rms_norm_eps = 1e-6,
+      .rope_theta = 1000000.0,
+      .tie_word_embeddings = 1,
+      .qkv_bias = 1,
+      .tokenizer = "none"}},
 };
 
 /* A version-2 model file of random normal(0, 0.02)-ish values. */
@@ -111,10 +133,14 @@ int bench_import(int argc, char **argv)
     const char *shape = "qwen2.5-0.5b", *dir = NULL;
     int runs = 3, json = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json")) json = 1;
-        else if (!strcmp(argv[i], "--shape") && i + 1 < argc) shape = argv[++i];
-        else if (!strcmp(argv[i], "--dir") && i + 1 < argc) dir = argv[++i];
-        else if (!strcmp(argv[i], "--runs") && i + 1 < argc) runs = atoi(argv[++i]);
+        if (!strcmp(argv[i], "--json"))
+            json = 1;
+        else if (!strcmp(argv[i], "--shape") && i + 1 < argc)
+            shape = argv[++i];
+        else if (!strcmp(argv[i], "--dir") && i + 1 < argc)
+            dir = argv[++i];
+        else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
+            runs = atoi(argv[++i]);
         else {
             fprintf(stderr, "usage: weft-bench import [--shape qwen2.5-0.5b|tiny] [--dir DIR] "
                             "[--runs N] [--json]\n");
@@ -128,8 +154,8 @@ int bench_import(int argc, char **argv)
         fprintf(stderr, "weft-bench import: unknown --shape '%s' or bad --runs\n", shape);
         return 64;
     }
-    char tmpl[] = "/tmp/weft-bench-import-XXXXXX", work[PATH_MAX - 64], model[PATH_MAX], hf[PATH_MAX],
-         out[PATH_MAX];
+    char tmpl[] = "/tmp/weft-bench-import-XXXXXX", work[PATH_MAX - 64], model[PATH_MAX],
+         hf[PATH_MAX], out[PATH_MAX];
     if (!dir && !(dir = mkdtemp(tmpl))) {
         perror("mkdtemp");
         return 1;
@@ -141,8 +167,8 @@ int bench_import(int argc, char **argv)
     double *secs = calloc((size_t)runs, sizeof *secs), *rss = calloc((size_t)runs, sizeof *rss),
            *cpu = calloc((size_t)runs, sizeof *cpu);
     int rc = 1;
-    fprintf(stderr, "weft-bench import: writing a %s model file and its BF16 export in %s\n",
-            shape, work);
+    fprintf(stderr, "weft-bench import: writing a %s model file and its BF16 export in %s\n", shape,
+            work);
     if (!secs || !rss || !cpu || write_model(c, model) < 0 || hf_export(model, hf, 1) < 0) goto out;
     unlink(model);
     char st_path[PATH_MAX + 32];
@@ -151,8 +177,7 @@ int bench_import(int argc, char **argv)
     for (int r = 0; r < runs; r++)
         if (run_import(hf, out, &secs[r], &cpu[r], &rss[r]) < 0) goto out;
     double out_mb = (double)file_size(out) / 1e6;
-    printf("weft import, %s BF16 checkpoint, one process, page cache warm, %d runs\n", shape,
-           runs);
+    printf("weft import, %s BF16 checkpoint, one process, page cache warm, %d runs\n", shape, runs);
     printf("(wall includes the fsync of the output and waits for a shared CPU; CPU = user + "
            "sys of the importer)\n");
     printf("%-8s %9s %9s %10s %9s %10s %12s %13s\n", "run", "input MB", "wall s", "MB/s wall",
@@ -163,10 +188,9 @@ int bench_import(int argc, char **argv)
                rss[r] * 1.048576 / out_mb);
     double ms = bench_median(secs, (size_t)runs), mc = bench_median(cpu, (size_t)runs),
            mr = bench_median(rss, (size_t)runs) * 1.048576;
-    printf("%-8s %9.1f %9.3f %10.1f %9.3f %10.1f %12.1f %13.3f\n", "median", in_mb, ms,
-           in_mb / ms, mc, in_mb / mc, mr, mr / out_mb);
-    printf("output model %.1f MB; targets: >= 300 MB/s on one core, RSS <= 1.2 x output\n",
-           out_mb);
+    printf("%-8s %9.1f %9.3f %10.1f %9.3f %10.1f %12.1f %13.3f\n", "median", in_mb, ms, in_mb / ms,
+           mc, in_mb / mc, mr, mr / out_mb);
+    printf("output model %.1f MB; targets: >= 300 MB/s on one core, RSS <= 1.2 x output\n", out_mb);
     if (json)
         printf("{\"bench\":\"import\",\"shape\":\"%s\",\"input_mb\":%.1f,\"output_mb\":%.1f,"
                "\"median_wall_s\":%.4f,\"median_cpu_s\":%.4f,\"mb_per_s_wall\":%.1f,"

@@ -31,15 +31,20 @@ static int parse(int argc, char **argv, const char *allowed, opts_t *o, void (*u
         }
         if (i + 1 >= argc) return weft_error("%s needs a value", a);
         const char *v = argv[++i];
-        if (!strcmp(a, "-o") || !strcmp(a, "--output")) o->out = v;
+        if (!strcmp(a, "-o") || !strcmp(a, "--output"))
+            o->out = v;
         else if (!strcmp(a, "--dtype") && strstr(allowed, "dtype")) {
             if (strcmp(v, "f32") && strcmp(v, "bf16"))
                 return weft_error("--dtype '%s': use f32 or bf16", v);
             o->bf16 = !strcmp(v, "bf16");
-        } else if (!strcmp(a, "--model") && strstr(allowed, "model")) o->model = v;
-        else if (!strcmp(a, "--adapter") && strstr(allowed, "adapter")) o->adapter = v;
-        else if (!strcmp(a, "--base-model") && strstr(allowed, "base")) o->base = v;
-        else return weft_error("unknown option '%s'; see --help", a);
+        } else if (!strcmp(a, "--model") && strstr(allowed, "model"))
+            o->model = v;
+        else if (!strcmp(a, "--adapter") && strstr(allowed, "adapter"))
+            o->adapter = v;
+        else if (!strcmp(a, "--base-model") && strstr(allowed, "base"))
+            o->base = v;
+        else
+            return weft_error("unknown option '%s'; see --help", a);
     }
     return 0;
 }

@@ -13,7 +13,10 @@ static const char *architectures[] = {"GPT2LMHeadModel", "LlamaForCausalLM", "Qw
                                       "MistralForCausalLM"};
 static const char *model_types[] = {"gpt2", "llama", "qwen2", "mistral"};
 
-const char *hf_family_architecture(hf_family_t f) { return architectures[f]; }
+const char *hf_family_architecture(hf_family_t f)
+{
+    return architectures[f];
+}
 
 /* ---- reading config.json ---- */
 
@@ -98,8 +101,7 @@ static int read_rope(const json_t *o, hf_config_t *c)
 {
     const json_t *params = json_object_get(o, "rope_parameters");
     const json_t *s = params && !json_is_null(params) ? params : json_object_get(o, "rope_scaling");
-    const json_t *theta_from =
-        params && json_object_get(params, "rope_theta") ? params : o;
+    const json_t *theta_from = params && json_object_get(params, "rope_theta") ? params : o;
     if (get_num(theta_from, "rope_theta", 10000.0, &c->rope_theta) < 0) return -1;
     if (!s || json_is_null(s)) return 0;
     if (!json_is_object(s))
@@ -183,21 +185,24 @@ int hf_config_read(const char *dir, hf_config_t *c)
     const char *arch = json_string_value(json_array_get(archs, 0));
     const char *type = get_str(o, "model_type");
     for (int i = 0; i < 4; i++)
-        if ((arch && !strcmp(arch, architectures[i])) || (!arch && type && !strcmp(type, model_types[i])))
+        if ((arch && !strcmp(arch, architectures[i])) ||
+            (!arch && type && !strcmp(type, model_types[i])))
             family = i;
     if (!json_is_object(o)) {
         weft_error("%s: not a JSON object", path);
     } else if (family < 0) {
         weft_error("%s: architecture %s is not supported: weft imports GPT2LMHeadModel, "
                    "LlamaForCausalLM, Qwen2ForCausalLM and MistralForCausalLM",
-                   path, arch ? arch : type ? type : "(none given)");
+                   path,
+                   arch   ? arch
+                   : type ? type
+                          : "(none given)");
     } else {
         c->family = (hf_family_t)family;
         rc = family == HF_GPT2 ? read_gpt2(o, c) : read_llama(o, c);
         const char *tok = get_str(o, "weft_tokenizer");
         snprintf(c->tokenizer, sizeof c->tokenizer, "%s",
-                 tok && (!strcmp(tok, "byte") || !strcmp(tok, "gpt2") || !strcmp(tok, "none"))
-                     ? tok
+                 tok && (!strcmp(tok, "byte") || !strcmp(tok, "gpt2") || !strcmp(tok, "none")) ? tok
                  : family != HF_GPT2      ? "none"
                  : c->vocab_size == 50257 ? "gpt2"
                                           : "byte");
@@ -335,8 +340,8 @@ int hf_tensor_table(const hf_config_t *c, hf_tensor_t **out, size_t *n)
         add(t, n, "transformer.ln_f.weight", "ln_f/weight", 1, C, 1);
         add(t, n, "transformer.ln_f.bias", "ln_f/bias", 1, C, 1);
     } else {
-        uint64_t Q = (uint64_t)(c->n_head * c->head_dim), KV = (uint64_t)(c->n_kv_head * c->head_dim),
-                 I = (uint64_t)c->n_inner;
+        uint64_t Q = (uint64_t)(c->n_head * c->head_dim),
+                 KV = (uint64_t)(c->n_kv_head * c->head_dim), I = (uint64_t)c->n_inner;
         add_llama(t, n, "model.embed_tokens.weight", 2, V, C);
         for (int64_t l = 0; l < c->n_layer; l++) {
             static const char *proj[4] = {"q_proj", "k_proj", "v_proj", "o_proj"};
@@ -353,7 +358,8 @@ int hf_tensor_table(const hf_config_t *c, hf_tensor_t **out, size_t *n)
                     add_llama(t, n, k, 1, o, 1);
                 }
             }
-            snprintf(k, sizeof k, "model.layers.%lld.post_attention_layernorm.weight", (long long)l);
+            snprintf(k, sizeof k, "model.layers.%lld.post_attention_layernorm.weight",
+                     (long long)l);
             add_llama(t, n, k, 1, C, 1);
             static const char *mlp[3] = {"gate_proj", "up_proj", "down_proj"};
             for (int p = 0; p < 3; p++) {

@@ -44,8 +44,10 @@ static int tok_read_dir(const char *dir, tok_bundle_t *t)
         if (weft_path_join(p[i], sizeof p[i], dir, tok_files[i]) < 0) return -1;
         have[i] = access(p[i], F_OK) == 0;
     }
-    if (have[0]) t->present = 1;
-    else if (have[1] && have[2]) t->present = 2;
+    if (have[0])
+        t->present = 1;
+    else if (have[1] && have[2])
+        t->present = 2;
     else if (have[1] || have[2])
         return weft_error("%s: has %s without %s: a BPE tokenizer needs both (or tokenizer.json)",
                           dir, have[1] ? "vocab.json" : "merges.txt",
@@ -78,8 +80,8 @@ static int write_u8(hid_t f, const char *path, const void *data, size_t n)
     hid_t d = H5Dcreate2(f, path, H5T_STD_U8LE, s, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     H5Pclose(dcpl);
     herr_t st = d < 0 ? -1
-                : n ? H5Dwrite(d, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, data)
-                    : 0;
+                : n   ? H5Dwrite(d, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, data)
+                      : 0;
     if (d >= 0) H5Dclose(d);
     H5Sclose(s);
     return st < 0 ? weft_error("cannot write dataset %s", path) : 0;
@@ -207,8 +209,7 @@ static int write_attrs(hid_t f, const hf_config_t *c, const char *tokenizer)
         if (!strcmp(c->rope_scaling_type, "llama3") &&
             (h5_attr_write_f64(f, "rope_low_freq_factor", c->rope_low_freq_factor) < 0 ||
              h5_attr_write_f64(f, "rope_high_freq_factor", c->rope_high_freq_factor) < 0 ||
-             h5_attr_write_i64(f, "rope_original_max_position", c->rope_original_max_position) <
-                 0))
+             h5_attr_write_i64(f, "rope_original_max_position", c->rope_original_max_position) < 0))
             return -1;
         if (c->sliding_window && h5_attr_write_i64(f, "sliding_window", c->sliding_window) < 0)
             return -1;
@@ -231,7 +232,8 @@ static int import_into(hid_t f, const hf_config_t *c, const hf_tensor_t *tab, si
     for (size_t j = 0; j < n; j++)
         if (found[j].t->numel > biggest) biggest = found[j].t->numel;
     float *buf = malloc(biggest * sizeof *buf);
-    if (!buf) return weft_error("out of memory for a tensor of %llu values", (unsigned long long)biggest);
+    if (!buf)
+        return weft_error("out of memory for a tensor of %llu values", (unsigned long long)biggest);
     for (size_t j = 0; j < n; j++) {
         const st_tensor_t *t = found[j].t;
         int rc = st_file_read_f32(found[j].file, t, buf);
@@ -339,8 +341,7 @@ static int write_small_file(const char *dir, const char *name, const void *data,
 static json_t *config_json(const hf_config_t *c, int bf16)
 {
     json_t *o = json_object();
-    json_object_set_new(o, "architectures",
-                        json_pack("[s]", hf_family_architecture(c->family)));
+    json_object_set_new(o, "architectures", json_pack("[s]", hf_family_architecture(c->family)));
     static const char *types[] = {"gpt2", "llama", "qwen2", "mistral"};
     json_object_set_new(o, "model_type", json_string(types[c->family]));
     if (c->family == HF_GPT2) {
@@ -392,7 +393,8 @@ static json_t *config_json(const hf_config_t *c, int bf16)
     }
     json_object_set_new(o, "vocab_size", json_integer(c->vocab_size));
     json_object_set_new(o, "torch_dtype", json_string(bf16 ? "bfloat16" : "float32"));
-    if (strcmp(c->tokenizer, "bpe")) json_object_set_new(o, "weft_tokenizer", json_string(c->tokenizer));
+    if (strcmp(c->tokenizer, "bpe"))
+        json_object_set_new(o, "weft_tokenizer", json_string(c->tokenizer));
     return o;
 }
 
@@ -411,7 +413,9 @@ static int export_tokenizer(hid_t f, const char *dir)
         unsigned char *buf = malloc(dims[0] ? dims[0] : 1);
         if (!buf) return weft_error("out of memory");
         hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
-        herr_t st = d < 0 ? -1 : dims[0] ? H5Dread(d, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) : 0;
+        herr_t st = d < 0     ? -1
+                    : dims[0] ? H5Dread(d, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf)
+                              : 0;
         if (d >= 0) H5Dclose(d);
         int rc = st < 0 ? weft_error("cannot read dataset %s", path)
                         : write_small_file(dir, tok_files[i], buf, dims[0]);
@@ -440,7 +444,8 @@ static int export_from(hid_t f, const char *dir, int bf16)
         specs[j].ndim = tab[j].ndim;
         specs[j].shape[0] = tab[j].shape[0];
         specs[j].shape[1] = tab[j].shape[1];
-        if (tab[j].shape[0] * tab[j].shape[1] > biggest) biggest = tab[j].shape[0] * tab[j].shape[1];
+        if (tab[j].shape[0] * tab[j].shape[1] > biggest)
+            biggest = tab[j].shape[0] * tab[j].shape[1];
     }
     if (weft_mkdir_p(dir, 0755) < 0 || !(buf = malloc(biggest * sizeof *buf))) {
         if (!buf) weft_error("out of memory");
@@ -460,7 +465,8 @@ static int export_from(hid_t f, const char *dir, int bf16)
     json_t *cfg = config_json(&c, bf16);
     char *text = json_dumps(cfg, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
     json_decref(cfg);
-    rc = text ? write_small_file(dir, "config.json", text, strlen(text)) : weft_error("out of memory");
+    rc = text ? write_small_file(dir, "config.json", text, strlen(text))
+              : weft_error("out of memory");
     free(text);
     if (rc == 0) rc = export_tokenizer(f, dir);
 out:

@@ -18,25 +18,36 @@
 #include <unistd.h>
 
 static const struct {
-    const char *block;      /* block key prefix after base_model.model. */
+    const char *block; /* block key prefix after base_model.model. */
     int n;
-    const char *mod[PEFT_MAXMOD];   /* module name relative to the block */
+    const char *mod[PEFT_MAXMOD];    /* module name relative to the block */
     const char *target[PEFT_MAXMOD]; /* target_modules spelling (unambiguous) */
 } families[] = {
-    [HF_GPT2] = {"transformer.h.", 4,
+    [HF_GPT2] = {"transformer.h.",
+                 4,
                  {"attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"},
                  {"c_attn", "attn.c_proj", "c_fc", "mlp.c_proj"}},
-    [HF_LLAMA] = {"model.layers.", 7,
+    [HF_LLAMA] = {"model.layers.",
+                  7,
                   {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                    "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"},
                   {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}},
 };
 
 /* Qwen2 and Mistral adapters are Llama's. */
-static hf_family_t fam(hf_family_t f) { return f == HF_GPT2 ? HF_GPT2 : HF_LLAMA; }
+static hf_family_t fam(hf_family_t f)
+{
+    return f == HF_GPT2 ? HF_GPT2 : HF_LLAMA;
+}
 
-int peft_nmodules(hf_family_t f) { return families[fam(f)].n; }
-const char *peft_module_name(hf_family_t f, int m) { return families[fam(f)].mod[m]; }
+int peft_nmodules(hf_family_t f)
+{
+    return families[fam(f)].n;
+}
+const char *peft_module_name(hf_family_t f, int m)
+{
+    return families[fam(f)].mod[m];
+}
 
 float peft_scaling(const peft_lora_t *a)
 {
@@ -100,7 +111,8 @@ static int read_h5(hid_t f, peft_lora_t *a)
         return -1;
     if (strlen(hex) != 64) return weft_error("attribute base_sha256 is not a SHA-256 hex digest");
     memcpy(a->base_sha256, hex, 65);
-    if (version != 1) return weft_error("weft-adapter version %lld (this weft reads 1)", (long long)version);
+    if (version != 1)
+        return weft_error("weft-adapter version %lld (this weft reads 1)", (long long)version);
     if (r < 1 || r > (1 << 20) || !isfinite(a->alpha) || (rs != 0 && rs != 1))
         return weft_error("attributes r, alpha or use_rslora out of range");
     a->family = HF_GPT2;
@@ -209,7 +221,8 @@ static int parse_targets(const json_t *t, hf_family_t f, unsigned *mask)
         for (int m = 0; name && m < families[f].n; m++) {
             const char *mod = families[f].mod[m];
             size_t n = strlen(mod), k = strlen(name);
-            if (!strcmp(mod, name) || (k < n && mod[n - k - 1] == '.' && !strcmp(mod + n - k, name)))
+            if (!strcmp(mod, name) ||
+                (k < n && mod[n - k - 1] == '.' && !strcmp(mod + n - k, name)))
                 hit |= 1u << m;
         }
         if (!hit) {
@@ -331,7 +344,8 @@ static int read_dir(const char *dir, peft_lora_t *a)
     for (size_t i = 0; i < h->n; i++) {
         hf_family_t f;
         int l, m, b;
-        if (parse_key(h->tensors[i].name, &f, &l, &m, &b) < 0 || (family >= 0 && (int)f != family)) {
+        if (parse_key(h->tensors[i].name, &f, &l, &m, &b) < 0 ||
+            (family >= 0 && (int)f != family)) {
             weft_error("%s: tensor '%s' is not a LoRA matrix weft knows (base_model.model.<module>"
                        ".lora_A.weight or .lora_B.weight of a GPT-2 or Llama-family block)",
                        path, h->tensors[i].name);
@@ -429,7 +443,8 @@ static int write_text(const char *dir, const char *name, const char *text)
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *fp = fopen(tmp, "w");
     if (!fp) return weft_error("%s: cannot create: %s", tmp, strerror(errno));
-    int bad = fputs(text, fp) < 0 || fputc('\n', fp) < 0 || fflush(fp) != 0 || fsync(fileno(fp)) < 0;
+    int bad =
+        fputs(text, fp) < 0 || fputc('\n', fp) < 0 || fflush(fp) != 0 || fsync(fileno(fp)) < 0;
     if (fclose(fp) != 0) bad = 1;
     if (bad || weft_rename_durable(tmp, path) < 0) {
         unlink(tmp);
@@ -477,14 +492,14 @@ int peft_write_dir(const peft_lora_t *a, const char *dir, int bf16, const char *
     json_t *targets = json_array();
     for (int m = 0; m < n; m++)
         if (a->targets >> m & 1) json_array_append_new(targets, json_string(families[f].target[m]));
-    json_t *c = json_pack("{s:s, s:s, s:i, s:f, s:o, s:f, s:s, s:b, s:b, s:s?, s:b, s:n, s:n, "
-                          "s:b, s:b, s:{}, s:{}}",
-                          "peft_type", "LORA", "task_type", "CAUSAL_LM", "r", a->r, "lora_alpha",
-                          a->alpha, "target_modules", targets, "lora_dropout", 0.0, "bias", "none",
-                          "use_rslora", a->use_rslora, "fan_in_fan_out", f == HF_GPT2,
-                          "base_model_name_or_path", base_model, "inference_mode", 1,
-                          "modules_to_save", "layers_to_transform", "use_dora", 0,
-                          "init_lora_weights", 1, "rank_pattern", "alpha_pattern");
+    json_t *c =
+        json_pack("{s:s, s:s, s:i, s:f, s:o, s:f, s:s, s:b, s:b, s:s?, s:b, s:n, s:n, "
+                  "s:b, s:b, s:{}, s:{}}",
+                  "peft_type", "LORA", "task_type", "CAUSAL_LM", "r", a->r, "lora_alpha", a->alpha,
+                  "target_modules", targets, "lora_dropout", 0.0, "bias", "none", "use_rslora",
+                  a->use_rslora, "fan_in_fan_out", f == HF_GPT2, "base_model_name_or_path",
+                  base_model, "inference_mode", 1, "modules_to_save", "layers_to_transform",
+                  "use_dora", 0, "init_lora_weights", 1, "rank_pattern", "alpha_pattern");
     char *text = c ? json_dumps(c, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(c);
     rc = text ? write_text(dir, "adapter_config.json", text) : weft_error("out of memory");
@@ -543,8 +558,10 @@ static int fold(hid_t f, const peft_lora_t *a, const hf_config_t *c)
             *strchr(mod, '.') = '/';
             uint64_t in = a->in[m], out = a->out[m];
             int conv1d = c->family == HF_GPT2;
-            if (conv1d) snprintf(path, sizeof path, "/h/%d/%s/weight", l, mod);
-            else snprintf(path, sizeof path, "/model/layers/%d/%s/weight", l, mod);
+            if (conv1d)
+                snprintf(path, sizeof path, "/h/%d/%s/weight", l, mod);
+            else
+                snprintf(path, sizeof path, "/model/layers/%d/%s/weight", l, mod);
             hsize_t dims[2] = {conv1d ? in : out, conv1d ? out : in};
             float *w = malloc(in * out * sizeof *w);
             if (!w) return weft_error("out of memory");
@@ -557,12 +574,14 @@ static int fold(hid_t f, const peft_lora_t *a, const hf_config_t *c)
             for (uint64_t o = 0; o < out; o++)
                 for (uint64_t i = 0; i < in; i++) {
                     double d = 0;
-                    for (int r = 0; r < a->r; r++) d += (double)B[o * (uint64_t)a->r + (uint64_t)r] * A[(uint64_t)r * in + i];
+                    for (int r = 0; r < a->r; r++)
+                        d += (double)B[o * (uint64_t)a->r + (uint64_t)r] * A[(uint64_t)r * in + i];
                     float *x = conv1d ? &w[i * out + o] : &w[o * in + i];
                     *x += s * (float)d;
                 }
             hid_t d = H5Dopen2(f, path, H5P_DEFAULT);
-            herr_t st = d < 0 ? -1 : H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, w);
+            herr_t st =
+                d < 0 ? -1 : H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, w);
             if (d >= 0) H5Dclose(d);
             free(w);
             if (st < 0) return weft_error("cannot write dataset %s", path);

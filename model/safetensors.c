@@ -20,15 +20,21 @@ static const struct {
     const char *name;
     size_t size;
 } dtypes[ST_NDTYPES] = {
-    [ST_BOOL] = {"BOOL", 1},    [ST_U8] = {"U8", 1},   [ST_I8] = {"I8", 1},
+    [ST_BOOL] = {"BOOL", 1},       [ST_U8] = {"U8", 1},           [ST_I8] = {"I8", 1},
     [ST_F8_E5M2] = {"F8_E5M2", 1}, [ST_F8_E4M3] = {"F8_E4M3", 1}, [ST_I16] = {"I16", 2},
-    [ST_U16] = {"U16", 2},      [ST_F16] = {"F16", 2}, [ST_BF16] = {"BF16", 2},
-    [ST_I32] = {"I32", 4},      [ST_U32] = {"U32", 4}, [ST_F32] = {"F32", 4},
-    [ST_F64] = {"F64", 8},      [ST_I64] = {"I64", 8}, [ST_U64] = {"U64", 8},
+    [ST_U16] = {"U16", 2},         [ST_F16] = {"F16", 2},         [ST_BF16] = {"BF16", 2},
+    [ST_I32] = {"I32", 4},         [ST_U32] = {"U32", 4},         [ST_F32] = {"F32", 4},
+    [ST_F64] = {"F64", 8},         [ST_I64] = {"I64", 8},         [ST_U64] = {"U64", 8},
 };
 
-const char *st_dtype_name(st_dtype_t d) { return d < ST_NDTYPES ? dtypes[d].name : "?"; }
-size_t st_dtype_size(st_dtype_t d) { return d < ST_NDTYPES ? dtypes[d].size : 0; }
+const char *st_dtype_name(st_dtype_t d)
+{
+    return d < ST_NDTYPES ? dtypes[d].name : "?";
+}
+size_t st_dtype_size(st_dtype_t d)
+{
+    return d < ST_NDTYPES ? dtypes[d].size : 0;
+}
 
 /* ---- conversions ---- */
 
@@ -43,9 +49,12 @@ float st_bf16_to_f32(uint16_t h)
 float st_f16_to_f32(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ff, u;
-    if (exp == 0x1f) u = sign | 0x7f800000u | (man << 13); /* inf, NaN */
-    else if (exp) u = sign | ((exp + 112) << 23) | (man << 13);
-    else if (!man) u = sign;
+    if (exp == 0x1f)
+        u = sign | 0x7f800000u | (man << 13); /* inf, NaN */
+    else if (exp)
+        u = sign | ((exp + 112) << 23) | (man << 13);
+    else if (!man)
+        u = sign;
     else { /* subnormal: normalise (exactly representable in float32) */
         int e = -1;
         do {
@@ -100,7 +109,8 @@ static int whole(const json_t *v, uint64_t *out)
 static int parse_tensor(const char *name, const json_t *info, st_tensor_t *t)
 {
     if (!json_is_object(info))
-        return weft_error("header: tensor '%s' is not an object {dtype, shape, data_offsets}", name);
+        return weft_error("header: tensor '%s' is not an object {dtype, shape, data_offsets}",
+                          name);
     const json_t *dt = json_object_get(info, "dtype"), *shape = json_object_get(info, "shape"),
                  *off = json_object_get(info, "data_offsets");
     if (!json_is_string(dt) || !json_is_array(shape) || !json_is_array(off))
@@ -118,7 +128,8 @@ static int parse_tensor(const char *name, const json_t *info, st_tensor_t *t)
     t->numel = 1;
     for (size_t i = 0; i < nd; i++) {
         if (whole(json_array_get(shape, i), &t->shape[i]) < 0)
-            return weft_error("header: tensor '%s': shape entry %zu is not a whole number", name, i);
+            return weft_error("header: tensor '%s': shape entry %zu is not a whole number", name,
+                              i);
         if (__builtin_mul_overflow(t->numel, t->shape[i], &t->numel))
             return weft_error("header: tensor '%s': shape overflows", name);
     }
@@ -311,8 +322,14 @@ void st_file_close(st_file_t **self_p)
     *self_p = NULL;
 }
 
-const st_header_t *st_file_header(const st_file_t *self) { return &self->h; }
-const char *st_file_path(const st_file_t *self) { return self->path; }
+const st_header_t *st_file_header(const st_file_t *self)
+{
+    return &self->h;
+}
+const char *st_file_path(const st_file_t *self)
+{
+    return self->path;
+}
 
 const st_tensor_t *st_file_find(const st_file_t *self, const char *name)
 {
@@ -427,8 +444,7 @@ static int open_index(st_checkpoint_t *self, const char *dir, const char *index)
 {
     json_error_t err;
     json_t *root = json_load_file(index, JSON_REJECT_DUPLICATES, &err);
-    if (!root)
-        return weft_error("%s:%d: not valid JSON (%s)", index, err.line, err.text);
+    if (!root) return weft_error("%s:%d: not valid JSON (%s)", index, err.line, err.text);
     int rc = 0;
     json_t *map = json_object_get(root, "weight_map");
     const char *name;
@@ -513,7 +529,10 @@ fail:
     return NULL;
 }
 
-size_t st_checkpoint_count(const st_checkpoint_t *self) { return self->count; }
+size_t st_checkpoint_count(const st_checkpoint_t *self)
+{
+    return self->count;
+}
 
 const st_tensor_t *st_checkpoint_tensor(const st_checkpoint_t *self, size_t i, st_file_t **file)
 {
@@ -620,8 +639,8 @@ st_writer_t *st_writer_new(const char *path, const st_spec_t *specs, size_t n, s
         }
         w->numel[i] = numel;
         json_object_set_new(root, specs[i].name,
-                            json_pack("{s:s, s:o, s:[I,I]}", "dtype", st_dtype_name(dtype),
-                                      "shape", shape, "data_offsets", (json_int_t)at,
+                            json_pack("{s:s, s:o, s:[I,I]}", "dtype", st_dtype_name(dtype), "shape",
+                                      shape, "data_offsets", (json_int_t)at,
                                       (json_int_t)(at + numel * esize)));
         at += numel * esize;
     }
@@ -675,8 +694,7 @@ int st_writer_finish(st_writer_t **self_p)
 {
     st_writer_t *w = *self_p;
     int rc = 0;
-    if (w->next != w->n)
-        rc = weft_error("%s: %zu of %zu tensors written", w->tmp, w->next, w->n);
+    if (w->next != w->n) rc = weft_error("%s: %zu of %zu tensors written", w->tmp, w->next, w->n);
     if (rc == 0 && fsync(w->fd) < 0) rc = weft_error("%s: fsync: %s", w->tmp, strerror(errno));
     if (close(w->fd) < 0 && rc == 0) rc = weft_error("%s: close: %s", w->tmp, strerror(errno));
     w->fd = -1;

@@ -20,5 +20,9 @@ int cmd_logs(int argc, char **argv);       /* scheduler/client.c */
 int cmd_sbatch(int argc, char **argv);     /* scheduler/sbatch_cmd.c */
 int cmd_plot(int argc, char **argv);       /* scheduler/client.c */
 int cmd_keygen(int argc, char **argv);     /* scheduler/keygen_cmd.c */
+int cmd_import(int argc, char **argv);         /* model/hf_cmd.c */
+int cmd_export(int argc, char **argv);         /* model/hf_cmd.c */
+int cmd_export_adapter(int argc, char **argv); /* model/hf_cmd.c */
+int cmd_merge(int argc, char **argv);          /* model/hf_cmd.c */
 
 #endif

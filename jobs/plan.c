@@ -8,10 +8,13 @@
 #include "shards/shardset.h"
 
 #include <hdf5.h>
+#include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* Opens an HDF5 file read-only after checking it exists; -1 with an error. */
 static hid_t open_h5(const char *path, const char *what)
@@ -297,6 +300,18 @@ static unsigned targets_mask(const char *list)
 
 int plan_check_adapter(const char *path, const spec_lora_t *l)
 {
+    /* A PEFT folder: its settings and shapes are checked against the
+     * backbone when the worker loads it. */
+    struct stat st;
+    char cfg[PATH_MAX];
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        if (snprintf(cfg, sizeof cfg, "%s/adapter_config.json", path) < (int)sizeof cfg &&
+            access(cfg, R_OK) == 0)
+            return 0;
+        return weft_error("init_adapter %s: a folder without adapter_config.json: give a "
+                          "weft-adapter file or a PEFT adapter folder",
+                          path);
+    }
     h5_quiet();
     hid_t f = open_h5(path, "init_adapter");
     if (f < 0) return -1;

@@ -72,6 +72,7 @@ static void add_summary(json_t *j, int64_t job)
     json_object_set_new(j, "first_val_loss",
                         isnan(s.first_val) ? json_null() : json_real(s.first_val));
     if (s.output[0]) json_object_set_new(j, "output", json_string(s.output));
+    if (s.peft[0]) json_object_set_new(j, "peft", json_string(s.peft));
 }
 
 /* Roles (docs/PROTOCOL.md): the ZAP User-Id of the sender's connection;

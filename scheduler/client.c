@@ -702,6 +702,16 @@ int cmd_results(int argc, char **argv)
         }
         printf("\n");
     }
+    /* Where each finished job's result is, and its PEFT copy. */
+    json_array_foreach(jobs, i, j)
+    {
+        const char *out = wire_get_str(j, "output"), *peft = wire_get_str(j, "peft");
+        if (csv || !out) continue;
+        printf("%lld %s: %s", (long long)json_integer_value(json_object_get(j, "id")),
+               wire_get_str(j, "name"), out);
+        if (peft) printf("  PEFT: %s", peft);
+        printf("\n");
+    }
     json_decref(r);
     return 0;
 }

@@ -5,6 +5,7 @@
 #include "auth.h"
 #include "fsutil.h"
 #include "log.h"
+#include "model/peft.h"
 #include "planner.h"
 #include "spec.h"
 #include "tenant_path.h"
@@ -279,9 +280,33 @@ static int publish_to(const char *src, const char *dst)
     return publish_file(src, dst);
 }
 
+/* The adapter published at dst, as a PEFT folder beside it (dst's folder
+ * /peft), written as peft.tmp and renamed over any earlier one. */
+static int publish_peft(const char *dst, const char *model, char *peft, size_t size)
+{
+    char dir[PATH_MAX], tmp[PATH_MAX + 16], old[PATH_MAX + 16];
+    weft_dirname(dst, dir, sizeof dir);
+    if (snprintf(peft, size, "%s/peft", dir) >= (int)size ||
+        snprintf(tmp, sizeof tmp, "%s/peft.tmp", dir) >= (int)sizeof tmp ||
+        snprintf(old, sizeof old, "%s/peft.old", dir) >= (int)sizeof old)
+        return weft_error("%s: path too long", dir);
+    weft_rm_rf(tmp);
+    weft_rm_rf(old);
+    if (peft_export(dst, tmp, 0, model) < 0) {
+        weft_rm_rf(tmp);
+        return -1;
+    }
+    if (access(peft, F_OK) == 0 && rename(peft, old) < 0)
+        return weft_error("cannot move the earlier %s aside: %s", peft, strerror(errno));
+    if (weft_rename_durable(tmp, peft) < 0) return -1;
+    weft_rm_rf(old);
+    return 0;
+}
+
 /* A succeeded job's output goes where its spec said: <output>/<tenant>/
- * adapter.h5 (lora) or <output>/model.h5 (full). 0 when it is there; -1
- * with weft_error set when it cannot be (the job has then no result). */
+ * adapter.h5 and peft/ beside it (lora), or <output>/model.h5 (full). 0
+ * when it is there; -1 with weft_error set when it cannot be (the job has
+ * then no result). A PEFT copy that cannot be made is a warning. */
 static int publish(live_run_t *r, int64_t job, const char *name)
 {
     store_job_row_t row;
@@ -296,11 +321,18 @@ static int publish(live_run_t *r, int64_t job, const char *name)
              snprintf(dst, sizeof dst, "%s/%s%s", s->output, lora ? name : "",
                       lora ? "/adapter.h5" : "model.h5") < (int)sizeof dst;
     if (!ok) weft_error("output path too long: %s", s->output);
+    char model[PATH_MAX];
+    snprintf(model, sizeof model, "%s", s->model);
     spec_destroy(&s);
     if (ok && publish_to(src, dst) < 0) ok = 0;
     if (!ok) return -1;
-    char detail[PATH_MAX + 32];
+    char detail[2 * PATH_MAX + 64], peft[PATH_MAX + 8] = "";
+    if (lora && publish_peft(dst, model, peft, sizeof peft) < 0) {
+        weft_warn("run %" PRId64 ": %s: no PEFT copy: %s", r->id, name, weft_last_error());
+        peft[0] = 0;
+    }
     json_t *d = json_pack("{s:s}", "output", dst);
+    if (peft[0]) json_object_set_new(d, "peft", json_string(peft));
     char *text = json_dumps(d, JSON_COMPACT);
     json_decref(d);
     snprintf(detail, sizeof detail, "%s", text ? text : "{}");

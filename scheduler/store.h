@@ -130,6 +130,7 @@ typedef struct {
     double best_val, first_val, last_loss; /* NAN when not measured */
     int64_t step, tokens;
     char output[1024]; /* where its result was published, "" if not yet */
+    char peft[1024];   /* the adapter's PEFT folder beside it, "" if none */
 } store_summary_t;
 int store_job_summary(store_t *self, int64_t job, store_summary_t *out);
 /* Replaces a PREPARING job's unit text (its data now points at shards). */

@@ -29,6 +29,10 @@ static const struct {
     {"sbatch", cmd_sbatch, "submit a job, batch or sweep to Slurm (job arrays, requeue)"},
     {"plot", cmd_plot, "training and validation loss curves of a submission (PNG)"},
     {"keygen", cmd_keygen, "a CURVE key pair for weftd or a tcp client (--role)"},
+    {"import", cmd_import, "a Hugging Face model folder (safetensors) -> a weft-model file"},
+    {"export", cmd_export, "a weft-model file -> a Hugging Face model folder"},
+    {"export-adapter", cmd_export_adapter, "a weft-adapter file -> a PEFT adapter folder"},
+    {"merge", cmd_merge, "a model with an adapter folded into its weights"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

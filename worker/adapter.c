@@ -6,6 +6,7 @@
 #include "h5util.h"
 #include "log.h"
 #include "lora_train.h"
+#include "model/peft.h"
 #include "sha256.h"
 
 #include <math.h>
@@ -142,8 +143,44 @@ static int read_info(hid_t f, adapter_info_t *info)
     return 0;
 }
 
+/* A PEFT folder's settings as an adapter_info_t (no backbone hash: PEFT
+ * keeps none, so the shapes are what is checked against the backbone). */
+static int peft_info(const peft_lora_t *a, adapter_info_t *info)
+{
+    memset(info, 0, sizeof *info);
+    if (a->family != HF_GPT2)
+        return weft_error("a Llama-family adapter: this weft's engine runs GPT-2 adapters");
+    snprintf(info->tenant, sizeof info->tenant, "%s", a->tenant);
+    info->spec.r = a->r;
+    info->spec.alpha = (float)a->alpha;
+    info->spec.use_rslora = a->use_rslora;
+    info->spec.targets = a->targets;
+    info->n_layer = a->n_layer;
+    int m0 = 0;
+    while (!(a->targets >> m0 & 1)) m0++;
+    int in1, out1;
+    lora_module_dims(m0, 1, &in1, &out1);
+    info->n_embd = (int)(a->in[m0] / (uint64_t)in1);
+    for (int m = 0; m < LORA_NMODULES; m++) {
+        int in, out;
+        lora_module_dims(m, info->n_embd, &in, &out);
+        if ((a->targets >> m & 1) && (a->in[m] != (uint64_t)in || a->out[m] != (uint64_t)out))
+            return weft_error("%s is %llu -> %llu, but a GPT-2 block of width %d has %d -> %d",
+                              lora_module_name(m), (unsigned long long)a->in[m],
+                              (unsigned long long)a->out[m], info->n_embd, in, out);
+    }
+    return 0;
+}
+
 int adapter_read_info(const char *path, adapter_info_t *info)
 {
+    if (peft_is_dir(path)) {
+        peft_lora_t a;
+        if (peft_read_dir(path, &a) < 0) return -1;
+        int rc = peft_info(&a, info);
+        peft_free(&a);
+        return rc < 0 ? weft_error_prefix("%s", path) : 0;
+    }
     if (access(path, R_OK) != 0) return weft_error("%s: cannot read the adapter file", path);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0) return weft_error("%s: not an HDF5 file (expected a weft-adapter file)", path);
@@ -218,11 +255,33 @@ static int check_fits(const adapter_info_t *info, lora_pack_t *pack, int k)
     return 0;
 }
 
+/* A PEFT folder into tenant k of pack. */
+static int peft_load(const char *path, lora_pack_t *pack, int k, adapter_info_t *info)
+{
+    peft_lora_t a;
+    if (peft_read_dir(path, &a) < 0) return -1;
+    int rc = peft_info(&a, info);
+    if (rc == 0) rc = check_fits(info, pack, k);
+    for (int l = 0; rc == 0 && l < a.n_layer; l++)
+        for (int m = 0; m < LORA_NMODULES; m++) {
+            size_t ao, bo, pa, pb;
+            if (peft_offsets(&a, l, m, &ao, &bo) < 0 ||
+                lora_pack_offsets(pack, k, l, m, &pa, &pb) < 0)
+                continue;
+            float *w = lora_pack_params(pack);
+            memcpy(w + pa, a.w + ao, (size_t)a.r * a.in[m] * sizeof *w);
+            memcpy(w + pb, a.w + bo, (size_t)a.r * a.out[m] * sizeof *w);
+        }
+    peft_free(&a);
+    return rc < 0 ? weft_error_prefix("%s", path) : 0;
+}
+
 int adapter_load(const char *path, const char *base_path, const char *base_sha256,
                  lora_pack_t *pack, int k, adapter_info_t *info)
 {
     adapter_info_t local;
     if (!info) info = &local;
+    if (peft_is_dir(path)) return peft_load(path, pack, k, info);
     if (adapter_read_info(path, info) < 0) return -1;
     if (strcmp(info->base_sha256, base_sha256) != 0)
         return weft_error("%s was trained on the backbone with sha256 %s, but %s has sha256 %s: "

@@ -57,9 +57,15 @@ runs=$(sqlite3 "$T/home1/weft.db" "select count(distinct run) from jobs")
 [ "$runs" = 2 ] || fail "8 tenants in packs of 4 made $runs runs, want 2"
 for k in 0 1 2 3 4 5 6 7; do
     [ -s out-nightly/t$k/adapter.h5 ] || fail "no adapter for t$k"
+    [ -s out-nightly/t$k/peft/adapter_config.json ] && [ -s out-nightly/t$k/peft/adapter_model.safetensors ] ||
+        fail "no PEFT folder beside t$k's adapter"
 done
+n=$(grep -c '"peft": ".*/out-nightly/t[0-7]/peft"' res1.json)
+[ "$n" = 8 ] || fail "results list $n PEFT folders, want 8"
+W home1 results 1 | grep -q "t3: .*/out-nightly/t3/adapter.h5  PEFT: .*/out-nightly/t3/peft" ||
+    fail "weft results does not show the PEFT path"
 grep -q "succeeded" watch1.log || fail "watch printed no progress"
-pass "nightly batch of 8 tenants: 2 runs of 4, 8 adapters, results list 8"
+pass "nightly batch of 8 tenants: 2 runs of 4, 8 adapters (and their PEFT folders), results list 8"
 
 # 1b. weft plot runs no shell: an output path holding a quote, $(...), spaces
 # and a newline is written as named, and the command inside it never runs.

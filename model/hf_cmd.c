@@ -1,0 +1,149 @@
+/* hf_cmd.c: `weft import`, `weft export`, `weft export-adapter` and
+ * `weft merge`: option parsing around hf_model.c and peft.c. */
+#include "hf.h"
+#include "log.h"
+#include "peft.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct {
+    const char *pos, *out, *model, *adapter, *base;
+    int bf16;
+} opts_t;
+
+/* Parses [POS] -o OUT [--dtype f32|bf16] [--model M] [--adapter A]
+ * [--base-model NAME], accepting only the options in allowed. */
+static int parse(int argc, char **argv, const char *allowed, opts_t *o, void (*usage)(FILE *))
+{
+    memset(o, 0, sizeof *o);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 1;
+        }
+        if (a[0] != '-') {
+            if (o->pos || !strstr(allowed, "POS"))
+                return weft_error("unexpected argument '%s'; see --help", a);
+            o->pos = a;
+            continue;
+        }
+        if (i + 1 >= argc) return weft_error("%s needs a value", a);
+        const char *v = argv[++i];
+        if (!strcmp(a, "-o") || !strcmp(a, "--output"))
+            o->out = v;
+        else if (!strcmp(a, "--dtype") && strstr(allowed, "dtype")) {
+            if (strcmp(v, "f32") && strcmp(v, "bf16"))
+                return weft_error("--dtype '%s': use f32 or bf16", v);
+            o->bf16 = !strcmp(v, "bf16");
+        } else if (!strcmp(a, "--model") && strstr(allowed, "model"))
+            o->model = v;
+        else if (!strcmp(a, "--adapter") && strstr(allowed, "adapter"))
+            o->adapter = v;
+        else if (!strcmp(a, "--base-model") && strstr(allowed, "base"))
+            o->base = v;
+        else
+            return weft_error("unknown option '%s'; see --help", a);
+    }
+    return 0;
+}
+
+static void import_usage(FILE *out)
+{
+    fprintf(out, "usage: weft import HF_DIR -o MODEL.h5\n"
+                 "HF_DIR holds config.json, model.safetensors (or model.safetensors.index.json\n"
+                 "and its shards) and optionally tokenizer.json or vocab.json + merges.txt.\n"
+                 "Architectures: GPT2LMHeadModel, LlamaForCausalLM, Qwen2ForCausalLM,\n"
+                 "MistralForCausalLM. F32, F16, BF16 and F64 weights are read.\n");
+}
+
+int cmd_import(int argc, char **argv)
+{
+    opts_t o;
+    int p = parse(argc, argv, "POS", &o, import_usage);
+    if (p == 1) return 0;
+    if (p == 0 && (!o.pos || !o.out)) {
+        import_usage(stderr);
+        p = weft_error("HF_DIR and -o are required");
+    }
+    uint64_t bytes = 0;
+    if (p == 0 && hf_import(o.pos, o.out, &bytes) == 0) {
+        printf("%s: imported %s (%.1f MB of weights)\n", o.out, o.pos, (double)bytes / 1e6);
+        return 0;
+    }
+    weft_report();
+    return 1;
+}
+
+static void export_usage(FILE *out)
+{
+    fprintf(out, "usage: weft export MODEL.h5 -o HF_DIR [--dtype f32|bf16]\n"
+                 "Writes config.json, model.safetensors and the model's tokenizer files.\n");
+}
+
+int cmd_export(int argc, char **argv)
+{
+    opts_t o;
+    int p = parse(argc, argv, "POS dtype", &o, export_usage);
+    if (p == 1) return 0;
+    if (p == 0 && (!o.pos || !o.out)) {
+        export_usage(stderr);
+        p = weft_error("MODEL.h5 and -o are required");
+    }
+    if (p == 0 && hf_export(o.pos, o.out, o.bf16) == 0) {
+        printf("%s: exported %s as a Hugging Face folder (%s)\n", o.out, o.pos,
+               o.bf16 ? "bf16" : "f32");
+        return 0;
+    }
+    weft_report();
+    return 1;
+}
+
+static void export_adapter_usage(FILE *out)
+{
+    fprintf(out, "usage: weft export-adapter ADAPTER.h5 -o PEFT_DIR [--dtype f32|bf16]\n"
+                 "         [--base-model NAME]\n"
+                 "Writes adapter_config.json and adapter_model.safetensors, as PEFT saves them.\n");
+}
+
+int cmd_export_adapter(int argc, char **argv)
+{
+    opts_t o;
+    int p = parse(argc, argv, "POS dtype base", &o, export_adapter_usage);
+    if (p == 1) return 0;
+    if (p == 0 && (!o.pos || !o.out)) {
+        export_adapter_usage(stderr);
+        p = weft_error("ADAPTER.h5 and -o are required");
+    }
+    if (p == 0 && peft_export(o.pos, o.out, o.bf16, o.base) == 0) {
+        printf("%s: exported %s as a PEFT adapter (%s)\n", o.out, o.pos, o.bf16 ? "bf16" : "f32");
+        return 0;
+    }
+    weft_report();
+    return 1;
+}
+
+static void merge_usage(FILE *out)
+{
+    fprintf(out, "usage: weft merge --model MODEL.h5 --adapter ADAPTER -o MERGED.h5\n"
+                 "ADAPTER is a weft-adapter file or a PEFT folder; MERGED.h5 is the model with\n"
+                 "scaling·B·A added to every targeted weight.\n");
+}
+
+int cmd_merge(int argc, char **argv)
+{
+    opts_t o;
+    int p = parse(argc, argv, "model adapter", &o, merge_usage);
+    if (p == 1) return 0;
+    if (p == 0 && (!o.model || !o.adapter || !o.out)) {
+        merge_usage(stderr);
+        p = weft_error("--model, --adapter and -o are required");
+    }
+    if (p == 0 && peft_merge(o.model, o.adapter, o.out) == 0) {
+        printf("%s: %s with %s folded in\n", o.out, o.model, o.adapter);
+        return 0;
+    }
+    weft_report();
+    return 1;
+}

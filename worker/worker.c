@@ -355,8 +355,16 @@ static int setup_tasks(void)
     W.targets = malloc(rows * sizeof *W.targets);
     W.window = malloc(((size_t)W.T + 1) * sizeof *W.window);
     if (!W.inputs || !W.targets || !W.window) return fail_with(EXIT_FAIL);
-    for (int k = 0; k < W.ntasks && code == EXIT_DONE; k++)
-        if (check_val(&W.tasks[k]) < 0) code = EXIT_DATA;
+    /* bad /val windows: a pack drops that tenant alone, a lone task stops */
+    for (int k = 0; k < W.ntasks && code == EXIT_DONE; k++) {
+        task_t *t = &W.tasks[k];
+        if (!t->data) continue; /* dropped above */
+        int bad = check_val(t) < 0;
+        if (W.ntasks > 1)
+            drop_bad_data(t, bad);
+        else if (bad)
+            code = EXIT_DATA;
+    }
     if ((code = agree(code)) != EXIT_DONE) return fail_with(code);
     return EXIT_DONE;
 }

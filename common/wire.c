@@ -58,6 +58,7 @@ static const char *reject_names[WIRE_REJ_COUNT] = {
     [WIRE_REJ_NOT_OBJECT] = "not-object",
     [WIRE_REJ_FIELD] = "field",
     [WIRE_REJ_IDENTITY] = "identity",
+    [WIRE_REJ_LIMIT] = "limit",
 };
 
 const char *wire_cmd_name(wire_cmd_t cmd)
@@ -202,6 +203,12 @@ static int validate(zmq_msg_t *part, int total, int router, const wire_rx_t *rx,
     if (rx && rx->accept && !(wire_cmd_senders(m->cmd) & rx->accept))
         return reject(rej, WIRE_REJ_ROLE, "command %s is not accepted here", wire_cmd_name(m->cmd));
     size_t jlen = zmq_msg_size(&part[base + 2]);
+    if (rx && rx->admit) {
+        char why[sizeof rej->text] = "";
+        int code = rx->admit(rx->admit_ctx, m, jlen, why, sizeof why);
+        if (code > WIRE_REJ_NONE && code < WIRE_REJ_COUNT)
+            return reject(rej, (wire_reject_code_t)code, "%s", why);
+    }
     if (jlen > max_json)
         return reject(rej, WIRE_REJ_OVERSIZE, "%s body of %zu bytes exceeds the limit of %zu",
                       wire_cmd_name(m->cmd), jlen, max_json);

@@ -11,6 +11,9 @@
 #define WIRE_MAGIC "WEFT1"
 /* Default limit of the JSON frame, and ZMQ_MAXMSGSIZE of wire_router_new. */
 #define WIRE_MAX_JSON (1024 * 1024)
+/* Bytes CURVE adds around a frame (a MESSAGE command: 8 + nonce 8 + MAC 16
+ * + flags 1), which ZMQ_MAXMSGSIZE counts; a margin for it. */
+#define WIRE_CURVE_MARGIN 64
 /* Longest command word on the wire. */
 #define WIRE_CMD_MAX 16
 /* Routing ids are 1..255 bytes and never start with a zero byte. */
@@ -81,6 +84,7 @@ typedef enum {
     WIRE_REJ_NOT_OBJECT, /* valid JSON, but not an object */
     WIRE_REJ_FIELD,      /* a required common field missing or mistyped */
     WIRE_REJ_IDENTITY,   /* worker message whose run:attempt is not its routing id */
+    WIRE_REJ_LIMIT,      /* refused by the receiver's admit hook (too much from this sender) */
     WIRE_REJ_COUNT
 } wire_reject_code_t;
 
@@ -96,7 +100,7 @@ typedef struct {
 } wire_reject_t;
 
 /* A received message. */
-typedef struct {
+typedef struct wire_msg {
     wire_cmd_t cmd;
     json_t *body;              /* a JSON object, owned */
     uint8_t rid[WIRE_RID_MAX]; /* routing id of the sender (ROUTER only) */
@@ -107,10 +111,17 @@ typedef struct {
 void wire_msg_destroy(wire_msg_t **self_p);
 
 /* What a receiving socket takes. accept: WIRE_FROM_* mask (0 means any
- * known command); max_json: frame 3 limit (0 means WIRE_MAX_JSON). */
+ * known command); max_json: frame 3 limit (0 means WIRE_MAX_JSON). admit,
+ * when set, sees each message whose framing and command are good before its
+ * JSON is read (m->cmd, m->rid, m->user_id set; json_len the size of frame
+ * 3): it returns 0 to go on, or a WIRE_REJ_* code (OVERSIZE, LIMIT) with a
+ * one-line reason in why, so that a receiver can refuse costly messages for
+ * the price of looking at their size. */
 typedef struct {
     unsigned accept;
     size_t max_json;
+    int (*admit)(void *ctx, const struct wire_msg *m, size_t json_len, char *why, size_t whysize);
+    void *admit_ctx;
 } wire_rx_t;
 
 /* Receives one message (all of its frames, whatever happens). On a ROUTER

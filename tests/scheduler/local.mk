@@ -22,3 +22,6 @@ TESTS += tests/scheduler/test_weftd.sh
 EXTRA_DIST += tests/scheduler/test_weftd.sh tests/scheduler/garbage.py
 TESTS += tests/scheduler/test_client_py.sh
 EXTRA_DIST += tests/scheduler/test_client_py.sh scripts/weft_client.py
+# weft watch and weft submit --wait across a weftd restart.
+TESTS += tests/scheduler/test_reconnect.sh
+EXTRA_DIST += tests/scheduler/test_reconnect.sh

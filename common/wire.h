@@ -111,18 +111,19 @@ typedef struct wire_msg {
 void wire_msg_destroy(wire_msg_t **self_p);
 
 /* What a receiving socket takes. accept: WIRE_FROM_* mask (0 means any
- * known command); max_json: frame 3 limit (0 means WIRE_MAX_JSON). admit,
- * when set, sees each message whose framing and command are good before its
- * JSON is read (m->cmd, m->rid, m->user_id set; json_len the size of frame
- * 3): it returns 0 to go on, or a WIRE_REJ_* code (OVERSIZE, LIMIT) with a
- * one-line reason in why, so that a receiver can refuse costly messages for
- * the price of looking at their size. */
+ * known command); max_json: frame 3 limit (0 means WIRE_MAX_JSON). */
 typedef struct {
     unsigned accept;
     size_t max_json;
-    int (*admit)(void *ctx, const struct wire_msg *m, size_t json_len, char *why, size_t whysize);
-    void *admit_ctx;
 } wire_rx_t;
+
+/* A receiver's look at a message whose framing and command are good, before
+ * its JSON is read (m->cmd, m->rid, m->user_id set; json_len the size of
+ * frame 3): returns 0 to go on, or a WIRE_REJ_* code (OVERSIZE, LIMIT) with
+ * a one-line reason in why, so that costly messages can be refused for the
+ * price of looking at their size. */
+typedef int (*wire_admit_fn)(void *ctx, const struct wire_msg *m, size_t json_len, char *why,
+                             size_t whysize);
 
 /* Receives one message (all of its frames, whatever happens). On a ROUTER
  * the first frame is the routing id. flags: 0 or ZMQ_DONTWAIT. Returns 0 and
@@ -130,6 +131,9 @@ typedef struct {
  * error. Worker commands must carry "run", "attempt" and (except HEARTBEAT)
  * "seq"; on a ROUTER their run:attempt must equal the routing id. */
 int wire_recv(void *sock, const wire_rx_t *rx, int flags, wire_msg_t **msg_p, wire_reject_t *rej);
+/* wire_recv with an admit hook (NULL: none) asked before the JSON is read. */
+int wire_recv_admit(void *sock, const wire_rx_t *rx, wire_admit_fn admit, void *admit_ctx,
+                    int flags, wire_msg_t **msg_p, wire_reject_t *rej);
 
 /* Sends [rid,] "WEFT1", the word of cmd, body serialised compactly. rid is
  * required on a ROUTER and ignored otherwise. flags: 0 or ZMQ_DONTWAIT.

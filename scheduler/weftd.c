@@ -95,15 +95,13 @@ static void flush_replies(int committed)
 /* One round: drain up to ROUND_MAX messages inside one transaction. */
 static void round_messages(void)
 {
-    wire_rx_t rx = {.accept = WIRE_FROM_CLIENT | WIRE_FROM_WORKER,
-                    .max_json = server.max_json,
-                    .admit = weftd_admit};
+    wire_rx_t rx = {.accept = WIRE_FROM_CLIENT | WIRE_FROM_WORKER, .max_json = server.max_json};
     int began = 0, failed = 0;
     double start = weftd_now();
     for (int i = 0; i < ROUND_MAX && !server.stop && weftd_now() - start < ROUND_BUDGET; i++) {
         wire_msg_t *msg = NULL;
         wire_reject_t rej;
-        int rc = wire_recv(server.router, &rx, ZMQ_DONTWAIT, &msg, &rej);
+        int rc = wire_recv_admit(server.router, &rx, weftd_admit, NULL, ZMQ_DONTWAIT, &msg, &rej);
         if (rc == WIRE_AGAIN) break;
         if (rc == WIRE_REJECTED) {
             server.rejected[rej.code]++;

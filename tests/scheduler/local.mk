@@ -25,3 +25,6 @@ EXTRA_DIST += tests/scheduler/test_client_py.sh scripts/weft_client.py
 # weft watch and weft submit --wait across a weftd restart.
 TESTS += tests/scheduler/test_reconnect.sh
 EXTRA_DIST += tests/scheduler/test_reconnect.sh
+# What a client sees of the protocol: req echoes, WATCH batches.
+TESTS += tests/scheduler/test_protocol.py
+EXTRA_DIST += tests/scheduler/test_protocol.py

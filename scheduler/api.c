@@ -20,11 +20,11 @@
 #define LIST_DEFAULT 50
 #define LIST_MAX     1000
 /* Bounds on the work of one request (docs/PROTOCOL.md, Limits). */
-#define LIST_SCAN    10000 /* jobs a LIST looks at before it returns a page */
-#define CANCEL_MAX   1000  /* ids in one CANCEL */
-#define REQ_MAX      256   /* bytes of a request's "req", as compact JSON */
-#define FILE_MAX     255   /* bytes of SUBMIT's "file" */
-#define WATCH_BATCH  500   /* events sent to one watcher per pass of the loop */
+#define LIST_SCAN   10000 /* jobs a LIST looks at before it returns a page */
+#define CANCEL_MAX  1000  /* ids in one CANCEL */
+#define REQ_MAX     256   /* bytes of a request's "req", as compact JSON */
+#define FILE_MAX    255   /* bytes of SUBMIT's "file" */
+#define WATCH_BATCH 500   /* events sent to one watcher per pass of the loop */
 
 /* The backbone's content hash, cached by path, size and mtime. */
 static struct {
@@ -460,14 +460,14 @@ static int cancel(const wire_msg_t *m)
     for (size_t i = 0; i < k; i++) {
         store_job_row_t r;
         if (store_job_get(server.store, id[i], &r) < 0) {
-            json_array_append_new(results, json_pack("{s:I, s:s}", "id", (json_int_t)id[i],
-                                                     "error", "no such job"));
+            json_array_append_new(
+                results, json_pack("{s:I, s:s}", "id", (json_int_t)id[i], "error", "no such job"));
             continue;
         }
         if (!may_see(m, &r)) { /* another tenant's job: as if there were none */
             store_job_row_free(&r);
-            json_array_append_new(results, json_pack("{s:I, s:s}", "id", (json_int_t)id[i],
-                                                     "error", "no such job"));
+            json_array_append_new(
+                results, json_pack("{s:I, s:s}", "id", (json_int_t)id[i], "error", "no such job"));
             continue;
         }
         const char *outcome = "cancelled";

@@ -109,10 +109,10 @@ static int conn_open(conn_t *c)
         char mon[64];
         snprintf(mon, sizeof mon, "inproc://weft-client-%p", (void *)c);
         snprintf(c->key_path, sizeof c->key_path, "%s", kp ? kp : "");
-        int events = o.curve_server ? ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-                                          ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                                          ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
-                                    : 0;
+        int events = o.curve_server
+                         ? ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
+                         : 0;
         if (c->follow) events |= ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED;
         if (zmq_socket_monitor(c->sock, mon, events) == 0 &&
             (c->mon = zmq_socket(c->ctx, ZMQ_PAIR)) && zmq_connect(c->mon, mon) < 0) {
@@ -357,8 +357,8 @@ static int watch_jobs(const int64_t *ids, int n, int json)
         int rc = wire_recv(c.sock, &rx, ZMQ_DONTWAIT, &m, &rej);
         if (rc == WIRE_AGAIN) continue;
         if (rc != 0) {
-            bad = rc == WIRE_REJECTED ? weft_error("malformed message from weftd: %s", rej.text)
-                                      : -1;
+            bad =
+                rc == WIRE_REJECTED ? weft_error("malformed message from weftd: %s", rej.text) : -1;
             break;
         }
         if (m->cmd == WIRE_ERROR) {
@@ -390,8 +390,10 @@ static int watch_jobs(const int64_t *ids, int n, int json)
         int64_t event = 0;
         int is_end = json_is_true(json_object_get(m->body, "end"));
         if (k < n && !is_end && wire_get_int(m->body, "event", &event) == 0) {
-            if (event <= ps[k].last_event) k = n; /* seen before a reconnection */
-            else ps[k].last_event = event;
+            if (event <= ps[k].last_event)
+                k = n; /* seen before a reconnection */
+            else
+                ps[k].last_event = event;
         }
         if (k == n || ps[k].ended) {
             wire_msg_destroy(&m);

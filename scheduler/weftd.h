@@ -85,7 +85,7 @@ typedef struct {
     size_t nreplies, capreplies;
     int64_t rejected[WIRE_REJ_COUNT];
     int64_t handled;
-    int64_t stale; /* worker messages of an old attempt, dropped */
+    int64_t stale;       /* worker messages of an old attempt, dropped */
     int64_t disconnects; /* connections closed (by peers, or by ZeroMQ for size) */
     void *mon;           /* PAIR receiving the ROUTER's disconnect events */
     /* The client request being handled: its "req" (borrowed, NULL if none)

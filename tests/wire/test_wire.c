@@ -219,8 +219,7 @@ START_TEST(malformed_messages_rejected_with_reason)
         wire_reject_t rej;
         zmq_pollitem_t it = {router, 0, ZMQ_POLLIN, 0};
         ck_assert_int_eq(zmq_poll(&it, 1, 5000), 1);
-        int rc =
-            wire_recv_admit(router, &rx, admit_no_results, NULL, ZMQ_DONTWAIT, &m, &rej);
+        int rc = wire_recv_admit(router, &rx, admit_no_results, NULL, ZMQ_DONTWAIT, &m, &rej);
         ck_assert_msg(rc == WIRE_REJECTED, "%s: rc %d, expected a rejection", b->what, rc);
         ck_assert_ptr_null(m);
         ck_assert_msg(rej.code == b->code, "%s: reason %s (%s), expected %s", b->what,

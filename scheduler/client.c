@@ -399,7 +399,10 @@ static int watch_jobs(const int64_t *ids, int n, int json)
             wire_msg_destroy(&m);
             continue;
         }
-        if (json) print_json(m->body);
+        if (json) {
+            print_json(m->body); /* a stream: each event as it comes */
+            fflush(stdout);
+        }
         progress_t *p = &ps[k];
         const json_t *d = json_object_get(m->body, "data");
         char kind_buf[16] = "";

@@ -37,7 +37,13 @@ for i in $(seq 100); do [ "$(stored)" -gt 0 ] && break; sleep 0.1; done
 timeout 240 weft --home "$T/home" watch 1 --json >watch.log 2>watch.err &
 WATCH=$!
 CLIENTS="$WAIT $WATCH"
-for i in $(seq 200); do [ "$(stored)" -gt 20 ] && break; sleep 0.1; done
+# Both clients are streaming before weftd goes.
+for i in $(seq 300); do
+    grep -q '"kind": "train"' watch.log && grep -q '"kind": "train"' wait.log &&
+        [ "$(stored)" -gt 20 ] && break
+    sleep 0.1
+done
+grep -q '"kind": "train"' watch.log || fail "watch showed no step before the restart"
 before=$(stored)
 [ "$before" -lt "$STEPS" ] || fail "the job ended before weftd could be restarted"
 kill -9 "$(cat "$T/home/weftd.pid")"

@@ -58,6 +58,7 @@ static const char *reject_names[WIRE_REJ_COUNT] = {
     [WIRE_REJ_NOT_OBJECT] = "not-object",
     [WIRE_REJ_FIELD] = "field",
     [WIRE_REJ_IDENTITY] = "identity",
+    [WIRE_REJ_LIMIT] = "limit",
 };
 
 const char *wire_cmd_name(wire_cmd_t cmd)
@@ -172,8 +173,8 @@ static int check_fields(const wire_msg_t *m, int router, wire_reject_t *rej)
 
 #define MAX_KEPT 5 /* routing id + 3 frames + one more to tell "too many" */
 
-static int validate(zmq_msg_t *part, int total, int router, const wire_rx_t *rx, wire_msg_t *m,
-                    wire_reject_t *rej)
+static int validate(zmq_msg_t *part, int total, int router, const wire_rx_t *rx,
+                    wire_admit_fn admit, void *admit_ctx, wire_msg_t *m, wire_reject_t *rej)
 {
     int base = router ? 1 : 0;
     size_t max_json = rx && rx->max_json ? rx->max_json : WIRE_MAX_JSON;
@@ -202,6 +203,12 @@ static int validate(zmq_msg_t *part, int total, int router, const wire_rx_t *rx,
     if (rx && rx->accept && !(wire_cmd_senders(m->cmd) & rx->accept))
         return reject(rej, WIRE_REJ_ROLE, "command %s is not accepted here", wire_cmd_name(m->cmd));
     size_t jlen = zmq_msg_size(&part[base + 2]);
+    if (admit) {
+        char why[sizeof rej->text] = "";
+        int code = admit(admit_ctx, m, jlen, why, sizeof why);
+        if (code > WIRE_REJ_NONE && code < WIRE_REJ_COUNT)
+            return reject(rej, (wire_reject_code_t)code, "%s", why);
+    }
     if (jlen > max_json)
         return reject(rej, WIRE_REJ_OVERSIZE, "%s body of %zu bytes exceeds the limit of %zu",
                       wire_cmd_name(m->cmd), jlen, max_json);
@@ -218,6 +225,12 @@ static int validate(zmq_msg_t *part, int total, int router, const wire_rx_t *rx,
 }
 
 int wire_recv(void *sock, const wire_rx_t *rx, int flags, wire_msg_t **msg_p, wire_reject_t *rej)
+{
+    return wire_recv_admit(sock, rx, NULL, NULL, flags, msg_p, rej);
+}
+
+int wire_recv_admit(void *sock, const wire_rx_t *rx, wire_admit_fn admit, void *admit_ctx,
+                    int flags, wire_msg_t **msg_p, wire_reject_t *rej)
 {
     zmq_msg_t part[MAX_KEPT];
     int kept = 0, total = 0, rc = 0;
@@ -264,7 +277,7 @@ int wire_recv(void *sock, const wire_rx_t *rx, int flags, wire_msg_t **msg_p, wi
             }
             const char *uid = zmq_msg_gets(&part[kept - 1], "User-Id");
             if (uid) snprintf(m->user_id, sizeof m->user_id, "%s", uid);
-            rc = validate(part, total, router, rx, m, rej);
+            rc = validate(part, total, router, rx, admit, admit_ctx, m, rej);
             if (rc == 0)
                 *msg_p = m;
             else

@@ -11,6 +11,9 @@
 #define WIRE_MAGIC "WEFT1"
 /* Default limit of the JSON frame, and ZMQ_MAXMSGSIZE of wire_router_new. */
 #define WIRE_MAX_JSON (1024 * 1024)
+/* Bytes CURVE adds around a frame (a MESSAGE command: 8 + nonce 8 + MAC 16
+ * + flags 1), which ZMQ_MAXMSGSIZE counts; a margin for it. */
+#define WIRE_CURVE_MARGIN 64
 /* Longest command word on the wire. */
 #define WIRE_CMD_MAX 16
 /* Routing ids are 1..255 bytes and never start with a zero byte. */
@@ -81,6 +84,7 @@ typedef enum {
     WIRE_REJ_NOT_OBJECT, /* valid JSON, but not an object */
     WIRE_REJ_FIELD,      /* a required common field missing or mistyped */
     WIRE_REJ_IDENTITY,   /* worker message whose run:attempt is not its routing id */
+    WIRE_REJ_LIMIT,      /* refused by the receiver's admit hook (too much from this sender) */
     WIRE_REJ_COUNT
 } wire_reject_code_t;
 
@@ -96,7 +100,7 @@ typedef struct {
 } wire_reject_t;
 
 /* A received message. */
-typedef struct {
+typedef struct wire_msg {
     wire_cmd_t cmd;
     json_t *body;              /* a JSON object, owned */
     uint8_t rid[WIRE_RID_MAX]; /* routing id of the sender (ROUTER only) */
@@ -113,12 +117,23 @@ typedef struct {
     size_t max_json;
 } wire_rx_t;
 
+/* A receiver's look at a message whose framing and command are good, before
+ * its JSON is read (m->cmd, m->rid, m->user_id set; json_len the size of
+ * frame 3): returns 0 to go on, or a WIRE_REJ_* code (OVERSIZE, LIMIT) with
+ * a one-line reason in why, so that costly messages can be refused for the
+ * price of looking at their size. */
+typedef int (*wire_admit_fn)(void *ctx, const struct wire_msg *m, size_t json_len, char *why,
+                             size_t whysize);
+
 /* Receives one message (all of its frames, whatever happens). On a ROUTER
  * the first frame is the routing id. flags: 0 or ZMQ_DONTWAIT. Returns 0 and
  * sets *msg_p; WIRE_AGAIN; WIRE_REJECTED with *rej filled; -1 on a socket
  * error. Worker commands must carry "run", "attempt" and (except HEARTBEAT)
  * "seq"; on a ROUTER their run:attempt must equal the routing id. */
 int wire_recv(void *sock, const wire_rx_t *rx, int flags, wire_msg_t **msg_p, wire_reject_t *rej);
+/* wire_recv with an admit hook (NULL: none) asked before the JSON is read. */
+int wire_recv_admit(void *sock, const wire_rx_t *rx, wire_admit_fn admit, void *admit_ctx,
+                    int flags, wire_msg_t **msg_p, wire_reject_t *rej);
 
 /* Sends [rid,] "WEFT1", the word of cmd, body serialised compactly. rid is
  * required on a ROUTER and ignored otherwise. flags: 0 or ZMQ_DONTWAIT.

@@ -19,6 +19,12 @@
 
 #define LIST_DEFAULT 50
 #define LIST_MAX     1000
+/* Bounds on the work of one request (docs/PROTOCOL.md, Limits). */
+#define LIST_SCAN   10000 /* jobs a LIST looks at before it returns a page */
+#define CANCEL_MAX  1000  /* ids in one CANCEL */
+#define REQ_MAX     256   /* bytes of a request's "req", as compact JSON */
+#define FILE_MAX    255   /* bytes of SUBMIT's "file" */
+#define WATCH_BATCH 500   /* events sent to one watcher per pass of the loop */
 
 /* The backbone's content hash, cached by path, size and mtime. */
 static struct {
@@ -174,6 +180,13 @@ static int submit(const wire_msg_t *m)
         weftd_reply_error(m->rid, m->rid_len, "field", "\"priority\" must be an integer");
         return 0;
     }
+    if (strlen(folder) >= PATH_MAX || (file && strlen(file) > FILE_MAX)) {
+        weftd_reply_error(m->rid, m->rid_len, "field",
+                          "\"folder\" must be a path under %d bytes and \"file\" a name of at "
+                          "most %d bytes",
+                          PATH_MAX, FILE_MAX);
+        return 0;
+    }
     int priority = pj ? (int)json_integer_value(pj) : 0;
     /* A tenant's relative paths start in its own folder, made 0700. */
     const char *tenant = auth_role_tenant(owner_of(m));
@@ -317,6 +330,7 @@ static void daemon_status(const wire_msg_t *m)
                   (json_int_t)server.handled, "rejected", (json_int_t)total, "stale",
                   (json_int_t)server.stale, "rejected_by_reason", rej, "live_runs", live, "slots",
                   server.slots, "pack_size", server.pack_size, "watchers", server.nwatchers);
+    json_object_set_new(j, "disconnects", json_integer(server.disconnects));
     /* CURVE handshakes the ZAP handler refused (unknown keys). */
     json_object_set_new(j, "keys_refused", json_integer(server.zap ? zap_refused(server.zap) : 0));
     weftd_reply(m->rid, m->rid_len, WIRE_REPLY, j);
@@ -377,10 +391,13 @@ static int list(const wire_msg_t *m)
                           LIST_MAX);
         return 0;
     }
-    /* Pages of the store, newest first, keeping the jobs the sender may see. */
+    /* Pages of the store, newest first, keeping the jobs the sender may see.
+     * A tenant's jobs may be few among many: after LIST_SCAN jobs looked at,
+     * the page ends with "before" where the scan stopped. */
     json_t *jobs = json_array();
     int64_t last = 0;
-    size_t kept = 0;
+    size_t kept = 0, scanned = 0;
+    int more = 0;
     for (;;) {
         store_job_row_t *rows;
         size_t n;
@@ -396,48 +413,80 @@ static int list(const wire_msg_t *m)
         }
         if (n) before = rows[n - 1].id;
         store_job_rows_free(rows, n);
+        scanned += n;
         if (n < (size_t)limit || kept == (size_t)limit) break;
+        if (scanned >= LIST_SCAN) {
+            more = 1;
+            last = before;
+            break;
+        }
     }
     json_t *reply = json_pack("{s:o}", "jobs", jobs);
-    if (kept == (size_t)limit) json_object_set_new(reply, "before", json_integer(last));
+    if (more || kept == (size_t)limit) json_object_set_new(reply, "before", json_integer(last));
     weftd_reply(m->rid, m->rid_len, WIRE_REPLY, reply);
     return 0;
 }
 
+/* CANCEL: at most CANCEL_MAX ids, each a positive integer; an id given
+ * twice is answered once, where it first appears. */
 static int cancel(const wire_msg_t *m)
 {
     json_t *ids = json_object_get(m->body, "ids");
-    if (!json_is_array(ids) || json_array_size(ids) == 0) {
+    size_t n = json_array_size(ids);
+    if (!json_is_array(ids) || n == 0) {
         weftd_reply_error(m->rid, m->rid_len, "field", "CANCEL needs \"ids\": [job ids]");
         return 0;
     }
+    if (n > CANCEL_MAX) {
+        weftd_reply_error(m->rid, m->rid_len, "limit",
+                          "CANCEL takes at most %d ids, not %zu; send them in several requests",
+                          CANCEL_MAX, n);
+        return 0;
+    }
+    int64_t id[CANCEL_MAX];
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array_get(ids, i);
+        int64_t x = json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
+        if (x <= 0) {
+            weftd_reply_error(m->rid, m->rid_len, "field",
+                              "CANCEL: \"ids\" must hold job ids (positive integers); entry %zu "
+                              "does not",
+                              i + 1);
+            return 0;
+        }
+        size_t j = 0;
+        while (j < k && id[j] != x) j++;
+        if (j == k) id[k++] = x;
+    }
     json_t *results = json_array();
-    size_t i;
-    json_t *v;
-    json_array_foreach(ids, i, v)
-    {
-        json_int_t id = json_is_integer(v) ? json_integer_value(v) : 0;
+    for (size_t i = 0; i < k; i++) {
         store_job_row_t r;
-        if (id <= 0 || store_job_get(server.store, id, &r) < 0) {
+        if (store_job_get(server.store, id[i], &r) < 0) {
             json_array_append_new(
-                results, json_pack("{s:o, s:s}", "id", json_copy(v), "error", "no such job"));
+                results, json_pack("{s:I, s:s}", "id", (json_int_t)id[i], "error", "no such job"));
             continue;
         }
         if (!may_see(m, &r)) { /* another tenant's job: as if there were none */
             store_job_row_free(&r);
             json_array_append_new(
-                results, json_pack("{s:o, s:s}", "id", json_copy(v), "error", "no such job"));
+                results, json_pack("{s:I, s:s}", "id", (json_int_t)id[i], "error", "no such job"));
             continue;
         }
         const char *outcome = "cancelled";
         if (job_state_final(r.state)) {
             outcome = job_state_name(r.state);
         } else {
-            if (store_job_transition(server.store, id, JOB_CANCELLED, "cancelled by request") < 0)
+            if (store_job_transition(server.store, id[i], JOB_CANCELLED, "cancelled by request") <
+                    0 ||
+                (r.state == JOB_RUNNING && monitor_job_cancelled(id[i], r.run) < 0)) {
+                store_job_row_free(&r);
+                json_decref(results);
                 return -1;
-            if (r.state == JOB_RUNNING && monitor_job_cancelled(id, r.run) < 0) return -1;
+            }
         }
-        json_array_append_new(results, json_pack("{s:I, s:s}", "id", id, "state", outcome));
+        json_array_append_new(results,
+                              json_pack("{s:I, s:s}", "id", (json_int_t)id[i], "state", outcome));
         store_job_row_free(&r);
     }
     weftd_reply(m->rid, m->rid_len, WIRE_REPLY, json_pack("{s:o}", "jobs", results));
@@ -487,6 +536,7 @@ static int watch(const wire_msg_t *m)
     w->rid_len = m->rid_len;
     w->job = id;
     w->last = from;
+    w->req = json_deep_copy(server.req);
     snprintf(w->owner, sizeof w->owner, "%s", owner_of(m));
     w->next = server.watchers;
     server.watchers = w;
@@ -580,8 +630,24 @@ static int results(const wire_msg_t *m)
     return 0;
 }
 
+/* A request's "req" is echoed in every answer: small, so that an echo
+ * cannot multiply what a client sent (a WATCH echoes it in each EVENT). */
+static int req_ok(const wire_msg_t *m)
+{
+    json_t *req = json_object_get(m->body, "req");
+    if (!req) return 1;
+    char buf[REQ_MAX + 1];
+    size_t n = json_dumpb(req, buf, sizeof buf, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (n > 0 && n <= REQ_MAX) return 1;
+    server.req = NULL; /* this answer does not echo it */
+    weftd_reply_error(m->rid, m->rid_len, "field",
+                      "\"req\" must be a JSON value of at most %d bytes (compact)", REQ_MAX);
+    return 0;
+}
+
 int api_handle(const wire_msg_t *m)
 {
+    if (!req_ok(m)) return 0;
     if (!is_admin(m) && !auth_role_tenant(owner_of(m))) {
         weftd_reply_error(m->rid, m->rid_len, "permission",
                           "%s is a client command; this key (%s) may not send it",
@@ -608,12 +674,21 @@ int api_handle(const wire_msg_t *m)
     }
 }
 
+/* A watcher's pass: what send_event sends it this time. */
+typedef struct {
+    watcher_t *w;
+    int sent;
+} watch_pass_t;
+
 static int send_event(void *ctx, int64_t id, const char *kind, const char *detail)
 {
-    watcher_t *w = ctx;
+    watch_pass_t *p = ctx;
+    watcher_t *w = p->w;
+    if (p->sent == WATCH_BATCH) return 1; /* the rest on the next pass */
     json_t *data = json_loads(detail, 0, NULL);
     json_t *e = json_pack("{s:I, s:I, s:s, s:o}", "job", (json_int_t)w->job, "event",
                           (json_int_t)id, "kind", kind, "data", data ? data : json_null());
+    if (w->req) json_object_set(e, "req", w->req);
     int rc = wire_send(server.router, w->rid, w->rid_len, WIRE_EVENT, e, ZMQ_DONTWAIT);
     json_decref(e);
     if (rc != 0) {
@@ -624,17 +699,27 @@ static int send_event(void *ctx, int64_t id, const char *kind, const char *detai
         return 1;
     }
     w->last = id;
+    p->sent++;
     return 0;
 }
 
-void api_watch_cron(void)
+static void watcher_free(watcher_t *w)
 {
+    json_decref(w->req);
+    free(w);
+}
+
+int api_watch_cron(void)
+{
+    int backlog = 0;
     watcher_t **pp = &server.watchers;
     while (*pp) {
         watcher_t *w = *pp;
         w->stalled = 0;
         int done = 0;
-        if (store_events(server.store, w->job, w->last, send_event, w) == 0 && !w->stalled) {
+        watch_pass_t pass = {w, 0};
+        if (store_events(server.store, w->job, w->last, send_event, &pass) == 0 && !w->stalled &&
+            pass.sent < WATCH_BATCH) {
             /* Everything committed so far has been sent: a job in a final
              * state has nothing more to say, so the stream ends. */
             store_job_row_t r;
@@ -642,6 +727,7 @@ void api_watch_cron(void)
                 if (job_state_final(r.state)) {
                     json_t *e = json_pack("{s:I, s:b, s:s}", "job", (json_int_t)w->job, "end", 1,
                                           "state", job_state_name(r.state));
+                    if (w->req) json_object_set(e, "req", w->req);
                     done = wire_send(server.router, w->rid, w->rid_len, WIRE_EVENT, e,
                                      ZMQ_DONTWAIT) != WIRE_AGAIN;
                     json_decref(e);
@@ -649,14 +735,16 @@ void api_watch_cron(void)
                 store_job_row_free(&r);
             }
         }
+        if (pass.sent == WATCH_BATCH && !w->stalled) backlog = 1;
         if (done || w->gone) {
             *pp = w->next;
-            free(w);
+            watcher_free(w);
             server.nwatchers--;
         } else {
             pp = &w->next;
         }
     }
+    return backlog;
 }
 
 void api_watchers_drop_all(void)
@@ -664,7 +752,7 @@ void api_watchers_drop_all(void)
     while (server.watchers) {
         watcher_t *w = server.watchers;
         server.watchers = w->next;
-        free(w);
+        watcher_free(w);
     }
     server.nwatchers = 0;
 }

@@ -26,14 +26,29 @@
 
 #define EXIT_UNAVAILABLE 69
 #define REPLY_TIMEOUT_MS 30000
+/* A stream (watch, submit --wait) waits this long for a weftd that went
+ * away to come back (ZeroMQ reconnects every 0.1 s growing to 2 s). */
+#define AWAY_MAX_S 600
 
 client_opts_t client_opts;
 
 typedef struct {
     void *ctx, *sock;
-    void *mon;           /* CURVE: the socket's handshake events */
+    void *mon;           /* the socket's handshake (and, following, connection) events */
     char key_path[1024]; /* WEFT_KEY, to name in a refusal */
+    char ep[PATH_MAX + 16];
+    int follow;        /* a stream: watch connections come and go */
+    int ups;           /* handshakes that succeeded */
+    int down;          /* the connection is lost and not back yet */
+    double down_since; /* monotonic seconds */
 } conn_t;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static int home_path(char *out, size_t n)
 {
@@ -59,10 +74,12 @@ static int endpoint(char *out, size_t n)
     return 0;
 }
 
+/* Opens a DEALER to weftd. With c->follow set, the connection's comings and
+ * goings are watched too (conn_events), for streams that outlive a weftd. */
 static int conn_open(conn_t *c)
 {
-    char ep[PATH_MAX + 16];
-    if (endpoint(ep, sizeof ep) < 0) return -1;
+    char *ep = c->ep;
+    if (endpoint(ep, sizeof c->ep) < 0) return -1;
     wire_opts_t o = wire_opts_default();
     o.immediate = 0;
     /* A tcp endpoint takes CURVE keys (docs/PROTOCOL.md): this client's pair
@@ -85,16 +102,24 @@ static int conn_open(conn_t *c)
         zmq_ctx_term(c->ctx);
         return -1;
     }
+    /* A stream notices a vanished tcp peer by ZMTP heartbeats. */
+    int ivl = 5000, ttl = 15000;
+    if (c->follow && (zmq_setsockopt(c->sock, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl) < 0 ||
+                      zmq_setsockopt(c->sock, ZMQ_HEARTBEAT_TIMEOUT, &ttl, sizeof ttl) < 0))
+        weft_warn("no ZMTP heartbeats on %s: %s", ep, zmq_strerror(zmq_errno()));
     /* With CURVE, a refused key would otherwise look like a silent weftd:
-     * watch the handshake (before connecting, so no event is missed). */
-    if (o.curve_server) {
+     * watch the handshake (before connecting, so no event is missed). A
+     * stream also watches the connection go and come back. */
+    if (o.curve_server || c->follow) {
         char mon[64];
         snprintf(mon, sizeof mon, "inproc://weft-client-%p", (void *)c);
-        snprintf(c->key_path, sizeof c->key_path, "%s", kp);
-        if (zmq_socket_monitor(c->sock, mon,
-                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
-                                   ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                                   ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) == 0 &&
+        snprintf(c->key_path, sizeof c->key_path, "%s", kp ? kp : "");
+        int events = o.curve_server
+                         ? ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL
+                         : 0;
+        if (c->follow) events |= ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED;
+        if (zmq_socket_monitor(c->sock, mon, events) == 0 &&
             (c->mon = zmq_socket(c->ctx, ZMQ_PAIR)) && zmq_connect(c->mon, mon) < 0) {
             zmq_close(c->mon);
             c->mon = NULL;
@@ -120,31 +145,48 @@ static void conn_close(conn_t *c)
     if (c->ctx) zmq_ctx_term(c->ctx);
 }
 
-/* A handshake event from the monitor: -1 with the reason when the handshake
- * failed, 0 otherwise. */
-static int conn_handshake(conn_t *c)
+/* Reads the monitor's events: -1 with the reason when a CURVE handshake was
+ * refused (or failed before any succeeded), else 0, with c->ups, c->down and
+ * c->down_since brought up to date. */
+static int conn_events(conn_t *c)
 {
-    zmq_msg_t ev, addr;
-    zmq_msg_init(&ev);
-    zmq_msg_init(&addr);
     int rc = 0;
-    if (zmq_msg_recv(&ev, c->mon, ZMQ_DONTWAIT) >= 0 && zmq_msg_size(&ev) >= 6) {
-        uint16_t event;
-        uint32_t value;
-        memcpy(&event, zmq_msg_data(&ev), 2);
-        memcpy(&value, (char *)zmq_msg_data(&ev) + 2, 4);
+    for (;;) {
+        zmq_msg_t ev, addr;
+        zmq_msg_init(&ev);
+        zmq_msg_init(&addr);
+        if (zmq_msg_recv(&ev, c->mon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            zmq_msg_close(&addr);
+            return rc;
+        }
+        uint16_t event = 0;
+        uint32_t value = 0;
+        if (zmq_msg_size(&ev) >= 6) {
+            memcpy(&event, zmq_msg_data(&ev), 2);
+            memcpy(&value, (char *)zmq_msg_data(&ev) + 2, 4);
+        }
         if (zmq_msg_more(&ev)) zmq_msg_recv(&addr, c->mon, 0);
-        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+        zmq_msg_close(&ev);
+        zmq_msg_close(&addr);
+        if (rc < 0) continue;
+        if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
             rc = weft_error("weftd refused this client's key (%s, status %u): its .pub must be "
                             "in weftd's HOME/clients/ (weft keygen makes one)",
                             c->key_path, (unsigned)value);
-        else
-            rc = weft_error("the CURVE handshake with weftd failed (is WEFT_SERVER_KEY weftd's "
-                            "server.pub?)");
+        } else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL ||
+                   event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+            if (c->ups == 0)
+                rc = weft_error("the CURVE handshake with weftd failed (is WEFT_SERVER_KEY "
+                                "weftd's server.pub?)");
+        } else if (event == ZMQ_EVENT_DISCONNECTED) {
+            if (!c->down) c->down_since = now_s();
+            c->down = 1;
+        } else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+            c->ups++;
+            c->down = 0;
+        }
     }
-    zmq_msg_close(&ev);
-    zmq_msg_close(&addr);
-    return rc;
 }
 
 /* Receives one message within timeout_ms (-1: forever). */
@@ -156,7 +198,7 @@ static int conn_recv(conn_t *c, int timeout_ms, wire_msg_t **msg)
             return weft_error("weftd did not answer within %d s; is it running?",
                               timeout_ms / 1000);
         if (it[0].revents & ZMQ_POLLIN) break;
-        if (conn_handshake(c) < 0) return -1;
+        if (conn_events(c) < 0) return -1;
     }
     wire_rx_t rx = {.accept = WIRE_FROM_COORD, .max_json = 64u << 20};
     wire_reject_t rej;
@@ -223,6 +265,8 @@ typedef struct {
     double loss, val, tps, elapsed;
     char state[16];
     int ended;
+    int64_t last_event; /* the last event id seen: a resumed stream starts after it */
+    double retry_at;    /* monotonic seconds: WATCH again then (0: no) */
 } progress_t;
 
 static void draw(const progress_t *p, int tty)
@@ -246,10 +290,24 @@ static void draw(const progress_t *p, int tty)
     fflush(stdout);
 }
 
-/* Follows jobs until each has ended; returns how many did not succeed. */
+/* Asks weftd for job p's events after the last one seen. "req" carries the
+ * job id, so that an ERROR names the stream it is about. */
+static void send_watch(conn_t *c, progress_t *p)
+{
+    json_t *w = json_pack("{s:I, s:I, s:I}", "id", (json_int_t)p->id, "from",
+                          (json_int_t)p->last_event, "req", (json_int_t)p->id);
+    wire_send(c->sock, NULL, 0, WIRE_WATCH, w, 0);
+    json_decref(w);
+    p->retry_at = 0;
+}
+
+/* Follows jobs until each has ended; returns how many did not succeed.
+ * weftd may restart meanwhile: ZeroMQ reconnects (every 0.1 s, backing off
+ * to 2 s), and each stream is asked again from the last event seen, so no
+ * event is shown twice or missed. */
 static int watch_jobs(const int64_t *ids, int n, int json)
 {
-    conn_t c = {0};
+    conn_t c = {.follow = 1};
     if (conn_open(&c) < 0) return -1;
     progress_t *ps = calloc((size_t)n, sizeof *ps);
     for (int i = 0; i < n; i++) {
@@ -262,18 +320,65 @@ static int watch_jobs(const int64_t *ids, int n, int json)
             snprintf(ps[i].state, sizeof ps[i].state, "%s", wire_get_str(st, "state"));
             json_decref(st);
         }
-        json_t *w = json_pack("{s:I, s:I}", "id", (json_int_t)ids[i], "from", (json_int_t)0);
-        wire_send(c.sock, NULL, 0, WIRE_WATCH, w, 0);
-        json_decref(w);
+        send_watch(&c, &ps[i]);
     }
-    int tty = isatty(1) && !json, open = n, bad = 0, drawn = 0;
+    int tty = isatty(1) && !json, open = n, bad = 0, drawn = 0, ups = 0, told = 0;
     while (open > 0) {
-        wire_msg_t *m = NULL;
-        if (conn_recv(&c, 600000, &m) < 0) {
+        zmq_pollitem_t it[2] = {{c.sock, 0, ZMQ_POLLIN, 0}, {c.mon, 0, ZMQ_POLLIN, 0}};
+        if (zmq_poll(it, c.mon ? 2 : 1, 1000) < 0 && zmq_errno() != EINTR) {
+            bad = weft_error("waiting for weftd: %s", zmq_strerror(zmq_errno()));
+            break;
+        }
+        if (c.mon && (it[1].revents & ZMQ_POLLIN) && conn_events(&c) < 0) {
             bad = -1;
             break;
         }
+        if (c.down && !told) {
+            fprintf(stderr, "weft: lost the connection to weftd (%s); reconnecting\n", c.ep);
+            told = 1;
+        }
+        if (c.down && now_s() - c.down_since > AWAY_MAX_S) {
+            bad = weft_error("weftd at %s went away %d s ago and has not come back; its jobs "
+                             "go on: watch them again once it is back",
+                             c.ep, AWAY_MAX_S);
+            break;
+        }
+        if (c.ups > ups) {
+            /* A new connection (a restarted weftd knows no watchers): ask
+             * again for every open stream, from the last event seen. */
+            for (int k = 0; ups > 0 && k < n; k++)
+                if (!ps[k].ended) send_watch(&c, &ps[k]);
+            if (ups > 0 && told) fprintf(stderr, "weft: reconnected to weftd; resuming\n");
+            ups = c.ups;
+            told = 0;
+        }
+        for (int k = 0; k < n; k++)
+            if (!ps[k].ended && ps[k].retry_at > 0 && now_s() >= ps[k].retry_at)
+                send_watch(&c, &ps[k]);
+        if (!(it[0].revents & ZMQ_POLLIN)) continue;
+        wire_msg_t *m = NULL;
+        wire_rx_t rx = {.accept = WIRE_FROM_COORD, .max_json = 64u << 20};
+        wire_reject_t rej;
+        int rc = wire_recv(c.sock, &rx, ZMQ_DONTWAIT, &m, &rej);
+        if (rc == WIRE_AGAIN) continue;
+        if (rc != 0) {
+            bad =
+                rc == WIRE_REJECTED ? weft_error("malformed message from weftd: %s", rej.text) : -1;
+            break;
+        }
         if (m->cmd == WIRE_ERROR) {
+            /* After a reconnection the old weftd's streams may still count
+             * against this client's limit until it notices they are gone. */
+            const char *kind = wire_get_str(m->body, "error");
+            int64_t about = 0;
+            wire_get_int(m->body, "req", &about);
+            int k = 0;
+            while (k < n && ps[k].id != about) k++;
+            if (ups > 1 && k < n && kind && !strcmp(kind, "limit")) {
+                ps[k].retry_at = now_s() + 1;
+                wire_msg_destroy(&m);
+                continue;
+            }
             weft_error("%s", wire_get_str(m->body, "message"));
             wire_msg_destroy(&m);
             bad = -1;
@@ -287,18 +392,29 @@ static int watch_jobs(const int64_t *ids, int n, int json)
         wire_get_int(m->body, "job", &job);
         int k = 0;
         while (k < n && ps[k].id != job) k++;
-        if (k == n) {
+        int64_t event = 0;
+        int is_end = json_is_true(json_object_get(m->body, "end"));
+        if (k < n && !is_end && wire_get_int(m->body, "event", &event) == 0) {
+            if (event <= ps[k].last_event)
+                k = n; /* seen before a reconnection */
+            else
+                ps[k].last_event = event;
+        }
+        if (k == n || ps[k].ended) {
             wire_msg_destroy(&m);
             continue;
         }
-        if (json) print_json(m->body);
+        if (json) {
+            print_json(m->body); /* a stream: each event as it comes */
+            fflush(stdout);
+        }
         progress_t *p = &ps[k];
         const json_t *d = json_object_get(m->body, "data");
         char kind_buf[16] = "";
         if (wire_get_str(m->body, "kind"))
             snprintf(kind_buf, sizeof kind_buf, "%s", wire_get_str(m->body, "kind"));
         const char *kind = kind_buf[0] ? kind_buf : NULL; /* outlives the message */
-        if (json_is_true(json_object_get(m->body, "end"))) {
+        if (is_end) {
             snprintf(p->state, sizeof p->state, "%s", wire_get_str(m->body, "state"));
             p->ended = 1;
             open--;
@@ -593,6 +709,9 @@ int cmd_watch(int argc, char **argv)
     return bad < 0 ? fail() : bad > 0 ? 1 : 0;
 }
 
+/* weftd takes at most this many ids in one CANCEL (docs/PROTOCOL.md). */
+#define CANCEL_BATCH 1000
+
 int cmd_cancel(int argc, char **argv)
 {
     if (asked_help(argc, argv, usage_cancel)) return 0;
@@ -600,28 +719,29 @@ int cmd_cancel(int argc, char **argv)
         fputs(usage_cancel, stderr);
         return 64;
     }
-    json_t *ids = json_array();
+    /* Every id is checked before any is sent. */
     for (int i = 1; i < argc; i++) {
         int64_t id;
-        if (parse_id(argv[i], &id) < 0) {
-            json_decref(ids);
-            return fail();
-        }
-        json_array_append_new(ids, json_integer(id));
+        if (parse_id(argv[i], &id) < 0) return fail();
     }
-    json_t *r = request(WIRE_CANCEL, json_pack("{s:o}", "ids", ids));
-    if (!r) return fail();
     int rc = 0;
-    size_t i;
-    json_t *j;
-    json_array_foreach(json_object_get(r, "jobs"), i, j)
-    {
-        const char *err = wire_get_str(j, "error");
-        if (err) rc = 1;
-        printf("%lld: %s\n", (long long)json_integer_value(json_object_get(j, "id")),
-               err ? err : wire_get_str(j, "state"));
+    for (int first = 1; first < argc; first += CANCEL_BATCH) {
+        json_t *ids = json_array();
+        for (int i = first; i < argc && i < first + CANCEL_BATCH; i++)
+            json_array_append_new(ids, json_integer(strtoll(argv[i], NULL, 10)));
+        json_t *r = request(WIRE_CANCEL, json_pack("{s:o}", "ids", ids));
+        if (!r) return fail();
+        size_t i;
+        json_t *j;
+        json_array_foreach(json_object_get(r, "jobs"), i, j)
+        {
+            const char *err = wire_get_str(j, "error");
+            if (err) rc = 1;
+            printf("%lld: %s\n", (long long)json_integer_value(json_object_get(j, "id")),
+                   err ? err : wire_get_str(j, "state"));
+        }
+        json_decref(r);
     }
-    json_decref(r);
     return rc;
 }
 

@@ -26,7 +26,10 @@
 weftd_t server;
 
 #define ROUND_MAX 1000 /* messages handled in one transaction */
-#define POLL_MS   100
+/* Seconds of handling after which a round commits and its replies leave, so
+ * that a flood of large requests cannot hold back everyone's answers. */
+#define ROUND_BUDGET 0.02
+#define POLL_MS      100
 
 double weftd_now(void)
 {
@@ -47,6 +50,10 @@ void weftd_reply(const uint8_t *rid, size_t rid_len, wire_cmd_t cmd, json_t *bod
         server.replies = r;
         server.capreplies = cap;
     }
+    /* The answer to the request being handled echoes its "req". */
+    if (server.req && body && (cmd == WIRE_REPLY || cmd == WIRE_ERROR) &&
+        rid_len == server.req_rid_len && !memcmp(rid, server.req_rid, rid_len))
+        json_object_set(body, "req", server.req);
     reply_t *r = &server.replies[server.nreplies++];
     memcpy(r->rid, rid, rid_len);
     r->rid_len = rid_len;
@@ -75,6 +82,8 @@ static void flush_replies(int committed)
         } else if (r->cmd != WIRE_ACK) {
             json_t *e = json_pack("{s:s, s:s}", "error", "store", "message",
                                   "the coordinator could not store this; try again");
+            json_t *req = json_object_get(r->body, "req");
+            if (req) json_object_set(e, "req", req);
             wire_send(server.router, r->rid, r->rid_len, WIRE_ERROR, e, ZMQ_DONTWAIT);
             json_decref(e);
         }
@@ -88,15 +97,17 @@ static void round_messages(void)
 {
     wire_rx_t rx = {.accept = WIRE_FROM_CLIENT | WIRE_FROM_WORKER, .max_json = server.max_json};
     int began = 0, failed = 0;
-    for (int i = 0; i < ROUND_MAX && !server.stop; i++) {
+    double start = weftd_now();
+    for (int i = 0; i < ROUND_MAX && !server.stop && weftd_now() - start < ROUND_BUDGET; i++) {
         wire_msg_t *msg = NULL;
         wire_reject_t rej;
-        int rc = wire_recv(server.router, &rx, ZMQ_DONTWAIT, &msg, &rej);
+        int rc = wire_recv_admit(server.router, &rx, weftd_admit, NULL, ZMQ_DONTWAIT, &msg, &rej);
         if (rc == WIRE_AGAIN) break;
         if (rc == WIRE_REJECTED) {
             server.rejected[rej.code]++;
             server.handled++;
-            if (rej.rid_len)
+            /* A message over its size limit is dropped, counted, never answered. */
+            if (rej.rid_len && rej.code != WIRE_REJ_OVERSIZE)
                 wire_send_error(server.router, rej.rid, rej.rid_len, rej.code, rej.text,
                                 ZMQ_DONTWAIT);
             continue;
@@ -114,8 +125,14 @@ static void round_messages(void)
             began = 1;
         }
         server.handled++;
-        int hr =
-            wire_cmd_senders(msg->cmd) & WIRE_FROM_WORKER ? monitor_handle(msg) : api_handle(msg);
+        int worker = wire_cmd_senders(msg->cmd) & WIRE_FROM_WORKER;
+        if (!worker) {
+            server.req = json_object_get(msg->body, "req");
+            memcpy(server.req_rid, msg->rid, msg->rid_len);
+            server.req_rid_len = msg->rid_len;
+        }
+        int hr = worker ? monitor_handle(msg) : api_handle(msg);
+        server.req = NULL;
         wire_msg_destroy(&msg);
         if (hr < 0) {
             failed = 1;
@@ -134,6 +151,40 @@ static void round_messages(void)
     store_rollback(server.store);
     monitor_reload();
     flush_replies(0);
+}
+
+/* ZeroMQ closes a connection that sends a frame over ZMQ_MAXMSGSIZE before
+ * weftd sees anything of it, and its monitor does not say why a connection
+ * ended: the daemon's STATUS counts every closed connection ("disconnects"),
+ * those cut off for size among them. */
+static int watch_router(void)
+{
+    const char *ep = "inproc://weftd-router-monitor";
+    if (zmq_socket_monitor(server.router, ep, ZMQ_EVENT_DISCONNECTED) < 0 ||
+        !(server.mon = zmq_socket(server.zctx, ZMQ_PAIR)) || zmq_connect(server.mon, ep) < 0)
+        return weft_error("monitoring the ROUTER: %s", zmq_strerror(zmq_errno()));
+    return 0;
+}
+
+static void count_disconnects(void)
+{
+    for (;;) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, server.mon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&part);
+            return;
+        }
+        uint16_t event = 0; /* frame 1: event (2 bytes), value (4); frame 2: endpoint */
+        if (zmq_msg_size(&part) >= 2) memcpy(&event, zmq_msg_data(&part), 2);
+        if (event == ZMQ_EVENT_DISCONNECTED) server.disconnects++;
+        while (zmq_msg_more(&part)) {
+            zmq_msg_close(&part);
+            zmq_msg_init(&part);
+            if (zmq_msg_recv(&part, server.mon, 0) < 0) break;
+        }
+        zmq_msg_close(&part);
+    }
 }
 
 static void on_signal(int sig)
@@ -557,10 +608,15 @@ int main(int argc, char **argv)
         goto out;
     }
     server.zctx = zmq_ctx_new();
-    /* Messages up to 4x the JSON limit reach wire_recv, which rejects and
-     * counts those over it; larger ones are cut off by ZeroMQ itself. */
+    /* A frame over the JSON limit never reaches weftd: ZeroMQ drops it and
+     * closes its connection (counted in "disconnects", see watch_router).
+     * The margin is CURVE's envelope around a frame (33 bytes); a frame
+     * within it reaches wire_recv, which drops and counts it (oversize). */
     wire_opts_t wo = wire_opts_default();
-    wo.max_msg = 4 * (int64_t)server.max_json;
+    wo.max_msg = (int64_t)server.max_json + WIRE_CURVE_MARGIN;
+    /* Messages queued per connection before ZeroMQ stops reading it: at
+     * most this many frames of --max-message held for one peer. */
+    wo.rcvhwm = 100;
     /* Replies leave with ZMQ_DONTWAIT: a client with many requests in flight
      * must not find its replies dropped at the default 1000. */
     wo.sndhwm = 100000;
@@ -604,6 +660,11 @@ int main(int argc, char **argv)
         goto out;
     }
     if (!strncmp(first, "ipc://", 6)) chmod(first + 6, 0600);
+    if (watch_router() < 0) {
+        tell_parent(ready_fd, weft_last_error());
+        weft_report();
+        goto out;
+    }
     if (tcp && insecure_tcp)
         weft_warn("%s is NOT authenticated (--insecure-tcp): anyone who reaches it is admin",
                   server.endpoint);
@@ -620,19 +681,25 @@ int main(int argc, char **argv)
     weft_info("listening on %s (home %s, %d slots, packs of %d)", server.endpoint, server.home,
               server.slots, server.pack_size);
     tell_parent(ready_fd, "OK");
+    int backlog = 0;
     while (!server.stop) {
-        zmq_pollitem_t it = {server.router, 0, ZMQ_POLLIN, 0};
-        zmq_poll(&it, 1, POLL_MS);
+        zmq_pollitem_t it[2] = {{server.router, 0, ZMQ_POLLIN, 0}, {server.mon, 0, ZMQ_POLLIN, 0}};
+        zmq_poll(it, 2, backlog ? 0 : POLL_MS);
+        if (it[1].revents & ZMQ_POLLIN) count_disconnects();
         if (server.reload) reload_clients();
         round_messages();
         if (monitor_cron() < 0) weft_warn("%s", weft_last_error());
-        api_watch_cron();
+        backlog = api_watch_cron();
     }
     weft_info("stopping; running groups go on and reconnect to the next weftd");
     rc = 0;
 out:
     api_watchers_drop_all();
     monitor_free_all();
+    if (server.mon) {
+        zmq_socket_monitor(server.router, NULL, 0);
+        zmq_close(server.mon);
+    }
     if (server.router) zmq_close(server.router);
     zap_destroy(&server.zap);
     if (server.zctx) zmq_ctx_term(server.zctx);

@@ -45,6 +45,7 @@ typedef struct watcher {
     int stalled;     /* the last send did not go out */
     int gone;        /* the client is no longer connected */
     char owner[256]; /* the client's role (per-client limit) */
+    json_t *req;     /* the WATCH's "req", echoed in each EVENT (owned), or NULL */
     struct watcher *next;
 } watcher_t;
 
@@ -85,7 +86,14 @@ typedef struct {
     size_t nreplies, capreplies;
     int64_t rejected[WIRE_REJ_COUNT];
     int64_t handled;
-    int64_t stale; /* worker messages of an old attempt, dropped */
+    int64_t stale;       /* worker messages of an old attempt, dropped */
+    int64_t disconnects; /* connections closed (by peers, or by ZeroMQ for size) */
+    void *mon;           /* PAIR receiving the ROUTER's disconnect events */
+    /* The client request being handled: its "req" (borrowed, NULL if none)
+     * is echoed in every REPLY or ERROR queued for its sender. */
+    json_t *req;
+    uint8_t req_rid[WIRE_RID_MAX];
+    size_t req_rid_len;
     int lock_fd;
     volatile sig_atomic_t stop;
     volatile sig_atomic_t reload; /* SIGHUP: read the clients folder again */
@@ -104,11 +112,16 @@ int weftd_worker_key(int64_t run);
 void weftd_reply_error(const uint8_t *rid, size_t rid_len, const char *kind, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* admit.c: wire_rx_t.admit of weftd's ROUTER: per-command size limits and
+ * each client's budget of large requests, judged before the JSON is read. */
+int weftd_admit(void *ctx, const wire_msg_t *m, size_t json_len, char *why, size_t whysize);
+
 /* api.c: client commands. Return 0, or -1 for a store failure (the round is
  * rolled back). */
 int api_handle(const wire_msg_t *msg);
-/* Sends watchers the events committed since their last one. */
-void api_watch_cron(void);
+/* Sends watchers the events committed since their last one, at most a
+ * batch per watcher; returns 1 when some have more waiting. */
+int api_watch_cron(void);
 void api_watchers_drop_all(void);
 
 /* monitor.c: worker messages and the life of runs. */

@@ -49,7 +49,7 @@ bad = [
     [b"WEFT1", b"LIST", b"\xff\xfe"],                # not UTF-8
     [b"WEFT1", b"ACK", b"{}"],                       # a coordinator's word
     [b"WEFT1", b"METRIC", b'{"run":"1","attempt":1,"seq":1}'],  # worker word, wrong identity
-    [b"WEFT1", b"LIST", b"x" * (2 * 1024 * 1024)],   # oversized
+    [b"WEFT1", b"LIST", b"x" * (100 * 1024)],        # over LIST's limit: dropped, counted
     [b"WEFT1" * 1000, b"LIST", b"{}"],               # oversized magic frame
 ]
 for _ in range(40):                                  # random frames
@@ -67,6 +67,28 @@ t = dealer()
 for cmd, body in typed:
     got, reply = request(t, cmd, body)
     assert got == "ERROR" and reply.get("message"), (cmd, body, got, reply)
+# A frame over the message limit never reaches weftd: ZeroMQ drops it with
+# its connection, which the daemon counts; the sender gets no answer.
+got, mid = request(t, b"STATUS", {})
+o = ctx.socket(zmq.DEALER)
+o.setsockopt(zmq.LINGER, 0)
+o.setsockopt(zmq.RECONNECT_IVL, -1)  # one connection: its drop is the only one
+o.setsockopt(zmq.RCVTIMEO, 1000)
+o.connect(ep)
+o.send_multipart([b"WEFT1", b"LIST", b"x" * (2 * 1024 * 1024)])
+try:
+    o.recv_multipart()
+    assert False, "a frame over the limit was answered"
+except zmq.Again:
+    pass
+for _ in range(50):
+    got, late = request(t, b"STATUS", {})
+    if late["disconnects"] > mid["disconnects"]:
+        break
+    time.sleep(0.1)
+assert late["disconnects"] > mid["disconnects"], (mid, late)
+assert late["rejected"] == mid["rejected"], (mid, late)  # it never reached weftd
+o.close()
 # The daemon still answers, and counted what it rejected.
 for _ in range(50):
     after = daemon_status()

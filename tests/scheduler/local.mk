@@ -24,3 +24,9 @@ TESTS += tests/scheduler/test_client_py.sh
 EXTRA_DIST += tests/scheduler/test_client_py.sh scripts/weft_client.py
 TESTS += tests/scheduler/test_weftd_hostile.sh
 EXTRA_DIST += tests/scheduler/test_weftd_hostile.sh
+# weft watch and weft submit --wait across a weftd restart.
+TESTS += tests/scheduler/test_reconnect.sh
+EXTRA_DIST += tests/scheduler/test_reconnect.sh
+# What a client sees of the protocol: req echoes, WATCH batches.
+TESTS += tests/scheduler/test_protocol.py
+EXTRA_DIST += tests/scheduler/test_protocol.py

@@ -38,6 +38,18 @@ static int recv_wait(void *sock, const wire_rx_t *rx, int ms, wire_msg_t **m, wi
     return wire_recv(sock, rx, ZMQ_DONTWAIT, m, rej);
 }
 
+/* An admit hook (wire_recv_admit): RESULTS is refused before its JSON is
+ * read, whatever it holds; the hook sees the command and sender. */
+static int admit_no_results(void *ctx, const wire_msg_t *m, size_t json_len, char *why,
+                            size_t whysize)
+{
+    (void)ctx;
+    if (m->cmd != WIRE_RESULTS) return 0;
+    snprintf(why, whysize, "RESULTS of %zu bytes from %.*s refused", json_len, (int)m->rid_len,
+             (const char *)m->rid);
+    return WIRE_REJ_LIMIT;
+}
+
 /* A connected ROUTER/DEALER pair; the DEALER's first message makes the
  * ROUTER know it. */
 static void pair_up(void **router, void **dealer, const char *rid)
@@ -87,6 +99,7 @@ START_TEST(command_table)
     ck_assert_uint_eq(wire_cmd_senders(WIRE_METRIC), WIRE_FROM_WORKER);
     ck_assert_uint_eq(wire_cmd_senders(WIRE_PREEMPT), WIRE_FROM_COORD);
     ck_assert_str_eq(wire_reject_name(WIRE_REJ_OVERSIZE), "oversize");
+    ck_assert_str_eq(wire_reject_name(WIRE_REJ_LIMIT), "limit");
 }
 END_TEST
 
@@ -189,6 +202,7 @@ START_TEST(malformed_messages_rejected_with_reason)
          {"WEFT1", "HEARTBEAT", "{\"run\":\"r1\",\"attempt\":2}"},
          {0},
          WIRE_REJ_IDENTITY},
+        {"refused by admit", 3, {"WEFT1", "RESULTS", "{not even json"}, {0}, WIRE_REJ_LIMIT},
     };
     wire_rx_t rx = {WIRE_FROM_CLIENT | WIRE_FROM_WORKER, 200};
     void *router, *dealer;
@@ -203,7 +217,9 @@ START_TEST(malformed_messages_rejected_with_reason)
         }
         wire_msg_t *m = NULL;
         wire_reject_t rej;
-        int rc = recv_wait(router, &rx, 5000, &m, &rej);
+        zmq_pollitem_t it = {router, 0, ZMQ_POLLIN, 0};
+        ck_assert_int_eq(zmq_poll(&it, 1, 5000), 1);
+        int rc = wire_recv_admit(router, &rx, admit_no_results, NULL, ZMQ_DONTWAIT, &m, &rej);
         ck_assert_msg(rc == WIRE_REJECTED, "%s: rc %d, expected a rejection", b->what, rc);
         ck_assert_ptr_null(m);
         ck_assert_msg(rej.code == b->code, "%s: reason %s (%s), expected %s", b->what,

@@ -4,7 +4,7 @@ weft_SOURCES = scheduler/weft.c common/weft_cmds.h scheduler/client.c scheduler/
 	scheduler/keygen_cmd.c \
 	scheduler/sbatch_cmd.c
 weft_LDADD = scheduler/libweftsched.a worker/libweftmodel.a worker/libweftengine.a jobs/libweftjobs.a \
-	shards/libweftshards.a common/libweftwire.a common/libweftcommon.a $(WEFT_LIBS)
+	shards/libweftshards.a model/libwefttok.a common/libweftwire.a common/libweftcommon.a $(WEFT_LIBS)
 
 # weftd's parts: the store (and, to come, api, planner, executors, monitor).
 noinst_LIBRARIES += scheduler/libweftsched.a

@@ -37,6 +37,7 @@ struct tok_t {
     size_t nsrc1, nsrc2;
 
     int32_t nvocab;       /* highest id + 1 */
+    int32_t nmodel;       /* model vocabulary's highest id + 1 */
     char **model_tok;     /* model vocabulary: id -> byte-level string (NULL: none) */
     uint32_t *model_len;
     int32_t *vmap;        /* string -> id, open addressing over model_tok */

@@ -220,7 +220,7 @@ static int read_vocab(tok_t *t, json_t *vocab, const char *where)
                               t->name, where, key);
         if (json_integer_value(v) > maxid) maxid = json_integer_value(v);
     }
-    t->nvocab = (int32_t)(maxid + 1);
+    t->nvocab = t->nmodel = (int32_t)(maxid + 1);
     t->model_tok = calloc((size_t)t->nvocab + 1, sizeof *t->model_tok);
     t->model_len = calloc((size_t)t->nvocab + 1, sizeof *t->model_len);
     t->vmap_cap = pow2_above(n);
@@ -508,6 +508,38 @@ static int read_model(tok_t *t, json_t *m)
     return read_merges_json(t, json_object_get(m, "merges"));
 }
 
+/* ByteLevel decoder: each character of the token back to its byte; a token
+ * holding a character outside the table keeps its own UTF-8 bytes. */
+static int set_dec(tok_t *t, int32_t id, const char *tokstr, size_t len)
+{
+    static int inv[324];
+    if (!inv[0]) { /* byte 0 is character 256: inv[0] is never a byte's */
+        for (int c = 0; c < 324; c++) inv[c] = -1;
+        for (int b = 0; b < 256; b++) inv[tok_byte_cp(b)] = b;
+    }
+    uint8_t *out = malloc(len + 1);
+    if (!out) return weft_error("out of memory");
+    size_t o = 0, i = 0;
+    int mapped = 1;
+    while (i < len && mapped) {
+        const uint8_t *u = (const uint8_t *)tokstr + i;
+        uint32_t cp = 324;
+        if (u[0] < 0x80)
+            cp = u[0], i += 1;
+        else if ((u[0] & 0xe0) == 0xc0 && i + 1 < len)
+            cp = (uint32_t)(u[0] & 0x1f) << 6 | (u[1] & 0x3f), i += 2;
+        if (cp >= 324 || inv[cp] < 0)
+            mapped = 0;
+        else
+            out[o++] = (uint8_t)inv[cp];
+    }
+    if (!mapped) memcpy(out, tokstr, o = len);
+    free(t->dec[id]);
+    t->dec[id] = out;
+    t->dec_len[id] = (uint32_t)o;
+    return 0;
+}
+
 /* Byte ids, decoding table, end-of-text, added-token index: after reading. */
 static int finish(tok_t *t)
 {
@@ -523,42 +555,10 @@ static int finish(tok_t *t)
     t->dec = calloc((size_t)t->nvocab, sizeof *t->dec);
     t->dec_len = calloc((size_t)t->nvocab, sizeof *t->dec_len);
     if (!t->dec || !t->dec_len) return weft_error("out of memory");
-    int inv[324];
-    for (int c = 0; c < 324; c++) inv[c] = -1;
-    for (int b = 0; b < 256; b++) inv[tok_byte_cp(b)] = b;
-    for (int32_t id = 0; id < t->nvocab; id++) {
-        const char *tokstr = id < t->nvocab && t->model_tok[id] ? t->model_tok[id] : NULL;
-        size_t len = tokstr ? t->model_len[id] : 0;
-        for (int k = 0; k < t->nadded; k++) /* an added token's content wins, as in HF */
-            if (t->added[k].id == id) tokstr = t->added[k].content, len = t->added[k].len;
-        if (!tokstr) continue;
-        uint8_t *out = malloc(len + 1);
-        if (!out) return weft_error("out of memory");
-        /* ByteLevel decoder: each character back to its byte; a token holding
-         * a character outside the table keeps its own UTF-8 bytes. */
-        size_t o = 0, i = 0;
-        int mapped = 1;
-        while (i < len) {
-            const uint8_t *u = (const uint8_t *)tokstr + i;
-            uint32_t cp;
-            if (u[0] < 0x80)
-                cp = u[0], i += 1;
-            else if ((u[0] & 0xe0) == 0xc0 && i + 1 < len)
-                cp = (uint32_t)(u[0] & 0x1f) << 6 | (u[1] & 0x3f), i += 2;
-            else {
-                mapped = 0;
-                break;
-            }
-            if (cp >= 324 || inv[cp] < 0) {
-                mapped = 0;
-                break;
-            }
-            out[o++] = (uint8_t)inv[cp];
-        }
-        if (!mapped) memcpy(out, tokstr, o = len);
-        t->dec[id] = out;
-        t->dec_len[id] = (uint32_t)o;
-    }
+    for (int32_t id = 0; id < t->nmodel; id++)
+        if (t->model_tok[id] && set_dec(t, id, t->model_tok[id], t->model_len[id]) < 0) return -1;
+    for (int k = 0; k < t->nadded; k++) /* an added token's content wins, as in HF */
+        if (set_dec(t, t->added[k].id, t->added[k].content, t->added[k].len) < 0) return -1;
     for (size_t e = 0; e < sizeof eot_names / sizeof *eot_names && t->eot < 0; e++)
         for (int k = 0; k < t->nadded; k++)
             if (!strcmp(t->added[k].content, eot_names[e])) {
@@ -715,7 +715,7 @@ void tok_destroy(tok_t **self_p)
 {
     tok_t *t = *self_p;
     if (!t) return;
-    for (int32_t i = 0; t->model_tok && i < t->nvocab; i++) free(t->model_tok[i]);
+    for (int32_t i = 0; t->model_tok && i < t->nmodel; i++) free(t->model_tok[i]);
     for (int32_t i = 0; t->dec && i < t->nvocab; i++) free(t->dec[i]);
     for (int k = 0; k < t->nadded; k++) free(t->added[k].content);
     tok_encoder_free(t);
@@ -755,7 +755,7 @@ const char *tok_token(const tok_t *self, int id)
     if (id < 0 || id >= self->nvocab) return NULL;
     for (int k = 0; k < self->nadded; k++)
         if (self->added[k].id == id) return self->added[k].content;
-    return self->model_tok[id];
+    return id < self->nmodel ? self->model_tok[id] : NULL;
 }
 
 const char *tok_sha256(const tok_t *self)

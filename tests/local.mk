@@ -16,3 +16,4 @@ include tests/scheduler/local.mk
 include tests/fuzz/local.mk
 include tests/security/local.mk
 include tests/chaos/local.mk
+include tests/model/local.mk

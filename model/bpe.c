@@ -300,7 +300,8 @@ static const tok_added_t *added_at(const tok_t *t, const uint8_t *s, size_t n)
     const tok_added_t *best = NULL;
     for (int k = 0; k < t->nadded; k++) {
         const tok_added_t *a = &t->added[k];
-        if (a->len <= n && (!best || a->len > best->len) && !memcmp(s, a->content, a->len))
+        if (!a->as_text && a->len <= n && (!best || a->len > best->len) &&
+            !memcmp(s, a->content, a->len))
             best = a;
     }
     return best;
@@ -402,7 +403,7 @@ static int added_spans(const tok_t *t, const uint8_t *b, size_t n, size_t i)
         for (int k = 0; k < t->nadded; k++) {
             const tok_added_t *a = &t->added[k];
             size_t m = a->len < n - j ? a->len : n - j;
-            if (j + a->len > i && !memcmp(b + j, a->content, m)) return 1;
+            if (!a->as_text && j + a->len > i && !memcmp(b + j, a->content, m)) return 1;
         }
     }
     return 0;

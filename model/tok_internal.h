@@ -15,6 +15,7 @@ typedef struct {
     size_t len;
     int32_t id;
     int special;
+    int as_text; /* tok_added_as_text: encoded as ordinary text */
 } tok_added_t;
 
 /* (left, right) -> (rank, merged id); key (uint64)left << 32 | right. */

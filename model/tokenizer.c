@@ -750,6 +750,12 @@ int tok_id(const tok_t *self, const char *token)
     return tok_vocab_find(self, token, strlen(token));
 }
 
+void tok_added_as_text(tok_t *self, int id)
+{
+    for (int k = 0; k < self->nadded; k++)
+        if (self->added[k].id == id) self->added[k].as_text = 1;
+}
+
 const char *tok_token(const tok_t *self, int id)
 {
     if (id < 0 || id >= self->nvocab) return NULL;

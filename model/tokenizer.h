@@ -56,6 +56,10 @@ const char *tok_sha256(const tok_t *self);
 void tok_source(const tok_t *self, const void **json_or_vocab, size_t *n1, const void **merges,
                 size_t *n2);
 
+/* From now on the added token id, found in a text, is encoded as ordinary
+ * text (weft shard: a document holds its end-of-text id once, at its end). */
+void tok_added_as_text(tok_t *self, int id);
+
 /* Encodes text (any bytes) and appends its ids to out. */
 int tok_encode(tok_t *self, const char *text, size_t n, tok_ids_t *out);
 /* Calls fn for each pre-token of text in order, as the BPE model would see

@@ -10,7 +10,7 @@ FUZZ_SECONDS = 60
 FUZZ_spec_LIBS = jobs/libweftjobs.a common/libweftcommon.a $(WEFT_LIBS)
 FUZZ_wire_LIBS = common/libweftwire.a common/libweftcommon.a $(WEFT_LIBS)
 FUZZ_ckpt_LIBS = worker/libweftrun.a common/libweftcommon.a $(WEFT_LIBS)
-FUZZ_shards_LIBS = shards/libweftshards.a common/libweftcommon.a $(WEFT_LIBS)
+FUZZ_shards_LIBS = shards/libweftshards.a model/libwefttok.a common/libweftcommon.a $(WEFT_LIBS)
 # weftd's dispatcher: its own sources, weftd.c without main (weftd_core.c).
 FUZZ_dispatch_SRC = tests/fuzz/fuzz_dispatch.c tests/fuzz/weftd_core.c scheduler/api.c \
 	scheduler/monitor.c scheduler/zap.c scheduler/prepare.c

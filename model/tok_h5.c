@@ -77,7 +77,7 @@ static int read_bytes(hid_t file, const char *path, const char *name, uint8_t **
 
 tok_t *tok_h5_read(hid_t file, const char *name)
 {
-    char kind[16], sha[65];
+    char kind[16], sha[80];
     if (h5_attr_read_str(file, "tokenizer", kind, sizeof kind) < 0) {
         weft_error_prefix("%s", name);
         return NULL;
@@ -138,10 +138,11 @@ int tok_h5_info(const char *path, char kind[16], char sha256[65])
 {
     hid_t f = open_ro(path);
     if (f < 0) return -1;
-    sha256[0] = 0;
+    char sha[80] = "";
     int rc = h5_attr_read_str(f, "tokenizer", kind, 16);
     if (rc == 0 && !strcmp(kind, TOK_KIND_BPE))
-        rc = h5_attr_read_str(f, "tokenizer_sha256", sha256, 65);
+        rc = h5_attr_read_str(f, "tokenizer_sha256", sha, sizeof sha);
+    snprintf(sha256, 65, "%s", sha);
     H5Fclose(f);
     return rc < 0 ? weft_error_prefix("%s", path) : 0;
 }

@@ -26,7 +26,7 @@ weftd_SOURCES = scheduler/weftd.c scheduler/weftd.h scheduler/api.c scheduler/mo
 	scheduler/zap.c scheduler/zap.h \
 	scheduler/prepare.c
 weftd_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/jobs -I$(top_srcdir)/scheduler
-weftd_LDADD = scheduler/libweftsched.a jobs/libweftjobs.a common/libweftwire.a \
+weftd_LDADD = scheduler/libweftsched.a jobs/libweftjobs.a model/libwefttok.a common/libweftwire.a \
 	common/libweftcommon.a $(WEFT_LIBS)
 
 dist_man_MANS += docs/man/weft.1 docs/man/weftd.1 docs/man/weft-worker.1

@@ -2,11 +2,14 @@
  * waits in PREPARING while a child process shards it (`weft shard`, the same
  * code as the command) into the data cache in weftd's home, named by the
  * content hash of the corpus and the tokenizer, so an unchanged corpus is
- * sharded once. A bad corpus fails its jobs with the shard tool's message. */
+ * sharded once. A model carrying a BPE tokenizer shards with it (`weft shard
+ * --tokenizer MODEL`), and its SHA-256 joins the cache name. A bad corpus
+ * fails its jobs with the shard tool's message. */
 #include "fsutil.h"
 #include "log.h"
 #include "sha256.h"
 #include "spec.h"
+#include "tok_h5.h"
 #include "weftd.h"
 
 #include <errno.h>
@@ -23,6 +26,7 @@
 typedef struct prep {
     pid_t pid;
     char source[SPEC_PATH_MAX];
+    char model[SPEC_PATH_MAX]; /* whose tokenizer shards it */
     int shards;            /* one or more per rank of the jobs waiting on it */
     char result[PATH_MAX]; /* the child writes the cache path here */
     char log[PATH_MAX];
@@ -60,16 +64,19 @@ static int find_weft(char *out, size_t n)
 }
 
 /* Child: hash the corpus, name the cache file, shard into it if missing. */
-static void child(const char *source, spec_data_kind_t kind, int shards, const char *result)
+static void child(const char *source, spec_data_kind_t kind, int shards, const char *model,
+                  const char *result)
 {
-    char hex[65], weft[PATH_MAX], cache[PATH_MAX], name[128], nshards[16];
+    char hex[65], weft[PATH_MAX], cache[PATH_MAX], name[160], nshards[16], tok[16], toksha[65];
     snprintf(nshards, sizeof nshards, "%d", shards);
-    if (weft_sha256_file(source, hex) < 0) {
+    if (weft_sha256_file(source, hex) < 0 || tok_h5_info(model, tok, toksha) < 0) {
         fprintf(stderr, "%s\n", weft_last_error());
         _exit(65);
     }
-    snprintf(name, sizeof name, "%.64s-%s-%s-s%d.h5", hex,
-             kind == SPEC_DATA_JSONL ? "jsonl" : "text", CACHE_VERSION, shards);
+    int bpe = !strcmp(tok, TOK_KIND_BPE);
+    snprintf(name, sizeof name, "%.64s-%s-%s-s%d%s%.64s.h5", hex,
+             kind == SPEC_DATA_JSONL ? "jsonl" : "text", CACHE_VERSION, shards, bpe ? "-bpe-" : "",
+             bpe ? toksha : "");
     if (weft_path_join(cache, sizeof cache, server.data_dir, name) < 0 ||
         find_weft(weft, sizeof weft) < 0) {
         fprintf(stderr, "%s\n", weft_last_error());
@@ -78,17 +85,23 @@ static void child(const char *source, spec_data_kind_t kind, int shards, const c
     FILE *f = fopen(result, "w");
     if (!f || fprintf(f, "%s", cache) < 0 || fclose(f) != 0) _exit(1);
     if (access(cache, R_OK) == 0) _exit(0);
-    execl(weft, weft, "shard", "--format", kind == SPEC_DATA_JSONL ? "jsonl" : "text", "--quiet",
-          "--shards", nshards, "--val-fraction", "0.1", "-o", cache, source, (char *)NULL);
+    const char *fmt = kind == SPEC_DATA_JSONL ? "jsonl" : "text";
+    if (bpe)
+        execl(weft, weft, "shard", "--format", fmt, "--quiet", "--tokenizer", model, "--shards",
+              nshards, "--val-fraction", "0.1", "-o", cache, source, (char *)NULL);
+    else
+        execl(weft, weft, "shard", "--format", fmt, "--quiet", "--shards", nshards,
+              "--val-fraction", "0.1", "-o", cache, source, (char *)NULL);
     fprintf(stderr, "cannot run %s: %s\n", weft, strerror(errno));
     _exit(1);
 }
 
-static int start(const char *source, spec_data_kind_t kind, int shards)
+static int start(const char *source, spec_data_kind_t kind, int shards, const char *model)
 {
     prep_t *p = calloc(1, sizeof *p);
     if (!p) return weft_error("out of memory");
     snprintf(p->source, sizeof p->source, "%s", source);
+    snprintf(p->model, sizeof p->model, "%s", model);
     p->shards = shards;
     static unsigned counter;
     char name[64];
@@ -107,7 +120,7 @@ static int start(const char *source, spec_data_kind_t kind, int shards)
     }
     if (pid == 0) {
         if (fd >= 0) dup2(fd, 1), dup2(fd, 2);
-        child(source, kind, shards, p->result);
+        child(source, kind, shards, model, p->result);
     }
     if (fd >= 0) close(fd);
     p->pid = pid;
@@ -117,16 +130,18 @@ static int start(const char *source, spec_data_kind_t kind, int shards)
     return 0;
 }
 
-static int preparing(const char *source, int shards)
+static int preparing(const char *source, int shards, const char *model)
 {
     for (prep_t *p = preps; p; p = p->next)
-        if (!strcmp(p->source, source) && p->shards == shards) return 1;
+        if (!strcmp(p->source, source) && p->shards == shards && !strcmp(p->model, model))
+            return 1;
     return 0;
 }
 
 /* Moves every PREPARING job on source forward: to QUEUED with its data now
  * the cache file, or to FAILED with why. */
-static int finish(const char *source, int shards, const char *cache, const char *why)
+static int finish(const char *source, int shards, const char *model, const char *cache,
+                  const char *why)
 {
     store_job_row_t *rows;
     size_t n;
@@ -141,7 +156,7 @@ static int finish(const char *source, int shards, const char *cache, const char 
         char *path;
         spec_data_kind_t *kind;
         if (unit_data(&rows[i], &s, &path, &kind) < 0) continue;
-        if (!strcmp(path, source) && s->resources.ranks == shards) {
+        if (!strcmp(path, source) && s->resources.ranks == shards && !strcmp(s->model, model)) {
             if (cache) {
                 snprintf(path, SPEC_PATH_MAX, "%s", cache);
                 *kind = SPEC_DATA_SHARDS;
@@ -187,11 +202,11 @@ int prepare_reaped(pid_t pid, int code)
         free(text);
         if (code == 0 && cache[0] && access(cache, R_OK) == 0) {
             weft_info("sharded %s into %s", p->source, cache);
-            finish(p->source, p->shards, cache, NULL);
+            finish(p->source, p->shards, p->model, cache, NULL);
         } else {
             last_line(p->log, why, sizeof why);
             weft_warn("sharding %s failed: %s", p->source, why);
-            finish(p->source, p->shards, NULL, why);
+            finish(p->source, p->shards, p->model, NULL, why);
         }
         unlink(p->result);
         unlink(p->log);
@@ -212,7 +227,7 @@ int prepare_cron(void)
         spec_data_kind_t *kind;
         if (unit_data(&rows[i], &s, &path, &kind) < 0) continue;
         int shards = s->resources.ranks;
-        if (!preparing(path, shards) && start(path, *kind, shards) < 0)
+        if (!preparing(path, shards, s->model) && start(path, *kind, shards, s->model) < 0)
             weft_warn("%s", weft_last_error());
         spec_destroy(&s);
     }

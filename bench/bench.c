@@ -45,6 +45,7 @@ static const struct {
     {"lora", bench_lora, "packed multi-tenant LoRA steps against one tenant and full steps"},
     {"dp", bench_dp, "weft-worker under mpirun: tokens/s by ranks x threads, MPI_Allreduce share"},
     {"sched", bench_sched, "weftd: durable SUBMITs/s, LIST latency at 100k jobs, launch latency"},
+    {"tokenize", bench_tokenize, "GPT-2 BPE encoding MB/s beside the JavaScript encoder"},
 };
 
 int main(int argc, char **argv)

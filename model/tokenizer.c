@@ -133,6 +133,11 @@ size_t tok_utf8_valid(const uint8_t *s, size_t n)
     return n;
 }
 
+int tok_utf8_ok(const char *s, size_t n)
+{
+    return tok_utf8_valid((const uint8_t *)s, n) == n;
+}
+
 size_t tok_utf8_repair(const uint8_t *s, size_t n, uint8_t *out)
 {
     size_t i = 0, o = 0, sub;

@@ -60,6 +60,9 @@ void tok_source(const tok_t *self, const void **json_or_vocab, size_t *n1, const
  * text (weft shard: a document holds its end-of-text id once, at its end). */
 void tok_added_as_text(tok_t *self, int id);
 
+/* 1 when s[0..n) is valid UTF-8. */
+int tok_utf8_ok(const char *s, size_t n);
+
 /* Encodes text (any bytes) and appends its ids to out. */
 int tok_encode(tok_t *self, const char *text, size_t n, tok_ids_t *out);
 /* Calls fn for each pre-token of text in order, as the BPE model would see

@@ -18,8 +18,11 @@ function encodeAll(t) {
     if (end < t.length) {
       let i = end;
       while (i > start + 1 && !(t[i] === ' ' && !/\s/u.test(t[i - 1]))) i--;
-      if (i > start + 1) end = i;
-      else end = t.length; // no cut point: the rest at once
+      if (i <= start + 1) { // none before: the next one after
+        i = end;
+        while (i < t.length && !(t[i] === ' ' && !/\s/u.test(t[i - 1]))) i++;
+      }
+      end = i;
     }
     const ids = enc.encode(t.slice(start, end));
     for (const id of ids) out.push(id);

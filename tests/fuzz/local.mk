@@ -14,7 +14,7 @@ FUZZ_shards_LIBS = shards/libweftshards.a model/libwefttok.a common/libweftcommo
 # weftd's dispatcher: its own sources, weftd.c without main (weftd_core.c).
 FUZZ_dispatch_SRC = tests/fuzz/fuzz_dispatch.c tests/fuzz/weftd_core.c scheduler/api.c \
 	scheduler/monitor.c scheduler/zap.c scheduler/prepare.c
-FUZZ_dispatch_LIBS = scheduler/libweftsched.a jobs/libweftjobs.a common/libweftwire.a \
+FUZZ_dispatch_LIBS = scheduler/libweftsched.a jobs/libweftjobs.a model/libwefttok.a common/libweftwire.a \
 	common/libweftcommon.a $(WEFT_LIBS)
 FUZZ_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/jobs -I$(top_srcdir)/worker -I$(top_srcdir)/shards
 

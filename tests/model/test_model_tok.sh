@@ -3,11 +3,16 @@
 # init-model --tokenizer stores tokenizer.json (or vocab.json + merges.txt)
 # and its SHA-256; weft tokenize, shard, generate and eval use it; a full
 # run's output model carries it on; weft eval and weft-worker refuse shards
-# made with another tokenizer, naming both hashes.
+# made with another tokenizer, naming both hashes; weftd shards a tenant's
+# raw text with the model's tokenizer.
 set -euo pipefail
 . "${top_srcdir:-.}/tests/lib.sh"
 work=$(mktemp -d /tmp/weft-test-model-tok-XXXXXX)
-trap 'rm -rf "$work"' EXIT
+cleanup() {
+    [ -f "$work/home/weftd.pid" ] && kill "$(cat "$work/home/weftd.pid")" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
 cd "$work"
 PY=${PYTHON3:-/usr/bin/python3}
 maketok="${top_srcdir:-.}/tests/model/maketok.py"
@@ -94,4 +99,17 @@ ${MPIRUN:-mpirun} -np 1 weft-worker good.cfg >out 2>&1 || fail "weft-worker: $(t
 [ "$(weft tokenize --tokenizer good.out/model.h5 --info | grep sha256)" = "sha256 $sha1" ] ||
     fail "the trained model does not carry the tokenizer"
 pass "a full run's model.h5 carries the backbone's tokenizer"
+
+spec prep in.txt
+weftd --home "$work/home" --slots 1 >/dev/null || fail "weftd would not start"
+weft --home "$work/home" submit prep.cfg --wait >prep.log 2>&1 || fail "raw text job: $(tail -3 prep.log)"
+cache=$(ls "$work"/home/data/*.h5 2>/dev/null | head -1)
+[ -n "$cache" ] || fail "weftd left no sharded cache in $work/home/data"
+$PY - "$cache" "$sha1" <<'PY' || fail "weftd's cache $cache is not sharded with the model's tokenizer"
+import h5py, sys
+f = h5py.File(sys.argv[1], "r")
+assert f.attrs["tokenizer"] == b"bpe" and f.attrs["tokenizer_sha256"].decode() == sys.argv[2]
+assert f.attrs["eot_id"] == 261
+PY
+pass "weftd shards raw text with the model's tokenizer ($(basename "$cache"))"
 summary

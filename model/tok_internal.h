@@ -37,13 +37,13 @@ struct tok_t {
     uint8_t *src1, *src2; /* tokenizer.json (src2 NULL), or vocab.json and merges.txt */
     size_t nsrc1, nsrc2;
 
-    int32_t nvocab;       /* highest id + 1 */
-    int32_t nmodel;       /* model vocabulary's highest id + 1 */
-    char **model_tok;     /* model vocabulary: id -> byte-level string (NULL: none) */
+    int32_t nvocab;   /* highest id + 1 */
+    int32_t nmodel;   /* model vocabulary's highest id + 1 */
+    char **model_tok; /* model vocabulary: id -> byte-level string (NULL: none) */
     uint32_t *model_len;
-    int32_t *vmap;        /* string -> id, open addressing over model_tok */
+    int32_t *vmap; /* string -> id, open addressing over model_tok */
     size_t vmap_cap;
-    uint8_t **dec;        /* id -> decoded bytes (NULL: no token) */
+    uint8_t **dec; /* id -> decoded bytes (NULL: no token) */
     uint32_t *dec_len;
     int32_t byte_id[256]; /* id of each byte's single-symbol token */
 
@@ -52,7 +52,7 @@ struct tok_t {
     int ignore_merges;
 
     int nfc;
-    int nsplit;                 /* regex split steps, in order */
+    int nsplit; /* regex split steps, in order */
     pcre2_code *re[TOK_MAX_SPLITS];
     pcre2_match_data *md;
     int add_prefix_space;
@@ -74,7 +74,7 @@ struct tok_t {
     size_t nckeys, capckeys;
     int32_t *cids;
     size_t ncids, capcids;
-    char *norm;      /* NFC / UTF-8 repair output */
+    char *norm; /* NFC / UTF-8 repair output */
     size_t normcap;
     int32_t *sym, *prev, *next; /* merge scratch, one per byte of a piece */
     size_t symcap;

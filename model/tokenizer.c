@@ -221,8 +221,8 @@ static int read_vocab(tok_t *t, json_t *vocab, const char *where)
     json_object_foreach(vocab, key, v)
     {
         if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= INT32_MAX)
-            return weft_error("%s: %s: token \"%s\" has no valid id (a whole number >= 0)",
-                              t->name, where, key);
+            return weft_error("%s: %s: token \"%s\" has no valid id (a whole number >= 0)", t->name,
+                              where, key);
         if (json_integer_value(v) > maxid) maxid = json_integer_value(v);
     }
     t->nvocab = t->nmodel = (int32_t)(maxid + 1);
@@ -292,8 +292,7 @@ static int alloc_merges(tok_t *t, size_t n)
 
 static int read_merges_json(tok_t *t, json_t *merges)
 {
-    if (!json_is_array(merges))
-        return weft_error("%s: model.merges is not an array", t->name);
+    if (!json_is_array(merges)) return weft_error("%s: model.merges is not an array", t->name);
     if (alloc_merges(t, json_array_size(merges)) < 0) return -1;
     size_t i;
     json_t *m;
@@ -312,8 +311,8 @@ static int read_merges_json(tok_t *t, json_t *merges)
             b = json_string_value(json_array_get(m, 1));
             nb = json_string_length(json_array_get(m, 1));
         } else {
-            return weft_error("%s: model.merges[%zu] is neither \"a b\" nor [\"a\", \"b\"]", t->name,
-                              i);
+            return weft_error("%s: model.merges[%zu] is neither \"a b\" nor [\"a\", \"b\"]",
+                              t->name, i);
         }
         if (add_merge(t, a, na, b, nb, (uint32_t)i, "model.merges") < 0) return -1;
     }
@@ -456,8 +455,16 @@ static int read_pre_one(tok_t *t, json_t *p, pre_t *pre, int last)
         pre->pattern[pre->n++] = json_string_value(json_is_string(re) ? re : str);
         return 0;
     }
+    if (!strcmp(type, "Digits")) { /* char::is_numeric runs, or each one, isolated */
+        if (pre->n == TOK_MAX_SPLITS)
+            return weft_error("%s: pre_tokenizer has too many splits", t->name);
+        pre->literal[pre->n] = 0;
+        pre->pattern[pre->n++] =
+            json_is_true(json_object_get(p, "individual_digits")) ? "\\p{N}" : "\\p{N}+";
+        return 0;
+    }
     return weft_error("%s: pre_tokenizer %s is not supported (weft reads ByteLevel, or a Sequence "
-                      "of Split and ByteLevel)",
+                      "of Split, Digits and ByteLevel)",
                       t->name, type);
 }
 

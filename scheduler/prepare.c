@@ -27,8 +27,8 @@ typedef struct prep {
     pid_t pid;
     char source[SPEC_PATH_MAX];
     char model[SPEC_PATH_MAX]; /* whose tokenizer shards it */
-    int shards;            /* one or more per rank of the jobs waiting on it */
-    char result[PATH_MAX]; /* the child writes the cache path here */
+    int shards;                /* one or more per rank of the jobs waiting on it */
+    char result[PATH_MAX];     /* the child writes the cache path here */
     char log[PATH_MAX];
     struct prep *next;
 } prep_t;
@@ -133,8 +133,7 @@ static int start(const char *source, spec_data_kind_t kind, int shards, const ch
 static int preparing(const char *source, int shards, const char *model)
 {
     for (prep_t *p = preps; p; p = p->next)
-        if (!strcmp(p->source, source) && p->shards == shards && !strcmp(p->model, model))
-            return 1;
+        if (!strcmp(p->source, source) && p->shards == shards && !strcmp(p->model, model)) return 1;
     return 0;
 }
 

@@ -859,7 +859,8 @@ static int write_attrs(writer_t *w, const char *sha)
         return weft_error_prefix("%s", tmp_path);
     if (h5_attr_write_str(r, "format", SHARD_FORMAT) < 0 ||
         h5_attr_write_i64(r, "version", SHARD_VERSION) < 0 ||
-        h5_attr_write_str(r, "tokenizer", w->tok ? SHARD_TOKENIZER_BPE : SHARD_TOKENIZER_BYTE) < 0 ||
+        h5_attr_write_str(r, "tokenizer", w->tok ? SHARD_TOKENIZER_BPE : SHARD_TOKENIZER_BYTE) <
+            0 ||
         h5_attr_write_i64(r, "vocab_size", w->vocab) < 0 ||
         h5_attr_write_i64(r, "seed", (int64_t)w->o->seed) < 0 ||
         h5_attr_write_str(r, "source_sha256", sha) < 0 ||

@@ -53,8 +53,7 @@ static int read_config(hid_t f, gpt2_config_t *cfg, char *tokenizer, size_t toks
     if (gpt2_config_check(cfg) < 0) return -1;
     if (h5_attr_read_str(f, "tokenizer", tok, sizeof tok) < 0) return -1;
     if (strcmp(tok, "byte") && strcmp(tok, "gpt2") && strcmp(tok, TOK_KIND_BPE))
-        return weft_error("tokenizer \"%s\" is not supported (\"byte\", \"gpt2\" or \"bpe\")",
-                          tok);
+        return weft_error("tokenizer \"%s\" is not supported (\"byte\", \"gpt2\" or \"bpe\")", tok);
     if (tokenizer) snprintf(tokenizer, toksize, "%s", tok);
     return 0;
 }

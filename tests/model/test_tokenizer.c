@@ -36,13 +36,13 @@ static void byte_char(int b, char out[3])
 }
 
 typedef struct {
-    const char *style;    /* "llama3", "qwen2", "gpt2" */
-    const char **extra;   /* extra vocabulary (byte-level strings), ids 256.. */
-    const char **merges;  /* "a b" */
-    int merges_as_pairs;  /* write merges as ["a", "b"] */
+    const char *style;   /* "llama3", "qwen2", "gpt2" */
+    const char **extra;  /* extra vocabulary (byte-level strings), ids 256.. */
+    const char **merges; /* "a b" */
+    int merges_as_pairs; /* write merges as ["a", "b"] */
     int ignore_merges;
-    const char **added;   /* added tokens, ids after the vocabulary */
-    const char *model;    /* model type, default BPE */
+    const char **added; /* added tokens, ids after the vocabulary */
+    const char *model;  /* model type, default BPE */
 } spec_t;
 
 static char *make_json(const spec_t *s)
@@ -54,7 +54,8 @@ static char *make_json(const spec_t *s)
         byte_char(b, c);
         json_object_set_new(vocab, c, json_integer(id++));
     }
-    for (const char **e = s->extra; e && *e; e++) json_object_set_new(vocab, *e, json_integer(id++));
+    for (const char **e = s->extra; e && *e; e++)
+        json_object_set_new(vocab, *e, json_integer(id++));
     for (const char **m = s->merges; m && *m; m++) {
         if (s->merges_as_pairs) {
             char a[64], b[64];
@@ -75,9 +76,9 @@ static char *make_json(const spec_t *s)
     } else {
         pre = json_pack("{s:s,s:[{s:s,s:{s:s},s:s,s:b},{s:s,s:b,s:b,s:b}]}", "type", "Sequence",
                         "pretokenizers", "type", "Split", "pattern", "Regex",
-                        !strcmp(s->style, "llama3") ? LLAMA3_RE : QWEN2_RE, "behavior",
-                        "Isolated", "invert", 0, "type", "ByteLevel", "add_prefix_space", 0,
-                        "trim_offsets", 0, "use_regex", 0);
+                        !strcmp(s->style, "llama3") ? LLAMA3_RE : QWEN2_RE, "behavior", "Isolated",
+                        "invert", 0, "type", "ByteLevel", "add_prefix_space", 0, "trim_offsets", 0,
+                        "use_regex", 0);
         if (!strcmp(s->style, "qwen2")) norm = json_pack("{s:s}", "type", "NFC");
     }
     json_t *root = json_pack(
@@ -140,11 +141,12 @@ static void common_cases(tok_t *t)
     check_pieces(t, "caf\xc3\xa9 \xf0\x9f\x98\x80! na\xc3\xafve",
                  "caf\xc3\xa9| \xf0\x9f\x98\x80!| na\xc3\xafve");
     /* emoji with a skin tone and a ZWJ family stay one piece */
-    check_pieces(t,
-                 "x \xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd\xf0\x9f\x91\xa8\xe2\x80\x8d\xf0\x9f\x91\xa9\xe2"
-                 "\x80\x8d\xf0\x9f\x91\xa7 ok",
-                 "x| \xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd\xf0\x9f\x91\xa8\xe2\x80\x8d\xf0\x9f\x91\xa9"
-                 "\xe2\x80\x8d\xf0\x9f\x91\xa7| ok");
+    check_pieces(
+        t,
+        "x \xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd\xf0\x9f\x91\xa8\xe2\x80\x8d\xf0\x9f\x91\xa9\xe2"
+        "\x80\x8d\xf0\x9f\x91\xa7 ok",
+        "x| \xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd\xf0\x9f\x91\xa8\xe2\x80\x8d\xf0\x9f\x91\xa9"
+        "\xe2\x80\x8d\xf0\x9f\x91\xa7| ok");
 }
 
 static const char *im_tokens[] = {"<|endoftext|>", "<|im_start|>", "<|im_end|>", NULL};
@@ -180,6 +182,35 @@ START_TEST(qwen2_splits)
 }
 END_TEST
 
+/* SmolLM2 style: Digits(individual_digits) then ByteLevel with its regex. */
+START_TEST(digits_then_bytelevel)
+{
+    static const char *j =
+        "{\"model\": {\"type\": \"BPE\", \"vocab\": %s, \"merges\": []}, \"pre_tokenizer\": "
+        "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Digits\", "
+        "\"individual_digits\": %s}, {\"type\": \"ByteLevel\", \"add_prefix_space\": false, "
+        "\"use_regex\": true}]}, \"decoder\": {\"type\": \"ByteLevel\"}}";
+    spec_t s = {.style = "gpt2"};
+    char *full = make_json(&s), buf[16384];
+    json_error_t err;
+    json_t *root = json_loads(full, 0, &err);
+    char *vocab = json_dumps(json_object_get(json_object_get(root, "model"), "vocab"), 0);
+    snprintf(buf, sizeof buf, j, vocab, "true");
+    tok_t *t = tok_from_json(buf, strlen(buf), "digits.json");
+    ck_assert_msg(t != NULL, "%s", weft_last_error());
+    check_pieces(t, "abc 2024 x9", "abc| |2|0|2|4| x|9");
+    tok_destroy(&t);
+    snprintf(buf, sizeof buf, j, vocab, "false");
+    t = tok_from_json(buf, strlen(buf), "digits.json");
+    ck_assert_msg(t != NULL, "%s", weft_last_error());
+    check_pieces(t, "abc 2024 x9", "abc| |2024| x|9");
+    tok_destroy(&t);
+    free(vocab);
+    free(full);
+    json_decref(root);
+}
+END_TEST
+
 START_TEST(gpt2_splits)
 {
     spec_t s = {.style = "gpt2"};
@@ -211,7 +242,10 @@ static void encode_eq(tok_t *t, const char *text, const int32_t *want, size_t nw
 START_TEST(merges_lowest_rank_first)
 {
     /* ids: 256 ab, 257 bc, 258 abc, 259 Ġa; "b c" outranks "a b" */
-    static const char *extra[] = {"ab", "bc", "abc", "\xc4\xa0" "a", NULL};
+    static const char *extra[] = {"ab", "bc", "abc",
+                                  "\xc4\xa0"
+                                  "a",
+                                  NULL};
     static const char *merges[] = {"b c", "a b", "ab c", "\xc4\xa0 a", NULL};
     for (int pairs = 0; pairs < 2; pairs++) {
         spec_t s = {.style = "llama3", .extra = extra, .merges = merges, .merges_as_pairs = pairs};
@@ -248,7 +282,9 @@ START_TEST(decode_replaces_invalid_utf8)
     char *text;
     size_t len;
     ck_assert(tok_decode(t, ids, 6, &text, &len) == 0);
-    ck_assert_str_eq(text, "\xef\xbf\xbd" "A\xef\xbf\xbd\xef\xbf\xbd" "B");
+    ck_assert_str_eq(text, "\xef\xbf\xbd"
+                           "A\xef\xbf\xbd\xef\xbf\xbd"
+                           "B");
     free(text);
     int32_t bad[] = {'a', 300};
     ck_assert(tok_decode(t, bad, 2, &text, &len) < 0);
@@ -259,13 +295,18 @@ END_TEST
 
 START_TEST(stream_equals_whole)
 {
-    static const char *extra[] = {"\xc4\xa0" "t", "he", "\xc4\xa0" "the", NULL};
+    static const char *extra[] = {"\xc4\xa0"
+                                  "t",
+                                  "he",
+                                  "\xc4\xa0"
+                                  "the",
+                                  NULL};
     static const char *merges[] = {"\xc4\xa0 t", "h e", "\xc4\xa0t he", NULL};
     spec_t s = {.style = "llama3", .extra = extra, .merges = merges, .added = im_tokens};
     tok_t *t = make_tok(&s);
-    static const char *words[] = {"the",  " the",    "  ",    "\r\n", "12345", "caf\xc3\xa9",
-                                  "<|im_start|>", "x<|im_end|>y", "\t", "don't", "!!", " ",
-                                  "\xe2\x80\x83", "\n\n"};
+    static const char *words[] = {
+        "the",          " the", "  ",    "\r\n", "12345", "caf\xc3\xa9",  "<|im_start|>",
+        "x<|im_end|>y", "\t",   "don't", "!!",   " ",     "\xe2\x80\x83", "\n\n"};
     size_t cap = 600000, n = 0;
     char *text = malloc(cap + 64);
     uint64_t r = 12345;
@@ -340,6 +381,7 @@ int main(void)
     tcase_add_test(tc, llama3_splits);
     tcase_add_test(tc, qwen2_splits);
     tcase_add_test(tc, gpt2_splits);
+    tcase_add_test(tc, digits_then_bytelevel);
     tcase_add_test(tc, merges_lowest_rank_first);
     tcase_add_test(tc, ignore_merges_takes_whole_words);
     tcase_add_test(tc, decode_replaces_invalid_utf8);

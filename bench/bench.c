@@ -46,6 +46,7 @@ static const struct {
     {"dp", bench_dp, "weft-worker under mpirun: tokens/s by ranks x threads, MPI_Allreduce share"},
     {"sched", bench_sched, "weftd: durable SUBMITs/s, LIST latency at 100k jobs, launch latency"},
     {"import", bench_import, "weft import of a BF16 Hugging Face checkpoint: MB/s and peak RSS"},
+    {"tokenize", bench_tokenize, "GPT-2 BPE encoding MB/s beside the JavaScript encoder"},
 };
 
 int main(int argc, char **argv)

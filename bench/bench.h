@@ -16,5 +16,6 @@ int bench_lora(int argc, char **argv);   /* bench/bench_lora.c */
 int bench_dp(int argc, char **argv);     /* bench/bench_dp.c */
 int bench_sched(int argc, char **argv);  /* bench/bench_sched.c */
 int bench_import(int argc, char **argv); /* bench/bench_import.c */
+int bench_tokenize(int argc, char **argv); /* bench/bench_tokenize.c */
 
 #endif

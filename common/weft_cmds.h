@@ -4,6 +4,7 @@
 #define WEFT_CMDS_H
 
 int cmd_shard(int argc, char **argv);      /* shards/shard_cmd.c */
+int cmd_tokenize(int argc, char **argv);   /* model/tokenize_cmd.c */
 int cmd_validate(int argc, char **argv);   /* jobs/validate_cmd.c */
 int cmd_init_model(int argc, char **argv); /* worker/model_cmd.c */
 int cmd_grad(int argc, char **argv);       /* worker/model_cmd.c */

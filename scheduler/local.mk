@@ -4,7 +4,7 @@ weft_SOURCES = scheduler/weft.c common/weft_cmds.h scheduler/client.c scheduler/
 	scheduler/keygen_cmd.c \
 	scheduler/sbatch_cmd.c
 weft_LDADD = scheduler/libweftsched.a worker/libweftmodel.a worker/libweftengine.a jobs/libweftjobs.a \
-	shards/libweftshards.a common/libweftwire.a common/libweftcommon.a $(WEFT_LIBS)
+	shards/libweftshards.a model/libwefttok.a common/libweftwire.a common/libweftcommon.a $(WEFT_LIBS)
 
 # weftd's parts: the store (and, to come, api, planner, executors, monitor).
 noinst_LIBRARIES += scheduler/libweftsched.a
@@ -28,7 +28,7 @@ weftd_SOURCES = scheduler/weftd.c scheduler/weftd.h scheduler/api.c scheduler/mo
 	scheduler/prepare.c
 weftd_SOURCES += scheduler/admit.c
 weftd_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/jobs -I$(top_srcdir)/scheduler
-weftd_LDADD = scheduler/libweftsched.a jobs/libweftjobs.a shards/libweftshards.a common/libweftwire.a \
+weftd_LDADD = scheduler/libweftsched.a jobs/libweftjobs.a shards/libweftshards.a model/libwefttok.a common/libweftwire.a \
 	common/libweftcommon.a $(WEFT_LIBS)
 
 dist_man_MANS += docs/man/weft.1 docs/man/weftd.1 docs/man/weft-worker.1

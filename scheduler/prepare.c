@@ -9,9 +9,10 @@
  * (`weft shard`, the same code as the command) into a temporary file; checks
  * that its source_sha256 is the hash; and renames it into place, so that
  * inserting is idempotent when two preparations of one corpus race. A cache
- * file is used only while its source_sha256 matches its name. A bad corpus
- * fails its jobs with the shard tool's message; a cancelled preparation's
- * process group is ended. */
+ * file is used only while its source_sha256 matches its name. A model
+ * carrying a BPE tokenizer shards with it (`weft shard --tokenizer MODEL`),
+ * and its SHA-256 joins the cache name. A bad corpus fails its jobs with the
+ * shard tool's message; a cancelled preparation's process group is ended. */
 #include "exec_local.h"
 #include "fsutil.h"
 #include "h5util.h"
@@ -19,6 +20,7 @@
 #include "plan.h"
 #include "sha256.h"
 #include "spec.h"
+#include "tok_h5.h"
 #include "weftd.h"
 
 #include <errno.h>
@@ -39,6 +41,7 @@
 typedef struct prep {
     pid_t pid;
     char source[SPEC_PATH_MAX];
+    char model[SPEC_PATH_MAX]; /* whose tokenizer shards it */
     int shards;            /* one or more per rank of the jobs waiting on it */
     char result[PATH_MAX]; /* the child writes the cache path here */
     char log[PATH_MAX];
@@ -153,17 +156,21 @@ static int copy_and_hash(const char *source, const char *copy, char hex[65])
 }
 
 /* Runs `weft shard` on the private copy into out; its exit code. */
-static int run_shard(const char *weft, spec_data_kind_t kind, int shards, const char *copy,
-                     const char *out)
+static int run_shard(const char *weft, spec_data_kind_t kind, int shards, const char *model,
+                     int bpe, const char *copy, const char *out)
 {
     char nshards[16];
     snprintf(nshards, sizeof nshards, "%d", shards);
     pid_t pid = fork();
     if (pid < 0) return weft_error("fork: %s", strerror(errno)), 1;
     if (pid == 0) {
-        execl(weft, weft, "shard", "--format", kind == SPEC_DATA_JSONL ? "jsonl" : "text",
-              "--quiet", "--force", "--shards", nshards, "--val-fraction", "0.1", "-o", out, copy,
-              (char *)NULL);
+        const char *fmt = kind == SPEC_DATA_JSONL ? "jsonl" : "text";
+        if (bpe)
+            execl(weft, weft, "shard", "--format", fmt, "--quiet", "--force", "--tokenizer", model,
+                  "--shards", nshards, "--val-fraction", "0.1", "-o", out, copy, (char *)NULL);
+        else
+            execl(weft, weft, "shard", "--format", fmt, "--quiet", "--force", "--shards", nshards,
+                  "--val-fraction", "0.1", "-o", out, copy, (char *)NULL);
         fprintf(stderr, "cannot run %s: %s\n", weft, strerror(errno));
         _exit(1);
     }
@@ -175,17 +182,19 @@ static int run_shard(const char *weft, spec_data_kind_t kind, int shards, const 
 
 /* Child: copy and hash the corpus, name the cache file, shard into it if it
  * is missing or does not match its name. */
-static void child(const char *source, spec_data_kind_t kind, int shards, const char *result,
-                  const char *copy, const char *out)
+static void child(const char *source, spec_data_kind_t kind, int shards, const char *model,
+                  const char *result, const char *copy, const char *out)
 {
-    char hex[65], weft[PATH_MAX], cache[PATH_MAX], name[128];
-    if (copy_and_hash(source, copy, hex) < 0) {
+    char hex[65], weft[PATH_MAX], cache[PATH_MAX], name[160], tok[16], toksha[65];
+    if (copy_and_hash(source, copy, hex) < 0 || tok_h5_info(model, tok, toksha) < 0) {
         fprintf(stderr, "%s\n", weft_last_error());
         unlink(copy);
         _exit(65);
     }
-    snprintf(name, sizeof name, "%.64s-%s-%s-s%d.h5", hex,
-             kind == SPEC_DATA_JSONL ? "jsonl" : "text", CACHE_VERSION, shards);
+    int bpe = !strcmp(tok, TOK_KIND_BPE);
+    snprintf(name, sizeof name, "%.64s-%s-%s-s%d%s%.64s.h5", hex,
+             kind == SPEC_DATA_JSONL ? "jsonl" : "text", CACHE_VERSION, shards, bpe ? "-bpe-" : "",
+             bpe ? toksha : "");
     if (weft_path_join(cache, sizeof cache, server.data_dir, name) < 0 ||
         find_weft(weft, sizeof weft) < 0) {
         fprintf(stderr, "%s\n", weft_last_error());
@@ -196,7 +205,7 @@ static void child(const char *source, spec_data_kind_t kind, int shards, const c
     if (access(cache, F_OK) == 0 && !cache_matches(cache, hex))
         fprintf(stderr, "cache file %s does not hold what its name says; sharding again\n", cache);
     if (!cache_matches(cache, hex)) {
-        code = run_shard(weft, kind, shards, copy, out);
+        code = run_shard(weft, kind, shards, model, bpe, copy, out);
         if (code == 0 && !cache_matches(out, hex)) {
             fprintf(stderr, "the sharded data of %s does not match its hash %s\n", source, hex);
             code = 1;
@@ -214,11 +223,12 @@ static void child(const char *source, spec_data_kind_t kind, int shards, const c
     _exit(0);
 }
 
-static int start(const char *source, spec_data_kind_t kind, int shards)
+static int start(const char *source, spec_data_kind_t kind, int shards, const char *model)
 {
     prep_t *p = calloc(1, sizeof *p);
     if (!p) return weft_error("out of memory");
     snprintf(p->source, sizeof p->source, "%s", source);
+    snprintf(p->model, sizeof p->model, "%s", model);
     p->shards = shards;
     static unsigned counter;
     char name[64];
@@ -241,7 +251,7 @@ static int start(const char *source, spec_data_kind_t kind, int shards)
         setpgid(0, 0);
         exec_local_child_signals();
         if (fd >= 0) dup2(fd, 1), dup2(fd, 2);
-        child(source, kind, shards, p->result, p->copy, p->out);
+        child(source, kind, shards, model, p->result, p->copy, p->out);
     }
     setpgid(pid, pid); /* also here, so that a cancel right away reaches the group */
     if (fd >= 0) close(fd);
@@ -252,16 +262,18 @@ static int start(const char *source, spec_data_kind_t kind, int shards)
     return 0;
 }
 
-static prep_t *preparing(const char *source, int shards)
+static prep_t *preparing(const char *source, int shards, const char *model)
 {
     for (prep_t *p = preps; p; p = p->next)
-        if (!strcmp(p->source, source) && p->shards == shards) return p;
+        if (!strcmp(p->source, source) && p->shards == shards && !strcmp(p->model, model))
+            return p;
     return NULL;
 }
 
 /* Moves every PREPARING job on source forward: to QUEUED with its data now
  * the cache file, or to FAILED with why. */
-static int finish(const char *source, int shards, const char *cache, const char *why)
+static int finish(const char *source, int shards, const char *model, const char *cache,
+                  const char *why)
 {
     store_job_row_t *rows;
     size_t n;
@@ -276,7 +288,7 @@ static int finish(const char *source, int shards, const char *cache, const char 
         char *path;
         spec_data_kind_t *kind;
         if (unit_data(&rows[i], &s, &path, &kind) < 0) continue;
-        if (!strcmp(path, source) && s->resources.ranks == shards) {
+        if (!strcmp(path, source) && s->resources.ranks == shards && !strcmp(s->model, model)) {
             if (cache) {
                 snprintf(path, SPEC_PATH_MAX, "%s", cache);
                 *kind = SPEC_DATA_SHARDS;
@@ -336,14 +348,14 @@ int prepare_reaped(pid_t pid, int code)
             weft_warn("cache file %s does not hold what its name says; not used", cache);
         if (verified) {
             weft_info("sharded %s into %s", p->source, cache);
-            finish(p->source, p->shards, cache, NULL);
+            finish(p->source, p->shards, p->model, cache, NULL);
         } else {
             if (code == 0)
                 snprintf(why, sizeof why, "the sharded data did not verify; submit again");
             else
                 last_line(p->log, why, sizeof why);
             weft_warn("sharding %s failed: %s", p->source, why);
-            finish(p->source, p->shards, NULL, why);
+            finish(p->source, p->shards, p->model, NULL, why);
         }
         unlink(p->result);
         unlink(p->log);
@@ -386,7 +398,7 @@ int prepare_cron(void)
         spec_data_kind_t *kind;
         if (unit_data(&rows[i], &s, &path, &kind) < 0) continue;
         int shards = s->resources.ranks;
-        if (!preparing(path, shards) && start(path, *kind, shards) < 0)
+        if (!preparing(path, shards, s->model) && start(path, *kind, shards, s->model) < 0)
             weft_warn("%s", weft_last_error());
         spec_destroy(&s);
     }
@@ -400,7 +412,9 @@ int prepare_cron(void)
         if (unit_data(&rows[i], &s, &path, &kind) < 0) continue;
         int k = 0;
         for (prep_t *p = preps; p; p = p->next, k++)
-            if (!strcmp(p->source, path) && p->shards == s->resources.ranks) wanted[k] = 1;
+            if (!strcmp(p->source, path) && p->shards == s->resources.ranks &&
+                !strcmp(p->model, s->model))
+                wanted[k] = 1;
         spec_destroy(&s);
     }
     if (wanted) end_unwanted(wanted);

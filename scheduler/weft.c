@@ -14,6 +14,7 @@ static const struct {
     const char *help;
 } commands[] = {
     {"shard", cmd_shard, "tokenize text or JSONL into an HDF5 shard file"},
+    {"tokenize", cmd_tokenize, "text to token ids and back with a Hugging Face BPE tokenizer"},
     {"validate", cmd_validate, "check a job spec and print its plan"},
     {"init-model", cmd_init_model, "write a freshly initialised weft-model file"},
     {"grad", cmd_grad, "loss and gradients of one batch (the engine's probe)"},

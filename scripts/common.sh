@@ -4,6 +4,7 @@
 WEFT_PACKAGES="autoconf automake libtool pkg-config make gcc
   libopenmpi-dev openmpi-bin libzmq3-dev libhdf5-openmpi-dev hdf5-tools
   libconfig-dev libopenblas-dev check libsqlite3-dev libjansson-dev zlib1g-dev libdeflate-dev
+  libpcre2-dev libutf8proc-dev nodejs npm
   python3 python3-h5py python3-zmq python3-numpy sqlite3 gnuplot-nox"
 
 # Open MPI refuses root without these; CI runs as root.
@@ -17,6 +18,8 @@ as_root() {
 install_packages() {
     local missing=() p
     for p in "$@"; do
+        # NodeSource's nodejs bundles npm and conflicts with Debian's npm package
+        [ "$p" = npm ] && command -v npm >/dev/null && continue
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
             missing+=("$p")
     done

@@ -20,9 +20,11 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: weft shard [--format text|jsonl] [--field NAME] [--shards S]\n"
                  "                  [--val-fraction F] [--seed N] [--force] [--quiet]\n"
+                 "                  [--tokenizer PATH [--eos TOKEN]]\n"
                  "                  -o OUT.h5 INPUT...\n"
                  "       weft shard --verify FILE.h5\n\n"
-                 "Tokenizes documents into bytes (256 ends a document) and writes a weft-shards\n"
+                 "Tokenizes documents into bytes (256 ends a document), or with a Hugging Face\n"
+                 "BPE tokenizer (each document ends with its end-of-text token), and writes a weft-shards\n"
                  "HDF5 file: a seeded shuffle of the documents split into /train (S shards)\n"
                  "and /val (a fraction F of the documents). See docs/FORMATS-shards.md.\n\n"
                  "  --format text   each file is a document; a line holding only --- splits it\n"
@@ -34,6 +36,10 @@ static void usage(FILE *out)
                  "  --seed N        split and shuffle seed (default 0)\n"
                  "  --force         replace OUT.h5 if it exists\n"
                  "  --quiet         no progress line\n"
+                 "  --tokenizer PATH  a tokenizer.json, a folder holding one (or vocab.json +\n"
+                 "                  merges.txt), or a weft-model file: tokenize with it\n"
+                 "  --eos TOKEN     the token ending each document (default: the tokenizer's\n"
+                 "                  <|endoftext|>, <|end_of_text|>, </s> or <eos>)\n"
                  "  --verify FILE   read FILE whole, checking checksums, tokens and offsets\n");
 }
 
@@ -137,6 +143,8 @@ int cmd_shard(int argc, char **argv)
                                              {"quiet", no_argument, 0, 'q'},
                                              {"output", required_argument, 0, 'o'},
                                              {"verify", required_argument, 0, 'V'},
+                                             {"tokenizer", required_argument, 0, 't'},
+                                             {"eos", required_argument, 0, 'e'},
                                              {"help", no_argument, 0, 'h'},
                                              {0, 0, 0, 0}};
     shard_opts_t o = {.format = SHARD_INPUT_TEXT, .field = "text", .shards = 1, .progress = 1};
@@ -189,6 +197,12 @@ int cmd_shard(int argc, char **argv)
         case 'V':
             verify_path = optarg;
             break;
+        case 't':
+            o.tokenizer = optarg;
+            break;
+        case 'e':
+            o.eos = optarg;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -231,6 +245,8 @@ int cmd_shard(int argc, char **argv)
            o.output, (long long)(st.docs[0] + st.docs[1]), (long long)st.docs[0],
            (long long)st.docs[1], (long long)(st.tokens[0] + st.tokens[1]), (long long)st.tokens[0],
            (long long)st.tokens[1], (long long)st.shards, st.shards == 1 ? "" : "s");
+    printf("  tokenizer %s: vocab_size %lld, end of document %lld\n",
+           o.tokenizer ? o.tokenizer : "byte", (long long)st.vocab, (long long)st.eot);
     printf("  source_sha256 %s; %.1f MB in %.2f s (%.1f MB/s)\n", st.source_sha256,
            (double)st.input_bytes / 1e6, st.seconds,
            st.seconds > 0 ? (double)st.input_bytes / 1e6 / st.seconds : 0.0);

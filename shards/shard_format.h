@@ -9,6 +9,7 @@
 #define SHARD_FORMAT         "weft-shards"
 #define SHARD_VERSION        1
 #define SHARD_TOKENIZER_BYTE "byte"
+#define SHARD_TOKENIZER_BPE  "bpe" /* adds tokenizer_sha256 and eot_id */
 #define SHARD_BYTE_VOCAB     257 /* bytes 0..255, then end of document */
 #define SHARD_BYTE_EOT       256
 

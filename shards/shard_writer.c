@@ -8,7 +8,12 @@
  * Token chunks are encoded here and stored with H5Dwrite_chunk: exactly
  * HDF5's shuffle -> deflate -> fletcher32 pipeline, so any HDF5 reader
  * decodes them, but twice as fast: with libdeflate when the build finds it,
- * else with zlib coding the all-but-empty high-byte plane as runs (Z_RLE). */
+ * else with zlib coding the all-but-empty high-byte plane as runs (Z_RLE).
+ *
+ * With a BPE tokenizer (--tokenizer), a pass between the two tokenizes every
+ * document in input order, streaming (tokenizer.h), into a second unnamed
+ * spill file of uint32 ids; pass 2 then reads documents' ids from there and
+ * stores them as uint16 while the vocabulary fits, else uint32. */
 #include "shard_writer.h"
 #include "fsutil.h"
 #include "h5util.h"
@@ -16,6 +21,8 @@
 #include "sha256.h"
 #include "shard_format.h"
 #include "shard_sha256.h"
+#include "tok_h5.h"
+#include "tokenizer.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -64,7 +71,9 @@ typedef struct {
 #endif
     z_stream z;
     int ready;
-    uint8_t *plane; /* (2, SHARD_TOKEN_CHUNK) shuffled bytes */
+    uint8_t *plane; /* (width, SHARD_TOKEN_CHUNK) shuffled bytes */
+    int width;      /* bytes a token: 2 (uint16) or 4 (uint32) */
+    int rle;        /* zlib: code the planes above the first as runs (byte tokens) */
     uint8_t *out;
     size_t outcap;
 } chunk_coder_t;
@@ -77,7 +86,7 @@ typedef struct {
     int64_t tok_done;   /* tokens written to the dataset */
     int64_t off_done;   /* offsets written to the dataset */
     int64_t tok_pos;    /* tokens emitted so far (buffered or written) */
-    uint8_t *lo, *hi;   /* the chunk being filled, already shuffled: (2, chunk) */
+    uint8_t *lo, *hi;   /* the chunk being filled, already shuffled: (width, chunk) */
     size_t ntokbuf;
     int64_t *offbuf;
     size_t noffbuf;
@@ -102,6 +111,10 @@ typedef struct {
     size_t lcap;
     chunk_coder_t coder;
     hid_t file;
+    tok_t *tok;     /* NULL: the byte tokenizer */
+    int32_t eot;    /* end-of-document id */
+    int64_t vocab;  /* vocabulary size */
+    input_t tspill; /* BPE: every document's ids, uint32 */
     double t0, tlast;
     int64_t pdone, ptotal;
     const char *phase;
@@ -396,18 +409,18 @@ static int open_inputs(writer_t *w, int64_t *total)
 
 /* An unnamed file in the output's folder (named and at once unlinked where
  * O_TMPFILE is not supported): it vanishes with the process. */
-static int spill_open(writer_t *w)
+static int spill_open(writer_t *w, input_t *sp, const char *what, const char *suffix)
 {
     char dir[PATH_MAX], name[PATH_MAX + 8];
     weft_dirname(w->o->output, dir, sizeof dir);
-    w->spill.path = "the decoded JSONL documents (a temporary file)";
-    w->spill.fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (w->spill.fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
-        snprintf(name, sizeof name, "%s.docs", tmp_path);
-        w->spill.fd = open(name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
-        if (w->spill.fd >= 0) unlink(name);
+    sp->path = what;
+    sp->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (sp->fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+        snprintf(name, sizeof name, "%s%s", tmp_path, suffix);
+        sp->fd = open(name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+        if (sp->fd >= 0) unlink(name);
     }
-    if (w->spill.fd < 0)
+    if (sp->fd < 0)
         return weft_error("cannot create a temporary file in %s: %s", dir, strerror(errno));
     return 0;
 }
@@ -416,7 +429,9 @@ static int scan_inputs(writer_t *w)
 {
     int64_t total;
     if (open_inputs(w, &total) < 0) return -1;
-    if (w->o->format == SHARD_INPUT_JSONL && spill_open(w) < 0) return -1;
+    if (w->o->format == SHARD_INPUT_JSONL &&
+        spill_open(w, &w->spill, "the decoded JSONL documents (a temporary file)", ".docs") < 0)
+        return -1;
     progress_phase(w, "reading", total);
     weft_sha256_init(&w->sha);
     int64_t base = 0;
@@ -442,6 +457,62 @@ static int scan_inputs(writer_t *w)
                                                               "field is empty"
                                                             : "every input is empty");
     return 0;
+}
+
+/* ---- BPE: tokenize every document, in input order, into the token spill ---- */
+
+static int write_all(writer_t *w, input_t *out, const void *buf, size_t n)
+{
+    for (size_t done = 0; done < n;) {
+        ssize_t r = write(out->fd, (const char *)buf + done, n - done);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0)
+            return weft_error("cannot write %s next to %s: %s", out->path, w->o->output,
+                              strerror(errno));
+        done += (size_t)r;
+    }
+    return 0;
+}
+
+static input_t *source_of(writer_t *w, int64_t off);
+static int pread_full(input_t *in, void *buf, size_t n, int64_t off);
+
+/* Each document's ids go to the token spill (uint32, native order); the
+ * document then names its ids there: off and len count tokens. */
+static int tokenize_docs(writer_t *w)
+{
+    if (spill_open(w, &w->tspill, "the token ids (a temporary file)", ".ids") < 0) return -1;
+    tok_stream_t *st = tok_stream_new(w->tok);
+    tok_ids_t ids = {0};
+    int64_t total = 0, pos = 0;
+    for (int64_t i = 0; i < w->ndocs; i++) total += w->docs[i].len;
+    progress_phase(w, "tokenizing", total);
+    int rc = st ? 0 : -1;
+    for (int64_t i = 0; rc == 0 && i < w->ndocs; i++) {
+        doc_t *d = &w->docs[i];
+        input_t *in = source_of(w, d->off);
+        int64_t off = d->off - in->base, count = 0;
+        for (int64_t done = 0; rc == 0 && done <= d->len;) {
+            size_t k = d->len - done < READ_BLOCK ? (size_t)(d->len - done) : READ_BLOCK;
+            ids.n = 0;
+            if (k == 0)
+                rc = tok_stream_end(st, &ids);
+            else if ((rc = pread_full(in, w->rbuf, k, off + done)) == 0)
+                rc = tok_stream_feed(st, (const char *)w->rbuf, k, &ids);
+            if (rc == 0) rc = write_all(w, &w->tspill, ids.v, ids.n * sizeof *ids.v);
+            count += (int64_t)ids.n;
+            if (k == 0) break;
+            done += (int64_t)k;
+            progress(w, (int64_t)k);
+        }
+        if (rc < 0) weft_error_prefix("%s", in->path);
+        *d = (doc_t){.off = pos, .len = count};
+        pos += count;
+    }
+    progress_end(w);
+    tok_ids_free(&ids);
+    tok_stream_destroy(&st);
+    return rc;
 }
 
 /* ---- split, shuffle, shard plan ---- */
@@ -552,8 +623,8 @@ static int coder_init(chunk_coder_t *c)
 #endif
     if (deflateInit(&c->z, 1) != Z_OK) return weft_error("cannot initialise zlib");
     c->ready = 1;
-    c->outcap = deflateBound(&c->z, 2 * SHARD_TOKEN_CHUNK) + 1024;
-    c->plane = malloc(2 * SHARD_TOKEN_CHUNK);
+    c->outcap = deflateBound(&c->z, 4 * SHARD_TOKEN_CHUNK) + 1024;
+    c->plane = calloc(4, SHARD_TOKEN_CHUNK);
     c->out = malloc(c->outcap);
     return c->plane && c->out ? 0 : weft_error("out of memory for the chunk coder");
 }
@@ -594,28 +665,29 @@ static uint32_t fletcher32(const uint8_t *p, size_t len)
     return s2 << 16 | s1;
 }
 
-/* Encodes the shuffled chunk in c->plane, (2, chunk) bytes holding n
+/* Encodes the shuffled chunk in c->plane, (width, chunk) bytes holding n
  * tokens then zeros, and stores it as the chunk starting at token start. */
 static int write_token_chunk(chunk_coder_t *c, hid_t d, size_t n, size_t chunk, int64_t start)
 {
-    uint8_t *lo = c->plane, *hi = c->plane + chunk;
-    memset(lo + n, 0, chunk - n);
+    size_t w = (size_t)c->width;
+    for (size_t k = 0; k < w; k++) memset(c->plane + k * chunk + n, 0, chunk - n);
     size_t size;
 #ifdef SHARD_LIBDEFLATE
-    size = libdeflate_zlib_compress(c->ld, c->plane, 2 * chunk, c->out, c->outcap - 4);
+    size = libdeflate_zlib_compress(c->ld, c->plane, w * chunk, c->out, c->outcap - 4);
     if (size == 0) return weft_error("libdeflate failed to compress a token chunk of %s", tmp_path);
 #else
     z_stream *z = &c->z;
     int ok = deflateReset(z) == Z_OK && deflateParams(z, 1, Z_DEFAULT_STRATEGY) == Z_OK;
-    z->next_in = lo;
-    z->avail_in = (uInt)chunk;
     z->next_out = c->out;
     z->avail_out = (uInt)(c->outcap - 4);
-    ok = ok && deflate(z, Z_NO_FLUSH) == Z_OK && z->avail_in == 0;
-    ok = ok && deflateParams(z, 1, Z_RLE) == Z_OK;
-    z->next_in = hi;
-    z->avail_in = (uInt)chunk;
-    ok = ok && deflate(z, Z_FINISH) == Z_STREAM_END;
+    for (size_t k = 0; ok && k < w; k++) {
+        if (k == 1 && c->rle) ok = deflateParams(z, 1, Z_RLE) == Z_OK;
+        z->next_in = c->plane + k * chunk;
+        z->avail_in = (uInt)chunk;
+        int last = k + 1 == w;
+        ok = ok && deflate(z, last ? Z_FINISH : Z_NO_FLUSH) == (last ? Z_STREAM_END : Z_OK) &&
+             z->avail_in == 0;
+    }
     if (!ok) return weft_error("zlib failed to compress a token chunk of %s", tmp_path);
     size = z->total_out;
 #endif
@@ -624,7 +696,7 @@ static int write_token_chunk(chunk_coder_t *c, hid_t d, size_t n, size_t chunk, 
     hsize_t off = (hsize_t)start;
     if (H5Dwrite_chunk(d, H5P_DEFAULT, 0, &off, size + 4, c->out) < 0)
         return weft_error("cannot write to %s (disk full?)", tmp_path);
-    memset(hi, 0, chunk); /* the next chunk's high bytes start at zero */
+    memset(c->plane + chunk, 0, (w - 1) * chunk); /* the next chunk's high bytes start at zero */
     return 0;
 }
 
@@ -671,12 +743,24 @@ static int push_bytes(split_out_t *so, const uint8_t *inp, size_t n)
     return 0;
 }
 
-static int push_eot(split_out_t *so)
+/* BPE ids: byte k of each id goes to plane k of the shuffled chunk. */
+static int push_ids(split_out_t *so, const uint32_t *ids, size_t n)
 {
-    so->lo[so->ntokbuf] = SHARD_BYTE_EOT & 0xff;
-    so->hi[so->ntokbuf++] = SHARD_BYTE_EOT >> 8;
-    so->tok_pos++;
-    return so->ntokbuf == so->chunk ? flush_tokens(so) : 0;
+    int width = so->coder->width;
+    for (size_t i = 0; i < n; i++) {
+        for (int k = 0; k < width; k++)
+            so->lo[(size_t)k * so->chunk + so->ntokbuf] = (uint8_t)(ids[i] >> (8 * k));
+        so->ntokbuf++;
+        so->tok_pos++;
+        if (so->ntokbuf == so->chunk && flush_tokens(so) < 0) return -1;
+    }
+    return 0;
+}
+
+static int push_eot(split_out_t *so, int32_t eot)
+{
+    uint32_t id = (uint32_t)eot;
+    return push_ids(so, &id, 1);
 }
 
 static input_t *source_of(writer_t *w, int64_t off)
@@ -707,6 +791,18 @@ static int pread_full(input_t *in, void *buf, size_t n, int64_t off)
 
 static int emit_doc(writer_t *w, split_out_t *so, const doc_t *d)
 {
+    if (w->tok) { /* d is ids [off, off+len) of the token spill */
+        const int64_t per = READ_BLOCK / 4;
+        for (int64_t done = 0; done < d->len;) {
+            int64_t k = d->len - done < per ? d->len - done : per;
+            if (pread_full(&w->tspill, w->rbuf, (size_t)k * 4, (d->off + done) * 4) < 0 ||
+                push_ids(so, (const uint32_t *)w->rbuf, (size_t)k) < 0)
+                return -1;
+            done += k;
+        }
+        progress(w, d->len);
+        return push_eot(so, w->eot);
+    }
     input_t *in = source_of(w, d->off);
     int64_t off = d->off - in->base;
     for (int64_t done = 0; done < d->len;) {
@@ -715,7 +811,7 @@ static int emit_doc(writer_t *w, split_out_t *so, const doc_t *d)
         done += (int64_t)k;
     }
     progress(w, d->len);
-    return push_eot(so);
+    return push_eot(so, SHARD_BYTE_EOT);
 }
 
 /* Writes one split: its tokens and doc_offsets, documents docs[a..b). */
@@ -731,8 +827,9 @@ static int write_split(writer_t *w, const char *group, int split, int64_t a, int
     so.chunk = so.ntok < SHARD_TOKEN_CHUNK ? (size_t)so.ntok : SHARD_TOKEN_CHUNK;
     so.lo = w->coder.plane;
     so.hi = w->coder.plane + so.chunk;
-    memset(so.hi, 0, so.chunk);
-    so.tokens = make_dataset(g, "tokens", H5T_STD_U16LE, so.ntok, SHARD_TOKEN_CHUNK);
+    memset(so.hi, 0, (size_t)(w->coder.width - 1) * so.chunk);
+    so.tokens = make_dataset(g, "tokens", w->coder.width == 4 ? H5T_STD_U32LE : H5T_STD_U16LE,
+                             so.ntok, SHARD_TOKEN_CHUNK);
     so.offsets = so.tokens < 0 ? -1
                                : make_dataset(g, "doc_offsets", H5T_STD_I64LE, so.ndoc + 1,
                                               SHARD_OFFSET_CHUNK);
@@ -760,10 +857,14 @@ static int write_split(writer_t *w, const char *group, int split, int64_t a, int
 static int write_attrs(writer_t *w, const char *sha)
 {
     hid_t r = w->file;
+    if (w->tok && (h5_attr_write_str(r, "tokenizer_sha256", tok_sha256(w->tok)) < 0 ||
+                   h5_attr_write_i64(r, "eot_id", w->eot) < 0))
+        return weft_error_prefix("%s", tmp_path);
     if (h5_attr_write_str(r, "format", SHARD_FORMAT) < 0 ||
         h5_attr_write_i64(r, "version", SHARD_VERSION) < 0 ||
-        h5_attr_write_str(r, "tokenizer", SHARD_TOKENIZER_BYTE) < 0 ||
-        h5_attr_write_i64(r, "vocab_size", SHARD_BYTE_VOCAB) < 0 ||
+        h5_attr_write_str(r, "tokenizer", w->tok ? SHARD_TOKENIZER_BPE : SHARD_TOKENIZER_BYTE) <
+            0 ||
+        h5_attr_write_i64(r, "vocab_size", w->vocab) < 0 ||
         h5_attr_write_i64(r, "seed", (int64_t)w->o->seed) < 0 ||
         h5_attr_write_str(r, "source_sha256", sha) < 0 ||
         h5_attr_write_f64(r, "val_fraction", w->o->val_fraction) < 0)
@@ -780,6 +881,8 @@ static int write_file(writer_t *w, const char *sha)
         goto done;
     }
     if (coder_init(&w->coder) < 0) goto done;
+    w->coder.width = w->vocab > 65536 ? 4 : 2;
+    w->coder.rle = !w->tok;
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
     H5Pset_obj_track_times(fcpl, 0);
     tmp_live = 1; /* from now on a signal removes the file */
@@ -793,6 +896,7 @@ static int write_file(writer_t *w, const char *sha)
     for (int64_t i = 0; i < w->ndocs; i++) total += w->docs[i].len;
     progress_phase(w, "writing", total);
     for (int i = 0; i < w->nsrc; i++) posix_fadvise(w->src[i].fd, 0, 0, POSIX_FADV_RANDOM);
+    if (w->tok) posix_fadvise(w->tspill.fd, 0, 0, POSIX_FADV_RANDOM);
     if (write_attrs(w, sha) < 0 || write_split(w, "/val", 1, 0, w->nval, offbuf) < 0 ||
         write_split(w, "/train", 0, w->nval, w->ndocs, offbuf) < 0)
         goto done;
@@ -810,6 +914,46 @@ done:
 }
 
 /* ---- the whole run ---- */
+
+/* --tokenizer: a tokenizer.json, a folder, or a weft-model file (whose
+ * tokenizer may be the byte one); the end-of-text id from --eos or the
+ * tokenizer's added tokens. */
+static int open_tokenizer(writer_t *w)
+{
+    const shard_opts_t *o = w->o;
+    w->vocab = SHARD_BYTE_VOCAB;
+    w->eot = SHARD_BYTE_EOT;
+    if (!o->tokenizer) {
+        if (o->eos) return weft_error("--eos needs --tokenizer (the byte tokenizer ends with 256)");
+        return 0;
+    }
+    struct stat st;
+    if (stat(o->tokenizer, &st) == 0 && S_ISREG(st.st_mode) && H5Fis_hdf5(o->tokenizer) > 0) {
+        char kind[16], sha[65];
+        if (tok_h5_info(o->tokenizer, kind, sha) < 0) return -1;
+        if (!strcmp(kind, TOK_KIND_BYTE)) {
+            if (o->eos)
+                return weft_error("--eos: model %s uses the byte tokenizer, whose end is 256",
+                                  o->tokenizer);
+            return 0;
+        }
+        if (strcmp(kind, TOK_KIND_BPE))
+            return weft_error("model %s names the %s tokenizer but carries none; give its "
+                              "tokenizer.json (or vocab.json + merges.txt) with --tokenizer",
+                              o->tokenizer, kind);
+    }
+    if (!(w->tok = tok_load(o->tokenizer))) return -1;
+    w->vocab = tok_vocab_size(w->tok);
+    w->eot = o->eos ? tok_id(w->tok, o->eos) : tok_eot(w->tok);
+    if (w->eot < 0 && o->eos)
+        return weft_error("--eos '%s' is not a token of %s", o->eos, o->tokenizer);
+    if (w->eot < 0)
+        return weft_error("%s has no end-of-text token among its added tokens (<|endoftext|>, "
+                          "<|end_of_text|>, </s>, <eos>); name one with --eos TOKEN",
+                          o->tokenizer);
+    tok_added_as_text(w->tok, w->eot); /* the one end-of-text id is the writer's */
+    return 0;
+}
 
 static int check_output(const shard_opts_t *o)
 {
@@ -844,7 +988,7 @@ static int check_opts(const shard_opts_t *o)
 int shard_write(const shard_opts_t *o, shard_stats_t *stats)
 {
     if (check_opts(o) < 0 || check_output(o) < 0) return -1;
-    writer_t w = {.o = o, .nin = o->ninputs, .file = -1, .spill.fd = -1};
+    writer_t w = {.o = o, .nin = o->ninputs, .file = -1, .spill.fd = -1, .tspill.fd = -1};
     w.t0 = w.tlast = now();
     w.in = calloc((size_t)o->ninputs, sizeof *w.in);
     w.rbuf = malloc(READ_BLOCK);
@@ -856,7 +1000,9 @@ int shard_write(const shard_opts_t *o, shard_stats_t *stats)
     uint8_t digest[32];
     char sha[65];
     int rc = !w.in || !w.rbuf ? weft_error("out of memory") : 0;
+    if (rc == 0) rc = open_tokenizer(&w);
     if (rc == 0) rc = scan_inputs(&w);
+    if (rc == 0 && w.tok) rc = tokenize_docs(&w);
     if (rc == 0) {
         weft_sha256_final(&w.sha, digest);
         weft_sha256_hex(digest, sha);
@@ -878,6 +1024,8 @@ int shard_write(const shard_opts_t *o, shard_stats_t *stats)
         int64_t bytes = 0;
         for (int i = 0; i < w.nin; i++) bytes += w.in[i].size;
         *stats = (shard_stats_t){.docs = {w.ndocs - w.nval, w.nval},
+                                 .vocab = w.vocab,
+                                 .eot = w.eot,
                                  .tokens = {w.ntok[0], w.ntok[1]},
                                  .shards = o->shards,
                                  .input_bytes = bytes,
@@ -887,6 +1035,8 @@ int shard_write(const shard_opts_t *o, shard_stats_t *stats)
     for (int i = 0; w.in && i < w.nin; i++)
         if (w.in[i].fd >= 0) close(w.in[i].fd);
     if (w.spill.fd >= 0) close(w.spill.fd);
+    if (w.tspill.fd >= 0) close(w.tspill.fd);
+    tok_destroy(&w.tok);
     free(w.in);
     free(w.rbuf);
     free(w.lbuf);

@@ -1,5 +1,5 @@
 /* shard_writer.h: turns text or JSONL files into one weft-shards HDF5 file:
- * byte tokens, a seeded train/val split and shuffle of documents, S training
+ * byte or BPE tokens, a seeded train/val split and shuffle of documents, S training
  * shards. Streams in two passes with memory bounded by the document count. */
 #ifndef WEFT_SHARD_WRITER_H
 #define WEFT_SHARD_WRITER_H
@@ -16,6 +16,8 @@ typedef struct {
     uint64_t seed;        /* split and shuffle seed, < 2^63 */
     int force;            /* replace an existing output */
     int progress;         /* print a progress line on stderr */
+    const char *tokenizer; /* NULL: bytes; else a tokenizer.json, folder or weft-model file */
+    const char *eos;       /* the end-of-text token's text (NULL: the tokenizer's own) */
     const char *output;
     int ninputs;
     char **inputs;
@@ -25,6 +27,8 @@ typedef struct {
     int64_t docs[2];   /* [0] train, [1] val */
     int64_t tokens[2]; /* [0] train, [1] val */
     int64_t shards;
+    int64_t vocab;       /* vocabulary size */
+    int64_t eot;         /* end-of-document id */
     int64_t input_bytes; /* bytes of all inputs */
     double seconds;
     char source_sha256[65];

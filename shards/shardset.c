@@ -22,6 +22,7 @@ struct shardset_t {
     int64_t *bounds; /* nshards+1 token offsets into the train split */
     char tokenizer[32];
     int vocab, eot;
+    char tok_sha[80]; /* "bpe": the tokenizer's SHA-256; else "" */
     int64_t seed;
     char sha[80];
     /* the selection: rank's shards, as starts and cumulative start counts */
@@ -187,9 +188,18 @@ static int open_attrs(shardset_t *self)
         self->eot = SHARD_BYTE_EOT;
     else if (!strcmp(self->tokenizer, "gpt2") && vocab == 50257)
         self->eot = 50256;
-    else
-        return weft_error("%s: unknown tokenizer '%s' with vocab_size %lld (weft knows byte/257 "
-                          "and gpt2/50257)",
+    else if (!strcmp(self->tokenizer, SHARD_TOKENIZER_BPE)) {
+        int64_t eot;
+        if (h5_attr_read_str(r, "tokenizer_sha256", self->tok_sha, sizeof self->tok_sha) < 0 ||
+            h5_attr_read_i64(r, "eot_id", &eot) < 0)
+            return weft_error_prefix("%s", self->path);
+        if (vocab < 1 || vocab > INT32_MAX || eot < 0 || eot >= vocab)
+            return weft_error("%s: eot_id %lld is outside the vocabulary of %lld (corrupt file)",
+                              self->path, (long long)eot, (long long)vocab);
+        self->eot = (int)eot;
+    } else
+        return weft_error("%s: unknown tokenizer '%s' with vocab_size %lld (weft knows byte/257, "
+                          "gpt2/50257 and bpe)",
                           self->path, self->tokenizer, (long long)vocab);
     self->vocab = (int)vocab;
     return 0;
@@ -259,6 +269,11 @@ const char *shardset_tokenizer(shardset_t *self)
 {
     return self->tokenizer;
 }
+const char *shardset_tokenizer_sha256(shardset_t *self)
+{
+    return self->tok_sha;
+}
+
 int shardset_vocab_size(shardset_t *self)
 {
     return self->vocab;

@@ -41,9 +41,11 @@ shardset_t *shardset_new(const char *path);
 void shardset_destroy(shardset_t **self_p);
 
 const char *shardset_path(shardset_t *self);
-const char *shardset_tokenizer(shardset_t *self); /* "byte" */
+const char *shardset_tokenizer(shardset_t *self); /* "byte" or "bpe" */
+/* "bpe": hex SHA-256 of the tokenizer's files (tok_sha256); else "". */
+const char *shardset_tokenizer_sha256(shardset_t *self);
 int shardset_vocab_size(shardset_t *self);        /* 257 for "byte" */
-int shardset_eot(shardset_t *self);               /* end-of-document token */
+int shardset_eot(shardset_t *self);               /* end-of-document token (eot_id) */
 int64_t shardset_seed(shardset_t *self);          /* the writer's --seed */
 const char *shardset_source_sha256(shardset_t *self);
 int64_t shardset_tokens(shardset_t *self, shardset_split_t split);

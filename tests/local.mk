@@ -17,3 +17,4 @@ include tests/fuzz/local.mk
 include tests/security/local.mk
 include tests/chaos/local.mk
 include tests/input/local.mk
+include tests/model/local.mk

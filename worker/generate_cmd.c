@@ -2,7 +2,8 @@
  * or with a tenant's adapter, by seeded sampling; `weft eval` measures a
  * model's (and adapter's) validation loss on a weft-shards file. Both show
  * what an adapter learned. Byte tokenizer: token b is byte b, 256 ends a
- * document. */
+ * document; a model carrying a BPE tokenizer (tok_h5.h) encodes the prompt
+ * and decodes the sample with it, and its end-of-text token ends both. */
 #include "adapter.h"
 #include "gpt2.h"
 #include "h5util.h"
@@ -10,6 +11,7 @@
 #include "model_file.h"
 #include "rng.h"
 #include "shards/shardset.h"
+#include "tok_h5.h"
 #include "weft_cmds.h"
 
 #include <cblas.h>
@@ -24,6 +26,7 @@
 typedef struct {
     gpt2_t *model;
     lora_pack_t *pack;
+    tok_t *tok; /* a "bpe" model's tokenizer; NULL for bytes */
 } loaded_t;
 
 static int load(const char *model_path, const char *adapter_path, int rows, loaded_t *l)
@@ -32,9 +35,13 @@ static int load(const char *model_path, const char *adapter_path, int rows, load
     memset(l, 0, sizeof *l);
     l->model = model_file_load(model_path, tok, sizeof tok);
     if (!l->model) return -1;
-    if (strcmp(tok, "byte"))
-        return weft_error("%s uses the %s tokenizer; this command speaks the byte tokenizer",
+    if (!strcmp(tok, TOK_KIND_BPE)) {
+        if (!(l->tok = tok_h5_load(model_path))) return -1;
+    } else if (strcmp(tok, "byte")) {
+        return weft_error("%s uses the %s tokenizer, which it does not carry; give it one with "
+                          "'weft init-model --tokenizer' or 'weft import'",
                           model_path, tok);
+    }
     if (adapter_path) {
         l->pack = adapter_attach(l->model, model_path, adapter_path, (size_t)rows, NULL);
         if (!l->pack) return -1;
@@ -47,6 +54,7 @@ static void unload(loaded_t *l)
 {
     lora_pack_destroy(&l->pack);
     gpt2_destroy(&l->model);
+    tok_destroy(&l->tok);
 }
 
 /* Samples token from logits (V) at temperature (0: the most likely). */
@@ -169,9 +177,28 @@ int cmd_generate(int argc, char **argv)
     int T = m->cfg.n_ctx, V = m->cfg.vocab_size;
     if (gpt2_alloc(m, 1, T) < 0) goto fail;
     int *ctx = malloc((size_t)T * sizeof *ctx), n = 0;
-    for (const unsigned char *p = (const unsigned char *)prompt; *p && n < T; p++) ctx[n++] = *p;
-    if (n == 0) ctx[n++] = 256; /* start from a document boundary */
     out_t out = {.tty = isatty(STDOUT_FILENO)};
+    int eot = l.tok ? tok_eot(l.tok) : 256;
+    tok_ids_t ids = {0}, gen = {0};
+    if (l.tok) { /* the prompt's last T ids */
+        if (tok_encode(l.tok, prompt, strlen(prompt), &ids) < 0) {
+            free(ctx);
+            goto fail;
+        }
+        size_t skip = ids.n > (size_t)T ? ids.n - (size_t)T : 0;
+        for (size_t i = skip; i < ids.n; i++) ctx[n++] = ids.v[i];
+        tok_ids_free(&ids);
+    } else {
+        for (const unsigned char *p = (const unsigned char *)prompt; *p && n < T; p++)
+            ctx[n++] = *p;
+    }
+    if (n == 0 && eot >= 0) ctx[n++] = eot; /* start from a document boundary */
+    if (n == 0) {
+        free(ctx);
+        weft_error("give a --prompt: %s's tokenizer has no end-of-text token to start from",
+                   model);
+        goto fail;
+    }
     for (const char *p = prompt; *p; p++) out_byte(&out, (unsigned char)*p);
     weft_rng_t rng;
     rng_seed(&rng, (uint64_t)seed);
@@ -185,9 +212,22 @@ int cmd_generate(int argc, char **argv)
             goto fail;
         }
         int next = sample(gpt2_logits(m) + (size_t)(n - 1) * V, V, temperature, &rng);
-        if (next >= 256) break;
-        out_byte(&out, (unsigned char)next);
+        if (!l.tok) {
+            if (next >= 256) break;
+            out_byte(&out, (unsigned char)next);
+        } else if (next == eot || !tok_token(l.tok, next) || tok_ids_push(&gen, next) < 0) {
+            break; /* the end, or an id the tokenizer does not have */
+        }
         ctx[n++] = next;
+    }
+    if (l.tok) { /* decoded whole, so characters split over tokens come out whole */
+        char *text;
+        size_t len;
+        if (tok_decode(l.tok, gen.v, gen.n, &text, &len) == 0) {
+            for (size_t i = 0; i < len; i++) out_byte(&out, (unsigned char)text[i]);
+            free(text);
+        }
+        tok_ids_free(&gen);
     }
     out_escape(&out);
     putchar('\n');
@@ -244,6 +284,19 @@ int cmd_eval(int argc, char **argv)
         goto fail;
     }
     if (load(model, adapter, batch * T, &l) < 0 || gpt2_alloc(l.model, batch, T) < 0) goto fail;
+    if (strcmp(shardset_tokenizer(s), tok) ||
+        (l.tok && strcmp(shardset_tokenizer_sha256(s), tok_sha256(l.tok)))) {
+        weft_error("%s was tokenized with %s %s but the model %s uses %s %s; re-shard it with "
+                   "'weft shard --tokenizer %s'",
+                   data, shardset_tokenizer(s), shardset_tokenizer_sha256(s), model, tok,
+                   l.tok ? tok_sha256(l.tok) : "", model);
+        goto fail;
+    }
+    if (shardset_vocab_size(s) > cfg.vocab_size) {
+        weft_error("%s has %d tokens in its vocabulary; the model %s has only %d", data,
+                   shardset_vocab_size(s), model, cfg.vocab_size);
+        goto fail;
+    }
     int64_t avail = shardset_val_windows(s, T);
     if (avail < 1) {
         weft_error("%s has no validation window of %d tokens; shard it with --val-fraction", data,

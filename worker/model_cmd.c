@@ -7,6 +7,7 @@
 #include "h5util.h"
 #include "log.h"
 #include "model_file.h"
+#include "tokenizer.h"
 #include "weft_cmds.h"
 
 #include <cblas.h>
@@ -42,8 +43,11 @@ static void init_usage(FILE *out)
 {
     fprintf(out,
             "usage: weft init-model [--arch gpt2|llama] --preset NAME [--layers L] [--heads H]\n"
-            "         [--embd C] [--vocab V] [--ctx T] [--seed N] [--tokenizer byte|gpt2]\n"
+            "         [--embd C] [--vocab V] [--ctx T] [--seed N] [--tokenizer byte|gpt2|PATH]\n"
             "         [LLAMA OPTIONS] -o MODEL.h5\n"
+            "--tokenizer PATH (a tokenizer.json, a folder holding one or vocab.json +\n"
+            "merges.txt, or a model file carrying one) is carried in MODEL.h5; --vocab\n"
+            "defaults to its vocabulary size.\n"
             "presets: tiny, small, gpt2 (gpt2); llama-tiny, smollm2-135m, qwen2.5-0.5b (llama)\n"
             "llama options: --kv-heads KV --head-dim HD --inner I --theta X --eps X --tie 0|1\n"
             "         --bias none|q,k,v,o,gate,up,down (projections with a bias)\n"
@@ -193,10 +197,18 @@ int cmd_init_model(int argc, char **argv)
                    preset);
         goto fail;
     }
+    tok_t *tok = NULL;
     if (!tokenizer) tokenizer = cfg.vocab_size == 50257 ? "gpt2" : "byte";
     if (strcmp(tokenizer, "byte") && strcmp(tokenizer, "gpt2")) {
-        weft_error("--tokenizer '%s': use byte or gpt2", tokenizer);
-        goto fail;
+        if (access(tokenizer, F_OK) < 0) {
+            weft_error("--tokenizer '%s': no such file or folder; use byte, gpt2 or a tokenizer "
+                       "path",
+                       tokenizer);
+            goto fail;
+        }
+        if (!(tok = tok_load(tokenizer))) goto fail;
+        if (!sizes[3]) cfg.vocab_size = tok_vocab_size(tok);
+        tokenizer = "bpe";
     }
     if (!strcmp(tokenizer, "byte") && cfg.vocab_size < 257) {
         weft_error("the byte tokenizer needs vocab_size >= 257 (bytes and end-of-document), "
@@ -205,9 +217,13 @@ int cmd_init_model(int argc, char **argv)
         goto fail;
     }
     gpt2_t *model = gpt2_new(&cfg);
-    if (!model) goto fail;
+    if (!model) {
+        tok_destroy(&tok);
+        goto fail;
+    }
     gpt2_init_weights(model, (uint64_t)seed);
-    int rc = model_file_save(model, tokenizer, out);
+    int rc = model_file_save_tok(model, tokenizer, tok, out);
+    tok_destroy(&tok);
     if (rc == 0)
         printf("%s: %s L%d H%d C%d V%d T%d, %zu parameters, seed %ld\n", out, arch_name,
                cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.vocab_size, cfg.n_ctx, model->nparams,

@@ -4,6 +4,7 @@
 #include "fsutil.h"
 #include "h5util.h"
 #include "log.h"
+#include "tok_h5.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -124,8 +125,8 @@ static int read_config(hid_t f, gpt2_config_t *cfg, char *tokenizer, size_t toks
     if (a == ARCH_LLAMA && read_llama(f, cfg) < 0) return -1;
     if (gpt2_config_check(cfg) < 0) return -1;
     if (h5_attr_read_str(f, "tokenizer", tok, sizeof tok) < 0) return -1;
-    if (strcmp(tok, "byte") && strcmp(tok, "gpt2"))
-        return weft_error("tokenizer \"%s\" is not supported (\"byte\" or \"gpt2\")", tok);
+    if (strcmp(tok, "byte") && strcmp(tok, "gpt2") && strcmp(tok, TOK_KIND_BPE))
+        return weft_error("tokenizer \"%s\" is not supported (\"byte\", \"gpt2\" or \"bpe\")", tok);
     if (tokenizer) snprintf(tokenizer, toksize, "%s", tok);
     return 0;
 }
@@ -224,8 +225,13 @@ static int write_llama(hid_t f, const gpt2_config_t *c)
     return 0;
 }
 
-static int write_model(hid_t f, const gpt2_t *m, const char *tokenizer)
+static int write_model(hid_t f, const gpt2_t *m, const char *tokenizer, const tok_t *tok)
 {
+    if (!tok && !strcmp(tokenizer, TOK_KIND_BPE))
+        return weft_error("a \"bpe\" model file needs its tokenizer's files to carry");
+    if (tok && tok_vocab_size(tok) > m->cfg.vocab_size)
+        return weft_error("the tokenizer has %d tokens; the model's vocab_size is only %d",
+                          tok_vocab_size(tok), m->cfg.vocab_size);
     const gpt2_config_t *c = &m->cfg;
     int llama = c->arch == ARCH_LLAMA;
     if (h5_attr_write_str(f, "format", MODEL_FORMAT) < 0 ||
@@ -236,12 +242,19 @@ static int write_model(hid_t f, const gpt2_t *m, const char *tokenizer)
         h5_attr_write_i64(f, "n_embd", c->n_embd) < 0 ||
         h5_attr_write_i64(f, "vocab_size", c->vocab_size) < 0 ||
         h5_attr_write_i64(f, "n_ctx", c->n_ctx) < 0 ||
-        h5_attr_write_str(f, "tokenizer", tokenizer) < 0 || (llama && write_llama(f, c) < 0))
+        (tok ? tok_h5_write(f, tok) : h5_attr_write_str(f, "tokenizer", tokenizer)) < 0 ||
+        (llama && write_llama(f, c) < 0))
         return -1;
     return model_file_write_tensors(f, m, m->params);
 }
 
 int model_file_save(const gpt2_t *model, const char *tokenizer, const char *path)
+{
+    return model_file_save_tok(model, tokenizer, NULL, path);
+}
+
+int model_file_save_tok(const gpt2_t *model, const char *tokenizer, const tok_t *tok,
+                        const char *path)
 {
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
@@ -249,7 +262,7 @@ int model_file_save(const gpt2_t *model, const char *tokenizer, const char *path
     h5_quiet();
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0) return weft_error("%s: cannot create the file (does its folder exist?)", tmp);
-    int rc = write_model(f, model, tokenizer);
+    int rc = write_model(f, model, tokenizer, tok);
     if (H5Fclose(f) < 0 && rc == 0) rc = weft_error("%s: cannot finish writing", tmp);
     if (rc == 0 && weft_fsync_path(tmp) < 0) rc = -1;
     if (rc == 0 && weft_rename_durable(tmp, path) < 0) rc = -1;

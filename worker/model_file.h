@@ -5,6 +5,7 @@
 #define WEFT_MODEL_FILE_H
 
 #include "gpt2.h"
+#include "tokenizer.h"
 
 #include <hdf5.h>
 
@@ -14,7 +15,7 @@
 #define MODEL_VERSION 2
 
 /* Reads and checks the root attributes (format, version, arch, sizes,
- * tokenizer); tokenizer (at least 16 bytes) may be NULL. */
+ * tokenizer: "byte", "gpt2" or "bpe"); tokenizer (at least 16 bytes) may be NULL. */
 int model_file_config(const char *path, gpt2_config_t *cfg, char *tokenizer, size_t toksize);
 
 /* Loads a model; NULL with a one-line error naming the file and, where it
@@ -23,6 +24,10 @@ gpt2_t *model_file_load(const char *path, char *tokenizer, size_t toksize);
 
 /* Writes the model to path (through path.tmp, fsync, rename). */
 int model_file_save(const gpt2_t *model, const char *tokenizer, const char *path);
+/* The same, carrying tok (tokenizer "bpe", docs/FORMATS-model.md) when not
+ * NULL; tokenizer "bpe" needs one. */
+int model_file_save_tok(const gpt2_t *model, const char *tokenizer, const tok_t *tok,
+                        const char *path);
 
 /* Writes buf (nparams floats, the model's layout) as one dataset per tensor
  * under the model-file names, e.g. /h/0/attn/c_attn/weight. */

@@ -17,6 +17,7 @@
 #include "lora.h"
 #include "lora_train.h"
 #include "model_file.h"
+#include "tok_h5.h"
 #include "optim.h"
 #include "reporter.h"
 #include "sha256.h"
@@ -71,6 +72,7 @@ typedef struct {
     spec_t *spec;
     char spec_dir[PATH_MAX];
     char tokenizer[16];
+    char tokenizer_sha[65]; /* "bpe": the SHA-256 of the model's tokenizer */
     char backbone_sha[65];
     gpt2_t *model;
     int ntasks;
@@ -223,7 +225,9 @@ static int load_backbone(void)
     memset(&cfg, 0, sizeof cfg);
     if (W.rank == 0) {
         W.model = model_file_load(W.spec->model, W.tokenizer, sizeof W.tokenizer);
-        if (!W.model || weft_sha256_file(W.spec->model, W.backbone_sha) < 0)
+        char kind[16];
+        if (!W.model || weft_sha256_file(W.spec->model, W.backbone_sha) < 0 ||
+            tok_h5_info(W.spec->model, kind, W.tokenizer_sha) < 0)
             code = EXIT_SPEC;
         else
             cfg = W.model->cfg;
@@ -231,6 +235,7 @@ static int load_backbone(void)
     if ((code = agree(code)) != EXIT_DONE) return fail_with(code);
     MPI_Bcast(&cfg, sizeof cfg, MPI_BYTE, 0, MPI_COMM_WORLD);
     MPI_Bcast(W.tokenizer, sizeof W.tokenizer, MPI_CHAR, 0, MPI_COMM_WORLD);
+    MPI_Bcast(W.tokenizer_sha, sizeof W.tokenizer_sha, MPI_CHAR, 0, MPI_COMM_WORLD);
     MPI_Bcast(W.backbone_sha, sizeof W.backbone_sha, MPI_CHAR, 0, MPI_COMM_WORLD);
     if (W.rank != 0) {
         W.model = gpt2_new(&cfg);
@@ -267,6 +272,11 @@ static int open_data(task_t *t, const char *path, int64_t seed)
     if (strcmp(shardset_tokenizer(t->data), W.tokenizer))
         return weft_error("%s uses the %s tokenizer but the model %s uses %s", path,
                           shardset_tokenizer(t->data), W.spec->model, W.tokenizer);
+    if (strcmp(shardset_tokenizer_sha256(t->data), W.tokenizer_sha))
+        return weft_error("%s was tokenized with tokenizer %s but the model %s carries tokenizer "
+                          "%s; re-shard it with 'weft shard --tokenizer %s'",
+                          path, shardset_tokenizer_sha256(t->data), W.spec->model, W.tokenizer_sha,
+                          W.spec->model);
     if (shardset_vocab_size(t->data) > W.model->cfg.vocab_size)
         return weft_error("%s has %d tokens in its vocabulary; the model has only %d", path,
                           shardset_vocab_size(t->data), W.model->cfg.vocab_size);
@@ -931,7 +941,12 @@ static int save_output(int k)
     char dir[PATH_MAX], path[PATH_MAX];
     if (!W.pack) {
         if (weft_path_join(path, sizeof path, W.spec->output, "model.h5") < 0) return -1;
-        return model_file_save(W.model, W.tokenizer, path);
+        /* a "bpe" model's output carries the backbone's tokenizer */
+        tok_t *tok = strcmp(W.tokenizer, TOK_KIND_BPE) ? NULL : tok_h5_load(W.spec->model);
+        if (!tok && !strcmp(W.tokenizer, TOK_KIND_BPE)) return -1;
+        int rc = model_file_save_tok(W.model, W.tokenizer, tok, path);
+        tok_destroy(&tok);
+        return rc;
     }
     if (tenant_dir(t, dir, sizeof dir) < 0 || weft_mkdir_p(dir, 0700) < 0 ||
         weft_path_join(path, sizeof path, dir, "adapter.h5") < 0)

@@ -9,7 +9,7 @@ weft_worker_SOURCES = worker/worker.c worker/guard.c worker/guard.h \
 weft_worker_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/worker -I$(top_srcdir)/jobs \
 	-I$(top_srcdir)/shards
 weft_worker_LDADD = worker/libweftrun.a worker/libweftmodel.a worker/libweftengine.a \
-	jobs/libweftjobs.a shards/libweftshards.a common/libweftwire.a common/libweftcommon.a \
+	jobs/libweftjobs.a shards/libweftshards.a model/libwefttok.a common/libweftwire.a common/libweftcommon.a \
 	$(WEFT_LIBS) -lpthread
 
 # `weft generate` and `weft eval`.

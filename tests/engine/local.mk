@@ -3,7 +3,7 @@
 check_PROGRAMS += tests/engine/test_engine
 tests_engine_test_engine_SOURCES = tests/engine/test_engine.c
 tests_engine_test_engine_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/worker
-tests_engine_test_engine_LDADD = worker/libweftmodel.a worker/libweftengine.a \
+tests_engine_test_engine_LDADD = worker/libweftmodel.a worker/libweftengine.a model/libwefttok.a \
 	common/libweftcommon.a $(TEST_LIBS) $(WEFT_LIBS)
 TESTS += tests/engine/test_engine tests/engine/test_engine_cli.sh
 EXTRA_DIST += tests/engine/test_engine_cli.sh \

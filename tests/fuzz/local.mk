@@ -5,23 +5,27 @@
 # and every input that once crashed it (tests/fuzz/regress/NAME).
 # `./configure --enable-fuzzing` (clang) builds tests/fuzz/fuzz_NAME, and
 # `make fuzz FUZZ_SECONDS=60` runs each for that long.
-FUZZ_NAMES = spec wire ckpt shards dispatch
+FUZZ_NAMES = spec wire ckpt shards dispatch tokenizer
 FUZZ_SECONDS = 60
 FUZZ_spec_LIBS = jobs/libweftjobs.a common/libweftcommon.a $(WEFT_LIBS)
 FUZZ_wire_LIBS = common/libweftwire.a common/libweftcommon.a $(WEFT_LIBS)
 FUZZ_ckpt_LIBS = worker/libweftrun.a common/libweftcommon.a $(WEFT_LIBS)
-FUZZ_shards_LIBS = shards/libweftshards.a common/libweftcommon.a $(WEFT_LIBS)
+FUZZ_shards_LIBS = shards/libweftshards.a model/libwefttok.a common/libweftcommon.a $(WEFT_LIBS)
 # weftd's dispatcher: its own sources, weftd.c without main (weftd_core.c).
 FUZZ_dispatch_SRC = tests/fuzz/fuzz_dispatch.c tests/fuzz/weftd_core.c scheduler/api.c \
 	scheduler/monitor.c scheduler/zap.c scheduler/prepare.c scheduler/admit.c
-FUZZ_dispatch_LIBS = scheduler/libweftsched.a jobs/libweftjobs.a shards/libweftshards.a common/libweftwire.a \
+FUZZ_dispatch_LIBS = scheduler/libweftsched.a jobs/libweftjobs.a shards/libweftshards.a model/libwefttok.a common/libweftwire.a \
 	common/libweftcommon.a $(WEFT_LIBS)
+FUZZ_tokenizer_LIBS = model/libwefttok.a common/libweftcommon.a $(WEFT_LIBS)
 FUZZ_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/jobs -I$(top_srcdir)/worker -I$(top_srcdir)/shards
 
 check_PROGRAMS += tests/fuzz/replay_spec tests/fuzz/replay_wire tests/fuzz/replay_ckpt \
-	tests/fuzz/replay_shards tests/fuzz/replay_dispatch
+	tests/fuzz/replay_shards tests/fuzz/replay_dispatch tests/fuzz/replay_tokenizer
 TESTS += tests/fuzz/replay_spec tests/fuzz/replay_wire tests/fuzz/replay_ckpt \
-	tests/fuzz/replay_shards tests/fuzz/replay_dispatch
+	tests/fuzz/replay_shards tests/fuzz/replay_dispatch tests/fuzz/replay_tokenizer
+tests_fuzz_replay_tokenizer_SOURCES = tests/fuzz/fuzz_tokenizer.c tests/fuzz/replay.c
+tests_fuzz_replay_tokenizer_CPPFLAGS = $(FUZZ_CPPFLAGS) -DFUZZ_TARGET='"tokenizer"'
+tests_fuzz_replay_tokenizer_LDADD = $(FUZZ_tokenizer_LIBS)
 tests_fuzz_replay_spec_SOURCES = tests/fuzz/fuzz_spec.c tests/fuzz/replay.c
 tests_fuzz_replay_spec_CPPFLAGS = $(FUZZ_CPPFLAGS) -DFUZZ_TARGET='"spec"'
 tests_fuzz_replay_spec_LDADD = $(FUZZ_spec_LIBS)
@@ -42,7 +46,11 @@ EXTRA_DIST += tests/fuzz/corpus tests/fuzz/regress tests/fuzz/hdf5-bugs
 
 if FUZZING
 noinst_PROGRAMS += tests/fuzz/fuzz_spec tests/fuzz/fuzz_wire tests/fuzz/fuzz_ckpt \
-	tests/fuzz/fuzz_shards tests/fuzz/fuzz_dispatch
+	tests/fuzz/fuzz_shards tests/fuzz/fuzz_dispatch tests/fuzz/fuzz_tokenizer
+tests_fuzz_fuzz_tokenizer_SOURCES = tests/fuzz/fuzz_tokenizer.c
+tests_fuzz_fuzz_tokenizer_CPPFLAGS = $(FUZZ_CPPFLAGS)
+tests_fuzz_fuzz_tokenizer_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
+tests_fuzz_fuzz_tokenizer_LDADD = $(FUZZ_tokenizer_LIBS)
 tests_fuzz_fuzz_dispatch_SOURCES = $(FUZZ_dispatch_SRC)
 tests_fuzz_fuzz_dispatch_CPPFLAGS = $(FUZZ_CPPFLAGS) -I$(top_srcdir)/scheduler
 tests_fuzz_fuzz_dispatch_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)

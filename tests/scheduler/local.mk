@@ -24,3 +24,10 @@ TESTS += tests/scheduler/test_client_py.sh
 EXTRA_DIST += tests/scheduler/test_client_py.sh scripts/weft_client.py
 TESTS += tests/scheduler/test_weftd_hostile.sh
 EXTRA_DIST += tests/scheduler/test_weftd_hostile.sh
+
+check_PROGRAMS += tests/scheduler/test_asha_rule
+tests_scheduler_test_asha_rule_SOURCES = tests/scheduler/test_asha_rule.c
+tests_scheduler_test_asha_rule_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/scheduler
+tests_scheduler_test_asha_rule_LDADD = scheduler/libweftsched.a common/libweftcommon.a $(TEST_LIBS) $(WEFT_LIBS)
+TESTS += tests/scheduler/test_asha_rule tests/scheduler/test_asha.sh
+EXTRA_DIST += tests/scheduler/test_asha.sh

@@ -155,9 +155,7 @@ int exec_local_launch(exec_local_t *self, int64_t run, int attempt, int ranks, i
 
 static int code_of(int status)
 {
-    return WIFEXITED(status)     ? WEXITSTATUS(status)
-           : WIFSIGNALED(status) ? 128 + WTERMSIG(status)
-                                 : 1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 1;
 }
 
 int exec_local_reap(pid_t *pid, int *exit_code)

@@ -81,13 +81,11 @@ int tenant_publish(const char *tenants_dir, const char *src, const char *dst)
     root[slash - dst] = 0;
     /* the tenant's folder itself is the admin's: it may be a link */
     int dfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return weft_error("%s: cannot open the tenant folder %s: %s", dst, root, strerror(errno));
+    if (dfd < 0) return weft_error("%s: cannot open the tenant folder %s: %s", dst, root, strerror(errno));
     char *base = strrchr(rest, '/');
     if (base) {
         *base++ = 0;
-        for (char *save = NULL, *c = strtok_r(rest, "/", &save); c;
-             c = strtok_r(NULL, "/", &save)) {
+        for (char *save = NULL, *c = strtok_r(rest, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
             int fd = open_dir(dfd, c, dst, root);
             close(dfd);
             if (fd < 0) return -1;
@@ -106,8 +104,7 @@ int tenant_publish(const char *tenants_dir, const char *src, const char *dst)
         rc = weft_error("cannot rename %s into place: %s", dst, strerror(errno));
         unlinkat(dfd, tmp, 0);
     }
-    if (rc == 0 && fsync(dfd) < 0)
-        rc = weft_error("%s: cannot sync its folder: %s", dst, strerror(errno));
+    if (rc == 0 && fsync(dfd) < 0) rc = weft_error("%s: cannot sync its folder: %s", dst, strerror(errno));
     close(dfd);
     return rc;
 }

@@ -570,9 +570,8 @@ static int results(const wire_msg_t *m)
         json_object_set_new(items[i], "_sort",
                             json_real(json_is_number(b) ? json_number_value(b) : INFINITY));
         const char *st = json_string_value(json_object_get(items[i], "state"));
-        json_object_set_new(
-            items[i], "_ended_badly",
-            json_boolean(st && (!strcmp(st, "failed") || !strcmp(st, "cancelled"))));
+        json_object_set_new(items[i], "_ended_badly",
+                            json_boolean(st && (!strcmp(st, "failed") || !strcmp(st, "cancelled"))));
     }
     json_t *arr = json_array();
     if (items) {

@@ -428,7 +428,8 @@ int cmd_submit(int argc, char **argv)
     free(abs);
     free(text);
     if (!body) {
-        fprintf(stderr, "weft: cannot submit %s: its file or folder name is not UTF-8; rename it\n",
+        fprintf(stderr,
+                "weft: cannot submit %s: its file or folder name is not UTF-8; rename it\n",
                 path);
         return 78;
     }

@@ -42,6 +42,7 @@ typedef enum {
     /* coordinator -> worker (and CANCEL above) */
     WIRE_ACK,
     WIRE_PREEMPT,
+    WIRE_STOP, /* early stopping: end these tenants, keeping their adapters */
     /* coordinator -> client: an answer, an error, a WATCH stream item */
     WIRE_REPLY,
     WIRE_ERROR,

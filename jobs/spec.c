@@ -384,15 +384,22 @@ static void check_train(ctx_t *c, const spec_train_t *t, int ranks, const config
              "takes an equal share of each micro-step",
              t->batch_size, (long long)per);
     }
+    if (t->rung_steps > 0 && t->rung_eta < 2 &&
+        (!tenant || has_any(tgroup, "rung_steps", "rung_eta", NULL))) {
+        snprintf(path, sizeof path, "%s.rung_eta", tprefix);
+        perr(c, member_line(tgroup, "rung_eta"), path,
+             "must be at least 2 when rung_steps is set (rungs at rung_steps x rung_eta^k), got %d",
+             t->rung_eta);
+    }
 }
 
 /* ---- the parts of a spec --------------------------------------------- */
 
 static const char *root_keys[] = {"name",  "mode", "model",     "output",  "data",
                                   "train", "lora", "resources", "tenants", "sweep"};
-static const char *resource_keys[] = {"ranks", "threads", "time_limit"};
+static const char *resource_keys[] = {"ranks", "threads", "time_limit", "pack_size"};
 static const char *tenant_base_keys[] = {"name", "data", "init_adapter"};
-static const char *sweep_keys[] = {"method", "samples", "seed", "train", "lora"};
+static const char *sweep_keys[] = {"method", "samples", "seed", "train", "lora", "early_stop"};
 
 /* "[D-]HH:MM:SS", "MM:SS" or "MM" into seconds; -1 if malformed. */
 static int64_t parse_time(const char *s)
@@ -434,7 +441,7 @@ static void read_resources(ctx_t *c, const config_setting_t *root, spec_resource
     *r = (spec_resources_t){.ranks = 1, .threads = 1, .time_limit = 0};
     const config_setting_t *g = get_group(c, root, "resources", "resources");
     if (!g) return;
-    check_members(c, g, "resources", resource_keys, 3);
+    check_members(c, g, "resources", resource_keys, 4);
     const config_setting_t *m;
     int64_t v;
     if ((m = config_setting_get_member(g, "ranks")) &&
@@ -443,6 +450,9 @@ static void read_resources(ctx_t *c, const config_setting_t *root, spec_resource
     if ((m = config_setting_get_member(g, "threads")) &&
         !get_int(c, m, "resources.threads", 1, 256, &v))
         r->threads = (int)v;
+    if ((m = config_setting_get_member(g, "pack_size")) &&
+        !get_int(c, m, "resources.pack_size", 0, 4096, &v))
+        r->pack_size = (int)v;
     if ((m = config_setting_get_member(g, "time_limit"))) {
         if (config_setting_type(m) == CONFIG_TYPE_STRING) {
             int64_t t = parse_time(config_setting_get_string(m));
@@ -712,6 +722,47 @@ static void read_sweep_dim(ctx_t *c, spec_t *s, const field_t *f, const config_s
     }
 }
 
+/* sweep.early_stop: asynchronous successive halving (docs/JOBSPEC.md). */
+static void read_early_stop(ctx_t *c, const config_setting_t *g, spec_sweep_t *sw)
+{
+    static const char *keys[] = {"policy", "eta", "min_steps", "metric"};
+    const config_setting_t *e = get_group(c, g, "early_stop", "sweep.early_stop");
+    if (!e) return;
+    check_members(c, e, "sweep.early_stop", keys, 4);
+    const config_setting_t *m;
+    const char *word;
+    int64_t v;
+    int ok = 1;
+    if (!(m = config_setting_get_member(e, "policy")))
+        ok = 0, perr(c, line_of(e), "sweep.early_stop.policy", "missing; write policy = \"asha\";");
+    else if ((word = get_string(c, m, "sweep.early_stop.policy")) && strcmp(word, "asha"))
+        ok = 0, perr(c, line_of(m), "sweep.early_stop.policy",
+                     "must be \"asha\" (the only policy), got \"%.40s\"", word);
+    if ((m = config_setting_get_member(e, "metric")) &&
+        (word = get_string(c, m, "sweep.early_stop.metric")) && strcmp(word, "val_loss"))
+        ok = 0, perr(c, line_of(m), "sweep.early_stop.metric",
+                     "must be \"val_loss\" (the only metric), got \"%.40s\"", word);
+    sw->es_eta = 3;
+    if ((m = config_setting_get_member(e, "eta"))) {
+        if (config_setting_type(m) == CONFIG_TYPE_INT && config_setting_get_int(m) < 2)
+            ok = 0, perr(c, line_of(m), "sweep.early_stop.eta",
+                         "must be at least 2 (a rung keeps the best 1/eta of its trials), got %d",
+                         config_setting_get_int(m));
+        else if (get_int(c, m, "sweep.early_stop.eta", 2, 1000, &v))
+            ok = 0;
+        else
+            sw->es_eta = (int)v;
+    }
+    if (!(m = config_setting_get_member(e, "min_steps")))
+        ok = 0, perr(c, line_of(e), "sweep.early_stop.min_steps",
+                     "missing: the steps of the first rung, e.g. min_steps = 50;");
+    else if (get_int(c, m, "sweep.early_stop.min_steps", 1, 1000000000000LL, &v))
+        ok = 0;
+    else
+        sw->es_min_steps = v;
+    if (!ok) sw->es_eta = 0, sw->es_min_steps = 0;
+}
+
 static void read_sweep(ctx_t *c, const config_setting_t *root, spec_t *s)
 {
     const config_setting_t *g = get_group(c, root, "sweep", "sweep");
@@ -719,7 +770,8 @@ static void read_sweep(ctx_t *c, const config_setting_t *root, spec_t *s)
     sw->samples = 0;
     sw->seed = 0;
     if (!g) return;
-    check_members(c, g, "sweep", sweep_keys, 5);
+    check_members(c, g, "sweep", sweep_keys, 6);
+    read_early_stop(c, g, sw);
     const config_setting_t *m;
     int64_t v;
     if ((m = config_setting_get_member(g, "method"))) {
@@ -770,7 +822,11 @@ static void read_sweep(ctx_t *c, const config_setting_t *root, spec_t *s)
             perr(c, line_of(sg), path, "empty group; name at least one setting to sweep");
     }
     if (sw->ndims == 0 && !c->nerr)
-        perr(c, line_of(g), "sweep", "names no setting; add e.g. train = { lr = [1e-4, 3e-4]; };");
+        perr(c, line_of(g), "sweep",
+             sw->es_eta
+                 ? "early_stop ranks the trials of a sweep, and this one names no setting to "
+                   "sweep; add e.g. train = { lr = [1e-4, 3e-4]; };"
+                 : "names no setting; add e.g. train = { lr = [1e-4, 3e-4]; };");
 }
 
 /* ---- @include and syntax errors -------------------------------------- */

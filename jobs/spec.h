@@ -74,6 +74,8 @@ typedef struct {
     int checkpoint_every; /* shared: steps between checkpoints; 0 = only on signals */
     int keep_checkpoints; /* shared: checkpoints kept on disk */
     int max_attempts;     /* shared: launches before a run is failed */
+    int64_t rung_steps;   /* first early-stopping rung (0: none); set from sweep.early_stop */
+    int rung_eta;         /* rungs at rung_steps * rung_eta^k: evaluation forced there */
 } spec_train_t;
 
 typedef struct {
@@ -88,6 +90,7 @@ typedef struct {
     int ranks;          /* MPI ranks */
     int threads;        /* OpenBLAS threads per rank */
     int64_t time_limit; /* seconds; 0 = none */
+    int pack_size;      /* lora: tenants training at once, the rest wait; 0 = all */
 } spec_resources_t;
 
 typedef struct {
@@ -122,6 +125,10 @@ typedef struct {
     int64_t seed; /* random: the draws' seed */
     int ndims;    /* 0 = no sweep */
     spec_sweep_dim_t dims[SPEC_MAX_SWEEP];
+    /* early_stop = { policy = "asha"; eta; min_steps; metric = "val_loss"; }:
+     * es_eta 0 without one. Each trial gets train.rung_steps/rung_eta. */
+    int es_eta;
+    int64_t es_min_steps;
 } spec_sweep_t;
 
 typedef struct {

@@ -38,6 +38,8 @@ const field_t spec_fields[] = {
     T(checkpoint_every, F_INT, 0, 1e9, F_SHARED),
     T(keep_checkpoints, F_INT, 1, 1000, F_SHARED),
     T(max_attempts, F_INT, 1, 100, F_SHARED),
+    T(rung_steps, F_INT64, 0, 1e12, 0),
+    T(rung_eta, F_INT, 0, 1000, 0),
     L(r, F_INT, 1, 1024, 0),
     L(alpha, F_FLOAT, 0, 1e6, F_LO_OPEN),
     L(rslora, F_BOOL, 0, 0, 0),

@@ -182,6 +182,14 @@ static void write_sweep(sbuf_t *b, const spec_sweep_t *sw)
         }
         if (open) sb_add(b, "    };\n");
     }
+    if (sw->es_eta) {
+        char ms[48];
+        spec_fmt_int64(sw->es_min_steps, ms, sizeof ms);
+        sb_add(b,
+               "    early_stop = { policy = \"asha\"; eta = %d; min_steps = %s; "
+               "metric = \"val_loss\"; };\n",
+               sw->es_eta, ms);
+    }
     sb_add(b, "};\n");
 }
 
@@ -205,8 +213,8 @@ char *spec_write(const spec_t *s)
     if (s->mode == SPEC_LORA) write_section(&b, "lora", &s->lora);
     char tl[48];
     spec_fmt_int64(s->resources.time_limit, tl, sizeof tl);
-    sb_add(&b, "resources = { ranks = %d; threads = %d; time_limit = %s; };\n", s->resources.ranks,
-           s->resources.threads, tl);
+    sb_add(&b, "resources = { ranks = %d; threads = %d; time_limit = %s; pack_size = %d; };\n",
+           s->resources.ranks, s->resources.threads, tl, s->resources.pack_size);
     if (s->mode == SPEC_LORA) {
         sb_add(&b, "tenants = (\n");
         for (int i = 0; i < s->ntenants; i++) {
@@ -307,7 +315,8 @@ bool spec_equal(const spec_t *a, const spec_t *b)
     if (!fields_equal("train", &a->train, &b->train)) return false;
     if (a->mode == SPEC_LORA && !fields_equal("lora", &a->lora, &b->lora)) return false;
     if (a->resources.ranks != b->resources.ranks || a->resources.threads != b->resources.threads ||
-        a->resources.time_limit != b->resources.time_limit)
+        a->resources.time_limit != b->resources.time_limit ||
+        a->resources.pack_size != b->resources.pack_size)
         return false;
     if (a->ntenants != b->ntenants) return false;
     for (int i = 0; i < a->ntenants; i++) {
@@ -320,7 +329,7 @@ bool spec_equal(const spec_t *a, const spec_t *b)
     }
     const spec_sweep_t *sa = &a->sweep, *sb = &b->sweep;
     if (sa->ndims != sb->ndims || sa->random != sb->random || sa->samples != sb->samples ||
-        sa->seed != sb->seed)
+        sa->seed != sb->seed || sa->es_eta != sb->es_eta || sa->es_min_steps != sb->es_min_steps)
         return false;
     for (int i = 0; i < sa->ndims; i++) {
         const spec_sweep_dim_t *x = &sa->dims[i], *y = &sb->dims[i];

@@ -299,6 +299,17 @@ static int make_unit(const spec_t *s, int ti, const trial_t *t, spec_unit_t *u, 
         snprintf(u->param_value[d], sizeof u->param_value[d], "%s", t->values[d]);
     }
     u->nparams = sw->ndims;
+    if (sw->es_eta) {
+        /* ASHA: the trial's rungs; one must come before its last step */
+        if (train->steps > 0 && sw->es_min_steps >= train->steps)
+            return snprintf(why, whysize,
+                            "sweep.early_stop.min_steps: %lld is not below train.steps (%lld), so "
+                            "no rung fits before the end; lower min_steps or raise steps",
+                            (long long)sw->es_min_steps, (long long)train->steps),
+                   -1;
+        train->rung_steps = sw->es_min_steps;
+        train->rung_eta = sw->es_eta;
+    }
     if (unit_check(train, us->resources.ranks, why, whysize)) return -1;
     if (ti >= 0) {
         /* a single-tenant spec: its groups are the tenant's own settings */

@@ -78,6 +78,15 @@ static void add_summary(json_t *j, int64_t job)
     json_object_set_new(j, "first_val_loss",
                         isnan(s.first_val) ? json_null() : json_real(s.first_val));
     if (s.output[0]) json_object_set_new(j, "output", json_string(s.output));
+    int rung, stopped;
+    int64_t best_step;
+    if (store_job_rungs(server.store, job, &rung, &stopped, &best_step) == 0) {
+        if (best_step >= 0) json_object_set_new(j, "best_val_step", json_integer(best_step));
+        if (rung >= 0) {
+            json_object_set_new(j, "rung", json_integer(rung));
+            json_object_set_new(j, "stopped_at_rung", json_boolean(stopped));
+        }
+    }
     if (s.peft[0]) json_object_set_new(j, "peft", json_string(s.peft));
 }
 

@@ -418,7 +418,8 @@ static int watch_jobs(const int64_t *ids, int n, int json)
             snprintf(p->state, sizeof p->state, "%s", wire_get_str(m->body, "state"));
             p->ended = 1;
             open--;
-            if (strcmp(p->state, "succeeded")) bad++;
+            /* a trial stopped early by its sweep's rule ended as meant */
+            if (strcmp(p->state, "succeeded") && strcmp(p->state, "stopped")) bad++;
         } else if (kind && !strcmp(kind, "state")) {
             const char *s = wire_get_str(d, "state");
             if (s) snprintf(p->state, sizeof p->state, "%s", s);
@@ -791,12 +792,13 @@ int cmd_results(int argc, char **argv)
         }
     }
     if (csv) {
-        printf("rank,id,name,state,first_val_loss,best_val_loss,loss,step,tokens");
+        printf(
+            "rank,id,name,state,first_val_loss,best_val_loss,best_val_step,rung,loss,step,tokens");
         for (int q = 0; q < nk; q++) printf(",%s", keys[q]);
         printf("\n");
     } else {
-        printf("%-4s %-8s %-20s %-10s %-9s %-9s %-9s %-7s %-10s", "#", "ID", "NAME", "STATE",
-               "FIRST_VAL", "BEST_VAL", "LOSS", "STEP", "TOKENS");
+        printf("%-4s %-8s %-20s %-10s %-9s %-9s %-7s %-4s %-9s %-7s %-10s", "#", "ID", "NAME",
+               "STATE", "FIRST_VAL", "BEST_VAL", "BEST_AT", "RUNG", "LOSS", "STEP", "TOKENS");
         for (int q = 0; q < nk; q++) printf(" %-12s", keys[q]);
         printf("\n");
     }
@@ -809,13 +811,24 @@ int cmd_results(int argc, char **argv)
         long long jid = (long long)json_integer_value(json_object_get(j, "id"));
         long long step = (long long)json_integer_value(json_object_get(j, "step"));
         long long tok = (long long)json_integer_value(json_object_get(j, "tokens"));
+        /* where the best validation loss came from, and the highest
+         * early-stopping rung reached ("3*": stopped there) */
+        char at[24] = "-", rung[24] = "-";
+        if (json_is_integer(json_object_get(j, "best_val_step")))
+            snprintf(at, sizeof at, "%lld",
+                     (long long)json_integer_value(json_object_get(j, "best_val_step")));
+        if (json_is_integer(json_object_get(j, "rung")))
+            snprintf(rung, sizeof rung, "%lld%s",
+                     (long long)json_integer_value(json_object_get(j, "rung")),
+                     json_is_true(json_object_get(j, "stopped_at_rung")) ? "*" : "");
         if (csv)
-            printf("%zu,%lld,%s,%s,%s,%s,%s,%lld,%lld", i + 1, jid, wire_get_str(j, "name"),
+            printf("%zu,%lld,%s,%s,%s,%s,%s,%s,%s,%lld,%lld", i + 1, jid, wire_get_str(j, "name"),
                    wire_get_str(j, "state"), *fv == '-' ? "" : fv, *bv == '-' ? "" : bv,
-                   *lv == '-' ? "" : lv, step, tok);
+                   *at == '-' ? "" : at, *rung == '-' ? "" : rung, *lv == '-' ? "" : lv, step, tok);
         else
-            printf("%-4zu %-8lld %-20s %-10s %-9s %-9s %-9s %-7lld %-10lld", i + 1, jid,
-                   wire_get_str(j, "name"), wire_get_str(j, "state"), fv, bv, lv, step, tok);
+            printf("%-4zu %-8lld %-20s %-10s %-9s %-9s %-7s %-4s %-9s %-7lld %-10lld", i + 1, jid,
+                   wire_get_str(j, "name"), wire_get_str(j, "state"), fv, bv, at, rung, lv, step,
+                   tok);
         for (int q = 0; q < nk; q++) {
             const char *v = wire_get_str(json_object_get(j, "params"), keys[q]);
             printf(csv ? ",%s" : " %-12s", v ? v : "");
@@ -1031,9 +1044,21 @@ int cmd_plot(int argc, char **argv)
             bad = 1;
         fclose(tf);
         fclose(ef);
+        /* A third block: where a trial stopped early (its last evaluation). */
+        char stop[96] = "0 NaN\n";
+        const char *st = wire_get_str(j, "state");
+        if (en && st && !strcmp(st, "stopped")) {
+            const char *last = eb + en - 1;
+            while (last > eb && last[-1] != '\n') last--;
+            snprintf(stop, sizeof stop, "%s", last);
+            long long sstep;
+            double sval;
+            if (sscanf(stop, "%lld %lf", &sstep, &sval) == 2)
+                fprintf(csv, "%s,stopped,%lld,%.9g\n", wire_get_str(j, "name"), sstep, sval);
+        }
         if (d)
-            fprintf(d, "%s%s\n\n%s%s\n\n", tn ? tb : "", tn ? "" : "0 NaN\n", en ? eb : "",
-                    en ? "" : "0 NaN\n");
+            fprintf(d, "%s%s\n\n%s%s\n\n%s\n\n", tn ? tb : "", tn ? "" : "0 NaN\n", en ? eb : "",
+                    en ? "" : "0 NaN\n", stop);
         free(tb);
         free(eb);
     }
@@ -1063,9 +1088,14 @@ int cmd_plot(int argc, char **argv)
         json_array_foreach(jobs, i, j)
         {
             fprintf(g, "%s'/dev/fd/4' index %zu using 1:2 with %s title '", i ? ", " : "",
-                    2 * i + (size_t)panel, panel ? "linespoints" : "lines");
+                    3 * i + (size_t)panel, panel ? "linespoints" : "lines");
             gnuplot_quoted(g, wire_get_str(j, "name"));
             fputc('\'', g);
+            if (panel) /* a cross where an early-stopped trial's curve ends */
+                fprintf(g,
+                        ", '/dev/fd/4' index %zu using 1:2 with points pt 2 ps 2 lc rgb "
+                        "'black' notitle",
+                        3 * i + 2);
         }
         fprintf(g, "\n");
     }

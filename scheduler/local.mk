@@ -32,3 +32,4 @@ weftd_LDADD = scheduler/libweftsched.a jobs/libweftjobs.a shards/libweftshards.a
 	common/libweftcommon.a $(WEFT_LIBS)
 
 dist_man_MANS += docs/man/weft.1 docs/man/weftd.1 docs/man/weft-worker.1
+include scheduler/asha.mk

@@ -218,6 +218,7 @@ static int on_metric(live_run_t *r, const json_t *b)
     char *text = metric_text(b);
     int rc = text ? store_metric_add(server.store, job, step, kind, text) : -1;
     free(text);
+    if (rc == 1 && !strcmp(kind, "eval")) rc = early_stop_on_eval(r, job, tenant, step, b);
     return rc < 0 ? -1 : 0;
 }
 
@@ -340,8 +341,44 @@ static int publish(live_run_t *r, int64_t job, const char *name)
     return store_job_event(server.store, job, "output", detail) < 0 ? -2 : 0;
 }
 
+/* One tenant's end as the group reports it: a succeeded or stopped tenant's
+ * adapter is published and its job ends; a job already final is left as it
+ * is (a resumed group repeats what it had announced). -1 on a store error. */
+static int tenant_ended(live_run_t *r, const char *name, const char *status, const char *why)
+{
+    int64_t job = job_of(r, name);
+    if (!job) return 0;
+    if (!strcmp(status, "failed")) return end_tenant(r, name, JOB_FAILED, why ? why : "failed");
+    if (!strcmp(status, "cancelled")) return end_tenant(r, name, JOB_CANCELLED, "cancelled");
+    int stopped = !strcmp(status, "stopped");
+    if (!stopped && strcmp(status, "succeeded")) return 0;
+    store_job_row_t row;
+    if (store_job_get(server.store, job, &row) < 0) return -1;
+    job_state_t st = row.state;
+    store_job_row_free(&row);
+    if (st != JOB_RUNNING) return 0;
+    /* A result that cannot be published is no success: the job fails with
+     * why (it is not retried; the cause is the output). */
+    int rc = publish(r, job, name);
+    if (rc == -2) return -1;
+    if (rc < 0) {
+        char reason[512];
+        snprintf(reason, sizeof reason, "cannot publish the result: %s", weft_last_error());
+        weft_warn("run %" PRId64 ": %s: %s", r->id, name, reason);
+        return end_tenant(r, name, JOB_FAILED, reason);
+    }
+    return end_tenant(r, name, stopped ? JOB_STOPPED : JOB_SUCCEEDED,
+                      stopped ? "stopped early" : "done");
+}
+
 static int on_done(live_run_t *r, const json_t *b)
 {
+    /* A DONE naming a tenant: that tenant has ended; the pack goes on. */
+    const char *one = wire_get_str(b, "tenant");
+    if (one) {
+        const char *status = wire_get_str(b, "status");
+        return status ? tenant_ended(r, one, status, wire_get_str(b, "error")) : 0;
+    }
     json_t *tenants = json_object_get(b, "tenants");
     size_t i;
     json_t *t;
@@ -350,23 +387,7 @@ static int on_done(live_run_t *r, const json_t *b)
         const char *name = wire_get_str(t, "name");
         const char *status = wire_get_str(t, "status");
         if (!name || !status) continue;
-        if (!strcmp(status, "failed")) {
-            const char *why = wire_get_str(t, "error");
-            if (end_tenant(r, name, JOB_FAILED, why ? why : "failed") < 0) return -1;
-        } else if (!strcmp(status, "cancelled")) {
-            if (end_tenant(r, name, JOB_CANCELLED, "cancelled") < 0) return -1;
-        } else if (!strcmp(status, "succeeded") && job_of(r, name)) {
-            /* A result that cannot be published is no success: the job
-             * fails with why (it is not retried; the cause is the output). */
-            int rc = publish(r, job_of(r, name), name);
-            if (rc == -2) return -1;
-            if (rc < 0) {
-                char why[512];
-                snprintf(why, sizeof why, "cannot publish the result: %s", weft_last_error());
-                weft_warn("run %" PRId64 ": %s: %s", r->id, name, why);
-                if (end_tenant(r, name, JOB_FAILED, why) < 0) return -1;
-            }
-        }
+        if (tenant_ended(r, name, status, wire_get_str(t, "error")) < 0) return -1;
     }
     store_run_row_t row;
     if (store_run_get(server.store, r->id, &row) < 0) return -1;
@@ -434,6 +455,7 @@ int monitor_handle(const wire_msg_t *m)
         r->hello = ok;
         json_t *names = cancelled_names(r);
         if (names) send_cancel(r, names);
+        early_stop_hello(r);
         break;
     }
     case WIRE_METRIC:

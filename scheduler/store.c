@@ -100,8 +100,8 @@ struct store {
     sqlite3_stmt *q[Q_NQUERIES];
 };
 
-static const char *job_names[JOB_NSTATES] = {"preparing", "queued", "running",
-                                             "succeeded", "failed", "cancelled"};
+static const char *job_names[JOB_NSTATES] = {"preparing", "queued",    "running", "succeeded",
+                                             "failed",    "cancelled", "stopped"};
 static const char *run_names[RUN_NSTATES] = {"pending", "launched", "running",
                                              "done",    "failed",   "cancelled"};
 
@@ -124,7 +124,7 @@ int job_state_parse(const char *name)
 
 int job_state_final(job_state_t s)
 {
-    return s == JOB_SUCCEEDED || s == JOB_FAILED || s == JOB_CANCELLED;
+    return s == JOB_SUCCEEDED || s == JOB_FAILED || s == JOB_CANCELLED || s == JOB_STOPPED;
 }
 
 static int run_live(run_state_t s)
@@ -141,7 +141,7 @@ static int job_may(job_state_t from, job_state_t to)
     case JOB_QUEUED:
         return to == JOB_FAILED || to == JOB_CANCELLED;
     case JOB_RUNNING:
-        return to == JOB_SUCCEEDED || to == JOB_FAILED || to == JOB_CANCELLED;
+        return to == JOB_SUCCEEDED || to == JOB_FAILED || to == JOB_CANCELLED || to == JOB_STOPPED;
     default:
         return 0; /* I2 */
     }
@@ -723,6 +723,71 @@ int store_metric_add(store_t *self, int64_t job, int64_t step, const char *kind,
     if (sqlite3_step(s) != SQLITE_DONE) return db_error(self, "metric");
     if (sqlite3_changes(self->db) == 0) return 0; /* I3 */
     return add_event(self, job, kind, json) < 0 ? -1 : 1;
+}
+
+int store_rung_losses(store_t *self, int64_t submission, const char *tenant, int64_t step,
+                      double **out, size_t *n)
+{
+    *out = NULL, *n = 0;
+    sqlite3_stmt *s = prep(self, "SELECT json_extract(m.data, '$.val_loss') FROM metrics m"
+                                 " JOIN jobs j ON j.id = m.job WHERE j.submission = ?"
+                                 " AND j.tenant = ? AND m.kind = 'eval' AND m.step = ?");
+    if (!s) return -1;
+    sqlite3_bind_int64(s, 1, submission);
+    sqlite3_bind_text(s, 2, tenant, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, step);
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (sqlite3_column_type(s, 0) == SQLITE_NULL) continue;
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 16;
+            double *grown = realloc(*out, cap * sizeof *grown);
+            if (!grown) {
+                sqlite3_finalize(s);
+                return weft_error("out of memory");
+            }
+            *out = grown;
+        }
+        (*out)[(*n)++] = sqlite3_column_double(s, 0);
+    }
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? 0 : db_error(self, "rung");
+}
+
+int store_job_stop_ordered(store_t *self, int64_t job)
+{
+    sqlite3_stmt *s = prep(self, "SELECT count(*) FROM metrics WHERE job = ? AND kind = 'rung'"
+                                 " AND json_extract(data, '$.decision') = 'stop'");
+    if (!s) return -1;
+    sqlite3_bind_int64(s, 1, job);
+    int rc = sqlite3_step(s);
+    int n = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) : -1;
+    sqlite3_finalize(s);
+    return n < 0 ? db_error(self, "rung") : n > 0;
+}
+
+int store_job_rungs(store_t *self, int64_t job, int *rung, int *stopped, int64_t *best_step)
+{
+    *rung = -1, *stopped = 0, *best_step = -1;
+    sqlite3_stmt *s = prep(self, "SELECT json_extract(data, '$.rung'),"
+                                 " json_extract(data, '$.decision') = 'stop' FROM metrics"
+                                 " WHERE job = ? AND kind = 'rung' ORDER BY step DESC LIMIT 1");
+    if (!s) return -1;
+    sqlite3_bind_int64(s, 1, job);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) *rung = sqlite3_column_int(s, 0), *stopped = sqlite3_column_int(s, 1);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db_error(self, "rung");
+    s = prep(self, "SELECT step FROM metrics WHERE job = ? AND kind = 'eval' AND"
+                   " json_extract(data, '$.val_loss') IS NOT NULL"
+                   " ORDER BY json_extract(data, '$.val_loss'), step LIMIT 1");
+    if (!s) return -1;
+    sqlite3_bind_int64(s, 1, job);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) *best_step = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : db_error(self, "rung");
 }
 
 int64_t store_metric_count(store_t *self, int64_t job)

@@ -17,6 +17,7 @@ typedef enum {
     JOB_SUCCEEDED,
     JOB_FAILED,
     JOB_CANCELLED,
+    JOB_STOPPED, /* stopped early (ASHA); its adapter kept and published */
     JOB_NSTATES
 } job_state_t;
 
@@ -121,6 +122,16 @@ int store_runs_in_state(store_t *self, run_state_t s, int64_t **ids, size_t *n);
  * is already there: 1 stored, 0 duplicate, -1 error. Stored rows become
  * events for watchers. kind: "train" or "eval". */
 int store_metric_add(store_t *self, int64_t job, int64_t step, const char *kind, const char *json);
+/* Validation losses at step `step` of every job of a submission and tenant
+ * (the trials of one sweep that reached that rung), malloc'ed into *out. */
+int store_rung_losses(store_t *self, int64_t submission, const char *tenant, int64_t step,
+                      double **out, size_t *n);
+/* 1 when a rung decision stopped the job (a "rung" metric with decision
+ * "stop"), 0 when none did, -1 on error. */
+int store_job_stop_ordered(store_t *self, int64_t job);
+/* The highest early-stopping rung a job reached (-1: none) and whether it
+ * was stopped there; the step of its lowest validation loss (-1: none). */
+int store_job_rungs(store_t *self, int64_t job, int *rung, int *stopped, int64_t *best_step);
 int64_t store_metric_count(store_t *self, int64_t job);
 
 /* What a job's metrics say so far: the lowest val_loss of its eval rows and

@@ -137,6 +137,13 @@ void monitor_free_all(void);
 /* After a rolled-back round: reload what memory holds ahead of the store. */
 void monitor_reload(void);
 
+/* early_stop.c: ASHA. A trial's new evaluation at one of its rungs is
+ * judged and the decision stored; a stop goes to its group as STOP. */
+int early_stop_on_eval(const live_run_t *r, int64_t job, const char *name, int64_t step,
+                       const json_t *body);
+/* A new attempt said HELLO: STOP again the tenants stopped early. */
+void early_stop_hello(const live_run_t *r);
+
 /* prepare.c: sharding of raw data for PREPARING jobs. */
 int prepare_cron(void);
 /* A unit's data against its run (plan_check_unit_data, without reading

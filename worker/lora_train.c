@@ -232,7 +232,17 @@ int lora_trainer_forward_backward(lora_trainer_t *self, const lora_batch_t *batc
 {
     int B;
     lora_pack_set_training(self->pack, 1);
-    memset(lora_pack_grads(self->pack), 0, lora_pack_size(self->pack) * sizeof(float));
+    /* Zeroes the span of the tenants in this batch only: a pack that holds
+     * waiting tenants pays for those training. */
+    size_t lo = lora_pack_size(self->pack), hi = 0;
+    for (int k = 0; k < self->K; k++) {
+        if (self->failed_at[k] >= 0 || batches[k].B <= 0) continue;
+        size_t off = lora_pack_tenant_offset(self->pack, k);
+        size_t end = off + lora_pack_tenant_size(self->pack, k);
+        if (off < lo) lo = off;
+        if (end > hi) hi = end;
+    }
+    if (hi > lo) memset(lora_pack_grads(self->pack) + lo, 0, (hi - lo) * sizeof(float));
     if (packed_forward(self, batches, loss, &B) < 0) return -1;
     if (B == 0) return 0;
     segments(self, 1);

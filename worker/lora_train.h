@@ -56,7 +56,8 @@ void lora_trainer_destroy(lora_trainer_t **self_p);
 
 /* Forward and backward of one packed batch: the sequences of every tenant
  * that has not failed, in tenant order, one contiguous segment each. The
- * pack's gradients are zeroed first; tenant k's loss is the mean over its
+ * gradients of the tenants in the batch (the span from the first one's
+ * slice to the last one's) are zeroed first, the others' left alone; tenant k's loss is the mean over its
  * own valid targets (loss[k] = NaN for a failed tenant, 0 with no targets)
  * and its gradient is that loss's. */
 int lora_trainer_forward_backward(lora_trainer_t *self, const lora_batch_t *batches, float *loss);

@@ -30,6 +30,7 @@ struct reporter {
     int running, quit;
     int64_t step;
     json_t *cancel; /* tenant names ordered cancelled, not yet taken */
+    json_t *stop;   /* tenant names ordered stopped early, not yet taken */
     int preempt;
 };
 
@@ -47,6 +48,11 @@ static void take_order(reporter_t *self, wire_msg_t *m)
         size_t i;
         json_t *v;
         json_array_foreach(names, i, v) if (json_is_string(v)) json_array_append(self->cancel, v);
+    } else if (m->cmd == WIRE_STOP) {
+        json_t *names = json_object_get(m->body, "tenants");
+        size_t i;
+        json_t *v;
+        json_array_foreach(names, i, v) if (json_is_string(v)) json_array_append(self->stop, v);
     } else if (m->cmd == WIRE_PREEMPT) {
         self->preempt = 1;
     }
@@ -87,6 +93,7 @@ reporter_t *reporter_new(const char *outdir, const char *run, int attempt, const
     if (!self) return NULL;
     pthread_mutex_init(&self->lock, NULL);
     self->cancel = json_array();
+    self->stop = json_array();
     char path[PATH_MAX];
     if (weft_path_join(path, sizeof path, outdir, "metrics.jsonl") < 0) goto fail;
     self->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -146,6 +153,7 @@ void reporter_destroy(reporter_t **self_p)
     if (self->zctx) zmq_ctx_term(self->zctx);
     if (self->fd > 0) close(self->fd);
     json_decref(self->cancel);
+    json_decref(self->stop);
     pthread_mutex_destroy(&self->lock);
     free(self);
     *self_p = NULL;
@@ -217,6 +225,18 @@ json_t *reporter_orders(reporter_t *self, int *preempt)
         self->cancel = json_array();
     }
     *preempt = self->preempt;
+    pthread_mutex_unlock(&self->lock);
+    return out;
+}
+
+json_t *reporter_stops(reporter_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    json_t *out = NULL;
+    if (json_array_size(self->stop)) {
+        out = self->stop;
+        self->stop = json_array();
+    }
     pthread_mutex_unlock(&self->lock);
     return out;
 }

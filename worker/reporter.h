@@ -35,6 +35,9 @@ void reporter_set_step(reporter_t *self, int64_t step);
 /* Orders received since the last call: a JSON array of tenant names to
  * cancel (NULL if none; caller decrefs) and whether to checkpoint and stop. */
 json_t *reporter_orders(reporter_t *self, int *preempt);
+/* Tenant names the coordinator stopped early (STOP) since the last call
+ * (NULL if none; caller decrefs). */
+json_t *reporter_stops(reporter_t *self);
 /* At the end: waits up to `seconds` for the coordinator to acknowledge
  * everything posted. 0 when all was acknowledged (or there is no
  * coordinator), 1 when some is left in the spool for the next attempt. */

@@ -46,8 +46,20 @@ enum { EXIT_DONE = 0, EXIT_FAIL = 1, EXIT_DATA = 65, EXIT_REQUEUE = 75, EXIT_SPE
 
 /* A task is what has its own data and optimizer: a tenant (lora) or the
  * whole model (full). */
-typedef enum { TASK_TRAINING, TASK_DONE, TASK_FAILED, TASK_CANCELLED } task_state_t;
-static const char *task_state_names[] = {"training", "succeeded", "failed", "cancelled"};
+/* In a pack of more tenants than resources.pack_size, a tenant waits until
+ * a slot frees (another one succeeded, failed, was cancelled or stopped
+ * early) and is admitted at that step boundary, in spec order. The numbers
+ * are written in checkpoints. */
+typedef enum {
+    TASK_TRAINING,
+    TASK_DONE,
+    TASK_FAILED,
+    TASK_CANCELLED,
+    TASK_STOPPED, /* stopped early by the coordinator (ASHA); its adapter kept */
+    TASK_WAITING  /* not yet admitted into the pack */
+} task_state_t;
+static const char *task_state_names[] = {"training",  "succeeded", "failed",
+                                         "cancelled", "stopped",   "waiting"};
 
 typedef struct {
     const char *name;
@@ -77,6 +89,7 @@ typedef struct {
     gpt2_t *model;
     int ntasks;
     task_t *tasks;
+    int pack_size; /* tenants training at once (lora) */
     /* lora */
     lora_pack_t *pack;
     lora_trainer_t *trainer;
@@ -292,6 +305,7 @@ static int open_data(task_t *t, const char *path, int64_t seed)
  * all of them, on every rank, so rank 0 can say why (eval_windows is small). */
 static int check_val(const task_t *t)
 {
+    if (!t->data) return 0; /* dropped for its data already */
     int64_t avail = shardset_val_windows(t->data, W.T);
     int64_t n = t->train->eval_windows < avail ? t->train->eval_windows : avail;
     for (int64_t i = 0; i < n; i++)
@@ -357,9 +371,26 @@ static int setup_tasks(void)
             break;
         }
         t->steps = t->data ? task_steps(t->train, t->data) : 1;
-        W.Bsum += t->B;
+        if (s->mode == SPEC_LORA && t->state == TASK_TRAINING) t->state = TASK_WAITING;
     }
     if ((code = agree(code)) != EXIT_DONE) return fail_with(code);
+    /* Rows for the pack_size largest batches: any members fit. */
+    W.pack_size =
+        s->mode == SPEC_LORA && s->resources.pack_size > 0 && s->resources.pack_size < W.ntasks
+            ? s->resources.pack_size
+            : W.ntasks;
+    int *Bs = malloc((size_t)W.ntasks * sizeof *Bs);
+    if (!Bs) return fail_with(EXIT_FAIL);
+    for (int k = 0; k < W.ntasks; k++) Bs[k] = W.tasks[k].B;
+    for (int i = 0; i < W.pack_size; i++) {
+        int best = i;
+        for (int j = i + 1; j < W.ntasks; j++)
+            if (Bs[j] > Bs[best]) best = j;
+        int b = Bs[i];
+        Bs[i] = Bs[best], Bs[best] = b;
+        W.Bsum += Bs[i];
+    }
+    free(Bs);
     size_t rows = (size_t)W.Bsum * (size_t)W.T;
     W.inputs = malloc(rows * sizeof *W.inputs);
     W.targets = malloc(rows * sizeof *W.targets);
@@ -694,6 +725,9 @@ static int resume(int allowed, int64_t *metrics_bytes_out)
                 h5_attr_read_f64(grp, "val_loss", &d[1]) < 0 ||
                 h5_attr_read_str(grp, "error", t->error, sizeof t->error) < 0)
                 code = EXIT_FAIL;
+            if (code == EXIT_DONE && (st < TASK_TRAINING || st > TASK_WAITING))
+                code = EXIT_FAIL,
+                weft_error("%s: tenant %s has no state %lld", dir, t->name, (long long)st);
             v[0] = st;
             if (grp >= 0) H5Gclose(grp);
             if (code == EXIT_DONE && W.pack) {
@@ -720,7 +754,7 @@ static int resume(int allowed, int64_t *metrics_bytes_out)
             lora_trainer_set_tenant_step(W.trainer, k, (long)v[1]);
             lora_pack_set_rng(W.pack, k, (uint64_t)v[5]);
         }
-        t->saved = t->state != TASK_TRAINING;
+        t->saved = t->state != TASK_TRAINING && t->state != TASK_WAITING;
     }
     if (f >= 0) H5Fclose(f);
     if (code != EXIT_DONE) return -fail_with(code);
@@ -769,6 +803,36 @@ static int task_active(const task_t *t)
     return t->state == TASK_TRAINING;
 }
 
+/* The span of the pack's flat buffers from the first training tenant's
+ * slice to the end of the last one's (lo = hi when none trains). */
+static void active_span(size_t *lo, size_t *hi)
+{
+    *lo = lora_pack_size(W.pack), *hi = 0;
+    for (int k = 0; k < W.ntasks; k++) {
+        if (!task_active(&W.tasks[k])) continue;
+        size_t off = lora_pack_tenant_offset(W.pack, k);
+        size_t end = off + lora_pack_tenant_size(W.pack, k);
+        if (off < *lo) *lo = off;
+        if (end > *hi) *hi = end;
+    }
+    if (*hi < *lo) *lo = *hi;
+}
+
+/* Early-stopping rung index of a task at its step s (rungs at rung_steps *
+ * rung_eta^k, up to its last step), or -1 when s is no rung. */
+static int task_rung(const task_t *t, int64_t s)
+{
+    const spec_train_t *tr = t->train;
+    if (tr->rung_steps <= 0 || tr->rung_eta < 2 || s > t->steps) return -1;
+    int64_t r = tr->rung_steps;
+    for (int k = 0; r <= s; k++) {
+        if (r == s) return k;
+        if (r > INT64_MAX / tr->rung_eta) break;
+        r *= tr->rung_eta;
+    }
+    return -1;
+}
+
 /* Every rank's verdict on its share of a step, taken before the gradient
  * all-reduce so that all ranks leave the step together: the rank that failed
  * says why (only it knows), and every rank returns -1. */
@@ -809,10 +873,14 @@ static int compute_step(float *losses, double *grad_norm)
     }
     lora_batch_t *batches = calloc((size_t)W.ntasks, sizeof *batches);
     float *l = calloc((size_t)W.ntasks, sizeof *l);
-    size_t n = lora_pack_size(W.pack);
-    float *g = lora_pack_grads(W.pack);
+    /* Only the span of the tenants training is summed and reduced: waiting
+     * and ended tenants' slices are left alone. */
+    size_t lo, hi;
+    active_span(&lo, &hi);
+    size_t n = hi - lo;
+    float *g = lora_pack_grads(W.pack) + lo, *acc = W.accum ? W.accum + lo : NULL;
     int rc = batches && l ? 0 : weft_error("out of memory");
-    if (W.accum) memset(W.accum, 0, n * sizeof *W.accum);
+    if (acc) memset(acc, 0, n * sizeof *acc);
     for (int a = 0; rc == 0 && a < accum; a++) {
         size_t row = 0;
         for (int k = 0; rc == 0 && k < W.ntasks; k++) {
@@ -824,13 +892,13 @@ static int compute_step(float *losses, double *grad_norm)
         }
         if (rc == 0) rc = lora_trainer_forward_backward(W.trainer, batches, l);
         for (int k = 0; k < W.ntasks; k++) losses[k] += batches[k].B ? l[k] / (float)accum : 0;
-        if (rc == 0 && W.accum)
-            for (size_t i = 0; i < n; i++) W.accum[i] += g[i] / (float)accum;
+        if (rc == 0 && acc)
+            for (size_t i = 0; i < n; i++) acc[i] += g[i] / (float)accum;
     }
     free(batches);
     free(l);
     if (step_failed(rc) < 0) return -1;
-    if (W.accum) memcpy(g, W.accum, n * sizeof *g);
+    if (acc) memcpy(g, acc, n * sizeof *g);
     double t_ar = now();
     allreduce_floats(g, n);
     W.allreduce_s += now() - t_ar;
@@ -919,6 +987,8 @@ static int evaluate(const unsigned char *mask)
                 "tenant", t->name, "kind", "eval", "step",
                 (json_int_t)(W.pack ? lora_trainer_tenant_step(W.trainer, k) : W.step), "val_loss",
                 t->val_loss, "windows", (json_int_t)nwin[k], "elapsed", now() - W.t0);
+            int rung = task_rung(t, W.pack ? lora_trainer_tenant_step(W.trainer, k) : W.step);
+            if (rung >= 0) json_object_set_new(m, "rung", json_integer(rung));
             reporter_metric(W.rep, m);
         }
     }
@@ -959,31 +1029,34 @@ static int save_output(int k)
     return adapter_save(path, W.pack, k, &info);
 }
 
+/* A task's line in result.json and DONE. */
+static json_t *task_json(int k)
+{
+    task_t *t = &W.tasks[k];
+    char out[PATH_MAX] = "";
+    if (t->state == TASK_DONE || t->state == TASK_STOPPED) {
+        if (W.pack) {
+            char dir[PATH_MAX];
+            if (tenant_dir(t, dir, sizeof dir) == 0)
+                weft_path_join(out, sizeof out, dir, "adapter.h5");
+        } else {
+            weft_path_join(out, sizeof out, W.spec->output, "model.h5");
+        }
+    }
+    json_t *o =
+        json_pack("{s:s, s:s, s:I, s:I}", "name", t->name, "status", task_state_names[t->state],
+                  "steps", (json_int_t)t->at_step, "tokens", (json_int_t)t->tokens);
+    json_object_set_new(o, "loss", isnan(t->loss) ? json_null() : json_real(t->loss));
+    json_object_set_new(o, "val_loss", isnan(t->val_loss) ? json_null() : json_real(t->val_loss));
+    if (out[0]) json_object_set_new(o, "output", json_string(out));
+    if (t->error[0]) json_object_set_new(o, "error", json_string(t->error));
+    return o;
+}
+
 static int write_result(const char *status, double wall)
 {
     json_t *tenants = json_array();
-    for (int k = 0; k < W.ntasks; k++) {
-        task_t *t = &W.tasks[k];
-        char out[PATH_MAX] = "";
-        if (t->state == TASK_DONE) {
-            if (W.pack) {
-                char dir[PATH_MAX];
-                if (tenant_dir(t, dir, sizeof dir) == 0)
-                    weft_path_join(out, sizeof out, dir, "adapter.h5");
-            } else {
-                weft_path_join(out, sizeof out, W.spec->output, "model.h5");
-            }
-        }
-        json_t *o =
-            json_pack("{s:s, s:s, s:I, s:I}", "name", t->name, "status", task_state_names[t->state],
-                      "steps", (json_int_t)t->at_step, "tokens", (json_int_t)t->tokens);
-        json_object_set_new(o, "loss", isnan(t->loss) ? json_null() : json_real(t->loss));
-        json_object_set_new(o, "val_loss",
-                            isnan(t->val_loss) ? json_null() : json_real(t->val_loss));
-        if (out[0]) json_object_set_new(o, "output", json_string(out));
-        if (t->error[0]) json_object_set_new(o, "error", json_string(t->error));
-        json_array_append_new(tenants, o);
-    }
+    for (int k = 0; k < W.ntasks; k++) json_array_append_new(tenants, task_json(k));
     json_t *r = json_pack("{s:s, s:i, s:s, s:s, s:i, s:f, s:o}", "run", W.run, "attempt", W.attempt,
                           "mode", spec_mode_name(W.spec->mode), "status", status, "ranks", W.world,
                           "wall_time", wall, "tenants", tenants);
@@ -1008,23 +1081,62 @@ static int write_result(const char *status, double wall)
 
 /* ---- the loop ---- */
 
-/* A task has ended at this step: mark it, evaluate it, write its output. */
+/* A task has ended at this step: mark it; a finished one is evaluated, and
+ * its output (a stopped one's too) written and announced at once (a DONE
+ * that names the tenant), so that the coordinator ends its job while the
+ * pack goes on. */
 static int end_task(int k, task_state_t how, const char *why)
 {
     task_t *t = &W.tasks[k];
     t->state = how;
     t->at_step = W.pack ? lora_trainer_tenant_step(W.trainer, k) : W.step;
     if (why) snprintf(t->error, sizeof t->error, "%s", why);
-    if (how != TASK_DONE) return 0;
-    unsigned char *mask = calloc((size_t)W.ntasks, 1);
-    mask[k] = 1;
-    int rc = evaluate(mask);
-    free(mask);
-    if (rc < 0) return -1;
+    if (how != TASK_DONE && how != TASK_STOPPED) return 0;
+    if (how == TASK_DONE) {
+        unsigned char *mask = calloc((size_t)W.ntasks, 1);
+        mask[k] = 1;
+        int rc = evaluate(mask);
+        free(mask);
+        if (rc < 0) return -1;
+    }
     int code = EXIT_DONE;
     if (W.rank == 0 && save_output(k) < 0) code = EXIT_FAIL;
     t->saved = 1;
-    return agree(code) == EXIT_DONE ? 0 : -1;
+    if (agree(code) != EXIT_DONE) return -1;
+    if (W.rank == 0 && W.pack) {
+        json_t *o = task_json(k);
+        json_object_set_new(o, "tenant", json_string(t->name));
+        json_object_del(o, "name");
+        reporter_post(W.rep, WIRE_DONE, o);
+        json_decref(o);
+    }
+    return 0;
+}
+
+/* Free slots of the pack go to waiting tenants, in spec order, at this step
+ * boundary: each starts at its own step 0 with its initial adapter, data
+ * cursor and schedule, as it would alone; with evaluation on, its untrained
+ * point is measured first. Every rank decides alike (states are the same
+ * everywhere). */
+static int admit(unsigned char *mask)
+{
+    if (!W.pack) return 0;
+    int active = 0, any = 0;
+    for (int k = 0; k < W.ntasks; k++) active += task_active(&W.tasks[k]);
+    memset(mask, 0, (size_t)W.ntasks);
+    for (int k = 0; k < W.ntasks && active < W.pack_size; k++) {
+        task_t *t = &W.tasks[k];
+        if (t->state != TASK_WAITING) continue;
+        t->state = TASK_TRAINING;
+        mask[k] = 1;
+        active++, any = 1;
+        if (W.rank == 0 && W.step > 0)
+            printf("step %5lld: tenant %s takes a free slot of the pack\n", (long long)W.step,
+                   t->name),
+                fflush(stdout);
+    }
+    if (any && W.spec->train.eval_every > 0) return evaluate(mask);
+    return 0;
 }
 
 static int any_active(void)
@@ -1038,8 +1150,10 @@ static int train(void)
 {
     int K = W.ntasks;
     float *losses = calloc((size_t)K, sizeof *losses);
-    /* Control word, summed over ranks: losses, stop, cancelled tenants. */
-    double *ctl = calloc((size_t)K * 2 + 1, sizeof *ctl);
+    /* Control word, summed over ranks: losses, stop, cancelled tenants,
+     * tenants stopped early. */
+    size_t nctl = (size_t)K * 3 + 1;
+    double *ctl = calloc(nctl, sizeof *ctl);
     unsigned char *mask = calloc((size_t)K, 1);
     if (!losses || !ctl || !mask) return weft_error("out of memory"), EXIT_FAIL;
     int code = EXIT_DONE;
@@ -1047,10 +1161,11 @@ static int train(void)
     int64_t print_every = W.tasks[0].steps / 20 > 0 ? W.tasks[0].steps / 20 : 1;
     /* A fresh start measures the untrained point first: for LoRA that is the
      * backbone alone (B = 0), the baseline each adapter is judged against. */
-    if (W.step == 0 && W.spec->train.eval_every > 0) {
+    if (!W.pack && W.step == 0 && W.spec->train.eval_every > 0) {
         for (int k = 0; k < K; k++) mask[k] = task_active(&W.tasks[k]);
         if (evaluate(mask) < 0) code = EXIT_DATA;
     }
+    if (code == EXIT_DONE && admit(mask) < 0) code = EXIT_DATA;
     while (any_active() && code == EXIT_DONE) {
         guard_fault_point(W.rank, W.step);
         guard_progress(W.step);
@@ -1060,7 +1175,7 @@ static int train(void)
             code = EXIT_DATA;
             break;
         }
-        memset(ctl, 0, ((size_t)K * 2 + 1) * sizeof *ctl);
+        memset(ctl, 0, nctl * sizeof *ctl);
         for (int k = 0; k < K; k++) ctl[k] = losses[k];
         ctl[K] = guard_stop_requested() ? 1 : 0;
         if (W.rank == 0) {
@@ -1074,9 +1189,15 @@ static int train(void)
                                        k++) if (!strcmp(json_string_value(v), W.tasks[k].name))
                 ctl[K + 1 + k] = 1;
             json_decref(names);
+            names = reporter_stops(W.rep);
+            json_array_foreach(names, i,
+                               v) for (int k = 0; k < K;
+                                       k++) if (!strcmp(json_string_value(v), W.tasks[k].name))
+                ctl[2 * K + 1 + k] = 1;
+            json_decref(names);
         }
         double t_ar = now();
-        MPI_Allreduce(MPI_IN_PLACE, ctl, K * 2 + 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+        MPI_Allreduce(MPI_IN_PLACE, ctl, (int)nctl, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
         W.allreduce_s += now() - t_ar;
         /* The optimizer step, the same on every rank. */
         if (W.pack) {
@@ -1141,17 +1262,34 @@ static int train(void)
                 end_task(k, TASK_CANCELLED, "cancelled");
                 continue;
             }
-            if (tstep >= t->steps && end_task(k, TASK_DONE, NULL) < 0)
-                code = fail_with(EXIT_FAIL); /* its output could not be saved: say why */
+            if (tstep >= t->steps) {
+                if (end_task(k, TASK_DONE, NULL) < 0)
+                    code = fail_with(EXIT_FAIL); /* its output could not be saved: say why */
+                continue;
+            }
+            if (ctl[2 * K + 1 + k] > 0) {
+                if (W.rank == 0)
+                    printf("step %5ld/%-5lld %-16s stopped early by the coordinator\n", tstep,
+                           (long long)t->steps, t->name),
+                        fflush(stdout);
+                if (end_task(k, TASK_STOPPED, "stopped early") < 0) code = fail_with(EXIT_FAIL);
+            }
         }
         if (W.rank == 0) reporter_set_step(W.rep, W.step);
         if (code != EXIT_DONE) break;
-        /* Periodic evaluation of the tasks still training. */
-        int ev = W.spec->train.eval_every;
-        if (ev > 0 && W.step % ev == 0 && any_active()) {
-            for (int k = 0; k < K; k++) mask[k] = task_active(&W.tasks[k]);
-            if (evaluate(mask) < 0) code = EXIT_DATA;
+        /* Periodic evaluation of the tasks still training, each at its own
+         * step (every eval_every, and at each early-stopping rung). */
+        int ev = W.spec->train.eval_every, due = 0;
+        for (int k = 0; k < K; k++) {
+            task_t *t = &W.tasks[k];
+            long ts = W.pack ? lora_trainer_tenant_step(W.trainer, k) : (long)W.step;
+            mask[k] =
+                task_active(t) && ts > 0 && ((ev > 0 && ts % ev == 0) || task_rung(t, ts) >= 0);
+            due |= mask[k];
         }
+        if (due && evaluate(mask) < 0) code = EXIT_DATA;
+        /* Slots freed at this step go to waiting tenants. */
+        if (code == EXIT_DONE && admit(mask) < 0) code = EXIT_DATA;
         int ce = W.spec->train.checkpoint_every;
         int stop = ctl[K] > 0;
         if (code == EXIT_DONE && ((ce > 0 && W.step % ce == 0) || stop || !any_active())) {

@@ -30,3 +30,10 @@ EXTRA_DIST += tests/scheduler/test_reconnect.sh
 # What a client sees of the protocol: req echoes, WATCH batches.
 TESTS += tests/scheduler/test_protocol.py
 EXTRA_DIST += tests/scheduler/test_protocol.py
+
+check_PROGRAMS += tests/scheduler/test_asha_rule
+tests_scheduler_test_asha_rule_SOURCES = tests/scheduler/test_asha_rule.c
+tests_scheduler_test_asha_rule_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/scheduler
+tests_scheduler_test_asha_rule_LDADD = scheduler/libweftsched.a common/libweftcommon.a $(TEST_LIBS) $(WEFT_LIBS)
+TESTS += tests/scheduler/test_asha_rule tests/scheduler/test_asha.sh
+EXTRA_DIST += tests/scheduler/test_asha.sh

@@ -44,6 +44,10 @@ int early_stop_on_eval(const live_run_t *r, int64_t job, const char *name, int64
     int rung = t && t->rung_steps > 0 ? asha_rung(step, t->rung_steps, t->rung_eta,
                                                   t->steps > 0 ? t->steps : INT64_MAX)
                                       : -1;
+    /* A trial already ordered to stop is past deciding: its STOP may reach
+     * the group a few steps late (a busy machine), and an evaluation there
+     * must not be judged again at a later rung. */
+    if (rung >= 0 && store_job_stop_ordered(server.store, job) == 1) rung = -1;
     if (rung >= 0 && (t->steps <= 0 || step < t->steps)) {
         double *losses;
         size_t n;

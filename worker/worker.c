@@ -295,6 +295,7 @@ static int open_data(task_t *t, const char *path, int64_t seed)
  * all of them, on every rank, so rank 0 can say why (eval_windows is small). */
 static int check_val(const task_t *t)
 {
+    if (!t->data) return 0; /* dropped for its data already */
     int64_t avail = shardset_val_windows(t->data, W.T);
     int64_t n = t->train->eval_windows < avail ? t->train->eval_windows : avail;
     for (int64_t i = 0; i < n; i++)

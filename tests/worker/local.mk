@@ -10,3 +10,6 @@ EXTRA_DIST += tests/worker/test_worker.sh tests/lib.sh
 
 TESTS += tests/worker/test_llama_worker.sh
 EXTRA_DIST += tests/worker/test_llama_worker.sh
+
+TESTS += tests/worker/test_versions.sh
+EXTRA_DIST += tests/worker/test_versions.sh

@@ -76,6 +76,8 @@ static void add_summary(json_t *j, int64_t job)
     /* A LoRA job's version: its number, the new and the current version's
      * validation loss on this run's data, and whether it was promoted. */
     json_t *d = s.published[0] ? json_loads(s.published, 0, NULL) : NULL;
+    if (json_object_get(d, "best_step"))
+        json_object_set(j, "best_step", json_object_get(d, "best_step"));
     if (json_object_get(d, "version")) {
         json_t *v = json_object();
         const char *keys[] = {"version", "promoted", "val_loss", "baseline_val_loss",
@@ -156,6 +158,9 @@ static int tenant_may_submit(const wire_msg_t *m, const spec_t *spec, const char
         } else if (!bad && t->init_adapter[0] && !path_inside(t->init_adapter, root)) {
             bad = "init_adapter";
             what = t->init_adapter;
+        } else if (!bad && t->baseline[0] && !path_inside(t->baseline, root)) {
+            bad = "baseline";
+            what = t->baseline;
         }
     }
     if (!bad && !path_inside(spec->output, root)) {

@@ -710,6 +710,8 @@ int cmd_results(int argc, char **argv)
         printf("%lld %s: %s", (long long)json_integer_value(json_object_get(j, "id")),
                wire_get_str(j, "name"), out);
         if (peft) printf("  PEFT: %s", peft);
+        if (!json_object_get(j, "published") && json_object_get(j, "best_step"))
+            printf("  (step %lld)", (long long)json_integer_value(json_object_get(j, "best_step")));
         printf("\n");
         json_t *pv = json_object_get(j, "published");
         if (pv) {

@@ -332,7 +332,7 @@ static int publish_version(live_run_t *r, int64_t job, const char *name, const s
  * v<N>/ (lora, publish_version), or <output>/model.h5 (full). 0 when it is
  * there; -1 with weft_error set when it cannot be (the job has then no
  * result). */
-static int publish(live_run_t *r, int64_t job, const char *name)
+static int publish(live_run_t *r, int64_t job, const char *name, const json_t *done)
 {
     store_job_row_t row;
     if (store_job_get(server.store, job, &row) < 0) return -1;
@@ -362,6 +362,8 @@ static int publish(live_run_t *r, int64_t job, const char *name)
         peft[0] = 0;
     }
     json_t *d = json_pack("{s:s}", "output", dst);
+    if (json_is_integer(json_object_get(done, "best_step")))
+        json_object_set(d, "best_step", json_object_get(done, "best_step"));
     if (peft[0]) json_object_set_new(d, "peft", json_string(peft));
     char *text = json_dumps(d, JSON_COMPACT);
     json_decref(d);
@@ -388,7 +390,7 @@ static int on_done(live_run_t *r, const json_t *b)
         } else if (!strcmp(status, "succeeded") && job_of(r, name)) {
             /* A result that cannot be published is no success: the job
              * fails with why (it is not retried; the cause is the output). */
-            int rc = publish(r, job_of(r, name), name);
+            int rc = publish(r, job_of(r, name), name, t);
             if (rc == -2) return -1;
             if (rc < 0) {
                 char why[512];

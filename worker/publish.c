@@ -65,7 +65,9 @@ static int tenant_metrics(const char *metrics, const char *tenant, const char *o
     }
     free(line);
     if (in) fclose(in);
-    if (fclose(o) != 0) return weft_error("cannot write %s", out);
+    int bad = ferror(o);
+    if (fclose(o) != 0 || bad)
+        return weft_error("cannot write %s: %s", out, strerror(errno ? errno : EIO));
     return 0;
 }
 
@@ -98,9 +100,10 @@ int publish_stage(const char *dir, const char *model, const char *metrics,
                                       info->baseline_error));
     else
         json_object_set_new(v, "baseline", json_null());
+    errno = 0;
     int rc = json_dump_file(v, vpath, JSON_INDENT(2) | JSON_SORT_KEYS);
     json_decref(v);
-    return rc < 0 ? weft_error("cannot write %s", vpath) : 0;
+    return rc < 0 ? weft_error("cannot write %s: %s", vpath, strerror(errno ? errno : EIO)) : 0;
 }
 
 int publish_install(const char *dir, const publish_info_t *info, int keep_versions, int *version)

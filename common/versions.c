@@ -209,7 +209,8 @@ int versions_promote(int dfd, int n)
 {
     char target[32];
     snprintf(target, sizeof target, "v%d", n);
-    if (put_link(dfd, "current", target) < 0 || put_link(dfd, "adapter.h5", "current/adapter.h5") < 0 ||
+    if (put_link(dfd, "current", target) < 0 ||
+        put_link(dfd, "adapter.h5", "current/adapter.h5") < 0 ||
         put_link(dfd, "peft", "current/peft") < 0)
         return -1;
     if (fsync(dfd) < 0) return weft_error("cannot sync the versions' folder");
@@ -262,7 +263,8 @@ static int copy_file(const char *src, int dfd, const char *name)
 {
     if (linkat(AT_FDCWD, src, dfd, name, 0) == 0) return 0;
     int in = open(src, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    int out = in < 0 ? -1 : openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    int out =
+        in < 0 ? -1 : openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     char buf[1 << 16];
     ssize_t k = 0;
     while (out >= 0 && (k = read(in, buf, sizeof buf)) > 0)
@@ -284,7 +286,8 @@ static int copy_file(const char *src, int dfd, const char *name)
 int versions_copy_in(int dfd, const char *name, const char *src)
 {
     if (versions_remove(dfd, name) < 0) return -1;
-    if (mkdirat(dfd, name, 0755) < 0) return weft_error("cannot make %s: %s", name, strerror(errno));
+    if (mkdirat(dfd, name, 0755) < 0)
+        return weft_error("cannot make %s: %s", name, strerror(errno));
     int fd = openat(dfd, name, DIR_FLAGS);
     DIR *d = opendir(src);
     int rc = fd >= 0 && d ? 0 : weft_error("cannot open %s or %s: %s", src, name, strerror(errno));

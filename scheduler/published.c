@@ -76,14 +76,13 @@ int published_install(const char *tenants_dir, const char *staged, const char *d
     char sp[PATH_MAX];
     int has_peft = weft_path_join(sp, sizeof sp, staged, "peft") == 0 && access(sp, F_OK) == 0;
     json_t *base = json_object_get(v, "baseline");
-    *detail = json_pack("{s:s, s:i, s:b, s:O, s:O, s:i, s:O}", "output", out, "version", n,
-                        "promoted", promoted, "val_loss",
-                        json_object_get(v, "val_loss") ? json_object_get(v, "val_loss") : json_null(),
-                        "baseline_val_loss",
-                        json_object_get(base, "val_loss") ? json_object_get(base, "val_loss")
-                                                          : json_null(),
-                        "current", cur, "best_step",
-                        json_object_get(v, "step") ? json_object_get(v, "step") : json_null());
+    *detail = json_pack(
+        "{s:s, s:i, s:b, s:O, s:O, s:i, s:O}", "output", out, "version", n, "promoted", promoted,
+        "val_loss", json_object_get(v, "val_loss") ? json_object_get(v, "val_loss") : json_null(),
+        "baseline_val_loss",
+        json_object_get(base, "val_loss") ? json_object_get(base, "val_loss") : json_null(),
+        "current", cur, "best_step",
+        json_object_get(v, "step") ? json_object_get(v, "step") : json_null());
     if (*detail && has_peft) json_object_set_new(*detail, "peft", json_string(peft));
     const char *why = json_string_value(json_object_get(v, "why"));
     if (*detail && why) json_object_set_new(*detail, "why", json_string(why));

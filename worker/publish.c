@@ -30,13 +30,13 @@ void publish_decide(publish_info_t *info)
     } else if (info->val_loss > info->baseline_val_loss) {
         info->promoted = 0;
         snprintf(info->why, sizeof info->why,
-                 "validation loss %.6g is worse than the current version's %.6g",
-                 info->val_loss, info->baseline_val_loss);
+                 "validation loss %.6g is worse than the current version's %.6g", info->val_loss,
+                 info->baseline_val_loss);
     } else {
         info->promoted = 1;
         snprintf(info->why, sizeof info->why,
-                 "validation loss %.6g is no worse than the current version's %.6g",
-                 info->val_loss, info->baseline_val_loss);
+                 "validation loss %.6g is no worse than the current version's %.6g", info->val_loss,
+                 info->baseline_val_loss);
     }
 }
 
@@ -87,12 +87,11 @@ int publish_stage(const char *dir, const char *model, const char *metrics,
         weft_rm_rf(peft);
     }
     if (tenant_metrics(metrics, info->tenant, mpath) < 0) return -1;
-    json_t *v = json_pack("{s:s, s:s, s:s, s:I, s:I, s:o, s:s, s:b, s:s}", "run", info->run_uid,
-                          "tenant", info->tenant, "keep", info->keep, "step",
-                          (json_int_t)info->step, "steps", (json_int_t)info->steps, "val_loss",
-                          real_or_null(info->val_loss), "promote",
-                          info->always ? "always" : "better", "promoted", info->promoted, "why",
-                          info->why);
+    json_t *v =
+        json_pack("{s:s, s:s, s:s, s:I, s:I, s:o, s:s, s:b, s:s}", "run", info->run_uid, "tenant",
+                  info->tenant, "keep", info->keep, "step", (json_int_t)info->step, "steps",
+                  (json_int_t)info->steps, "val_loss", real_or_null(info->val_loss), "promote",
+                  info->always ? "always" : "better", "promoted", info->promoted, "why", info->why);
     if (info->baseline[0])
         json_object_set_new(v, "baseline",
                             json_pack("{s:s, s:o, s:s}", "adapter", info->baseline, "val_loss",

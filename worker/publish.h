@@ -12,16 +12,16 @@
 
 typedef struct {
     const char *tenant;
-    const char *run_uid;      /* the run that made it: a repeated install is a no-op */
-    const char *keep;         /* "best" | "last" */
-    int64_t step;             /* the step the adapter comes from */
-    int64_t steps;            /* steps the tenant trained */
-    double val_loss;          /* the adapter's validation loss on this run's /val */
-    const char *baseline;     /* the current version's adapter it was compared with, or "" */
-    double baseline_val_loss; /* its validation loss on the same windows (NaN: none) */
+    const char *run_uid;        /* the run that made it: a repeated install is a no-op */
+    const char *keep;           /* "best" | "last" */
+    int64_t step;               /* the step the adapter comes from */
+    int64_t steps;              /* steps the tenant trained */
+    double val_loss;            /* the adapter's validation loss on this run's /val */
+    const char *baseline;       /* the current version's adapter it was compared with, or "" */
+    double baseline_val_loss;   /* its validation loss on the same windows (NaN: none) */
     const char *baseline_error; /* why it could not be evaluated, or "" */
-    int always;               /* promote = "always" */
-    int promoted;             /* publish_decide's verdict */
+    int always;                 /* promote = "always" */
+    int promoted;               /* publish_decide's verdict */
     char why[256];
 } publish_info_t;
 

@@ -398,7 +398,7 @@ static void check_train(ctx_t *c, const spec_train_t *t, int ranks, const config
 static const char *root_keys[] = {"name",  "mode", "model",     "output",  "data",
                                   "train", "lora", "resources", "tenants", "sweep"};
 static const char *resource_keys[] = {"ranks", "threads", "time_limit", "pack_size"};
-static const char *tenant_base_keys[] = {"name", "data", "init_adapter"};
+static const char *tenant_base_keys[] = {"name", "data", "init_adapter", "baseline"};
 static const char *sweep_keys[] = {"method", "samples", "seed", "train", "lora", "early_stop"};
 
 /* "[D-]HH:MM:SS", "MM:SS" or "MM" into seconds; -1 if malformed. */
@@ -541,7 +541,7 @@ static void read_tenants(ctx_t *c, const config_setting_t *root, spec_t *s)
     s->ntenants = n;
     const char *known[40];
     int nk = 0;
-    for (int i = 0; i < 3; i++) known[nk++] = tenant_base_keys[i];
+    for (int i = 0; i < 4; i++) known[nk++] = tenant_base_keys[i];
     nk += section_keys("train", known + nk);
     nk += section_keys("lora", known + nk);
     for (int i = 0; i < n; i++) {
@@ -582,6 +582,8 @@ static void read_tenants(ctx_t *c, const config_setting_t *root, spec_t *s)
         snprintf(path, sizeof path, "%s.init_adapter", prefix);
         if ((m = config_setting_get_member(g, "init_adapter")))
             get_path(c, m, path, t->init_adapter);
+        snprintf(path, sizeof path, "%s.baseline", prefix);
+        if ((m = config_setting_get_member(g, "baseline"))) get_path(c, m, path, t->baseline);
         read_fields(c, g, "train", prefix, &t->train);
         read_fields(c, g, "lora", prefix, &t->lora);
         check_train(c, &t->train, s->resources.ranks, g, prefix, true);

@@ -28,6 +28,12 @@ typedef enum { SPEC_COSINE = 0, SPEC_LINEAR = 1, SPEC_CONSTANT = 2 } spec_schedu
 /* What a `data` path names, from its extension: .h5/.hdf5 a weft-shards file;
  * .jsonl JSON lines (one {"text": ...} per line); anything else raw text. */
 typedef enum { SPEC_DATA_SHARDS = 0, SPEC_DATA_TEXT = 1, SPEC_DATA_JSONL = 2 } spec_data_kind_t;
+/* Which adapter (or model) a run publishes: the one with the lowest
+ * validation loss seen at an evaluation, or the last one. */
+typedef enum { SPEC_KEEP_BEST = 0, SPEC_KEEP_LAST = 1 } spec_keep_t;
+/* When a new version becomes a tenant's current one: when its validation
+ * loss on this run's /val is no worse than the current version's, or always. */
+typedef enum { SPEC_PROMOTE_BETTER = 0, SPEC_PROMOTE_ALWAYS = 1 } spec_promote_t;
 
 /* LoRA target modules, a bit each, numbered as worker/lora.h numbers them;
  * spec_targets_string() spells a set the way the adapter file's `targets`
@@ -76,6 +82,10 @@ typedef struct {
     int max_attempts;     /* shared: launches before a run is failed */
     int64_t rung_steps;   /* first early-stopping rung (0: none); set from sweep.early_stop */
     int rung_eta;         /* rungs at rung_steps * rung_eta^k: evaluation forced there */
+    spec_keep_t keep;     /* what is published: the best by validation loss, or the last */
+    bool cont;            /* `continue`: start from the tenant's current version (lora) */
+    spec_promote_t promote; /* when a new version becomes current (lora) */
+    int keep_versions;      /* versions kept per tenant, the current one always (lora) */
 } spec_train_t;
 
 typedef struct {
@@ -98,6 +108,7 @@ typedef struct {
     char data[SPEC_PATH_MAX]; /* absolute */
     spec_data_kind_t data_kind;
     char init_adapter[SPEC_PATH_MAX]; /* absolute, or "" for a fresh adapter */
+    char baseline[SPEC_PATH_MAX];     /* the adapter a new version is compared with, or "" */
     spec_train_t train;               /* effective: spec train + this tenant's overrides */
     spec_lora_t lora;                 /* effective: spec lora + this tenant's overrides */
 } spec_tenant_t;

@@ -10,12 +10,20 @@
 
 #define T(key, type, lo, hi, flags)                                                                \
     {                                                                                              \
-        "train", #key, type, offsetof(spec_train_t, key), lo, hi, flags                            \
+        "train", #key, type, offsetof(spec_train_t, key), lo, hi, flags, NULL                      \
     }
 #define L(key, type, lo, hi, flags)                                                                \
     {                                                                                              \
-        "lora", #key, type, offsetof(spec_lora_t, key), lo, hi, flags                              \
+        "lora", #key, type, offsetof(spec_lora_t, key), lo, hi, flags, NULL                        \
     }
+
+/* An enum setting whose C member name differs from its key. */
+#define TE(key, member, names)                                                                     \
+    {                                                                                              \
+        "train", key, F_ENUM, offsetof(spec_train_t, member), 0, 0, 0, names                       \
+    }
+static const char *const keep_names[] = {"best", "last", NULL};
+static const char *const promote_names[] = {"better", "always", NULL};
 
 /* Order here is the canonical order of the writer and of sweep keys. */
 const field_t spec_fields[] = {
@@ -40,6 +48,10 @@ const field_t spec_fields[] = {
     T(max_attempts, F_INT, 1, 100, F_SHARED),
     T(rung_steps, F_INT64, 0, 1e12, 0),
     T(rung_eta, F_INT, 0, 1000, 0),
+    TE("keep", keep, keep_names),
+    {"train", "continue", F_BOOL, offsetof(spec_train_t, cont), 0, 0, 0, NULL},
+    TE("promote", promote, promote_names),
+    T(keep_versions, F_INT, 1, 1000, 0),
     L(r, F_INT, 1, 1024, 0),
     L(alpha, F_FLOAT, 0, 1e6, F_LO_OPEN),
     L(rslora, F_BOOL, 0, 0, 0),
@@ -84,6 +96,10 @@ void spec_train_defaults(spec_train_t *t)
         .checkpoint_every = 100,
         .keep_checkpoints = 2,
         .max_attempts = 3,
+        .keep = SPEC_KEEP_BEST,
+        .cont = false,
+        .promote = SPEC_PROMOTE_BETTER,
+        .keep_versions = 7,
     };
 }
 
@@ -297,6 +313,23 @@ int field_set(const field_t *f, void *base, const config_setting_t *s, char *why
                  c >= 0 ? "\"?)" : "");
         return -1;
     }
+    case F_ENUM: {
+        int nn = 0;
+        while (f->names[nn]) nn++;
+        const char *v =
+            config_setting_type(s) == CONFIG_TYPE_STRING ? config_setting_get_string(s) : NULL;
+        for (int i = 0; v && i < nn; i++)
+            if (!strcmp(v, f->names[i])) {
+                *(int *)p = i;
+                return 0;
+            }
+        int c = v ? closest(v, (const char **)f->names, nn) : -1;
+        snprintf(why, n, "%s%.40s%s is not one of \"%s\"%s%s%s%s%s", v ? "\"" : "(not a string)",
+                 v ? v : "", v ? "\"" : "", f->names[0], nn > 1 ? " and \"" : "",
+                 nn > 1 ? f->names[1] : "", nn > 1 ? "\"" : "", c >= 0 ? "; did you mean " : "",
+                 c >= 0 ? f->names[c] : "");
+        return -1;
+    }
     case F_BETAS: {
         int t = config_setting_type(s);
         if ((t != CONFIG_TYPE_ARRAY && t != CONFIG_TYPE_LIST) || config_setting_length(s) != 2) {
@@ -382,6 +415,9 @@ void field_format(const field_t *f, const void *base, char *buf, size_t n)
         return;
     case F_SCHEDULE:
         snprintf(buf, n, "\"%s\"", spec_schedule_name(*(const spec_schedule_t *)p));
+        return;
+    case F_ENUM:
+        snprintf(buf, n, "\"%s\"", f->names[*(const int *)p]);
         return;
     case F_BETAS:
         spec_fmt_double(((const double *)p)[0], a, sizeof a);

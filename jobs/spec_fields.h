@@ -15,7 +15,8 @@ typedef enum {
     F_BOOL,     /* true | false */
     F_SCHEDULE, /* "cosine" | "linear" | "constant" */
     F_BETAS,    /* [b1, b2], each in [lo, hi) */
-    F_TARGETS   /* ["attn.c_attn", ...], at least one, no repeats */
+    F_TARGETS,  /* ["attn.c_attn", ...], at least one, no repeats */
+    F_ENUM      /* one of the field's names, stored as an int (its index) */
 } ftype_t;
 
 enum {
@@ -31,6 +32,7 @@ typedef struct {
     size_t off; /* into spec_train_t or spec_lora_t */
     double lo, hi;
     unsigned flags;
+    const char *const *names; /* F_ENUM: the words, NULL-terminated */
 } field_t;
 
 extern const field_t spec_fields[];

@@ -131,6 +131,11 @@ static void write_tenant(sbuf_t *b, const spec_t *s, const spec_tenant_t *t)
         sb_str(b, t->init_adapter);
         sb_add(b, ";");
     }
+    if (t->baseline[0]) {
+        sb_add(b, " baseline = ");
+        sb_str(b, t->baseline);
+        sb_add(b, ";");
+    }
     if (t->train.steps != s->train.steps || t->train.epochs != s->train.epochs)
         write_length(b, &t->train, " ");
     for (int i = 0; i < spec_nfields; i++) {
@@ -292,6 +297,9 @@ static bool fields_equal(const char *section, const void *a, const void *b)
         case F_SCHEDULE:
             eq = *(const spec_schedule_t *)pa == *(const spec_schedule_t *)pb;
             break;
+        case F_ENUM:
+            eq = *(const int *)pa == *(const int *)pb;
+            break;
         case F_BETAS:
             eq = ((const double *)pa)[0] == ((const double *)pb)[0] &&
                  ((const double *)pa)[1] == ((const double *)pb)[1];
@@ -322,7 +330,7 @@ bool spec_equal(const spec_t *a, const spec_t *b)
     for (int i = 0; i < a->ntenants; i++) {
         const spec_tenant_t *x = &a->tenants[i], *y = &b->tenants[i];
         if (strcmp(x->name, y->name) || strcmp(x->data, y->data) || x->data_kind != y->data_kind ||
-            strcmp(x->init_adapter, y->init_adapter) ||
+            strcmp(x->init_adapter, y->init_adapter) || strcmp(x->baseline, y->baseline) ||
             !fields_equal("train", &x->train, &y->train) ||
             !fields_equal("lora", &x->lora, &y->lora))
             return false;

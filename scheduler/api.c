@@ -88,6 +88,21 @@ static void add_summary(json_t *j, int64_t job)
         }
     }
     if (s.peft[0]) json_object_set_new(j, "peft", json_string(s.peft));
+    /* A LoRA job's version: its number, the new and the current version's
+     * validation loss on this run's data, and whether it was promoted. */
+    json_t *d = s.published[0] ? json_loads(s.published, 0, NULL) : NULL;
+    if (json_object_get(d, "best_step"))
+        json_object_set(j, "best_step", json_object_get(d, "best_step"));
+    if (json_object_get(d, "version")) {
+        json_t *v = json_object();
+        const char *keys[] = {"version", "promoted", "val_loss", "baseline_val_loss",
+                              "best_step", "current", "why"};
+        for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+            if (json_object_get(d, keys[i]))
+                json_object_set(v, keys[i], json_object_get(d, keys[i]));
+        json_object_set_new(j, "published", v);
+    }
+    json_decref(d);
 }
 
 /* Roles (docs/PROTOCOL.md): the ZAP User-Id of the sender's connection;
@@ -158,6 +173,9 @@ static int tenant_may_submit(const wire_msg_t *m, const spec_t *spec, const char
         } else if (!bad && t->init_adapter[0] && !path_inside(t->init_adapter, root)) {
             bad = "init_adapter";
             what = t->init_adapter;
+        } else if (!bad && t->baseline[0] && !path_inside(t->baseline, root)) {
+            bad = "baseline";
+            what = t->baseline;
         }
     }
     if (!bad && !path_inside(spec->output, root)) {

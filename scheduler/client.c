@@ -843,7 +843,20 @@ int cmd_results(int argc, char **argv)
         printf("%lld %s: %s", (long long)json_integer_value(json_object_get(j, "id")),
                wire_get_str(j, "name"), out);
         if (peft) printf("  PEFT: %s", peft);
+        if (!json_object_get(j, "published") && json_object_get(j, "best_step"))
+            printf("  (step %lld)", (long long)json_integer_value(json_object_get(j, "best_step")));
         printf("\n");
+        json_t *pv = json_object_get(j, "published");
+        if (pv) {
+            char b0[32], b1[32];
+            const char *nv = num(json_object_get(pv, "val_loss"), b0, sizeof b0, "%.4f");
+            const char *ov = num(json_object_get(pv, "baseline_val_loss"), b1, sizeof b1, "%.4f");
+            printf("    v%lld from step %lld: val_loss %s, current version's %s: %s (current: v%lld)\n",
+                   (long long)json_integer_value(json_object_get(pv, "version")),
+                   (long long)json_integer_value(json_object_get(pv, "best_step")), nv, ov,
+                   json_is_true(json_object_get(pv, "promoted")) ? "promoted" : "not promoted",
+                   (long long)json_integer_value(json_object_get(pv, "current")));
+        }
     }
     json_decref(r);
     return 0;

@@ -25,7 +25,7 @@ EXTRA_DIST += scripts/weft.sbatch
 bin_PROGRAMS += weftd
 weftd_SOURCES = scheduler/weftd.c scheduler/weftd.h scheduler/api.c scheduler/monitor.c \
 	scheduler/zap.c scheduler/zap.h \
-	scheduler/prepare.c
+	scheduler/prepare.c scheduler/published.c scheduler/published.h
 weftd_SOURCES += scheduler/admit.c
 weftd_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/jobs -I$(top_srcdir)/scheduler
 weftd_LDADD = scheduler/libweftsched.a jobs/libweftjobs.a shards/libweftshards.a model/libwefttok.a common/libweftwire.a \

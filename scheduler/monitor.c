@@ -6,6 +6,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "model/peft.h"
+#include "published.h"
 #include "planner.h"
 #include "spec.h"
 #include "tenant_path.h"
@@ -304,17 +305,46 @@ static int publish_peft(const char *dst, const char *model, char *peft, size_t s
     return 0;
 }
 
+/* A succeeded LoRA job's version: the folder its worker staged in
+ * <run>/out/<tenant>/new/ becomes <output>/<tenant>/v<N>/, current when the
+ * worker judged it no worse than the current one (published.h). */
+static int publish_version(live_run_t *r, int64_t job, const char *name, const spec_t *s)
+{
+    char staged[PATH_MAX], dst[PATH_MAX];
+    if (snprintf(staged, sizeof staged, "%s/%" PRId64 "/out/%s/new", server.runs_dir, r->id,
+                 name) >= (int)sizeof staged ||
+        snprintf(dst, sizeof dst, "%s/%s", s->output, name) >= (int)sizeof dst)
+        return weft_error("output path too long: %s", s->output);
+    json_t *d = NULL;
+    if (published_install(server.tenants_dir, staged, dst, s->tenants[0].train.keep_versions, r->id,
+                          &d) < 0)
+        return -1;
+    weft_info("run %" PRId64 ": %s: v%d %s", r->id, name,
+              (int)json_integer_value(json_object_get(d, "version")),
+              json_is_true(json_object_get(d, "promoted")) ? "promoted" : "not promoted");
+    char *text = json_dumps(d, JSON_COMPACT);
+    json_decref(d);
+    int rc = text ? store_job_event(server.store, job, "output", text) : -1;
+    free(text);
+    return rc < 0 ? -2 : 0;
+}
+
 /* A succeeded job's output goes where its spec said: <output>/<tenant>/
- * adapter.h5 and peft/ beside it (lora), or <output>/model.h5 (full). 0
- * when it is there; -1 with weft_error set when it cannot be (the job has
- * then no result). A PEFT copy that cannot be made is a warning. */
-static int publish(live_run_t *r, int64_t job, const char *name)
+ * v<N>/ (lora, publish_version), or <output>/model.h5 (full). 0 when it is
+ * there; -1 with weft_error set when it cannot be (the job has then no
+ * result). */
+static int publish(live_run_t *r, int64_t job, const char *name, const json_t *done)
 {
     store_job_row_t row;
     if (store_job_get(server.store, job, &row) < 0) return -1;
     spec_t *s = spec_parse(row.unit, strlen(row.unit), "/", row.name, NULL, NULL);
     store_job_row_free(&row);
     if (!s) return -1;
+    if (s->mode == SPEC_LORA && s->ntenants == 1) {
+        int rc = publish_version(r, job, name, s);
+        spec_destroy(&s);
+        return rc;
+    }
     char src[PATH_MAX], dst[PATH_MAX];
     int lora = s->mode == SPEC_LORA;
     int ok = snprintf(src, sizeof src, "%s/%" PRId64 "/out/%s%s", server.runs_dir, r->id,
@@ -333,6 +363,8 @@ static int publish(live_run_t *r, int64_t job, const char *name)
         peft[0] = 0;
     }
     json_t *d = json_pack("{s:s}", "output", dst);
+    if (json_is_integer(json_object_get(done, "best_step")))
+        json_object_set(d, "best_step", json_object_get(done, "best_step"));
     if (peft[0]) json_object_set_new(d, "peft", json_string(peft));
     char *text = json_dumps(d, JSON_COMPACT);
     json_decref(d);
@@ -344,7 +376,8 @@ static int publish(live_run_t *r, int64_t job, const char *name)
 /* One tenant's end as the group reports it: a succeeded or stopped tenant's
  * adapter is published and its job ends; a job already final is left as it
  * is (a resumed group repeats what it had announced). -1 on a store error. */
-static int tenant_ended(live_run_t *r, const char *name, const char *status, const char *why)
+static int tenant_ended(live_run_t *r, const char *name, const char *status, const char *why,
+                        const json_t *done)
 {
     int64_t job = job_of(r, name);
     if (!job) return 0;
@@ -359,7 +392,7 @@ static int tenant_ended(live_run_t *r, const char *name, const char *status, con
     if (st != JOB_RUNNING) return 0;
     /* A result that cannot be published is no success: the job fails with
      * why (it is not retried; the cause is the output). */
-    int rc = publish(r, job, name);
+    int rc = publish(r, job, name, done);
     if (rc == -2) return -1;
     if (rc < 0) {
         char reason[512];
@@ -377,7 +410,7 @@ static int on_done(live_run_t *r, const json_t *b)
     const char *one = wire_get_str(b, "tenant");
     if (one) {
         const char *status = wire_get_str(b, "status");
-        return status ? tenant_ended(r, one, status, wire_get_str(b, "error")) : 0;
+        return status ? tenant_ended(r, one, status, wire_get_str(b, "error"), b) : 0;
     }
     json_t *tenants = json_object_get(b, "tenants");
     size_t i;
@@ -387,7 +420,7 @@ static int on_done(live_run_t *r, const json_t *b)
         const char *name = wire_get_str(t, "name");
         const char *status = wire_get_str(t, "status");
         if (!name || !status) continue;
-        if (tenant_ended(r, name, status, wire_get_str(t, "error")) < 0) return -1;
+        if (tenant_ended(r, name, status, wire_get_str(t, "error"), t) < 0) return -1;
     }
     store_run_row_t row;
     if (store_run_get(server.store, r->id, &row) < 0) return -1;
@@ -637,6 +670,21 @@ static int write_run_spec(int64_t run, const plan_run_t *p, char *path, size_t p
         }
         units[i] = spec_parse(row.unit, strlen(row.unit), dir, row.name, NULL, NULL);
         if (!units[i]) rc = weft_error_prefix("job %" PRId64 "'s stored spec", row.id);
+        int v = units[i] ? published_resolve(units[i], server.tenants_dir) : 0;
+        if (v < 0) {
+            weft_warn("job %" PRId64 ": its current version is unreadable, a fresh start and no "
+                      "comparison: %s",
+                      row.id, weft_last_error());
+            store_job_event(server.store, row.id, "version", "{\"current\":null}");
+        } else if (v == 0 && units[i] && units[i]->mode == SPEC_LORA &&
+                   units[i]->tenants[0].train.cont) {
+            weft_warn("job %" PRId64 ": continue = true but %s has no earlier version; a fresh "
+                      "start",
+                      row.id, units[i]->tenants[0].name);
+            store_job_event(server.store, row.id, "version",
+                            "{\"warning\":\"continue = true but there is no earlier version; "
+                            "a fresh start\"}");
+        }
         store_job_row_free(&row);
     }
     spec_t *runspec = NULL;

@@ -840,7 +840,7 @@ int store_job_summary(store_t *self, int64_t job, store_summary_t *out)
     out->best_val = out->first_val = NAN;
     out->last_loss = NAN;
     out->step = out->tokens = 0;
-    out->output[0] = out->peft[0] = 0;
+    out->output[0] = out->peft[0] = out->published[0] = 0;
     sqlite3_stmt *s = prep(self, "SELECT min(json_extract(data, '$.val_loss')) FROM metrics"
                                  " WHERE job = ? AND kind = 'eval'");
     if (!s) return -1;
@@ -855,13 +855,14 @@ int store_job_summary(store_t *self, int64_t job, store_summary_t *out)
     if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL)
         out->first_val = sqlite3_column_double(s, 0);
     sqlite3_finalize(s);
-    s = prep(self, "SELECT json_extract(detail, '$.output'), json_extract(detail, '$.peft')"
-                   " FROM events WHERE job = ? AND kind = 'output' ORDER BY id DESC LIMIT 1");
+    s = prep(self, "SELECT json_extract(detail, '$.output'), json_extract(detail, '$.peft'),"
+                   " detail FROM events WHERE job = ? AND kind = 'output' ORDER BY id DESC LIMIT 1");
     if (!s) return -1;
     sqlite3_bind_int64(s, 1, job);
     if (sqlite3_step(s) == SQLITE_ROW) {
         copy_col(s, 0, out->output, sizeof out->output);
         copy_col(s, 1, out->peft, sizeof out->peft);
+        copy_col(s, 2, out->published, sizeof out->published);
     }
     sqlite3_finalize(s);
     s = prep(self, "SELECT step, json_extract(data, '$.loss'), json_extract(data, '$.tokens')"

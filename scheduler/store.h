@@ -142,6 +142,7 @@ typedef struct {
     int64_t step, tokens;
     char output[1024]; /* where its result was published, "" if not yet */
     char peft[1024];   /* the adapter's PEFT folder beside it, "" if none */
+    char published[4096]; /* the output event's JSON (version, promotion), "" if none */
 } store_summary_t;
 int store_job_summary(store_t *self, int64_t job, store_summary_t *out);
 /* Replaces a PREPARING job's unit text (its data now points at shards). */

@@ -108,3 +108,28 @@ int tenant_publish(const char *tenants_dir, const char *src, const char *dst)
     close(dfd);
     return rc;
 }
+
+int tenant_open_dir(const char *tenants_dir, const char *dir)
+{
+    size_t n = strlen(tenants_dir);
+    if (strncmp(dir, tenants_dir, n) || dir[n] != '/')
+        return weft_error("%s is not inside %s", dir, tenants_dir);
+    const char *name = dir + n + 1, *slash = strchr(name, '/');
+    char root[PATH_MAX], rest[PATH_MAX] = "";
+    size_t len = slash ? (size_t)(slash - dir) : strlen(dir);
+    if (!*name || slash == name || len >= sizeof root ||
+        (slash && snprintf(rest, sizeof rest, "%s", slash + 1) >= (int)sizeof rest))
+        return weft_error("%s: no tenant folder", dir);
+    memcpy(root, dir, len);
+    root[len] = 0;
+    int dfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return weft_error("%s: cannot open the tenant folder %s: %s", dir, root, strerror(errno));
+    for (char *save = NULL, *c = strtok_r(rest, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+        int fd = open_dir(dfd, c, dir, root);
+        close(dfd);
+        if (fd < 0) return -1;
+        dfd = fd;
+    }
+    return dfd;
+}

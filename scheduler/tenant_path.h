@@ -11,4 +11,8 @@
  * part that is a symlink, "..", or not a folder; nothing is made then. */
 int tenant_publish(const char *tenants_dir, const char *src, const char *dst);
 
+/* The folder dir, TENANTS/NAME/REST, opened (and made, 0700, where missing)
+ * by the same walk: a descriptor, or -1 with weft_error() as above. */
+int tenant_open_dir(const char *tenants_dir, const char *dir);
+
 #endif

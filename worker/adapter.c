@@ -302,7 +302,8 @@ int adapter_load(const char *path, const char *base_path, const char *base_sha25
     return 0;
 }
 
-static int write_file(const char *path, lora_pack_t *pack, int k, const adapter_info_t *info)
+static int write_file(const char *path, lora_pack_t *pack, int k, const adapter_info_t *info,
+                      const float *buf)
 {
     const lora_spec_t *s = lora_pack_spec(pack, k);
     char targets[128];
@@ -321,7 +322,7 @@ static int write_file(const char *path, lora_pack_t *pack, int k, const adapter_
         h5_attr_write_str(f, "base_sha256", info->base_sha256) < 0 ||
         h5_attr_write_i64(f, "steps", info->steps) < 0 ||
         h5_attr_write_i64(f, "seed", (int64_t)s->seed) < 0 ||
-        adapter_write_tensors(f, "", pack, k, lora_pack_params(pack)) < 0)
+        adapter_write_tensors(f, "", pack, k, buf) < 0)
         rc = -1;
     if (H5Fclose(f) < 0 && rc == 0) rc = weft_error("cannot finish writing %s", path);
     return rc;
@@ -329,13 +330,19 @@ static int write_file(const char *path, lora_pack_t *pack, int k, const adapter_
 
 int adapter_save(const char *path, lora_pack_t *pack, int k, const adapter_info_t *info)
 {
+    return adapter_save_from(path, pack, k, info, lora_pack_params(pack));
+}
+
+int adapter_save_from(const char *path, lora_pack_t *pack, int k, const adapter_info_t *info,
+                      const float *buf)
+{
     if (!is_hex64(info->base_sha256))
         return weft_error("%s: base_sha256 '%s' is not a SHA-256 hex digest", path,
                           info->base_sha256);
     char tmp[4096];
     int n = snprintf(tmp, sizeof tmp, "%s.tmp", path);
     if (n < 0 || (size_t)n >= sizeof tmp) return weft_error("adapter path too long: %s", path);
-    if (write_file(tmp, pack, k, info) < 0 || weft_fsync_path(tmp) < 0 ||
+    if (write_file(tmp, pack, k, info, buf) < 0 || weft_fsync_path(tmp) < 0 ||
         weft_rename_durable(tmp, path) < 0) {
         unlink(tmp);
         return -1;

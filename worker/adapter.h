@@ -41,6 +41,10 @@ int adapter_load(const char *path, const char *base_path, const char *base_sha25
  * (path.tmp, fsync, rename, folder fsync). tenant, base_sha256 and steps
  * come from info; r, alpha, rsLoRA, targets and seed from the pack. */
 int adapter_save(const char *path, lora_pack_t *pack, int k, const adapter_info_t *info);
+/* The same from buf, a buffer laid out as the pack's parameters (tenant k's
+ * slice is written): a kept copy such as the best adapter so far. */
+int adapter_save_from(const char *path, lora_pack_t *pack, int k, const adapter_info_t *info,
+                      const float *buf);
 
 /* Writes (or reads) tenant k's slice of one of the pack's flat buffers
  * (params, grads, m or v) as <prefix>/h/<i>/<module>/lora_A and lora_B, the

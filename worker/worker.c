@@ -19,6 +19,7 @@
 #include "model_file.h"
 #include "tok_h5.h"
 #include "optim.h"
+#include "publish.h"
 #include "reporter.h"
 #include "sha256.h"
 #include "shardset.h"
@@ -35,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -74,6 +76,13 @@ typedef struct {
     double loss, val_loss; /* last */
     int64_t at_step;       /* steps taken when it ended */
     int saved;             /* its output is written */
+    /* Rank 0's: what is kept and published (publish.h). */
+    double best_loss;                 /* lowest val_loss at an evaluation after a step, NaN: none */
+    int64_t best_step;                /* the step of that evaluation, -1: none */
+    char baseline[SPEC_PATH_MAX];     /* the current version compared with, "" none */
+    double baseline_loss;             /* its val_loss on this run's /val windows */
+    char baseline_error[256];         /* why it could not be evaluated */
+    int version, promoted;            /* as published (0: not yet, or by weftd) */
 } task_t;
 
 typedef struct {
@@ -108,6 +117,10 @@ typedef struct {
     double step_s, allreduce_s; /* this rank's time in steps, and inside their MPI_Allreduce */
     double step_cpu_s;          /* this process's CPU time (every thread) in steps */
     reporter_t *rep;
+    /* keeping and publishing */
+    float *best;   /* rank 0: the best parameters so far, laid out as the pack's (or model's) */
+    int publish;   /* no coordinator: the worker installs its versions itself */
+    char uid[40];  /* this run's identity in version.json, kept across resumes */
 } worker_t;
 
 static worker_t W;
@@ -357,6 +370,8 @@ static int setup_tasks(void)
         t->name = s->mode == SPEC_LORA ? s->tenants[k].name : s->name;
         t->train = s->mode == SPEC_LORA ? &s->tenants[k].train : &s->train;
         t->loss = t->val_loss = NAN;
+        t->best_loss = t->baseline_loss = NAN;
+        t->best_step = -1;
         t->B = micro_batch(t->name, t->train);
         if (t->B < 0) {
             code = EXIT_SPEC;
@@ -462,13 +477,44 @@ static int setup_lora(void)
     return EXIT_DONE;
 }
 
-/* Tenants that continue last night's adapter (not on a resume). */
+/* Rank 0: the adapter of tenant k's current version in its output folder
+ * (a run without a coordinator; weftd names it in the spec instead). */
+static int current_version(int k, char *adapter, size_t size, int *version)
+{
+    char dir[PATH_MAX];
+    if (!W.publish || weft_path_join(dir, sizeof dir, W.spec->output, W.tasks[k].name) < 0)
+        return 0;
+    return publish_current(dir, adapter, size, version);
+}
+
+/* Tenants that continue last night's adapter (not on a resume): their
+ * init_adapter, or with `continue = true` their current version (fresh
+ * optimizer state either way). */
 static int load_init_adapters(void)
 {
     int code = EXIT_DONE;
     if (W.rank == 0)
         for (int k = 0; k < W.ntasks && code == EXIT_DONE; k++) {
-            const char *path = W.spec->tenants[k].init_adapter;
+            const spec_tenant_t *tn = &W.spec->tenants[k];
+            char path[PATH_MAX];
+            snprintf(path, sizeof path, "%s", tn->init_adapter);
+            if (tn->train.cont) {
+                char cur[PATH_MAX];
+                int v = 0, got = current_version(k, cur, sizeof cur, &v);
+                if (got < 0) {
+                    weft_error_prefix("tenant %s: continue", tn->name);
+                    code = EXIT_SPEC;
+                    break;
+                }
+                if (got) {
+                    snprintf(path, sizeof path, "%s", cur);
+                    weft_info("tenant %s continues its current version v%d", tn->name, v);
+                } else if (!path[0]) {
+                    weft_warn("tenant %s: continue = true but there is no earlier version in %s/%s; "
+                              "a fresh start",
+                              tn->name, W.spec->output, tn->name);
+                }
+            }
             if (!path[0]) continue;
             if (adapter_load(path, W.spec->model, W.backbone_sha, W.pack, k, NULL) < 0) {
                 weft_error_prefix("tenant %s: init_adapter", W.tasks[k].name);
@@ -478,6 +524,88 @@ static int load_init_adapters(void)
     if ((code = agree(code)) != EXIT_DONE) return fail_with(code);
     bcast_floats(lora_pack_params(W.pack), lora_pack_size(W.pack));
     return EXIT_DONE;
+}
+
+static int task_active(const task_t *t);
+static int evaluate_as(const unsigned char *mask, int report);
+
+/* Every rank: each tenant with a current version (the spec's `baseline`,
+ * else its output folder's current, without a coordinator) has that
+ * version's validation loss measured on this run's /val windows, in the
+ * tenant's own slot, whose parameters are put back after. A version that
+ * cannot be loaded (another rank, targets or backbone) is a warning: the
+ * new one is then promoted. Not on a resume: the checkpoint has it. */
+static int eval_baselines(void)
+{
+    int K = W.ntasks, code = EXIT_DONE;
+    unsigned char *mask = calloc((size_t)K, 1);
+    if (!mask) return weft_error("out of memory"), fail_with(EXIT_FAIL);
+    for (int k = 0; k < K && code == EXIT_DONE; k++) {
+        task_t *t = &W.tasks[k];
+        int have = 0;
+        if (W.rank == 0 && task_active(t)) {
+            int v = 0;
+            const char *b = W.spec->tenants[k].baseline;
+            if (b[0])
+                snprintf(t->baseline, sizeof t->baseline, "%s", b);
+            else if (current_version(k, t->baseline, sizeof t->baseline, &v) < 0) {
+                snprintf(t->baseline_error, sizeof t->baseline_error, "%s", weft_last_error());
+                if (weft_path_join(t->baseline, sizeof t->baseline, W.spec->output, t->name) < 0)
+                    t->baseline[0] = '?';
+            }
+            have = t->baseline[0] && !t->baseline_error[0];
+        }
+        MPI_Bcast(&have, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        if (!have) continue;
+        float *p = lora_pack_params(W.pack);
+        size_t off = lora_pack_tenant_offset(W.pack, k), n = lora_pack_tenant_size(W.pack, k);
+        float *mine = malloc(n * sizeof *mine);
+        if (!mine) {
+            code = EXIT_FAIL;
+            break;
+        }
+        memcpy(mine, p + off, n * sizeof *p);
+        int ok = 1;
+        if (W.rank == 0 &&
+            adapter_load(t->baseline, W.spec->model, W.backbone_sha, W.pack, k, NULL) < 0) {
+            ok = 0;
+            snprintf(t->baseline_error, sizeof t->baseline_error, "%s", weft_last_error());
+            weft_warn("tenant %s: the current version %s cannot be evaluated (%s); the new one "
+                      "will be promoted",
+                      t->name, t->baseline, t->baseline_error);
+        }
+        MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        if (ok) {
+            bcast_floats(p + off, n);
+            double val = t->val_loss;
+            mask[k] = 1;
+            if (evaluate_as(mask, 0) < 0) code = EXIT_DATA;
+            mask[k] = 0;
+            t->baseline_loss = t->val_loss;
+            t->val_loss = val;
+            if (W.rank == 0 && code == EXIT_DONE)
+                weft_info("tenant %s: its current version %s has validation loss %.6g on this "
+                          "run's data",
+                          t->name, t->baseline, t->baseline_loss);
+        }
+        memcpy(p + off, mine, n * sizeof *p);
+        free(mine);
+    }
+    free(mask);
+    return code == EXIT_DONE ? EXIT_DONE : fail_with(code);
+}
+
+/* Rank 0: a fresh run's identity (version.json's "run"), random. */
+static void new_uid(void)
+{
+    unsigned char b[16] = {0};
+    FILE *r = fopen("/dev/urandom", "rb");
+    if (!r || fread(b, 1, sizeof b, r) != sizeof b) {
+        uint64_t x = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+        memcpy(b, &x, sizeof x);
+    }
+    if (r) fclose(r);
+    for (int i = 0; i < 16; i++) snprintf(W.uid + 2 * i, 3, "%02x", b[i]);
 }
 
 /* ---- checkpoints ---- */
@@ -526,6 +654,50 @@ static int64_t *gather_cursors(void)
     return all;
 }
 
+/* Rank 0's kept state of task k in its checkpoint group g (an open group
+ * grp): the best so far, the baseline, the published version. */
+static int write_kept(hid_t f, hid_t grp, const char *g, int k)
+{
+    const task_t *t = &W.tasks[k];
+    int rc = h5_attr_write_i64(grp, "best_step", t->best_step) |
+             h5_attr_write_f64(grp, "best_val_loss", t->best_loss) |
+             h5_attr_write_str(grp, "baseline", t->baseline) |
+             h5_attr_write_f64(grp, "baseline_val_loss", t->baseline_loss) |
+             h5_attr_write_str(grp, "baseline_error", t->baseline_error) |
+             h5_attr_write_i64(grp, "version", t->version) |
+             h5_attr_write_i64(grp, "promoted", t->promoted);
+    if (rc == 0 && W.pack && W.best && t->best_step >= 0) {
+        char p[300];
+        snprintf(p, sizeof p, "%s/best", g);
+        rc = adapter_write_tensors(f, p, W.pack, k, W.best);
+    }
+    return rc;
+}
+
+/* The same read back; a checkpoint written before these existed has none. */
+static int read_kept(hid_t f, hid_t grp, const char *g, int k)
+{
+    task_t *t = &W.tasks[k];
+    if (h5_attr_exists(grp, "best_step") <= 0) return 0;
+    int64_t v[3];
+    if (h5_attr_read_i64(grp, "best_step", &v[0]) < 0 ||
+        h5_attr_read_f64(grp, "best_val_loss", &t->best_loss) < 0 ||
+        h5_attr_read_str(grp, "baseline", t->baseline, sizeof t->baseline) < 0 ||
+        h5_attr_read_f64(grp, "baseline_val_loss", &t->baseline_loss) < 0 ||
+        h5_attr_read_str(grp, "baseline_error", t->baseline_error, sizeof t->baseline_error) < 0 ||
+        h5_attr_read_i64(grp, "version", &v[1]) < 0 || h5_attr_read_i64(grp, "promoted", &v[2]) < 0)
+        return weft_error("%s: cannot read the kept state", g);
+    t->best_step = v[0];
+    t->version = (int)v[1];
+    t->promoted = (int)v[2];
+    if (W.pack && W.best && t->best_step >= 0) {
+        char p[300];
+        snprintf(p, sizeof p, "%s/best", g);
+        if (adapter_read_tensors(f, p, W.pack, k, W.best) < 0) return -1;
+    }
+    return 0;
+}
+
 static int write_state(const char *path, const int64_t *cursors)
 {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
@@ -539,6 +711,7 @@ static int write_state(const char *path, const int64_t *cursors)
              h5_attr_write_i64(f, "step", W.step) | h5_attr_write_i64(f, "world", W.world) |
              h5_attr_write_i64(f, "metrics_bytes", reporter_metrics_bytes(W.rep)) |
              h5_attr_write_str(f, "backbone_sha256", W.backbone_sha) |
+             h5_attr_write_str(f, "run_uid", W.uid) |
              write_bytes(f, "/resume_text", resume ? resume : "");
     free(resume);
     hsize_t cd[3] = {(hsize_t)W.world, (hsize_t)W.ntasks, 2};
@@ -569,6 +742,7 @@ static int write_state(const char *path, const int64_t *cursors)
                            h5_attr_write_f64(grp, "loss", t->loss) |
                            h5_attr_write_f64(grp, "val_loss", t->val_loss) |
                            h5_attr_write_str(grp, "error", t->error);
+        if (rc == 0) rc = write_kept(f, grp, g, k);
         if (grp >= 0) H5Gclose(grp);
         if (rc == 0 && W.pack) {
             char p[300];
@@ -622,6 +796,8 @@ static int checkpoint(void)
             const float *bufs[3] = {W.model->params, W.m, W.v};
             for (int b = 0; rc == 0 && b < 3; b++)
                 rc = ckpt_writer_path(cw, names[b], p, sizeof p) | write_buffer(p, bufs[b]);
+            if (rc == 0 && W.best && W.tasks[0].best_step >= 0)
+                rc = ckpt_writer_path(cw, "best.h5", p, sizeof p) | write_buffer(p, W.best);
         }
         if (rc == 0)
             rc = ckpt_writer_commit(&cw, t->keep_checkpoints);
@@ -637,6 +813,44 @@ static int checkpoint(void)
     }
     free(cursors);
     return agree(code);
+}
+
+/* Whether every task of the run state f ended (none is still training). */
+static int all_tasks_ended(hid_t f)
+{
+    hid_t g = H5Gopen2(f, "/tasks", H5P_DEFAULT);
+    H5G_info_t gi;
+    int ended = g >= 0 && H5Gget_info(g, &gi) >= 0;
+    for (hsize_t i = 0; ended && g >= 0 && i < gi.nlinks; i++) {
+        char name[256];
+        int64_t st = 0;
+        if (H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name,
+                               H5P_DEFAULT) < 0)
+            return H5Gclose(g), 0;
+        hid_t t = H5Gopen2(g, name, H5P_DEFAULT);
+        if (t < 0 || h5_attr_read_i64(t, "state", &st) < 0 || st == TASK_TRAINING) ended = 0;
+        if (t >= 0) H5Gclose(t);
+    }
+    if (g >= 0) H5Gclose(g);
+    return ended;
+}
+
+/* A LoRA run without a coordinator whose newest checkpoint shows every
+ * tenant ended has published its versions: starting it again is the next
+ * run (tonight's), so the old checkpoints go. */
+static int next_run(const char *dir, hid_t f)
+{
+    if (!W.publish || W.spec->mode != SPEC_LORA || !all_tasks_ended(f)) return 0;
+    weft_info("the run in %s ended (%s); this is the next run: new versions", W.spec->output, dir);
+    DIR *d = opendir(W.spec->output);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (strncmp(e->d_name, "ckpt-", 5)) continue;
+        char p[PATH_MAX];
+        if (weft_path_join(p, sizeof p, W.spec->output, e->d_name) == 0) weft_rm_rf(p);
+    }
+    if (d) closedir(d);
+    return 1;
 }
 
 /* Rank 0 finds and reads the newest good checkpoint; every rank takes its
@@ -657,11 +871,22 @@ static int resume(int allowed, int64_t *metrics_bytes_out)
             char p[PATH_MAX];
             weft_path_join(p, sizeof p, dir, "state.h5");
             f = H5Fopen(p, H5F_ACC_RDONLY, H5P_DEFAULT);
+            if (f >= 0 && next_run(dir, f)) {
+                H5Fclose(f);
+                f = -1;
+                found = 0;
+            }
+        }
+        if (found) {
+            char p[PATH_MAX];
+            weft_path_join(p, sizeof p, dir, "state.h5");
             char fmt[32] = "";
             char *saved = NULL, *now_text = spec_resume_text(W.spec);
             if (f < 0 || h5_attr_read_str(f, "format", fmt, sizeof fmt) < 0 ||
                 strcmp(fmt, STATE_FORMAT) || h5_attr_read_i64(f, "step", &step) < 0 ||
                 h5_attr_read_i64(f, "metrics_bytes", &metrics_bytes) < 0 ||
+                (h5_attr_exists(f, "run_uid") > 0 &&
+                 h5_attr_read_str(f, "run_uid", W.uid, sizeof W.uid) < 0) ||
                 !(saved = read_bytes(f, "/resume_text"))) {
                 weft_error("%s: not a weft run state; remove that checkpoint folder", p);
                 code = EXIT_FAIL;
@@ -740,6 +965,11 @@ static int resume(int allowed, int64_t *metrics_bytes_out)
                     if (adapter_read_tensors(f, p, W.pack, k, ptr[b]) < 0) code = EXIT_FAIL;
                 }
             }
+            if (code == EXIT_DONE && grp >= 0) {
+                hid_t again = H5Gopen2(f, g, H5P_DEFAULT);
+                if (again < 0 || read_kept(f, again, g, k) < 0) code = EXIT_FAIL;
+                if (again >= 0) H5Gclose(again);
+            }
         }
         if ((code = agree(code)) != EXIT_DONE) break;
         MPI_Bcast(v, 6, MPI_INT64_T, 0, MPI_COMM_WORLD);
@@ -771,6 +1001,10 @@ static int resume(int allowed, int64_t *metrics_bytes_out)
                 if (weft_path_join(p, sizeof p, dir, names[b]) < 0 || read_buffer(p, bufs[b]) < 0)
                     code = EXIT_FAIL;
             }
+            char bp[PATH_MAX];
+            if (code == EXIT_DONE && W.best && W.tasks[0].best_step >= 0 &&
+                (weft_path_join(bp, sizeof bp, dir, "best.h5") < 0 || read_buffer(bp, W.best) < 0))
+                code = EXIT_FAIL;
         }
         if ((code = agree(code)) != EXIT_DONE) return -fail_with(code);
         bcast_floats(W.model->params, W.model->nparams);
@@ -910,9 +1144,81 @@ static int compute_step(float *losses, double *grad_norm)
 
 /* ---- evaluation ---- */
 
-/* Validation loss of the tasks in mask over their eval_windows windows,
- * window i taken by rank i mod world. Every rank takes part. */
+static int64_t task_step(int k)
+{
+    return W.pack ? lora_trainer_tenant_step(W.trainer, k) : W.step;
+}
+
+static int tenant_dir(const task_t *t, char *out, size_t n);
+
+/* Where task k's best so far is written: <output>/<tenant>/best.h5 (lora),
+ * <output>/best.h5 (full). */
+static int best_path(int k, char *out, size_t n)
+{
+    char dir[PATH_MAX];
+    if (!W.pack) return weft_path_join(out, n, W.spec->output, "best.h5");
+    if (tenant_dir(&W.tasks[k], dir, sizeof dir) < 0 || weft_mkdir_p(dir, 0700) < 0) return -1;
+    return weft_path_join(out, n, dir, "best.h5");
+}
+
+/* Task k's adapter (or the model) from buf, laid out as the pack's
+ * parameters (or the model's), written atomically at path. */
+static int save_params(int k, const float *buf, int64_t step, const char *path)
+{
+    if (!W.pack) {
+        gpt2_t view = *W.model; /* the same model with buf as its parameters */
+        view.params = (float *)buf;
+        /* a "bpe" model's output carries the backbone's tokenizer */
+        int bpe = !strcmp(W.tokenizer, TOK_KIND_BPE);
+        tok_t *tok = bpe ? tok_h5_load(W.spec->model) : NULL;
+        if (bpe && !tok) return -1;
+        int rc = model_file_save_tok(&view, W.tokenizer, tok, path);
+        tok_destroy(&tok);
+        return rc;
+    }
+    adapter_info_t info;
+    memset(&info, 0, sizeof info);
+    snprintf(info.tenant, sizeof info.tenant, "%s", W.tasks[k].name);
+    memcpy(info.base_sha256, W.backbone_sha, sizeof info.base_sha256);
+    info.steps = step;
+    return adapter_save_from(path, W.pack, k, &info, buf);
+}
+
+/* Rank 0, after task k's evaluation: a lower validation loss than any seen
+ * after a step is kept in W.best and, with keep = "best", written at once
+ * (atomically) as best.h5. A write that fails is a warning: the copy in
+ * memory (and in checkpoints) is what the run publishes. */
+static void note_best(int k)
+{
+    task_t *t = &W.tasks[k];
+    int64_t step = task_step(k);
+    if (W.rank != 0 || step < 1 || !isfinite(t->val_loss)) return;
+    if (!isnan(t->best_loss) && !(t->val_loss < t->best_loss)) return;
+    t->best_loss = t->val_loss;
+    t->best_step = step;
+    if (!W.best) return;
+    size_t off = W.pack ? lora_pack_tenant_offset(W.pack, k) : 0;
+    size_t n = W.pack ? lora_pack_tenant_size(W.pack, k) : W.model->nparams;
+    const float *live = W.pack ? lora_pack_params(W.pack) : W.model->params;
+    memcpy(W.best + off, live + off, n * sizeof *live);
+    char path[PATH_MAX];
+    if (t->train->keep == SPEC_KEEP_BEST &&
+        (best_path(k, path, sizeof path) < 0 || save_params(k, W.best, step, path) < 0))
+        weft_warn("%s: the best so far (step %" PRId64 ") not written: %s", t->name, step,
+                  weft_last_error());
+}
+
+/* An evaluation of the tasks in mask that is reported and may keep a best. */
 static int evaluate(const unsigned char *mask)
+{
+    return evaluate_as(mask, 1);
+}
+
+/* Validation loss of the tasks in mask over their eval_windows windows,
+ * window i taken by rank i mod world. Every rank takes part. report: the
+ * losses go out as metrics and may become the best; else only val_loss is
+ * set (the baseline of a version). */
+static int evaluate_as(const unsigned char *mask, int report)
 {
     int K = W.ntasks;
     double *sums = calloc((size_t)K * 2, sizeof *sums);
@@ -981,6 +1287,8 @@ static int evaluate(const unsigned char *mask)
         if (!mask[k] || sums[2 * k + 1] == 0) continue;
         task_t *t = &W.tasks[k];
         t->val_loss = sums[2 * k] / sums[2 * k + 1];
+        if (!report) continue;
+        note_best(k);
         if (W.rank == 0) {
             json_t *m = json_pack(
                 "{s:s, s:i, s:s, s:s, s:I, s:f, s:I, s:f}", "run", W.run, "attempt", W.attempt,
@@ -1004,41 +1312,89 @@ static int tenant_dir(const task_t *t, char *out, size_t n)
     return weft_path_join(out, n, W.spec->output, t->name);
 }
 
-/* Rank 0 writes a finished task's output. */
+/* The parameters task k publishes and their step: the best by validation
+ * loss, or the last (keep = "last", or no evaluation after a step). */
+static const float *kept(int k, int64_t *step)
+{
+    const task_t *t = &W.tasks[k];
+    if (t->train->keep == SPEC_KEEP_BEST && W.best && t->best_step >= 0) {
+        *step = t->best_step;
+        return W.best;
+    }
+    *step = task_step(k);
+    return W.pack ? lora_pack_params(W.pack) : W.model->params;
+}
+
+/* What task k's version says about itself, with the promotion verdict. */
+static publish_info_t publish_info(int k)
+{
+    task_t *t = &W.tasks[k];
+    int64_t step;
+    const float *buf = kept(k, &step);
+    publish_info_t i = {.tenant = t->name,
+                        .run_uid = W.uid,
+                        .keep = t->train->keep == SPEC_KEEP_BEST ? "best" : "last",
+                        .step = step,
+                        .steps = task_step(k),
+                        .val_loss = buf == W.best ? t->best_loss : t->val_loss,
+                        .baseline = t->baseline,
+                        .baseline_val_loss = t->baseline_loss,
+                        .baseline_error = t->baseline_error,
+                        .always = t->train->promote == SPEC_PROMOTE_ALWAYS};
+    publish_decide(&i);
+    return i;
+}
+
+/* Rank 0 writes a finished task's output: the model (full), or the
+ * tenant's version folder staged in <output>/<tenant>/new/ and, without a
+ * coordinator, installed as v<N> (publish.h). */
 static int save_output(int k)
 {
     task_t *t = &W.tasks[k];
-    char dir[PATH_MAX], path[PATH_MAX];
+    char dir[PATH_MAX], path[PATH_MAX], best[PATH_MAX], nd[PATH_MAX], metrics[PATH_MAX];
+    int64_t step;
+    const float *buf = kept(k, &step);
+    if (best_path(k, best, sizeof best) < 0) return -1;
     if (!W.pack) {
-        if (weft_path_join(path, sizeof path, W.spec->output, "model.h5") < 0) return -1;
-        /* a "bpe" model's output carries the backbone's tokenizer */
-        tok_t *tok = strcmp(W.tokenizer, TOK_KIND_BPE) ? NULL : tok_h5_load(W.spec->model);
-        if (!tok && !strcmp(W.tokenizer, TOK_KIND_BPE)) return -1;
-        int rc = model_file_save_tok(W.model, W.tokenizer, tok, path);
-        tok_destroy(&tok);
-        return rc;
+        if (weft_path_join(path, sizeof path, W.spec->output, "model.h5") < 0 ||
+            save_params(k, buf, step, path) < 0)
+            return -1;
+        unlink(best);
+        return 0;
     }
-    if (tenant_dir(t, dir, sizeof dir) < 0 || weft_mkdir_p(dir, 0700) < 0 ||
-        weft_path_join(path, sizeof path, dir, "adapter.h5") < 0)
+    if (tenant_dir(t, dir, sizeof dir) < 0 || weft_path_join(nd, sizeof nd, dir, "new") < 0 ||
+        weft_path_join(metrics, sizeof metrics, W.spec->output, "metrics.jsonl") < 0)
         return -1;
-    adapter_info_t info;
-    memset(&info, 0, sizeof info);
-    snprintf(info.tenant, sizeof info.tenant, "%s", t->name);
-    memcpy(info.base_sha256, W.backbone_sha, sizeof info.base_sha256);
-    info.steps = lora_trainer_tenant_step(W.trainer, k);
-    return adapter_save(path, W.pack, k, &info);
+    weft_rm_rf(nd);
+    if (weft_mkdir_p(nd, 0700) < 0 || weft_path_join(path, sizeof path, nd, "adapter.h5") < 0 ||
+        save_params(k, buf, step, path) < 0)
+        return -1;
+    publish_info_t info = publish_info(k);
+    if (reporter_sync(W.rep) < 0 || publish_stage(dir, W.spec->model, metrics, &info) < 0)
+        return -1;
+    unlink(best);
+    t->promoted = info.promoted;
+    if (!W.publish) return 0;
+    if (publish_install(dir, &info, t->train->keep_versions, &t->version) < 0) return -1;
+    weft_info("tenant %s: adapter of step %" PRId64 " published as v%d, %s (%s)", t->name, step,
+              t->version, info.promoted ? "promoted to current" : "not promoted", info.why);
+    return 0;
 }
 
 /* A task's line in result.json and DONE. */
 static json_t *task_json(int k)
 {
     task_t *t = &W.tasks[k];
-    char out[PATH_MAX] = "";
+    char out[PATH_MAX] = "", staged[PATH_MAX] = "";
     if (t->state == TASK_DONE || t->state == TASK_STOPPED) {
         if (W.pack) {
-            char dir[PATH_MAX];
-            if (tenant_dir(t, dir, sizeof dir) == 0)
-                weft_path_join(out, sizeof out, dir, "adapter.h5");
+            char dir[PATH_MAX], v[32];
+            snprintf(v, sizeof v, "v%d/adapter.h5", t->version);
+            if (tenant_dir(t, dir, sizeof dir) == 0 &&
+                weft_path_join(staged, sizeof staged, dir, "new") == 0)
+                weft_path_join(out, sizeof out, W.publish ? dir : staged,
+                               W.publish ? v : "adapter.h5");
+            if (W.publish) staged[0] = 0;
         } else {
             weft_path_join(out, sizeof out, W.spec->output, "model.h5");
         }
@@ -1047,8 +1403,28 @@ static json_t *task_json(int k)
         json_pack("{s:s, s:s, s:I, s:I}", "name", t->name, "status", task_state_names[t->state],
                   "steps", (json_int_t)t->at_step, "tokens", (json_int_t)t->tokens);
     json_object_set_new(o, "loss", isnan(t->loss) ? json_null() : json_real(t->loss));
-    json_object_set_new(o, "val_loss", isnan(t->val_loss) ? json_null() : json_real(t->val_loss));
+    json_object_set_new(o, "val_loss",
+                        isnan(t->val_loss) ? json_null() : json_real(t->val_loss));
     if (out[0]) json_object_set_new(o, "output", json_string(out));
+    if (t->state == TASK_DONE || t->state == TASK_STOPPED) {
+        int64_t step;
+        const float *buf = kept(k, &step);
+        json_object_set_new(o, "keep", json_string(t->train->keep ? "last" : "best"));
+        json_object_set_new(o, "best_step", json_integer(step));
+        double v = buf == W.best ? t->best_loss : t->val_loss;
+        json_object_set_new(o, "best_val_loss", isfinite(v) ? json_real(v) : json_null());
+    }
+    if ((t->state == TASK_DONE || t->state == TASK_STOPPED) && W.pack) {
+        publish_info_t info = publish_info(k);
+        json_object_set_new(o, "run_uid", json_string(W.uid));
+        json_object_set_new(o, "promoted", json_boolean(info.promoted));
+        json_object_set_new(o, "why", json_string(info.why));
+        json_object_set_new(o, "baseline_val_loss", isfinite(t->baseline_loss)
+                                                        ? json_real(t->baseline_loss)
+                                                        : json_null());
+        if (t->version) json_object_set_new(o, "version", json_integer(t->version));
+        if (staged[0]) json_object_set_new(o, "staged", json_string(staged));
+    }
     if (t->error[0]) json_object_set_new(o, "error", json_string(t->error));
     return o;
 }
@@ -1094,6 +1470,7 @@ static int end_task(int k, task_state_t how, const char *why)
     if (how != TASK_DONE && how != TASK_STOPPED) return 0;
     if (how == TASK_DONE) {
         unsigned char *mask = calloc((size_t)W.ntasks, 1);
+        if (!mask) return weft_error("out of memory");
         mask[k] = 1;
         int rc = evaluate(mask);
         free(mask);
@@ -1379,6 +1756,7 @@ int main(int argc, char **argv)
         if (W.rank == 0) usage(stderr);
         code = EXIT_SPEC;
     }
+    W.publish = !W.endpoint; /* with a coordinator, weftd installs the versions */
     if (code == EXIT_DONE) {
         spec_path = argv[optind];
         if (guard_fault_parse(getenv("WEFT_FAULT"), W.attempt) < 0) code = fail_with(EXIT_FAIL);
@@ -1393,6 +1771,11 @@ int main(int argc, char **argv)
     if (code == EXIT_DONE) code = W.spec->mode == SPEC_LORA ? setup_lora() : setup_full();
     if (code == EXIT_DONE && W.rank == 0 && weft_mkdir_p(W.spec->output, 0755) < 0)
         code = EXIT_FAIL;
+    if (code == EXIT_DONE && W.rank == 0) {
+        size_t n = W.pack ? lora_pack_size(W.pack)
+                          : W.spec->train.keep == SPEC_KEEP_BEST ? W.model->nparams : 0;
+        if (n && !(W.best = calloc(n, sizeof *W.best))) code = fail_with(EXIT_FAIL);
+    }
     if (code == EXIT_DONE) code = agree(code);
     int64_t metrics_bytes = 0;
     int resumed = 0;
@@ -1404,6 +1787,7 @@ int main(int argc, char **argv)
             code = load_init_adapters();
         for (int k = 0; k < W.ntasks; k++) /* dropped for its data: stays so on a resume */
             if (!W.tasks[k].data) W.tasks[k].state = TASK_FAILED, W.tasks[k].saved = 1;
+        if (W.rank == 0 && !W.uid[0]) new_uid();
     }
     if (code == EXIT_DONE && W.rank == 0) {
         W.rep =
@@ -1433,6 +1817,7 @@ int main(int argc, char **argv)
         guard_signals();
         if (guard_watchdog_start(watchdog, W.rank, W.mpi_multiple) < 0) code = EXIT_FAIL;
     }
+    if (code == EXIT_DONE && !resumed && W.pack) code = eval_baselines();
     if (code == EXIT_DONE) code = train();
     if (code == EXIT_DONE && W.rank == 0) {
         int bad = 0;

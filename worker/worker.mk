@@ -5,6 +5,7 @@ worker_libweftrun_a_SOURCES = worker/ckpt.c worker/ckpt.h
 
 bin_PROGRAMS += weft-worker
 weft_worker_SOURCES = worker/worker.c worker/guard.c worker/guard.h \
+	worker/publish.c worker/publish.h \
 	worker/reporter.c worker/reporter.h
 weft_worker_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/worker -I$(top_srcdir)/jobs \
 	-I$(top_srcdir)/shards

@@ -52,7 +52,7 @@ done
 [ -s $ex/curves.png ] || [ -s $ex/curves.csv ] || fail "weft plot wrote no curves"
 grep -aq "^Dear customer," "$T/tour.log" || fail "weft generate printed no continuation"
 # weft results: the cancelled tenant ranks last
-last=$(sed -n '/+ weft results 1/,/+ weft plot/p' "$T/tour.log" | grep -aE "^[0-9]+ +[0-9]+ " | tail -1)
+last=$(sed -n '/+ weft results 1/,/+ weft plot/p' "$T/tour.log" | grep -aE "^[0-9]+ +[0-9]+ +" | tail -1)
 echo "$last" | grep -q "cancelled" || fail "results do not end with the cancelled job: $last"
 pass "adapters for acme and globex, none for the cancelled initech, curves, a continuation"
 summary

@@ -3,9 +3,15 @@
  * below the tenant's folder is refused before anything is made through it
  * (the old check made the folders first, outside the tenant's, then looked);
  * a link planted where the file goes is replaced, not followed; ".." is
- * refused; the tenant's folder itself may be the admin's link. */
+ * refused; the tenant's folder itself may be the admin's link. Published
+ * versions (common/versions.h) inside a tenant folder: a planted link is
+ * neither walked through nor taken for `current`, and replaced by the real
+ * one; a run installs one version however often it is repeated. */
 #include "log.h"
 #include "tenant_path.h"
+#include "versions.h"
+
+#include <fcntl.h>
 
 #include <check.h>
 #include <limits.h>
@@ -124,6 +130,53 @@ START_TEST(the_tenant_folder_may_be_the_admins_link)
 }
 END_TEST
 
+/* A staged version folder "new" in dfd with a version.json of run. */
+static void stage(int dfd, const char *run)
+{
+    ck_assert_int_eq(mkdirat(dfd, "new", 0700), 0);
+    int fd = openat(dfd, "new/version.json", O_WRONLY | O_CREAT | O_EXCL, 0600);
+    ck_assert_int_ge(fd, 0);
+    char text[64];
+    int n = snprintf(text, sizeof text, "{\"run\": \"%s\"}", run);
+    ck_assert_int_eq(write(fd, text, (size_t)n), n);
+    close(fd);
+}
+
+START_TEST(versions_follow_no_link_in_the_tenant_folder)
+{
+    ck_assert_int_eq(symlink(outside, path("tenants/acme/out")), 0);
+    ck_assert_int_lt(tenant_open_dir(tenants, path("tenants/acme/out/a")), 0);
+    int dfd = tenant_open_dir(tenants, path("tenants/acme/pub/a"));
+    ck_assert_int_ge(dfd, 0);
+    ck_assert_int_eq(symlinkat(outside, dfd, "current"), 0);
+    int n = -1;
+    ck_assert_int_lt(versions_current(dfd, &n), 0); /* not a v<N> of this folder */
+    stage(dfd, "run-1");
+    ck_assert_int_eq(versions_install(dfd, "new", "run-1", &n), 0);
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_eq(versions_promote(dfd, 1), 0);
+    char target[64] = "";
+    ck_assert_int_gt(readlinkat(dfd, "current", target, sizeof target - 1), 0);
+    ck_assert_str_eq(target, "v1");
+    ck_assert_int_eq(versions_current(dfd, &n), 0);
+    ck_assert_int_eq(n, 1);
+    stage(dfd, "run-1"); /* the same run's DONE again: no second version */
+    ck_assert_int_eq(versions_install(dfd, "new", "run-1", &n), 0);
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_ne(faccessat(dfd, "new", F_OK, AT_SYMLINK_NOFOLLOW), 0);
+    stage(dfd, "run-2");
+    ck_assert_int_eq(versions_install(dfd, "new", "run-2", &n), 0);
+    ck_assert_int_eq(n, 2);
+    ck_assert_int_eq(versions_prune(dfd, 1), 0); /* v2 newest, v1 current: both stay */
+    ck_assert_int_eq(faccessat(dfd, "v1", F_OK, AT_SYMLINK_NOFOLLOW), 0);
+    ck_assert_int_eq(faccessat(dfd, "v2", F_OK, AT_SYMLINK_NOFOLLOW), 0);
+    close(dfd);
+    char cmd[PATH_MAX + 64];
+    snprintf(cmd, sizeof cmd, "test -z \"$(ls -A '%s')\"", outside);
+    ck_assert_int_eq(system(cmd), 0); /* nothing was made outside */
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("tenant_path");
@@ -134,6 +187,7 @@ int main(void)
     tcase_add_test(tc, a_link_where_the_file_goes_is_replaced_not_followed);
     tcase_add_test(tc, dot_dot_and_outside_paths_are_refused);
     tcase_add_test(tc, the_tenant_folder_may_be_the_admins_link);
+    tcase_add_test(tc, versions_follow_no_link_in_the_tenant_folder);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -60,9 +60,9 @@ for k in 0 1 2 3 4 5 6 7; do
     [ -s out-nightly/t$k/peft/adapter_config.json ] && [ -s out-nightly/t$k/peft/adapter_model.safetensors ] ||
         fail "no PEFT folder beside t$k's adapter"
 done
-n=$(grep -c '"peft": ".*/out-nightly/t[0-7]/peft"' res1.json)
+n=$(grep -c '"peft": ".*/out-nightly/t[0-7]/v1/peft"' res1.json)
 [ "$n" = 8 ] || fail "results list $n PEFT folders, want 8"
-W home1 results 1 | grep -q "t3: .*/out-nightly/t3/adapter.h5  PEFT: .*/out-nightly/t3/peft" ||
+W home1 results 1 | grep -q "t3: .*/out-nightly/t3/v1/adapter.h5  PEFT: .*/out-nightly/t3/v1/peft" ||
     fail "weft results does not show the PEFT path"
 grep -q "succeeded" watch1.log || fail "watch printed no progress"
 pass "nightly batch of 8 tenants: 2 runs of 4, 8 adapters (and their PEFT folders), results list 8"

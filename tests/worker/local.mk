@@ -13,3 +13,5 @@ EXTRA_DIST += tests/worker/test_llama_worker.sh
 
 TESTS += tests/worker/test_refill.sh
 EXTRA_DIST += tests/worker/test_refill.sh
+TESTS += tests/worker/test_versions.sh
+EXTRA_DIST += tests/worker/test_versions.sh

@@ -543,7 +543,7 @@ static int eval_baselines(void)
     for (int k = 0; k < K && code == EXIT_DONE; k++) {
         task_t *t = &W.tasks[k];
         int have = 0;
-        if (W.rank == 0 && task_active(t)) {
+        if (W.rank == 0 && t->data && (task_active(t) || t->state == TASK_WAITING)) {
             int v = 0;
             const char *b = W.spec->tenants[k].baseline;
             if (b[0])

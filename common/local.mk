@@ -5,4 +5,5 @@ common_libweftcommon_a_SOURCES = \
 	common/log.c common/log.h \
 	common/sha256.c common/sha256.h \
 	common/h5util.c common/h5util.h \
-	common/fsutil.c common/fsutil.h
+	common/fsutil.c common/fsutil.h \
+	common/model_attrs.c common/model_attrs.h

@@ -183,38 +183,7 @@ static int match_tensors(const hf_config_t *c, st_checkpoint_t *ck, const hf_ten
 
 static int write_attrs(hid_t f, const hf_config_t *c, const char *tokenizer)
 {
-    int gpt2 = c->family == HF_GPT2;
-    if (h5_attr_write_str(f, "format", "weft-model") < 0 ||
-        h5_attr_write_i64(f, "version", gpt2 ? 1 : 2) < 0 ||
-        h5_attr_write_str(f, "arch", gpt2 ? "gpt2" : "llama") < 0 ||
-        h5_attr_write_i64(f, "n_layer", c->n_layer) < 0 ||
-        h5_attr_write_i64(f, "n_head", c->n_head) < 0 ||
-        h5_attr_write_i64(f, "n_embd", c->n_embd) < 0 ||
-        h5_attr_write_i64(f, "vocab_size", c->vocab_size) < 0 ||
-        h5_attr_write_i64(f, "n_ctx", c->n_ctx) < 0)
-        return -1;
-    if (!gpt2) {
-        if (h5_attr_write_i64(f, "n_kv_head", c->n_kv_head) < 0 ||
-            h5_attr_write_i64(f, "head_dim", c->head_dim) < 0 ||
-            h5_attr_write_i64(f, "n_inner", c->n_inner) < 0 ||
-            h5_attr_write_f64(f, "rms_norm_eps", c->rms_norm_eps) < 0 ||
-            h5_attr_write_f64(f, "rope_theta", c->rope_theta) < 0 ||
-            h5_attr_write_i64(f, "tie_word_embeddings", c->tie_word_embeddings) < 0 ||
-            h5_attr_write_str(f, "hf_architecture", hf_family_architecture(c->family)) < 0)
-            return -1;
-        if (c->rope_scaling_type[0] &&
-            (h5_attr_write_str(f, "rope_scaling_type", c->rope_scaling_type) < 0 ||
-             h5_attr_write_f64(f, "rope_scaling_factor", c->rope_scaling_factor) < 0))
-            return -1;
-        if (!strcmp(c->rope_scaling_type, "llama3") &&
-            (h5_attr_write_f64(f, "rope_low_freq_factor", c->rope_low_freq_factor) < 0 ||
-             h5_attr_write_f64(f, "rope_high_freq_factor", c->rope_high_freq_factor) < 0 ||
-             h5_attr_write_i64(f, "rope_original_max_position", c->rope_original_max_position) < 0))
-            return -1;
-        if (c->sliding_window && h5_attr_write_i64(f, "sliding_window", c->sliding_window) < 0)
-            return -1;
-    }
-    return h5_attr_write_str(f, "tokenizer", tokenizer);
+    return hf_config_write_attrs(f, c) < 0 ? -1 : h5_attr_write_str(f, "tokenizer", tokenizer);
 }
 
 static int import_into(hid_t f, const hf_config_t *c, const hf_tensor_t *tab, size_t n,
@@ -383,7 +352,7 @@ static json_t *config_json(const hf_config_t *c, int bf16)
         json_object_set_new(o, "tie_word_embeddings", json_boolean(c->tie_word_embeddings));
         if (c->family == HF_LLAMA) {
             json_object_set_new(o, "attention_bias", json_boolean(c->qkv_bias));
-            json_object_set_new(o, "mlp_bias", json_false());
+            json_object_set_new(o, "mlp_bias", json_boolean(c->mlp_bias));
         }
         if (c->family == HF_QWEN2) json_object_set_new(o, "use_sliding_window", json_false());
         if (c->family == HF_MISTRAL)

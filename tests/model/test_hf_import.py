@@ -229,11 +229,12 @@ for name, arch, tied, rope, extra, kw in cases:
         assert a["rms_norm_eps"] == 1e-5
         if "rope_scaling" in rope and rope["rope_scaling"] and "type" in rope["rope_scaling"]:
             assert a["rope_scaling_type"] in (b"linear", "linear") and a["rope_scaling_factor"] == 2.0
-            assert "rope_low_freq_factor" not in a
+            assert "rope_scaling_low_freq_factor" not in a
         elif name.startswith("llama"):
             assert a["rope_theta"] == 500000.0 and a["rope_scaling_type"] in (b"llama3", "llama3")
-            assert (a["rope_scaling_factor"], a["rope_low_freq_factor"], a["rope_high_freq_factor"],
-                    a["rope_original_max_position"]) == (8.0, 1.0, 4.0, 8192)
+            assert (a["rope_scaling_factor"], a["rope_scaling_low_freq_factor"],
+                    a["rope_scaling_high_freq_factor"],
+                    a["rope_scaling_original_max_position_embeddings"]) == (8.0, 1.0, 4.0, 8192)
         else:
             assert "rope_scaling_type" not in a
         assert ("sliding_window" in a) == (name == "mistral")

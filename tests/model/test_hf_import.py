@@ -256,6 +256,21 @@ for name, arch, tied, rope, extra, kw in cases:
     assert open(f"{tmp}/{name}-back.h5", "rb").read() == open(f"{tmp}/{name}.h5", "rb").read(), name
     checks += 1
 
+# engine-written Llama models: import(export(m)) is m byte for byte (one attribute
+# table); the class is the one the biases fit; biases no class has are refused
+for bias, arch in (("none", "LlamaForCausalLM"), ("q,k,v", "Qwen2ForCausalLM"),
+                   ("q,k,v,o,gate,up,down", "LlamaForCausalLM")):
+    weft("init-model", "--preset", "llama-tiny", "--vocab", "300", "--bias", bias, "--tie", "0",
+         "--rope-scaling", "llama3:8:1:4:16", "-o", f"{tmp}/e.h5")
+    shutil.rmtree(f"{tmp}/e-hf", ignore_errors=True)
+    weft("export", f"{tmp}/e.h5", "-o", f"{tmp}/e-hf")
+    assert json.load(open(f"{tmp}/e-hf/config.json"))["architectures"] == [arch], bias
+    weft("import", f"{tmp}/e-hf", "-o", f"{tmp}/e-back.h5")
+    assert open(f"{tmp}/e.h5", "rb").read() == open(f"{tmp}/e-back.h5", "rb").read(), bias
+    checks += 1
+weft("init-model", "--preset", "llama-tiny", "--vocab", "300", "--bias", "q", "-o", f"{tmp}/e.h5")
+refused(["export", f"{tmp}/e.h5", "-o", f"{tmp}/e-q"], "biases on some of q_proj")
+
 # --- tokenizer files travel ----------------------------------------------------
 d = gpt2_dir("tok", sd)
 tj = json.dumps({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}).encode()

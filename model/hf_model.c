@@ -203,6 +203,15 @@ static int import_into(hid_t f, const hf_config_t *c, const hf_tensor_t *tab, si
     float *buf = malloc(biggest * sizeof *buf);
     if (!buf)
         return weft_error("out of memory for a tensor of %llu values", (unsigned long long)biggest);
+    /* The output's writeback starts as each tensor is written, so the disk
+     * works while the next one converts and the closing fsync finds little
+     * left to do; what was written two tensors ago is waited for and its
+     * pages given back, so the page cache reuses them rather than taking
+     * fresh memory for all of the output (HDF5's sec2 driver: the handle is
+     * the file descriptor). */
+    int *fdp = NULL;
+    off_t done[2] = {0, 0};
+    if (H5Fget_vfd_handle(f, H5P_DEFAULT, (void **)&fdp) < 0) fdp = NULL;
     for (size_t j = 0; j < n; j++) {
         const st_tensor_t *t = found[j].t;
         int rc = st_file_read_f32(found[j].file, t, buf);
@@ -213,6 +222,17 @@ static int import_into(hid_t f, const hf_config_t *c, const hf_tensor_t *tab, si
         if (rc < 0) {
             free(buf);
             return -1;
+        }
+        struct stat fst;
+        if (fdp && fstat(*fdp, &fst) == 0) {
+            sync_file_range(*fdp, 0, 0, SYNC_FILE_RANGE_WRITE);
+            if (done[0] > 0 &&
+                sync_file_range(*fdp, 0, done[0],
+                                SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                    SYNC_FILE_RANGE_WAIT_AFTER) == 0)
+                posix_fadvise(*fdp, 0, done[0], POSIX_FADV_DONTNEED);
+            done[0] = done[1];
+            done[1] = fst.st_size;
         }
     }
     free(buf);

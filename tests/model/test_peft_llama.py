@@ -17,7 +17,8 @@ down_proj with nonzero A and B (r 4, alpha 8):
   and that folder reads back to the same bits.
 - `weft merge` (file or folder, the same bytes) folds s·B·A into the
   nn.Linear [out, in] weights: logits equal base + adapter within 1e-5.
-- `weft eval` and `weft generate` read the folder as they read the file.
+- `weft eval` and `weft generate` read the folder as they read the file, and
+  a tenant's init_adapter starts the worker from it.
 - Refused in one line: a target Llama lacks, a GPT-2 key layout, a Llama
   adapter on a GPT-2 backbone and on a Llama backbone of other widths.
 """
@@ -37,7 +38,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import stwriter  # noqa: E402
 
 src = os.environ.get("top_srcdir", ".")
-data = os.path.join(src, "tests", "engine", "data")
+data = os.path.abspath(os.path.join(src, "tests", "engine", "data"))
 base, batch = os.path.join(data, "lgqa.h5"), os.path.join(data, "lgqa-grad.h5")
 spec = importlib.util.spec_from_file_location("make_reference",
                                               os.path.join(src, "scripts", "make-reference.py"))
@@ -190,6 +191,26 @@ for a in (h5, peft):
                            capture_output=True, check=True).stdout
     outs.append((e, gtext))
 assert outs[0] == outs[1] and outs[0][0], outs
+checks += 1
+
+# --- a tenant's init_adapter: the worker starts from the PEFT folder --------------------
+with open(f"{tmp}/night.cfg", "w") as f:
+    f.write(f'''name = "night"; mode = "lora"; model = "{base}"; output = "{tmp}/night";
+train = {{ steps = 1; batch_size = 2; seq_len = 12; lr = 1e-12; warmup = 0; eval_every = 0;
+          checkpoint_every = 0; }};
+lora = {{ r = {r}; alpha = {alpha}; targets = ["self_attn.q_proj", "self_attn.v_proj",
+          "self_attn.o_proj", "mlp.down_proj"]; }};
+resources = {{ ranks = 1; threads = 1; }};
+tenants = ( {{ name = "acme"; data = "{tmp}/c.h5"; init_adapter = "{peft}"; }} );
+''')
+p = subprocess.run(["mpirun", "-np", "1", "weft-worker", f"{tmp}/night.cfg"], capture_output=True,
+                   text=True)
+assert p.returncode == 0, p.stdout + p.stderr
+with h5py.File(f"{tmp}/night/acme/adapter.h5", "r") as f:
+    for (l, m), (A, B) in mats.items():
+        n = f"model/layers/{l}/{m.replace('.', '/')}"
+        assert np.allclose(f[n + "/lora_A"][...], A, rtol=1e-6, atol=1e-9), n
+        assert np.allclose(f[n + "/lora_B"][...], B, rtol=1e-6, atol=1e-9), n
 checks += 1
 
 

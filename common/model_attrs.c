@@ -118,8 +118,7 @@ int model_attrs_write(hid_t f, const model_attrs_t *a)
         return -1;
     if (a->sliding_window && h5_attr_write_i64(f, "sliding_window", a->sliding_window) < 0)
         return -1;
-    if (a->hf_architecture[0] &&
-        h5_attr_write_str(f, "hf_architecture", a->hf_architecture) < 0)
+    if (a->hf_architecture[0] && h5_attr_write_str(f, "hf_architecture", a->hf_architecture) < 0)
         return -1;
     return 0;
 }

@@ -9,8 +9,8 @@
 #include <stdint.h>
 
 typedef struct {
-    int64_t version;   /* 1: GPT-2; 2: adds arch "llama" */
-    char arch[16];     /* "gpt2" or "llama" */
+    int64_t version; /* 1: GPT-2; 2: adds arch "llama" */
+    char arch[16];   /* "gpt2" or "llama" */
     int64_t n_layer, n_head, n_embd, vocab_size, n_ctx;
     /* arch "llama" only */
     int64_t n_kv_head, head_dim, n_inner, tie_word_embeddings;
@@ -18,7 +18,7 @@ typedef struct {
     char rope_scaling_type[16]; /* "" (none), "linear" or "llama3" */
     double rope_scaling_factor;
     double rope_scaling_low_freq_factor, rope_scaling_high_freq_factor; /* llama3 */
-    int64_t rope_scaling_original_max_position_embeddings;               /* llama3 */
+    int64_t rope_scaling_original_max_position_embeddings;              /* llama3 */
     int64_t sliding_window;   /* Mistral's; 0: none (attribute absent) */
     char hf_architecture[32]; /* "LlamaForCausalLM", ...; "": absent */
 } model_attrs_t;

@@ -257,16 +257,11 @@ int hf_config_from_model(hid_t f, hf_config_t *c)
     c->rope_high_freq_factor = a.rope_scaling_high_freq_factor;
     c->rope_original_max_position = a.rope_scaling_original_max_position_embeddings;
     c->sliding_window = a.sliding_window;
-    /* Biases as the datasets say; they must be a set some family has. */
-    unsigned b = model_biases(f), qkv = b & 7u, mlp = b >> 4 & 7u;
-    c->qkv_bias = qkv == 7u;
-    c->o_bias = b >> 3 & 1u;
-    c->mlp_bias = mlp == 7u;
-    if ((qkv && qkv != 7u) || (mlp && mlp != 7u))
-        return weft_error("the model has biases on some of %s but not all: no Hugging Face "
-                          "architecture has that, so it cannot be exported",
-                          qkv && qkv != 7u ? "q_proj, k_proj, v_proj" : "gate_proj, up_proj, "
-                                                                         "down_proj");
+    /* Biases as the datasets say (hf_config_exportable checks them). */
+    c->biases = model_biases(f);
+    c->qkv_bias = (c->biases & 7u) == 7u;
+    c->o_bias = c->biases >> 3 & 1u;
+    c->mlp_bias = (c->biases >> 4 & 7u) == 7u;
     int family = -1;
     for (int i = 1; i < 4; i++)
         if (!strcmp(a.hf_architecture, architectures[i])) family = i;
@@ -275,17 +270,30 @@ int hf_config_from_model(hid_t f, hf_config_t *c)
                           "Qwen2ForCausalLM, MistralForCausalLM)",
                           a.hf_architecture);
     if (family < 0) /* a model weft made: the family whose biases it has */
-        family = c->sliding_window                                 ? HF_MISTRAL
+        family = c->sliding_window                           ? HF_MISTRAL
                  : c->qkv_bias && !c->o_bias && !c->mlp_bias ? HF_QWEN2
-                                                                   : HF_LLAMA;
+                                                             : HF_LLAMA;
     c->family = (hf_family_t)family;
+    return 0;
+}
+
+int hf_config_exportable(const hf_config_t *c)
+{
+    if (c->family == HF_GPT2) return 0;
+    unsigned qkv = c->biases & 7u, mlp = c->biases >> 4 & 7u;
+    if ((qkv && qkv != 7u) || (mlp && mlp != 7u))
+        return weft_error("the model has biases on some of %s but not all: no Hugging Face "
+                          "architecture has that, so it cannot be exported",
+                          qkv && qkv != 7u ? "q_proj, k_proj, v_proj"
+                                           : "gate_proj, up_proj, down_proj");
+    int family = (int)c->family;
     const char *fits = NULL;
     if (family == HF_LLAMA && c->qkv_bias != c->o_bias)
         fits = "LlamaForCausalLM has biases on all four attention projections (attention_bias) "
                "or none";
     else if (family == HF_QWEN2 && (!c->qkv_bias || c->o_bias || c->mlp_bias))
         fits = "Qwen2ForCausalLM has biases on q_proj, k_proj and v_proj only";
-    else if (family == HF_MISTRAL && b)
+    else if (family == HF_MISTRAL && c->biases)
         fits = "MistralForCausalLM has no biases";
     if (fits)
         return weft_error("the model's biases do not fit %s: %s", architectures[family], fits);

@@ -226,10 +226,9 @@ static int import_into(hid_t f, const hf_config_t *c, const hf_tensor_t *tab, si
         struct stat fst;
         if (fdp && fstat(*fdp, &fst) == 0) {
             sync_file_range(*fdp, 0, 0, SYNC_FILE_RANGE_WRITE);
-            if (done[0] > 0 &&
-                sync_file_range(*fdp, 0, done[0],
-                                SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-                                    SYNC_FILE_RANGE_WAIT_AFTER) == 0)
+            if (done[0] > 0 && sync_file_range(*fdp, 0, done[0],
+                                               SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                                   SYNC_FILE_RANGE_WAIT_AFTER) == 0)
                 posix_fadvise(*fdp, 0, done[0], POSIX_FADV_DONTNEED);
             done[0] = done[1];
             done[1] = fst.st_size;
@@ -423,7 +422,9 @@ static int export_from(hid_t f, const char *dir, int bf16)
     st_writer_t *w = NULL;
     size_t n = 0, biggest = 1;
     int rc = -1;
-    if (hf_config_from_model(f, &c) < 0 || hf_tensor_table(&c, &tab, &n) < 0) goto out;
+    if (hf_config_from_model(f, &c) < 0 || hf_config_exportable(&c) < 0 ||
+        hf_tensor_table(&c, &tab, &n) < 0)
+        goto out;
     if (!(specs = calloc(n, sizeof *specs))) {
         weft_error("out of memory");
         goto out;

@@ -70,8 +70,8 @@ static int read_config(hid_t f, gpt2_config_t *cfg, char *tokenizer, size_t toks
     char tok[64];
     if (model_attrs_read(f, &a) < 0) return -1;
     model_arch_t arch = strcmp(a.arch, "llama") ? ARCH_GPT2 : ARCH_LLAMA;
-    *cfg = (gpt2_config_t){(int)a.n_layer, (int)a.n_head,     (int)a.n_embd,
-                           (int)a.vocab_size, (int)a.n_ctx, arch, {0}};
+    *cfg = (gpt2_config_t){
+        (int)a.n_layer, (int)a.n_head, (int)a.n_embd, (int)a.vocab_size, (int)a.n_ctx, arch, {0}};
     if (arch == ARCH_LLAMA && read_llama(f, &a, cfg) < 0) return -1;
     if (gpt2_config_check(cfg) < 0) return -1;
     if (h5_attr_read_str(f, "tokenizer", tok, sizeof tok) < 0) return -1;
@@ -181,8 +181,7 @@ static int write_model(hid_t f, const gpt2_t *m, const char *tokenizer)
         a.sliding_window = x->sliding_window;
         snprintf(a.hf_architecture, sizeof a.hf_architecture, "%s", x->hf_architecture);
     }
-    if (model_attrs_write(f, &a) < 0 || h5_attr_write_str(f, "tokenizer", tokenizer) < 0)
-        return -1;
+    if (model_attrs_write(f, &a) < 0 || h5_attr_write_str(f, "tokenizer", tokenizer) < 0) return -1;
     return model_file_write_tensors(f, m, m->params);
 }
 

@@ -178,6 +178,12 @@ with h5py.File(base, "r") as b, h5py.File(f"{tmp}/merged.h5", "r") as f:  # nn.L
                           b["model/layers/1/self_attn/k_proj/weight"][...])
 print(f"Llama merge: logits equal base + adapter (relative error {e:.2g})")
 checks += 2
+# merge needs no Hugging Face class: a q_proj-only bias (which export refuses) merges
+weft("init-model", "--preset", "llama-tiny", "--layers", "2", "--heads", "4", "--kv-heads", "2",
+     "--embd", "32", "--inner", "48", "--vocab", "300", "--ctx", "12", "--bias", "q",
+     "-o", f"{tmp}/qbias.h5")
+weft("merge", "--model", f"{tmp}/qbias.h5", "--adapter", peft, "-o", f"{tmp}/qbias-m.h5")
+checks += 1
 
 # --- eval and generate read the folder as the file -----------------------------------
 open(f"{tmp}/c.txt", "w").write("the quick brown fox jumps over the lazy dog\n---\n" * 200)

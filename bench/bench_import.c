@@ -1,6 +1,6 @@
 /* bench_import.c: `weft-bench import`: writes a weft-model file of the given
- * shape (default qwen2.5-0.5b: Qwen2, L24 C896, 14/2 heads, I4864,
- * V151936, tied) from random values with the v2 writer, exports it as a
+ * Llama-family preset of weft init-model (default qwen2.5-0.5b: Qwen2, L24
+ * C896, 14/2 heads, I4864, V151936, tied) from random values, exports it as a
  * BF16 Hugging Face folder, then imports it in a child process per run and
  * reports input MB/s on one core and the child's peak RSS against the
  * output model's size. */
@@ -8,6 +8,7 @@
 #include "fsutil.h"
 #include "h5util.h"
 #include "log.h"
+#include "worker/gpt2.h"
 #include "model/hf.h"
 
 #include <limits.h>
@@ -19,41 +20,31 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static const struct {
-    const char *name;
-    hf_config_t c;
-} shapes[] = {
-    {"qwen2.5-0.5b",
-     {.family = HF_QWEN2,
-      .n_layer = 24,
-      .n_head = 14,
-      .n_embd = 896,
-      .vocab_size = 151936,
-      .n_ctx = 32768,
-      .n_kv_head = 2,
-      .head_dim = 64,
-      .n_inner = 4864,
-      .rms_norm_eps = 1e-6,
-      .rope_theta = 1000000.0,
-      .tie_word_embeddings = 1,
-      .qkv_bias = 1,
-      .tokenizer = "none"}},
-    {"tiny",
-     {.family = HF_QWEN2,
-      .n_layer = 2,
-      .n_head = 4,
-      .n_embd = 64,
-      .vocab_size = 1000,
-      .n_ctx = 128,
-      .n_kv_head = 2,
-      .head_dim = 16,
-      .n_inner = 128,
-      .rms_norm_eps = 1e-6,
-      .rope_theta = 1000000.0,
-      .tie_word_embeddings = 1,
-      .qkv_bias = 1,
-      .tokenizer = "none"}},
-};
+/* The engine's Llama-family preset as `weft init-model --preset NAME`
+ * makes it (gpt2_config_preset), in import's terms. */
+static int preset_config(const char *name, hf_config_t *c)
+{
+    gpt2_config_t g;
+    if (gpt2_config_preset(name, &g) < 0) return -1;
+    if (g.arch != ARCH_LLAMA) return weft_error("preset '%s' is not a Llama-family model", name);
+    const llama_config_t *x = &g.llama;
+    memset(c, 0, sizeof *c);
+    c->family = x->bias == 7u ? HF_QWEN2 : HF_LLAMA;
+    c->n_layer = g.n_layer;
+    c->n_head = g.n_head;
+    c->n_embd = g.n_embd;
+    c->vocab_size = g.vocab_size;
+    c->n_ctx = g.n_ctx;
+    c->n_kv_head = x->n_kv_head;
+    c->head_dim = x->head_dim;
+    c->n_inner = x->n_inner;
+    c->rms_norm_eps = x->rms_norm_eps;
+    c->rope_theta = x->rope_theta;
+    c->tie_word_embeddings = x->tie_word_embeddings;
+    c->qkv_bias = (x->bias & 7u) == 7u;
+    snprintf(c->tokenizer, sizeof c->tokenizer, "none");
+    return 0;
+}
 
 /* A version-2 model file of random normal(0, 0.02)-ish values. */
 static int write_model(const hf_config_t *c, const char *path)
@@ -67,19 +58,7 @@ static int write_model(const hf_config_t *c, const char *path)
         free(tab);
         return weft_error("%s: cannot create", path);
     }
-    int rc = h5_attr_write_str(f, "format", "weft-model") | h5_attr_write_i64(f, "version", 2) |
-             h5_attr_write_str(f, "arch", "llama") | h5_attr_write_i64(f, "n_layer", c->n_layer) |
-             h5_attr_write_i64(f, "n_head", c->n_head) | h5_attr_write_i64(f, "n_embd", c->n_embd) |
-             h5_attr_write_i64(f, "vocab_size", c->vocab_size) |
-             h5_attr_write_i64(f, "n_ctx", c->n_ctx) |
-             h5_attr_write_i64(f, "n_kv_head", c->n_kv_head) |
-             h5_attr_write_i64(f, "head_dim", c->head_dim) |
-             h5_attr_write_i64(f, "n_inner", c->n_inner) |
-             h5_attr_write_f64(f, "rms_norm_eps", c->rms_norm_eps) |
-             h5_attr_write_f64(f, "rope_theta", c->rope_theta) |
-             h5_attr_write_i64(f, "tie_word_embeddings", c->tie_word_embeddings) |
-             h5_attr_write_str(f, "hf_architecture", "Qwen2ForCausalLM") |
-             h5_attr_write_str(f, "tokenizer", c->tokenizer);
+    int rc = hf_config_write_attrs(f, c) | h5_attr_write_str(f, "tokenizer", c->tokenizer);
     uint64_t s = 0x9e3779b97f4a7c15ull;
     for (size_t j = 0; rc == 0 && j < n; j++) {
         size_t numel = (size_t)(tab[j].shape[0] * tab[j].shape[1]);
@@ -142,16 +121,18 @@ int bench_import(int argc, char **argv)
         else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
             runs = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: weft-bench import [--shape qwen2.5-0.5b|tiny] [--dir DIR] "
-                            "[--runs N] [--json]\n");
+            fprintf(stderr, "usage: weft-bench import [--shape PRESET] [--dir DIR] [--runs N] "
+                            "[--json]\n"
+                            "PRESET: a Llama-family preset of weft init-model (qwen2.5-0.5b, "
+                            "smollm2-135m, llama-tiny); with --dir, a checkpoint already there "
+                            "is reused\n");
             return 64;
         }
     }
-    const hf_config_t *c = NULL;
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-        if (!strcmp(shape, shapes[i].name)) c = &shapes[i].c;
-    if (!c || runs < 1 || runs > 20) {
-        fprintf(stderr, "weft-bench import: unknown --shape '%s' or bad --runs\n", shape);
+    hf_config_t cfg, *c = &cfg;
+    if (preset_config(shape, c) < 0 || runs < 1 || runs > 20) {
+        weft_report();
+        fprintf(stderr, "weft-bench import: bad --shape '%s' or --runs\n", shape);
         return 64;
     }
     char tmpl[] = "/tmp/weft-bench-import-XXXXXX", work[PATH_MAX - 64], model[PATH_MAX],
@@ -167,17 +148,26 @@ int bench_import(int argc, char **argv)
     double *secs = calloc((size_t)runs, sizeof *secs), *rss = calloc((size_t)runs, sizeof *rss),
            *cpu = calloc((size_t)runs, sizeof *cpu);
     int rc = 1;
-    fprintf(stderr, "weft-bench import: writing a %s model file and its BF16 export in %s\n", shape,
-            work);
-    if (!secs || !rss || !cpu || write_model(c, model) < 0 || hf_export(model, hf, 1) < 0) goto out;
-    unlink(model);
     char st_path[PATH_MAX + 32];
     snprintf(st_path, sizeof st_path, "%s/model.safetensors", hf);
+    if (!secs || !rss || !cpu) goto out;
+    if (file_size(st_path) > 0) {
+        fprintf(stderr, "weft-bench import: reusing %s\n", hf);
+    } else {
+        fprintf(stderr, "weft-bench import: writing a %s model file and its BF16 export in %s\n",
+                shape, work);
+        if (write_model(c, model) < 0 || hf_export(model, hf, 1) < 0) goto out;
+        unlink(model);
+    }
     double in_mb = (double)file_size(st_path) / 1e6;
     for (int r = 0; r < runs; r++)
         if (run_import(hf, out, &secs[r], &cpu[r], &rss[r]) < 0) goto out;
     double out_mb = (double)file_size(out) / 1e6;
-    printf("weft import, %s BF16 checkpoint, one process, page cache warm, %d runs\n", shape, runs);
+    double load[3] = {0};
+    if (getloadavg(load, 3) < 0) load[0] = load[1] = load[2] = -1;
+    printf("weft import, %s BF16 checkpoint, one process, page cache warm, %d runs; load "
+           "average %.2f %.2f %.2f on %ld CPUs\n",
+           shape, runs, load[0], load[1], load[2], sysconf(_SC_NPROCESSORS_ONLN));
     printf("(wall includes the fsync of the output and waits for a shared CPU; CPU = user + "
            "sys of the importer)\n");
     printf("%-8s %9s %9s %10s %9s %10s %12s %13s\n", "run", "input MB", "wall s", "MB/s wall",

@@ -6,4 +6,5 @@ common_libweftcommon_a_SOURCES = \
 	common/sha256.c common/sha256.h \
 	common/h5util.c common/h5util.h \
 	common/fsutil.c common/fsutil.h \
-	common/versions.c common/versions.h
+	common/versions.c common/versions.h \
+	common/model_attrs.c common/model_attrs.h

@@ -75,6 +75,13 @@ int plan_model_read(const char *path, plan_model_t *m)
         else
             *ldst[i] = (int)v;
     }
+    if (!rc && m->llama && h5_attr_exists(f, "sliding_window") > 0) {
+        int64_t v;
+        if (h5_attr_read_i64(f, "sliding_window", &v) || v < 1 || v > (1 << 30))
+            rc = weft_error("model %s: root attribute sliding_window out of range", path);
+        else
+            m->sliding_window = (int)v;
+    }
     if (!rc && m->llama && m->n_head % m->n_kv_head)
         rc = weft_error("model %s: n_head %d is not a multiple of n_kv_head %d", path, m->n_head,
                         m->n_kv_head);

@@ -13,6 +13,7 @@ typedef struct {
     char tokenizer[16];
     int llama;                            /* arch "llama" (version 2) */
     int n_kv_head, head_dim, n_inner, tie; /* llama only */
+    int sliding_window;                    /* llama (Mistral); 0: none */
 } plan_model_t;
 
 /* Reads a weft-model file's root attributes; -1 with weft_error naming the

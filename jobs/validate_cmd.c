@@ -119,6 +119,11 @@ int cmd_validate(int argc, char **argv)
             problem("%s%s%strain.seq_len: %d exceeds the model's n_ctx %d; use at most %d",
                     units[i].trial[0] ? "trial " : "", units[i].trial,
                     units[i].trial[0] ? ": " : "", t->seq_len, m.n_ctx, m.n_ctx);
+        else if (have_model && m.sliding_window && t->seq_len > m.sliding_window)
+            problem("%s%s%strain.seq_len: %d exceeds the model's sliding_window %d (Mistral); "
+                    "weft runs it only while a sequence fits in the window: use at most %d",
+                    units[i].trial[0] ? "trial " : "", units[i].trial,
+                    units[i].trial[0] ? ": " : "", t->seq_len, m.sliding_window, m.sliding_window);
         int64_t train_tokens = 0;
         /* each file once: a sweep repeats the same data in every trial */
         bool first = i == 0 || strcmp(data, units[i - 1].spec->mode == SPEC_LORA

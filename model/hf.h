@@ -25,6 +25,8 @@ typedef struct {
     int64_t rope_original_max_position;
     int tie_word_embeddings;
     int qkv_bias, o_bias;   /* biases on q,k,v_proj and on o_proj */
+    int mlp_bias;           /* biases on gate,up,down_proj (Llama's mlp_bias) */
+    unsigned biases;        /* from a model file: bit j for q,k,v,o,gate,up,down */
     int64_t sliding_window; /* Mistral; 0: none */
     char tokenizer[16];     /* the model file's `tokenizer` attribute */
 } hf_config_t;
@@ -32,8 +34,15 @@ typedef struct {
 /* Reads dir's config.json. Architectures other than the four supported, and
  * settings weft's engine does not implement, are refused by name. */
 int hf_config_read(const char *dir, hf_config_t *c);
-/* Reads the root attributes of a weft-model file (version 1 or 2). */
+/* Reads the root attributes of a weft-model file (version 1 or 2); the
+ * family is hf_architecture's, or for a model weft made, the one whose
+ * biases it has. */
 int hf_config_from_model(hid_t f, hf_config_t *c);
+/* 0 when a Hugging Face class holds c's biases; else -1 naming them. */
+int hf_config_exportable(const hf_config_t *c);
+/* Writes c as a model file's root attributes (common/model_attrs.h), all
+ * but `tokenizer`. */
+int hf_config_write_attrs(hid_t f, const hf_config_t *c);
 
 /* One tensor of the model: its Hugging Face state-dict key, its model-file
  * dataset (without the leading '/'), and its shape (the same on both sides). */

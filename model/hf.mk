@@ -28,7 +28,9 @@ tests_model_test_safetensors_SOURCES = tests/model/test_safetensors.c
 tests_model_test_safetensors_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/model
 tests_model_test_safetensors_LDADD = $(HF_LIBS) $(TEST_LIBS)
 TESTS += tests/model/test_safetensors tests/model/test_hf_import.py \
-	tests/model/test_hf_reference.py tests/model/test_peft.py
+	tests/model/test_hf_reference.py tests/model/test_peft.py \
+	tests/model/test_mistral_window.sh tests/model/test_peft_llama.py
+EXTRA_DIST += tests/model/test_mistral_window.sh tests/model/test_peft_llama.py
 EXTRA_DIST += tests/model/test_hf_import.py tests/model/test_hf_reference.py \
 	tests/model/test_peft.py tests/model/stwriter.py docs/FORMATS-hf.md
 

@@ -3,6 +3,7 @@
 #include "hf.h"
 #include "h5util.h"
 #include "log.h"
+#include "model_attrs.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -150,8 +151,6 @@ static int read_llama(const json_t *o, hf_config_t *c)
     const char *act = get_str(o, "hidden_act");
     if (act && strcmp(act, "silu"))
         return weft_error("config.json: hidden_act \"%s\"; weft's Llama MLP uses silu", act);
-    if (get_bool(o, "mlp_bias", 0))
-        return weft_error("config.json: mlp_bias is true; weft's Llama MLP has no biases");
     c->tie_word_embeddings = get_bool(o, "tie_word_embeddings", 0);
     if (c->family == HF_QWEN2) {
         c->qkv_bias = 1;
@@ -160,6 +159,7 @@ static int read_llama(const json_t *o, hf_config_t *c)
                               "full attention only (set it false)");
     } else if (c->family == HF_LLAMA) {
         c->qkv_bias = c->o_bias = get_bool(o, "attention_bias", 0);
+        c->mlp_bias = get_bool(o, "mlp_bias", 0);
     } else { /* Mistral */
         const json_t *w = json_object_get(o, "sliding_window");
         if (w && !json_is_null(w) && get_int(o, "sliding_window", -1, &c->sliding_window) < 0)
@@ -214,70 +214,119 @@ int hf_config_read(const char *dir, hf_config_t *c)
 
 /* ---- the model file's attributes ---- */
 
-static int attr_int(hid_t f, const char *name, int64_t *v)
+/* The biases of layer 0: bit j for q, k, v, o, gate, up, down. */
+static unsigned model_biases(hid_t f)
 {
-    if (h5_attr_read_i64(f, name, v) < 0) return -1;
-    if (*v < 0 || *v > (1 << 30))
-        return weft_error("attribute %s = %lld is out of range", name, (long long)*v);
-    return 0;
+    static const char *proj[7] = {"self_attn/q_proj", "self_attn/k_proj", "self_attn/v_proj",
+                                  "self_attn/o_proj", "mlp/gate_proj",    "mlp/up_proj",
+                                  "mlp/down_proj"};
+    unsigned mask = 0;
+    for (int j = 0; j < 7; j++) {
+        char path[96];
+        snprintf(path, sizeof path, "/model/layers/0/%s/bias", proj[j]);
+        if (h5_path_exists(f, path) > 0) mask |= 1u << j;
+    }
+    return mask;
 }
 
 int hf_config_from_model(hid_t f, hf_config_t *c)
 {
-    char format[64], arch[64], hfarch[64];
-    int64_t version;
+    model_attrs_t a;
     memset(c, 0, sizeof *c);
-    if (h5_attr_read_str(f, "format", format, sizeof format) < 0 || strcmp(format, "weft-model"))
-        return weft_error("not a weft-model file (root attribute format)");
-    if (h5_attr_read_i64(f, "version", &version) < 0 ||
-        h5_attr_read_str(f, "arch", arch, sizeof arch) < 0 ||
-        h5_attr_read_str(f, "tokenizer", c->tokenizer, sizeof c->tokenizer) < 0 ||
-        attr_int(f, "n_layer", &c->n_layer) < 0 || attr_int(f, "n_head", &c->n_head) < 0 ||
-        attr_int(f, "n_embd", &c->n_embd) < 0 || attr_int(f, "vocab_size", &c->vocab_size) < 0 ||
-        attr_int(f, "n_ctx", &c->n_ctx) < 0)
+    if (model_attrs_read(f, &a) < 0 ||
+        h5_attr_read_str(f, "tokenizer", c->tokenizer, sizeof c->tokenizer) < 0)
         return -1;
-    if (version == 1 && !strcmp(arch, "gpt2")) {
+    c->n_layer = a.n_layer;
+    c->n_head = a.n_head;
+    c->n_embd = a.n_embd;
+    c->vocab_size = a.vocab_size;
+    c->n_ctx = a.n_ctx;
+    if (!strcmp(a.arch, "gpt2")) {
         c->family = HF_GPT2;
         return 0;
     }
-    if (version != 2 || strcmp(arch, "llama"))
-        return weft_error("weft-model version %lld arch \"%s\": export knows version 1 \"gpt2\" "
-                          "and version 2 \"llama\"",
-                          (long long)version, arch);
-    int64_t tie;
-    if (attr_int(f, "n_kv_head", &c->n_kv_head) < 0 || attr_int(f, "head_dim", &c->head_dim) < 0 ||
-        attr_int(f, "n_inner", &c->n_inner) < 0 ||
-        h5_attr_read_f64(f, "rms_norm_eps", &c->rms_norm_eps) < 0 ||
-        h5_attr_read_f64(f, "rope_theta", &c->rope_theta) < 0 ||
-        attr_int(f, "tie_word_embeddings", &tie) < 0)
-        return -1;
-    c->tie_word_embeddings = tie != 0;
-    if (h5_attr_exists(f, "rope_scaling_type")) {
-        if (h5_attr_read_str(f, "rope_scaling_type", c->rope_scaling_type,
-                             sizeof c->rope_scaling_type) < 0 ||
-            h5_attr_read_f64(f, "rope_scaling_factor", &c->rope_scaling_factor) < 0)
-            return -1;
-        if (!strcmp(c->rope_scaling_type, "llama3") &&
-            (h5_attr_read_f64(f, "rope_low_freq_factor", &c->rope_low_freq_factor) < 0 ||
-             h5_attr_read_f64(f, "rope_high_freq_factor", &c->rope_high_freq_factor) < 0 ||
-             attr_int(f, "rope_original_max_position", &c->rope_original_max_position) < 0))
-            return -1;
-    }
-    if (h5_attr_exists(f, "sliding_window") &&
-        attr_int(f, "sliding_window", &c->sliding_window) < 0)
-        return -1;
-    c->family = HF_LLAMA;
-    if (h5_attr_exists(f, "hf_architecture")) {
-        if (h5_attr_read_str(f, "hf_architecture", hfarch, sizeof hfarch) < 0) return -1;
-        for (int i = 1; i < 4; i++)
-            if (!strcmp(hfarch, architectures[i])) c->family = (hf_family_t)i;
-    } else if (c->sliding_window) {
-        c->family = HF_MISTRAL;
-    }
-    /* Biases: as the datasets say. */
-    c->qkv_bias = h5_path_exists(f, "/model/layers/0/self_attn/q_proj/bias");
-    c->o_bias = h5_path_exists(f, "/model/layers/0/self_attn/o_proj/bias");
+    c->n_kv_head = a.n_kv_head;
+    c->head_dim = a.head_dim;
+    c->n_inner = a.n_inner;
+    c->rms_norm_eps = a.rms_norm_eps;
+    c->rope_theta = a.rope_theta;
+    c->tie_word_embeddings = a.tie_word_embeddings != 0;
+    snprintf(c->rope_scaling_type, sizeof c->rope_scaling_type, "%s", a.rope_scaling_type);
+    c->rope_scaling_factor = a.rope_scaling_factor;
+    c->rope_low_freq_factor = a.rope_scaling_low_freq_factor;
+    c->rope_high_freq_factor = a.rope_scaling_high_freq_factor;
+    c->rope_original_max_position = a.rope_scaling_original_max_position_embeddings;
+    c->sliding_window = a.sliding_window;
+    /* Biases as the datasets say (hf_config_exportable checks them). */
+    c->biases = model_biases(f);
+    c->qkv_bias = (c->biases & 7u) == 7u;
+    c->o_bias = c->biases >> 3 & 1u;
+    c->mlp_bias = (c->biases >> 4 & 7u) == 7u;
+    int family = -1;
+    for (int i = 1; i < 4; i++)
+        if (!strcmp(a.hf_architecture, architectures[i])) family = i;
+    if (a.hf_architecture[0] && family < 0)
+        return weft_error("hf_architecture \"%s\" is not one weft exports (LlamaForCausalLM, "
+                          "Qwen2ForCausalLM, MistralForCausalLM)",
+                          a.hf_architecture);
+    if (family < 0) /* a model weft made: the family whose biases it has */
+        family = c->sliding_window                           ? HF_MISTRAL
+                 : c->qkv_bias && !c->o_bias && !c->mlp_bias ? HF_QWEN2
+                                                             : HF_LLAMA;
+    c->family = (hf_family_t)family;
     return 0;
+}
+
+int hf_config_exportable(const hf_config_t *c)
+{
+    if (c->family == HF_GPT2) return 0;
+    unsigned qkv = c->biases & 7u, mlp = c->biases >> 4 & 7u;
+    if ((qkv && qkv != 7u) || (mlp && mlp != 7u))
+        return weft_error("the model has biases on some of %s but not all: no Hugging Face "
+                          "architecture has that, so it cannot be exported",
+                          qkv && qkv != 7u ? "q_proj, k_proj, v_proj"
+                                           : "gate_proj, up_proj, down_proj");
+    int family = (int)c->family;
+    const char *fits = NULL;
+    if (family == HF_LLAMA && c->qkv_bias != c->o_bias)
+        fits = "LlamaForCausalLM has biases on all four attention projections (attention_bias) "
+               "or none";
+    else if (family == HF_QWEN2 && (!c->qkv_bias || c->o_bias || c->mlp_bias))
+        fits = "Qwen2ForCausalLM has biases on q_proj, k_proj and v_proj only";
+    else if (family == HF_MISTRAL && c->biases)
+        fits = "MistralForCausalLM has no biases";
+    if (fits)
+        return weft_error("the model's biases do not fit %s: %s", architectures[family], fits);
+    return 0;
+}
+
+int hf_config_write_attrs(hid_t f, const hf_config_t *c)
+{
+    int gpt2 = c->family == HF_GPT2;
+    model_attrs_t a = {.version = gpt2 ? 1 : 2,
+                       .n_layer = c->n_layer,
+                       .n_head = c->n_head,
+                       .n_embd = c->n_embd,
+                       .vocab_size = c->vocab_size,
+                       .n_ctx = c->n_ctx};
+    snprintf(a.arch, sizeof a.arch, "%s", gpt2 ? "gpt2" : "llama");
+    if (!gpt2) {
+        a.n_kv_head = c->n_kv_head;
+        a.head_dim = c->head_dim;
+        a.n_inner = c->n_inner;
+        a.tie_word_embeddings = c->tie_word_embeddings;
+        a.rms_norm_eps = c->rms_norm_eps;
+        a.rope_theta = c->rope_theta;
+        snprintf(a.rope_scaling_type, sizeof a.rope_scaling_type, "%s", c->rope_scaling_type);
+        a.rope_scaling_factor = c->rope_scaling_factor;
+        a.rope_scaling_low_freq_factor = c->rope_low_freq_factor;
+        a.rope_scaling_high_freq_factor = c->rope_high_freq_factor;
+        a.rope_scaling_original_max_position_embeddings = c->rope_original_max_position;
+        a.sliding_window = c->sliding_window;
+        snprintf(a.hf_architecture, sizeof a.hf_architecture, "%s",
+                 hf_family_architecture(c->family));
+    }
+    return model_attrs_write(f, &a);
 }
 
 /* ---- the tensor table ---- */
@@ -306,7 +355,7 @@ static void add_llama(hf_tensor_t *t, size_t *n, const char *key, int ndim, uint
 
 int hf_tensor_table(const hf_config_t *c, hf_tensor_t **out, size_t *n)
 {
-    size_t cap = 4 + 16 * (size_t)c->n_layer;
+    size_t cap = 4 + 20 * (size_t)c->n_layer;
     hf_tensor_t *t = calloc(cap, sizeof *t);
     if (!t) return weft_error("out of memory");
     uint64_t C = (uint64_t)c->n_embd, V = (uint64_t)c->vocab_size;
@@ -365,6 +414,10 @@ int hf_tensor_table(const hf_config_t *c, hf_tensor_t **out, size_t *n)
             for (int p = 0; p < 3; p++) {
                 snprintf(k, sizeof k, "model.layers.%lld.mlp.%s.weight", (long long)l, mlp[p]);
                 add_llama(t, n, k, 2, p == 2 ? C : I, p == 2 ? I : C);
+                if (c->mlp_bias) {
+                    snprintf(k, sizeof k, "model.layers.%lld.mlp.%s.bias", (long long)l, mlp[p]);
+                    add_llama(t, n, k, 1, p == 2 ? C : I, 1);
+                }
             }
         }
         add_llama(t, n, "model.norm.weight", 1, C, 1);

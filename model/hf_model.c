@@ -183,38 +183,7 @@ static int match_tensors(const hf_config_t *c, st_checkpoint_t *ck, const hf_ten
 
 static int write_attrs(hid_t f, const hf_config_t *c, const char *tokenizer)
 {
-    int gpt2 = c->family == HF_GPT2;
-    if (h5_attr_write_str(f, "format", "weft-model") < 0 ||
-        h5_attr_write_i64(f, "version", gpt2 ? 1 : 2) < 0 ||
-        h5_attr_write_str(f, "arch", gpt2 ? "gpt2" : "llama") < 0 ||
-        h5_attr_write_i64(f, "n_layer", c->n_layer) < 0 ||
-        h5_attr_write_i64(f, "n_head", c->n_head) < 0 ||
-        h5_attr_write_i64(f, "n_embd", c->n_embd) < 0 ||
-        h5_attr_write_i64(f, "vocab_size", c->vocab_size) < 0 ||
-        h5_attr_write_i64(f, "n_ctx", c->n_ctx) < 0)
-        return -1;
-    if (!gpt2) {
-        if (h5_attr_write_i64(f, "n_kv_head", c->n_kv_head) < 0 ||
-            h5_attr_write_i64(f, "head_dim", c->head_dim) < 0 ||
-            h5_attr_write_i64(f, "n_inner", c->n_inner) < 0 ||
-            h5_attr_write_f64(f, "rms_norm_eps", c->rms_norm_eps) < 0 ||
-            h5_attr_write_f64(f, "rope_theta", c->rope_theta) < 0 ||
-            h5_attr_write_i64(f, "tie_word_embeddings", c->tie_word_embeddings) < 0 ||
-            h5_attr_write_str(f, "hf_architecture", hf_family_architecture(c->family)) < 0)
-            return -1;
-        if (c->rope_scaling_type[0] &&
-            (h5_attr_write_str(f, "rope_scaling_type", c->rope_scaling_type) < 0 ||
-             h5_attr_write_f64(f, "rope_scaling_factor", c->rope_scaling_factor) < 0))
-            return -1;
-        if (!strcmp(c->rope_scaling_type, "llama3") &&
-            (h5_attr_write_f64(f, "rope_low_freq_factor", c->rope_low_freq_factor) < 0 ||
-             h5_attr_write_f64(f, "rope_high_freq_factor", c->rope_high_freq_factor) < 0 ||
-             h5_attr_write_i64(f, "rope_original_max_position", c->rope_original_max_position) < 0))
-            return -1;
-        if (c->sliding_window && h5_attr_write_i64(f, "sliding_window", c->sliding_window) < 0)
-            return -1;
-    }
-    return h5_attr_write_str(f, "tokenizer", tokenizer);
+    return hf_config_write_attrs(f, c) < 0 ? -1 : h5_attr_write_str(f, "tokenizer", tokenizer);
 }
 
 static int import_into(hid_t f, const hf_config_t *c, const hf_tensor_t *tab, size_t n,
@@ -234,6 +203,15 @@ static int import_into(hid_t f, const hf_config_t *c, const hf_tensor_t *tab, si
     float *buf = malloc(biggest * sizeof *buf);
     if (!buf)
         return weft_error("out of memory for a tensor of %llu values", (unsigned long long)biggest);
+    /* The output's writeback starts as each tensor is written, so the disk
+     * works while the next one converts and the closing fsync finds little
+     * left to do; what was written two tensors ago is waited for and its
+     * pages given back, so the page cache reuses them rather than taking
+     * fresh memory for all of the output (HDF5's sec2 driver: the handle is
+     * the file descriptor). */
+    int *fdp = NULL;
+    off_t done[2] = {0, 0};
+    if (H5Fget_vfd_handle(f, H5P_DEFAULT, (void **)&fdp) < 0) fdp = NULL;
     for (size_t j = 0; j < n; j++) {
         const st_tensor_t *t = found[j].t;
         int rc = st_file_read_f32(found[j].file, t, buf);
@@ -244,6 +222,16 @@ static int import_into(hid_t f, const hf_config_t *c, const hf_tensor_t *tab, si
         if (rc < 0) {
             free(buf);
             return -1;
+        }
+        struct stat fst;
+        if (fdp && fstat(*fdp, &fst) == 0) {
+            sync_file_range(*fdp, 0, 0, SYNC_FILE_RANGE_WRITE);
+            if (done[0] > 0 && sync_file_range(*fdp, 0, done[0],
+                                               SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                                                   SYNC_FILE_RANGE_WAIT_AFTER) == 0)
+                posix_fadvise(*fdp, 0, done[0], POSIX_FADV_DONTNEED);
+            done[0] = done[1];
+            done[1] = fst.st_size;
         }
     }
     free(buf);
@@ -383,7 +371,7 @@ static json_t *config_json(const hf_config_t *c, int bf16)
         json_object_set_new(o, "tie_word_embeddings", json_boolean(c->tie_word_embeddings));
         if (c->family == HF_LLAMA) {
             json_object_set_new(o, "attention_bias", json_boolean(c->qkv_bias));
-            json_object_set_new(o, "mlp_bias", json_false());
+            json_object_set_new(o, "mlp_bias", json_boolean(c->mlp_bias));
         }
         if (c->family == HF_QWEN2) json_object_set_new(o, "use_sliding_window", json_false());
         if (c->family == HF_MISTRAL)
@@ -434,7 +422,9 @@ static int export_from(hid_t f, const char *dir, int bf16)
     st_writer_t *w = NULL;
     size_t n = 0, biggest = 1;
     int rc = -1;
-    if (hf_config_from_model(f, &c) < 0 || hf_tensor_table(&c, &tab, &n) < 0) goto out;
+    if (hf_config_from_model(f, &c) < 0 || hf_config_exportable(&c) < 0 ||
+        hf_tensor_table(&c, &tab, &n) < 0)
+        goto out;
     if (!(specs = calloc(n, sizeof *specs))) {
         weft_error("out of memory");
         goto out;

@@ -97,6 +97,47 @@ int peft_is_dir(const char *path)
 
 /* ---- the weft-adapter file ---- */
 
+/* A weft-adapter module's HDF5 path under block l: /h/0/attn/c_attn,
+ * /model/layers/0/self_attn/q_proj. */
+static void h5_module(char *buf, size_t size, hf_family_t f, int l, int m, const char *what)
+{
+    char mod[64];
+    snprintf(mod, sizeof mod, "%s", families[f].mod[m]);
+    *strchr(mod, '.') = '/';
+    snprintf(buf, size, "/%s/%d/%s/%s", f == HF_GPT2 ? "h" : "model/layers", l, mod, what);
+}
+
+/* The targets attribute ("attn.c_attn,mlp.c_fc", "self_attn.q_proj,...",
+ * or "all-linear") -> family and module mask. */
+static int h5_targets(hid_t f, const char *targets, peft_lora_t *a)
+{
+    if (!strcmp(targets, "all-linear")) {
+        a->family = h5_path_exists(f, "/model/layers/0") > 0 ? HF_LLAMA : HF_GPT2;
+        a->targets = (1u << families[a->family].n) - 1;
+        return 0;
+    }
+    int family = -1;
+    for (const char *p = targets; *p;) {
+        size_t n = strcspn(p, ",");
+        int found = -1, ff = -1;
+        for (int fi = 0; fi <= HF_LLAMA && found < 0; fi++)
+            for (int m = 0; m < families[fi].n; m++)
+                if (strlen(families[fi].mod[m]) == n && !strncmp(p, families[fi].mod[m], n)) {
+                    found = m;
+                    ff = fi;
+                }
+        if (found < 0) return weft_error("attribute targets: unknown module in '%s'", targets);
+        if (family >= 0 && ff != family)
+            return weft_error("attribute targets '%s' mixes GPT-2 and Llama modules", targets);
+        family = ff;
+        a->targets |= 1u << found;
+        p += n + (p[n] == ',');
+    }
+    if (family < 0) return weft_error("attribute targets lists no module");
+    a->family = (hf_family_t)family;
+    return 0;
+}
+
 static int read_h5(hid_t f, peft_lora_t *a)
 {
     char format[64], targets[256], hex[80];
@@ -115,38 +156,27 @@ static int read_h5(hid_t f, peft_lora_t *a)
         return weft_error("weft-adapter version %lld (this weft reads 1)", (long long)version);
     if (r < 1 || r > (1 << 20) || !isfinite(a->alpha) || (rs != 0 && rs != 1))
         return weft_error("attributes r, alpha or use_rslora out of range");
-    a->family = HF_GPT2;
     a->r = (int)r;
     a->use_rslora = (int)rs;
-    for (char *p = targets; *p;) {
-        size_t n = strcspn(p, ",");
-        int found = -1;
-        for (int m = 0; m < families[HF_GPT2].n; m++)
-            if (strlen(families[HF_GPT2].mod[m]) == n && !strncmp(p, families[HF_GPT2].mod[m], n))
-                found = m;
-        if (found < 0) return weft_error("attribute targets: unknown module in '%s'", targets);
-        a->targets |= 1u << found;
-        p += n + (p[n] == ',');
-    }
-    if (!a->targets) return weft_error("attribute targets lists no module");
+    if (h5_targets(f, targets, a) < 0) return -1;
+    hf_family_t fm = a->family;
     char path[256];
     while (a->n_layer < 100000) {
-        snprintf(path, sizeof path, "/h/%d", a->n_layer);
+        snprintf(path, sizeof path, "/%s/%d", fm == HF_GPT2 ? "h" : "model/layers", a->n_layer);
         if (!h5_path_exists(f, path)) break;
         a->n_layer++;
     }
-    if (!a->n_layer) return weft_error("no /h/0 group: the adapter holds no matrices");
-    for (int m = 0; m < families[HF_GPT2].n; m++) {
+    if (!a->n_layer)
+        return weft_error("no /%s/0 group: the adapter holds no matrices",
+                          fm == HF_GPT2 ? "h" : "model/layers");
+    for (int m = 0; m < families[fm].n; m++) {
         if (!(a->targets >> m & 1)) continue;
         int rank;
         hsize_t da[8], db[8];
-        char mod[64];
-        snprintf(mod, sizeof mod, "%s", families[HF_GPT2].mod[m]);
-        *strchr(mod, '.') = '/';
-        snprintf(path, sizeof path, "/h/0/%s/lora_A", mod);
+        h5_module(path, sizeof path, fm, 0, m, "lora_A");
         if (h5_dataset_shape(f, path, &rank, da) < 0 || rank != 2 || da[0] != (hsize_t)r)
             return weft_error("dataset %s must be [r=%lld, in]", path, (long long)r);
-        snprintf(path, sizeof path, "/h/0/%s/lora_B", mod);
+        h5_module(path, sizeof path, fm, 0, m, "lora_B");
         if (h5_dataset_shape(f, path, &rank, db) < 0 || rank != 2 || db[1] != (hsize_t)r)
             return weft_error("dataset %s must be [out, r=%lld]", path, (long long)r);
         a->in[m] = da[1];
@@ -154,16 +184,13 @@ static int read_h5(hid_t f, peft_lora_t *a)
     }
     if (alloc_weights(a) < 0) return -1;
     for (int l = 0; l < a->n_layer; l++)
-        for (int m = 0; m < families[HF_GPT2].n; m++) {
+        for (int m = 0; m < families[fm].n; m++) {
             size_t ao, bo;
             if (peft_offsets(a, l, m, &ao, &bo) < 0) continue;
-            char mod[64];
-            snprintf(mod, sizeof mod, "%s", families[HF_GPT2].mod[m]);
-            *strchr(mod, '.') = '/';
             hsize_t da[2] = {(hsize_t)r, a->in[m]}, db[2] = {a->out[m], (hsize_t)r};
-            snprintf(path, sizeof path, "/h/%d/%s/lora_A", l, mod);
+            h5_module(path, sizeof path, fm, l, m, "lora_A");
             if (h5_read_f32(f, path, 2, da, a->w + ao) < 0) return -1;
-            snprintf(path, sizeof path, "/h/%d/%s/lora_B", l, mod);
+            h5_module(path, sizeof path, fm, l, m, "lora_B");
             if (h5_read_f32(f, path, 2, db, a->w + bo) < 0) return -1;
         }
     return 0;

@@ -18,7 +18,8 @@ int peft_nmodules(hf_family_t f);
 const char *peft_module_name(hf_family_t f, int m);
 
 typedef struct {
-    hf_family_t family;
+    hf_family_t family; /* HF_GPT2 or HF_LLAMA (Qwen2's and Mistral's adapters are Llama's);
+                           module m is the family's m-th (peft_module_name) */
     int r;
     double alpha;
     int use_rslora;
@@ -42,7 +43,7 @@ int peft_is_dir(const char *path);
  * to save, differing rank or alpha patterns, layers_to_transform, a target
  * the architecture lacks) is refused by name. */
 int peft_read_dir(const char *dir, peft_lora_t *a);
-/* Reads a weft-adapter HDF5 file (GPT-2's targets). */
+/* Reads a weft-adapter HDF5 file (GPT-2's or the Llama family's targets). */
 int peft_read_h5(const char *path, peft_lora_t *a);
 /* Either of the two, by what path is. */
 int peft_read_any(const char *path, peft_lora_t *a);

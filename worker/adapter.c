@@ -143,25 +143,41 @@ static int read_info(hid_t f, adapter_info_t *info)
     return 0;
 }
 
+/* The engine's module number (lora.h) of a PEFT adapter's module m. */
+static int peft_global(const peft_lora_t *a, int m)
+{
+    return a->family == HF_GPT2 ? m : LORA_Q_PROJ + m;
+}
+
 /* A PEFT folder's settings as an adapter_info_t (no backbone hash: PEFT
- * keeps none, so the shapes are what is checked against the backbone). */
+ * keeps none, so the shapes are what is checked against the backbone, here
+ * for GPT-2's widths and in peft_load for every module). */
 static int peft_info(const peft_lora_t *a, adapter_info_t *info)
 {
     memset(info, 0, sizeof *info);
-    if (a->family != HF_GPT2)
-        return weft_error("a Llama-family adapter: this weft's engine runs GPT-2 adapters");
     snprintf(info->tenant, sizeof info->tenant, "%s", a->tenant);
     info->spec.r = a->r;
     info->spec.alpha = (float)a->alpha;
     info->spec.use_rslora = a->use_rslora;
-    info->spec.targets = a->targets;
     info->n_layer = a->n_layer;
+    for (int m = 0; m < peft_nmodules(a->family); m++)
+        if (a->targets >> m & 1) info->spec.targets |= 1u << peft_global(a, m);
+    if (a->family != HF_GPT2) {
+        /* n_embd from a module reading the residual stream (q, k, v, gate,
+         * up), else 0: not known. */
+        for (int m = 0; m < peft_nmodules(a->family) && !info->n_embd; m++) {
+            int g = peft_global(a, m);
+            if ((a->targets >> m & 1) && g != LORA_O_PROJ && g != LORA_DOWN_PROJ)
+                info->n_embd = (int)a->in[m];
+        }
+        return 0;
+    }
     int m0 = 0;
     while (!(a->targets >> m0 & 1)) m0++;
     int in1, out1;
     lora_module_dims(m0, 1, &in1, &out1);
     info->n_embd = (int)(a->in[m0] / (uint64_t)in1);
-    for (int m = 0; m < LORA_NMODULES; m++) {
+    for (int m = 0; m < 4; m++) {
         int in, out;
         lora_module_dims(m, info->n_embd, &in, &out);
         if ((a->targets >> m & 1) && (a->in[m] != (uint64_t)in || a->out[m] != (uint64_t)out))
@@ -262,11 +278,20 @@ static int peft_load(const char *path, lora_pack_t *pack, int k, adapter_info_t 
     if (peft_read_dir(path, &a) < 0) return -1;
     int rc = peft_info(&a, info);
     if (rc == 0) rc = check_fits(info, pack, k);
+    for (int m = 0; rc == 0 && m < peft_nmodules(a.family); m++) {
+        int in = 0, out = 0, g = peft_global(&a, m);
+        if (!(a.targets >> m & 1)) continue;
+        if (lora_pack_module_dims(pack, g, &in, &out) < 0 || a.in[m] != (uint64_t)in ||
+            a.out[m] != (uint64_t)out)
+            rc = weft_error("%s is %llu -> %llu, but this %s backbone's is %d -> %d",
+                            lora_module_name(g), (unsigned long long)a.in[m],
+                            (unsigned long long)a.out[m], lora_pack_dims(pack)->arch, in, out);
+    }
     for (int l = 0; rc == 0 && l < a.n_layer; l++)
-        for (int m = 0; m < LORA_NMODULES; m++) {
+        for (int m = 0; m < peft_nmodules(a.family); m++) {
             size_t ao, bo, pa, pb;
             if (peft_offsets(&a, l, m, &ao, &bo) < 0 ||
-                lora_pack_offsets(pack, k, l, m, &pa, &pb) < 0)
+                lora_pack_offsets(pack, k, l, peft_global(&a, m), &pa, &pb) < 0)
                 continue;
             float *w = lora_pack_params(pack);
             memcpy(w + pa, a.w + ao, (size_t)a.r * a.in[m] * sizeof *w);

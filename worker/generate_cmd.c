@@ -174,7 +174,7 @@ int cmd_generate(int argc, char **argv)
         load(model, adapter, cfg.n_ctx, &l) < 0)
         goto fail;
     gpt2_t *m = l.model;
-    int T = m->cfg.n_ctx, V = m->cfg.vocab_size;
+    int T = gpt2_max_seq_len(&m->cfg), V = m->cfg.vocab_size;
     if (gpt2_alloc(m, 1, T) < 0) goto fail;
     int *ctx = malloc((size_t)T * sizeof *ctx), n = 0;
     out_t out = {.tty = isatty(STDOUT_FILENO)};
@@ -278,11 +278,12 @@ int cmd_eval(int argc, char **argv)
     gpt2_config_t cfg;
     char tok[16];
     if (!s || model_file_config(model, &cfg, tok, sizeof tok) < 0) goto fail;
-    int T = seq ? seq : cfg.n_ctx;
+    int T = seq ? seq : gpt2_max_seq_len(&cfg);
     if (T > cfg.n_ctx) {
         weft_error("--seq-len %d is longer than the model's n_ctx %d", T, cfg.n_ctx);
         goto fail;
     }
+    if (gpt2_check_window(&cfg, T, "--seq-len") < 0) goto fail;
     if (load(model, adapter, batch * T, &l) < 0 || gpt2_alloc(l.model, batch, T) < 0) goto fail;
     if (strcmp(shardset_tokenizer(s), tok) ||
         (l.tok && strcmp(shardset_tokenizer_sha256(s), tok_sha256(l.tok)))) {

@@ -378,6 +378,23 @@ static size_t acts_layout(const gpt2_config_t *c, int B, int T, gpt2_acts_t *a)
     return off + 2 * N; /* the two int arrays, as floats (same size) */
 }
 
+int gpt2_max_seq_len(const gpt2_config_t *c)
+{
+    int w = c->arch == ARCH_LLAMA ? c->llama.sliding_window : 0;
+    return w > 0 && w < c->n_ctx ? w : c->n_ctx;
+}
+
+int gpt2_check_window(const gpt2_config_t *c, int T, const char *what)
+{
+    int w = c->arch == ARCH_LLAMA ? c->llama.sliding_window : 0;
+    if (w > 0 && T > w)
+        return weft_error("%s %d is longer than the model's sliding_window = %d: weft runs a "
+                          "sliding-window model (Mistral) only while a sequence fits in the "
+                          "window; use at most %d",
+                          what, T, w, w);
+    return 0;
+}
+
 int gpt2_alloc(gpt2_t *self, int B, int T)
 {
     if (B < 1 || T < 1) return weft_error("batch shape (%d,%d) must be positive", B, T);
@@ -385,6 +402,7 @@ int gpt2_alloc(gpt2_t *self, int B, int T)
         return weft_error("seq_len %d is longer than the model's context n_ctx = %d: use a "
                           "shorter sequence",
                           T, self->cfg.n_ctx);
+    if (gpt2_check_window(&self->cfg, T, "seq_len") < 0) return -1;
     if ((size_t)B * T * (size_t)self->cfg.vocab_size > (size_t)1 << 34)
         return weft_error("batch %dx%d is too large for this model's logits", B, T);
     if (self->cfg.arch == ARCH_LLAMA) return llama_alloc(self, B, T);

@@ -33,6 +33,11 @@ typedef struct {
     rope_type_t rope_type;
     float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
     int rope_original_ctx;
+    int sliding_window;       /* Mistral: attention spans at most this many
+                                 positions; 0: none. The engine runs only
+                                 T <= sliding_window (full causal attention). */
+    char hf_architecture[32]; /* "LlamaForCausalLM", "Qwen2ForCausalLM", ...
+                                 as the model file records it; "": unknown */
 } llama_config_t;
 
 typedef struct {
@@ -47,6 +52,15 @@ int gpt2_config_preset(const char *name, gpt2_config_t *cfg);
 /* Checks sizes are positive, n_embd divisible by n_head, and that every
  * offset fits. One-line error on failure. */
 int gpt2_config_check(const gpt2_config_t *cfg);
+
+/* The longest sequence the engine runs on c: n_ctx, or a Mistral model's
+ * sliding_window when shorter (within the window attention is full causal
+ * attention; beyond it weft does not implement the window). */
+int gpt2_max_seq_len(const gpt2_config_t *c);
+/* 0 when a sequence of T positions fits the sliding window (or there is
+ * none), else -1 with one line naming `what` (e.g. "train.seq_len") and the
+ * model's sliding_window. */
+int gpt2_check_window(const gpt2_config_t *c, int T, const char *what);
 
 /* Tensor kinds: weight decay applies to GPT2_MATRIX by default. */
 typedef enum { GPT2_MATRIX, GPT2_BIAS, GPT2_NORM, GPT2_EMBEDDING } gpt2_kind_t;

@@ -190,6 +190,14 @@ int cmd_init_model(int argc, char **argv)
         if (eps > 0.0f) x->rms_norm_eps = eps;
         if ((bias && parse_bias(bias, &x->bias) < 0) || (rope && parse_rope(rope, x) < 0))
             goto fail;
+        /* The Hugging Face class with these biases, recorded so that weft
+         * export writes it back ("" when no class has them). */
+        unsigned qkv = x->bias & 7u, o = x->bias >> 3 & 1u, mlp = x->bias >> 4;
+        const char *hf = qkv == 7u && !o && !mlp ? "Qwen2ForCausalLM"
+                         : ((!qkv && !o) || (qkv == 7u && o)) && (!mlp || mlp == 7u)
+                             ? "LlamaForCausalLM"
+                             : "";
+        snprintf(x->hf_architecture, sizeof x->hf_architecture, "%s", hf);
     } else if (bias || rope || theta > 0.0f || eps > 0.0f || lsizes[0] || lsizes[1] ||
                lsizes[2] || lsizes[3] >= 0) {
         weft_error("the llama options (--kv-heads, --head-dim, --inner, --theta, --eps, --tie, "

@@ -5,6 +5,7 @@
 #include "h5util.h"
 #include "log.h"
 #include "tok_h5.h"
+#include "model_attrs.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -29,58 +30,29 @@ static hid_t open_model(const char *path)
     return f;
 }
 
-static const char *rope_names[] = {"default", "linear", "llama3"};
+static const char *rope_names[] = {"", "linear", "llama3"};
 
-/* The Llama settings of a version-2 file: root attributes, and the biases
- * from the datasets present in layer 0. */
-static int read_llama(hid_t f, gpt2_config_t *cfg)
+/* The engine's config from the file's root attributes (common/model_attrs.c
+ * reads and range-checks them), and the biases from the datasets present in
+ * layer 0. */
+static int read_llama(hid_t f, const model_attrs_t *a, gpt2_config_t *cfg)
 {
     llama_config_t *x = &cfg->llama;
-    static const char *ints[3] = {"n_kv_head", "head_dim", "n_inner"};
-    int *dst[3] = {&x->n_kv_head, &x->head_dim, &x->n_inner};
-    int64_t v;
-    for (int i = 0; i < 3; i++) {
-        if (h5_attr_read_i64(f, ints[i], &v) < 0) return -1;
-        if (v < 1 || v > (1 << 30))
-            return weft_error("attribute %s = %lld is out of range", ints[i], (long long)v);
-        *dst[i] = (int)v;
-    }
-    if (h5_attr_read_i64(f, "tie_word_embeddings", &v) < 0) return -1;
-    if (v != 0 && v != 1)
-        return weft_error("attribute tie_word_embeddings = %lld: it must be 0 or 1", (long long)v);
-    x->tie_word_embeddings = (int)v;
-    double d;
-    if (h5_attr_read_f64(f, "rms_norm_eps", &d) < 0) return -1;
-    x->rms_norm_eps = (float)d;
-    if (h5_attr_read_f64(f, "rope_theta", &d) < 0) return -1;
-    x->rope_theta = (float)d;
+    x->n_kv_head = (int)a->n_kv_head;
+    x->head_dim = (int)a->head_dim;
+    x->n_inner = (int)a->n_inner;
+    x->tie_word_embeddings = (int)a->tie_word_embeddings;
+    x->rms_norm_eps = (float)a->rms_norm_eps;
+    x->rope_theta = (float)a->rope_theta;
     x->rope_type = ROPE_DEFAULT;
-    if (h5_attr_exists(f, "rope_scaling_type") > 0) {
-        char type[64];
-        if (h5_attr_read_str(f, "rope_scaling_type", type, sizeof type) < 0) return -1;
-        int found = -1;
-        for (int i = 1; i < 3; i++)
-            if (!strcmp(type, rope_names[i])) found = i;
-        if (found < 0)
-            return weft_error("rope_scaling_type \"%s\" is not supported: use linear or llama3",
-                              type);
-        x->rope_type = (rope_type_t)found;
-        if (h5_attr_read_f64(f, "rope_scaling_factor", &d) < 0) return -1;
-        x->rope_factor = (float)d;
-        if (found == ROPE_LLAMA3) {
-            if (h5_attr_read_f64(f, "rope_scaling_low_freq_factor", &d) < 0) return -1;
-            x->rope_low_freq_factor = (float)d;
-            if (h5_attr_read_f64(f, "rope_scaling_high_freq_factor", &d) < 0) return -1;
-            x->rope_high_freq_factor = (float)d;
-            if (h5_attr_read_i64(f, "rope_scaling_original_max_position_embeddings", &v) < 0)
-                return -1;
-            if (v < 1 || v > (1 << 30))
-                return weft_error("attribute rope_scaling_original_max_position_embeddings = "
-                                  "%lld is out of range",
-                                  (long long)v);
-            x->rope_original_ctx = (int)v;
-        }
-    }
+    for (int i = 1; i < 3; i++)
+        if (!strcmp(a->rope_scaling_type, rope_names[i])) x->rope_type = (rope_type_t)i;
+    x->rope_factor = (float)a->rope_scaling_factor;
+    x->rope_low_freq_factor = (float)a->rope_scaling_low_freq_factor;
+    x->rope_high_freq_factor = (float)a->rope_scaling_high_freq_factor;
+    x->rope_original_ctx = (int)a->rope_scaling_original_max_position_embeddings;
+    x->sliding_window = (int)a->sliding_window;
+    snprintf(x->hf_architecture, sizeof x->hf_architecture, "%s", a->hf_architecture);
     static const char *proj[7] = {"self_attn/q_proj", "self_attn/k_proj", "self_attn/v_proj",
                                   "self_attn/o_proj", "mlp/gate_proj",    "mlp/up_proj",
                                   "mlp/down_proj"};
@@ -95,38 +67,22 @@ static int read_llama(hid_t f, gpt2_config_t *cfg)
 
 static int read_config(hid_t f, gpt2_config_t *cfg, char *tokenizer, size_t toksize)
 {
-    char format[64], arch[64], tok[64];
-    int64_t version, v[5];
-    if (h5_attr_read_str(f, "format", format, sizeof format) < 0 || strcmp(format, MODEL_FORMAT))
-        return weft_error("not a weft-model file (root attribute format is not \"%s\")",
-                          MODEL_FORMAT);
-    if (h5_attr_read_i64(f, "version", &version) < 0) return -1;
-    if (version != 1 && version != MODEL_VERSION)
-        return weft_error("weft-model version %lld is not supported (this weft reads versions 1 "
-                          "and %d)",
-                          (long long)version, MODEL_VERSION);
-    if (h5_attr_read_str(f, "arch", arch, sizeof arch) < 0) return -1;
-    model_arch_t a;
-    if (!strcmp(arch, "gpt2"))
-        a = ARCH_GPT2;
-    else if (!strcmp(arch, "llama") && version >= 2)
-        a = ARCH_LLAMA;
-    else
-        return weft_error("arch \"%s\" is not supported in a version %lld file (\"gpt2\", or "
-                          "\"llama\" from version 2)",
-                          arch, (long long)version);
-    static const char *names[5] = {"n_layer", "n_head", "n_embd", "vocab_size", "n_ctx"};
-    for (int i = 0; i < 5; i++) {
-        if (h5_attr_read_i64(f, names[i], &v[i]) < 0) return -1;
-        if (v[i] < 1 || v[i] > (1 << 30))
-            return weft_error("attribute %s = %lld is out of range", names[i], (long long)v[i]);
-    }
-    *cfg = (gpt2_config_t){(int)v[0], (int)v[1], (int)v[2], (int)v[3], (int)v[4], a, {0}};
-    if (a == ARCH_LLAMA && read_llama(f, cfg) < 0) return -1;
+    model_attrs_t a;
+    char tok[64];
+    if (model_attrs_read(f, &a) < 0) return -1;
+    model_arch_t arch = strcmp(a.arch, "llama") ? ARCH_GPT2 : ARCH_LLAMA;
+    *cfg = (gpt2_config_t){
+        (int)a.n_layer, (int)a.n_head, (int)a.n_embd, (int)a.vocab_size, (int)a.n_ctx, arch, {0}};
+    if (arch == ARCH_LLAMA && read_llama(f, &a, cfg) < 0) return -1;
     if (gpt2_config_check(cfg) < 0) return -1;
     if (h5_attr_read_str(f, "tokenizer", tok, sizeof tok) < 0) return -1;
-    if (strcmp(tok, "byte") && strcmp(tok, "gpt2") && strcmp(tok, TOK_KIND_BPE))
-        return weft_error("tokenizer \"%s\" is not supported (\"byte\", \"gpt2\" or \"bpe\")", tok);
+    /* "none": a model imported without tokenizer files; it runs on token
+     * ids (weft grad) and on shards that say "none" too. */
+    if (strcmp(tok, "byte") && strcmp(tok, "gpt2") && strcmp(tok, TOK_KIND_BPE) &&
+        strcmp(tok, "none"))
+        return weft_error("tokenizer \"%s\" is not supported (\"byte\", \"gpt2\", \"bpe\" or "
+                          "\"none\")",
+                          tok);
     if (tokenizer) snprintf(tokenizer, toksize, "%s", tok);
     return 0;
 }
@@ -201,30 +157,6 @@ int model_file_write_tensors(hid_t file, const gpt2_t *model, const float *buf)
     return 0;
 }
 
-/* The Llama root attributes of version 2 (biases are their datasets). */
-static int write_llama(hid_t f, const gpt2_config_t *c)
-{
-    const llama_config_t *x = &c->llama;
-    if (h5_attr_write_i64(f, "n_kv_head", x->n_kv_head) < 0 ||
-        h5_attr_write_i64(f, "head_dim", x->head_dim) < 0 ||
-        h5_attr_write_i64(f, "n_inner", x->n_inner) < 0 ||
-        h5_attr_write_f64(f, "rms_norm_eps", x->rms_norm_eps) < 0 ||
-        h5_attr_write_f64(f, "rope_theta", x->rope_theta) < 0 ||
-        h5_attr_write_i64(f, "tie_word_embeddings", x->tie_word_embeddings) < 0)
-        return -1;
-    if (x->rope_type == ROPE_DEFAULT) return 0;
-    if (h5_attr_write_str(f, "rope_scaling_type", rope_names[x->rope_type]) < 0 ||
-        h5_attr_write_f64(f, "rope_scaling_factor", x->rope_factor) < 0)
-        return -1;
-    if (x->rope_type != ROPE_LLAMA3) return 0;
-    if (h5_attr_write_f64(f, "rope_scaling_low_freq_factor", x->rope_low_freq_factor) < 0 ||
-        h5_attr_write_f64(f, "rope_scaling_high_freq_factor", x->rope_high_freq_factor) < 0 ||
-        h5_attr_write_i64(f, "rope_scaling_original_max_position_embeddings",
-                          x->rope_original_ctx) < 0)
-        return -1;
-    return 0;
-}
-
 static int write_model(hid_t f, const gpt2_t *m, const char *tokenizer, const tok_t *tok)
 {
     if (!tok && !strcmp(tokenizer, TOK_KIND_BPE))
@@ -233,17 +165,32 @@ static int write_model(hid_t f, const gpt2_t *m, const char *tokenizer, const to
         return weft_error("the tokenizer has %d tokens; the model's vocab_size is only %d",
                           tok_vocab_size(tok), m->cfg.vocab_size);
     const gpt2_config_t *c = &m->cfg;
+    const llama_config_t *x = &c->llama;
     int llama = c->arch == ARCH_LLAMA;
-    if (h5_attr_write_str(f, "format", MODEL_FORMAT) < 0 ||
-        h5_attr_write_i64(f, "version", llama ? 2 : 1) < 0 ||
-        h5_attr_write_str(f, "arch", llama ? "llama" : "gpt2") < 0 ||
-        h5_attr_write_i64(f, "n_layer", c->n_layer) < 0 ||
-        h5_attr_write_i64(f, "n_head", c->n_head) < 0 ||
-        h5_attr_write_i64(f, "n_embd", c->n_embd) < 0 ||
-        h5_attr_write_i64(f, "vocab_size", c->vocab_size) < 0 ||
-        h5_attr_write_i64(f, "n_ctx", c->n_ctx) < 0 ||
-        (tok ? tok_h5_write(f, tok) : h5_attr_write_str(f, "tokenizer", tokenizer)) < 0 ||
-        (llama && write_llama(f, c) < 0))
+    model_attrs_t a = {.version = llama ? 2 : 1,
+                       .n_layer = c->n_layer,
+                       .n_head = c->n_head,
+                       .n_embd = c->n_embd,
+                       .vocab_size = c->vocab_size,
+                       .n_ctx = c->n_ctx};
+    snprintf(a.arch, sizeof a.arch, "%s", llama ? "llama" : "gpt2");
+    if (llama) {
+        a.n_kv_head = x->n_kv_head;
+        a.head_dim = x->head_dim;
+        a.n_inner = x->n_inner;
+        a.tie_word_embeddings = x->tie_word_embeddings;
+        a.rms_norm_eps = x->rms_norm_eps;
+        a.rope_theta = x->rope_theta;
+        snprintf(a.rope_scaling_type, sizeof a.rope_scaling_type, "%s", rope_names[x->rope_type]);
+        a.rope_scaling_factor = x->rope_factor;
+        a.rope_scaling_low_freq_factor = x->rope_low_freq_factor;
+        a.rope_scaling_high_freq_factor = x->rope_high_freq_factor;
+        a.rope_scaling_original_max_position_embeddings = x->rope_original_ctx;
+        a.sliding_window = x->sliding_window;
+        snprintf(a.hf_architecture, sizeof a.hf_architecture, "%s", x->hf_architecture);
+    }
+    if (model_attrs_write(f, &a) < 0 ||
+        (tok ? tok_h5_write(f, tok) : h5_attr_write_str(f, "tokenizer", tokenizer)) < 0)
         return -1;
     return model_file_write_tensors(f, m, m->params);
 }

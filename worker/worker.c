@@ -274,6 +274,10 @@ static int load_backbone(void)
                    W.spec->model);
         return fail_with(EXIT_SPEC);
     }
+    if (gpt2_check_window(&cfg, W.T, "train.seq_len") < 0) {
+        weft_error_prefix("%s", W.spec->model);
+        return fail_with(EXIT_SPEC);
+    }
     return EXIT_DONE;
 }
 

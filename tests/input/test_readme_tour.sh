@@ -51,8 +51,9 @@ done
 [ ! -e $ex/runs/nightly/initech/adapter.h5 ] || fail "the cancelled tenant wrote an adapter"
 [ -s $ex/curves.png ] || [ -s $ex/curves.csv ] || fail "weft plot wrote no curves"
 grep -aq "^Dear customer," "$T/tour.log" || fail "weft generate printed no continuation"
-# weft results: the cancelled tenant ranks last
-last=$(sed -n '/+ weft results 1/,/+ weft plot/p' "$T/tour.log" | grep -aE "^[0-9]+ +[0-9]+ +" | tail -1)
+# weft results: the cancelled tenant ranks last (table rows: rank, job id; the lines
+# after the table give each finished job's paths)
+last=$(sed -n '/+ weft results 1/,/+ weft plot/p' "$T/tour.log" | grep -aE "^[0-9]+ +[0-9]+ " | tail -1)
 echo "$last" | grep -q "cancelled" || fail "results do not end with the cancelled job: $last"
 pass "adapters for acme and globex, none for the cancelled initech, curves, a continuation"
 summary

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import tempfile
 
+import h5py
+
 top_srcdir = os.environ.get("top_srcdir", os.path.join(os.path.dirname(__file__), "../.."))
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(top_srcdir, "tests/jobs"))
@@ -132,6 +134,24 @@ def main():
         rc, out, err = validate("sweeplong.cfg", tmp)
         check(rc == 78 and re.search(r"trial sweeplong-[0-9a-f]{8}: train.seq_len: 1024", err),
               "sweep seq_len: %s" % err)
+
+        # a Mistral model's sliding window: seq_len up to it validates, beyond it is named
+        mistral = os.path.join(tmp, "models/mistral.h5")
+        subprocess.run(["weft", "init-model", "--preset", "llama-tiny", "--vocab", "257",
+                        "--ctx", "256", "-o", mistral], check=True, capture_output=True)
+        with h5py.File(mistral, "r+") as f:
+            f.attrs["sliding_window"] = 128
+            f.attrs["hf_architecture"] = "MistralForCausalLM"
+        for seq, ok in ((128, True), (200, False)):
+            with open(os.path.join(tmp, "window.cfg"), "w") as f:
+                f.write('mode = "full"; model = "models/mistral.h5"; data = "data/corpus.h5";\n'
+                        'train = { seq_len = %d; };\n' % seq)
+            rc, out, err = validate("window.cfg", tmp)
+            if ok:
+                check(rc == 0, "seq_len = sliding_window: %d %s" % (rc, err))
+            else:
+                check(rc == 78 and "window.cfg: train.seq_len: 200 exceeds the model's "
+                      "sliding_window 128" in err, "seq_len > sliding_window: %d %s" % (rc, err))
 
         # a data file that is HDF5 but not weft-shards
         with open(os.path.join(tmp, "notshards.cfg"), "w") as f:

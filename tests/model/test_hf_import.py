@@ -229,11 +229,12 @@ for name, arch, tied, rope, extra, kw in cases:
         assert a["rms_norm_eps"] == 1e-5
         if "rope_scaling" in rope and rope["rope_scaling"] and "type" in rope["rope_scaling"]:
             assert a["rope_scaling_type"] in (b"linear", "linear") and a["rope_scaling_factor"] == 2.0
-            assert "rope_low_freq_factor" not in a
+            assert "rope_scaling_low_freq_factor" not in a
         elif name.startswith("llama"):
             assert a["rope_theta"] == 500000.0 and a["rope_scaling_type"] in (b"llama3", "llama3")
-            assert (a["rope_scaling_factor"], a["rope_low_freq_factor"], a["rope_high_freq_factor"],
-                    a["rope_original_max_position"]) == (8.0, 1.0, 4.0, 8192)
+            assert (a["rope_scaling_factor"], a["rope_scaling_low_freq_factor"],
+                    a["rope_scaling_high_freq_factor"],
+                    a["rope_scaling_original_max_position_embeddings"]) == (8.0, 1.0, 4.0, 8192)
         else:
             assert "rope_scaling_type" not in a
         assert ("sliding_window" in a) == (name == "mistral")
@@ -254,6 +255,21 @@ for name, arch, tied, rope, extra, kw in cases:
     weft("import", f"{tmp}/{name}-out", "-o", f"{tmp}/{name}-back.h5")
     assert open(f"{tmp}/{name}-back.h5", "rb").read() == open(f"{tmp}/{name}.h5", "rb").read(), name
     checks += 1
+
+# engine-written Llama models: import(export(m)) is m byte for byte (one attribute
+# table); the class is the one the biases fit; biases no class has are refused
+for bias, arch in (("none", "LlamaForCausalLM"), ("q,k,v", "Qwen2ForCausalLM"),
+                   ("q,k,v,o,gate,up,down", "LlamaForCausalLM")):
+    weft("init-model", "--preset", "llama-tiny", "--vocab", "300", "--bias", bias, "--tie", "0",
+         "--rope-scaling", "llama3:8:1:4:16", "-o", f"{tmp}/e.h5")
+    shutil.rmtree(f"{tmp}/e-hf", ignore_errors=True)
+    weft("export", f"{tmp}/e.h5", "-o", f"{tmp}/e-hf")
+    assert json.load(open(f"{tmp}/e-hf/config.json"))["architectures"] == [arch], bias
+    weft("import", f"{tmp}/e-hf", "-o", f"{tmp}/e-back.h5")
+    assert open(f"{tmp}/e.h5", "rb").read() == open(f"{tmp}/e-back.h5", "rb").read(), bias
+    checks += 1
+weft("init-model", "--preset", "llama-tiny", "--vocab", "300", "--bias", "q", "-o", f"{tmp}/e.h5")
+refused(["export", f"{tmp}/e.h5", "-o", f"{tmp}/e-q"], "biases on some of q_proj")
 
 # --- tokenizer files travel ----------------------------------------------------
 d = gpt2_dir("tok", sd)

@@ -5,3 +5,4 @@ tests_jobs_test_spec_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/jobs
 tests_jobs_test_spec_LDADD = jobs/libweftjobs.a common/libweftcommon.a $(TEST_LIBS) $(WEFT_LIBS)
 TESTS += tests/jobs/test_spec tests/jobs/test_validate.py
 EXTRA_DIST += tests/jobs/bad tests/jobs/fixtures.py tests/jobs/test_validate.py
+include tests/jobs/adapter.mk

@@ -7,6 +7,7 @@
 #include "worker/lora.h"
 #include "worker/lora_train.h"
 #include "worker/optim.h"
+#include "worker/par.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -219,7 +220,7 @@ static int run_child(const setup_t *S, int job, int K, result_t res[4])
     if (pid < 0) return weft_error("fork: %s", strerror(errno));
     if (pid == 0) {
         close(fd[0]);
-        openblas_set_num_threads(S->threads);
+        par_set_threads(S->threads);
         result_t r[4] = {{0}};
         int rc = job == JOB_TIMING ? run_timing(S, K, r)
                                    : run_rss(S, K, job == JOB_RSS_PACKED ? K : 1, r);

@@ -242,16 +242,15 @@ static int run_child(const setup_t *S, int job, int K, result_t res[4])
 
 static void usage(FILE *out)
 {
-    fprintf(
-        out,
-        "usage: weft-bench lora [--preset NAME] [--tenants K] [--rows-per-tenant n]\n"
-        "         [--r 8] [--alpha 16] [--seq T] [--targets LIST] [--dropout p] [--steps S]\n"
-        "         [--threads N] [--rss-only] [--json]\n"
-        "For K = 1, 4, 16, 64 (or the given K): K tenants of n sequences of T tokens packed\n"
-        "in one step, one tenant with the same K*n sequences, and a full fine-tuning step\n"
-        "of the same shape, each in its own process (median of S steps, peak RSS).\n"
-        "Presets: tiny, small, gpt2, llama-tiny, smollm2-135m, qwen2.5-0.5b; targets:\n"
-        "all-linear by default. --rss-only: peak RSS of the pack and of one tenant only.\n");
+    fprintf(out,
+            "usage: weft-bench lora [--preset NAME] [--tenants K] [--rows-per-tenant n]\n"
+            "         [--r 8] [--alpha 16] [--seq T] [--targets LIST] [--dropout p] [--steps S]\n"
+            "         [--threads N] [--rss-only] [--json]\n"
+            "For K = 1, 4, 16, 64 (or the given K): K tenants of n sequences of T tokens packed\n"
+            "in one step, one tenant with the same K*n sequences, and a full fine-tuning step\n"
+            "of the same shape, each in its own process (median of S steps, peak RSS).\n"
+            "Presets: tiny, small, gpt2, llama-tiny, smollm2-135m, qwen2.5-0.5b; targets:\n"
+            "all-linear by default. --rss-only: peak RSS of the pack and of one tenant only.\n");
 }
 
 static int parse_int(const char *opt, const char *v, int lo, int hi, int *out)

@@ -21,7 +21,7 @@ void par_blas_restore(int saved);
 /* `#pragma omp parallel for` over the rank's threads, for a loop of n
  * iterations of about `work` operations each: serial below a size where a
  * region costs more than it saves. */
-#define PAR_MIN_WORK 8192
+#define PAR_MIN_WORK         8192
 #define PAR_THREADS(n, work) ((double)(n) * (double)(work) >= PAR_MIN_WORK ? par_threads() : 1)
 
 #endif

@@ -116,7 +116,7 @@ START_TEST(pack_key_is_backbone_content_and_arch)
     ck_assert_str_ne(ka, kh);
     ck_assert_str_ne(ka, kl);
     ck_assert_str_ne(ka, kc);
-    ck_assert_uint_lt(strlen(ka), sizeof ((store_job_row_t *)0)->pack_key);
+    ck_assert_uint_lt(strlen(ka), sizeof((store_job_row_t *)0)->pack_key);
     /* and the planner packs the two paths' jobs into one run */
     store_job_row_t q[3] = {row(1, "lora", ka, 1), row(2, "lora", kb, 1), row(3, "lora", kh, 1)};
     plan_run_t out[8];

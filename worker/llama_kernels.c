@@ -5,6 +5,7 @@
 #include "llama_kernels.h"
 #include "kernels.h"
 #include "par.h"
+#include "vexp.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -149,7 +150,7 @@ void gqa_attention_forward(float *out, float *att, const float *q, const float *
                     for (int j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
                     float sum = 0.0f;
                     for (int j = 0; j <= i; j++) {
-                        row[j] = fast_expf(row[j] - mx);
+                        row[j] = vexpf(row[j] - mx);
                         sum += row[j];
                     }
                     float inv = 1.0f / sum;
@@ -231,7 +232,7 @@ void gqa_attention_backward(float *dq, float *dk, float *dv, float *scratch, con
 /* silu(x) = x·σ(x), σ(x) = 1/(1 + e^-x) */
 static inline float sigmoidf_(float x)
 {
-    return 1.0f / (1.0f + fast_expf(-x));
+    return 1.0f / (1.0f + vexpf(-x));
 }
 
 void swiglu_forward(float *out, const float *gate, const float *up, size_t n)

@@ -6,6 +6,7 @@
 #include "log.h"
 #include "worker/optim.h"
 #include "worker/rng.h"
+#include "worker/par.h"
 
 #include <cblas.h>
 #include <jansson.h>
@@ -88,7 +89,7 @@ static int run_engine(result_t *res)
     if (res->T > cfg.n_ctx)
         return weft_error("--seq %d is longer than preset %s's context %d", res->T, res->preset,
                           cfg.n_ctx);
-    openblas_set_num_threads(res->threads);
+    par_set_threads(res->threads);
     sgemm_probe_t probe;
     if (probe_init(&probe, res->steps + 1) < 0) {
         probe_free(&probe);

@@ -7,6 +7,7 @@
 #include "worker/lora.h"
 #include "worker/lora_train.h"
 #include "worker/optim.h"
+#include "worker/par.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -81,7 +82,7 @@ static int lora_run_new(lora_run_t *run, const setup_t *S, gpt2_t *m, int tenant
         run->batch[k] =
             (lora_batch_t){inputs + (size_t)k * per * T, targets + (size_t)k * per * T, per};
     }
-    run->pack = lora_pack_new(S->cfg.n_layer, S->cfg.n_embd, tenants, specs, (size_t)Bsum * T);
+    run->pack = lora_pack_for(m, tenants, specs, (size_t)Bsum * T);
     run->tr = run->pack ? lora_trainer_new(m, run->pack, hp, Bsum, T) : NULL;
     if (run->tr) lora_trainer_set_threads(run->tr, S->threads);
     free(specs);
@@ -219,7 +220,7 @@ static int run_child(const setup_t *S, int job, int K, result_t res[4])
     if (pid < 0) return weft_error("fork: %s", strerror(errno));
     if (pid == 0) {
         close(fd[0]);
-        openblas_set_num_threads(S->threads);
+        par_set_threads(S->threads);
         result_t r[4] = {{0}};
         int rc = job == JOB_TIMING ? run_timing(S, K, r)
                                    : run_rss(S, K, job == JOB_RSS_PACKED ? K : 1, r);
@@ -241,14 +242,15 @@ static int run_child(const setup_t *S, int job, int K, result_t res[4])
 
 static void usage(FILE *out)
 {
-    fprintf(
-        out,
-        "usage: weft-bench lora [--preset small|gpt2|tiny] [--tenants K] [--rows-per-tenant n]\n"
-        "         [--r 8] [--alpha 16] [--seq T] [--targets LIST] [--dropout p] [--steps S]\n"
-        "         [--threads N] [--json]\n"
-        "For K = 1, 4, 16, 64 (or the given K): K tenants of n sequences of T tokens packed\n"
-        "in one step, one tenant with the same K*n sequences, and a full fine-tuning step\n"
-        "of the same shape, each in its own process (median of S steps, peak RSS).\n");
+    fprintf(out,
+            "usage: weft-bench lora [--preset NAME] [--tenants K] [--rows-per-tenant n]\n"
+            "         [--r 8] [--alpha 16] [--seq T] [--targets LIST] [--dropout p] [--steps S]\n"
+            "         [--threads N] [--rss-only] [--json]\n"
+            "For K = 1, 4, 16, 64 (or the given K): K tenants of n sequences of T tokens packed\n"
+            "in one step, one tenant with the same K*n sequences, and a full fine-tuning step\n"
+            "of the same shape, each in its own process (median of S steps, peak RSS).\n"
+            "Presets: tiny, small, gpt2, llama-tiny, smollm2-135m, qwen2.5-0.5b; targets:\n"
+            "all-linear by default. --rss-only: peak RSS of the pack and of one tenant only.\n");
 }
 
 static int parse_int(const char *opt, const char *v, int lo, int hi, int *out)
@@ -271,8 +273,8 @@ int bench_lora(int argc, char **argv)
                  .steps = 5,
                  .threads = 1,
                  .alpha = 16,
-                 .targets = 0xF};
-    int only_K = 0, json = 0;
+                 .targets = LORA_ALL_LINEAR};
+    int only_K = 0, json = 0, rss_only = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -281,6 +283,10 @@ int bench_lora(int argc, char **argv)
         }
         if (!strcmp(a, "--json")) {
             json = 1;
+            continue;
+        }
+        if (!strcmp(a, "--rss-only")) {
+            rss_only = 1;
             continue;
         }
         if (i + 1 >= argc) {
@@ -340,10 +346,18 @@ int bench_lora(int argc, char **argv)
     double growth[4] = {0};
     for (int i = 0; i < nK; i++) {
         int K = Ks[i];
-        result_t r[4], rss_pk[4], rss_one[4];
-        if (run_child(&S, JOB_TIMING, K, r) < 0 || run_child(&S, JOB_RSS_PACKED, K, rss_pk) < 0 ||
+        result_t r[4] = {{0}}, rss_pk[4], rss_one[4];
+        if ((!rss_only && run_child(&S, JOB_TIMING, K, r) < 0) ||
+            run_child(&S, JOB_RSS_PACKED, K, rss_pk) < 0 ||
             run_child(&S, JOB_RSS_ONE, K, rss_one) < 0)
             goto fail;
+        if (rss_only) {
+            printf("K=%d, %d tokens: peak RSS %.1f MB packed, %.1f MB one tenant of the same "
+                   "rows, %.0f KB per added tenant\n",
+                   K, K * S.n_per * S.T, rss_pk[0].rss_mb, rss_one[0].rss_mb,
+                   K > 1 ? (rss_pk[0].rss_mb - rss_one[0].rss_mb) * 1024.0 / (K - 1) : 0.0);
+            continue;
+        }
         pk[i] = r[0], one[i] = r[1], full[i] = r[2], base[i] = r[3];
         pk[i].rss_mb = rss_pk[0].rss_mb, one[i].rss_mb = rss_one[0].rss_mb;
         growth[i] = K > 1 ? (pk[i].rss_mb - one[i].rss_mb) * 1024.0 / (K - 1) : 0.0;

@@ -305,7 +305,18 @@ static unsigned targets_mask(const char *list)
     return mask;
 }
 
-int plan_check_adapter(const char *path, const spec_lora_t *l)
+/* Whether an adapter's resolved targets (its `targets` attribute) are what
+ * the tenant's set asks for: all-linear asks for every module of the
+ * backbone's architecture (of either, when m is NULL). */
+static int targets_agree(unsigned have, unsigned want, const plan_model_t *m)
+{
+    if (have == want) return 1;
+    if (!(want & SPEC_T_ALL_LINEAR)) return 0;
+    if (m) return have == (m->llama ? SPEC_T_LLAMA : SPEC_T_ALL);
+    return have == SPEC_T_ALL || have == SPEC_T_LLAMA;
+}
+
+int plan_check_adapter(const char *path, const spec_lora_t *l, const plan_model_t *m)
 {
     /* A PEFT folder: its settings and shapes are checked against the
      * backbone when the worker loads it. */
@@ -341,7 +352,7 @@ int plan_check_adapter(const char *path, const spec_lora_t *l)
     if (!rc && (rs != 0) != l->rslora)
         rc = weft_error("init_adapter %s: has use_rslora = %lld but the tenant has rslora = %s",
                         path, (long long)rs, l->rslora ? "true" : "false");
-    if (!rc && targets_mask(targets) != l->targets)
+    if (!rc && !targets_agree(targets_mask(targets), l->targets, m))
         rc = weft_error("init_adapter %s: targets \"%s\" but the tenant trains \"%s\"", path,
                         targets, want);
     H5Fclose(f);

@@ -54,8 +54,9 @@ int plan_check_data(const char *path, spec_data_kind_t kind, const plan_model_t 
 int plan_check_unit_data(const spec_t *unit, const plan_model_t *m, int scan);
 /* Checks an adapter file to continue from: it exists, is a weft-adapter
  * file, and its r, alpha, use_rslora and targets attributes agree with the
- * LoRA settings that will train it. */
-int plan_check_adapter(const char *path, const spec_lora_t *l);
+ * LoRA settings that will train it (all-linear agrees with the list of
+ * every module of the backbone m's architecture; m NULL: of either). */
+int plan_check_adapter(const char *path, const spec_lora_t *l, const plan_model_t *m);
 
 /* Optimizer steps of a train group, with epochs turned into steps when the
  * training split's size is known (0 when it is not). */

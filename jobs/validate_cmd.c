@@ -138,7 +138,8 @@ int cmd_validate(int argc, char **argv)
             problem("%s: %s", where, weft_last_error());
         }
         if (us->mode == SPEC_LORA && us->tenants[0].init_adapter[0] && first &&
-            plan_check_adapter(us->tenants[0].init_adapter, &us->tenants[0].lora)) {
+            plan_check_adapter(us->tenants[0].init_adapter, &us->tenants[0].lora,
+                               have_model ? &m : NULL)) {
             unit_where(s, &units[i], "init_adapter", where, sizeof where);
             problem("%s: %s", where, weft_last_error());
         }

@@ -4,6 +4,8 @@
 #include "auth.h"
 #include "fsutil.h"
 #include "log.h"
+#include "plan.h"
+#include "planner.h"
 #include "sha256.h"
 #include "spec.h"
 #include "weftd.h"
@@ -26,15 +28,16 @@
 #define FILE_MAX    255   /* bytes of SUBMIT's "file" */
 #define WATCH_BATCH 500   /* events sent to one watcher per pass of the loop */
 
-/* The backbone's content hash, cached by path, size and mtime. */
+/* The backbone's content hash and architecture, cached by path, size and
+ * mtime. */
 static struct {
     char path[SPEC_PATH_MAX];
     off_t size;
     struct timespec mtime;
-    char hex[65];
+    char hex[65], arch[8];
 } backbone_cache;
 
-static int backbone_hash(const char *path, char hex[65])
+static int backbone_hash(const char *path, char hex[65], char arch[8])
 {
     struct stat st;
     if (stat(path, &st) < 0)
@@ -43,13 +46,19 @@ static int backbone_hash(const char *path, char hex[65])
         backbone_cache.mtime.tv_sec == st.st_mtim.tv_sec &&
         backbone_cache.mtime.tv_nsec == st.st_mtim.tv_nsec) {
         memcpy(hex, backbone_cache.hex, 65);
+        memcpy(arch, backbone_cache.arch, 8);
         return 0;
     }
+    /* a file that is no weft-model is the worker's to report, by name */
+    plan_model_t m;
+    int known = plan_model_read(path, &m) == 0;
     if (weft_sha256_file(path, hex) < 0) return -1;
+    snprintf(arch, 8, "%s", !known ? "unknown" : m.llama ? "llama" : "gpt2");
     snprintf(backbone_cache.path, sizeof backbone_cache.path, "%s", path);
     backbone_cache.size = st.st_size;
     backbone_cache.mtime = st.st_mtim;
     memcpy(backbone_cache.hex, hex, 65);
+    memcpy(backbone_cache.arch, arch, 8);
     return 0;
 }
 
@@ -257,8 +266,8 @@ static int submit(const wire_msg_t *m)
         return 0;
     }
     spec_diag_destroy(&diag);
-    char backbone[65] = "";
-    if (spec->mode == SPEC_LORA && backbone_hash(spec->model, backbone) < 0) {
+    char backbone[65] = "", arch[8] = "";
+    if (spec->mode == SPEC_LORA && backbone_hash(spec->model, backbone, arch) < 0) {
         weftd_reply_error(m->rid, m->rid_len, "spec", "%s", weft_last_error());
         spec_units_destroy(&units, n);
         spec_destroy(&spec);
@@ -272,12 +281,13 @@ static int submit(const wire_msg_t *m)
     for (int i = 0; rc == 0 && i < n; i++) {
         const spec_unit_t *u = &units[i];
         const spec_t *us = u->spec;
-        char pk[65];
-        spec_pack_key(us, pk);
-        if (us->mode == SPEC_LORA)
-            snprintf(keys[i], sizeof keys[i], "%.64s:%.64s", pk, backbone);
-        else
+        if (us->mode == SPEC_LORA) {
+            planner_pack_key(us, arch, backbone, keys[i]);
+        } else {
+            char pk[65];
+            spec_pack_key(us, pk);
             snprintf(keys[i], sizeof keys[i], "full:%.64s", pk);
+        }
         texts[i] = spec_write(us);
         json_t *pobj = json_object();
         for (int k = 0; k < u->nparams; k++)

@@ -1,8 +1,25 @@
 /* planner.c: packing queued jobs into runs (see planner.h). */
 #include "planner.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+void planner_pack_key(const spec_t *unit, const char *arch, const char *backbone_sha256,
+                      char out[160])
+{
+    char settings[65];
+    spec_t *anon = malloc(sizeof *anon);
+    if (anon) {
+        *anon = *unit; /* shallow: spec_pack_key only reads */
+        anon->model[0] = 0;
+        spec_pack_key(anon, settings);
+        free(anon);
+    } else {
+        snprintf(settings, sizeof settings, "%s", "out-of-memory");
+    }
+    snprintf(out, 160, "%.64s:%.15s:%.64s", settings, arch, backbone_sha256);
+}
 
 /* Tenant names are folder names inside a run: two jobs of one name (say
  * last night's and tonight's "acme") never share a run. */

@@ -5,6 +5,7 @@
 #ifndef WEFT_PLANNER_H
 #define WEFT_PLANNER_H
 
+#include "jobs/spec.h"
 #include "store.h"
 
 typedef struct {
@@ -18,6 +19,15 @@ typedef struct {
 /* Plans runs from queued jobs (in store_jobs_queued order) into out[0..max).
  * Stops at the first job whose run does not fit the free slots, so a large
  * job is never starved by smaller ones behind it. Returns the count. */
+/* The pack key of a LoRA unit (at most 159 characters): the settings its
+ * pack-mates must share (spec_pack_key of the unit with the model path left
+ * out), then the backbone's architecture ("gpt2", "llama") and content hash
+ * (the model file's SHA-256, hex). One backbone named by two paths (a copy,
+ * a link) packs together; two backbones at one path (the file replaced
+ * between submissions) never do. */
+void planner_pack_key(const spec_t *unit, const char *arch, const char *backbone_sha256,
+                      char out[160]);
+
 size_t planner_pack(const store_job_row_t *queued, size_t nq, int pack_size, int free_slots,
                     plan_run_t *out, size_t max);
 

@@ -6,6 +6,7 @@
 #include "kernels.h"
 #include "llama.h"
 #include "log.h"
+#include "par.h"
 #include "rng.h"
 
 #include <cblas.h>
@@ -271,7 +272,13 @@ float *gpt2_grads(gpt2_t *self)
 
 void gpt2_zero_grad(gpt2_t *self)
 {
-    if (self->grads) memset(self->grads, 0, self->nparams * sizeof *self->grads);
+    if (!self->grads) return;
+    size_t n = self->nparams, chunk = 1 << 16, nchunk = (n + chunk - 1) / chunk;
+    int nt = PAR_THREADS(n, 1);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (size_t c = 0; c < nchunk; c++)
+        memset(self->grads + c * chunk, 0,
+               ((c + 1) * chunk < n ? chunk : n - c * chunk) * sizeof *self->grads);
 }
 
 double gpt2_grad_norm(const gpt2_t *self)

@@ -1,43 +1,26 @@
 /* kernels.c: GPT-2 layer kernels (see kernels.h). Products run on
  * cblas_sgemm; the rest are single loops written so that gcc vectorises them
- * (-O3 -march=native, `omp simd` reductions in a fixed lane order). */
+ * (-O3 -march=native, `omp simd` reductions in a fixed lane order), spread
+ * over the rank's threads by rows, heads or column blocks (par.h). */
 #include "kernels.h"
+#include "par.h"
+#include "vexp.h"
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Rows per block of the causal attention products: blocks above the
  * diagonal are skipped, blocks on it are computed whole and masked. */
 #define ATT_BLOCK 64
 
-/* exp(x) = 2^n · e^r with n = round(x/ln2), |r| <= ln2/2, e^r by its Taylor
- * polynomial to r^7 (error < 2e-8 on that range). Branch-free. */
-static inline float vexpf(float x)
-{
-    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-    /* round to nearest by the 1.5·2^23 trick: branch-free, no libm call */
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = x - n * 0.693145751953125f;
-    r = r - n * 1.428606765330187e-06f;
-    float p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    /* A NaN input stays NaN through p; its exponent is taken as 0 so that
-     * no NaN is converted to an integer. */
-    int32_t ni = n == n ? (int32_t)n : 0;
-    union {
-        uint32_t i;
-        float f;
-    } s = {.i = (uint32_t)(ni + 127) << 23};
-    return p * s.f;
-}
+/* Columns per block of the loops that sum over rows (parameter gradients
+ * of norms, biases, embeddings): each column's sum runs over the rows in
+ * order, whichever thread runs its block. */
+#define COL_BLOCK 64
 
 float fast_expf(float x)
 {
@@ -47,35 +30,45 @@ float fast_expf(float x)
 void encoder_forward(float *out, const int *inp, const float *wte, const float *wpe, int B, int T,
                      int C)
 {
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            float *out_bt = out + ((size_t)b * T + t) * C;
-            const float *wte_ix = wte + (size_t)inp[b * T + t] * C;
-            const float *wpe_t = wpe + (size_t)t * C;
-            for (int i = 0; i < C; i++) out_bt[i] = wte_ix[i] + wpe_t[i];
-        }
+    int nt = PAR_THREADS((size_t)B * T, C);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int bt = 0; bt < B * T; bt++) {
+        float *out_bt = out + (size_t)bt * C;
+        const float *wte_ix = wte + (size_t)inp[bt] * C;
+        const float *wpe_t = wpe + (size_t)(bt % T) * C;
+        for (int i = 0; i < C; i++) out_bt[i] = wte_ix[i] + wpe_t[i];
+    }
 }
 
 void encoder_backward(float *dwte, float *dwpe, const float *dout, const int *inp, int B, int T,
                       int C)
 {
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            const float *dout_bt = dout + ((size_t)b * T + t) * C;
-            if (dwte) {
-                float *dwte_ix = dwte + (size_t)inp[b * T + t] * C;
-                for (int i = 0; i < C; i++) dwte_ix[i] += dout_bt[i];
+    /* rows sharing a token add into one row of dwte: threads take column
+     * blocks, and every column adds the rows in order */
+    int nblk = (C + COL_BLOCK - 1) / COL_BLOCK, nt = PAR_THREADS((size_t)B * T, C);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int cb = 0; cb < nblk; cb++) {
+        int i0 = cb * COL_BLOCK, i1 = i0 + COL_BLOCK < C ? i0 + COL_BLOCK : C;
+        for (int b = 0; b < B; b++)
+            for (int t = 0; t < T; t++) {
+                const float *dout_bt = dout + ((size_t)b * T + t) * C;
+                if (dwte) {
+                    float *dwte_ix = dwte + (size_t)inp[b * T + t] * C;
+                    for (int i = i0; i < i1; i++) dwte_ix[i] += dout_bt[i];
+                }
+                if (dwpe) {
+                    float *dwpe_t = dwpe + (size_t)t * C;
+                    for (int i = i0; i < i1; i++) dwpe_t[i] += dout_bt[i];
+                }
             }
-            if (dwpe) {
-                float *dwpe_t = dwpe + (size_t)t * C;
-                for (int i = 0; i < C; i++) dwpe_t[i] += dout_bt[i];
-            }
-        }
+    }
 }
 
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
                        const float *bias, size_t N, int C)
 {
+    int nt = PAR_THREADS(N, C);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (size_t n = 0; n < N; n++) {
         const float *x = inp + n * C;
         float *o = out + n * C;
@@ -97,6 +90,8 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
                         const float *inp, const float *weight, const float *mean, const float *rstd,
                         size_t N, int C)
 {
+    int nt = PAR_THREADS(N, C);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (size_t n = 0; n < N; n++) {
         const float *dy = dout + n * C, *x = inp + n * C;
         float *dx = dinp + n * C;
@@ -116,10 +111,21 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
             float xhat = (x[i] - m) * s;
             dx[i] += s * (dy[i] * weight[i] - gsum - xhat * gxsum);
         }
-        if (dweight)
-            for (int i = 0; i < C; i++) dweight[i] += dy[i] * (x[i] - m) * s;
-        if (dbias)
-            for (int i = 0; i < C; i++) dbias[i] += dy[i];
+    }
+    if (!dweight && !dbias) return;
+    /* the parameter gradients sum over rows: by column blocks, rows in order */
+    int nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int cb = 0; cb < nblk; cb++) {
+        int i0 = cb * COL_BLOCK, i1 = i0 + COL_BLOCK < C ? i0 + COL_BLOCK : C;
+        for (size_t n = 0; n < N; n++) {
+            const float *dy = dout + n * C, *x = inp + n * C;
+            float m = mean[n], s = rstd[n];
+            if (dweight)
+                for (int i = i0; i < i1; i++) dweight[i] += dy[i] * (x[i] - m) * s;
+            if (dbias)
+                for (int i = i0; i < i1; i++) dbias[i] += dy[i];
+        }
     }
 }
 
@@ -144,19 +150,32 @@ void linear_backward(float *dinp, float *dw, float *dbias, const float *dout, co
     if (dw) /* dw (IC,OC) += inpᵀ (IC,N) · dout (N,OC) */
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, IC, OC, (int)N, 1.0f, inp, IC, dout,
                     OC, 1.0f, dw, OC);
-    if (dbias)
+    if (dbias) bias_backward(dbias, dout, N, OC);
+}
+
+void bias_backward(float *dbias, const float *dout, size_t N, int OC)
+{
+    int nblk = (OC + COL_BLOCK - 1) / COL_BLOCK, nt = PAR_THREADS(N, OC);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int cb = 0; cb < nblk; cb++) {
+        int o0 = cb * COL_BLOCK, o1 = o0 + COL_BLOCK < OC ? o0 + COL_BLOCK : OC;
         for (size_t n = 0; n < N; n++) {
             const float *d = dout + n * OC;
-            for (int o = 0; o < OC; o++) dbias[o] += d[o];
+            for (int o = o0; o < o1; o++) dbias[o] += d[o];
         }
+    }
 }
 
 void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH)
 {
     int hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++) {
+    /* one (b,h) per task, each task's products single-threaded in BLAS */
+    int nt = PAR_THREADS((size_t)B * NH, (double)T * T * hs), blas = par_blas_serial();
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
+    for (int bh = 0; bh < B * NH; bh++) {
+        int b = bh / NH, h = bh % NH;
+        {
             const float *q = qkv + (size_t)b * T * C3 + (size_t)h * hs, *k = q + C, *v = q + 2 * C;
             float *a = att + ((size_t)b * NH + h) * T * T;
             float *o = out + (size_t)b * T * C + (size_t)h * hs;
@@ -184,6 +203,8 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
                             a + (size_t)i0 * T, T, v, C3, 0.0f, o + (size_t)i0 * C, C);
             }
         }
+    }
+    par_blas_restore(blas);
 }
 
 void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
@@ -191,9 +212,17 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
 {
     int hs = C / NH, C3 = 3 * C;
     float scale = 1.0f / sqrtf((float)hs);
-    float *da = scratch;
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++) {
+    /* one (b,h) per task; a thread's (T,T) scratch is `scratch` for the
+     * first, allocated here for the others (none: one thread) */
+    int nt = PAR_THREADS((size_t)B * NH, (double)T * T * hs);
+    float *more = nt > 1 ? malloc((size_t)(nt - 1) * T * T * sizeof *more) : NULL;
+    if (!more) nt = 1;
+    int blas = par_blas_serial();
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
+    for (int bh = 0; bh < B * NH; bh++) {
+        int b = bh / NH, h = bh % NH, tid = omp_get_thread_num();
+        float *da = tid ? more + (size_t)(tid - 1) * T * T : scratch;
+        {
             size_t qoff = (size_t)b * T * C3 + (size_t)h * hs;
             const float *q = qkv + qoff, *k = q + C, *v = q + 2 * C;
             float *dq = dqkv + qoff, *dk = dq + C, *dv = dq + 2 * C;
@@ -231,6 +260,9 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
                             dk + (size_t)i0 * C3, C3);
             }
         }
+    }
+    par_blas_restore(blas);
+    free(more);
 }
 
 #define GELU_S 0.7978845608028654f /* sqrt(2/pi) */
@@ -244,6 +276,8 @@ static inline float vtanhf(float u)
 
 void gelu_forward(float *out, const float *inp, size_t n)
 {
+    int nt = PAR_THREADS(n, 16);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         float t = vtanhf(GELU_S * (x + GELU_K * x * x * x));
@@ -253,6 +287,8 @@ void gelu_forward(float *out, const float *inp, size_t n)
 
 void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n)
 {
+    int nt = PAR_THREADS(n, 16);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         float t = vtanhf(GELU_S * (x + GELU_K * x * x * x));
@@ -265,6 +301,8 @@ void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n)
 
 void residual_forward(float *out, const float *a, const float *b, size_t n)
 {
+    int nt = PAR_THREADS(n, 1);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
@@ -272,6 +310,8 @@ size_t crossentropy_forward(float *losses, float *lse, const float *logits, cons
                             size_t N, int V)
 {
     size_t valid = 0;
+    int nt = PAR_THREADS(N, V);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1) reduction(+ : valid)
     for (size_t n = 0; n < N; n++) {
         const float *x = logits + n * V;
         float mx = x[0];
@@ -294,16 +334,17 @@ size_t crossentropy_forward(float *losses, float *lse, const float *logits, cons
 void crossentropy_backward(float *logits, const float *lse, const int *targets, const float *scale,
                            int B, int T, int V)
 {
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            size_t n = (size_t)b * T + t;
-            float *d = logits + n * V;
-            if (targets[n] < 0) {
-                memset(d, 0, (size_t)V * sizeof *d);
-                continue;
-            }
-            float s = scale[b], m = lse[n];
-            for (int i = 0; i < V; i++) d[i] = s * vexpf(d[i] - m);
-            d[targets[n]] -= s;
+    int nt = PAR_THREADS((size_t)B * T, V);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int bt = 0; bt < B * T; bt++) {
+        size_t n = (size_t)bt;
+        float *d = logits + n * V;
+        if (targets[n] < 0) {
+            memset(d, 0, (size_t)V * sizeof *d);
+            continue;
         }
+        float s = scale[bt / T], m = lse[n];
+        for (int i = 0; i < V; i++) d[i] = s * vexpf(d[i] - m);
+        d[targets[n]] -= s;
+    }
 }

@@ -36,12 +36,16 @@ void linear_forward(float *out, const float *inp, const float *w, const float *b
 void linear_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                      const float *w, size_t N, int IC, int OC);
 
+/* dbias (OC) += column sums of dout (N,OC), each over the rows in order. */
+void bias_backward(float *dbias, const float *dout, size_t N, int OC);
+
 /* qkv is (B,T,3C) holding q|k|v, out (B,T,C), att (B,NH,T,T) keeps the
  * softmax probabilities on and below the diagonal for the backward. The
  * causal mask is never materialised: only the lower block triangle is
  * computed. */
 void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH);
-/* dqkv (B,T,3C) = gradient through attention of dout (B,T,C); scratch is (T,T). */
+/* dqkv (B,T,3C) = gradient through attention of dout (B,T,C); scratch is
+ * (T,T) (the first thread's; others' are allocated while it runs). */
 void attention_backward(float *dqkv, float *scratch, const float *dout, const float *qkv,
                         const float *att, int B, int T, int C, int NH);
 

@@ -7,6 +7,7 @@
 #include "kernels.h"
 #include "llama_kernels.h"
 #include "log.h"
+#include "par.h"
 #include "rng.h"
 
 #include <cblas.h>
@@ -392,6 +393,8 @@ int llama_forward(gpt2_t *self, const int *inputs, const int *targets, int B, in
     /* the RoPE tables are laid out for the capacity T: row t at t·hd/2 */
     const llama_weights_t *w = self->lw;
 
+    int nt = PAR_THREADS(N, C);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (size_t n = 0; n < N; n++)
         memcpy(a->encoded + n * C, w->wte + (size_t)inputs[n] * C, (size_t)C * sizeof(float));
     for (int l = 0; l < c->n_layer; l++) {
@@ -502,11 +505,8 @@ int llama_backward(gpt2_t *self, const float *scale)
         if (need_dx)
             rmsnorm_backward(a->dres, bg->ln1w, a->dln, x, bw->ln1w, a->ln1_rstd + ln, N, C);
     }
-    if (g)
-        for (size_t n = 0; n < N; n++) {
-            float *d = g->wte + (size_t)a->inputs[n] * C;
-            const float *s = a->dres + n * C;
-            for (int i = 0; i < C; i++) d[i] += s[i];
-        }
+    /* rows sharing a token add into one row of dwte: encoder_backward takes
+     * column blocks, every column adding the rows in order */
+    if (g) encoder_backward(g->wte, NULL, a->dres, a->inputs, B, T, C);
     return 0;
 }

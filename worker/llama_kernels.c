@@ -1,19 +1,28 @@
 /* llama_kernels.c: Llama-family layer kernels (see llama_kernels.h).
  * Products run on cblas_sgemm; the rest are single loops that gcc
- * vectorises, with `omp simd` reductions in a fixed lane order. */
+ * vectorises, with `omp simd` reductions in a fixed lane order, spread over
+ * the rank's threads by rows, heads or column blocks (par.h). */
 #include "llama_kernels.h"
 #include "kernels.h"
+#include "par.h"
+#include "vexp.h"
 
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Rows per block of the causal attention products (as kernels.c). */
 #define ATT_BLOCK 64
+/* Columns per block of the loops that sum over rows (as kernels.c). */
+#define COL_BLOCK 64
 
 void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, size_t N,
                      int C, float eps)
 {
+    int nt = PAR_THREADS(N, C);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (size_t n = 0; n < N; n++) {
         const float *x = inp + n * C;
         float *o = out + n * C;
@@ -29,6 +38,8 @@ void rmsnorm_forward(float *out, float *rstd, const float *inp, const float *wei
 void rmsnorm_backward(float *dinp, float *dweight, const float *dout, const float *inp,
                       const float *weight, const float *rstd, size_t N, int C)
 {
+    int nt = PAR_THREADS(N, C);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (size_t n = 0; n < N; n++) {
         const float *dy = dout + n * C, *x = inp + n * C;
         float *dx = dinp + n * C;
@@ -40,8 +51,18 @@ void rmsnorm_backward(float *dinp, float *dweight, const float *dout, const floa
         for (int i = 0; i < C; i++) gx += dy[i] * weight[i] * x[i];
         float k = s * s * s * gx / (float)C;
         for (int i = 0; i < C; i++) dx[i] += s * dy[i] * weight[i] - x[i] * k;
-        if (dweight)
-            for (int i = 0; i < C; i++) dweight[i] += dy[i] * x[i] * s;
+    }
+    if (!dweight) return;
+    /* dweight sums over rows: by column blocks, rows in order */
+    int nblk = (C + COL_BLOCK - 1) / COL_BLOCK;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int cb = 0; cb < nblk; cb++) {
+        int i0 = cb * COL_BLOCK, i1 = i0 + COL_BLOCK < C ? i0 + COL_BLOCK : C;
+        for (size_t n = 0; n < N; n++) {
+            const float *dy = dout + n * C, *x = inp + n * C;
+            float s = rstd[n];
+            for (int i = i0; i < i1; i++) dweight[i] += dy[i] * x[i] * s;
+        }
     }
 }
 
@@ -66,19 +87,17 @@ void linear_nt_backward(float *dinp, int accumulate, float *dw, float *dbias, co
     if (dw) /* dw (OC,IC) += doutᵀ (OC,N) · inp (N,IC) */
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, (int)N, 1.0f, dout, OC, inp,
                     IC, 1.0f, dw, IC);
-    if (dbias)
-        for (size_t n = 0; n < N; n++) {
-            const float *d = dout + n * OC;
-            for (int o = 0; o < OC; o++) dbias[o] += d[o];
-        }
+    if (dbias) bias_backward(dbias, dout, N, OC);
 }
 
 static void rope(float *x, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd,
                  float sign)
 {
-    int half = hd / 2;
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
+    int half = hd / 2, nt = PAR_THREADS((size_t)B * T, nh * hd);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int bt = 0; bt < B * T; bt++) {
+        int b = bt / T, t = bt % T;
+        {
             const float *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half;
             for (int h = 0; h < nh; h++) {
                 float *x1 = x + (((size_t)b * T + t) * nh + h) * hd, *x2 = x1 + half;
@@ -89,6 +108,7 @@ static void rope(float *x, const float *cos_t, const float *sin_t, int B, int T,
                 }
             }
         }
+    }
 }
 
 void rope_forward(float *x, const float *cos_t, const float *sin_t, int B, int T, int nh, int hd)
@@ -107,8 +127,12 @@ void gqa_attention_forward(float *out, float *att, const float *q, const float *
 {
     int QD = H * hd, KD = KV * hd, group = H / KV;
     float scale = 1.0f / sqrtf((float)hd);
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++) {
+    /* one (b,h) per task, each task's products single-threaded in BLAS */
+    int nt = PAR_THREADS((size_t)B * H, (double)T * T * hd), blas = par_blas_serial();
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
+    for (int bh = 0; bh < B * H; bh++) {
+        int b = bh / H, h = bh % H;
+        {
             const float *qh = q + (size_t)b * T * QD + (size_t)h * hd;
             const float *kh = k + (size_t)b * T * KD + (size_t)(h / group) * hd;
             const float *vh = v + (size_t)b * T * KD + (size_t)(h / group) * hd;
@@ -126,7 +150,7 @@ void gqa_attention_forward(float *out, float *att, const float *q, const float *
                     for (int j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
                     float sum = 0.0f;
                     for (int j = 0; j <= i; j++) {
-                        row[j] = fast_expf(row[j] - mx);
+                        row[j] = vexpf(row[j] - mx);
                         sum += row[j];
                     }
                     float inv = 1.0f / sum;
@@ -138,6 +162,8 @@ void gqa_attention_forward(float *out, float *att, const float *q, const float *
                             a + (size_t)i0 * T, T, vh, KD, 0.0f, o + (size_t)i0 * QD, QD);
             }
         }
+    }
+    par_blas_restore(blas);
 }
 
 void gqa_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
@@ -146,9 +172,18 @@ void gqa_attention_backward(float *dq, float *dk, float *dv, float *scratch, con
 {
     int QD = H * hd, KD = KV * hd, group = H / KV;
     float scale = 1.0f / sqrtf((float)hd);
-    float *da = scratch;
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++) {
+    /* one (b, kv head) per task, its group's query heads in order (they add
+     * into the kv head's dk, dv); a thread's (T,T) scratch is `scratch` for
+     * the first, allocated here for the others (none: one thread) */
+    int nt = PAR_THREADS((size_t)B * KV, (double)group * T * T * hd);
+    float *more = nt > 1 ? malloc((size_t)(nt - 1) * T * T * sizeof *more) : NULL;
+    if (!more) nt = 1;
+    int blas = par_blas_serial();
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
+    for (int bk = 0; bk < B * KV; bk++) {
+        int b = bk / KV, tid = omp_get_thread_num();
+        float *da = tid ? more + (size_t)(tid - 1) * T * T : scratch;
+        for (int h = (bk % KV) * group; h < (bk % KV + 1) * group; h++) {
             size_t qoff = (size_t)b * T * QD + (size_t)h * hd;
             size_t koff = (size_t)b * T * KD + (size_t)(h / group) * hd;
             const float *qh = q + qoff, *kh = k + koff, *vh = v + koff;
@@ -189,22 +224,29 @@ void gqa_attention_backward(float *dq, float *dk, float *dv, float *scratch, con
                             dkh + (size_t)i0 * KD, KD);
             }
         }
+    }
+    par_blas_restore(blas);
+    free(more);
 }
 
 /* silu(x) = x·σ(x), σ(x) = 1/(1 + e^-x) */
 static inline float sigmoidf_(float x)
 {
-    return 1.0f / (1.0f + fast_expf(-x));
+    return 1.0f / (1.0f + vexpf(-x));
 }
 
 void swiglu_forward(float *out, const float *gate, const float *up, size_t n)
 {
+    int nt = PAR_THREADS(n, 8);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (size_t i = 0; i < n; i++) out[i] = gate[i] * sigmoidf_(gate[i]) * up[i];
 }
 
 void swiglu_backward(float *dgate, float *dup, const float *dout, const float *gate,
                      const float *up, size_t n)
 {
+    int nt = PAR_THREADS(n, 12);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (size_t i = 0; i < n; i++) {
         float g = gate[i], s = sigmoidf_(g), d = dout[i];
         /* silu'(g) = σ(g)·(1 + g·(1 - σ(g))) */

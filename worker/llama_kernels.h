@@ -40,7 +40,8 @@ void rope_backward(float *dx, const float *cos_t, const float *sin_t, int B, int
 void gqa_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
                            int B, int T, int H, int KV, int hd);
 /* dq (B,T,H*hd) and dk, dv (B,T,KV*hd) = gradients of dout (B,T,H*hd);
- * the query heads sharing a kv head add into its dk, dv. scratch is (T,T). */
+ * the query heads sharing a kv head add into its dk, dv. scratch is (T,T)
+ * (the first thread's; others' are allocated while it runs). */
 void gqa_attention_backward(float *dq, float *dk, float *dv, float *scratch, const float *dout,
                             const float *q, const float *k, const float *v, const float *att,
                             int B, int T, int H, int KV, int hd);

@@ -9,6 +9,7 @@
 #include "model_file.h"
 #include "tokenizer.h"
 #include "weft_cmds.h"
+#include "par.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -368,7 +369,7 @@ int cmd_grad(int argc, char **argv)
         weft_error("--model, --batch and -o are required");
         goto fail;
     }
-    if (threads) openblas_set_num_threads((int)threads);
+    if (threads) par_set_threads((int)threads);
     int *inputs = NULL, *targets = NULL, B = 0, T = 0, rc = -1;
     float *logits = NULL;
     lora_pack_t *pack = NULL;

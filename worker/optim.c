@@ -3,6 +3,7 @@
  * so that the reference test can hold it to float32 rounding. */
 #include "optim.h"
 #include "log.h"
+#include "par.h"
 
 #include <math.h>
 #include <string.h>
@@ -15,6 +16,8 @@ void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float 
     double bc1 = 1.0 - pow(b1, (double)t), bc2 = 1.0 - pow(b2, (double)t);
     float step_size = (float)(lr / bc1);
     float bc2_sqrt = (float)sqrt(bc2);
+    int nt = PAR_THREADS(n, 16);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (size_t i = 0; i < n; i++) {
         float gi = g[i];
         float pi = p[i] * decay;
@@ -27,10 +30,23 @@ void adamw_update(float *p, const float *g, float *m, float *v, size_t n, float 
     }
 }
 
+/* Elements per partial sum of grad_sumsq: the partials are formed in
+ * parallel and added in order, so the sum is the same for any thread count. */
+#define SUMSQ_CHUNK 65536
+
 double grad_sumsq(const float *g, size_t n)
 {
     double s = 0.0;
-    for (size_t i = 0; i < n; i++) s += (double)g[i] * g[i];
+    size_t nchunk = (n + SUMSQ_CHUNK - 1) / SUMSQ_CHUNK;
+    int nt = PAR_THREADS(n, 2);
+#pragma omp parallel for ordered schedule(static, 1) num_threads(nt) if (nt > 1)
+    for (size_t c = 0; c < nchunk; c++) {
+        size_t i1 = (c + 1) * SUMSQ_CHUNK < n ? (c + 1) * SUMSQ_CHUNK : n;
+        double part = 0.0;
+        for (size_t i = c * SUMSQ_CHUNK; i < i1; i++) part += (double)g[i] * g[i];
+#pragma omp ordered
+        s += part;
+    }
     return s;
 }
 
@@ -38,6 +54,8 @@ float grad_clip(float *g, size_t n, double norm, float max_norm)
 {
     if (max_norm <= 0.0f || !(norm > max_norm)) return 1.0f;
     float f = (float)(max_norm / (norm + 1e-6));
+    int nt = PAR_THREADS(n, 1);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (size_t i = 0; i < n; i++) g[i] *= f;
     return f;
 }

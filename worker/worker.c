@@ -24,6 +24,7 @@
 #include "sha256.h"
 #include "shardset.h"
 #include "spec.h"
+#include "par.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -1768,7 +1769,7 @@ int main(int argc, char **argv)
     if (code == EXIT_DONE) code = load_spec(spec_path);
     if (code == EXIT_DONE) {
         snprintf(W.run, sizeof W.run, "%s", run ? run : W.spec->name);
-        openblas_set_num_threads(W.spec->resources.threads);
+        par_set_threads(W.spec->resources.threads);
         code = load_backbone();
     }
     if (code == EXIT_DONE) code = setup_tasks();

@@ -9,6 +9,7 @@
 #include "lora_train.h"
 #include "model_file.h"
 #include "rng.h"
+#include "par.h"
 
 #include <cblas.h>
 #include <check.h>
@@ -126,9 +127,10 @@ START_TEST(finite_differences)
 END_TEST
 
 /* One forward and backward from seed; a copy of logits then grads. */
-static float *run_copy(int threads, size_t *n)
+static float *run_copy(int threads, int blas_threads, size_t *n)
 {
-    openblas_set_num_threads(threads);
+    par_set_threads(threads);
+    openblas_set_num_threads(blas_threads);
     gpt2_config_t cfg = llama_cfg();
     cfg.n_embd = 64, cfg.llama.head_dim = 16, cfg.llama.n_inner = 96, cfg.n_ctx = 64;
     gpt2_t *m = random_model(&cfg, 42);
@@ -148,16 +150,28 @@ static float *run_copy(int threads, size_t *n)
 
 START_TEST(determinism)
 {
-    for (int threads = 1; threads <= 2; threads++) {
-        size_t n1, n2;
-        float *a = run_copy(threads, &n1), *b = run_copy(threads, &n2);
-        ck_assert(n1 == n2);
+    /* the same bits run to run with 1, 2 and 3 threads; and with OpenBLAS
+     * single-threaded, the same bits for any count: every loop outside
+     * sgemm cuts by rows, heads, sequences or columns (par.h). (OpenBLAS's
+     * own threads may round a product differently: the engine claims the
+     * same bits for the same thread count only.) */
+    size_t n0;
+    float *one = run_copy(1, 1, &n0);
+    for (int threads = 1; threads <= 3; threads++) {
+        size_t n1, n2, n3;
+        float *a = run_copy(threads, threads, &n1), *b = run_copy(threads, threads, &n2);
+        float *c = run_copy(threads, 1, &n3);
+        ck_assert(n1 == n2 && n1 == n0 && n3 == n0);
         ck_assert_msg(!memcmp(a, b, n1 * sizeof *a),
                       "two runs with %d thread(s) gave different bits", threads);
+        ck_assert_msg(!memcmp(c, one, n1 * sizeof *a),
+                      "the engine's loops on %d threads gave other bits than on 1", threads);
         free(a);
         free(b);
+        free(c);
     }
-    openblas_set_num_threads(1);
+    free(one);
+    par_set_threads(pack_threads);
 }
 END_TEST
 
@@ -407,7 +421,7 @@ int main(void)
     /* test_coretypes.sh runs the pack tests with 1 and 2 threads */
     const char *env = getenv("WEFT_TEST_THREADS");
     pack_threads = env && atoi(env) > 1 ? atoi(env) : 1;
-    openblas_set_num_threads(1);
+    par_set_threads(pack_threads);
     h5_quiet();
     if (!mkdtemp(tmpdir)) {
         perror(tmpdir);

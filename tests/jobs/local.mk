@@ -11,3 +11,4 @@ tests_jobs_test_early_stop_SOURCES = tests/jobs/test_early_stop.c
 tests_jobs_test_early_stop_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/jobs
 tests_jobs_test_early_stop_LDADD = jobs/libweftjobs.a common/libweftcommon.a $(TEST_LIBS) $(WEFT_LIBS)
 TESTS += tests/jobs/test_early_stop
+include tests/jobs/adapter.mk

@@ -6,6 +6,7 @@
 #include "lora.h"
 #include "lora_train.h"
 #include "sha256.h"
+#include "par.h"
 
 #include <cblas.h>
 #include <check.h>
@@ -338,7 +339,7 @@ int main(void)
      * family the CPU can execute (OPENBLAS_CORETYPE). */
     const char *env = getenv("WEFT_TEST_THREADS");
     threads = env && atoi(env) > 1 ? atoi(env) : 1;
-    openblas_set_num_threads(threads);
+    par_set_threads(threads);
     Suite *s = suite_create("lora-pack");
     TCase *tc = tcase_create("pack");
     tcase_set_timeout(tc, 300);

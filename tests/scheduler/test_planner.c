@@ -1,8 +1,10 @@
 /* test_planner.c: packing: pack keys and sizes, full jobs alone, priority
- * order, slots, and no starvation of a large job. */
+ * order, slots, no starvation of a large job, and the pack key naming the
+ * backbone by content and architecture, not by path. */
 #include "planner.h"
 
 #include <check.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -80,6 +82,54 @@ START_TEST(same_name_never_shares_a_run)
 }
 END_TEST
 
+static spec_t *lora_unit(const char *model, int seq_len)
+{
+    char text[512];
+    snprintf(text, sizeof text,
+             "mode = \"lora\"; model = \"%s\"; output = \"out\";\n"
+             "train = { steps = 4; batch_size = 2; seq_len = %d; };\n"
+             "tenants = ( { name = \"acme\"; data = \"acme.h5\"; } );\n",
+             model, seq_len);
+    spec_t *s = spec_parse(text, strlen(text), "/base", "unit.cfg", NULL, NULL);
+    ck_assert_msg(s != NULL, "spec_parse failed");
+    return s;
+}
+
+START_TEST(pack_key_is_backbone_content_and_arch)
+{
+    const char *h1 = "1111111111111111111111111111111111111111111111111111111111111111";
+    const char *h2 = "2222222222222222222222222222222222222222222222222222222222222222";
+    spec_t *a = lora_unit("/models/base.h5", 64), *b = lora_unit("/copies/same-bytes.h5", 64);
+    spec_t *c = lora_unit("/models/base.h5", 32);
+    char ka[160], kb[160], kh[160], kl[160], kc[160];
+    planner_pack_key(a, "gpt2", h1, ka);
+    planner_pack_key(b, "gpt2", h1, kb);
+    planner_pack_key(a, "gpt2", h2, kh);
+    planner_pack_key(a, "llama", h1, kl);
+    planner_pack_key(c, "gpt2", h1, kc);
+    /* one backbone at two paths: one key, and no path inside it */
+    ck_assert_str_eq(ka, kb);
+    ck_assert_ptr_null(strstr(ka, "base.h5"));
+    ck_assert_ptr_nonnull(strstr(ka, h1));
+    ck_assert_ptr_nonnull(strstr(kl, ":llama:"));
+    /* other bytes at the same path, another architecture, other settings */
+    ck_assert_str_ne(ka, kh);
+    ck_assert_str_ne(ka, kl);
+    ck_assert_str_ne(ka, kc);
+    ck_assert_uint_lt(strlen(ka), sizeof((store_job_row_t *)0)->pack_key);
+    /* and the planner packs the two paths' jobs into one run */
+    store_job_row_t q[3] = {row(1, "lora", ka, 1), row(2, "lora", kb, 1), row(3, "lora", kh, 1)};
+    plan_run_t out[8];
+    ck_assert_uint_eq(planner_pack(q, 3, 16, 8, out, 8), 2);
+    ck_assert_uint_eq(out[0].n, 2);
+    ck_assert_int_eq(out[0].jobs[1], 2);
+    ck_assert_int_eq(out[1].jobs[0], 3);
+    spec_destroy(&a);
+    spec_destroy(&b);
+    spec_destroy(&c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("planner");
@@ -88,6 +138,7 @@ int main(void)
     tcase_add_test(tc, full_jobs_run_alone);
     tcase_add_test(tc, slots_bound_and_no_starvation);
     tcase_add_test(tc, same_name_never_shares_a_run);
+    tcase_add_test(tc, pack_key_is_backbone_content_and_arch);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

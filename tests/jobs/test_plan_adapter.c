@@ -1,0 +1,82 @@
+/* test_plan_adapter.c: plan_check_adapter against weft-adapter files whose
+ * `targets` attribute lists modules as the worker writes them (all-linear
+ * resolved to the architecture's modules). */
+#include "h5util.h"
+#include "log.h"
+#include "plan.h"
+
+#include <check.h>
+#include <hdf5.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static char path[64];
+
+static void write_adapter(const char *targets)
+{
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert(f >= 0);
+    ck_assert(h5_attr_write_str(f, "format", "weft-adapter") == 0);
+    ck_assert(h5_attr_write_i64(f, "r", 8) == 0);
+    ck_assert(h5_attr_write_f64(f, "alpha", 16.0) == 0);
+    ck_assert(h5_attr_write_i64(f, "use_rslora", 0) == 0);
+    ck_assert(h5_attr_write_str(f, "targets", targets) == 0);
+    H5Fclose(f);
+}
+
+static const char *gpt2_all = "attn.c_attn,attn.c_proj,mlp.c_fc,mlp.c_proj";
+static const char *llama_all = "self_attn.q_proj,self_attn.k_proj,self_attn.v_proj,"
+                               "self_attn.o_proj,mlp.gate_proj,mlp.up_proj,mlp.down_proj";
+
+START_TEST(all_linear_agrees_with_resolved_list)
+{
+    spec_lora_t l = {.r = 8, .alpha = 16, .targets = SPEC_T_ALL_LINEAR};
+    plan_model_t gpt2 = {.llama = 0}, llama = {.llama = 1};
+    write_adapter(gpt2_all);
+    ck_assert_int_eq(plan_check_adapter(path, &l, &gpt2), 0);
+    ck_assert_int_eq(plan_check_adapter(path, &l, NULL), 0);
+    /* GPT-2's modules are not all of a Llama backbone's */
+    ck_assert_int_ne(plan_check_adapter(path, &l, &llama), 0);
+    write_adapter(llama_all);
+    ck_assert_int_eq(plan_check_adapter(path, &l, &llama), 0);
+    ck_assert_int_eq(plan_check_adapter(path, &l, NULL), 0);
+    ck_assert_int_ne(plan_check_adapter(path, &l, &gpt2), 0);
+    /* a part of the modules is not all-linear */
+    write_adapter("self_attn.q_proj,self_attn.v_proj");
+    ck_assert_int_ne(plan_check_adapter(path, &l, &llama), 0);
+    ck_assert_int_ne(plan_check_adapter(path, &l, NULL), 0);
+}
+END_TEST
+
+START_TEST(lists_compare_as_sets)
+{
+    spec_lora_t l = {.r = 8, .alpha = 16, .targets = SPEC_T_Q_PROJ | SPEC_T_V_PROJ};
+    plan_model_t llama = {.llama = 1};
+    write_adapter("self_attn.q_proj,self_attn.v_proj");
+    ck_assert_int_eq(plan_check_adapter(path, &l, &llama), 0);
+    write_adapter("self_attn.q_proj");
+    ck_assert_int_ne(plan_check_adapter(path, &l, &llama), 0);
+    ck_assert_ptr_nonnull(strstr(weft_last_error(), "targets"));
+    /* an explicit list never agrees with more than it names */
+    write_adapter(llama_all);
+    ck_assert_int_ne(plan_check_adapter(path, &l, &llama), 0);
+}
+END_TEST
+
+int main(void)
+{
+    snprintf(path, sizeof path, "/tmp/weft-plan-adapter-%d.h5", (int)getpid());
+    Suite *s = suite_create("plan_adapter");
+    TCase *tc = tcase_create("plan_adapter");
+    tcase_add_test(tc, all_linear_agrees_with_resolved_list);
+    tcase_add_test(tc, lists_compare_as_sets);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    unlink(path);
+    return failed ? 1 : 0;
+}

@@ -74,6 +74,8 @@ typedef struct {
     int checkpoint_every; /* shared: steps between checkpoints; 0 = only on signals */
     int keep_checkpoints; /* shared: checkpoints kept on disk */
     int max_attempts;     /* shared: launches before a run is failed */
+    bool doc_boundaries;  /* chat/completion data: whole documents per row, attending only
+                           * to themselves; false: windows that cross them (raw text always) */
 } spec_train_t;
 
 typedef struct {

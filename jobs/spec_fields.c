@@ -38,6 +38,7 @@ const field_t spec_fields[] = {
     T(checkpoint_every, F_INT, 0, 1e9, F_SHARED),
     T(keep_checkpoints, F_INT, 1, 1000, F_SHARED),
     T(max_attempts, F_INT, 1, 100, F_SHARED),
+    T(doc_boundaries, F_BOOL, 0, 0, 0),
     L(r, F_INT, 1, 1024, 0),
     L(alpha, F_FLOAT, 0, 1e6, F_LO_OPEN),
     L(rslora, F_BOOL, 0, 0, 0),
@@ -82,6 +83,7 @@ void spec_train_defaults(spec_train_t *t)
         .checkpoint_every = 100,
         .keep_checkpoints = 2,
         .max_attempts = 3,
+        .doc_boundaries = true,
     };
 }
 

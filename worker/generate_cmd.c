@@ -9,6 +9,8 @@
 #include "log.h"
 #include "model_file.h"
 #include "rng.h"
+#include "shards/chat_template.h"
+#include "shards/docpack.h"
 #include "shards/shardset.h"
 #include "weft_cmds.h"
 
@@ -122,10 +124,37 @@ static void out_byte(out_t *o, unsigned char b)
     o->have = o->need = 0;
 }
 
+/* --chat: [system,] user prompt rendered with the template as a prompt for
+ * the assistant's turn, its last T-1 tokens into ctx (at most T); *stop is
+ * the template's end-of-turn token. */
+static int chat_prompt(const char *template_name, const char *system_msg, const char *prompt,
+                       int *ctx, int T, int *n, int *stop)
+{
+    chat_tok_t tok;
+    chat_tok_byte(&tok);
+    chat_template_t t;
+    chat_msg_t msgs[2];
+    int nm = 0;
+    if (system_msg) msgs[nm++] = (chat_msg_t){CHAT_SYSTEM, system_msg, strlen(system_msg)};
+    msgs[nm++] = (chat_msg_t){CHAT_USER, prompt, strlen(prompt)};
+    chat_doc_t d = {0};
+    if (chat_template_parse(template_name, &t) < 0 || chat_render_prompt(t, &tok, msgs, nm, &d) < 0) {
+        chat_doc_free(&d);
+        return -1;
+    }
+    size_t keep = d.n < (size_t)T - 1 ? d.n : (size_t)T - 1;
+    for (size_t i = 0; i < keep; i++) ctx[i] = d.tok[d.n - keep + i];
+    *n = (int)keep;
+    *stop = chat_end_of_turn(t, &tok);
+    chat_doc_free(&d);
+    return 0;
+}
+
 int cmd_generate(int argc, char **argv)
 {
-    const char *model = NULL, *adapter = NULL, *prompt = "";
-    int tokens = 200;
+    const char *model = NULL, *adapter = NULL, *prompt = "", *template_name = "plain";
+    const char *system_msg = NULL;
+    int tokens = 200, chat = 0;
     float temperature = 0.8f;
     long long seed = 1;
     static const struct option o[] = {{"model", required_argument, 0, 'm'},
@@ -134,10 +163,16 @@ int cmd_generate(int argc, char **argv)
                                       {"tokens", required_argument, 0, 'n'},
                                       {"temperature", required_argument, 0, 't'},
                                       {"seed", required_argument, 0, 's'},
+                                      {"chat", no_argument, 0, 'c'},
+                                      {"template", required_argument, 0, 'P'},
+                                      {"system", required_argument, 0, 'S'},
                                       {"help", no_argument, 0, 'h'},
                                       {0, 0, 0, 0}};
     const char *use = "usage: weft generate --model MODEL.h5 [--adapter ADAPTER.h5] --prompt TEXT\n"
-                      "         [--tokens N] [--temperature T] [--seed S]\n";
+                      "         [--tokens N] [--temperature T] [--seed S]\n"
+                      "         [--chat [--template chatml|llama3|plain] [--system TEXT]]\n"
+                      "--chat: TEXT is the user's message; the conversation is rendered with the\n"
+                      "template and the answer printed, up to the end-of-turn token\n";
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
@@ -148,6 +183,9 @@ int cmd_generate(int argc, char **argv)
         case 'n': tokens = atoi(optarg); break;
         case 't': temperature = (float)atof(optarg); break;
         case 's': seed = atoll(optarg); break;
+        case 'c': chat = 1; break;
+        case 'P': template_name = optarg; break;
+        case 'S': system_msg = optarg; break;
         case 'h': fputs(use, stdout); return 0;
         default: fputs(use, stderr); return 64;
         }
@@ -168,11 +206,19 @@ int cmd_generate(int argc, char **argv)
     gpt2_t *m = l.model;
     int T = m->cfg.n_ctx, V = m->cfg.vocab_size;
     if (gpt2_alloc(m, 1, T) < 0) goto fail;
-    int *ctx = malloc((size_t)T * sizeof *ctx), n = 0;
-    for (const unsigned char *p = (const unsigned char *)prompt; *p && n < T; p++) ctx[n++] = *p;
-    if (n == 0) ctx[n++] = 256; /* start from a document boundary */
+    int *ctx = malloc((size_t)T * sizeof *ctx), n = 0, stop = -1;
     out_t out = {.tty = isatty(STDOUT_FILENO)};
-    for (const char *p = prompt; *p; p++) out_byte(&out, (unsigned char)*p);
+    if (chat) { /* the conversation rendered, the answer printed */
+        if (chat_prompt(template_name, system_msg, prompt, ctx, T, &n, &stop) < 0) {
+            free(ctx);
+            goto fail;
+        }
+    } else {
+        for (const unsigned char *p = (const unsigned char *)prompt; *p && n < T; p++)
+            ctx[n++] = *p;
+        if (n == 0) ctx[n++] = 256; /* start from a document boundary */
+        for (const char *p = prompt; *p; p++) out_byte(&out, (unsigned char)*p);
+    }
     weft_rng_t rng;
     rng_seed(&rng, (uint64_t)seed);
     for (int i = 0; i < tokens; i++) {
@@ -185,7 +231,7 @@ int cmd_generate(int argc, char **argv)
             goto fail;
         }
         int next = sample(gpt2_logits(m) + (size_t)(n - 1) * V, V, temperature, &rng);
-        if (next >= 256) break;
+        if (next >= 256 || next == stop) break; /* end of text, or of the turn */
         out_byte(&out, (unsigned char)next);
         ctx[n++] = next;
     }
@@ -244,7 +290,10 @@ int cmd_eval(int argc, char **argv)
         goto fail;
     }
     if (load(model, adapter, batch * T, &l) < 0 || gpt2_alloc(l.model, batch, T) < 0) goto fail;
-    int64_t avail = shardset_val_windows(s, T);
+    /* chat and completion data: rows of whole documents, loss on the answers */
+    docpack_t *rows = shardset_has_mask(s) ? docpack_new(s, 0, 1, T) : NULL;
+    if (shardset_has_mask(s) && !rows) goto fail;
+    int64_t avail = rows ? docpack_val_rows(rows) : shardset_val_windows(s, T);
     if (avail < 1) {
         weft_error("%s has no validation window of %d tokens; shard it with --val-fraction", data,
                    T);
@@ -253,10 +302,17 @@ int cmd_eval(int argc, char **argv)
     int n = windows < avail ? windows : (int)avail;
     int *in = malloc((size_t)batch * T * sizeof *in), *tg = malloc((size_t)batch * T * sizeof *tg);
     int32_t *w = malloc(((size_t)T + 1) * sizeof *w);
+    int *pos = malloc((size_t)batch * T * sizeof *pos);
+    l.model->pos = rows ? pos : NULL;
     double sum = 0, count = 0;
     for (int i = 0; i < n; i += batch) {
         int B = n - i < batch ? n - i : batch;
         for (int b = 0; b < B; b++) {
+            if (rows) {
+                if (docpack_val_row(rows, i + b, in + b * T, tg + b * T, pos + b * T) < 0)
+                    goto fail;
+                continue;
+            }
             if (shardset_val_window(s, T, i + b, w) < 0) goto fail;
             for (int j = 0; j < T; j++) in[b * T + j] = w[j], tg[b * T + j] = w[j + 1];
         }
@@ -269,6 +325,8 @@ int cmd_eval(int argc, char **argv)
     free(in);
     free(tg);
     free(w);
+    free(pos);
+    docpack_destroy(&rows);
     shardset_destroy(&s);
     unload(&l);
     return 0;

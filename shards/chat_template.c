@@ -14,7 +14,7 @@ void chat_doc_free(chat_doc_t *d)
     memset(d, 0, sizeof *d);
 }
 
-static int push(chat_doc_t *d, int32_t id, uint8_t m)
+int chat_doc_push(chat_doc_t *d, int32_t id, uint8_t m)
 {
     if (d->n == d->cap) {
         size_t cap = d->cap ? 2 * d->cap : 256;
@@ -41,7 +41,7 @@ static int byte_encode(void *ctx, const char *text, size_t n, chat_doc_t *d, uin
 {
     (void)ctx;
     for (size_t i = 0; i < n; i++)
-        if (push(d, (unsigned char)text[i], m) < 0) return -1;
+        if (chat_doc_push(d, (unsigned char)text[i], m) < 0) return -1;
     return 0;
 }
 
@@ -132,7 +132,7 @@ static int special(const chat_tok_t *tok, chat_doc_t *d, const char *s, uint8_t 
     int id = tok->special(tok->ctx, s);
     if (id < 0)
         return weft_error("the %s tokenizer has no special token %s", tok->name, s);
-    return push(d, id, m);
+    return chat_doc_push(d, id, m);
 }
 
 /* One message; train: 1 when its answer is trained on. */
@@ -159,7 +159,7 @@ static int message(chat_template_t t, const chat_tok_t *tok, const chat_msg_t *m
         if (m->role == CHAT_USER)
             return lit(tok, d, "User: ") | text(tok, d, m->content, m->len, 0) | lit(tok, d, "\n");
         return lit(tok, d, "Assistant: ") | text(tok, d, m->content, m->len, 1) |
-               push(d, tok->eot, 1);
+               chat_doc_push(d, tok->eot, 1);
     }
 }
 
@@ -178,7 +178,7 @@ int chat_render(chat_template_t t, const chat_tok_t *tok, const chat_msg_t *msgs
 {
     if (render(t, tok, msgs, n, d) < 0) return -1;
     if (d->n && d->tok[d->n - 1] == tok->eot) return 0;
-    return push(d, tok->eot, 0);
+    return chat_doc_push(d, tok->eot, 0);
 }
 
 int chat_render_prompt(chat_template_t t, const chat_tok_t *tok, const chat_msg_t *msgs, int n,
@@ -200,5 +200,5 @@ int chat_render_completion(const chat_tok_t *tok, const char *prompt, size_t ple
                            const char *completion, size_t clen, chat_doc_t *d)
 {
     if (text(tok, d, prompt, plen, 0) < 0 || text(tok, d, completion, clen, 1) < 0) return -1;
-    return push(d, tok->eot, 1);
+    return chat_doc_push(d, tok->eot, 1);
 }

@@ -23,6 +23,8 @@ typedef struct {
 } chat_doc_t;
 
 void chat_doc_free(chat_doc_t *d);
+/* Appends token id with mask value m (a tokenizer's encode uses it). */
+int chat_doc_push(chat_doc_t *d, int32_t id, uint8_t m);
 
 typedef struct {
     const char *name; /* "byte", or the tokenizer's */

@@ -19,6 +19,9 @@
 typedef struct {
     const char *preset;
     int B, T, threads, steps;
+    int packed;    /* > 0: documents of this mean length packed into each row */
+    double docs;   /* documents per row (packed) */
+    double flop_tok; /* FLOPs per token counted: attention as computed */
     double fwd_ms, bwd_ms, opt_ms, step_ms, tok_s, gflops, sgemm_gflops, mfu, rss_mb;
     /* the same per CPU-second of this process: immune to time-slicing when
      * the machine is shared, and what a quiet machine's wall clock would show */
@@ -117,6 +120,22 @@ static int run_engine(result_t *res)
         inp[i] = (int)(rng_u64(&r) % (uint64_t)cfg.vocab_size);
         tgt[i] = (int)(rng_u64(&r) % (uint64_t)cfg.vocab_size);
     }
+    /* packed documents: lengths uniform in [mean/2, 3·mean/2], a row cut
+     * where the next would not fit (the last document takes the rest) */
+    int *pos = res->packed ? malloc(N * sizeof *pos) : NULL;
+    int ndocs = 0;
+    for (int b = 0; pos && b < B; b++)
+        for (int t = 0; t < T;) {
+            int lo = res->packed / 2 > 0 ? res->packed / 2 : 1;
+            int len = lo + (int)(rng_u64(&r) % (uint64_t)(res->packed + 1));
+            if (len > T - t) len = T - t;
+            for (int i = 0; i < len; i++) pos[(size_t)b * T + t + i] = i;
+            t += len;
+            ndocs++;
+        }
+    m->pos = pos;
+    res->docs = pos ? (double)ndocs / B : 1.0;
+    res->flop_tok = gpt2_flops_docs(m, pos, B, T) / (double)N;
     adamw_hparams_t hp = {0.9f, 0.95f, 1e-8f, 0.1f};
     int total = res->steps + 1; /* the first step warms caches and is not counted */
     double *tf = calloc(total, sizeof *tf), *tb = calloc(total, sizeof *tb),
@@ -144,12 +163,12 @@ static int run_engine(result_t *res)
         res->opt_ms = 1e3 * bench_median(to + 1, res->steps);
         res->step_ms = 1e3 * bench_median(ts + 1, res->steps);
         res->tok_s = (double)N / (res->step_ms / 1e3);
-        res->gflops = gpt2_flops_per_token(m, T) * res->tok_s / 1e9;
+        res->gflops = res->flop_tok * res->tok_s / 1e9;
         res->sgemm_gflops = bench_median(probe.gflops + PROBE_REPS, (size_t)probe.n - PROBE_REPS);
         res->mfu = res->gflops / res->sgemm_gflops;
         res->cpu_step_ms = 1e3 * bench_median(tc + 1, res->steps);
         res->cpu_tok_s = (double)N / (res->cpu_step_ms / 1e3);
-        res->cpu_gflops = gpt2_flops_per_token(m, T) * res->cpu_tok_s / 1e9;
+        res->cpu_gflops = res->flop_tok * res->cpu_tok_s / 1e9;
         res->cpu_sgemm_gflops =
             bench_median(probe.cpu_gflops + PROBE_REPS, (size_t)probe.n - PROBE_REPS);
         res->cpu_mfu = res->cpu_gflops / res->cpu_sgemm_gflops;
@@ -157,7 +176,7 @@ static int run_engine(result_t *res)
     }
     res->rss_mb = bench_peak_rss_mb();
     free(tf), free(tb), free(to), free(ts), free(tc);
-    free(inp), free(tgt), free(mom);
+    free(inp), free(tgt), free(mom), free(pos);
     probe_free(&probe);
     gpt2_destroy(&m);
     return rc;
@@ -213,7 +232,43 @@ static void usage(FILE *out)
                  "Times a full training step (forward, backward, clip + AdamW), medians over\n"
                  "S steps after one warm-up step; a 1024^3 sgemm is timed after every step\n"
                  "and MFU is the step's GFLOP/s over its median rate. Default: small, 4x256,\n"
-                 "1 thread, 5 steps.\n");
+                 "1 thread, 5 steps.\n"
+                 "  --packed L  also run rows of packed documents of mean length L (block-\n"
+                 "              diagonal attention) and print their tokens/s against the\n"
+                 "              unpacked full-length rows, attention FLOPs counted as computed\n");
+}
+
+/* --packed L: unpacked full-length rows, then packed documents, same
+ * shapes and process; tokens/s of both and their ratio. */
+static int bench_packed(const result_t *base, int json)
+{
+    result_t full = *base, packed = *base;
+    full.packed = 0;
+    if (run_engine(&full) < 0 || run_engine(&packed) < 0) {
+        weft_report();
+        return 1;
+    }
+    printf("weft-bench engine: preset %s (%zu parameters), batch %dx%d, %d thread(s), median of "
+           "%d steps\n",
+           base->preset, full.nparams, base->B, base->T, base->threads, base->steps);
+    printf("  %-22s %8s %9s %10s %12s %9s %6s\n", "", "docs/row", "step ms", "tokens/s",
+           "GFLOP/token", "GFLOP/s", "MFU");
+    const result_t *r[2] = {&full, &packed};
+    for (int i = 0; i < 2; i++)
+        printf("  %-22s %8.1f %9.1f %10.0f %12.4f %9.1f %5.1f%%\n",
+               i ? "packed, mean length" : "unpacked, full length", r[i]->docs, r[i]->step_ms,
+               r[i]->tok_s, r[i]->flop_tok / 1e9, r[i]->gflops, 100 * r[i]->mfu);
+    printf("  packed / unpacked tokens/s: %.3f wall clock, %.3f per CPU-second\n",
+           packed.tok_s / full.tok_s, packed.cpu_tok_s / full.cpu_tok_s);
+    if (json)
+        printf("{\"bench\":\"engine-packed\",\"preset\":\"%s\",\"batch\":%d,\"seq\":%d,"
+               "\"mean_doc\":%d,\"docs_per_row\":%.2f,\"tokens_per_s\":%.1f,"
+               "\"packed_tokens_per_s\":%.1f,\"ratio\":%.4f,\"cpu_ratio\":%.4f,"
+               "\"flop_per_token\":%.0f,\"packed_flop_per_token\":%.0f}\n",
+               base->preset, base->B, base->T, base->packed, packed.docs, full.tok_s, packed.tok_s,
+               packed.tok_s / full.tok_s, packed.cpu_tok_s / full.cpu_tok_s, full.flop_tok,
+               packed.flop_tok);
+    return 0;
 }
 
 int bench_engine(int argc, char **argv)
@@ -247,6 +302,8 @@ int bench_engine(int argc, char **argv)
             num = &res.threads;
         else if (!strcmp(a, "--steps"))
             num = &res.steps;
+        else if (!strcmp(a, "--packed"))
+            num = &res.packed;
         else {
             usage(stderr);
             fprintf(stderr, "weft-bench engine: unknown option '%s'\n", a);
@@ -263,6 +320,7 @@ int bench_engine(int argc, char **argv)
             *num = (int)v;
         }
     }
+    if (res.packed) return bench_packed(&res, json);
     if (run_engine(&res) < 0) {
         weft_report();
         return 1;

@@ -86,6 +86,8 @@ typedef struct {
     bool cont;            /* `continue`: start from the tenant's current version (lora) */
     spec_promote_t promote; /* when a new version becomes current (lora) */
     int keep_versions;      /* versions kept per tenant, the current one always (lora) */
+    bool doc_boundaries;  /* chat/completion data: whole documents per row, attending only
+                           * to themselves; false: windows that cross them (raw text always) */
 } spec_train_t;
 
 typedef struct {

@@ -52,6 +52,7 @@ const field_t spec_fields[] = {
     {"train", "continue", F_BOOL, offsetof(spec_train_t, cont), 0, 0, 0, NULL},
     TE("promote", promote, promote_names),
     T(keep_versions, F_INT, 1, 1000, 0),
+    T(doc_boundaries, F_BOOL, 0, 0, 0),
     L(r, F_INT, 1, 1024, 0),
     L(alpha, F_FLOAT, 0, 1e6, F_LO_OPEN),
     L(rslora, F_BOOL, 0, 0, 0),
@@ -100,6 +101,7 @@ void spec_train_defaults(spec_train_t *t)
         .cont = false,
         .promote = SPEC_PROMOTE_BETTER,
         .keep_versions = 7,
+        .doc_boundaries = true,
     };
 }
 

@@ -762,6 +762,18 @@ int tok_id(const tok_t *self, const char *token)
     return tok_vocab_find(self, token, strlen(token));
 }
 
+int tok_encode_text(tok_t *self, const char *text, size_t n, tok_ids_t *out)
+{
+    unsigned char saved[self->nadded ? self->nadded : 1];
+    for (int k = 0; k < self->nadded; k++) {
+        saved[k] = (unsigned char)self->added[k].as_text;
+        self->added[k].as_text = 1;
+    }
+    int rc = tok_encode(self, text, n, out);
+    for (int k = 0; k < self->nadded; k++) self->added[k].as_text = saved[k];
+    return rc;
+}
+
 void tok_added_as_text(tok_t *self, int id)
 {
     for (int k = 0; k < self->nadded; k++)

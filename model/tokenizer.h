@@ -65,6 +65,10 @@ int tok_utf8_ok(const char *s, size_t n);
 
 /* Encodes text (any bytes) and appends its ids to out. */
 int tok_encode(tok_t *self, const char *text, size_t n, tok_ids_t *out);
+/* The same with no added token matched: a special token's spelling in the
+ * text is encoded as ordinary text (a chat message's content, so that a
+ * user cannot type a template's control tokens). */
+int tok_encode_text(tok_t *self, const char *text, size_t n, tok_ids_t *out);
 /* Calls fn for each pre-token of text in order, as the BPE model would see
  * it (after NFC and the prefix space; added_id -1), and for each added token
  * matched (its content and id). A non-zero return from fn stops with -1. */

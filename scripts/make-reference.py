@@ -33,6 +33,17 @@ and the Llama ones (GQA + untied head + theta 500000; tied head + q/k/v biases
       -o tests/engine/data/lhd.h5
   for m in lgqa lbias lrope3 lhd; do scripts/make-reference.py --perturb 7 \
       --model tests/engine/data/$m.h5 -o tests/engine/data/$m; done
+Packed documents (--docs N1,N2,...: one row holding documents of those lengths,
+each one's first third of targets masked as a prompt; the reference runs the
+documents one by one and takes the mean over all their trainable targets):
+  scripts/make-reference.py --model tests/engine/data/tiny.h5 --docs 12,9,11 \
+      -o tests/engine/data/tiny
+  scripts/make-reference.py --model tests/engine/data/lgqa.h5 --docs 5,4,3 \
+      -o tests/engine/data/lgqa
+  scripts/make-reference.py --model tests/engine/data/lrope3.h5 --docs 15,12,13 \
+      -o tests/engine/data/lrope3
+which write PREFIX-packed.h5: /inputs /targets /pos (int32 [1,T]), /loss,
+/grad/<name>.
 """
 import argparse
 import math
@@ -219,7 +230,10 @@ def main():
     ap.add_argument("--perturb", type=int, metavar="SEED",
                     help="first rewrite the model file's biases and norm weights (which "
                          "init-model sets to 0 and 1) with random values, so that they count")
+    ap.add_argument("--docs", help="comma-separated document lengths: write PREFIX-packed.h5")
     args = ap.parse_args()
+    if args.docs:
+        return packed(args)
     if args.perturb is not None:
         prng = np.random.default_rng(args.perturb)
         with h5py.File(args.model, "r+") as f:
@@ -282,6 +296,42 @@ def main():
             f.create_dataset("params/" + n, data=P[n].detach().numpy().astype(np.float32))
     print(f"{args.out}: loss {losses[0]:.6f} -> {losses[-1]:.6f} in {args.steps} steps, "
           f"grad norm {norm0:.4f}, clip {hp['grad_clip']}")
+
+
+def packed(args):
+    """The packed-documents reference: documents run one by one (each alone, positions
+    from 0), prompts masked, loss = sum of their trainable losses / their count."""
+    cfg, names, P = load_model(args.model)
+    lens = [int(x) for x in args.docs.split(",")]
+    T, V = sum(lens), cfg["vocab_size"]
+    if T > cfg["n_ctx"]:
+        sys.exit(f"documents of {T} tokens in all exceed n_ctx {cfg['n_ctx']}")
+    rng = np.random.default_rng(args.seed)
+    inputs, targets, pos = [], [], []
+    total, count = 0.0, 0
+    for n in lens:
+        seq = rng.integers(0, V, size=(1, n + 1), dtype=np.int64)
+        inp, tgt = seq[:, :n].copy(), seq[:, 1:].copy()
+        tgt[0, :max(1, n // 3)] = -1  # the prompt: context, no loss
+        _, loss = forward(cfg, P, torch.tensor(inp), torch.tensor(tgt))
+        k = int((tgt >= 0).sum())
+        total = total + loss * k
+        count += k
+        inputs.append(inp)
+        targets.append(tgt)
+        pos.append(np.arange(n, dtype=np.int64)[None, :])
+    loss = total / count
+    loss.backward()
+    with h5py.File(args.out + "-packed.h5", "w") as f:
+        f.attrs["format"] = "weft-reference-packed"
+        f["inputs"] = np.concatenate(inputs, axis=1).astype(np.int32)
+        f["targets"] = np.concatenate(targets, axis=1).astype(np.int32)
+        f["pos"] = np.concatenate(pos, axis=1).astype(np.int32)
+        f["loss"] = np.float32(loss.item())
+        for n in names:
+            f.create_dataset("grad/" + n, data=P[n].grad.numpy().astype(np.float32))
+    print(f"{args.out}-packed.h5: {len(lens)} documents, {T} tokens, {count} trainable, "
+          f"loss {loss.item():.6f}")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,19 @@
 /* shard_cmd.c: the `weft shard` command: options, then the writer
  * (shard_writer.h) and its summary; `--verify FILE` reads a shard file
  * through the reader (shardset.h) and checks every token and offset. */
+#include "chat_writer.h"
 #include "h5util.h"
 #include "log.h"
+#include "shard_format.h"
 #include "shard_writer.h"
 #include "shardset.h"
+#include "tok_h5.h"
+#include "tokenizer.h"
 #include "weft_cmds.h"
 
 #include <errno.h>
+#include <hdf5.h>
+#include <sys/stat.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +24,8 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: weft shard [--format text|jsonl] [--field NAME] [--shards S]\n"
+    fprintf(out, "usage: weft shard [--format text|jsonl|chat|completion] [--field NAME]\n"
+                 "                  [--template chatml|llama3|plain] [--skip-bad] [--shards S]\n"
                  "                  [--val-fraction F] [--seed N] [--force] [--quiet]\n"
                  "                  [--tokenizer PATH [--eos TOKEN]]\n"
                  "                  -o OUT.h5 INPUT...\n"
@@ -31,6 +38,11 @@ static void usage(FILE *out)
                  "                  (the default, unless every INPUT is named *.jsonl)\n"
                  "  --format jsonl  one JSON object a line; the document is its --field member\n"
                  "  --field NAME    JSONL member holding the text (default: text)\n"
+                 "  --format chat   JSONL {\"messages\": [{\"role\", \"content\"}, ...]}, rendered\n"
+                 "                  with --template; the loss is taken on the answers only\n"
+                 "  --format completion  JSONL {\"prompt\", \"completion\"}: loss on completions\n"
+                 "  --template T    chat template: chatml, llama3 or plain (default plain)\n"
+                 "  --skip-bad      count and skip bad chat/completion lines instead of failing\n"
                  "  --shards S      training shards, rank r of R reads r, r+R, ... (default 1)\n"
                  "  --val-fraction F  share of documents held out, in [0,1) (default 0)\n"
                  "  --seed N        split and shuffle seed (default 0)\n"
@@ -80,7 +92,10 @@ static int verify_split(shardset_t *ss, shardset_split_t split, int32_t *tok, in
                                           shardset_path(ss), name, (long long)(first + k));
             }
             int64_t p = p0 + i, end = off[doc + 1 - first];
-            if ((tok[i] == eot) != (p == end - 1))
+            /* chat documents hold end-of-turn tokens inside (the plain
+             * template's is the end of text); each still ends with one */
+            if (shardset_has_mask(ss) ? (p == end - 1 && tok[i] != eot)
+                                      : (tok[i] == eot) != (p == end - 1))
                 return weft_error(
                     "%s: %s token %lld %s (corrupt file)", shardset_path(ss), name, (long long)p,
                     tok[i] == eot ? "ends a document early" : "should end a document but does not");
@@ -101,6 +116,13 @@ static int verify(const char *path)
     int64_t *off = malloc(VERIFY_BLOCK * sizeof *off);
     int rc = tok && off ? 0 : weft_error("out of memory");
     for (int split = 0; rc == 0 && split < 2; split++) rc = verify_split(ss, split, tok, off);
+    for (int split = 0; rc == 0 && split < 2; split++) { /* the loss mask holds 0 and 1 only */
+        uint8_t *m = (uint8_t *)tok;
+        for (int64_t p0 = 0; rc == 0 && p0 < shardset_tokens(ss, split); p0 += VERIFY_BLOCK) {
+            int64_t n = shardset_tokens(ss, split) - p0;
+            rc = shardset_read_mask(ss, split, p0, n < VERIFY_BLOCK ? n : VERIFY_BLOCK, m);
+        }
+    }
     if (rc == 0)
         printf("%s: ok: weft-shards, tokenizer %s, %lld+%lld documents, %lld+%lld tokens "
                "(train+val), %lld shard%s\n",
@@ -132,6 +154,81 @@ static int format_by_extension(char **inputs, int n, shard_input_t *format)
     return 0;
 }
 
+/* The BPE tokenizer --tokenizer names, or NULL for bytes (no --tokenizer, or
+ * a weft-model file whose tokenizer is the byte one); -1 on an error. */
+static int chat_tokenizer(const shard_opts_t *o, tok_t **out)
+{
+    *out = NULL;
+    if (!o->tokenizer) {
+        if (o->eos) return weft_error("--eos needs --tokenizer (the byte tokenizer ends with 256)");
+        return 0;
+    }
+    char kind[16], sha[65];
+    struct stat st;
+    if (stat(o->tokenizer, &st) == 0 && S_ISREG(st.st_mode) && H5Fis_hdf5(o->tokenizer) > 0) {
+        if (tok_h5_info(o->tokenizer, kind, sha) < 0) return -1;
+        if (!strcmp(kind, SHARD_TOKENIZER_BYTE)) return 0;
+    }
+    if (!(*out = tok_load(o->tokenizer))) return -1;
+    return 0;
+}
+
+/* --format chat|completion: the chat writer, with the byte tokenizer or
+ * the BPE tokenizer --tokenizer names (its special tokens become their
+ * ids; documents end with its end-of-text token, or --eos). */
+static int shard_chat(const shard_opts_t *o, int completion, const char *template_name,
+                      int skip_bad)
+{
+    chat_tok_t tok;
+    tok_t *bpe = NULL;
+    if (chat_tokenizer(o, &bpe) < 0) {
+        weft_report();
+        return 65;
+    }
+    if (bpe) {
+        chat_tok_bpe(&tok, bpe);
+        if (o->eos && (tok.eot = tok_id(bpe, o->eos)) < 0) {
+            weft_error("--eos %s: %s has no such token", o->eos, o->tokenizer);
+            weft_report();
+            tok_destroy(&bpe);
+            return 64;
+        }
+        if (tok.eot < 0) {
+            weft_error("%s has no end-of-text token among its added tokens: name one with --eos",
+                       o->tokenizer);
+            weft_report();
+            tok_destroy(&bpe);
+            return 65;
+        }
+    } else {
+        chat_tok_byte(&tok);
+    }
+    chat_shard_opts_t co = {.base = o, .completion = completion, .skip_bad = skip_bad, .tok = &tok};
+    chat_shard_stats_t st;
+    if (chat_template_parse(template_name, &co.tmpl) < 0) {
+        weft_report();
+        tok_destroy(&bpe);
+        return 64;
+    }
+    int rc = chat_shard_write(&co, &st);
+    tok_destroy(&bpe);
+    if (rc < 0) {
+        weft_report();
+        return 65;
+    }
+    printf("%s: %lld documents (%lld train, %lld val), %lld tokens (%lld train, %lld val), "
+           "%lld trainable (%lld train, %lld val), %lld shard%s\n",
+           o->output, (long long)(st.base.docs[0] + st.base.docs[1]), (long long)st.base.docs[0],
+           (long long)st.base.docs[1], (long long)(st.base.tokens[0] + st.base.tokens[1]),
+           (long long)st.base.tokens[0], (long long)st.base.tokens[1],
+           (long long)(st.trainable[0] + st.trainable[1]), (long long)st.trainable[0],
+           (long long)st.trainable[1], (long long)st.base.shards, st.base.shards == 1 ? "" : "s");
+    if (st.bad) printf("  %lld bad line%s skipped\n", (long long)st.bad, st.bad == 1 ? "" : "s");
+    printf("  source_sha256 %s; %s%s\n", st.base.source_sha256,
+           completion ? "completion" : "chat template ", completion ? "" : template_name);
+    return 0;
+}
+
 int cmd_shard(int argc, char **argv)
 {
     static const struct option longopts[] = {{"format", required_argument, 0, 'F'},
@@ -145,10 +242,13 @@ int cmd_shard(int argc, char **argv)
                                              {"verify", required_argument, 0, 'V'},
                                              {"tokenizer", required_argument, 0, 't'},
                                              {"eos", required_argument, 0, 'e'},
+                                             {"template", required_argument, 0, 'T'},
+                                             {"skip-bad", no_argument, 0, 'k'},
                                              {"help", no_argument, 0, 'h'},
                                              {0, 0, 0, 0}};
     shard_opts_t o = {.format = SHARD_INPUT_TEXT, .field = "text", .shards = 1, .progress = 1};
-    int format_given = 0;
+    int format_given = 0, chat = 0, completion = 0, skip_bad = 0;
+    const char *template_name = "plain";
     const char *verify_path = NULL;
     int64_t seed = 0;
     int c, bad = 0;
@@ -163,8 +263,12 @@ int cmd_shard(int argc, char **argv)
                 o.format = SHARD_INPUT_TEXT;
             else if (!strcmp(optarg, "jsonl"))
                 o.format = SHARD_INPUT_JSONL;
+            else if (!strcmp(optarg, "chat"))
+                chat = 1;
+            else if (!strcmp(optarg, "completion"))
+                completion = 1;
             else
-                bad = weft_error("--format '%s': use text or jsonl", optarg);
+                bad = weft_error("--format '%s': use text, jsonl, chat or completion", optarg);
             break;
         case 'f':
             o.field = optarg;
@@ -203,6 +307,12 @@ int cmd_shard(int argc, char **argv)
         case 'e':
             o.eos = optarg;
             break;
+        case 'T':
+            template_name = optarg;
+            break;
+        case 'k':
+            skip_bad = 1;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -231,6 +341,7 @@ int cmd_shard(int argc, char **argv)
     }
     o.inputs = argv + optind;
     o.ninputs = argc - optind;
+    if (chat || completion) return shard_chat(&o, completion, template_name, skip_bad);
     if (!format_given && format_by_extension(o.inputs, o.ninputs, &o.format) < 0) {
         weft_report();
         return 64;

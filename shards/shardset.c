@@ -17,6 +17,8 @@ struct shardset_t {
     char *path;
     hid_t file;
     hid_t tokens[2], offsets[2]; /* indexed by shardset_split_t */
+    hid_t mask[2];               /* loss_mask, or -1 when the file has none */
+    char data_format[16], chat_template[16];
     int64_t ntok[2], ndoc[2];
     int64_t nshards;
     int64_t *bounds; /* nshards+1 token offsets into the train split */
@@ -120,6 +122,14 @@ static int open_split(shardset_t *self, int split)
     H5Tclose(t);
     if (size > 4)
         return weft_error("%s: %s has %zu-byte tokens; expected 2 or 4", self->path, name, size);
+    snprintf(name, sizeof name, "/%s/loss_mask", split_name[split]);
+    if (h5_path_exists(self->file, name)) {
+        int64_t nmask;
+        if ((self->mask[split] = open_1d(self, name, &nmask)) < 0) return -1;
+        if (nmask != self->ntok[split])
+            return weft_error("%s: %s holds %lld values for %lld tokens (corrupt file)",
+                              self->path, name, (long long)nmask, (long long)self->ntok[split]);
+    }
     snprintf(name, sizeof name, "/%s/doc_offsets", split_name[split]);
     if ((self->offsets[split] = open_1d(self, name, &n)) < 0) return -1;
     if (n < 1)
@@ -223,6 +233,7 @@ shardset_t *shardset_new(const char *path)
         return NULL;
     }
     self->file = self->tokens[0] = self->tokens[1] = self->offsets[0] = self->offsets[1] = -1;
+    self->mask[0] = self->mask[1] = -1;
     /* many ranks may open one file: shared locks, skipped where the file
      * system has none */
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
@@ -239,6 +250,14 @@ shardset_t *shardset_new(const char *path)
     if (rc == 0) rc = open_attrs(self);
     if (rc == 0) rc = open_split(self, SHARDSET_TRAIN);
     if (rc == 0) rc = open_split(self, SHARDSET_VAL);
+    if (rc == 0 && (self->mask[0] < 0) != (self->mask[1] < 0))
+        rc = weft_error("%s has a loss_mask in one split only (corrupt file)", path);
+    if (rc == 0 && h5_attr_exists(self->file, "data_format"))
+        rc = h5_attr_read_str(self->file, "data_format", self->data_format,
+                              sizeof self->data_format);
+    if (rc == 0 && h5_attr_exists(self->file, "chat_template"))
+        rc = h5_attr_read_str(self->file, "chat_template", self->chat_template,
+                              sizeof self->chat_template);
     if (rc == 0) rc = open_shards(self);
     if (rc < 0) shardset_destroy(&self);
     return self;
@@ -251,6 +270,7 @@ void shardset_destroy(shardset_t **self_p)
     for (int i = 0; i < 2; i++) {
         if (self->tokens[i] >= 0) H5Dclose(self->tokens[i]);
         if (self->offsets[i] >= 0) H5Dclose(self->offsets[i]);
+        if (self->mask[i] >= 0) H5Dclose(self->mask[i]);
     }
     if (self->file >= 0) H5Fclose(self->file);
     free(self->bounds);
@@ -453,4 +473,39 @@ int shardset_val_window(shardset_t *self, int seq_len, int64_t i, int32_t *token
         return weft_error("%s: val window %lld does not exist (%lld windows of %d tokens)",
                           self->path, (long long)i, (long long)n, seq_len + 1);
     return shardset_read(self, SHARDSET_VAL, i * seq_len, seq_len + 1, tokens);
+}
+
+int shardset_has_mask(shardset_t *self)
+{
+    return self->mask[SHARDSET_TRAIN] >= 0;
+}
+
+const char *shardset_data_format(shardset_t *self)
+{
+    return self->data_format[0] ? self->data_format : "text";
+}
+
+const char *shardset_chat_template(shardset_t *self)
+{
+    return self->chat_template;
+}
+
+int shardset_read_mask(shardset_t *self, shardset_split_t split, int64_t start, int64_t n,
+                       uint8_t *out)
+{
+    char name[64];
+    snprintf(name, sizeof name, "/%s/loss_mask", split_name[split]);
+    if (start < 0 || n < 0 || start + n > self->ntok[split])
+        return weft_error("%s: %s[%lld..%lld) is outside the %lld tokens", self->path, name,
+                          (long long)start, (long long)(start + n), (long long)self->ntok[split]);
+    if (self->mask[split] < 0) {
+        memset(out, 1, (size_t)n); /* raw text: every token is trained on */
+        return 0;
+    }
+    if (read_range(self, self->mask[split], name, start, n, H5T_NATIVE_UINT8, out) < 0) return -1;
+    for (int64_t i = 0; i < n; i++)
+        if (out[i] > 1)
+            return weft_error("%s: %s[%lld] is %d; a loss mask holds 0 or 1 (corrupt file)",
+                              self->path, name, (long long)(start + i), out[i]);
+    return 0;
 }

@@ -75,6 +75,16 @@ int64_t shardset_peek_start(shardset_t *self, const shardset_cursor_t *cursor);
 /* Reads the next window, seq_len+1 tokens, into tokens; advances cursor. */
 int shardset_next_window(shardset_t *self, shardset_cursor_t *cursor, int32_t *tokens);
 
+/* Instruction and chat data (weft shard --format chat|completion): a
+ * loss_mask beside the tokens of both splits, 1 where the loss is taken.
+ * has_mask is 0 for raw text, whose read_mask gives all ones. */
+int shardset_has_mask(shardset_t *self);
+int shardset_read_mask(shardset_t *self, shardset_split_t split, int64_t start, int64_t n,
+                       uint8_t *out);
+/* "text", "chat" or "completion"; the chat template ("" when none). */
+const char *shardset_data_format(shardset_t *self);
+const char *shardset_chat_template(shardset_t *self);
+
 int64_t shardset_val_windows(shardset_t *self, int seq_len);
 /* Reads val window i (seq_len+1 tokens) into tokens. */
 int shardset_val_window(shardset_t *self, int seq_len, int64_t i, int32_t *tokens);

@@ -6,6 +6,7 @@ tests_common_test_common_LDADD = common/libweftcommon.a $(TEST_LIBS) $(WEFT_LIBS
 TESTS += tests/common/test_common
 
 include tests/shards/local.mk
+include tests/shards/chat.mk
 include tests/engine/local.mk
 include tests/jobs/local.mk
 include tests/wire/local.mk

@@ -10,6 +10,8 @@
 #include "log.h"
 #include "model_file.h"
 #include "rng.h"
+#include "shards/chat_template.h"
+#include "shards/docpack.h"
 #include "shards/shardset.h"
 #include "tok_h5.h"
 #include "weft_cmds.h"
@@ -130,10 +132,40 @@ static void out_byte(out_t *o, unsigned char b)
     o->have = o->need = 0;
 }
 
+/* --chat: [system,] user prompt rendered with the template as a prompt for
+ * the assistant's turn, its last T-1 tokens into ctx (at most T); *stop is
+ * the template's end-of-turn token. */
+static int chat_prompt(tok_t *bpe, const char *template_name, const char *system_msg,
+                       const char *prompt, int *ctx, int T, int *n, int *stop)
+{
+    chat_tok_t tok;
+    if (bpe)
+        chat_tok_bpe(&tok, bpe);
+    else
+        chat_tok_byte(&tok);
+    chat_template_t t;
+    chat_msg_t msgs[2];
+    int nm = 0;
+    if (system_msg) msgs[nm++] = (chat_msg_t){CHAT_SYSTEM, system_msg, strlen(system_msg)};
+    msgs[nm++] = (chat_msg_t){CHAT_USER, prompt, strlen(prompt)};
+    chat_doc_t d = {0};
+    if (chat_template_parse(template_name, &t) < 0 || chat_render_prompt(t, &tok, msgs, nm, &d) < 0) {
+        chat_doc_free(&d);
+        return -1;
+    }
+    size_t keep = d.n < (size_t)T - 1 ? d.n : (size_t)T - 1;
+    for (size_t i = 0; i < keep; i++) ctx[i] = d.tok[d.n - keep + i];
+    *n = (int)keep;
+    *stop = chat_end_of_turn(t, &tok);
+    chat_doc_free(&d);
+    return 0;
+}
+
 int cmd_generate(int argc, char **argv)
 {
-    const char *model = NULL, *adapter = NULL, *prompt = "";
-    int tokens = 200;
+    const char *model = NULL, *adapter = NULL, *prompt = "", *template_name = "plain";
+    const char *system_msg = NULL;
+    int tokens = 200, chat = 0;
     float temperature = 0.8f;
     long long seed = 1;
     static const struct option o[] = {{"model", required_argument, 0, 'm'},
@@ -142,10 +174,16 @@ int cmd_generate(int argc, char **argv)
                                       {"tokens", required_argument, 0, 'n'},
                                       {"temperature", required_argument, 0, 't'},
                                       {"seed", required_argument, 0, 's'},
+                                      {"chat", no_argument, 0, 'c'},
+                                      {"template", required_argument, 0, 'P'},
+                                      {"system", required_argument, 0, 'S'},
                                       {"help", no_argument, 0, 'h'},
                                       {0, 0, 0, 0}};
     const char *use = "usage: weft generate --model MODEL.h5 [--adapter ADAPTER.h5] --prompt TEXT\n"
-                      "         [--tokens N] [--temperature T] [--seed S]\n";
+                      "         [--tokens N] [--temperature T] [--seed S]\n"
+                      "         [--chat [--template chatml|llama3|plain] [--system TEXT]]\n"
+                      "--chat: TEXT is the user's message; the conversation is rendered with the\n"
+                      "template and the answer printed, up to the end-of-turn token\n";
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
@@ -156,6 +194,9 @@ int cmd_generate(int argc, char **argv)
         case 'n': tokens = atoi(optarg); break;
         case 't': temperature = (float)atof(optarg); break;
         case 's': seed = atoll(optarg); break;
+        case 'c': chat = 1; break;
+        case 'P': template_name = optarg; break;
+        case 'S': system_msg = optarg; break;
         case 'h': fputs(use, stdout); return 0;
         default: fputs(use, stderr); return 64;
         }
@@ -176,11 +217,16 @@ int cmd_generate(int argc, char **argv)
     gpt2_t *m = l.model;
     int T = gpt2_max_seq_len(&m->cfg), V = m->cfg.vocab_size;
     if (gpt2_alloc(m, 1, T) < 0) goto fail;
-    int *ctx = malloc((size_t)T * sizeof *ctx), n = 0;
+    int *ctx = malloc((size_t)T * sizeof *ctx), n = 0, stop = -1;
     out_t out = {.tty = isatty(STDOUT_FILENO)};
     int eot = l.tok ? tok_eot(l.tok) : 256;
     tok_ids_t ids = {0}, gen = {0};
-    if (l.tok) { /* the prompt's last T ids */
+    if (chat) { /* the conversation rendered, the answer printed */
+        if (chat_prompt(l.tok, template_name, system_msg, prompt, ctx, T, &n, &stop) < 0) {
+            free(ctx);
+            goto fail;
+        }
+    } else if (l.tok) { /* the prompt's last T ids */
         if (tok_encode(l.tok, prompt, strlen(prompt), &ids) < 0) {
             free(ctx);
             goto fail;
@@ -199,7 +245,8 @@ int cmd_generate(int argc, char **argv)
                    model);
         goto fail;
     }
-    for (const char *p = prompt; *p; p++) out_byte(&out, (unsigned char)*p);
+    if (!chat)
+        for (const char *p = prompt; *p; p++) out_byte(&out, (unsigned char)*p);
     weft_rng_t rng;
     rng_seed(&rng, (uint64_t)seed);
     for (int i = 0; i < tokens; i++) {
@@ -213,10 +260,11 @@ int cmd_generate(int argc, char **argv)
         }
         int next = sample(gpt2_logits(m) + (size_t)(n - 1) * V, V, temperature, &rng);
         if (!l.tok) {
-            if (next >= 256) break;
+            if (next >= 256 || next == stop) break; /* end of text, or of the turn */
             out_byte(&out, (unsigned char)next);
-        } else if (next == eot || !tok_token(l.tok, next) || tok_ids_push(&gen, next) < 0) {
-            break; /* the end, or an id the tokenizer does not have */
+        } else if (next == eot || next == stop || !tok_token(l.tok, next) ||
+                   tok_ids_push(&gen, next) < 0) {
+            break; /* the end of text or of the turn, or an id the tokenizer does not have */
         }
         ctx[n++] = next;
     }
@@ -298,7 +346,9 @@ int cmd_eval(int argc, char **argv)
                    shardset_vocab_size(s), model, cfg.vocab_size);
         goto fail;
     }
-    int64_t avail = shardset_val_windows(s, T);
+    docpack_t *rows = shardset_has_mask(s) ? docpack_new(s, 0, 1, T) : NULL;
+    if (shardset_has_mask(s) && !rows) goto fail;
+    int64_t avail = rows ? docpack_val_rows(rows) : shardset_val_windows(s, T);
     if (avail < 1) {
         weft_error("%s has no validation window of %d tokens; shard it with --val-fraction", data,
                    T);
@@ -307,10 +357,17 @@ int cmd_eval(int argc, char **argv)
     int n = windows < avail ? windows : (int)avail;
     int *in = malloc((size_t)batch * T * sizeof *in), *tg = malloc((size_t)batch * T * sizeof *tg);
     int32_t *w = malloc(((size_t)T + 1) * sizeof *w);
+    int *pos = malloc((size_t)batch * T * sizeof *pos);
+    l.model->pos = rows ? pos : NULL;
     double sum = 0, count = 0;
     for (int i = 0; i < n; i += batch) {
         int B = n - i < batch ? n - i : batch;
         for (int b = 0; b < B; b++) {
+            if (rows) {
+                if (docpack_val_row(rows, i + b, in + b * T, tg + b * T, pos + b * T) < 0)
+                    goto fail;
+                continue;
+            }
             if (shardset_val_window(s, T, i + b, w) < 0) goto fail;
             for (int j = 0; j < T; j++) in[b * T + j] = w[j], tg[b * T + j] = w[j + 1];
         }
@@ -323,6 +380,8 @@ int cmd_eval(int argc, char **argv)
     free(in);
     free(tg);
     free(w);
+    free(pos);
+    docpack_destroy(&rows);
     shardset_destroy(&s);
     unload(&l);
     return 0;

@@ -2,6 +2,7 @@
  * memory sized once, forward to the loss and the hand-written backward
  * (see gpt2.h). Every product goes through kernels.c. */
 #include "gpt2.h"
+#include "docattn.h"
 #include "segmm.h"
 #include "kernels.h"
 #include "llama.h"
@@ -304,6 +305,14 @@ double gpt2_flops_per_token(const gpt2_t *self, int T)
     return 6.0 * (double)self->nparams + 6.0 * c->n_layer * width * T;
 }
 
+double gpt2_flops_docs(const gpt2_t *self, const int *pos, int B, int T)
+{
+    const gpt2_config_t *c = &self->cfg;
+    double width = c->arch == ARCH_LLAMA ? (double)c->n_head * c->llama.head_dim : c->n_embd;
+    double sq = pos ? docs_square_sum(pos, B, T) : (double)B * T * T;
+    return 6.0 * (double)self->nparams * B * T + 6.0 * c->n_layer * width * sq;
+}
+
 /* ---------------------------------------------------------------------------
  * Activations: one allocation, sized by acts_layout() for (B,T). */
 
@@ -505,6 +514,7 @@ int gpt2_forward(gpt2_t *self, const int *inputs, const int *targets, int B, int
     }
     if (self->nseg && segs != B)
         return weft_error("row segments add up to %ld sequences, not the batch's %d", segs, B);
+    if (self->pos && docs_check(self->pos, B, T) < 0) return -1;
     self->B = B;
     self->T = T;
     if (c->arch == ARCH_LLAMA) return llama_forward(self, inputs, targets, B, T, loss);
@@ -514,7 +524,10 @@ int gpt2_forward(gpt2_t *self, const int *inputs, const int *targets, int B, int
     for (size_t i = 0; i < N; i++) a->targets[i] = targets ? targets[i] : -1;
 
     const gpt2_weights_t *w = &self->w;
-    encoder_forward(a->encoded, inputs, w->wte, w->wpe, B, T, C);
+    if (self->pos)
+        encoder_forward_pos(a->encoded, inputs, self->pos, w->wte, w->wpe, B, T, C);
+    else
+        encoder_forward(a->encoded, inputs, w->wte, w->wpe, B, T, C);
     for (int l = 0; l < c->n_layer; l++) {
         const gpt2_block_t *bw = &w->h[l];
         size_t lc = l * cap * C, ln = l * cap;
@@ -526,7 +539,10 @@ int gpt2_forward(gpt2_t *self, const int *inputs, const int *targets, int B, int
 
         layernorm_forward(ln1, a->ln1_mean + ln, a->ln1_rstd + ln, x, bw->ln1w, bw->ln1b, N, C);
         module_forward(self, l, GPT2_ATTN_C_ATTN, qkv, ln1, bw->qkvw, bw->qkvb, N, C, 3 * C);
-        attention_forward(atty, att, qkv, B, T, C, NH);
+        if (self->pos)
+            attention_forward_docs(atty, att, qkv, self->pos, B, T, C, NH);
+        else
+            attention_forward(atty, att, qkv, B, T, C, NH);
         module_forward(self, l, GPT2_ATTN_C_PROJ, a->modout, atty, bw->attprojw, bw->attprojb, N, C,
                        C);
         residual_forward(res2, x, a->modout, N * C);
@@ -602,7 +618,10 @@ int gpt2_backward(gpt2_t *self, const float *scale)
         /* dres is now d(loss)/d(res2); res2 = x + c_proj(attn(c_attn(ln_1(x)))) */
         module_backward(self, l, GPT2_ATTN_C_PROJ, a->datty, bg->attprojw, bg->attprojb, a->dres,
                         atty, bw->attprojw, N, C, C);
-        attention_backward(a->dqkv, a->datt, a->datty, qkv, att, B, T, C, NH);
+        if (self->pos)
+            attention_backward_docs(a->dqkv, a->datt, a->datty, qkv, att, self->pos, B, T, C, NH);
+        else
+            attention_backward(a->dqkv, a->datt, a->datty, qkv, att, B, T, C, NH);
         /* frozen: nothing below block 0's c_attn wants a gradient, skip dx */
         int need_dx = !self->frozen || l > 0;
         module_backward(self, l, GPT2_ATTN_C_ATTN, need_dx ? a->dln : NULL, bg->qkvw, bg->qkvb,
@@ -611,6 +630,9 @@ int gpt2_backward(gpt2_t *self, const float *scale)
             layernorm_backward(a->dres, bg->ln1w, bg->ln1b, a->dln, x, bw->ln1w, a->ln1_mean + ln,
                                a->ln1_rstd + ln, N, C);
     }
-    if (g) encoder_backward(g->wte, g->wpe, a->dres, a->inputs, B, T, C);
+    if (g && self->pos)
+        encoder_backward_pos(g->wte, g->wpe, a->dres, a->inputs, self->pos, B, T, C);
+    else if (g)
+        encoder_backward(g->wte, g->wpe, a->dres, a->inputs, B, T, C);
     return 0;
 }

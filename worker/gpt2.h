@@ -153,6 +153,12 @@ typedef struct {
     /* Threads the per-segment products spread over (segmm.h); above 1,
      * OpenBLAS must be single-threaded while segments are set. */
     int seg_threads;
+    /* Optional packed documents (docattn.h): pos (B,T) is each token's
+     * position inside its document, a document starting where pos is 0;
+     * attention stays inside documents and positions restart with them.
+     * NULL: one document per row, positions 0..T-1. Read by the next forward
+     * and its backward: keep it alive until then. */
+    const int *pos;
     gpt2_acts_t *acts; /* activations for the (B,T) of gpt2_alloc() */
     llama_acts_t *lacts;            /* ARCH_LLAMA: its activations */
     llama_weights_t *lw, *lg;       /* ARCH_LLAMA: views of params and grads */
@@ -208,5 +214,9 @@ void gpt2_adamw(gpt2_t *self, float *m, float *v, float lr, const adamw_hparams_
 /* FLOPs of one training step per token, as the benchmark counts them:
  * 6·N + 6·L·C·T. */
 double gpt2_flops_per_token(const gpt2_t *self, int T);
+/* FLOPs of one training step over a batch (B,T) of packed documents pos
+ * (docattn.h; NULL: one per row), attention counted as computed:
+ * 6·N·B·T + 6·L·C·Σ n² over the documents. */
+double gpt2_flops_docs(const gpt2_t *self, const int *pos, int B, int T);
 
 #endif

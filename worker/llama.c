@@ -3,6 +3,7 @@
  * sized once, forward to the loss and the hand-written backward. Every
  * product goes through llama_kernels.c on cblas_sgemm. */
 #include "llama.h"
+#include "docattn.h"
 #include "segmm.h"
 #include "kernels.h"
 #include "llama_kernels.h"
@@ -411,9 +412,15 @@ int llama_forward(gpt2_t *self, const int *inputs, const int *targets, int B, in
         module_forward(self, l, LLAMA_Q_PROJ, q, ln1, bw->qw, bw->qb, N, C, QD);
         module_forward(self, l, LLAMA_K_PROJ, k, ln1, bw->kw, bw->kb, N, C, KD);
         module_forward(self, l, LLAMA_V_PROJ, v, ln1, bw->vw, bw->vb, N, C, KD);
-        rope_forward(q, a->cos_t, a->sin_t, B, T, H, hd);
-        rope_forward(k, a->cos_t, a->sin_t, B, T, KV, hd);
-        gqa_attention_forward(atty, att, q, k, v, B, T, H, KV, hd);
+        if (self->pos) { /* packed documents (docattn.h) */
+            rope_forward_pos(q, a->cos_t, a->sin_t, self->pos, B, T, H, hd);
+            rope_forward_pos(k, a->cos_t, a->sin_t, self->pos, B, T, KV, hd);
+            gqa_attention_forward_docs(atty, att, q, k, v, self->pos, B, T, H, KV, hd);
+        } else {
+            rope_forward(q, a->cos_t, a->sin_t, B, T, H, hd);
+            rope_forward(k, a->cos_t, a->sin_t, B, T, KV, hd);
+            gqa_attention_forward(atty, att, q, k, v, B, T, H, KV, hd);
+        }
         module_forward(self, l, LLAMA_O_PROJ, a->modout, atty, bw->ow, bw->ob, N, QD, C);
         residual_forward(res2, x, a->modout, N * C);
         rmsnorm_forward(ln2, a->ln2_rstd + ln, res2, bw->ln2w, N, C, eps);
@@ -489,10 +496,17 @@ int llama_backward(gpt2_t *self, const float *scale)
         /* dres is now d(loss)/d(res2); res2 = x + o(attn(rope(q(ln1)), rope(k(ln1)), v(ln1))) */
         module_backward(self, l, LLAMA_O_PROJ, a->datty, 0, bg->ow, bg->ob, a->dres,
                         atty, bw->ow, N, QD, C);
-        gqa_attention_backward(a->dq, a->dk, a->dv, a->datt, a->datty, q, k, v, att, B, T, H, KV,
-                               hd);
-        rope_backward(a->dq, a->cos_t, a->sin_t, B, T, H, hd);
-        rope_backward(a->dk, a->cos_t, a->sin_t, B, T, KV, hd);
+        if (self->pos) { /* packed documents (docattn.h) */
+            gqa_attention_backward_docs(a->dq, a->dk, a->dv, a->datt, a->datty, q, k, v, att,
+                                        self->pos, B, T, H, KV, hd);
+            rope_backward_pos(a->dq, a->cos_t, a->sin_t, self->pos, B, T, H, hd);
+            rope_backward_pos(a->dk, a->cos_t, a->sin_t, self->pos, B, T, KV, hd);
+        } else {
+            gqa_attention_backward(a->dq, a->dk, a->dv, a->datt, a->datty, q, k, v, att, B, T, H,
+                                   KV, hd);
+            rope_backward(a->dq, a->cos_t, a->sin_t, B, T, H, hd);
+            rope_backward(a->dk, a->cos_t, a->sin_t, B, T, KV, hd);
+        }
         /* frozen: nothing below block 0's projections wants a gradient */
         int need_dx = !self->frozen || l > 0;
         float *dln = need_dx ? a->dln : NULL;

@@ -54,6 +54,8 @@ struct lora_trainer {
     size_t *valid_total;   /* K: the step's valid targets, 0: per batch */
     float *lr;             /* K */
     int *inputs, *targets; /* (B_max,T) the packed batch */
+    int *pos;              /* (B_max,T) positions inside documents (docattn.h) */
+    const int **docs;      /* K: each tenant's positions, or NULL */
     float *scale;          /* (B_max) d(loss)/d(row b's summed loss) */
     size_t *row0, *nrows;  /* K, in rows of the (B,T) grid */
     int *seq0;             /* K: first sequence of each tenant */
@@ -122,10 +124,12 @@ lora_trainer_t *lora_trainer_new(gpt2_t *model, lora_pack_t *pack, const lora_hp
     self->seq0 = calloc((size_t)K, sizeof *self->seq0);
     self->inputs = malloc((size_t)B_max * T * sizeof *self->inputs);
     self->targets = malloc((size_t)B_max * T * sizeof *self->targets);
+    self->pos = malloc((size_t)B_max * T * sizeof *self->pos);
+    self->docs = calloc((size_t)K, sizeof *self->docs);
     self->scale = malloc((size_t)B_max * sizeof *self->scale);
     if (!self->hp || !self->step || !self->failed_at || !self->in_batch || !self->norm ||
         !self->lr || !self->tloss || !self->valid_total || !self->row0 || !self->nrows ||
-        !self->seq0 || !self->inputs || !self->targets || !self->scale)
+        !self->seq0 || !self->inputs || !self->targets || !self->pos || !self->docs || !self->scale)
         goto oom;
     memcpy(self->hp, hp, (size_t)K * sizeof *hp);
     for (int k = 0; k < K; k++) self->failed_at[k] = -1;
@@ -155,6 +159,8 @@ void lora_trainer_destroy(lora_trainer_t **self_p)
     free(self->seq0);
     free(self->inputs);
     free(self->targets);
+    free(self->pos);
+    free(self->docs);
     free(self->scale);
     free(self);
     *self_p = NULL;
@@ -183,7 +189,7 @@ void lora_trainer_set_threads(lora_trainer_t *self, int threads)
 static int packed_forward(lora_trainer_t *self, const lora_batch_t *batches, float *loss,
                           int *B_out)
 {
-    int T = self->T, B = 0;
+    int T = self->T, B = 0, docs = 0;
     for (int k = 0; k < self->K; k++) {
         int bk = self->failed_at[k] >= 0 ? 0 : batches[k].B;
         if (bk < 0) return weft_error("tenant %d: negative batch size %d", k, bk);
@@ -195,6 +201,10 @@ static int packed_forward(lora_trainer_t *self, const lora_batch_t *batches, flo
         if (bk) {
             memcpy(self->inputs + (size_t)B * T, batches[k].inputs, n * sizeof(int));
             memcpy(self->targets + (size_t)B * T, batches[k].targets, n * sizeof(int));
+            /* packed documents, or one per row: positions 0..T-1 */
+            for (size_t i = 0; i < n; i++)
+                self->pos[(size_t)B * T + i] = self->docs[k] ? self->docs[k][i] : (int)(i % T);
+            docs |= self->docs[k] != NULL;
         }
         self->seq0[k] = B;
         self->row0[k] = (size_t)B * T;
@@ -208,6 +218,7 @@ static int packed_forward(lora_trainer_t *self, const lora_batch_t *batches, flo
     if (lora_pack_set_rows(self->pack, self->row0, self->nrows) < 0) return -1;
     float mean;
     segments(self, 1);
+    self->model->pos = docs ? self->pos : NULL;
     int rc = gpt2_forward(self->model, self->inputs, self->targets, B, T, &mean);
     segments(self, 0);
     if (rc < 0) return -1;
@@ -293,6 +304,11 @@ int lora_trainer_step(lora_trainer_t *self, const lora_batch_t *batches, float *
 {
     if (lora_trainer_forward_backward(self, batches, loss) < 0) return -1;
     return lora_trainer_update(self);
+}
+
+void lora_trainer_set_docs(lora_trainer_t *self, int k, const int *pos)
+{
+    self->docs[k] = pos;
 }
 
 void lora_trainer_set_valid_total(lora_trainer_t *self, int k, size_t valid_total)

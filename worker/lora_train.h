@@ -66,6 +66,10 @@ int lora_trainer_forward_backward(lora_trainer_t *self, const lora_batch_t *batc
  * them are those of its global mean loss. 0 (the default) weights them by
  * 1/(its valid targets in each forward_backward). */
 void lora_trainer_set_valid_total(lora_trainer_t *self, int k, size_t valid_total);
+/* Tenant k's rows hold packed documents: pos (B,T) of its batches from now
+ * on gives each token's position inside its document (docattn.h); NULL (the
+ * default): one document per row. The pointer is read by each pass. */
+void lora_trainer_set_docs(lora_trainer_t *self, int k, const int *pos);
 /* Replaces tenant k's loss that update checks for NaN/inf, e.g. with the
  * mean over all ranks, so that every rank decides a failure alike. */
 void lora_trainer_set_tenant_loss(lora_trainer_t *self, int k, float loss);

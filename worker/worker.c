@@ -23,6 +23,7 @@
 #include "reporter.h"
 #include "sha256.h"
 #include "shardset.h"
+#include "docpack.h"
 #include "spec.h"
 #include "par.h"
 
@@ -69,6 +70,8 @@ typedef struct {
     const spec_train_t *train;
     shardset_t *data;
     shardset_cursor_t cursor; /* this rank's */
+    docpack_t *rows;          /* chat/completion data: rows of documents (docpack.h) */
+    int boundaries;           /* rows of whole documents, attending only to themselves */
     int B;                    /* sequences per rank per micro-step */
     int64_t steps;            /* optimizer steps to take */
     int64_t tokens;           /* trained, all ranks */
@@ -113,6 +116,8 @@ typedef struct {
     /* both */
     int T, Bsum;
     int *inputs, *targets, *window;
+    int *pos;      /* (Bsum,T) positions inside documents (docattn.h) */
+    int any_boundaries;
     int64_t step; /* optimizer steps taken by the run */
     double t0;
     double step_s, allreduce_s; /* this rank's time in steps, and inside their MPI_Allreduce */
@@ -311,7 +316,12 @@ static int open_data(task_t *t, const char *path, int64_t seed)
     if (shardset_vocab_size(t->data) > W.model->cfg.vocab_size)
         return weft_error("%s has %d tokens in its vocabulary; the model has only %d", path,
                           shardset_vocab_size(t->data), W.model->cfg.vocab_size);
-    if (shardset_select(t->data, W.rank, W.world, W.T) < 0) return -1;
+    /* Chat and completion data (a loss mask) come in rows of whole
+     * documents unless train.doc_boundaries is off; raw text in windows. */
+    t->boundaries = shardset_has_mask(t->data) && t->train->doc_boundaries;
+    if (!t->boundaries && shardset_select(t->data, W.rank, W.world, W.T) < 0) return -1;
+    if (shardset_has_mask(t->data) && !(t->rows = docpack_new(t->data, W.rank, W.world, W.T)))
+        return -1;
     /* Each rank's stream of windows is its own: the rank is part of the
      * hash inside the shard reader, the seed is the task's. */
     shardset_cursor_init(&t->cursor, (uint64_t)seed);
@@ -321,13 +331,33 @@ static int open_data(task_t *t, const char *path, int64_t seed)
 /* The /val windows evaluation will read, read at start (the reader checks
  * every token against the vocabulary) rather than first when training ends:
  * all of them, on every rank, so rank 0 can say why (eval_windows is small). */
-static int check_val(const task_t *t)
+static int64_t val_windows(const task_t *t)
+{
+    if (t->boundaries) return docpack_val_rows(t->rows);
+    return shardset_val_windows(t->data, W.T);
+}
+
+/* Val window i of task t as one row of in, tg, pos. */
+static int val_row(task_t *t, int64_t i, int *in, int *tg, int *pos)
+{
+    if (t->boundaries) return docpack_val_row(t->rows, i, in, tg, pos);
+    if (t->rows) return docpack_stream_val_row(t->rows, i, in, tg, pos);
+    if (shardset_val_window(t->data, W.T, i, W.window) < 0) return -1;
+    for (int j = 0; j < W.T; j++) {
+        in[j] = W.window[j];
+        tg[j] = W.window[j + 1];
+        pos[j] = j;
+    }
+    return 0;
+}
+
+static int check_val(task_t *t)
 {
     if (!t->data) return 0; /* dropped for its data already */
-    int64_t avail = shardset_val_windows(t->data, W.T);
+    int64_t avail = val_windows(t);
     int64_t n = t->train->eval_windows < avail ? t->train->eval_windows : avail;
     for (int64_t i = 0; i < n; i++)
-        if (shardset_val_window(t->data, W.T, i, W.window) < 0)
+        if (val_row(t, i, W.inputs, W.targets, W.pos) < 0)
             return weft_error_prefix("tenant %s", t->name);
     return 0;
 }
@@ -356,6 +386,7 @@ static void drop_bad_data(task_t *t, int bad)
     char why[200];
     snprintf(why, sizeof why, "%s", weft_last_error());
     MPI_Bcast(why, sizeof why, MPI_CHAR, first, MPI_COMM_WORLD);
+    docpack_destroy(&t->rows);
     shardset_destroy(&t->data);
     t->state = TASK_FAILED;
     snprintf(t->error, sizeof t->error, "bad data: %s", why);
@@ -391,6 +422,8 @@ static int setup_tasks(void)
             break;
         }
         t->steps = t->data ? task_steps(t->train, t->data) : 1;
+        W.Bsum += t->B;
+        W.any_boundaries |= t->boundaries;
         if (s->mode == SPEC_LORA && t->state == TASK_TRAINING) t->state = TASK_WAITING;
     }
     if ((code = agree(code)) != EXIT_DONE) return fail_with(code);
@@ -415,7 +448,8 @@ static int setup_tasks(void)
     W.inputs = malloc(rows * sizeof *W.inputs);
     W.targets = malloc(rows * sizeof *W.targets);
     W.window = malloc(((size_t)W.T + 1) * sizeof *W.window);
-    if (!W.inputs || !W.targets || !W.window) return fail_with(EXIT_FAIL);
+    W.pos = malloc(rows * sizeof *W.pos);
+    if (!W.inputs || !W.targets || !W.window || !W.pos) return fail_with(EXIT_FAIL);
     /* bad /val windows: a pack drops that tenant alone, a lone task stops */
     for (int k = 0; k < W.ntasks && code == EXIT_DONE; k++) {
         task_t *t = &W.tasks[k];
@@ -1023,16 +1057,27 @@ static int resume(int allowed, int64_t *metrics_bytes_out)
 
 /* ---- one step ---- */
 
-/* Fills task t's B rows of inputs and targets from its window stream. */
-static int fill_rows(task_t *t, int *in, int *tg, int B)
+/* Fills task t's B rows of inputs, targets and document positions from its
+ * stream of windows or rows of documents; *trainable += its targets. */
+static int fill_rows(task_t *t, int *in, int *tg, int *pos, int B, int64_t *trainable)
 {
     for (int b = 0; b < B; b++) {
-        if (shardset_next_window(t->data, &t->cursor, W.window) < 0)
-            return weft_error_prefix("tenant %s", t->name);
-        for (int i = 0; i < W.T; i++) {
-            in[(size_t)b * W.T + i] = W.window[i];
-            tg[(size_t)b * W.T + i] = W.window[i + 1];
+        size_t r = (size_t)b * W.T;
+        int rc = 0;
+        if (t->boundaries) {
+            rc = docpack_next_row(t->rows, &t->cursor, in + r, tg + r, pos + r);
+        } else if (t->rows) {
+            rc = docpack_stream_row(t->rows, &t->cursor, in + r, tg + r, pos + r);
+        } else {
+            rc = shardset_next_window(t->data, &t->cursor, W.window);
+            for (int i = 0; rc == 0 && i < W.T; i++) {
+                in[r + i] = W.window[i];
+                tg[r + i] = W.window[i + 1];
+                pos[r + i] = i;
+            }
         }
+        if (rc < 0) return weft_error_prefix("tenant %s", t->name);
+        for (int i = 0; i < W.T; i++) *trainable += tg[r + i] >= 0;
     }
     return 0;
 }
@@ -1083,16 +1128,17 @@ static int step_failed(int rc)
 
 /* Forward and backward of one optimizer step on this rank, gradients summed
  * over ranks and averaged: losses[k] is this rank's loss of task k. */
-static int compute_step(float *losses, double *grad_norm)
+static int compute_step(float *losses, double *grad_norm, int64_t *trainable)
 {
     int accum = W.spec->train.grad_accum;
-    for (int k = 0; k < W.ntasks; k++) losses[k] = 0;
+    for (int k = 0; k < W.ntasks; k++) losses[k] = 0, trainable[k] = 0;
     if (!W.pack) {
         task_t *t = &W.tasks[0];
         gpt2_zero_grad(W.model);
+        W.model->pos = t->boundaries ? W.pos : NULL;
         for (int a = 0; a < accum; a++) {
             float loss;
-            if (fill_rows(t, W.inputs, W.targets, t->B) < 0 ||
+            if (fill_rows(t, W.inputs, W.targets, W.pos, t->B, &trainable[0]) < 0 ||
                 gpt2_forward(W.model, W.inputs, W.targets, t->B, W.T, &loss) < 0)
                 return step_failed(-1);
             size_t valid = gpt2_valid_targets(W.model);
@@ -1126,7 +1172,10 @@ static int compute_step(float *losses, double *grad_norm)
             task_t *t = &W.tasks[k];
             int B = task_active(t) ? t->B : 0;
             batches[k] = (lora_batch_t){W.inputs + row * W.T, W.targets + row * W.T, B};
-            if (B) rc = fill_rows(t, W.inputs + row * W.T, W.targets + row * W.T, B);
+            lora_trainer_set_docs(W.trainer, k, t->boundaries ? W.pos + row * W.T : NULL);
+            if (B)
+                rc = fill_rows(t, W.inputs + row * W.T, W.targets + row * W.T, W.pos + row * W.T,
+                               B, &trainable[k]);
             row += (size_t)B;
         }
         if (rc == 0) rc = lora_trainer_forward_backward(W.trainer, batches, l);
@@ -1233,7 +1282,7 @@ static int evaluate_as(const unsigned char *mask, int report)
     for (int k = 0; k < K; k++) {
         if (!mask[k]) continue;
         task_t *t = &W.tasks[k];
-        int64_t avail = shardset_val_windows(t->data, W.T);
+        int64_t avail = val_windows(t);
         nwin[k] = t->train->eval_windows < avail ? t->train->eval_windows : avail;
         int64_t mine = nwin[k] > W.rank ? (nwin[k] - W.rank + W.world - 1) / W.world : 0;
         int64_t r = (mine + t->B - 1) / t->B;
@@ -1251,29 +1300,32 @@ static int evaluate_as(const unsigned char *mask, int report)
             for (int b = 0; mask[k] && b < t->B; b++) {
                 int64_t i = W.rank + (int64_t)W.world * (r * t->B + b);
                 if (i >= nwin[k]) break;
-                if (shardset_val_window(t->data, W.T, i, W.window) < 0) {
+                size_t r = (row + (size_t)B) * W.T;
+                if (val_row(t, i, W.inputs + r, W.targets + r, W.pos + r) < 0) {
                     rc = -1;
                     break;
-                }
-                for (int j = 0; j < W.T; j++) {
-                    W.inputs[(row + (size_t)B) * W.T + j] = W.window[j];
-                    W.targets[(row + (size_t)B) * W.T + j] = W.window[j + 1];
                 }
                 B++;
             }
             batches[k] = (lora_batch_t){W.inputs + row * W.T, W.targets + row * W.T, B};
+            if (W.trainer)
+                lora_trainer_set_docs(W.trainer, k, t->boundaries ? W.pos + row * W.T : NULL);
             row += (size_t)B;
         }
         if (rc < 0) break;
         if (W.pack) {
             if (row > 0) rc = lora_trainer_eval(W.trainer, batches, l);
+            /* each tenant's mean over its trained-on targets (the answers) */
             for (int k = 0; rc == 0 && k < K; k++)
                 if (batches[k].B) {
-                    sums[2 * k] += (double)l[k] * batches[k].B * W.T;
-                    sums[2 * k + 1] += (double)batches[k].B * W.T;
+                    size_t valid = 0, n = (size_t)batches[k].B * W.T;
+                    for (size_t i = 0; i < n; i++) valid += batches[k].targets[i] >= 0;
+                    sums[2 * k] += (double)l[k] * (double)valid;
+                    sums[2 * k + 1] += (double)valid;
                 }
         } else if (batches[0].B) {
             float loss;
+            W.model->pos = W.tasks[0].boundaries ? W.pos : NULL;
             rc = gpt2_forward(W.model, batches[0].inputs, batches[0].targets, batches[0].B, W.T,
                               &loss);
             sums[0] += (double)loss * (double)gpt2_valid_targets(W.model);
@@ -1462,6 +1514,15 @@ static int write_result(const char *status, double wall)
 
 /* ---- the loop ---- */
 
+/* "  N trained tok/s" for chat data (t->rows), "" for raw text. */
+static const char *trained_rate(const task_t *t, int64_t trainable, double dt)
+{
+    static char buf[48];
+    buf[0] = 0;
+    if (t->rows) snprintf(buf, sizeof buf, "  %.0f trained tok/s", (double)trainable / dt);
+    return buf;
+}
+
 /* A task has ended at this step: mark it; a finished one is evaluated, and
  * its output (a stopped one's too) written and announced at once (a DONE
  * that names the tenant), so that the coordinator ends its job while the
@@ -1472,6 +1533,10 @@ static int end_task(int k, task_state_t how, const char *why)
     t->state = how;
     t->at_step = W.pack ? lora_trainer_tenant_step(W.trainer, k) : W.step;
     if (why) snprintf(t->error, sizeof t->error, "%s", why);
+    if (t->rows && docpack_skipped(t->rows))
+        weft_info("tenant %s, rank %d: %" PRId64 " documents drawn had no trainable token within "
+                  "seq_len %d and were skipped",
+                  t->name, W.rank, docpack_skipped(t->rows), W.T);
     if (how != TASK_DONE && how != TASK_STOPPED) return 0;
     if (how == TASK_DONE) {
         unsigned char *mask = calloc((size_t)W.ntasks, 1);
@@ -1537,7 +1602,8 @@ static int train(void)
     size_t nctl = (size_t)K * 3 + 1;
     double *ctl = calloc(nctl, sizeof *ctl);
     unsigned char *mask = calloc((size_t)K, 1);
-    if (!losses || !ctl || !mask) return weft_error("out of memory"), EXIT_FAIL;
+    int64_t *trainable = calloc((size_t)K, sizeof *trainable);
+    if (!losses || !ctl || !mask || !trainable) return weft_error("out of memory"), EXIT_FAIL;
     int code = EXIT_DONE;
     int64_t last_ckpt = W.step;
     int64_t print_every = W.tasks[0].steps / 20 > 0 ? W.tasks[0].steps / 20 : 1;
@@ -1553,10 +1619,11 @@ static int train(void)
         guard_progress(W.step);
         double t_step = now(), ar_before = W.allreduce_s, c_step = cpu_now();
         double gnorm = 0;
-        if (compute_step(losses, &gnorm) < 0) {
+        if (compute_step(losses, &gnorm, trainable) < 0) {
             code = EXIT_DATA;
             break;
         }
+        MPI_Allreduce(MPI_IN_PLACE, trainable, K, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
         memset(ctl, 0, nctl * sizeof *ctl);
         for (int k = 0; k < K; k++) ctl[k] = losses[k];
         ctl[K] = guard_stop_requested() ? 1 : 0;
@@ -1634,10 +1701,18 @@ static int train(void)
                               t->loss, "lr", lr, "grad_norm", gn, "tokens", (json_int_t)t->tokens,
                               "tokens_per_s", (double)tok / dt, "elapsed", now() - W.t0);
                 json_object_set_new(m, "allreduce_s", json_real(ar_step));
+                /* chat data: the step's targets the loss was taken on (the
+                 * answers), all ranks, and their rate beside tokens_per_s */
+                if (t->rows) {
+                    json_object_set_new(m, "trainable_tokens", json_integer(trainable[k]));
+                    json_object_set_new(m, "trainable_tokens_per_s",
+                                        json_real((double)trainable[k] / dt));
+                }
                 reporter_metric(W.rep, m);
                 if (tstep % print_every == 0 || tstep == t->steps)
-                    printf("step %5ld/%-5lld %-16s loss %.4f  lr %.2e  %.0f tok/s\n", tstep,
-                           (long long)t->steps, t->name, t->loss, lr, (double)tok / dt),
+                    printf("step %5ld/%-5lld %-16s loss %.4f  lr %.2e  %.0f tok/s%s\n", tstep,
+                           (long long)t->steps, t->name, t->loss, lr, (double)tok / dt,
+                           trained_rate(t, trainable[k], dt)),
                         fflush(stdout);
             }
             if (ctl[K + 1 + k] > 0) {
@@ -1690,6 +1765,7 @@ static int train(void)
     free(losses);
     free(ctl);
     free(mask);
+    free(trainable);
     return code;
 }
 

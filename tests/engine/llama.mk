@@ -7,3 +7,4 @@ tests_engine_test_llama_LDADD = worker/libweftmodel.a worker/libweftengine.a mod
 TESTS += tests/engine/test_llama
 TESTS += tests/engine/test_llama_cli.sh
 EXTRA_DIST += tests/engine/test_llama_cli.sh
+include tests/engine/packed.mk

@@ -47,6 +47,7 @@ static const struct {
     {"sched", bench_sched, "weftd: durable SUBMITs/s, LIST latency at 100k jobs, launch latency"},
     {"import", bench_import, "weft import of a BF16 Hugging Face checkpoint: MB/s and peak RSS"},
     {"tokenize", bench_tokenize, "GPT-2 BPE encoding MB/s beside the JavaScript encoder"},
+    {"sweep", bench_sweep, "a 27-trial LoRA sweep: all trials, ASHA in refilling packs, ASHA a process per trial"},
 };
 
 int main(int argc, char **argv)

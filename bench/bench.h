@@ -17,5 +17,6 @@ int bench_dp(int argc, char **argv);     /* bench/bench_dp.c */
 int bench_sched(int argc, char **argv);  /* bench/bench_sched.c */
 int bench_import(int argc, char **argv); /* bench/bench_import.c */
 int bench_tokenize(int argc, char **argv); /* bench/bench_tokenize.c */
+int bench_sweep(int argc, char **argv);    /* bench/bench_sweep.c */
 
 #endif

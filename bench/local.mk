@@ -5,3 +5,4 @@ weft_bench_SOURCES = bench/bench.c bench/bench.h bench/bench_shard.c bench/bench
 weft_bench_CFLAGS = $(AM_CFLAGS) $(ENGINE_CFLAGS)
 weft_bench_LDADD = worker/libweftmodel.a worker/libweftengine.a jobs/libweftjobs.a \
 	shards/libweftshards.a model/libwefttok.a common/libweftwire.a common/libweftcommon.a $(WEFT_LIBS)
+include bench/sweep.mk

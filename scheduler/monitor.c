@@ -693,6 +693,13 @@ static int write_run_spec(int64_t run, const plan_run_t *p, char *path, size_t p
         snprintf(rname, sizeof rname, "run-%" PRId64, run);
         if (units[0]->mode == SPEC_LORA) {
             runspec = spec_compose((const spec_t *const *)units, (int)p->n, rname, out);
+            /* More members than a pack holds (continuous packing): the
+             * worker trains pack_size at once and admits the rest as slots
+             * free; a unit's own smaller pack_size stands. */
+            if (runspec && (int)p->n > server.pack_size &&
+                (runspec->resources.pack_size <= 0 ||
+                 runspec->resources.pack_size > server.pack_size))
+                runspec->resources.pack_size = server.pack_size;
         } else {
             runspec = spec_dup(units[0]);
             if (runspec && (snprintf(runspec->name, sizeof runspec->name, "%s", rname) >=
@@ -784,7 +791,9 @@ static int plan_and_launch(void)
     size_t nq;
     if (store_jobs_queued(server.store, 4096, &queued, &nq) < 0) return -1;
     plan_run_t plans[16];
-    size_t n = planner_pack(queued, nq, server.pack_size, free_slots, plans, 16);
+    size_t n = server.no_refill
+                   ? planner_pack(queued, nq, server.pack_size, free_slots, plans, 16)
+                   : planner_pack_refill(queued, nq, server.pack_size, free_slots, plans, 16);
     for (size_t i = 0; i < n; i++) {
         char spec_path[PATH_MAX];
         if (store_begin(server.store) < 0) break;

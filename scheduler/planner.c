@@ -30,12 +30,26 @@ static int has_name(const plan_run_t *r, const char *name)
     return 0;
 }
 
-size_t planner_pack(const store_job_row_t *queued, size_t nq, int pack_size, int free_slots,
-                    plan_run_t *out, size_t max)
+/* Untaken queued LoRA jobs from i on that share queued[i]'s pack key. */
+static size_t count_compatible(const store_job_row_t *queued, size_t nq, size_t i,
+                               const unsigned char *taken)
 {
+    size_t c = 0;
+    for (size_t k = i; k < nq; k++)
+        c += !taken[k] && !strcmp(queued[k].mode, "lora") &&
+             !strcmp(queued[k].pack_key, queued[i].pack_key);
+    return c;
+}
+
+/* The core of both planners. With `refill`, a LoRA run whose key has more
+ * queued jobs than the free slots can run in packs of pack_size takes the
+ * surplus too (the worker admits it as slots free). */
+static size_t pack(const store_job_row_t *queued, size_t nq, int pack_size, int free_slots,
+                   plan_run_t *out, size_t max, int refill)
+{
+    const int most = (int)(sizeof out->jobs / sizeof out->jobs[0]);
     if (pack_size < 1) pack_size = 1;
-    if (pack_size > (int)(sizeof out->jobs / sizeof out->jobs[0]))
-        pack_size = (int)(sizeof out->jobs / sizeof out->jobs[0]);
+    if (pack_size > most) pack_size = most;
     unsigned char *taken = calloc(nq ? nq : 1, 1);
     if (!taken) return 0;
     size_t nout = 0;
@@ -43,6 +57,20 @@ size_t planner_pack(const store_job_row_t *queued, size_t nq, int pack_size, int
         if (taken[i]) continue;
         const store_job_row_t *head = &queued[i];
         if (head->ranks > free_slots) break;
+        int cap = pack_size;
+        if (refill && !strcmp(head->mode, "lora")) {
+            /* Runs this key would need in packs of pack_size, against the
+             * runs the free slots (and out[]) still hold. */
+            size_t c = count_compatible(queued, nq, i, taken);
+            size_t want = (c + (size_t)pack_size - 1) / (size_t)pack_size;
+            size_t can = (size_t)(free_slots / (head->ranks > 0 ? head->ranks : 1));
+            if (can > max - nout) can = max - nout;
+            if (can < 1) can = 1;
+            if (want > can) {
+                size_t per = (c + can - 1) / can;
+                cap = per > (size_t)most ? most : (int)per;
+            }
+        }
         plan_run_t *r = &out[nout++];
         memset(r, 0, sizeof *r);
         r->ranks = head->ranks;
@@ -51,7 +79,7 @@ size_t planner_pack(const store_job_row_t *queued, size_t nq, int pack_size, int
         r->jobs[r->n++] = head->id;
         taken[i] = 1;
         if (!strcmp(head->mode, "lora"))
-            for (size_t k = i + 1; k < nq && (int)r->n < pack_size; k++) {
+            for (size_t k = i + 1; k < nq && (int)r->n < cap; k++) {
                 if (taken[k] || strcmp(queued[k].mode, "lora") ||
                     strcmp(queued[k].pack_key, head->pack_key) || has_name(r, queued[k].name))
                     continue;
@@ -65,4 +93,16 @@ size_t planner_pack(const store_job_row_t *queued, size_t nq, int pack_size, int
     }
     free(taken);
     return nout;
+}
+
+size_t planner_pack(const store_job_row_t *queued, size_t nq, int pack_size, int free_slots,
+                    plan_run_t *out, size_t max)
+{
+    return pack(queued, nq, pack_size, free_slots, out, max, 0);
+}
+
+size_t planner_pack_refill(const store_job_row_t *queued, size_t nq, int pack_size, int free_slots,
+                           plan_run_t *out, size_t max)
+{
+    return pack(queued, nq, pack_size, free_slots, out, max, 1);
 }

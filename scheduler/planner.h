@@ -1,7 +1,7 @@
 /* planner.h: turns the queue into runs. LoRA jobs with equal pack keys
- * (same backbone, seq_len and resources) share a run of up to pack_size
- * tenants; full jobs run alone; the queue is taken in priority order and a
- * run starts only when its ranks fit in the free slots. */
+ * (same backbone, seq_len and resources) share a run, pack_size of them
+ * training at once; full jobs run alone; the queue is taken in priority
+ * order and a run starts only when its ranks fit in the free slots. */
 #ifndef WEFT_PLANNER_H
 #define WEFT_PLANNER_H
 
@@ -30,5 +30,13 @@ void planner_pack_key(const spec_t *unit, const char *arch, const char *backbone
 
 size_t planner_pack(const store_job_row_t *queued, size_t nq, int pack_size, int free_slots,
                     plan_run_t *out, size_t max);
+
+/* Continuous packing: as planner_pack while the free slots can run every
+ * queued job of a pack key in runs of pack_size; when they cannot, the runs
+ * of that key share all its queued jobs (at most 256 a run, spread evenly),
+ * and each worker trains pack_size at once, admitting the others as slots
+ * free (resources.pack_size), so no job waits for a whole pack to end. */
+size_t planner_pack_refill(const store_job_row_t *queued, size_t nq, int pack_size, int free_slots,
+                           plan_run_t *out, size_t max);
 
 #endif

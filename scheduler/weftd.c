@@ -278,13 +278,17 @@ static int setup_home(const char *home)
 static void usage(FILE *out)
 {
     fprintf(out, "usage: weftd [--home DIR] [--endpoint EP] [--executor local|slurm] [--slots N]\n"
-                 "             [--pack-size K] [--liveness SECONDS] [--foreground]\n\n"
+                 "             [--pack-size K] [--liveness SECONDS] [--foreground]\n"
+                 "             [--no-refill]\n\n"
                  "  --home DIR        state folder (default $WEFT_HOME, else ~/.weft)\n"
                  "  --endpoint EP     ZeroMQ endpoint (default ipc://HOME/weftd.sock)\n"
                  "  --executor NAME   where runs go: local (mpirun on this machine) or slurm\n"
                  "                    (sbatch; partition, account, time from SBATCH_* variables)\n"
                  "  --slots N         MPI ranks run at once (default: number of cores)\n"
-                 "  --pack-size K     tenants per LoRA run (default 16)\n"
+                 "  --pack-size K     tenants training at once in a LoRA run (default 16)\n"
+                 "  --no-refill       runs of at most K jobs each, never refilled (by default,\n"
+                 "                    when the slots cannot hold every queued job's pack, the\n"
+                 "                    runs take them all and admit them as slots free)\n"
                  "  --liveness S      seconds of silence before a run is lost (default 30)\n"
                  "  --foreground      stay attached; log to stderr\n\n"
                  "A tcp endpoint is CURVE-encrypted and admits only listed client keys:\n"
@@ -440,6 +444,7 @@ int main(int argc, char **argv)
                                          {"pack-size", required_argument, 0, 'k'},
                                          {"liveness", required_argument, 0, 'l'},
                                          {"foreground", no_argument, 0, 'f'},
+                                         {"no-refill", no_argument, 0, 'N'},
                                          {"help", no_argument, 0, 'h'},
                                          {"version", no_argument, 0, 'V'},
                                          {"insecure-tcp", no_argument, 0, 'I'},
@@ -476,6 +481,9 @@ int main(int argc, char **argv)
             break;
         case 'f':
             foreground = 1;
+            break;
+        case 'N':
+            server.no_refill = 1;
             break;
         case 'I':
             insecure_tcp = 1;

@@ -63,7 +63,8 @@ typedef struct {
     char runs_dir[PATH_MAX];
     char data_dir[PATH_MAX];
     int slots;        /* ranks weftd may run at once */
-    int pack_size;    /* tenants per LoRA run */
+    int pack_size;    /* tenants training at once in a LoRA run */
+    int no_refill;    /* runs of at most pack_size jobs (planner_pack) */
     double liveness;  /* seconds without a message before a run is lost */
     int max_watchers; /* open WATCH streams */
     /* Security (docs/PROTOCOL.md, "Authentication and roles"). */

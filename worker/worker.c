@@ -1732,6 +1732,11 @@ static int train(void)
                 if (end_task(k, TASK_STOPPED, "stopped early") < 0) code = fail_with(EXIT_FAIL);
             }
         }
+        /* A tenant still waiting for a slot may be cancelled too: it never
+         * trains (it would otherwise be admitted later, its order lost). */
+        for (int k = 0; k < K && code == EXIT_DONE; k++)
+            if (W.tasks[k].state == TASK_WAITING && ctl[K + 1 + k] > 0)
+                end_task(k, TASK_CANCELLED, "cancelled");
         if (W.rank == 0) reporter_set_step(W.rep, W.step);
         if (code != EXIT_DONE) break;
         /* Periodic evaluation of the tasks still training, each at its own

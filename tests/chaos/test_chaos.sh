@@ -10,13 +10,15 @@
 # CHAOS_SEED for the random choices (printed, to replay a failing round),
 # CHAOS_STEPS steps per tenant (default 1000: long enough for the faults to
 # land mid-run), CHAOS_KINDS the faults to draw
-# from (default "rank mpirun weftd usr1").
+# from (default "rank mpirun weftd usr1 admit"; admit: kill -9 of a rank once
+# a tenant has ended and its slot went to a waiting one, before or around the
+# newcomer's first steps).
 set -u
 . "$top_srcdir/tests/lib.sh"
 
 ROUNDS=${CHAOS_ROUNDS:-1}
 FAULTS=${CHAOS_FAULTS:-4}
-KINDS=${CHAOS_KINDS:-rank mpirun weftd usr1}
+KINDS=${CHAOS_KINDS:-rank mpirun weftd usr1 admit}
 SEED=${CHAOS_SEED:-$(( $(date +%s) % 32768 ))}
 RANDOM=$SEED
 STEPS=${CHAOS_STEPS:-1000}
@@ -90,6 +92,9 @@ for r in $(seq "$ROUNDS"); do
         weftd) kill -9 "$(cat "$T/$h/weftd.pid")"; sleep 0.$(( RANDOM % 10 )); start $h
            log="$log weftd" ;;
         usr1) p=$(pick $mpi); [ -n "$p" ] && kill -USR1 "$p" 2>/dev/null && log="$log usr1" ;;
+        admit) # the run holds all four jobs, two training: strike after a slot refilled
+           [ "$(db $h "select count(*) from jobs where state = 3")" -ge 1 ] || continue
+           p=$(pick $ranks); [ -n "$p" ] && kill -9 "$p" 2>/dev/null && log="$log admit" ;;
         esac
         done_faults=$(( done_faults + 1 ))
     done

@@ -37,3 +37,6 @@ tests_scheduler_test_asha_rule_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/scheduler
 tests_scheduler_test_asha_rule_LDADD = scheduler/libweftsched.a common/libweftcommon.a $(TEST_LIBS) $(WEFT_LIBS)
 TESTS += tests/scheduler/test_asha_rule tests/scheduler/test_asha.sh
 EXTRA_DIST += tests/scheduler/test_asha.sh
+# weftd's continuous packing (runs that take more jobs than a pack holds).
+TESTS += tests/scheduler/test_weftd_refill.sh
+EXTRA_DIST += tests/scheduler/test_weftd_refill.sh

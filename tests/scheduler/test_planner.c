@@ -130,6 +130,46 @@ START_TEST(pack_key_is_backbone_content_and_arch)
 }
 END_TEST
 
+/* Continuous packing: with slots for every pack, refill plans as before. */
+START_TEST(refill_with_room_plans_as_before)
+{
+    store_job_row_t q[10];
+    for (int i = 0; i < 10; i++) q[i] = row(i + 1, "lora", i % 2 ? "b" : "a", 1);
+    plan_run_t a[8], b[8];
+    size_t n = planner_pack(q, 10, 4, 8, a, 8);
+    ck_assert_uint_eq(planner_pack_refill(q, 10, 4, 8, b, 8), n);
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_uint_eq(a[i].n, b[i].n);
+        ck_assert_mem_eq(a[i].jobs, b[i].jobs, a[i].n * sizeof a[i].jobs[0]);
+    }
+}
+END_TEST
+
+/* Fewer slots than packs: the runs of a key take every queued job of it,
+ * spread evenly, in priority order; other keys wait for slots. */
+START_TEST(refill_takes_the_surplus)
+{
+    store_job_row_t q[12];
+    for (int i = 0; i < 11; i++) q[i] = row(i + 1, "lora", "a", 1);
+    q[11] = row(12, "lora", "b", 1);
+    plan_run_t out[8];
+    ck_assert_uint_eq(planner_pack_refill(q, 12, 4, 1, out, 8), 1);
+    ck_assert_uint_eq(out[0].n, 11);
+    for (int i = 0; i < 11; i++) ck_assert_int_eq(out[0].jobs[i], i + 1);
+    ck_assert_uint_eq(planner_pack_refill(q, 12, 4, 2, out, 8), 2);
+    ck_assert_uint_eq(out[0].n, 6);
+    ck_assert_uint_eq(out[1].n, 5);
+    ck_assert_int_eq(out[1].jobs[0], 7);
+    /* Three slots hold the three packs of a: b gets none. */
+    ck_assert_uint_eq(planner_pack_refill(q, 12, 4, 3, out, 8), 3);
+    ck_assert_uint_eq(out[0].n + out[1].n + out[2].n, 11);
+    /* A full job is never packed, refill or not. */
+    store_job_row_t f[2] = {row(1, "full", "a", 1), row(2, "full", "a", 1)};
+    ck_assert_uint_eq(planner_pack_refill(f, 2, 4, 1, out, 8), 1);
+    ck_assert_uint_eq(out[0].n, 1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("planner");
@@ -139,6 +179,8 @@ int main(void)
     tcase_add_test(tc, slots_bound_and_no_starvation);
     tcase_add_test(tc, same_name_never_shares_a_run);
     tcase_add_test(tc, pack_key_is_backbone_content_and_arch);
+    tcase_add_test(tc, refill_with_room_plans_as_before);
+    tcase_add_test(tc, refill_takes_the_surplus);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -46,7 +46,8 @@ start() { # home [weftd options]
 }
 W() { local h=$1; shift; weft --home "$T/$h" "$@"; }
 
-# 1. A nightly batch of 8 tenants: two packs of 4, all succeed.
+# 1. A nightly batch of 8 tenants, packs of 4, slots for one 2-rank run: one
+# run takes all 8 and trains 4 at once, refilling (continuous packing).
 batch nightly 40
 start home1
 W home1 submit nightly.cfg --wait >watch1.log 2>&1 || fail "batch did not succeed: $(tail -5 watch1.log)"
@@ -54,7 +55,8 @@ W home1 results 1 --json > res1.json || fail "results"
 n=$(grep -c '"state": "succeeded"' res1.json)
 [ "$n" = 8 ] || fail "results list $n succeeded jobs, want 8"
 runs=$(sqlite3 "$T/home1/weft.db" "select count(distinct run) from jobs")
-[ "$runs" = 2 ] || fail "8 tenants in packs of 4 made $runs runs, want 2"
+[ "$runs" = 1 ] || fail "8 tenants in packs of 4 with slots for one run made $runs runs, want 1"
+grep -q "pack_size = 4;" "$T/home1/runs/1/run.cfg" || fail "the run does not train 4 at once"
 for k in 0 1 2 3 4 5 6 7; do
     [ -s out-nightly/t$k/adapter.h5 ] || fail "no adapter for t$k"
     [ -s out-nightly/t$k/peft/adapter_config.json ] && [ -s out-nightly/t$k/peft/adapter_model.safetensors ] ||
@@ -65,7 +67,7 @@ n=$(grep -c '"peft": ".*/out-nightly/t[0-7]/v1/peft"' res1.json)
 W home1 results 1 | grep -q "t3: .*/out-nightly/t3/v1/adapter.h5  PEFT: .*/out-nightly/t3/v1/peft" ||
     fail "weft results does not show the PEFT path"
 grep -q "succeeded" watch1.log || fail "watch printed no progress"
-pass "nightly batch of 8 tenants: 2 runs of 4, 8 adapters (and their PEFT folders), results list 8"
+pass "nightly batch of 8 tenants: 1 run, 4 at once, 8 adapters (and their PEFT folders), results list 8"
 
 # 1b. weft plot runs no shell: an output path holding a quote, $(...), spaces
 # and a newline is written as named, and the command inside it never runs.

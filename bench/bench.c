@@ -1,4 +1,5 @@
 /* bench.c: weft-bench: one program, one subcommand per benchmark. */
+#include "clock.h"
 #include "bench.h"
 #include "log.h"
 
@@ -7,12 +8,11 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <sysexits.h>
 
 double bench_now(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    return weft_clock();
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -57,7 +57,7 @@ int main(int argc, char **argv)
         fprintf(argc < 2 ? stderr : stdout, "usage: weft-bench BENCH [ARGS] [--json]\n\n");
         for (size_t i = 0; i < sizeof benches / sizeof benches[0]; i++)
             fprintf(argc < 2 ? stderr : stdout, "  %-8s %s\n", benches[i].name, benches[i].help);
-        return argc < 2 ? 64 : 0;
+        return argc < 2 ? EX_USAGE : 0;
     }
     for (size_t i = 0; i < sizeof benches / sizeof benches[0]; i++)
         if (!strcmp(argv[1], benches[i].name)) {
@@ -67,5 +67,5 @@ int main(int argc, char **argv)
             return benches[i].run(argc - 1, argv + 1);
         }
     fprintf(stderr, "weft-bench: unknown benchmark '%s'; see weft-bench --help\n", argv[1]);
-    return 64;
+    return EX_USAGE;
 }

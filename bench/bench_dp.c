@@ -20,6 +20,7 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <sysexits.h>
 
 typedef struct {
     int ranks, threads;
@@ -270,7 +271,7 @@ int bench_dp(int argc, char **argv)
         case 'k': S.keep = 1; break;
         case 'j': json = 1; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 64;
+        default: usage(stderr); return EX_USAGE;
         }
     }
     if (optind < argc || S.steps <= S.warmup || S.batch < 2 || S.batch % 2 || S.seq < 2 ||
@@ -279,7 +280,7 @@ int bench_dp(int argc, char **argv)
         fprintf(stderr, "weft-bench dp: --steps must exceed --warmup, --batch be even (it splits "
                         "over 2 ranks), --repeats 1..%d, --mode full or lora\n",
                 MAX_REPEATS);
-        return 64;
+        return EX_USAGE;
     }
     if (!worker[0]) find_worker(worker, sizeof worker);
     S.worker = worker;

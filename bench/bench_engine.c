@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sysexits.h>
 
 typedef struct {
     const char *preset;
@@ -289,7 +290,7 @@ int bench_engine(int argc, char **argv)
         } else if (i + 1 >= argc) {
             usage(stderr);
             fprintf(stderr, "weft-bench engine: %s needs a value\n", a);
-            return 64;
+            return EX_USAGE;
         } else if (!strcmp(a, "--preset"))
             res.preset = argv[++i];
         else if (!strcmp(a, "--torch-script"))
@@ -307,7 +308,7 @@ int bench_engine(int argc, char **argv)
         else {
             usage(stderr);
             fprintf(stderr, "weft-bench engine: unknown option '%s'\n", a);
-            return 64;
+            return EX_USAGE;
         }
         if (num) {
             char *end;
@@ -315,7 +316,7 @@ int bench_engine(int argc, char **argv)
             if (*end || v < 1 || v > 1 << 20) {
                 fprintf(stderr, "weft-bench engine: %s: '%s' is not a positive number\n", a,
                         argv[i]);
-                return 64;
+                return EX_USAGE;
             }
             *num = (int)v;
         }

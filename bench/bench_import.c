@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <sysexits.h>
 
 /* The engine's Llama-family preset as `weft init-model --preset NAME`
  * makes it (gpt2_config_preset), in import's terms. */
@@ -126,14 +127,14 @@ int bench_import(int argc, char **argv)
                             "PRESET: a Llama-family preset of weft init-model (qwen2.5-0.5b, "
                             "smollm2-135m, llama-tiny); with --dir, a checkpoint already there "
                             "is reused\n");
-            return 64;
+            return EX_USAGE;
         }
     }
     hf_config_t cfg, *c = &cfg;
     if (preset_config(shape, c) < 0 || runs < 1 || runs > 20) {
         weft_report();
         fprintf(stderr, "weft-bench import: bad --shape '%s' or --runs\n", shape);
-        return 64;
+        return EX_USAGE;
     }
     char tmpl[] = "/tmp/weft-bench-import-XXXXXX", work[PATH_MAX - 64], model[PATH_MAX],
          hf[PATH_MAX], out[PATH_MAX];

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
+#include <sysexits.h>
 
 #define SWEEP_TRIALS  10000 /* 100 lr values x 100 seeds: the per-sweep limit */
 #define REPLY_WAIT_MS 60000
@@ -587,7 +588,7 @@ int bench_sched(int argc, char **argv)
         case 'K': S.keep = 1; break;
         case 'j': json = 1; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 64;
+        default: usage(stderr); return EX_USAGE;
         }
     }
     if (optind < argc || S.jobs < 1 || S.floods < 1 || S.inflight < 1 || S.inflight > 900 ||
@@ -595,7 +596,7 @@ int bench_sched(int argc, char **argv)
         S.floods > MAX_SAMPLES) {
         fprintf(stderr, "weft-bench sched: counts must be positive; --inflight at most 900 "
                         "(weftd's reply queue holds 1000)\n");
-        return 64;
+        return EX_USAGE;
     }
     if (!S.weftd[0]) beside("weftd", S.weftd, sizeof S.weftd);
     if (!S.weft[0]) beside("weft", S.weft, sizeof S.weft);

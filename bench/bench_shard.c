@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <sysexits.h>
 
 #define NWORDS    8192
 #define FILE_MB   16 /* corpus files of this size */
@@ -63,7 +64,7 @@ static void lexicon_init(lexicon_t *lx, uint64_t seed)
 /* A word by Zipfian frequency. */
 static int lexicon_word(const lexicon_t *lx, uint64_t *state)
 {
-    uint32_t u = (uint32_t)(shard_rand(state) >> 32);
+    uint32_t u = (uint32_t)(weft_splitmix64(state) >> 32);
     int lo = 0, hi = NWORDS - 1;
     while (lo < hi) {
         int mid = (lo + hi) / 2;
@@ -273,12 +274,12 @@ int bench_shard(int argc, char **argv)
                     "of MB/4) with the real writer in a child process; prints the median input\n"
                     "MB/s and the child's peak RSS. The corpus is in the page cache.\n"
                     "--corpus DIR only writes the MB-megabyte text corpus into DIR.\n");
-            return c == 'h' ? 0 : 64;
+            return c == 'h' ? 0 : EX_USAGE;
         }
     }
     if (mb < 4 || mb > 4096 || reps < 1 || reps > 16) {
         fprintf(stderr, "weft-bench shard: --mb must be 4..4096 and --reps 1..16\n");
-        return 64;
+        return EX_USAGE;
     }
     h5_quiet();
     if (corpus) {

@@ -19,6 +19,7 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <sysexits.h>
 
 typedef struct {
     int steps, min_steps, batch, seq, slots, pack_size, eval_windows, keep, json;
@@ -238,14 +239,14 @@ int bench_sweep(int argc, char **argv)
         case 'K': o.keep = 1; break;
         case 'j': o.json = 1; break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 64;
+        default: usage(stderr); return EX_USAGE;
         }
     }
     if (o.steps < 2 || o.min_steps < 1 || o.min_steps >= o.steps || o.batch < 1 || o.seq < 2 ||
         o.slots < 1 || o.pack_size < 1 || o.pack_size > 256) {
         fprintf(stderr, "weft-bench sweep: --min-steps must be below --steps, and every size "
                         "positive (--pack-size at most 256)\n");
-        return 64;
+        return EX_USAGE;
     }
     char exe[PATH_MAX];
     ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
+#include <sysexits.h>
 
 #define MAX_RUNS 9
 
@@ -338,12 +339,12 @@ int bench_tokenize(int argc, char **argv)
                    "  --runs R  weft runs per kind, the median is reported (default 3)\n");
             return 0;
         default:
-            return 64;
+            return EX_USAGE;
         }
     }
     if (mb <= 0 || runs < 1 || runs > MAX_RUNS) {
         fprintf(stderr, "weft-bench tokenize: --mb > 0 and --runs in 1..%d\n", MAX_RUNS);
-        return 64;
+        return EX_USAGE;
     }
     static const char *kinds[3] = {"prose", "code", "mixed"};
     run_t w[3], js[3];

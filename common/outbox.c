@@ -1,6 +1,7 @@
 /* outbox.c: the worker's numbered, spooled, acknowledged message stream (see
  * outbox.h for the durability rules, docs/PROTOCOL.md for the wire rules).
  * The spool is text, one record a line; the index of unacked records is in memory. */
+#include "clock.h"
 #include "outbox.h"
 
 #include "fsutil.h"
@@ -66,13 +67,6 @@ struct _outbox_t {
     size_t bufcap;
     outbox_stats_t st;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int write_all(int fd, const char *p, size_t len)
 {
@@ -513,7 +507,7 @@ static int flush(outbox_t *self)
         int rc = wire_send_raw(self->dealer, NULL, 0, r->cmd, self->buf, total, ZMQ_DONTWAIT);
         if (rc == WIRE_AGAIN) return 0;
         if (rc != 0) return -1;
-        if (self->cursor == self->head) self->progress_at = now_s();
+        if (self->cursor == self->head) self->progress_at = weft_clock();
         self->st.sent++;
         if (r->seq <= self->max_sent)
             self->st.resent++;
@@ -718,10 +712,10 @@ int outbox_pump(outbox_t *self, int timeout_ms, wire_msg_t **msg_p)
 {
     *msg_p = NULL;
     if (!self->dealer) return 0;
-    double deadline = now_s() + timeout_ms * 1e-3;
+    double deadline = weft_clock() + timeout_ms * 1e-3;
     const wire_rx_t rx = {.accept = WIRE_FROM_COORD, .max_json = WIRE_MAX_JSON};
     for (;;) {
-        double t = now_s();
+        double t = weft_clock();
         if (read_events(self, t) < 0) return -1;
         for (;;) {
             wire_msg_t *m;
@@ -751,7 +745,7 @@ int outbox_pump(outbox_t *self, int timeout_ms, wire_msg_t **msg_p)
             return -1;
         }
         if (*msg_p) return 1;
-        double left = deadline - now_s();
+        double left = deadline - weft_clock();
         if (left <= 0) return 0;
         zmq_pollitem_t items[2] = {{self->dealer, 0, ZMQ_POLLIN, 0},
                                    {self->monitor, 0, ZMQ_POLLIN, 0}};

@@ -10,8 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 
-#define EXIT_BAD_SPEC 78
+#define EXIT_BAD_SPEC EX_CONFIG
 #define PACK_SIZE     16 /* weftd's default pack size, for the memory estimate */
 
 static int problems;
@@ -80,7 +81,7 @@ int cmd_validate(int argc, char **argv)
     }
     if (argc != 2 || argv[1][0] == '-') {
         print_usage(stderr);
-        return 64;
+        return EX_USAGE;
     }
     spec_file = argv[1];
     spec_diag_t *diag = spec_diag_new();

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sysexits.h>
 
 #define BLOCK (1 << 20)
 
@@ -195,18 +196,18 @@ int cmd_tokenize(int argc, char **argv)
             weft_error("unknown or incomplete option '%s'; see weft tokenize --help",
                        argv[optind - 1]);
             weft_report();
-            return 64;
+            return EX_USAGE;
         }
     }
     if (!path || argc - optind > 1) {
         weft_error(!path ? "no tokenizer: give --tokenizer PATH" : "give at most one input FILE");
         weft_report();
-        return 64;
+        return EX_USAGE;
     }
     tok_t *tok = tok_load(path);
     if (!tok) {
         weft_report();
-        return 65;
+        return EX_DATAERR;
     }
     const char *name = optind < argc ? argv[optind] : "-";
     int fd = strcmp(name, "-") ? open(name, O_RDONLY | O_CLOEXEC) : 0;
@@ -224,7 +225,7 @@ int cmd_tokenize(int argc, char **argv)
     tok_destroy(&tok);
     if (rc < 0) {
         weft_report();
-        return 65;
+        return EX_DATAERR;
     }
     return 0;
 }

@@ -1,6 +1,7 @@
 /* client.c: the `weft` commands that talk to weftd: submit, ls, show, watch,
  * cancel, results, logs. Each sends one request over a DEALER and prints the
  * reply for people, or as JSON with --json. */
+#include "clock.h"
 #include "client.h"
 #include "auth.h"
 #include "fsutil.h"
@@ -23,8 +24,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
+#include <sysexits.h>
 
-#define EXIT_UNAVAILABLE 69
+#define EXIT_UNAVAILABLE EX_UNAVAILABLE
 #define REPLY_TIMEOUT_MS 30000
 /* A stream (watch, submit --wait) waits this long for a weftd that went
  * away to come back (ZeroMQ reconnects every 0.1 s growing to 2 s). */
@@ -42,13 +44,6 @@ typedef struct {
     int down;          /* the connection is lost and not back yet */
     double down_since; /* monotonic seconds */
 } conn_t;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int home_path(char *out, size_t n)
 {
@@ -180,7 +175,7 @@ static int conn_events(conn_t *c)
                 rc = weft_error("the CURVE handshake with weftd failed (is WEFT_SERVER_KEY "
                                 "weftd's server.pub?)");
         } else if (event == ZMQ_EVENT_DISCONNECTED) {
-            if (!c->down) c->down_since = now_s();
+            if (!c->down) c->down_since = weft_clock();
             c->down = 1;
         } else if (event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
             c->ups++;
@@ -337,7 +332,7 @@ static int watch_jobs(const int64_t *ids, int n, int json)
             fprintf(stderr, "weft: lost the connection to weftd (%s); reconnecting\n", c.ep);
             told = 1;
         }
-        if (c.down && now_s() - c.down_since > AWAY_MAX_S) {
+        if (c.down && weft_clock() - c.down_since > AWAY_MAX_S) {
             bad = weft_error("weftd at %s went away %d s ago and has not come back; its jobs "
                              "go on: watch them again once it is back",
                              c.ep, AWAY_MAX_S);
@@ -353,7 +348,7 @@ static int watch_jobs(const int64_t *ids, int n, int json)
             told = 0;
         }
         for (int k = 0; k < n; k++)
-            if (!ps[k].ended && ps[k].retry_at > 0 && now_s() >= ps[k].retry_at)
+            if (!ps[k].ended && ps[k].retry_at > 0 && weft_clock() >= ps[k].retry_at)
                 send_watch(&c, &ps[k]);
         if (!(it[0].revents & ZMQ_POLLIN)) continue;
         wire_msg_t *m = NULL;
@@ -375,7 +370,7 @@ static int watch_jobs(const int64_t *ids, int n, int json)
             int k = 0;
             while (k < n && ps[k].id != about) k++;
             if (ups > 1 && k < n && kind && !strcmp(kind, "limit")) {
-                ps[k].retry_at = now_s() + 1;
+                ps[k].retry_at = weft_clock() + 1;
                 wire_msg_destroy(&m);
                 continue;
             }
@@ -518,12 +513,12 @@ int cmd_submit(int argc, char **argv)
         else {
             fprintf(c == 'h' ? stdout : stderr,
                     "usage: weft submit JOB.cfg [--wait] [--priority N] [--json]\n");
-            return c == 'h' ? 0 : 64;
+            return c == 'h' ? 0 : EX_USAGE;
         }
     }
     if (optind != argc - 1) {
         fprintf(stderr, "usage: weft submit JOB.cfg [--wait] [--priority N] [--json]\n");
-        return 64;
+        return EX_USAGE;
     }
     const char *path = argv[optind];
     size_t len;
@@ -533,7 +528,7 @@ int cmd_submit(int argc, char **argv)
     if (!spec_text_utf8(text, len, path, bad, sizeof bad)) {
         fprintf(stderr, "%s\n", bad);
         free(text);
-        return 78;
+        return EX_CONFIG;
     }
     char *abs = realpath(path, NULL);
     char folder[PATH_MAX];
@@ -547,7 +542,7 @@ int cmd_submit(int argc, char **argv)
         fprintf(stderr,
                 "weft: cannot submit %s: its file or folder name is not UTF-8; rename it\n",
                 path);
-        return 78;
+        return EX_CONFIG;
     }
     json_t *r = request(WIRE_SUBMIT, body);
     if (!r) return fail();
@@ -627,7 +622,7 @@ int cmd_ls(int argc, char **argv)
                     "usage: weft ls [--state S] [--name N] [--submission ID] [--before ID] "
                     "[--limit N] [--json]\n");
             json_decref(body);
-            return c == 'h' ? 0 : 64;
+            return c == 'h' ? 0 : EX_USAGE;
         }
     }
     json_t *r = request(WIRE_LIST, body);
@@ -655,7 +650,7 @@ int cmd_show(int argc, char **argv)
     if (asked_help(argc, argv, usage_show)) return 0;
     if (argc < 2 || argc > 3 || (argc == 3 && !json)) {
         fputs(usage_show, stderr);
-        return 64;
+        return EX_USAGE;
     }
     if (parse_id(argv[1], &id) < 0) return fail();
     json_t *r = request(WIRE_STATUS, json_pack("{s:I}", "id", (json_int_t)id));
@@ -703,7 +698,7 @@ int cmd_watch(int argc, char **argv)
     if (n == 0) {
         free(ids);
         fputs(usage_watch, stderr);
-        return 64;
+        return EX_USAGE;
     }
     int bad = watch_jobs(ids, n, json);
     free(ids);
@@ -718,7 +713,7 @@ int cmd_cancel(int argc, char **argv)
     if (asked_help(argc, argv, usage_cancel)) return 0;
     if (argc < 2) {
         fputs(usage_cancel, stderr);
-        return 64;
+        return EX_USAGE;
     }
     /* Every id is checked before any is sent. */
     for (int i = 1; i < argc; i++) {
@@ -764,7 +759,7 @@ int cmd_results(int argc, char **argv)
     }
     if (!id) {
         fputs(usage_results, stderr);
-        return 64;
+        return EX_USAGE;
     }
     json_t *r =
         request(WIRE_RESULTS, json_pack("{s:I}", by_sub ? "submission" : "id", (json_int_t)id));
@@ -868,7 +863,7 @@ int cmd_logs(int argc, char **argv)
     if (asked_help(argc, argv, usage_logs)) return 0;
     if (argc != 2) {
         fputs(usage_logs, stderr);
-        return 64;
+        return EX_USAGE;
     }
     if (parse_id(argv[1], &id) < 0) return fail();
     json_t *r = request(WIRE_STATUS, json_pack("{s:I}", "id", (json_int_t)id));
@@ -1024,7 +1019,7 @@ int cmd_plot(int argc, char **argv)
     }
     if (!id || !out) {
         fputs(usage_plot, stderr);
-        return 64;
+        return EX_USAGE;
     }
     json_t *r = request(WIRE_RESULTS, json_pack("{s:I}", "id", (json_int_t)id));
     if (!r) return fail();

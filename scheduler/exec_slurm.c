@@ -1,6 +1,7 @@
 /* exec_slurm.c: sbatch, scontrol and scancel for weftd's Slurm executor and
  * for `weft sbatch` (see exec_slurm.h). Job states come from one
  * `scontrol show job -o` snapshot a second, whatever the number of runs. */
+#include "clock.h"
 #include "exec_slurm.h"
 #include "fsutil.h"
 #include "log.h"
@@ -40,13 +41,6 @@ struct exec_slurm {
     int snapshot_ok;
     double snapshot_at;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* Appends what is readable on fd to buf (keeping a NUL); 0 at EOF. */
 static int drain(int fd, char *buf, size_t size, size_t *len)
@@ -284,7 +278,7 @@ static void snapshot(exec_slurm_t *self)
 {
     char err[512];
     char *const argv[] = {"scontrol", "show", "job", "-o", NULL};
-    self->snapshot_at = now_s();
+    self->snapshot_at = weft_clock();
     self->snapshot_ok = 0;
     /* A busy cluster lists many jobs: a cut-off list would lose ours, so
      * the buffer grows until the whole list fits. */
@@ -332,7 +326,7 @@ static void snapshot(exec_slurm_t *self)
 
 exec_slurm_state_t exec_slurm_state(exec_slurm_t *self, const char *job_id, int *exit_code)
 {
-    if (now_s() - self->snapshot_at >= SNAPSHOT_EVERY) snapshot(self);
+    if (weft_clock() - self->snapshot_at >= SNAPSHOT_EVERY) snapshot(self);
     if (!self->snapshot_ok) return EXEC_SLURM_UNKNOWN;
     for (size_t i = 0; i < self->njobs; i++) {
         if (strcmp(self->jobs[i].id, job_id)) continue;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sysexits.h>
 
 static void usage(FILE *out)
 {
@@ -49,26 +50,26 @@ int cmd_keygen(int argc, char **argv)
             return 0;
         default:
             usage(stderr);
-            return 64;
+            return EX_USAGE;
         }
     }
     if (!out || optind < argc) {
         fprintf(stderr, "weft keygen: %s; see weft keygen --help\n",
                 out ? "unexpected argument" : "-o NAME is required");
-        return 64;
+        return EX_USAGE;
     }
     if (strcmp(role, "admin") && !auth_role_tenant(role)) {
         fprintf(stderr,
                 "weft keygen: role \"%s\" is not admin or tenant:NAME (NAME: letters, digits, "
                 "'.', '_', '-'; not starting with '.' or '-')\n",
                 role);
-        return 64;
+        return EX_USAGE;
     }
     char sec[4096], pub[4096];
     if (snprintf(sec, sizeof sec, "%s.key", out) >= (int)sizeof sec ||
         snprintf(pub, sizeof pub, "%s.pub", out) >= (int)sizeof pub) {
         fprintf(stderr, "weft keygen: output path too long\n");
-        return 64;
+        return EX_USAGE;
     }
     struct stat st;
     if (!force && (lstat(sec, &st) == 0 || lstat(pub, &st) == 0)) {

@@ -20,8 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sysexits.h>
 
-#define EXIT_REQUEUE 75
+#define EXIT_REQUEUE EX_TEMPFAIL
 #define EXIT_GRACE   3.0 /* seconds a group that exited 0 has to deliver DONE */
 
 static live_run_t *find_run(int64_t id)
@@ -563,8 +564,8 @@ static void group_ended(live_run_t *r, int code)
     if (code == EXIT_REQUEUE) {
         snprintf(why, sizeof why, "exit 75 (checkpointed)");
         in_tx(lost, r->id, 0, why);
-    } else if (code == 65 || code == 78) {
-        snprintf(why, sizeof why, "exit %d (%s)", code, code == 65 ? "bad data" : "bad spec");
+    } else if (code == EX_DATAERR || code == EX_CONFIG) {
+        snprintf(why, sizeof why, "exit %d (%s)", code, code == EX_DATAERR ? "bad data" : "bad spec");
         in_tx(finish_failed, r->id, 0, why); /* retrying cannot help */
     } else {
         snprintf(why, sizeof why, code < 0 ? "process gone" : "exit %d", code);

@@ -34,6 +34,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <sysexits.h>
 
 #define CACHE_VERSION "byte-v1" /* tokenizer and shard settings of the cache */
 #define CANCEL_GRACE  5.0       /* seconds between SIGTERM and SIGKILL of a cancelled one */
@@ -189,7 +190,7 @@ static void child(const char *source, spec_data_kind_t kind, int shards, const c
     if (copy_and_hash(source, copy, hex) < 0 || tok_h5_info(model, tok, toksha) < 0) {
         fprintf(stderr, "%s\n", weft_last_error());
         unlink(copy);
-        _exit(65);
+        _exit(EX_DATAERR);
     }
     int bpe = !strcmp(tok, TOK_KIND_BPE);
     snprintf(name, sizeof name, "%.64s-%s-%s-s%d%s%.64s.h5", hex,

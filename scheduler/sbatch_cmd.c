@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 
 typedef struct {
     const char *partition, *account, *time, *dir;
@@ -392,9 +393,9 @@ static int prepare(const sbatch_opts_t *o, const spec_t *job, spec_diag_t *diag,
     spec_unit_t *units = NULL;
     int n = 0, rc = 0;
     char abs[PATH_MAX], script[PATH_MAX];
-    if (spec_expand(job, NULL, &units, &n, diag) < 0) return 78;
+    if (spec_expand(job, NULL, &units, &n, diag) < 0) return EX_CONFIG;
     for (int i = 0; i < n && rc == 0; i++)
-        if (check_data(&units[i]) < 0) rc = 65;
+        if (check_data(&units[i]) < 0) rc = EX_DATAERR;
     int *run_of = rc ? NULL : calloc((size_t)n, sizeof *run_of);
     if (!rc && !run_of) rc = weft_error("out of memory");
     if (!rc && (*nruns = group_units(units, n, o->pack_size, run_of)) < 0) rc = -1;
@@ -476,23 +477,23 @@ static int parse_opts(int argc, char **argv, sbatch_opts_t *o, const char **job,
             return 0;
         default:
             usage(stderr);
-            return 64;
+            return EX_USAGE;
         }
         if (end && (*end || end == optarg)) {
             fprintf(stderr, "weft sbatch: '%s' is not a number\n", optarg);
-            return 64;
+            return EX_USAGE;
         }
     }
     if (*summarize_dir) return optind == argc ? -1 : (usage(stderr), 64);
     if (optind != argc - 1) {
         usage(stderr);
-        return 64;
+        return EX_USAGE;
     }
     *job = argv[optind];
     if (o->signal_lead < 1 || o->pack_size < 1 || o->pack_size > 256 || o->max_parallel < 0) {
         fprintf(stderr, "weft sbatch: --signal-lead must be positive, --pack-size 1..256, "
                         "--max-parallel at least 0\n");
-        return 64;
+        return EX_USAGE;
     }
     return -1;
 }
@@ -515,7 +516,7 @@ int cmd_sbatch(int argc, char **argv)
     if (!job) {
         for (int i = 0; i < spec_diag_count(diag); i++)
             fprintf(stderr, "%s\n", spec_diag_get(diag, i));
-        rc = 78;
+        rc = EX_CONFIG;
     } else {
         rc = prepare(&o, job, diag, dir, sizeof dir, &nruns, &nunits);
     }
@@ -537,9 +538,9 @@ int cmd_sbatch(int argc, char **argv)
             printf("weft sbatch: summary job %s writes %s/summary.txt after job %s\n", sid, dir,
                    id);
     }
-    for (int i = 0; job && rc == 78 && i < spec_diag_count(diag); i++)
+    for (int i = 0; job && rc == EX_CONFIG && i < spec_diag_count(diag); i++)
         fprintf(stderr, "%s\n", spec_diag_get(diag, i));
-    if (job && rc && !(rc == 78 && spec_diag_count(diag))) weft_report();
+    if (job && rc && !(rc == EX_CONFIG && spec_diag_count(diag))) weft_report();
     spec_destroy(&job);
     spec_diag_destroy(&diag);
     return rc;

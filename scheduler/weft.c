@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sysexits.h>
 
 static const struct {
     const char *name;
@@ -54,14 +55,14 @@ int main(int argc, char **argv)
         char *dst = !strcmp(argv[1], "--home") ? client_opts.home : client_opts.endpoint;
         if (snprintf(dst, PATH_MAX, "%s", argv[2]) >= PATH_MAX) {
             fprintf(stderr, "weft: %s is too long\n", argv[1]);
-            return 64;
+            return EX_USAGE;
         }
         argc -= 2;
         argv += 2;
     }
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 64 : 0;
+        return argc < 2 ? EX_USAGE : 0;
     }
     if (!strcmp(argv[1], "--version")) {
         printf("weft %s\n", PACKAGE_VERSION);
@@ -75,5 +76,5 @@ int main(int argc, char **argv)
         return commands[i].run(argc - 1, argv + 1);
     }
     fprintf(stderr, "weft: unknown command '%s'; run 'weft --help' for the list\n", argv[1]);
-    return 64;
+    return EX_USAGE;
 }

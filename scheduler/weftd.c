@@ -2,6 +2,7 @@
  * one zmq_poll loop over the ROUTER socket, and the round discipline: every
  * message of a round is handled inside one transaction, and its replies and
  * ACKs leave only after that transaction commits. */
+#include "clock.h"
 #include "config.h"
 #include "auth.h"
 #include "fsutil.h"
@@ -22,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
+#include <sysexits.h>
 
 weftd_t server;
 
@@ -33,9 +35,7 @@ weftd_t server;
 
 double weftd_now(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    return weft_clock();
 }
 
 void weftd_reply(const uint8_t *rid, size_t rid_len, wire_cmd_t cmd, json_t *body)
@@ -495,27 +495,27 @@ int main(int argc, char **argv)
             clients = optarg;
             break;
         case 'M':
-            if ((v = opt_num("max-message", optarg, 1024, 256LL << 20)) < 0) return 64;
+            if ((v = opt_num("max-message", optarg, 1024, 256LL << 20)) < 0) return EX_USAGE;
             server.max_json = (size_t)v;
             break;
         case 'S':
-            if ((v = opt_num("max-spec", optarg, 64, 64LL << 20)) < 0) return 64;
+            if ((v = opt_num("max-spec", optarg, 64, 64LL << 20)) < 0) return EX_USAGE;
             server.max_spec = (size_t)v;
             break;
         case 'T':
-            if ((v = opt_num("max-tenants", optarg, 1, 1 << 20)) < 0) return 64;
+            if ((v = opt_num("max-tenants", optarg, 1, 1 << 20)) < 0) return EX_USAGE;
             server.max_tenants = (int)v;
             break;
         case 'R':
-            if ((v = opt_num("max-trials", optarg, 1, 1 << 20)) < 0) return 64;
+            if ((v = opt_num("max-trials", optarg, 1, 1 << 20)) < 0) return EX_USAGE;
             server.max_trials = (int)v;
             break;
         case 'W':
-            if ((v = opt_num("max-watch", optarg, 1, 1 << 20)) < 0) return 64;
+            if ((v = opt_num("max-watch", optarg, 1, 1 << 20)) < 0) return EX_USAGE;
             server.max_watchers = (int)v;
             break;
         case 'w':
-            if ((v = opt_num("max-watch-per-client", optarg, 1, 1 << 20)) < 0) return 64;
+            if ((v = opt_num("max-watch-per-client", optarg, 1, 1 << 20)) < 0) return EX_USAGE;
             server.max_watch_client = (int)v;
             break;
         case 'h':
@@ -526,26 +526,26 @@ int main(int argc, char **argv)
             return 0;
         default:
             usage(stderr);
-            return 64;
+            return EX_USAGE;
         }
         if (end && (*end || end == optarg)) {
             fprintf(stderr, "weftd: --%s wants a number, not '%s'\n", opts[0].name, optarg);
-            return 64;
+            return EX_USAGE;
         }
     }
     if (optind < argc) {
         fprintf(stderr, "weftd: unexpected argument '%s'; see weftd --help\n", argv[optind]);
-        return 64;
+        return EX_USAGE;
     }
     if (server.slots < 1 || server.pack_size < 1 || server.pack_size > 256 ||
         server.liveness <= 0) {
         fprintf(stderr, "weftd: --slots and --liveness must be positive, --pack-size 1..256\n");
-        return 64;
+        return EX_USAGE;
     }
     if (strcmp(executor, "local") && strcmp(executor, "slurm")) {
         fprintf(stderr, "weftd: unknown executor '%s' (this build knows: local, slurm)\n",
                 executor);
-        return 64;
+        return EX_USAGE;
     }
     if (setup_home(home) < 0) {
         weft_report();
@@ -556,7 +556,7 @@ int main(int argc, char **argv)
     else if (snprintf(server.endpoint, sizeof server.endpoint, "ipc://%s/weftd.sock",
                       server.home) >= (int)sizeof server.endpoint) {
         fprintf(stderr, "weftd: home path too long for an ipc endpoint\n");
-        return 64;
+        return EX_USAGE;
     }
     /* A tcp endpoint: CURVE with weftd's key pair, unless --insecure-tcp. The
      * local ipc socket (in the 0700 home) is bound beside it, for the local
@@ -580,7 +580,7 @@ int main(int argc, char **argv)
                                       : weft_last_error())
                                : "no server key",
                     server.home, server.home);
-            return 64;
+            return EX_USAGE;
         }
         snprintf(server.server_key, sizeof server.server_key, "%s", skey.public_key);
     }
@@ -592,7 +592,7 @@ int main(int argc, char **argv)
     if (tcp && snprintf(ipc_endpoint, sizeof ipc_endpoint, "ipc://%s/weftd.sock", server.home) >=
                    (int)sizeof ipc_endpoint) {
         fprintf(stderr, "weftd: home path too long for an ipc endpoint\n");
-        return 64;
+        return EX_USAGE;
     }
     if (lock_home() < 0) {
         weft_report();

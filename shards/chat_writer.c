@@ -1,4 +1,5 @@
 /* chat_writer.c: the chat and completion writer (see chat_writer.h). */
+#include "clock.h"
 #include "chat_writer.h"
 #include "fsutil.h"
 #include "h5util.h"
@@ -279,17 +280,10 @@ static int write_file(const chat_shard_opts_t *o, const docs_t *D, const int64_t
     return rc;
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 int chat_shard_write(const chat_shard_opts_t *o, chat_shard_stats_t *st)
 {
     const shard_opts_t *b = o->base;
-    double t0 = now();
+    double t0 = weft_clock();
     memset(st, 0, sizeof *st);
     if (b->shards < 1) return weft_error("--shards must be 1 or more");
     if (!(b->val_fraction >= 0 && b->val_fraction < 1))
@@ -345,7 +339,7 @@ int chat_shard_write(const chat_shard_opts_t *o, chat_shard_stats_t *st)
         for (int64_t i = 0; i < n; i++)
             st->base.tokens[i < nval] += D.off[order[i] + 1] - D.off[order[i]];
         st->base.shards = b->shards;
-        st->base.seconds = now() - t0;
+        st->base.seconds = weft_clock() - t0;
         memcpy(st->base.source_sha256, hex, sizeof hex);
         st->bad = D.bad;
     }

@@ -148,8 +148,8 @@ int64_t docpack_val_rows(const docpack_t *self)
 /* Document of draw n: a hash of (seed, rank, n) scaled onto rank's documents. */
 static int64_t draw(const docpack_t *self, const shardset_cursor_t *c)
 {
-    uint64_t h = shard_mix64(
-        shard_mix64(c->seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(self->rank + 1))) +
+    uint64_t h = weft_mix64(
+        weft_mix64(c->seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(self->rank + 1))) +
         c->next * 0xd1b54a32d192ed03ULL + 0x632be59bd9b4e019ULL);
     int64_t u = (int64_t)shard_scale(h, (uint64_t)self->cum[self->nsel]);
     int64_t lo = 0, hi = self->nsel; /* last k with cum[k] <= u */

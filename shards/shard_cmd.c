@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sysexits.h>
 
 #define VERIFY_BLOCK (1 << 20) /* tokens per read */
 
@@ -183,7 +184,7 @@ static int shard_chat(const shard_opts_t *o, int completion, const char *templat
     tok_t *bpe = NULL;
     if (chat_tokenizer(o, &bpe) < 0) {
         weft_report();
-        return 65;
+        return EX_DATAERR;
     }
     if (bpe) {
         chat_tok_bpe(&tok, bpe);
@@ -191,14 +192,14 @@ static int shard_chat(const shard_opts_t *o, int completion, const char *templat
             weft_error("--eos %s: %s has no such token", o->eos, o->tokenizer);
             weft_report();
             tok_destroy(&bpe);
-            return 64;
+            return EX_USAGE;
         }
         if (tok.eot < 0) {
             weft_error("%s has no end-of-text token among its added tokens: name one with --eos",
                        o->tokenizer);
             weft_report();
             tok_destroy(&bpe);
-            return 65;
+            return EX_DATAERR;
         }
     } else {
         chat_tok_byte(&tok);
@@ -208,13 +209,13 @@ static int shard_chat(const shard_opts_t *o, int completion, const char *templat
     if (chat_template_parse(template_name, &co.tmpl) < 0) {
         weft_report();
         tok_destroy(&bpe);
-        return 64;
+        return EX_USAGE;
     }
     int rc = chat_shard_write(&co, &st);
     tok_destroy(&bpe);
     if (rc < 0) {
         weft_report();
-        return 65;
+        return EX_DATAERR;
     }
     printf("%s: %lld documents (%lld train, %lld val), %lld tokens (%lld train, %lld val), "
            "%lld trainable (%lld train, %lld val), %lld shard%s\n",
@@ -323,7 +324,7 @@ int cmd_shard(int argc, char **argv)
     }
     if (bad) {
         weft_report();
-        return 64;
+        return EX_USAGE;
     }
     h5_quiet();
     if (verify_path) {
@@ -337,14 +338,14 @@ int cmd_shard(int argc, char **argv)
         weft_error(!o.output ? "no output: give -o OUT.h5" : "no input files: give INPUT...");
         weft_report();
         usage(stderr);
-        return 64;
+        return EX_USAGE;
     }
     o.inputs = argv + optind;
     o.ninputs = argc - optind;
     if (chat || completion) return shard_chat(&o, completion, template_name, skip_bad);
     if (!format_given && format_by_extension(o.inputs, o.ninputs, &o.format) < 0) {
         weft_report();
-        return 64;
+        return EX_USAGE;
     }
     shard_stats_t st;
     if (shard_write(&o, &st) < 0) {

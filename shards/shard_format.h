@@ -4,6 +4,8 @@
 #ifndef WEFT_SHARD_FORMAT_H
 #define WEFT_SHARD_FORMAT_H
 
+#include "splitmix.h"
+
 #include <stdint.h>
 
 #define SHARD_FORMAT         "weft-shards"
@@ -18,21 +20,6 @@
 #define SHARD_TOKEN_CHUNK  65536
 #define SHARD_OFFSET_CHUNK 16384
 
-/* SplitMix64's output function: a bijective 64-bit mix. */
-static inline uint64_t shard_mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-/* SplitMix64 generator: state advances by the golden gamma on each draw. */
-static inline uint64_t shard_rand(uint64_t *state)
-{
-    *state += 0x9e3779b97f4a7c15ULL;
-    return shard_mix64(*state);
-}
-
 /* Maps a uniform 64-bit value onto [0, n) (Lemire's multiply-shift). */
 static inline uint64_t shard_scale(uint64_t x, uint64_t n)
 {
@@ -42,13 +29,13 @@ static inline uint64_t shard_scale(uint64_t x, uint64_t n)
 /* Uniform integer in [0, n), n > 0, without bias (Lemire's rejection). */
 static inline uint64_t shard_rand_below(uint64_t *state, uint64_t n)
 {
-    uint64_t x = shard_rand(state);
+    uint64_t x = weft_splitmix64(state);
     unsigned __int128 m = (unsigned __int128)x * n;
     uint64_t low = (uint64_t)m;
     if (low < n) {
         uint64_t t = -n % n;
         while (low < t) {
-            x = shard_rand(state);
+            x = weft_splitmix64(state);
             m = (unsigned __int128)x * n;
             low = (uint64_t)m;
         }

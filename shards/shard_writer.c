@@ -14,6 +14,7 @@
  * document in input order, streaming (tokenizer.h), into a second unnamed
  * spill file of uint32 ids; pass 2 then reads documents' ids from there and
  * stores them as uint16 while the vocabulary fits, else uint32. */
+#include "clock.h"
 #include "shard_writer.h"
 #include "fsutil.h"
 #include "h5util.h"
@@ -138,13 +139,6 @@ static const int cleanup_signals[] = {SIGINT, SIGTERM, SIGHUP};
 
 /* ---- progress ---- */
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void progress_phase(writer_t *w, const char *phase, int64_t total)
 {
     w->phase = phase;
@@ -164,7 +158,7 @@ static void progress(writer_t *w, int64_t bytes)
 {
     w->pdone += bytes;
     if (!w->o->progress) return;
-    double t = now();
+    double t = weft_clock();
     int tty = isatty(2);
     if (t - w->t0 < 2.0 || t - w->tlast < (tty ? 1.0 : 10.0)) return;
     w->tlast = t;
@@ -989,7 +983,7 @@ int shard_write(const shard_opts_t *o, shard_stats_t *stats)
 {
     if (check_opts(o) < 0 || check_output(o) < 0) return -1;
     writer_t w = {.o = o, .nin = o->ninputs, .file = -1, .spill.fd = -1, .tspill.fd = -1};
-    w.t0 = w.tlast = now();
+    w.t0 = w.tlast = weft_clock();
     w.in = calloc((size_t)o->ninputs, sizeof *w.in);
     w.rbuf = malloc(READ_BLOCK);
     for (int i = 0; w.in && i < o->ninputs; i++) w.in[i].fd = -1;
@@ -1029,7 +1023,7 @@ int shard_write(const shard_opts_t *o, shard_stats_t *stats)
                                  .tokens = {w.ntok[0], w.ntok[1]},
                                  .shards = o->shards,
                                  .input_bytes = bytes,
-                                 .seconds = now() - w.t0};
+                                 .seconds = weft_clock() - w.t0};
         memcpy(stats->source_sha256, sha, sizeof sha);
     }
     for (int i = 0; w.in && i < w.nin; i++)

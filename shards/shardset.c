@@ -435,8 +435,8 @@ int64_t shardset_peek_start(shardset_t *self, const shardset_cursor_t *cursor)
 {
     if (!self->nsel) return -1;
     /* window n of rank r: a hash of (seed, r, n), scaled onto the starts */
-    uint64_t h = shard_mix64(
-        shard_mix64(cursor->seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(self->rank + 1))) +
+    uint64_t h = weft_mix64(
+        weft_mix64(cursor->seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(self->rank + 1))) +
         cursor->next * 0xd1b54a32d192ed03ULL);
     int64_t u = (int64_t)shard_scale(h, (uint64_t)self->sel_cum[self->nsel]);
     int64_t lo = 0, hi = self->nsel; /* last k with sel_cum[k] <= u */

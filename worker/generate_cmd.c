@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sysexits.h>
 
 /* A model, with an adapter attached when adapter_path is given. */
 typedef struct {
@@ -198,12 +199,12 @@ int cmd_generate(int argc, char **argv)
         case 'P': template_name = optarg; break;
         case 'S': system_msg = optarg; break;
         case 'h': fputs(use, stdout); return 0;
-        default: fputs(use, stderr); return 64;
+        default: fputs(use, stderr); return EX_USAGE;
         }
     }
     if (!model || optind != argc || tokens < 1 || temperature < 0) {
         fputs(use, stderr);
-        return 64;
+        return EX_USAGE;
     }
     h5_quiet();
     openblas_set_num_threads(1);
@@ -312,12 +313,12 @@ int cmd_eval(int argc, char **argv)
         case 'w': windows = atoi(optarg); break;
         case 'T': seq = atoi(optarg); break;
         case 'h': fputs(use, stdout); return 0;
-        default: fputs(use, stderr); return 64;
+        default: fputs(use, stderr); return EX_USAGE;
         }
     }
     if (!model || !data || optind != argc || windows < 1 || seq < 0) {
         fputs(use, stderr);
-        return 64;
+        return EX_USAGE;
     }
     h5_quiet();
     openblas_set_num_threads(1);

@@ -1,4 +1,5 @@
 /* guard.c: signals, the watchdog thread and fault injection (see guard.h). */
+#include "clock.h"
 #include "guard.h"
 #include "log.h"
 
@@ -43,19 +44,12 @@ static struct {
     int rank, multiple, running, quit;
 } wd = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void *watch(void *arg)
 {
     (void)arg;
     pthread_mutex_lock(&wd.lock);
     while (!wd.quit) {
-        double idle = mono() - wd.last;
+        double idle = weft_clock() - wd.last;
         if (idle > wd.limit) {
             fprintf(stderr,
                     "weft-worker: rank %d: watchdog: no progress for %.0f s after step %lld "
@@ -78,7 +72,7 @@ int guard_watchdog_start(double seconds, int rank, int mpi_thread_multiple)
 {
     if (seconds <= 0) return 0;
     wd.limit = seconds;
-    wd.last = mono();
+    wd.last = weft_clock();
     wd.rank = rank;
     wd.multiple = mpi_thread_multiple;
     wd.quit = 0;
@@ -91,7 +85,7 @@ int guard_watchdog_start(double seconds, int rank, int mpi_thread_multiple)
 void guard_progress(int64_t step)
 {
     pthread_mutex_lock(&wd.lock);
-    wd.last = mono();
+    wd.last = weft_clock();
     wd.step = step;
     pthread_mutex_unlock(&wd.lock);
 }

@@ -1,6 +1,7 @@
 /* reporter.c: metrics.jsonl, the outbox and its pump thread (see
  * reporter.h). The outbox and its ZeroMQ socket are used under one mutex:
  * the training thread posts, the pump thread sends, receives and beats. */
+#include "clock.h"
 #include "reporter.h"
 #include "auth.h"
 #include "fsutil.h"
@@ -34,13 +35,6 @@ struct reporter {
     int preempt;
 };
 
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void take_order(reporter_t *self, wire_msg_t *m)
 {
     if (m->cmd == WIRE_CANCEL) {
@@ -73,11 +67,11 @@ static void *pump(void *arg)
             take_order(self, m);
             wire_msg_destroy(&m);
         }
-        if (mono() - last_beat >= HEARTBEAT_S) {
+        if (weft_clock() - last_beat >= HEARTBEAT_S) {
             json_t *hb = json_pack("{s:I}", "step", (json_int_t)self->step);
             outbox_heartbeat(self->ob, hb);
             json_decref(hb);
-            last_beat = mono();
+            last_beat = weft_clock();
         }
         pthread_mutex_unlock(&self->lock);
         struct timespec ts = {0, PUMP_MS * 1000000L};
@@ -244,13 +238,13 @@ json_t *reporter_stops(reporter_t *self)
 int reporter_flush(reporter_t *self, double seconds)
 {
     if (!self->ob) return 0;
-    double until = mono() + seconds;
+    double until = weft_clock() + seconds;
     for (;;) {
         pthread_mutex_lock(&self->lock);
         outbox_stats_t st = outbox_stats(self->ob);
         pthread_mutex_unlock(&self->lock);
         if (st.pending == 0) return 0;
-        if (mono() > until) return 1;
+        if (weft_clock() > until) return 1;
         struct timespec ts = {0, PUMP_MS * 1000000L};
         nanosleep(&ts, NULL);
     }

@@ -2,6 +2,7 @@
  * splitmix64 passes BigCrush and its whole state is one integer, which is
  * what a checkpoint stores. */
 #include "rng.h"
+#include "splitmix.h"
 
 #include <math.h>
 
@@ -12,10 +13,7 @@ void rng_seed(weft_rng_t *r, uint64_t seed)
 
 uint64_t rng_u64(weft_rng_t *r)
 {
-    uint64_t z = (r->state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
+    return weft_splitmix64(&r->state);
 }
 
 float rng_uniform(weft_rng_t *r)

@@ -7,6 +7,7 @@
  *
  * Exit codes: 0 done, 75 checkpointed on a signal (requeue me), 65 bad data,
  * 78 bad spec, 1 anything else. */
+#include "clock.h"
 #include "adapter.h"
 #include "ckpt.h"
 #include "fsutil.h"
@@ -42,11 +43,18 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <sysexits.h>
 
 _Static_assert(SPEC_T_ATTN_C_ATTN == 1u << LORA_ATTN_C_ATTN && SPEC_T_Q_PROJ == 1u << LORA_Q_PROJ &&
                    SPEC_T_DOWN_PROJ == 1u << LORA_DOWN_PROJ && SPEC_T_ALL_LINEAR == LORA_ALL_LINEAR,
                "job specs and lora number the LoRA modules alike");
-enum { EXIT_DONE = 0, EXIT_FAIL = 1, EXIT_DATA = 65, EXIT_REQUEUE = 75, EXIT_SPEC = 78 };
+enum {
+    EXIT_DONE = EX_OK,
+    EXIT_FAIL = 1,
+    EXIT_DATA = EX_DATAERR,
+    EXIT_REQUEUE = EX_TEMPFAIL,
+    EXIT_SPEC = EX_CONFIG
+};
 
 /* A task is what has its own data and optimizer: a tenant (lora) or the
  * whole model (full). */
@@ -179,13 +187,6 @@ static char *bcast_string(const char *s)
 {
     size_t len = W.rank == 0 ? strlen(s) : 0;
     return bcast_bytes(s, &len);
-}
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static double cpu_now(void)
@@ -1148,9 +1149,9 @@ static int compute_step(float *losses, double *grad_norm, int64_t *trainable)
             losses[0] += loss / (float)accum;
         }
         if (step_failed(0) < 0) return -1;
-        double t_ar = now();
+        double t_ar = weft_clock();
         allreduce_floats(W.model->grads, W.model->nparams);
-        W.allreduce_s += now() - t_ar;
+        W.allreduce_s += weft_clock() - t_ar;
         float inv = 1.0f / (float)W.world;
         for (size_t i = 0; i < W.model->nparams; i++) W.model->grads[i] *= inv;
         *grad_norm = gpt2_grad_norm(W.model);
@@ -1187,9 +1188,9 @@ static int compute_step(float *losses, double *grad_norm, int64_t *trainable)
     free(l);
     if (step_failed(rc) < 0) return -1;
     if (acc) memcpy(g, acc, n * sizeof *g);
-    double t_ar = now();
+    double t_ar = weft_clock();
     allreduce_floats(g, n);
-    W.allreduce_s += now() - t_ar;
+    W.allreduce_s += weft_clock() - t_ar;
     float inv = 1.0f / (float)W.world;
     for (size_t i = 0; i < n; i++) g[i] *= inv;
     *grad_norm = 0;
@@ -1351,7 +1352,7 @@ static int evaluate_as(const unsigned char *mask, int report)
                 "{s:s, s:i, s:s, s:s, s:I, s:f, s:I, s:f}", "run", W.run, "attempt", W.attempt,
                 "tenant", t->name, "kind", "eval", "step",
                 (json_int_t)(W.pack ? lora_trainer_tenant_step(W.trainer, k) : W.step), "val_loss",
-                t->val_loss, "windows", (json_int_t)nwin[k], "elapsed", now() - W.t0);
+                t->val_loss, "windows", (json_int_t)nwin[k], "elapsed", weft_clock() - W.t0);
             int rung = task_rung(t, W.pack ? lora_trainer_tenant_step(W.trainer, k) : W.step);
             if (rung >= 0) json_object_set_new(m, "rung", json_integer(rung));
             reporter_metric(W.rep, m);
@@ -1617,7 +1618,7 @@ static int train(void)
     while (any_active() && code == EXIT_DONE) {
         guard_fault_point(W.rank, W.step);
         guard_progress(W.step);
-        double t_step = now(), ar_before = W.allreduce_s, c_step = cpu_now();
+        double t_step = weft_clock(), ar_before = W.allreduce_s, c_step = cpu_now();
         double gnorm = 0;
         if (compute_step(losses, &gnorm, trainable) < 0) {
             code = EXIT_DATA;
@@ -1645,9 +1646,9 @@ static int train(void)
                 ctl[2 * K + 1 + k] = 1;
             json_decref(names);
         }
-        double t_ar = now();
+        double t_ar = weft_clock();
         MPI_Allreduce(MPI_IN_PLACE, ctl, (int)nctl, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-        W.allreduce_s += now() - t_ar;
+        W.allreduce_s += weft_clock() - t_ar;
         /* The optimizer step, the same on every rank. */
         if (W.pack) {
             /* Every rank judges a tenant's health on the same, reduced loss. */
@@ -1667,7 +1668,7 @@ static int train(void)
             }
         }
         W.step++;
-        double dt = now() - t_step;
+        double dt = weft_clock() - t_step;
         W.step_s += dt;
         W.step_cpu_s += cpu_now() - c_step;
         double ar_step = W.allreduce_s - ar_before;
@@ -1699,7 +1700,7 @@ static int train(void)
                               W.run, "attempt", W.attempt, "tenant", t->name, "kind", "train",
                               "step", (json_int_t)tstep, "steps", (json_int_t)t->steps, "loss",
                               t->loss, "lr", lr, "grad_norm", gn, "tokens", (json_int_t)t->tokens,
-                              "tokens_per_s", (double)tok / dt, "elapsed", now() - W.t0);
+                              "tokens_per_s", (double)tok / dt, "elapsed", weft_clock() - W.t0);
                 json_object_set_new(m, "allreduce_s", json_real(ar_step));
                 /* chat data: the step's targets the loss was taken on (the
                  * answers), all ranks, and their rate beside tokens_per_s */
@@ -1797,7 +1798,7 @@ int main(int argc, char **argv)
     W.mpi_multiple = provided >= MPI_THREAD_MULTIPLE;
     weft_log_init("weft-worker");
     h5_quiet();
-    W.t0 = now();
+    W.t0 = weft_clock();
     const char *spec_path = NULL, *run = NULL, *resume_mode = "auto";
     double watchdog = 600;
     const char *env_wd = getenv("WEFT_WATCHDOG");
@@ -1908,7 +1909,7 @@ int main(int argc, char **argv)
     if (code == EXIT_DONE && W.rank == 0) {
         int bad = 0;
         for (int k = 0; k < W.ntasks; k++) bad |= W.tasks[k].state == TASK_FAILED;
-        if (write_result(bad && W.ntasks == 1 ? "failed" : "done", now() - W.t0) < 0)
+        if (write_result(bad && W.ntasks == 1 ? "failed" : "done", weft_clock() - W.t0) < 0)
             code = fail_with(EXIT_FAIL);
         if (reporter_flush(W.rep, 10) > 0)
             weft_warn("the coordinator did not acknowledge everything; the outbox keeps it");

@@ -1,6 +1,7 @@
 /* test_outbox.c: the worker's outbox against a real ROUTER on ipc://: order,
  * ACK trimming, replay after a restart (also after SIGKILL), torn and corrupt
  * spools, attempts, a late and a restarting coordinator, never blocking. */
+#include "clock.h"
 #include "fsutil.h"
 #include "log.h"
 #include "outbox.h"
@@ -34,13 +35,6 @@ static void teardown(void)
 {
     zmq_ctx_term(ctx);
     weft_rm_rf(tmpdir);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 /* A coordinator as the protocol asks: stores each seq of one stream once,
@@ -135,13 +129,13 @@ static void coord_poll(coord_t *c, int ms)
 /* Pumps both sides until the coordinator has acked `until`, or fails. */
 static void run_until(outbox_t *ob, coord_t *c, int64_t until, double limit_s)
 {
-    double t0 = now_s();
+    double t0 = weft_clock();
     while (c->acked < until || outbox_stats(ob).acked < until) {
         wire_msg_t *m = NULL;
         ck_assert_int_ge(outbox_pump(ob, 0, &m), 0);
         wire_msg_destroy(&m);
         if (c->router) coord_poll(c, 5);
-        ck_assert_msg(now_s() - t0 < limit_s,
+        ck_assert_msg(weft_clock() - t0 < limit_s,
                       "coordinator acked %lld of %lld within %.0f s (outbox acked %lld)",
                       (long long)c->acked, (long long)until, limit_s,
                       (long long)outbox_stats(ob).acked);
@@ -210,8 +204,8 @@ START_TEST(numbered_in_order_and_ack_trims)
     int n = wire_rid_format(rid, sizeof rid, "run-a", 1);
     ck_assert_int_eq(wire_send(c.router, (uint8_t *)rid, (size_t)n, WIRE_ACK, ack, 0), 0);
     json_decref(ack);
-    double t0 = now_s();
-    while (outbox_stats(ob).acked < 7 && now_s() - t0 < 10) {
+    double t0 = weft_clock();
+    while (outbox_stats(ob).acked < 7 && weft_clock() - t0 < 10) {
         wire_msg_t *m = NULL;
         outbox_pump(ob, 10, &m);
         wire_msg_destroy(&m);
@@ -247,8 +241,8 @@ START_TEST(restart_replays_exactly_the_unacked)
     coord_t c2 = {.acked = 10, .ignore_after = 14};
     coord_start(&c2);
     ck_assert_int_eq(outbox_connect(ob, ctx, endpoint, NULL), 0);
-    double t0 = now_s();
-    while ((outbox_stats(ob).acked < 14 || outbox_stats(ob).unsent > 0) && now_s() - t0 < 20) {
+    double t0 = weft_clock();
+    while ((outbox_stats(ob).acked < 14 || outbox_stats(ob).unsent > 0) && weft_clock() - t0 < 20) {
         wire_msg_t *m = NULL;
         outbox_pump(ob, 0, &m);
         wire_msg_destroy(&m);
@@ -504,9 +498,9 @@ START_TEST(silent_coordinator_triggers_resend)
     ck_assert_int_eq(outbox_connect(ob, ctx, endpoint, NULL), 0);
     for (int i = 1; i <= 3; i++) post_metric(ob, i);
     /* Swallow everything without an ACK for a while: the outbox sends again. */
-    double t0 = now_s();
+    double t0 = weft_clock();
     int received = 0;
-    while (now_s() - t0 < 1.0) {
+    while (weft_clock() - t0 < 1.0) {
         wire_msg_t *m = NULL;
         outbox_pump(ob, 0, &m);
         wire_reject_t rej;
@@ -529,17 +523,17 @@ START_TEST(posting_never_blocks_without_a_peer)
 {
     outbox_t *ob = outbox_open(spool, "run-q", 1);
     ck_assert_int_eq(outbox_connect(ob, ctx, endpoint, NULL), 0);
-    double t0 = now_s(), worst = 0;
+    double t0 = weft_clock(), worst = 0;
     for (int i = 1; i <= 5000; i++) {
-        double t = now_s();
+        double t = weft_clock();
         post_metric(ob, i);
         if (i % 10 == 0) {
             wire_msg_t *m = NULL;
             ck_assert_int_eq(outbox_pump(ob, 0, &m), 0);
         }
-        if (now_s() - t > worst) worst = now_s() - t;
+        if (weft_clock() - t > worst) worst = weft_clock() - t;
     }
-    double total = now_s() - t0;
+    double total = weft_clock() - t0;
     /* A blocking send would hang here for good; the bounds only catch that. */
     ck_assert_msg(total < 20.0, "5000 posts took %.1f s", total);
     ck_assert_msg(worst < 2.0, "one post took %.3f s", worst);
@@ -563,8 +557,8 @@ START_TEST(coordinator_orders_heartbeats_and_bad_input)
     post_metric(ob, 1);
     post_metric(ob, 2);
     run_until(ob, &c, 2, 20);
-    double t0 = now_s();
-    while (!outbox_stats(ob).connected && now_s() - t0 < 10) {
+    double t0 = weft_clock();
+    while (!outbox_stats(ob).connected && weft_clock() - t0 < 10) {
         wire_msg_t *m = NULL;
         outbox_pump(ob, 20, &m);
         wire_msg_destroy(&m);
@@ -572,8 +566,8 @@ START_TEST(coordinator_orders_heartbeats_and_bad_input)
     ck_assert_int_eq(outbox_stats(ob).connected, 1);
     /* a heartbeat goes out unstored, with the stream's position */
     json_t *hb = json_pack("{s:i}", "step", 2);
-    t0 = now_s();
-    while (c.other == 0 && now_s() - t0 < 10) {
+    t0 = weft_clock();
+    while (c.other == 0 && weft_clock() - t0 < 10) {
         outbox_heartbeat(ob, hb);
         coord_poll(&c, 20);
     }
@@ -601,8 +595,8 @@ START_TEST(coordinator_orders_heartbeats_and_bad_input)
     json_decref(p);
     wire_msg_t *m = NULL;
     int rc = 0;
-    t0 = now_s();
-    while (rc == 0 && now_s() - t0 < 10) rc = outbox_pump(ob, 50, &m);
+    t0 = weft_clock();
+    while (rc == 0 && weft_clock() - t0 < 10) rc = outbox_pump(ob, 50, &m);
     ck_assert_int_eq(rc, 1);
     ck_assert_int_eq(m->cmd, WIRE_PREEMPT);
     ck_assert_str_eq(wire_get_str(m->body, "reason"), "slurm");
@@ -613,8 +607,8 @@ START_TEST(coordinator_orders_heartbeats_and_bad_input)
     json_t *ack = json_pack("{s:i}", "seq", 40);
     ck_assert_int_eq(wire_send(c.router, (uint8_t *)rid, (size_t)n, WIRE_ACK, ack, 0), 0);
     json_decref(ack);
-    t0 = now_s();
-    while (outbox_stats(ob).acked < 40 && now_s() - t0 < 10) {
+    t0 = weft_clock();
+    while (outbox_stats(ob).acked < 40 && weft_clock() - t0 < 10) {
         outbox_pump(ob, 20, &m);
         wire_msg_destroy(&m);
     }

@@ -2,8 +2,12 @@
 #include "h5util.h"
 #include "log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void h5_quiet(void)
 {
@@ -241,4 +245,48 @@ int h5_check_f32le(hid_t file, const char *path)
     return weft_error("dataset %s is stored as %s; weft reads only little-endian float32 "
                       "(H5T_IEEE_F32LE): convert it, e.g. in h5py with .astype('<f4')",
                       path, what);
+}
+
+hid_t h5_mem_create(void)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0) return -1;
+    hid_t f = -1;
+    if (H5Pset_fapl_core(fapl, 1 << 20, 0) >= 0)
+        f = H5Fcreate("weft-mem.h5", H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    if (f < 0) weft_error("cannot create an HDF5 file in memory");
+    return f;
+}
+
+int h5_mem_save(hid_t f, const char *path)
+{
+    if (H5Fflush(f, H5F_SCOPE_LOCAL) < 0) {
+        H5Fclose(f);
+        return weft_error("%s: cannot finish the HDF5 image", path);
+    }
+    ssize_t n = H5Fget_file_image(f, NULL, 0);
+    void *img = n > 0 ? malloc((size_t)n) : NULL;
+    if (!img || H5Fget_file_image(f, img, (size_t)n) != n) {
+        free(img);
+        H5Fclose(f);
+        return weft_error("%s: cannot take the HDF5 image (%zd bytes)", path, n);
+    }
+    H5Fclose(f);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int rc = fd < 0 ? -1 : 0;
+    for (size_t off = 0; rc == 0 && off < (size_t)n;) {
+        ssize_t w = write(fd, (const char *)img + off, (size_t)n - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) rc = -1;
+        else off += (size_t)w;
+    }
+    int e = errno;
+    if (fd >= 0 && close(fd) != 0 && rc == 0) rc = -1, e = errno;
+    free(img);
+    if (rc < 0) {
+        unlink(path);
+        return weft_error("cannot write %s: %s", path, strerror(e ? e : EIO));
+    }
+    return 0;
 }

@@ -11,6 +11,14 @@
  * weft reports its own one-line errors instead. */
 void h5_quiet(void);
 
+/* A file built in memory (the core driver, no backing store) and written
+ * out whole by h5_mem_save with plain write() calls: a full disk is then an
+ * error of ours with its errno, never a failed close inside HDF5 (whose
+ * half-closed file HDF5 1.10 trips over when the library shuts down).
+ * h5_mem_save closes f either way; -1 with weft_error naming path. */
+hid_t h5_mem_create(void);
+int h5_mem_save(hid_t f, const char *path);
+
 int h5_attr_write_str(hid_t loc, const char *name, const char *value);
 int h5_attr_write_i64(hid_t loc, const char *name, int64_t value);
 int h5_attr_write_f64(hid_t loc, const char *name, double value);

@@ -740,12 +740,8 @@ static int read_kept(hid_t f, hid_t grp, const char *g, int k)
 
 static int write_state(const char *path, const int64_t *cursors)
 {
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    errno = 0;
-    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    int e = errno; /* HDF5 keeps the system's reason (no space, ...) there */
-    H5Pclose(fapl);
-    if (f < 0) return weft_error("cannot create %s: %s", path, e ? strerror(e) : "HDF5 error");
+    hid_t f = h5_mem_create(); /* written out whole at the end (h5util.h) */
+    if (f < 0) return weft_error_prefix("%s", path);
     char *resume = spec_resume_text(W.spec);
     int rc = h5_attr_write_str(f, "format", STATE_FORMAT) | h5_attr_write_i64(f, "version", 1) |
              h5_attr_write_i64(f, "step", W.step) | h5_attr_write_i64(f, "world", W.world) |
@@ -794,20 +790,23 @@ static int write_state(const char *path, const int64_t *cursors)
             }
         }
     }
-    if (H5Fclose(f) < 0) rc = -1;
-    return rc < 0 ? weft_error_prefix("%s", path) : 0;
+    if (rc < 0) {
+        H5Fclose(f);
+        return weft_error_prefix("%s", path);
+    }
+    return h5_mem_save(f, path);
 }
 
 /* A model-layout buffer as its own file (full mode: params, m, v). */
 static int write_buffer(const char *path, const float *buf)
 {
-    errno = 0;
-    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (f < 0)
-        return weft_error("cannot create %s: %s", path, errno ? strerror(errno) : "HDF5 error");
-    int rc = model_file_write_tensors(f, W.model, buf);
-    if (H5Fclose(f) < 0) rc = -1;
-    return rc < 0 ? weft_error_prefix("%s", path) : 0;
+    hid_t f = h5_mem_create(); /* written out whole at the end (h5util.h) */
+    if (f < 0) return weft_error_prefix("%s", path);
+    if (model_file_write_tensors(f, W.model, buf) < 0) {
+        H5Fclose(f);
+        return weft_error_prefix("%s", path);
+    }
+    return h5_mem_save(f, path);
 }
 
 static int read_buffer(const char *path, float *buf)

@@ -4,6 +4,7 @@
  * residual sum fused into the following LayerNorm. */
 #include "gpt2_cuda.h"
 #include "kernels_cuda.cuh"
+#include "attention_wmma.cuh"
 
 extern "C" {
 #include "log.h"
@@ -15,6 +16,7 @@ extern "C" {
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <type_traits>
 
 #define CUDA_OK(call)                                                                              \
     do {                                                                                           \
@@ -314,7 +316,6 @@ extern "C" void gpt2_cuda_destroy(gpt2_cuda_t **self_p)
     cudaFree(self->chunks);
     cudaFree(self->norm_part);
     cudaFree(self->norm_out);
-    cudaFree(self->colsum_part);
     cudaFree(self->workspace);
     if (self->lt) cublasLtDestroy(self->lt);
     if (self->stream) cudaStreamDestroy(self->stream);
@@ -374,6 +375,7 @@ extern "C" gpt2_cuda_t *gpt2_cuda_new(const gpt2_t *host, gpt2_cuda_precision_t 
     self->nparams = host->nparams;
     self->ntensors = host->ntensors;
     self->tensors = (gpt2_tensor_t *)malloc(host->ntensors * sizeof *self->tensors);
+    if (self->tensors) memcpy(self->tensors, host->tensors, host->ntensors * sizeof *self->tensors);
     if (!self->tensors || setup(self, host) < 0) {
         if (!self->tensors) weft_error("out of memory");
         gpt2_cuda_destroy(&self);
@@ -616,9 +618,20 @@ static int attention_backward(gpt2_cuda_t *self, T *dqkv, const T *dout, const T
     return 0;
 }
 
+/* bf16 with head size 64 runs on tensor cores (attention_wmma.cuh); the rest
+ * on the scalar kernels. */
 template <typename T>
 static int attn_fwd(gpt2_cuda_t *self, T *out, float *lse, const T *qkv, int B, int Tn)
 {
+    int C = self->cfg.n_embd, NH = self->cfg.n_head;
+    if constexpr (std::is_same<T, bf16>::value)
+        if (C / NH == 64) {
+            dim3 grid((Tn + 63) / 64, B * NH);
+            attention_forward_wmma_k<<<grid, 128, 0, self->stream>>>(out, lse, qkv, B, Tn, C, NH,
+                                                                     0.125f);
+            LAUNCH_OK();
+            return 0;
+        }
     switch (self->cfg.n_embd / self->cfg.n_head) {
     case 16: return attention_forward<16, 1>(self, out, lse, qkv, B, Tn);
     case 32: return attention_forward<32, 1>(self, out, lse, qkv, B, Tn);
@@ -630,6 +643,22 @@ template <typename T>
 static int attn_bwd(gpt2_cuda_t *self, T *dqkv, const T *dout, const T *qkv, const T *out,
                     const float *lse, int B, int Tn)
 {
+    int C = self->cfg.n_embd, NH = self->cfg.n_head;
+    if constexpr (std::is_same<T, bf16>::value)
+        if (C / NH == 64) {
+            size_t rows = (size_t)B * NH * Tn;
+            attention_dsum_k<T><<<(unsigned)((rows + 255) / 256), 256, 0, self->stream>>>(
+                self->att_D, dout, out, B, Tn, C, NH);
+            LAUNCH_OK();
+            dim3 grid((Tn + 63) / 64, B * NH);
+            attention_backward_kv_wmma_k<<<grid, 128, 0, self->stream>>>(
+                dqkv, dout, qkv, lse, self->att_D, B, Tn, C, NH, 0.125f);
+            LAUNCH_OK();
+            attention_backward_q_wmma_k<<<grid, 128, 0, self->stream>>>(
+                dqkv, dout, qkv, lse, self->att_D, B, Tn, C, NH, 0.125f);
+            LAUNCH_OK();
+            return 0;
+        }
     switch (self->cfg.n_embd / self->cfg.n_head) {
     case 16: return attention_backward<16, 1>(self, dqkv, dout, qkv, out, lse, B, Tn);
     case 32: return attention_backward<32, 1>(self, dqkv, dout, qkv, out, lse, B, Tn);

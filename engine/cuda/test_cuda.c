@@ -134,6 +134,33 @@ static void vs_cpu(const char *label, gpt2_t *cpu, const int *inp, const int *tg
     CHECK(g == NULL, "destroy NULLs the caller's pointer");
 }
 
+/* bf16 and tf32 against the CPU's fp32, loosely: one forward and backward,
+ * loss within 2%, every gradient tensor within 10% (catches a wrong kernel
+ * in the reduced-precision paths, which fp32 never runs). */
+static void loose_vs_cpu(const char *label, gpt2_t *cpu, gpt2_cuda_precision_t prec, const int *inp,
+                         const int *tgt, int B, int T)
+{
+    size_t np = cpu->nparams;
+    gpt2_cuda_t *g = gpt2_cuda_new(cpu, prec, 0);
+    MUST(g);
+    MUST(gpt2_grads(cpu));
+    gpt2_zero_grad(cpu);
+    float lc, lg;
+    MUST(gpt2_forward(cpu, inp, tgt, B, T, &lc) == 0);
+    MUST(gpt2_backward(cpu, NULL) == 0);
+    MUST(gpt2_cuda_forward(g, inp, tgt, B, T, &lg) == 0);
+    MUST(gpt2_cuda_backward(g, NULL) == 0);
+    float *gg = xmalloc(np * sizeof(float));
+    MUST(gpt2_cuda_get_grads(g, gg, np) == 0);
+    char what[96];
+    snprintf(what, sizeof what, "%s %s gradients", label, gpt2_cuda_precision_name(prec));
+    printf("%s %s: loss gpu %.6f cpu fp32 %.6f\n", label, gpt2_cuda_precision_name(prec), lg, lc);
+    CHECK(fabsf(lg - lc) <= 0.02f * lc, "%s: loss %.6g, CPU fp32 %.6g", what, lg, lc);
+    compare_tensors(what, cpu, gg, cpu->grads, 0.1);
+    free(gg);
+    gpt2_cuda_destroy(&g);
+}
+
 /* ---------------------------------------------------------------------------
  * Reference models (tiny, l3h3) from tests/engine/data via h5_to_raw.py. */
 static int ref_model(const char *dir, const char *name)
@@ -208,6 +235,8 @@ static void random_model(const char *label, gpt2_config_t cfg, int B, int T)
     for (size_t i = 0; i < N; i += 7) tgt[i] = -1;
     float *scale = xmalloc(B * sizeof(float));
     for (int b = 0; b < B; b++) scale[b] = (float)(b + 1) / (float)N;
+    loose_vs_cpu(label, cpu, GPT2_CUDA_BF16, inp, tgt, B, T);
+    loose_vs_cpu(label, cpu, GPT2_CUDA_TF32, inp, tgt, B, T);
     vs_cpu(label, cpu, inp, tgt, B, T, scale, 1e-4);
     free(inp), free(tgt), free(scale);
     gpt2_destroy(&cpu);

@@ -23,6 +23,9 @@
 #include "sha256.h"
 #include "shardset.h"
 #include "spec.h"
+#ifdef WEFT_HAVE_CUDA
+#include "gpt2_cuda.h"
+#endif
 
 #include <cblas.h>
 #include <errno.h>
@@ -97,6 +100,9 @@ typedef struct {
     float *accum;
     /* full */
     float *m, *v;
+#ifdef WEFT_HAVE_CUDA
+    gpt2_cuda_t *gpu; /* resources.device = "cuda": the engine on this rank's GPU */
+#endif
     schedule_t sched;
     adamw_hparams_t adam;
     float *scale;
@@ -410,10 +416,91 @@ static int setup_tasks(void)
     return EXIT_DONE;
 }
 
+#ifdef WEFT_HAVE_CUDA
+/* resources.device = "cuda": one rank per GPU, the node-local rank picks the
+ * device among those visible (CUDA_VISIBLE_DEVICES). No GPU, or fewer than
+ * the node's ranks: one line from the lowest failing rank, exit 78. */
+static int setup_gpu(void)
+{
+    MPI_Comm node;
+    int lrank = 0, lsize = 1, code = EXIT_DONE;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, W.rank, MPI_INFO_NULL, &node);
+    MPI_Comm_rank(node, &lrank);
+    MPI_Comm_size(node, &lsize);
+    MPI_Comm_free(&node);
+    int n = gpt2_cuda_device_count();
+    const char *vis = getenv("CUDA_VISIBLE_DEVICES");
+    if (n <= 0) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", weft_last_error());
+        weft_error("resources.device = \"cuda\" but this machine has no usable GPU (%s): run it "
+                   "where one is, or use device = \"cpu\"",
+                   why);
+        code = EXIT_SPEC;
+    } else if (lrank >= n) {
+        weft_error("resources.device = \"cuda\": %d ranks on this node but %d GPU(s) visible "
+                   "(CUDA_VISIBLE_DEVICES=%s); one rank drives one GPU: lower resources.ranks or "
+                   "give the run more GPUs",
+                   lsize, n, vis ? vis : "unset");
+        code = EXIT_SPEC;
+    }
+    gpt2_cuda_precision_t prec = W.spec->resources.precision == SPEC_PREC_BF16   ? GPT2_CUDA_BF16
+                                 : W.spec->resources.precision == SPEC_PREC_TF32 ? GPT2_CUDA_TF32
+                                                                                 : GPT2_CUDA_FP32;
+    if (code == EXIT_DONE &&
+        (!(W.gpu = gpt2_cuda_new(W.model, prec, lrank)) ||
+         gpt2_cuda_alloc(W.gpu, W.tasks[0].B, W.T) < 0))
+        code = EXIT_FAIL;
+    int first = code != EXIT_DONE ? W.rank : W.world;
+    MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (first == W.rank) weft_report();
+    code = agree(code);
+    if (code == EXIT_DONE && W.rank == 0)
+        weft_info("engine on %s (%s), %d rank(s), one GPU each", gpt2_cuda_device_name(W.gpu),
+                  gpt2_cuda_precision_name(prec), W.world);
+    return code;
+}
+
+/* The device's parameters and moments into the host buffers (checkpoints and
+ * the output model are written from the host, in the CPU engine's layout). */
+static int gpu_to_host(void)
+{
+    if (!W.gpu) return 0;
+    size_t n = W.model->nparams;
+    return gpt2_cuda_get_params(W.gpu, W.model->params, n) |
+           gpt2_cuda_get_moments(W.gpu, W.m, W.v, n);
+}
+
+static int host_to_gpu(void)
+{
+    if (!W.gpu) return 0;
+    size_t n = W.model->nparams;
+    return gpt2_cuda_set_params(W.gpu, W.model->params, n) |
+           gpt2_cuda_set_moments(W.gpu, W.m, W.v, n);
+}
+#else
+static int gpu_to_host(void)
+{
+    return 0;
+}
+static int host_to_gpu(void)
+{
+    return 0;
+}
+#endif
+
 static int setup_full(void)
 {
     const spec_train_t *t = &W.spec->train;
-    if (gpt2_alloc(W.model, W.tasks[0].B, W.T) < 0 || !gpt2_grads(W.model))
+#ifdef WEFT_HAVE_CUDA
+    if (W.spec->resources.device == SPEC_DEV_CUDA) {
+        int code = setup_gpu();
+        if (code != EXIT_DONE) return code;
+        /* The ranks' gradients meet in a host buffer (MPI) when there are several. */
+        if (W.world > 1 && !gpt2_grads(W.model)) return fail_with(EXIT_FAIL);
+    } else
+#endif
+        if (gpt2_alloc(W.model, W.tasks[0].B, W.T) < 0 || !gpt2_grads(W.model))
         return fail_with(EXIT_FAIL);
     W.m = calloc(W.model->nparams, sizeof *W.m);
     W.v = calloc(W.model->nparams, sizeof *W.v);
@@ -428,6 +515,11 @@ static int setup_full(void)
 
 static int setup_lora(void)
 {
+    if (W.spec->resources.device == SPEC_DEV_CUDA) {
+        weft_error("resources.device = \"cuda\" trains full fine-tuning only in this version; "
+                   "LoRA packs run on the CPU: use device = \"cpu\" for mode = \"lora\"");
+        return fail_with(EXIT_SPEC);
+    }
     const spec_t *s = W.spec;
     lora_spec_t *ls = calloc((size_t)W.ntasks, sizeof *ls);
     W.hp = calloc((size_t)W.ntasks, sizeof *W.hp);
@@ -617,6 +709,7 @@ static int checkpoint(void)
         int rc = reporter_sync(W.rep);
         if (rc == 0 && !(cw = ckpt_writer_new(W.spec->output, W.step))) rc = -1;
         if (rc == 0) rc = ckpt_writer_path(cw, "state.h5", p, sizeof p) | write_state(p, cursors);
+        if (rc == 0 && !W.pack) rc = gpu_to_host();
         if (rc == 0 && !W.pack) {
             const char *names[3] = {"params.h5", "m.h5", "v.h5"};
             const float *bufs[3] = {W.model->params, W.m, W.v};
@@ -776,6 +869,8 @@ static int resume(int allowed, int64_t *metrics_bytes_out)
         bcast_floats(W.model->params, W.model->nparams);
         bcast_floats(W.m, W.model->nparams);
         bcast_floats(W.v, W.model->nparams);
+        if (agree(host_to_gpu() < 0 ? EXIT_FAIL : EXIT_DONE) != EXIT_DONE)
+            return -fail_with(EXIT_FAIL);
     }
     if (W.rank == 0) weft_info("resuming from %s (step %" PRId64 ")", dir, step);
     *metrics_bytes_out = metrics_bytes;
@@ -848,6 +943,37 @@ static int compute_step(float *losses, double *grad_norm)
 {
     int accum = W.spec->train.grad_accum;
     for (int k = 0; k < W.ntasks; k++) losses[k] = 0;
+#ifdef WEFT_HAVE_CUDA
+    if (W.gpu) {
+        task_t *t = &W.tasks[0];
+        if (gpt2_cuda_zero_grad(W.gpu) < 0) return step_failed(-1);
+        for (int a = 0; a < accum; a++) {
+            float loss;
+            if (fill_rows(t, W.inputs, W.targets, t->B) < 0 ||
+                gpt2_cuda_forward(W.gpu, W.inputs, W.targets, t->B, W.T, &loss) < 0)
+                return step_failed(-1);
+            size_t valid = gpt2_cuda_valid_targets(W.gpu);
+            for (int b = 0; b < t->B; b++)
+                W.scale[b] = valid ? 1.0f / ((float)valid * (float)accum) : 0.0f;
+            if (gpt2_cuda_backward(W.gpu, W.scale) < 0) return step_failed(-1);
+            losses[0] += loss / (float)accum;
+        }
+        if (step_failed(0) < 0) return -1;
+        if (W.world > 1) {
+            /* MPI on host buffers: the same sum, in the same order, as the CPU path. */
+            size_t n = W.model->nparams;
+            if (step_failed(gpt2_cuda_get_grads(W.gpu, W.model->grads, n)) < 0) return -1;
+            double t_ar = now();
+            allreduce_floats(W.model->grads, n);
+            W.allreduce_s += now() - t_ar;
+            float inv = 1.0f / (float)W.world;
+            for (size_t i = 0; i < n; i++) W.model->grads[i] *= inv;
+            if (step_failed(gpt2_cuda_set_grads(W.gpu, W.model->grads, n)) < 0) return -1;
+        }
+        *grad_norm = gpt2_cuda_grad_norm(W.gpu);
+        return step_failed(*grad_norm < 0 ? -1 : 0);
+    }
+#endif
     if (!W.pack) {
         task_t *t = &W.tasks[0];
         gpt2_zero_grad(W.model);
@@ -963,10 +1089,21 @@ static int evaluate(const unsigned char *mask)
                 }
         } else if (batches[0].B) {
             float loss;
-            rc = gpt2_forward(W.model, batches[0].inputs, batches[0].targets, batches[0].B, W.T,
-                              &loss);
-            sums[0] += (double)loss * (double)gpt2_valid_targets(W.model);
-            sums[1] += (double)gpt2_valid_targets(W.model);
+            size_t valid;
+#ifdef WEFT_HAVE_CUDA
+            if (W.gpu) {
+                rc = gpt2_cuda_forward(W.gpu, batches[0].inputs, batches[0].targets, batches[0].B,
+                                       W.T, &loss);
+                valid = gpt2_cuda_valid_targets(W.gpu);
+            } else
+#endif
+            {
+                rc = gpt2_forward(W.model, batches[0].inputs, batches[0].targets, batches[0].B,
+                                  W.T, &loss);
+                valid = gpt2_valid_targets(W.model);
+            }
+            sums[0] += (double)loss * (double)valid;
+            sums[1] += (double)valid;
         }
     }
     free(batches);
@@ -1014,6 +1151,10 @@ static int save_output(int k)
         /* a "bpe" model's output carries the backbone's tokenizer */
         tok_t *tok = strcmp(W.tokenizer, TOK_KIND_BPE) ? NULL : tok_h5_load(W.spec->model);
         if (!tok && !strcmp(W.tokenizer, TOK_KIND_BPE)) return -1;
+        if (gpu_to_host() < 0) {
+            tok_destroy(&tok);
+            return -1;
+        }
         int rc = model_file_save_tok(W.model, W.tokenizer, tok, path);
         tok_destroy(&tok);
         return rc;
@@ -1208,12 +1349,27 @@ static int train(void)
             lora_trainer_update(W.trainer);
         } else {
             const spec_train_t *t = &W.spec->train;
-            grad_clip(W.model->grads, W.model->nparams, gnorm, (float)t->grad_clip);
             float lr = schedule_lr(&W.sched, (long)W.step);
+#ifdef WEFT_HAVE_CUDA
+            if (W.gpu) {
+                int rc = 0;
+                if (isfinite(gnorm) &&
+                    (gpt2_cuda_grad_clip(W.gpu, gnorm, (float)t->grad_clip) < 0 ||
+                     gpt2_cuda_adamw(W.gpu, lr, &W.adam, GPT2_DECAY_DEFAULT, (long)W.step + 1) <
+                         0))
+                    rc = -1, weft_report();
+                if ((code = agree(rc < 0 ? EXIT_FAIL : EXIT_DONE)) != EXIT_DONE) break;
+            } else
+#endif
+                grad_clip(W.model->grads, W.model->nparams, gnorm, (float)t->grad_clip);
             if (!isfinite(gnorm)) {
                 end_task(0, TASK_FAILED, "the loss or gradient became NaN or infinite");
                 code = EXIT_DATA;
-            } else {
+            } else
+#ifdef WEFT_HAVE_CUDA
+                if (!W.gpu)
+#endif
+            {
                 gpt2_adamw(W.model, W.m, W.v, lr, &W.adam, GPT2_DECAY_DEFAULT, (long)W.step + 1);
             }
         }
@@ -1444,6 +1600,9 @@ int main(int argc, char **argv)
     }
     guard_watchdog_stop();
     reporter_destroy(&W.rep);
+#ifdef WEFT_HAVE_CUDA
+    gpt2_cuda_destroy(&W.gpu);
+#endif
     code = agree(code);
     MPI_Finalize();
     return code;

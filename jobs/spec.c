@@ -398,7 +398,7 @@ static void check_train(ctx_t *c, const spec_train_t *t, int ranks, const config
 static const char *root_keys[] = {"name",  "mode", "model",     "output",  "data",
                                   "train", "lora", "resources", "tenants", "sweep"};
 static const char *resource_keys[] = {"ranks", "threads", "time_limit", "pack_size", "device",
-                                      "precision"};
+                                      "precision", "gpus"};
 static const char *tenant_base_keys[] = {"name", "data", "init_adapter"};
 static const char *sweep_keys[] = {"method", "samples", "seed", "train", "lora", "early_stop"};
 
@@ -442,7 +442,7 @@ static void read_resources(ctx_t *c, const config_setting_t *root, spec_resource
     *r = (spec_resources_t){.ranks = 1, .threads = 1, .time_limit = 0};
     const config_setting_t *g = get_group(c, root, "resources", "resources");
     if (!g) return;
-    check_members(c, g, "resources", resource_keys, 6);
+    check_members(c, g, "resources", resource_keys, 7);
     const config_setting_t *m;
     int64_t v;
     if ((m = config_setting_get_member(g, "ranks")) &&
@@ -495,6 +495,18 @@ static void read_resources(ctx_t *c, const config_setting_t *root, spec_resource
         } else
             perr(c, line_of(m), "resources.precision",
                  "\"%.40s\" is not a precision; use \"fp32\", \"tf32\" or \"bf16\"", s);
+    }
+    /* One rank drives one GPU: a cuda run holds as many GPUs as ranks. */
+    r->gpus = r->device == SPEC_DEV_CUDA ? r->ranks : 0;
+    if ((m = config_setting_get_member(g, "gpus")) &&
+        !get_int(c, m, "resources.gpus", 0, 1024, &v)) {
+        if (r->device != SPEC_DEV_CUDA && v > 0)
+            perr(c, line_of(m), "resources.gpus",
+                 "%lld GPUs need device = \"cuda\"; a cpu run holds none", (long long)v);
+        else if (r->device == SPEC_DEV_CUDA && v != r->ranks)
+            perr(c, line_of(m), "resources.gpus",
+                 "%lld GPUs for %d ranks: one rank drives one GPU, so gpus = ranks (%d)",
+                 (long long)v, r->ranks, r->ranks);
     }
 }
 

@@ -97,6 +97,7 @@ typedef struct {
     int pack_size;      /* lora: tenants training at once, the rest wait; 0 = all */
     spec_device_t device;
     spec_precision_t precision; /* fp32 on cpu; bf16 by default on cuda */
+    int gpus;                   /* GPUs the run holds: cuda, one per rank; cpu, 0 */
 } spec_resources_t;
 
 /* "cpu"/"cuda" and "fp32"/"tf32"/"bf16". */

@@ -216,8 +216,9 @@ char *spec_write(const spec_t *s)
     sb_add(&b, "resources = { ranks = %d; threads = %d; time_limit = %s; pack_size = %d; ",
            s->resources.ranks, s->resources.threads, tl, s->resources.pack_size);
     if (s->resources.device != SPEC_DEV_CPU)
-        sb_add(&b, "device = \"%s\"; precision = \"%s\"; ", spec_device_name(s->resources.device),
-               spec_precision_name(s->resources.precision));
+        sb_add(&b, "device = \"%s\"; precision = \"%s\"; gpus = %d; ",
+               spec_device_name(s->resources.device), spec_precision_name(s->resources.precision),
+               s->resources.gpus);
     sb_add(&b, "};\n");
     if (s->mode == SPEC_LORA) {
         sb_add(&b, "tenants = (\n");
@@ -322,7 +323,7 @@ bool spec_equal(const spec_t *a, const spec_t *b)
         a->resources.time_limit != b->resources.time_limit ||
         a->resources.pack_size != b->resources.pack_size ||
         a->resources.device != b->resources.device ||
-        a->resources.precision != b->resources.precision)
+        a->resources.precision != b->resources.precision || a->resources.gpus != b->resources.gpus)
         return false;
     if (a->ntenants != b->ntenants) return false;
     for (int i = 0; i < a->ntenants; i++) {

@@ -37,3 +37,9 @@ tests_scheduler_test_asha_rule_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/scheduler
 tests_scheduler_test_asha_rule_LDADD = scheduler/libweftsched.a common/libweftcommon.a $(TEST_LIBS) $(WEFT_LIBS)
 TESTS += tests/scheduler/test_asha_rule tests/scheduler/test_asha.sh
 EXTRA_DIST += tests/scheduler/test_asha.sh
+
+check_PROGRAMS += tests/scheduler/test_exec_gpus
+tests_scheduler_test_exec_gpus_SOURCES = tests/scheduler/test_exec_gpus.c
+tests_scheduler_test_exec_gpus_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/scheduler
+tests_scheduler_test_exec_gpus_LDADD = scheduler/libweftsched.a common/libweftcommon.a $(TEST_LIBS) $(WEFT_LIBS)
+TESTS += tests/scheduler/test_exec_gpus

@@ -430,7 +430,12 @@ static int setup_gpu(void)
     MPI_Comm_free(&node);
     int n = gpt2_cuda_device_count();
     const char *vis = getenv("CUDA_VISIBLE_DEVICES");
-    if (n <= 0) {
+    if (W.model->cfg.arch != ARCH_GPT2) {
+        weft_error("resources.device = \"cuda\": the CUDA engine runs GPT-2 models only and %s "
+                   "is of the Llama family: use device = \"cpu\"",
+                   W.spec->model);
+        code = EXIT_SPEC;
+    } else if (n <= 0) {
         char why[256];
         snprintf(why, sizeof why, "%s", weft_last_error());
         weft_error("resources.device = \"cuda\" but this machine has no usable GPU (%s): run it "

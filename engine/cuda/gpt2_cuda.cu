@@ -367,6 +367,10 @@ static int setup(gpt2_cuda_t *self, const gpt2_t *host)
 
 extern "C" gpt2_cuda_t *gpt2_cuda_new(const gpt2_t *host, gpt2_cuda_precision_t prec, int device)
 {
+    if (host->cfg.arch != ARCH_GPT2)
+        return weft_error("the CUDA engine runs GPT-2 models only; this one is of the Llama "
+                          "family: train it with device = \"cpu\""),
+               (gpt2_cuda_t *)NULL;
     gpt2_cuda_t *self = (gpt2_cuda_t *)calloc(1, sizeof *self);
     if (!self) return weft_error("out of memory"), (gpt2_cuda_t *)NULL;
     self->cfg = host->cfg;

@@ -174,7 +174,7 @@ static int ref_model(const char *dir, const char *name)
     }
     int h[7];
     MUST(fread(h, sizeof(int), 7, f) == 7);
-    gpt2_config_t cfg = {h[0], h[1], h[2], h[3], h[4]};
+    gpt2_config_t cfg = {h[0], h[1], h[2], h[3], h[4], ARCH_GPT2, {0}};
     int B = h[5], T = h[6];
     gpt2_t *cpu = gpt2_new(&cfg);
     MUST(cpu);
@@ -246,7 +246,7 @@ static void random_model(const char *label, gpt2_config_t cfg, int B, int T)
  * Same bits run to run: two fresh engines, three full steps each. */
 static void determinism(gpt2_cuda_precision_t prec)
 {
-    gpt2_config_t cfg = {2, 4, 256, 1000, 128};
+    gpt2_config_t cfg = {2, 4, 256, 1000, 128, ARCH_GPT2, {0}};
     int B = 4, T = 128;
     gpt2_t *cpu = gpt2_new(&cfg);
     MUST(cpu);
@@ -290,7 +290,7 @@ static void determinism(gpt2_cuda_precision_t prec)
 #define CURVE_STEPS 200
 static void curve(gpt2_cuda_precision_t prec, float *losses)
 {
-    gpt2_config_t cfg = {2, 4, 128, 128, 64};
+    gpt2_config_t cfg = {2, 4, 128, 128, 64, ARCH_GPT2, {0}};
     int B = 8, T = 64, V = cfg.vocab_size;
     gpt2_t *cpu = gpt2_new(&cfg);
     MUST(cpu);
@@ -355,7 +355,7 @@ static void bad_input(void)
     gpt2_cuda_precision_t p;
     CHECK(gpt2_cuda_precision_parse("fp16", &p) < 0 && strstr(weft_last_error(), "fp16"),
           "precision fp16 refused by name");
-    gpt2_config_t cfg = {1, 1, 48, 64, 16}; /* head size 48 */
+    gpt2_config_t cfg = {1, 1, 48, 64, 16, ARCH_GPT2, {0}}; /* head size 48 */
     gpt2_t *cpu = gpt2_new(&cfg);
     MUST(cpu);
     gpt2_cuda_t *g = gpt2_cuda_new(cpu, GPT2_CUDA_FP32, 0);
@@ -397,8 +397,8 @@ int main(int argc, char **argv)
     } else {
         printf("SKIP reference models: no data folder given\n");
     }
-    random_model("hs64 model vs CPU engine", (gpt2_config_t){2, 4, 256, 1000, 160}, 3, 150);
-    random_model("hs32 model vs CPU engine", (gpt2_config_t){1, 4, 128, 300, 80}, 2, 80);
+    random_model("hs64 model vs CPU engine", (gpt2_config_t){2, 4, 256, 1000, 160, ARCH_GPT2, {0}}, 3, 150);
+    random_model("hs32 model vs CPU engine", (gpt2_config_t){1, 4, 128, 300, 80, ARCH_GPT2, {0}}, 2, 80);
     determinism(GPT2_CUDA_FP32);
     determinism(GPT2_CUDA_BF16);
     determinism(GPT2_CUDA_TF32);

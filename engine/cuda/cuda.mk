@@ -19,6 +19,8 @@ engine/cuda/gpt2_cuda.$(OBJEXT): $(srcdir)/engine/cuda/gpt2_cuda.cu \
 	$(NVCC) $(CUDA_NVFLAGS) -D_GNU_SOURCE -I$(srcdir)/engine/cuda -I$(srcdir) \
 		-I$(srcdir)/common -I$(srcdir)/worker -c $(srcdir)/engine/cuda/gpt2_cuda.cu -o $@
 CLEANFILES += engine/cuda/gpt2_cuda.$(OBJEXT)
-weft_worker_LDADD += engine/cuda/libweftcuda.a $(CUDA_LIBS)
-weft_worker_CPPFLAGS += -I$(top_srcdir)/engine/cuda $(CUDA_CPPFLAGS)
+# Every program may reach the engine (weft-worker; weft grad and weft
+# generate through libweftmodel.a): it goes with the libraries all link.
+WEFT_LIBS += engine/cuda/libweftcuda.a $(CUDA_LIBS)
+AM_CPPFLAGS += -I$(top_srcdir)/engine/cuda $(CUDA_CPPFLAGS)
 endif

@@ -46,7 +46,13 @@ if ! grep -q 'define WEFT_HAVE_CUDA 1' "$top_builddir/config.h"; then
     rc=$?
     [ $rc = 78 ] || fail "the worker ran a cuda spec in a build without CUDA (exit $rc): $(tail -3 w.log)"
     [ "$(grep -c 'built with CUDA' w.log)" = 1 ] || fail "not one line: $(cat w.log)"
-    pass "a build without CUDA refuses device = \"cuda\" in one line, exit 78 (validate and worker)"
+    for cmd in "grad --model base.h5 --batch b.h5 -o g.h5" "generate --model base.h5 --prompt x"; do
+        weft $cmd --device cuda >c.log 2>&1
+        rc=$?
+        [ $rc = 78 ] && [ "$(wc -l <c.log)" = 1 ] && grep -q 'built with CUDA' c.log ||
+            fail "weft ${cmd%% *} --device cuda in a build without CUDA (exit $rc): $(cat c.log)"
+    done
+    pass "a build without CUDA refuses device = \"cuda\" in one line, exit 78 (validate, worker, grad, generate)"
     summary
     exit 0
 fi
@@ -63,6 +69,19 @@ fi
 
 # On a GPU.
 ngpu=$(nvidia-smi -L | grep -c '^GPU')
+data="$top_srcdir/tests/engine/data"
+weft grad --model "$data/tiny.h5" --batch "$data/tiny-grad.h5" -o gcpu.h5 --logits >/dev/null ||
+    fail "weft grad on the CPU"
+weft grad --model "$data/tiny.h5" --batch "$data/tiny-grad.h5" -o ggpu.h5 --logits --device cuda \
+    >ggpu.log 2>&1 || fail "weft grad --device cuda: $(cat ggpu.log)"
+h5diff --delta=2e-5 gcpu.h5 ggpu.h5 >h5diff.log 2>&1 ||
+    fail "weft grad --device cuda (fp32) differs from the CPU's by more than 2e-5: $(head -5 h5diff.log)"
+pass "weft grad --device cuda: loss, losses, logits and every gradient within 2e-5 of the CPU's"
+a=$(weft generate --model base.h5 --prompt "The " --tokens 24 --temperature 0)
+b=$(weft generate --model base.h5 --prompt "The " --tokens 24 --temperature 0 --device cuda) ||
+    fail "weft generate --device cuda"
+[ "$a" = "$b" ] || fail "greedy generation differs: cpu '$a', cuda '$b'"
+pass "weft generate --device cuda (fp32, greedy) gives the CPU's text"
 spec cpu cpu cpu fp32 1
 spec g32 g32 cuda fp32 1
 spec g32b g32b cuda fp32 1

@@ -3,3 +3,5 @@
 # on a GPU).
 TESTS += tests/cuda/test_cuda_worker.sh
 EXTRA_DIST += tests/cuda/test_cuda_worker.sh
+TESTS += tests/cuda/test_cuda_sbatch.sh
+EXTRA_DIST += tests/cuda/test_cuda_sbatch.sh

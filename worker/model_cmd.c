@@ -427,8 +427,9 @@ int cmd_grad(int argc, char **argv)
         (!adapter_path ||
          (pack = adapter_attach(m, model_path, adapter_path, (size_t)B * T, NULL)))) {
         float loss;
-        size_t nlogits = (size_t)B * T * m->cfg.vocab_size, valid = 0;
+        size_t nlogits = (size_t)B * T * m->cfg.vocab_size;
 #ifdef WEFT_HAVE_CUDA
+        size_t valid = 0;
         if (device == 1) {
             if (m->cfg.arch != ARCH_GPT2)
                 weft_error("--device cuda: the CUDA engine runs GPT-2 models only; %s is of the "

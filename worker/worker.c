@@ -26,6 +26,10 @@
 #ifdef WEFT_HAVE_CUDA
 #include "gpt2_cuda.h"
 #endif
+#ifdef WEFT_HAVE_NCCL
+#include <cuda_runtime.h>
+#include <nccl.h>
+#endif
 
 #include <cblas.h>
 #include <errno.h>
@@ -102,6 +106,9 @@ typedef struct {
     float *m, *v;
 #ifdef WEFT_HAVE_CUDA
     gpt2_cuda_t *gpu; /* resources.device = "cuda": the engine on this rank's GPU */
+#endif
+#ifdef WEFT_HAVE_NCCL
+    ncclComm_t nccl; /* several ranks on GPUs: gradients summed there */
 #endif
     schedule_t sched;
     adamw_hparams_t adam;
@@ -452,17 +459,45 @@ static int setup_gpu(void)
     gpt2_cuda_precision_t prec = W.spec->resources.precision == SPEC_PREC_BF16   ? GPT2_CUDA_BF16
                                  : W.spec->resources.precision == SPEC_PREC_TF32 ? GPT2_CUDA_TF32
                                                                                  : GPT2_CUDA_FP32;
-    if (code == EXIT_DONE &&
-        (!(W.gpu = gpt2_cuda_new(W.model, prec, lrank)) ||
-         gpt2_cuda_alloc(W.gpu, W.tasks[0].B, W.T) < 0))
-        code = EXIT_FAIL;
+    if (code == EXIT_DONE && (!(W.gpu = gpt2_cuda_new(W.model, prec, lrank)) ||
+                              gpt2_cuda_alloc(W.gpu, W.tasks[0].B, W.T) < 0)) {
+        /* Out of GPU memory will not change on a retry: 78, which weftd
+         * does not retry (the line names the sizes tried). */
+        const char *e = weft_last_error();
+        code = strstr(e, "out of GPU memory") || (!strncmp(e, "CUDA:", 5) && strstr(e, "out of memory"))
+                   ? EXIT_SPEC
+                   : EXIT_FAIL;
+    }
     int first = code != EXIT_DONE ? W.rank : W.world;
     MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
     if (first == W.rank) weft_report();
     code = agree(code);
+#ifdef WEFT_HAVE_NCCL
+    /* NCCL's id over MPI; any rank that cannot join: all sum with MPI. */
+    const char *env = getenv("WEFT_NCCL");
+    if (code == EXIT_DONE && W.world > 1 && !(env && !strcmp(env, "0"))) {
+        ncclUniqueId id;
+        int ok = 1;
+        if (W.rank == 0 && ncclGetUniqueId(&id) != ncclSuccess) ok = 0;
+        MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        if (ok) {
+            MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD);
+            ncclResult_t r = ncclCommInitRank(&W.nccl, W.world, id, W.rank);
+            if (r != ncclSuccess) W.nccl = NULL;
+            ok = r == ncclSuccess;
+            MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+        }
+        if (!ok && W.nccl) ncclCommDestroy(W.nccl), W.nccl = NULL;
+        if (!ok && W.rank == 0) weft_warn("NCCL could not start: gradients are summed with MPI");
+    }
+#endif
     if (code == EXIT_DONE && W.rank == 0)
-        weft_info("engine on %s (%s), %d rank(s), one GPU each", gpt2_cuda_device_name(W.gpu),
-                  gpt2_cuda_precision_name(prec), W.world);
+        weft_info("engine on %s (%s), %d rank(s), one GPU each, gradients summed with %s",
+                  gpt2_cuda_device_name(W.gpu), gpt2_cuda_precision_name(prec), W.world,
+#ifdef WEFT_HAVE_NCCL
+                  W.nccl ? "NCCL" :
+#endif
+                             W.world > 1 ? "MPI" : "nothing (one rank)");
     return code;
 }
 
@@ -964,6 +999,21 @@ static int compute_step(float *losses, double *grad_norm)
             losses[0] += loss / (float)accum;
         }
         if (step_failed(0) < 0) return -1;
+#ifdef WEFT_HAVE_NCCL
+        if (W.nccl) {
+            float *g = gpt2_cuda_grads_device(W.gpu);
+            cudaStream_t st = (cudaStream_t)gpt2_cuda_stream(W.gpu);
+            double t_ar = now();
+            int rc = ncclAllReduce(g, g, W.model->nparams, ncclFloat, ncclSum, W.nccl, st) ==
+                                 ncclSuccess &&
+                             cudaStreamSynchronize(st) == cudaSuccess
+                         ? 0
+                         : weft_error("NCCL: the gradients' sum failed");
+            W.allreduce_s += now() - t_ar;
+            if (rc == 0) rc = gpt2_cuda_scale_grads(W.gpu, 1.0f / (float)W.world);
+            if (step_failed(rc) < 0) return -1;
+        } else
+#endif
         if (W.world > 1) {
             /* MPI on host buffers: the same sum, in the same order, as the CPU path. */
             size_t n = W.model->nparams;
@@ -1605,6 +1655,9 @@ int main(int argc, char **argv)
     }
     guard_watchdog_stop();
     reporter_destroy(&W.rep);
+#ifdef WEFT_HAVE_NCCL
+    if (W.nccl) ncclCommDestroy(W.nccl);
+#endif
 #ifdef WEFT_HAVE_CUDA
     gpt2_cuda_destroy(&W.gpu);
 #endif

@@ -1008,3 +1008,22 @@ extern "C" int gpt2_cuda_adamw(gpt2_cuda_t *self, float lr, const adamw_hparams_
     LAUNCH_OK();
     return 0;
 }
+
+extern "C" float *gpt2_cuda_grads_device(gpt2_cuda_t *self)
+{
+    return self->grads;
+}
+
+extern "C" void *gpt2_cuda_stream(gpt2_cuda_t *self)
+{
+    return (void *)self->stream;
+}
+
+extern "C" int gpt2_cuda_scale_grads(gpt2_cuda_t *self, float f)
+{
+    CUDA_OK(cudaSetDevice(self->device));
+    scale_k<<<(unsigned)((self->nparams + 255) / 256), 256, 0, self->stream>>>(self->grads,
+                                                                               self->nparams, f);
+    CUDA_OK(cudaGetLastError());
+    return 0;
+}

@@ -81,6 +81,13 @@ float gpt2_cuda_grad_clip(gpt2_cuda_t *self, double norm, float max_norm);
 int gpt2_cuda_adamw(gpt2_cuda_t *self, float lr, const adamw_hparams_t *hp, unsigned decay_kinds,
                     long t);
 
+/* For a collective over ranks on the device (NCCL), in place: the gradient
+ * buffer (nparams floats, table order) and the engine's stream (a
+ * cudaStream_t) its kernels run on; then grads *= f. */
+float *gpt2_cuda_grads_device(gpt2_cuda_t *self);
+void *gpt2_cuda_stream(gpt2_cuda_t *self);
+int gpt2_cuda_scale_grads(gpt2_cuda_t *self, float f);
+
 /* Waits for the device; reports an asynchronous error. */
 int gpt2_cuda_sync(gpt2_cuda_t *self);
 

@@ -110,6 +110,18 @@ cmp -s g32/model.h5 gkill/model.h5 || fail "killed and resumed on the GPU: model
 diff <(strip g32/metrics.jsonl) <(strip gkill/metrics.jsonl) >/dev/null || fail "resumed metrics differ"
 pass "killed at step 12 on the GPU, resumed from step 10: same bits"
 
+# A GPU checkpoint resumes on the CPU (same files, same layout).
+spec gcpu gcpu cuda fp32 1
+WEFT_FAULT=0:12:kill mpirun -np 1 weft-worker gcpu.cfg >c1.log 2>&1
+[ $? -ne 0 ] || fail "the killed GPU run exited 0"
+spec gcpu gcpu cpu fp32 1
+mpirun -np 1 weft-worker gcpu.cfg >c2.log 2>&1 || fail "CPU resume of a GPU checkpoint: $(tail -3 c2.log)"
+grep -q 'resuming from .*ckpt-10' c2.log || fail "the CPU did not resume from ckpt-10: $(head -3 c2.log)"
+paste <(losses g32/metrics.jsonl) <(losses gcpu/metrics.jsonl) | awk '
+    { n++; d = $2 - $4; if (d < 0) d = -d; if ($1 != $3 || d / $2 > 1e-3) bad = 1 }
+    END { if (n < 20 || bad) exit 1 }' || fail "GPU-then-CPU losses drift from the GPU run's"
+pass "a GPU checkpoint resumes on the CPU: steps 11-20 within 1e-3 of the GPU run"
+
 mpirun -np 1 weft-worker gbf.cfg >gbf.log 2>&1 || fail "GPU bf16 run: $(tail -3 gbf.log)"
 losses gbf/metrics.jsonl | awk 'NR <= 5 { a += $2 } { l[NR] = $2 } END {
     b = 0; for (i = NR - 4; i <= NR; i++) b += l[i]; exit !(b < 0.9 * a) }' ||

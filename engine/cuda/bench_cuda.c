@@ -41,7 +41,12 @@ static double json_num(const char *s, const char *key)
     return p ? atof(p + strlen(pat)) : 0.0;
 }
 
+#ifdef WEFT_BENCH_CUDA_LIB /* inside weft-bench: `weft-bench engine --device cuda` */
+int bench_cuda_main(int argc, char **argv);
+int bench_cuda_main(int argc, char **argv)
+#else
 int main(int argc, char **argv)
+#endif
 {
     const char *preset = "gpt2", *prec_name = "bf16", *torch_json = NULL;
     int B = 16, T = 1024, steps = 10;

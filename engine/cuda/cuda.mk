@@ -23,4 +23,7 @@ CLEANFILES += engine/cuda/gpt2_cuda.$(OBJEXT)
 # generate through libweftmodel.a): it goes with the libraries all link.
 WEFT_LIBS += engine/cuda/libweftcuda.a $(CUDA_LIBS)
 AM_CPPFLAGS += -I$(top_srcdir)/engine/cuda $(CUDA_CPPFLAGS)
+# weft-bench engine --device cuda runs bench_cuda.c's step.
+weft_bench_SOURCES += engine/cuda/bench_cuda.c
+weft_bench_CFLAGS += -DWEFT_BENCH_CUDA_LIB -I$(top_srcdir)/worker
 endif

@@ -30,13 +30,20 @@ int bench_engine_cuda(int argc, char **argv)
             fprintf(stderr, "weft-bench engine: %s needs a value\n", a);
             return 64;
         }
-        if (!strcmp(a, "--preset")) preset = v;
-        else if (!strcmp(a, "--batch")) B = v;
-        else if (!strcmp(a, "--seq")) T = v;
-        else if (!strcmp(a, "--steps")) steps = v;
-        else if (!strcmp(a, "--precision")) prec = v;
-        else if (!strcmp(a, "--torch-script")) script = v;
-        else if (!strcmp(a, "--peak-tflops")) peak = v;
+        if (!strcmp(a, "--preset"))
+            preset = v;
+        else if (!strcmp(a, "--batch"))
+            B = v;
+        else if (!strcmp(a, "--seq"))
+            T = v;
+        else if (!strcmp(a, "--steps"))
+            steps = v;
+        else if (!strcmp(a, "--precision"))
+            prec = v;
+        else if (!strcmp(a, "--torch-script"))
+            script = v;
+        else if (!strcmp(a, "--peak-tflops"))
+            peak = v;
         else if (strcmp(a, "--device") && strcmp(a, "--threads")) {
             fprintf(stderr, "weft-bench engine --device cuda: unknown option '%s'\n", a);
             return 64;

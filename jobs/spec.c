@@ -397,8 +397,8 @@ static void check_train(ctx_t *c, const spec_train_t *t, int ranks, const config
 
 static const char *root_keys[] = {"name",  "mode", "model",     "output",  "data",
                                   "train", "lora", "resources", "tenants", "sweep"};
-static const char *resource_keys[] = {"ranks", "threads", "time_limit", "pack_size", "device",
-                                      "precision", "gpus"};
+static const char *resource_keys[] = {"ranks",  "threads",   "time_limit", "pack_size",
+                                      "device", "precision", "gpus"};
 static const char *tenant_base_keys[] = {"name", "data", "init_adapter"};
 static const char *sweep_keys[] = {"method", "samples", "seed", "train", "lora", "early_stop"};
 

@@ -24,9 +24,9 @@ struct exec_local {
     char mpirun[PATH_MAX];
     char worker[PATH_MAX];
     char endpoint[512];
-    int ngpus;                        /* the pool (weftd --gpus) */
-    int gpu_id[EXEC_GPUS_MAX];        /* CUDA device ids */
-    int64_t gpu_run[EXEC_GPUS_MAX];   /* the run holding it, 0 when free */
+    int ngpus;                      /* the pool (weftd --gpus) */
+    int gpu_id[EXEC_GPUS_MAX];      /* CUDA device ids */
+    int64_t gpu_run[EXEC_GPUS_MAX]; /* the run holding it, 0 when free */
 };
 
 /* Finds name in PATH; 0 and full path, or -1. */

@@ -336,8 +336,8 @@ static void grad_usage(FILE *out)
 
 #ifdef WEFT_HAVE_CUDA
 /* weft grad on the GPU: the same file from the CUDA engine. */
-static int grad_cuda(gpt2_t *m, const char *prec_name, const int *inputs, const int *targets,
-                     int B, int T, int with_logits, const char *out, float *loss, size_t *valid)
+static int grad_cuda(gpt2_t *m, const char *prec_name, const int *inputs, const int *targets, int B,
+                     int T, int with_logits, const char *out, float *loss, size_t *valid)
 {
     gpt2_cuda_precision_t prec;
     if (gpt2_cuda_precision_parse(prec_name, &prec) < 0) return -1;
@@ -393,8 +393,7 @@ int cmd_grad(int argc, char **argv)
                 weft_report();
                 return 78;
             }
-        }
-        else if (!strcmp(a, "--threads")) {
+        } else if (!strcmp(a, "--threads")) {
             if (parse_long(a, v, 1, 1024, &threads) < 0) goto fail;
         } else {
             weft_error("unknown option '%s'; see weft grad --help", a);

@@ -464,7 +464,8 @@ static int setup_gpu(void)
         /* Out of GPU memory will not change on a retry: 78, which weftd
          * does not retry (the line names the sizes tried). */
         const char *e = weft_last_error();
-        code = strstr(e, "out of GPU memory") || (!strncmp(e, "CUDA:", 5) && strstr(e, "out of memory"))
+        code = strstr(e, "out of GPU memory") ||
+                       (!strncmp(e, "CUDA:", 5) && strstr(e, "out of memory"))
                    ? EXIT_SPEC
                    : EXIT_FAIL;
     }
@@ -497,7 +498,8 @@ static int setup_gpu(void)
 #ifdef WEFT_HAVE_NCCL
                   W.nccl ? "NCCL" :
 #endif
-                             W.world > 1 ? "MPI" : "nothing (one rank)");
+                  W.world > 1 ? "MPI"
+                              : "nothing (one rank)");
     return code;
 }
 
@@ -1014,7 +1016,7 @@ static int compute_step(float *losses, double *grad_norm)
             if (step_failed(rc) < 0) return -1;
         } else
 #endif
-        if (W.world > 1) {
+            if (W.world > 1) {
             /* MPI on host buffers: the same sum, in the same order, as the CPU path. */
             size_t n = W.model->nparams;
             if (step_failed(gpt2_cuda_get_grads(W.gpu, W.model->grads, n)) < 0) return -1;
@@ -1153,8 +1155,8 @@ static int evaluate(const unsigned char *mask)
             } else
 #endif
             {
-                rc = gpt2_forward(W.model, batches[0].inputs, batches[0].targets, batches[0].B,
-                                  W.T, &loss);
+                rc = gpt2_forward(W.model, batches[0].inputs, batches[0].targets, batches[0].B, W.T,
+                                  &loss);
                 valid = gpt2_valid_targets(W.model);
             }
             sums[0] += (double)loss * (double)valid;
@@ -1410,8 +1412,7 @@ static int train(void)
                 int rc = 0;
                 if (isfinite(gnorm) &&
                     (gpt2_cuda_grad_clip(W.gpu, gnorm, (float)t->grad_clip) < 0 ||
-                     gpt2_cuda_adamw(W.gpu, lr, &W.adam, GPT2_DECAY_DEFAULT, (long)W.step + 1) <
-                         0))
+                     gpt2_cuda_adamw(W.gpu, lr, &W.adam, GPT2_DECAY_DEFAULT, (long)W.step + 1) < 0))
                     rc = -1, weft_report();
                 if ((code = agree(rc < 0 ? EXIT_FAIL : EXIT_DONE)) != EXIT_DONE) break;
             } else

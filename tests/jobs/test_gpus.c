@@ -62,7 +62,8 @@ START_TEST(cuda_runs_hold_one_gpu_per_rank)
     free(text);
     spec_destroy(&back);
     spec_destroy(&s);
-    s = parse(HEAD "resources = { ranks = 2; device = \"cuda\"; gpus = 2; precision = \"fp32\"; };\n",
+    s = parse(HEAD
+              "resources = { ranks = 2; device = \"cuda\"; gpus = 2; precision = \"fp32\"; };\n",
               NULL, 0);
     ck_assert_ptr_nonnull(s);
     ck_assert_int_eq(s->resources.gpus, 2);

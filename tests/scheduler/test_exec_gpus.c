@@ -23,7 +23,8 @@ static void setup(void)
     snprintf(worker, sizeof worker, "%s/gpu-worker.sh", dir);
     FILE *f = fopen(worker, "w");
     ck_assert_ptr_nonnull(f);
-    fprintf(f, "#!/bin/sh\necho \"rank $OMPI_COMM_WORLD_RANK gpus=${CUDA_VISIBLE_DEVICES-unset}\"\n");
+    fprintf(f,
+            "#!/bin/sh\necho \"rank $OMPI_COMM_WORLD_RANK gpus=${CUDA_VISIBLE_DEVICES-unset}\"\n");
     fclose(f);
     chmod(worker, 0755);
     unsetenv("CUDA_VISIBLE_DEVICES");

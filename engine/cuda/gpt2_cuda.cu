@@ -383,6 +383,7 @@ extern "C" gpt2_cuda_t *gpt2_cuda_new(const gpt2_t *host, gpt2_cuda_precision_t 
     if (!self->tensors || setup(self, host) < 0) {
         if (!self->tensors) weft_error("out of memory");
         gpt2_cuda_destroy(&self);
+        cudaGetLastError(); /* a refused device leaves no error behind for the next call */
         return NULL;
     }
     return self;

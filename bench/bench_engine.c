@@ -230,10 +230,13 @@ static void usage(FILE *out)
 {
     fprintf(out, "usage: weft-bench engine [--preset small|gpt2|tiny] [--batch B] [--seq T]\n"
                  "         [--threads N] [--steps S] [--vs-torch] [--torch-script PATH] [--json]\n"
+                 "         [--device cpu|cuda] [--precision bf16|tf32|fp32]\n"
                  "Times a full training step (forward, backward, clip + AdamW), medians over\n"
                  "S steps after one warm-up step; a 1024^3 sgemm is timed after every step\n"
                  "and MFU is the step's GFLOP/s over its median rate. Default: small, 4x256,\n"
-                 "1 thread, 5 steps.\n"
+                 "1 thread, 5 steps. --device cuda: the CUDA engine on GPU 0 (default gpt2,\n"
+                 "16x1024, bf16, 10 steps; --vs-torch runs engine/cuda/bench_torch_cuda.py\n"
+                 "on the same shape in the same call).\n"
                  "  --packed L  also run rows of packed documents of mean length L (block-\n"
                  "              diagonal attention) and print their tokens/s against the\n"
                  "              unpacked full-length rows, attention FLOPs counted as computed\n");
@@ -272,8 +275,13 @@ static int bench_packed(const result_t *base, int json)
     return 0;
 }
 
+int bench_engine_cuda(int argc, char **argv); /* bench_engine_cuda.c */
+
 int bench_engine(int argc, char **argv)
 {
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--device") && !strcmp(argv[i + 1], "cuda"))
+            return bench_engine_cuda(argc, argv);
     result_t res = {.preset = "small", .B = 4, .T = 256, .threads = 1, .steps = 5};
     int json = 0, vs_torch = 0;
     const char *script_arg = NULL;
@@ -295,6 +303,8 @@ int bench_engine(int argc, char **argv)
             res.preset = argv[++i];
         else if (!strcmp(a, "--torch-script"))
             script_arg = argv[++i];
+        else if (!strcmp(a, "--device") && !strcmp(argv[i + 1], "cpu"))
+            i++;
         else if (!strcmp(a, "--batch"))
             num = &res.B;
         else if (!strcmp(a, "--seq"))

@@ -397,7 +397,8 @@ static void check_train(ctx_t *c, const spec_train_t *t, int ranks, const config
 
 static const char *root_keys[] = {"name",  "mode", "model",     "output",  "data",
                                   "train", "lora", "resources", "tenants", "sweep"};
-static const char *resource_keys[] = {"ranks", "threads", "time_limit", "pack_size"};
+static const char *resource_keys[] = {"ranks",  "threads",   "time_limit", "pack_size",
+                                      "device", "precision", "gpus"};
 static const char *tenant_base_keys[] = {"name", "data", "init_adapter", "baseline"};
 static const char *sweep_keys[] = {"method", "samples", "seed", "train", "lora", "early_stop"};
 
@@ -441,7 +442,7 @@ static void read_resources(ctx_t *c, const config_setting_t *root, spec_resource
     *r = (spec_resources_t){.ranks = 1, .threads = 1, .time_limit = 0};
     const config_setting_t *g = get_group(c, root, "resources", "resources");
     if (!g) return;
-    check_members(c, g, "resources", resource_keys, 4);
+    check_members(c, g, "resources", resource_keys, 7);
     const config_setting_t *m;
     int64_t v;
     if ((m = config_setting_get_member(g, "ranks")) &&
@@ -466,6 +467,57 @@ static void read_resources(ctx_t *c, const config_setting_t *root, spec_resource
             r->time_limit = v;
         }
     }
+    const char *s;
+    if ((m = config_setting_get_member(g, "device")) &&
+        (s = get_string(c, m, "resources.device"))) {
+        if (!strcmp(s, "cuda")) {
+            r->device = SPEC_DEV_CUDA;
+            r->precision = SPEC_PREC_BF16;
+#ifndef WEFT_HAVE_CUDA
+            perr(c, line_of(m), "resources.device",
+                 "\"cuda\" needs a weft built with CUDA (./configure --with-cuda where nvcc is); "
+                 "this build has none: use \"cpu\"");
+#endif
+        } else if (strcmp(s, "cpu")) {
+            perr(c, line_of(m), "resources.device", "\"%.40s\" is not a device; use \"cpu\" or \"cuda\"",
+                 s);
+        }
+    }
+    if ((m = config_setting_get_member(g, "precision")) &&
+        (s = get_string(c, m, "resources.precision"))) {
+        if (!strcmp(s, "fp32"))
+            r->precision = SPEC_PREC_FP32;
+        else if (!strcmp(s, "tf32") || !strcmp(s, "bf16")) {
+            r->precision = s[0] == 't' ? SPEC_PREC_TF32 : SPEC_PREC_BF16;
+            if (r->device != SPEC_DEV_CUDA)
+                perr(c, line_of(m), "resources.precision",
+                     "\"%s\" needs device = \"cuda\"; the CPU engine runs \"fp32\" only", s);
+        } else
+            perr(c, line_of(m), "resources.precision",
+                 "\"%.40s\" is not a precision; use \"fp32\", \"tf32\" or \"bf16\"", s);
+    }
+    /* One rank drives one GPU: a cuda run holds as many GPUs as ranks. */
+    r->gpus = r->device == SPEC_DEV_CUDA ? r->ranks : 0;
+    if ((m = config_setting_get_member(g, "gpus")) &&
+        !get_int(c, m, "resources.gpus", 0, 1024, &v)) {
+        if (r->device != SPEC_DEV_CUDA && v > 0)
+            perr(c, line_of(m), "resources.gpus",
+                 "%lld GPUs need device = \"cuda\"; a cpu run holds none", (long long)v);
+        else if (r->device == SPEC_DEV_CUDA && v != r->ranks)
+            perr(c, line_of(m), "resources.gpus",
+                 "%lld GPUs for %d ranks: one rank drives one GPU, so gpus = ranks (%d)",
+                 (long long)v, r->ranks, r->ranks);
+    }
+}
+
+const char *spec_device_name(spec_device_t d)
+{
+    return d == SPEC_DEV_CUDA ? "cuda" : "cpu";
+}
+
+const char *spec_precision_name(spec_precision_t p)
+{
+    return p == SPEC_PREC_BF16 ? "bf16" : p == SPEC_PREC_TF32 ? "tf32" : "fp32";
 }
 
 static const spec_t *sort_spec; /* qsort has no context argument */

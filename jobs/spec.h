@@ -98,12 +98,23 @@ typedef struct {
     unsigned targets; /* SPEC_T_* bits, at least one */
 } spec_lora_t;
 
+/* Where the engine runs, and the precision of its products (docs/CUDA.md). */
+typedef enum { SPEC_DEV_CPU, SPEC_DEV_CUDA } spec_device_t;
+typedef enum { SPEC_PREC_FP32, SPEC_PREC_TF32, SPEC_PREC_BF16 } spec_precision_t;
+
 typedef struct {
-    int ranks;          /* MPI ranks */
+    int ranks;          /* MPI ranks (on cuda: one GPU each) */
     int threads;        /* OpenBLAS threads per rank */
     int64_t time_limit; /* seconds; 0 = none */
     int pack_size;      /* lora: tenants training at once, the rest wait; 0 = all */
+    spec_device_t device;
+    spec_precision_t precision; /* fp32 on cpu; bf16 by default on cuda */
+    int gpus;                   /* GPUs the run holds: cuda, one per rank; cpu, 0 */
 } spec_resources_t;
+
+/* "cpu"/"cuda" and "fp32"/"tf32"/"bf16". */
+const char *spec_device_name(spec_device_t d);
+const char *spec_precision_name(spec_precision_t p);
 
 typedef struct {
     char name[SPEC_NAME_MAX]; /* [A-Za-z0-9._-]+, its output folder's name */

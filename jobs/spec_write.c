@@ -218,8 +218,13 @@ char *spec_write(const spec_t *s)
     if (s->mode == SPEC_LORA) write_section(&b, "lora", &s->lora);
     char tl[48];
     spec_fmt_int64(s->resources.time_limit, tl, sizeof tl);
-    sb_add(&b, "resources = { ranks = %d; threads = %d; time_limit = %s; pack_size = %d; };\n",
+    sb_add(&b, "resources = { ranks = %d; threads = %d; time_limit = %s; pack_size = %d; ",
            s->resources.ranks, s->resources.threads, tl, s->resources.pack_size);
+    if (s->resources.device != SPEC_DEV_CPU)
+        sb_add(&b, "device = \"%s\"; precision = \"%s\"; gpus = %d; ",
+               spec_device_name(s->resources.device), spec_precision_name(s->resources.precision),
+               s->resources.gpus);
+    sb_add(&b, "};\n");
     if (s->mode == SPEC_LORA) {
         sb_add(&b, "tenants = (\n");
         for (int i = 0; i < s->ntenants; i++) {
@@ -324,7 +329,9 @@ bool spec_equal(const spec_t *a, const spec_t *b)
     if (a->mode == SPEC_LORA && !fields_equal("lora", &a->lora, &b->lora)) return false;
     if (a->resources.ranks != b->resources.ranks || a->resources.threads != b->resources.threads ||
         a->resources.time_limit != b->resources.time_limit ||
-        a->resources.pack_size != b->resources.pack_size)
+        a->resources.pack_size != b->resources.pack_size ||
+        a->resources.device != b->resources.device ||
+        a->resources.precision != b->resources.precision || a->resources.gpus != b->resources.gpus)
         return false;
     if (a->ntenants != b->ntenants) return false;
     for (int i = 0; i < a->ntenants; i++) {
@@ -496,5 +503,8 @@ void spec_pack_key(const spec_t *s, char hex[65])
     }
     sb_add(&b, "ranks=%d\nthreads=%d\ntime_limit=%lld\n", s->resources.ranks, s->resources.threads,
            (long long)s->resources.time_limit);
+    if (s->resources.device != SPEC_DEV_CPU) /* cpu keys hash as before */
+        sb_add(&b, "device=%s\nprecision=%s\n", spec_device_name(s->resources.device),
+               spec_precision_name(s->resources.precision));
     hash_sbuf(&b, hex);
 }

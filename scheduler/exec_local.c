@@ -18,10 +18,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#define EXEC_GPUS_MAX 64
+
 struct exec_local {
     char mpirun[PATH_MAX];
     char worker[PATH_MAX];
     char endpoint[512];
+    int ngpus;                      /* the pool (weftd --gpus) */
+    int gpu_id[EXEC_GPUS_MAX];      /* CUDA device ids */
+    int64_t gpu_run[EXEC_GPUS_MAX]; /* the run holding it, 0 when free */
 };
 
 /* Finds name in PATH; 0 and full path, or -1. */
@@ -98,8 +103,8 @@ void exec_local_child_signals(void)
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-int exec_local_launch(exec_local_t *self, int64_t run, int attempt, int ranks, int threads,
-                      const char *spec_path, const char *log_path, pid_t *pid)
+static int launch(exec_local_t *self, int64_t run, int attempt, int ranks, int threads,
+                  const char *spec_path, const char *log_path, const char *gpus, pid_t *pid)
 {
     int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) return weft_error("%s: cannot open the run log: %s", log_path, strerror(errno));
@@ -144,6 +149,7 @@ int exec_local_launch(exec_local_t *self, int64_t run, int attempt, int ranks, i
         dup2(fd, 1);
         dup2(fd, 2);
         setenv("OPENBLAS_NUM_THREADS", thr, 1);
+        if (gpus) setenv("CUDA_VISIBLE_DEVICES", gpus, 1);
         execv(argv[0], argv);
         dprintf(2, "weftd: cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
@@ -151,6 +157,93 @@ int exec_local_launch(exec_local_t *self, int64_t run, int attempt, int ranks, i
     close(fd);
     *pid = child;
     return 0;
+}
+
+int exec_local_launch(exec_local_t *self, int64_t run, int attempt, int ranks, int threads,
+                      const char *spec_path, const char *log_path, pid_t *pid)
+{
+    return launch(self, run, attempt, ranks, threads, spec_path, log_path, NULL, pid);
+}
+
+int exec_local_set_gpus(exec_local_t *self, const char *list)
+{
+    self->ngpus = 0;
+    if (!list || !*list) return 0;
+    const char *p = list;
+    while (*p) {
+        char *end;
+        long id = strtol(p, &end, 10);
+        if (end == p || id < 0 || id > 1023 || (*end && *end != ','))
+            return weft_error("--gpus %s: not a list of GPU ids (e.g. 0,1,2,3)", list);
+        for (int i = 0; i < self->ngpus; i++)
+            if (self->gpu_id[i] == id) return weft_error("--gpus %s: GPU %ld twice", list, id);
+        if (self->ngpus == EXEC_GPUS_MAX)
+            return weft_error("--gpus %s: more than %d GPUs", list, EXEC_GPUS_MAX);
+        self->gpu_id[self->ngpus] = (int)id;
+        self->gpu_run[self->ngpus++] = 0;
+        p = *end ? end + 1 : end;
+        if (*end && !*p) return weft_error("--gpus %s: not a list of GPU ids (e.g. 0,1,2,3)", list);
+    }
+    return 0;
+}
+
+int exec_local_gpus_total(const exec_local_t *self)
+{
+    return self->ngpus;
+}
+
+int exec_local_gpus_free(const exec_local_t *self)
+{
+    int n = 0;
+    for (int i = 0; i < self->ngpus; i++) n += self->gpu_run[i] == 0;
+    return n;
+}
+
+int exec_local_launch_gpus(exec_local_t *self, int64_t run, int attempt, int ranks, int threads,
+                           int ngpus, const char *spec_path, const char *log_path, pid_t *pid,
+                           char *gpus, size_t gsize)
+{
+    if (gsize) gpus[0] = 0;
+    if (ngpus <= 0 || self->ngpus == 0)
+        return launch(self, run, attempt, ranks, threads, spec_path, log_path, NULL, pid);
+    if (ngpus > self->ngpus)
+        return weft_error("run %" PRId64 " needs %d GPUs but weftd has %d (--gpus): start weftd "
+                          "with more, or ask for fewer ranks",
+                          run, ngpus, self->ngpus);
+    exec_local_release_gpus(self, run); /* a new attempt of the run */
+    if (exec_local_gpus_free(self) < ngpus) return 1;
+    int take[EXEC_GPUS_MAX], n = 0;
+    size_t used = 0;
+    for (int i = 0; i < self->ngpus && n < ngpus; i++)
+        if (self->gpu_run[i] == 0) {
+            int k = snprintf(gpus + used, gsize > used ? gsize - used : 0, "%s%d", n ? "," : "",
+                             self->gpu_id[i]);
+            if (k < 0 || used + (size_t)k >= gsize) return weft_error("GPU list too long");
+            used += (size_t)k;
+            take[n++] = i;
+        }
+    if (launch(self, run, attempt, ranks, threads, spec_path, log_path, gpus, pid) < 0) return -1;
+    for (int i = 0; i < n; i++) self->gpu_run[take[i]] = run;
+    return 0;
+}
+
+void exec_local_release_gpus(exec_local_t *self, int64_t run)
+{
+    for (int i = 0; i < self->ngpus; i++)
+        if (self->gpu_run[i] == run) self->gpu_run[i] = 0;
+}
+
+void exec_local_claim_gpus(exec_local_t *self, int64_t run, const char *list)
+{
+    const char *p = list;
+    while (p && *p) {
+        char *end;
+        long id = strtol(p, &end, 10);
+        if (end == p) break;
+        for (int i = 0; i < self->ngpus; i++)
+            if (self->gpu_id[i] == id) self->gpu_run[i] = run;
+        p = *end == ',' ? end + 1 : end;
+    }
 }
 
 static int code_of(int status)

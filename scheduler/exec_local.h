@@ -37,4 +37,23 @@ int exec_local_alive(pid_t pid);
  * 0 while it runs. */
 int exec_local_ended(pid_t pid, int *exit_code);
 
+/* GPUs (weftd --gpus 0,1,...): the device ids this executor hands out to
+ * the runs it launches, each to one run at a time. "" or NULL: none (GPUs are
+ * then not managed: a run sees every GPU). -1 and one line on a bad list. */
+int exec_local_set_gpus(exec_local_t *self, const char *list);
+int exec_local_gpus_total(const exec_local_t *self);
+int exec_local_gpus_free(const exec_local_t *self);
+/* As exec_local_launch, holding ngpus GPUs of the pool for run `run` (the
+ * lowest free ids); the group's CUDA_VISIBLE_DEVICES lists them, and so does
+ * *gpus (e.g. "0,2"; "" when ngpus is 0). Returns 1 without launching while
+ * fewer are free, -1 and an error when the pool is smaller than ngpus. */
+int exec_local_launch_gpus(exec_local_t *self, int64_t run, int attempt, int ranks, int threads,
+                           int ngpus, const char *spec_path, const char *log_path, pid_t *pid,
+                           char *gpus, size_t gsize);
+/* The GPUs held by run go back to the pool (its group ended). */
+void exec_local_release_gpus(exec_local_t *self, int64_t run);
+/* After a restart: run holds the GPUs of list (as its launch gave them);
+ * ids outside the pool are ignored. */
+void exec_local_claim_gpus(exec_local_t *self, int64_t run, const char *list);
+
 #endif

@@ -193,7 +193,8 @@ void exec_slurm_destroy(exec_slurm_t **self_p)
 }
 
 int exec_slurm_launch(exec_slurm_t *self, int64_t run, int attempt, int ranks, int threads,
-                      const char *spec_path, const char *log_path, char *job_id, size_t idsize)
+                      int gpus, const char *spec_path, const char *log_path, char *job_id,
+                      size_t idsize)
 {
     char name[48], ntasks[32], cpus[32], out[PATH_MAX + 8], runs[32], att[16];
     snprintf(name, sizeof name, "--job-name=weft-run-%" PRId64, run);
@@ -211,6 +212,7 @@ int exec_slurm_launch(exec_slurm_t *self, int64_t run, int attempt, int ranks, i
     argv[a++] = name;
     argv[a++] = ntasks;
     argv[a++] = cpus;
+    if (gpus > 0) argv[a++] = "--gpus-per-task=1"; /* one rank drives one GPU */
     argv[a++] = "--no-requeue";
     argv[a++] = "--open-mode=append";
     argv[a++] = out;

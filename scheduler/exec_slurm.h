@@ -25,10 +25,12 @@ exec_slurm_t *exec_slurm_new(const char *worker, const char *endpoint, const cha
 void exec_slurm_destroy(exec_slurm_t **self_p);
 
 /* Submits the group (`weft.sbatch --no-requeue SPEC --endpoint EP --run ID
- * --attempt N`, R tasks of T cpus, output appended to log_path); fills the
- * Slurm job id. Partition, account and time come from SBATCH_* variables. */
+ * --attempt N`, R tasks of T cpus, with gpus > 0 one GPU per task
+ * (--gpus-per-task=1), output appended to log_path); fills the Slurm job id.
+ * Partition, account and time come from SBATCH_* variables. */
 int exec_slurm_launch(exec_slurm_t *self, int64_t run, int attempt, int ranks, int threads,
-                      const char *spec_path, const char *log_path, char *job_id, size_t idsize);
+                      int gpus, const char *spec_path, const char *log_path, char *job_id,
+                      size_t idsize);
 /* Refreshes the view of every job (one `scontrol show job -o`) when the last
  * one is older than a second; then looks job_id up in it. For an ended job
  * exit_code is its code (128+signal when killed). */

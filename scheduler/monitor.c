@@ -51,6 +51,7 @@ static void free_run(live_run_t *r)
  * a new one). */
 static void drop_run(int64_t id)
 {
+    if (server.exec) exec_local_release_gpus(server.exec, id);
     if (server.zap) {
         char run[32];
         snprintf(run, sizeof run, "%" PRId64, id);
@@ -729,19 +730,33 @@ static int launch(int64_t run)
     if (store_run_jobs(server.store, run, &jobs, &n) < 0) return -1;
     int threads = 1;
     store_job_rows_free(jobs, n);
+    /* A device = "cuda" run holds one GPU per rank (resources.gpus). */
+    int ngpus = 0;
+    spec_t *rs = spec_load(row.spec_path, NULL, NULL);
+    if (rs) ngpus = rs->resources.gpus;
+    spec_destroy(&rs);
+    /* Waiting for GPUs: no key minted yet, the run stays pending. */
+    if (!server.slurm && ngpus > 0 && exec_local_gpus_total(server.exec) >= ngpus &&
+        exec_local_gpus_free(server.exec) < ngpus)
+        return 1;
     if (weftd_worker_key(run) < 0) return -1;
     pid_t pid = 0;
-    char job_id[32] = "", exec_id[48];
+    char job_id[32] = "", exec_id[64], gpus[160] = "";
     if (server.slurm) {
-        if (exec_slurm_launch(server.slurm, run, row.attempt, row.ranks, threads, row.spec_path,
-                              log, job_id, sizeof job_id) < 0)
+        if (exec_slurm_launch(server.slurm, run, row.attempt, row.ranks, threads, ngpus,
+                              row.spec_path, log, job_id, sizeof job_id) < 0)
             return -1;
         snprintf(exec_id, sizeof exec_id, "slurm:%s", job_id);
     } else {
-        if (exec_local_launch(server.exec, run, row.attempt, row.ranks, threads, row.spec_path, log,
-                              &pid) < 0)
-            return -1;
-        snprintf(exec_id, sizeof exec_id, "%d", (int)pid);
+        int rc = exec_local_launch_gpus(server.exec, run, row.attempt, row.ranks, threads, ngpus,
+                                        row.spec_path, log, &pid, gpus, sizeof gpus);
+        if (rc != 0) return rc;
+        /* The GPUs ride in the executor id, so that a restarted weftd knows
+         * them ("PID gpus=0,1"; atoi reads the pid). */
+        if (gpus[0])
+            snprintf(exec_id, sizeof exec_id, "%d gpus=%.40s", (int)pid, gpus);
+        else
+            snprintf(exec_id, sizeof exec_id, "%d", (int)pid);
     }
     if (store_begin(server.store) < 0 || store_run_launched(server.store, run, exec_id) < 0 ||
         store_commit(server.store) < 0) {
@@ -851,6 +866,8 @@ int monitor_recover(void)
                 memcpy(r->job_id, row.executor_id + 6, idlen - 5);
             else
                 r->pid = r->session = (pid_t)atoi(row.executor_id);
+            const char *g = strstr(row.executor_id, " gpus=");
+            if (g && !r->job_id[0]) exec_local_claim_gpus(server.exec, row.id, g + 6);
             r->ranks = row.ranks;
             r->acked = row.acked_seq;
             r->hello = st == RUN_RUNNING;

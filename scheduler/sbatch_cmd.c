@@ -355,6 +355,8 @@ static int submit_runs(const sbatch_opts_t *o, const spec_t *job, const char *di
              cmd_add(&c, "--cpus-per-task=%d", job->resources.threads) | cmd_add(&c, "--requeue") |
              cmd_add(&c, "--open-mode=append") | cmd_add(&c, "--signal=B:USR1@%d", o->signal_lead) |
              cmd_add(&c, "--output=%s/slurm-%s.out", dir, array ? "%A_%a" : "%j");
+    if (job->resources.gpus > 0) /* device = "cuda": one rank drives one GPU */
+        rc |= cmd_add(&c, "--gpus-per-task=1");
     if (array)
         rc |= cmd_add(&c, "--array=0-%d%%%d", nruns - 1, o->max_parallel ? o->max_parallel : nruns);
     rc |= site_opts(&c, o);

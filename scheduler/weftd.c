@@ -290,6 +290,9 @@ static void usage(FILE *out)
                  "                    when the slots cannot hold every queued job's pack, the\n"
                  "                    runs take them all and admit them as slots free)\n"
                  "  --liveness S      seconds of silence before a run is lost (default 30)\n"
+                 "  --gpus 0,1,...    GPUs the local executor hands out, one per rank of a\n"
+                 "                    device = \"cuda\" run (CUDA_VISIBLE_DEVICES; default: none\n"
+                 "                    managed, a run sees every GPU)\n"
                  "  --foreground      stay attached; log to stderr\n\n"
                  "A tcp endpoint is CURVE-encrypted and admits only listed client keys:\n"
                  "  --server-key FILE weftd's key pair (default HOME/server.key; weft keygen)\n"
@@ -456,7 +459,9 @@ int main(int argc, char **argv)
                                          {"max-trials", required_argument, 0, 'R'},
                                          {"max-watch", required_argument, 0, 'W'},
                                          {"max-watch-per-client", required_argument, 0, 'w'},
+                                         {"gpus", required_argument, 0, 'G'},
                                          {0, 0, 0, 0}};
+    const char *gpus = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         char *end = NULL;
@@ -469,6 +474,9 @@ int main(int argc, char **argv)
             break;
         case 'x':
             executor = optarg;
+            break;
+        case 'G':
+            gpus = optarg;
             break;
         case 's':
             server.slots = (int)strtol(optarg, &end, 10);
@@ -609,6 +617,7 @@ int main(int argc, char **argv)
     if (weft_path_join(db, sizeof db, server.home, "weft.db") < 0 ||
         !(server.store = store_open(db)) ||
         !(server.exec = exec_local_new(NULL, getenv("WEFT_WORKER"), server.endpoint)) ||
+        exec_local_set_gpus(server.exec, gpus) < 0 ||
         (!strcmp(executor, "slurm") &&
          !(server.slurm = exec_slurm_new(getenv("WEFT_WORKER"), server.endpoint, server.home)))) {
         tell_parent(ready_fd, weft_last_error());

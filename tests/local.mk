@@ -19,3 +19,4 @@ include tests/security/local.mk
 include tests/chaos/local.mk
 include tests/input/local.mk
 include tests/model/local.mk
+include tests/cuda/local.mk

@@ -15,6 +15,7 @@
 #include "shards/shardset.h"
 #include "tok_h5.h"
 #include "weft_cmds.h"
+#include "device_opt.h"
 
 #include <cblas.h>
 #include <getopt.h>
@@ -165,8 +166,8 @@ static int chat_prompt(tok_t *bpe, const char *template_name, const char *system
 int cmd_generate(int argc, char **argv)
 {
     const char *model = NULL, *adapter = NULL, *prompt = "", *template_name = "plain";
-    const char *system_msg = NULL;
-    int tokens = 200, chat = 0;
+    const char *system_msg = NULL, *precision = "fp32";
+    int tokens = 200, chat = 0, device = 0;
     float temperature = 0.8f;
     long long seed = 1;
     static const struct option o[] = {{"model", required_argument, 0, 'm'},
@@ -178,13 +179,17 @@ int cmd_generate(int argc, char **argv)
                                       {"chat", no_argument, 0, 'c'},
                                       {"template", required_argument, 0, 'P'},
                                       {"system", required_argument, 0, 'S'},
+                                      {"device", required_argument, 0, 'D'},
+                                      {"precision", required_argument, 0, 'Q'},
                                       {"help", no_argument, 0, 'h'},
                                       {0, 0, 0, 0}};
     const char *use = "usage: weft generate --model MODEL.h5 [--adapter ADAPTER.h5] --prompt TEXT\n"
                       "         [--tokens N] [--temperature T] [--seed S]\n"
                       "         [--chat [--template chatml|llama3|plain] [--system TEXT]]\n"
                       "--chat: TEXT is the user's message; the conversation is rendered with the\n"
-                      "template and the answer printed, up to the end-of-turn token\n";
+                      "template and the answer printed, up to the end-of-turn token\n"
+                      "         [--device cpu|cuda] [--precision fp32|tf32|bf16]\n"
+                      "--device cuda runs the CUDA engine on GPU 0 (GPT-2 models, no adapter)\n";
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
@@ -198,6 +203,13 @@ int cmd_generate(int argc, char **argv)
         case 'c': chat = 1; break;
         case 'P': template_name = optarg; break;
         case 'S': system_msg = optarg; break;
+        case 'D':
+            if ((device = device_opt_parse(optarg)) < 0) {
+                weft_report();
+                return 78;
+            }
+            break;
+        case 'Q': precision = optarg; break;
         case 'h': fputs(use, stdout); return 0;
         default: fputs(use, stderr); return EX_USAGE;
         }
@@ -206,9 +218,25 @@ int cmd_generate(int argc, char **argv)
         fputs(use, stderr);
         return EX_USAGE;
     }
+    if (device == 1 && adapter) {
+        weft_error("--device cuda: LoRA adapters run on the CPU in this version; drop --adapter "
+                   "or use --device cpu");
+        weft_report();
+        return 78;
+    }
+    if (strcmp(precision, "fp32") && device != 1) {
+        weft_error("--precision %.40s needs --device cuda; the CPU engine runs fp32 only",
+                   precision);
+        weft_report();
+        return 78;
+    }
     h5_quiet();
     openblas_set_num_threads(1);
     loaded_t l = {0};
+    float *glogits = NULL; /* --device cuda: the window's logits, copied back */
+#ifdef WEFT_HAVE_CUDA
+    gpt2_cuda_t *g = NULL;
+#endif
     gpt2_config_t cfg;
     char tok[16];
     /* The adapter's rows are the whole context of one sequence. */
@@ -217,7 +245,19 @@ int cmd_generate(int argc, char **argv)
         goto fail;
     gpt2_t *m = l.model;
     int T = gpt2_max_seq_len(&m->cfg), V = m->cfg.vocab_size;
-    if (gpt2_alloc(m, 1, T) < 0) goto fail;
+#ifdef WEFT_HAVE_CUDA
+    if (device == 1) {
+        gpt2_cuda_precision_t prec;
+        if (gpt2_cuda_precision_parse(precision, &prec) < 0) goto fail;
+        if (!(glogits = malloc((size_t)T * (size_t)V * sizeof *glogits))) {
+            weft_error("out of memory for the logits");
+            goto fail;
+        }
+        if (!(g = gpt2_cuda_new(m, prec, 0)) || gpt2_cuda_alloc(g, 1, T) < 0) goto fail;
+    } else
+#endif
+        if (gpt2_alloc(m, 1, T) < 0)
+        goto fail;
     int *ctx = malloc((size_t)T * sizeof *ctx), n = 0, stop = -1;
     out_t out = {.tty = isatty(STDOUT_FILENO)};
     int eot = l.tok ? tok_eot(l.tok) : 256;
@@ -255,11 +295,25 @@ int cmd_generate(int argc, char **argv)
             memmove(ctx, ctx + T / 2, (size_t)(T - T / 2) * sizeof *ctx);
             n = T - T / 2;
         }
-        if (gpt2_forward(m, ctx, NULL, 1, n, NULL) < 0) {
-            free(ctx);
-            goto fail;
+        const float *logits = NULL;
+#ifdef WEFT_HAVE_CUDA
+        if (g) {
+            if (gpt2_cuda_forward(g, ctx, NULL, 1, n, NULL) < 0 ||
+                gpt2_cuda_logits(g, glogits) < 0) {
+                free(ctx);
+                goto fail;
+            }
+            logits = glogits;
+        } else
+#endif
+        {
+            if (gpt2_forward(m, ctx, NULL, 1, n, NULL) < 0) {
+                free(ctx);
+                goto fail;
+            }
+            logits = gpt2_logits(m);
         }
-        int next = sample(gpt2_logits(m) + (size_t)(n - 1) * V, V, temperature, &rng);
+        int next = sample(logits + (size_t)(n - 1) * V, V, temperature, &rng);
         if (!l.tok) {
             if (next >= 256 || next == stop) break; /* end of text, or of the turn */
             out_byte(&out, (unsigned char)next);
@@ -281,10 +335,18 @@ int cmd_generate(int argc, char **argv)
     out_escape(&out);
     putchar('\n');
     free(ctx);
+#ifdef WEFT_HAVE_CUDA
+    gpt2_cuda_destroy(&g);
+#endif
+    free(glogits);
     unload(&l);
     return 0;
 fail:
     weft_report();
+#ifdef WEFT_HAVE_CUDA
+    gpt2_cuda_destroy(&g);
+#endif
+    free(glogits);
     unload(&l);
     return 1;
 }

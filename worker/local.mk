@@ -18,4 +18,4 @@ worker_libweftengine_a_SOURCES = \
 	worker/rng.c worker/rng.h
 worker_libweftmodel_a_SOURCES = \
 	worker/model_file.c worker/model_file.h \
-	worker/model_cmd.c
+	worker/model_cmd.c worker/device_opt.h

@@ -10,6 +10,7 @@
 #include "tokenizer.h"
 #include "weft_cmds.h"
 #include "par.h"
+#include "device_opt.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -302,20 +303,22 @@ static int read_batch(const char *path, int **inputs, int **targets, int *B, int
     return weft_error_prefix("%s", path);
 }
 
-static int write_grad_file(const char *path, gpt2_t *m, lora_pack_t *pack, float loss,
-                           const float *logits)
+/* losses: (B,T) per position, valid: the targets counted; gradients from
+ * m->grads (or the pack's). */
+static int write_grad_file(const char *path, gpt2_t *m, lora_pack_t *pack, int B, int T,
+                           size_t valid, const float *losses, float loss, const float *logits)
 {
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
         return weft_error("%s: path too long", path);
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0) return weft_error("%s: cannot create the file (does its folder exist?)", tmp);
-    hsize_t bt[3] = {(hsize_t)m->B, (hsize_t)m->T, (hsize_t)m->cfg.vocab_size};
+    hsize_t bt[3] = {(hsize_t)B, (hsize_t)T, (hsize_t)m->cfg.vocab_size};
     int rc = 0;
     if (h5_attr_write_str(f, "format", "weft-grad") < 0 || h5_attr_write_i64(f, "version", 1) < 0 ||
-        h5_attr_write_i64(f, "valid_targets", (int64_t)gpt2_valid_targets(m)) < 0 ||
+        h5_attr_write_i64(f, "valid_targets", (int64_t)valid) < 0 ||
         h5_write_f32(f, "/loss", 0, NULL, &loss) < 0 ||
-        h5_write_f32(f, "/losses", 2, bt, gpt2_losses(m)) < 0 ||
+        h5_write_f32(f, "/losses", 2, bt, losses) < 0 ||
         (logits && h5_write_f32(f, "/logits", 3, bt, logits) < 0) ||
         (pack ? adapter_write_tensors(f, "", pack, 0, lora_pack_grads(pack))
               : model_file_write_tensors(f, m, m->grads)) < 0)
@@ -329,18 +332,54 @@ static int write_grad_file(const char *path, gpt2_t *m, lora_pack_t *pack, float
 static void grad_usage(FILE *out)
 {
     fprintf(out, "usage: weft grad --model MODEL.h5 [--adapter ADAPTER.h5] --batch BATCH.h5\n"
-                 "         -o OUT.h5 [--logits] [--threads N]\n"
+                 "         -o OUT.h5 [--logits] [--threads N] [--device cpu|cuda]\n"
+                 "         [--precision fp32|tf32|bf16]\n"
                  "BATCH.h5 holds /inputs and /targets, int32 [B,T] (target -1 is ignored).\n"
                  "OUT.h5 gets /loss, /losses [B,T], /logits [B,T,V] (with --logits) and the\n"
                  "gradient of the mean loss for every parameter, under the model's names;\n"
                  "with --adapter, the backbone is frozen and OUT.h5 holds the adapter's\n"
-                 "gradients under the adapter file's names (/h/<i>/<module>/lora_A, lora_B).\n");
+                 "gradients under the adapter file's names (/h/<i>/<module>/lora_A, lora_B).\n"
+                 "--device cuda runs the CUDA engine on GPU 0 (GPT-2 models, no adapter), in\n"
+                 "--precision fp32 unless told.\n");
 }
+
+#ifdef WEFT_HAVE_CUDA
+/* weft grad on the GPU: the same file from the CUDA engine. */
+static int grad_cuda(gpt2_t *m, const char *prec_name, const int *inputs, const int *targets, int B,
+                     int T, int with_logits, const char *out, float *loss, size_t *valid)
+{
+    gpt2_cuda_precision_t prec;
+    if (gpt2_cuda_precision_parse(prec_name, &prec) < 0) return -1;
+    size_t N = (size_t)B * T, nlogits = N * (size_t)m->cfg.vocab_size;
+    float *losses = malloc(N * sizeof *losses);
+    float *logits = with_logits ? malloc(nlogits * sizeof *logits) : NULL;
+    gpt2_cuda_t *g = NULL;
+    int rc = -1;
+    if (!losses || (with_logits && !logits) || !gpt2_grads(m))
+        weft_error("out of memory");
+    else if (!(g = gpt2_cuda_new(m, prec, 0)) || gpt2_cuda_alloc(g, B, T) < 0 ||
+             gpt2_cuda_zero_grad(g) < 0)
+        ;
+    else if (gpt2_cuda_forward(g, inputs, targets, B, T, loss) < 0 ||
+             gpt2_cuda_losses(g, losses) < 0 || (logits && gpt2_cuda_logits(g, logits) < 0) ||
+             gpt2_cuda_backward(g, NULL) < 0 || gpt2_cuda_get_grads(g, m->grads, m->nparams) < 0)
+        ;
+    else {
+        *valid = gpt2_cuda_valid_targets(g);
+        rc = write_grad_file(out, m, NULL, B, T, *valid, losses, *loss, logits);
+    }
+    gpt2_cuda_destroy(&g);
+    free(losses);
+    free(logits);
+    return rc;
+}
+#endif
 
 int cmd_grad(int argc, char **argv)
 {
     const char *model_path = NULL, *batch_path = NULL, *out = NULL, *adapter_path = NULL;
-    int with_logits = 0;
+    const char *precision = "fp32";
+    int with_logits = 0, device = 0;
     long threads = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -357,7 +396,13 @@ int cmd_grad(int argc, char **argv)
         else if (!strcmp(a, "--batch")) batch_path = v;
         else if (!strcmp(a, "--adapter")) adapter_path = v;
         else if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = v;
-        else if (!strcmp(a, "--threads")) {
+        else if (!strcmp(a, "--precision")) precision = v;
+        else if (!strcmp(a, "--device")) {
+            if ((device = device_opt_parse(v)) < 0) {
+                weft_report();
+                return 78;
+            }
+        } else if (!strcmp(a, "--threads")) {
             if (parse_long(a, v, 1, 1024, &threads) < 0) goto fail;
         } else {
             weft_error("unknown option '%s'; see weft grad --help", a);
@@ -369,6 +414,18 @@ int cmd_grad(int argc, char **argv)
         weft_error("--model, --batch and -o are required");
         goto fail;
     }
+    if (device == 1 && adapter_path) {
+        weft_error("--device cuda: LoRA adapters run on the CPU in this version; drop --adapter "
+                   "or use --device cpu");
+        weft_report();
+        return 78;
+    }
+    if (strcmp(precision, "fp32") && device != 1) {
+        weft_error("--precision %.40s needs --device cuda; the CPU engine runs fp32 only",
+                   precision);
+        weft_report();
+        return 78;
+    }
     if (threads) par_set_threads((int)threads);
     int *inputs = NULL, *targets = NULL, B = 0, T = 0, rc = -1;
     float *logits = NULL;
@@ -379,18 +436,32 @@ int cmd_grad(int argc, char **argv)
          (pack = adapter_attach(m, model_path, adapter_path, (size_t)B * T, NULL)))) {
         float loss;
         size_t nlogits = (size_t)B * T * m->cfg.vocab_size;
-        if (gpt2_forward(m, inputs, targets, B, T, &loss) < 0)
+#ifdef WEFT_HAVE_CUDA
+        size_t valid = 0;
+        if (device == 1) {
+            if (m->cfg.arch != ARCH_GPT2)
+                weft_error("--device cuda: the CUDA engine runs GPT-2 models only; %s is of the "
+                           "Llama family",
+                           model_path);
+            else if ((rc = grad_cuda(m, precision, inputs, targets, B, T, with_logits, out, &loss,
+                                     &valid)) == 0)
+                printf("loss %.6f over %zu targets; wrote %s\n", (double)loss, valid, out);
+        } else
+#endif
+            if (gpt2_forward(m, inputs, targets, B, T, &loss) < 0)
             weft_error_prefix("%s", batch_path);
         else if (with_logits && !(logits = malloc(nlogits * sizeof *logits)))
             weft_error("out of memory for the logits");
         else {
             /* the backward turns the logits into their gradient: keep a copy */
             if (logits) memcpy(logits, gpt2_logits(m), nlogits * sizeof *logits);
-            if (gpt2_backward(m, NULL) == 0) rc = write_grad_file(out, m, pack, loss, logits);
+            if (gpt2_backward(m, NULL) == 0)
+                rc = write_grad_file(out, m, pack, B, T, gpt2_valid_targets(m), gpt2_losses(m), loss,
+                                     logits);
+            if (rc == 0)
+                printf("loss %.6f over %zu targets; wrote %s\n", (double)loss,
+                       gpt2_valid_targets(m), out);
         }
-        if (rc == 0)
-            printf("loss %.6f over %zu targets; wrote %s\n", (double)loss, gpt2_valid_targets(m),
-                   out);
     }
     free(logits);
     free(inputs);

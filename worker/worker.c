@@ -27,6 +27,13 @@
 #include "docpack.h"
 #include "spec.h"
 #include "par.h"
+#ifdef WEFT_HAVE_CUDA
+#include "gpt2_cuda.h"
+#endif
+#ifdef WEFT_HAVE_NCCL
+#include <cuda_runtime.h>
+#include <nccl.h>
+#endif
 
 #include <cblas.h>
 #include <errno.h>
@@ -118,6 +125,12 @@ typedef struct {
     float *accum;
     /* full */
     float *m, *v;
+#ifdef WEFT_HAVE_CUDA
+    gpt2_cuda_t *gpu; /* resources.device = "cuda": the engine on this rank's GPU */
+#endif
+#ifdef WEFT_HAVE_NCCL
+    ncclComm_t nccl; /* several ranks on GPUs: gradients summed there */
+#endif
     schedule_t sched;
     adamw_hparams_t adam;
     float *scale;
@@ -465,10 +478,126 @@ static int setup_tasks(void)
     return EXIT_DONE;
 }
 
+#ifdef WEFT_HAVE_CUDA
+/* resources.device = "cuda": one rank per GPU, the node-local rank picks the
+ * device among those visible (CUDA_VISIBLE_DEVICES). No GPU, or fewer than
+ * the node's ranks: one line from the lowest failing rank, exit 78. */
+static int setup_gpu(void)
+{
+    MPI_Comm node;
+    int lrank = 0, lsize = 1, code = EXIT_DONE;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, W.rank, MPI_INFO_NULL, &node);
+    MPI_Comm_rank(node, &lrank);
+    MPI_Comm_size(node, &lsize);
+    MPI_Comm_free(&node);
+    int n = gpt2_cuda_device_count();
+    const char *vis = getenv("CUDA_VISIBLE_DEVICES");
+    if (W.model->cfg.arch != ARCH_GPT2) {
+        weft_error("resources.device = \"cuda\": the CUDA engine runs GPT-2 models only and %s "
+                   "is of the Llama family: use device = \"cpu\"",
+                   W.spec->model);
+        code = EXIT_SPEC;
+    } else if (n <= 0) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", weft_last_error());
+        weft_error("resources.device = \"cuda\" but this machine has no usable GPU (%s): run it "
+                   "where one is, or use device = \"cpu\"",
+                   why);
+        code = EXIT_SPEC;
+    } else if (lrank >= n) {
+        weft_error("resources.device = \"cuda\": %d ranks on this node but %d GPU(s) visible "
+                   "(CUDA_VISIBLE_DEVICES=%s); one rank drives one GPU: lower resources.ranks or "
+                   "give the run more GPUs",
+                   lsize, n, vis ? vis : "unset");
+        code = EXIT_SPEC;
+    }
+    gpt2_cuda_precision_t prec = W.spec->resources.precision == SPEC_PREC_BF16   ? GPT2_CUDA_BF16
+                                 : W.spec->resources.precision == SPEC_PREC_TF32 ? GPT2_CUDA_TF32
+                                                                                 : GPT2_CUDA_FP32;
+    if (code == EXIT_DONE && (!(W.gpu = gpt2_cuda_new(W.model, prec, lrank)) ||
+                              gpt2_cuda_alloc(W.gpu, W.tasks[0].B, W.T) < 0)) {
+        /* Out of GPU memory will not change on a retry: 78, which weftd
+         * does not retry (the line names the sizes tried). */
+        const char *e = weft_last_error();
+        code = strstr(e, "out of GPU memory") ||
+                       (!strncmp(e, "CUDA:", 5) && strstr(e, "out of memory"))
+                   ? EXIT_SPEC
+                   : EXIT_FAIL;
+    }
+    int first = code != EXIT_DONE ? W.rank : W.world;
+    MPI_Allreduce(MPI_IN_PLACE, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (first == W.rank) weft_report();
+    code = agree(code);
+#ifdef WEFT_HAVE_NCCL
+    /* NCCL's id over MPI; any rank that cannot join: all sum with MPI. */
+    const char *env = getenv("WEFT_NCCL");
+    if (code == EXIT_DONE && W.world > 1 && !(env && !strcmp(env, "0"))) {
+        ncclUniqueId id;
+        int ok = 1;
+        if (W.rank == 0 && ncclGetUniqueId(&id) != ncclSuccess) ok = 0;
+        MPI_Bcast(&ok, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        if (ok) {
+            MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD);
+            ncclResult_t r = ncclCommInitRank(&W.nccl, W.world, id, W.rank);
+            if (r != ncclSuccess) W.nccl = NULL;
+            ok = r == ncclSuccess;
+            MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+        }
+        if (!ok && W.nccl) ncclCommDestroy(W.nccl), W.nccl = NULL;
+        if (!ok && W.rank == 0) weft_warn("NCCL could not start: gradients are summed with MPI");
+    }
+#endif
+    if (code == EXIT_DONE && W.rank == 0)
+        weft_info("engine on %s (%s), %d rank(s), one GPU each, gradients summed with %s",
+                  gpt2_cuda_device_name(W.gpu), gpt2_cuda_precision_name(prec), W.world,
+#ifdef WEFT_HAVE_NCCL
+                  W.nccl ? "NCCL" :
+#endif
+                  W.world > 1 ? "MPI"
+                              : "nothing (one rank)");
+    return code;
+}
+
+/* The device's parameters and moments into the host buffers (checkpoints and
+ * the output model are written from the host, in the CPU engine's layout). */
+static int gpu_to_host(void)
+{
+    if (!W.gpu) return 0;
+    size_t n = W.model->nparams;
+    return gpt2_cuda_get_params(W.gpu, W.model->params, n) |
+           gpt2_cuda_get_moments(W.gpu, W.m, W.v, n);
+}
+
+static int host_to_gpu(void)
+{
+    if (!W.gpu) return 0;
+    size_t n = W.model->nparams;
+    return gpt2_cuda_set_params(W.gpu, W.model->params, n) |
+           gpt2_cuda_set_moments(W.gpu, W.m, W.v, n);
+}
+#else
+static int gpu_to_host(void)
+{
+    return 0;
+}
+static int host_to_gpu(void)
+{
+    return 0;
+}
+#endif
+
 static int setup_full(void)
 {
     const spec_train_t *t = &W.spec->train;
-    if (gpt2_alloc(W.model, W.tasks[0].B, W.T) < 0 || !gpt2_grads(W.model))
+#ifdef WEFT_HAVE_CUDA
+    if (W.spec->resources.device == SPEC_DEV_CUDA) {
+        int code = setup_gpu();
+        if (code != EXIT_DONE) return code;
+        /* The ranks' gradients meet in a host buffer (MPI) when there are several. */
+        if (W.world > 1 && !gpt2_grads(W.model)) return fail_with(EXIT_FAIL);
+    } else
+#endif
+        if (gpt2_alloc(W.model, W.tasks[0].B, W.T) < 0 || !gpt2_grads(W.model))
         return fail_with(EXIT_FAIL);
     W.m = calloc(W.model->nparams, sizeof *W.m);
     W.v = calloc(W.model->nparams, sizeof *W.v);
@@ -483,6 +612,11 @@ static int setup_full(void)
 
 static int setup_lora(void)
 {
+    if (W.spec->resources.device == SPEC_DEV_CUDA) {
+        weft_error("resources.device = \"cuda\" trains full fine-tuning only in this version; "
+                   "LoRA packs run on the CPU: use device = \"cpu\" for mode = \"lora\"");
+        return fail_with(EXIT_SPEC);
+    }
     const spec_t *s = W.spec;
     lora_spec_t *ls = calloc((size_t)W.ntasks, sizeof *ls);
     W.hp = calloc((size_t)W.ntasks, sizeof *W.hp);
@@ -830,6 +964,7 @@ static int checkpoint(void)
         int rc = reporter_sync(W.rep);
         if (rc == 0 && !(cw = ckpt_writer_new(W.spec->output, W.step))) rc = -1;
         if (rc == 0) rc = ckpt_writer_path(cw, "state.h5", p, sizeof p) | write_state(p, cursors);
+        if (rc == 0 && !W.pack) rc = gpu_to_host();
         if (rc == 0 && !W.pack) {
             const char *names[3] = {"params.h5", "m.h5", "v.h5"};
             const float *bufs[3] = {W.model->params, W.m, W.v};
@@ -1049,6 +1184,8 @@ static int resume(int allowed, int64_t *metrics_bytes_out)
         bcast_floats(W.model->params, W.model->nparams);
         bcast_floats(W.m, W.model->nparams);
         bcast_floats(W.v, W.model->nparams);
+        if (agree(host_to_gpu() < 0 ? EXIT_FAIL : EXIT_DONE) != EXIT_DONE)
+            return -fail_with(EXIT_FAIL);
     }
     if (W.rank == 0) weft_info("resuming from %s (step %" PRId64 ")", dir, step);
     *metrics_bytes_out = metrics_bytes;
@@ -1132,6 +1269,52 @@ static int compute_step(float *losses, double *grad_norm, int64_t *trainable)
 {
     int accum = W.spec->train.grad_accum;
     for (int k = 0; k < W.ntasks; k++) losses[k] = 0, trainable[k] = 0;
+#ifdef WEFT_HAVE_CUDA
+    if (W.gpu) {
+        task_t *t = &W.tasks[0];
+        if (gpt2_cuda_zero_grad(W.gpu) < 0) return step_failed(-1);
+        for (int a = 0; a < accum; a++) {
+            float loss;
+            if (fill_rows(t, W.inputs, W.targets, W.pos, t->B, &trainable[0]) < 0 ||
+                gpt2_cuda_forward(W.gpu, W.inputs, W.targets, t->B, W.T, &loss) < 0)
+                return step_failed(-1);
+            size_t valid = gpt2_cuda_valid_targets(W.gpu);
+            for (int b = 0; b < t->B; b++)
+                W.scale[b] = valid ? 1.0f / ((float)valid * (float)accum) : 0.0f;
+            if (gpt2_cuda_backward(W.gpu, W.scale) < 0) return step_failed(-1);
+            losses[0] += loss / (float)accum;
+        }
+        if (step_failed(0) < 0) return -1;
+#ifdef WEFT_HAVE_NCCL
+        if (W.nccl) {
+            float *g = gpt2_cuda_grads_device(W.gpu);
+            cudaStream_t st = (cudaStream_t)gpt2_cuda_stream(W.gpu);
+            double t_ar = now();
+            int rc = ncclAllReduce(g, g, W.model->nparams, ncclFloat, ncclSum, W.nccl, st) ==
+                                 ncclSuccess &&
+                             cudaStreamSynchronize(st) == cudaSuccess
+                         ? 0
+                         : weft_error("NCCL: the gradients' sum failed");
+            W.allreduce_s += now() - t_ar;
+            if (rc == 0) rc = gpt2_cuda_scale_grads(W.gpu, 1.0f / (float)W.world);
+            if (step_failed(rc) < 0) return -1;
+        } else
+#endif
+            if (W.world > 1) {
+            /* MPI on host buffers: the same sum, in the same order, as the CPU path. */
+            size_t n = W.model->nparams;
+            if (step_failed(gpt2_cuda_get_grads(W.gpu, W.model->grads, n)) < 0) return -1;
+            double t_ar = now();
+            allreduce_floats(W.model->grads, n);
+            W.allreduce_s += now() - t_ar;
+            float inv = 1.0f / (float)W.world;
+            for (size_t i = 0; i < n; i++) W.model->grads[i] *= inv;
+            if (step_failed(gpt2_cuda_set_grads(W.gpu, W.model->grads, n)) < 0) return -1;
+        }
+        *grad_norm = gpt2_cuda_grad_norm(W.gpu);
+        return step_failed(*grad_norm < 0 ? -1 : 0);
+    }
+#endif
     if (!W.pack) {
         task_t *t = &W.tasks[0];
         gpt2_zero_grad(W.model);
@@ -1251,6 +1434,11 @@ static void note_best(int k)
     t->best_loss = t->val_loss;
     t->best_step = step;
     if (!W.best) return;
+    if (gpu_to_host() < 0) { /* a full run on a GPU: its parameters are there */
+        weft_warn("step %" PRId64 ": the best parameters could not be copied from the GPU: %s",
+                  step, weft_last_error());
+        return;
+    }
     size_t off = W.pack ? lora_pack_tenant_offset(W.pack, k) : 0;
     size_t n = W.pack ? lora_pack_tenant_size(W.pack, k) : W.model->nparams;
     const float *live = W.pack ? lora_pack_params(W.pack) : W.model->params;
@@ -1325,11 +1513,22 @@ static int evaluate_as(const unsigned char *mask, int report)
                 }
         } else if (batches[0].B) {
             float loss;
-            W.model->pos = W.tasks[0].boundaries ? W.pos : NULL;
-            rc = gpt2_forward(W.model, batches[0].inputs, batches[0].targets, batches[0].B, W.T,
-                              &loss);
-            sums[0] += (double)loss * (double)gpt2_valid_targets(W.model);
-            sums[1] += (double)gpt2_valid_targets(W.model);
+            size_t valid;
+#ifdef WEFT_HAVE_CUDA
+            if (W.gpu) {
+                rc = gpt2_cuda_forward(W.gpu, batches[0].inputs, batches[0].targets, batches[0].B,
+                                       W.T, &loss);
+                valid = gpt2_cuda_valid_targets(W.gpu);
+            } else
+#endif
+            {
+                W.model->pos = W.tasks[0].boundaries ? W.pos : NULL;
+                rc = gpt2_forward(W.model, batches[0].inputs, batches[0].targets, batches[0].B, W.T,
+                                  &loss);
+                valid = gpt2_valid_targets(W.model);
+            }
+            sums[0] += (double)loss * (double)valid;
+            sums[1] += (double)valid;
         }
     }
     free(batches);
@@ -1414,7 +1613,7 @@ static int save_output(int k)
     if (best_path(k, best, sizeof best) < 0) return -1;
     if (!W.pack) {
         if (weft_path_join(path, sizeof path, W.spec->output, "model.h5") < 0 ||
-            save_params(k, buf, step, path) < 0)
+            gpu_to_host() < 0 || save_params(k, buf, step, path) < 0)
             return -1;
         unlink(best);
         return 0;
@@ -1657,12 +1856,26 @@ static int train(void)
             lora_trainer_update(W.trainer);
         } else {
             const spec_train_t *t = &W.spec->train;
-            grad_clip(W.model->grads, W.model->nparams, gnorm, (float)t->grad_clip);
             float lr = schedule_lr(&W.sched, (long)W.step);
+#ifdef WEFT_HAVE_CUDA
+            if (W.gpu) {
+                int rc = 0;
+                if (isfinite(gnorm) &&
+                    (gpt2_cuda_grad_clip(W.gpu, gnorm, (float)t->grad_clip) < 0 ||
+                     gpt2_cuda_adamw(W.gpu, lr, &W.adam, GPT2_DECAY_DEFAULT, (long)W.step + 1) < 0))
+                    rc = -1, weft_report();
+                if ((code = agree(rc < 0 ? EXIT_FAIL : EXIT_DONE)) != EXIT_DONE) break;
+            } else
+#endif
+                grad_clip(W.model->grads, W.model->nparams, gnorm, (float)t->grad_clip);
             if (!isfinite(gnorm)) {
                 end_task(0, TASK_FAILED, "the loss or gradient became NaN or infinite");
                 code = EXIT_DATA;
-            } else {
+            } else
+#ifdef WEFT_HAVE_CUDA
+                if (!W.gpu)
+#endif
+            {
                 gpt2_adamw(W.model, W.m, W.v, lr, &W.adam, GPT2_DECAY_DEFAULT, (long)W.step + 1);
             }
         }
@@ -1915,6 +2128,12 @@ int main(int argc, char **argv)
     }
     guard_watchdog_stop();
     reporter_destroy(&W.rep);
+#ifdef WEFT_HAVE_NCCL
+    if (W.nccl) ncclCommDestroy(W.nccl);
+#endif
+#ifdef WEFT_HAVE_CUDA
+    gpt2_cuda_destroy(&W.gpu);
+#endif
     code = agree(code);
     MPI_Finalize();
     return code;

@@ -12,3 +12,9 @@ tests_jobs_test_early_stop_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/jobs
 tests_jobs_test_early_stop_LDADD = jobs/libweftjobs.a common/libweftcommon.a $(TEST_LIBS) $(WEFT_LIBS)
 TESTS += tests/jobs/test_early_stop
 include tests/jobs/adapter.mk
+
+check_PROGRAMS += tests/jobs/test_gpus
+tests_jobs_test_gpus_SOURCES = tests/jobs/test_gpus.c
+tests_jobs_test_gpus_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/jobs
+tests_jobs_test_gpus_LDADD = jobs/libweftjobs.a common/libweftcommon.a $(TEST_LIBS) $(WEFT_LIBS)
+TESTS += tests/jobs/test_gpus

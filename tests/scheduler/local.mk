@@ -40,3 +40,9 @@ EXTRA_DIST += tests/scheduler/test_asha.sh
 # weftd's continuous packing (runs that take more jobs than a pack holds).
 TESTS += tests/scheduler/test_weftd_refill.sh
 EXTRA_DIST += tests/scheduler/test_weftd_refill.sh
+
+check_PROGRAMS += tests/scheduler/test_exec_gpus
+tests_scheduler_test_exec_gpus_SOURCES = tests/scheduler/test_exec_gpus.c
+tests_scheduler_test_exec_gpus_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/scheduler
+tests_scheduler_test_exec_gpus_LDADD = scheduler/libweftsched.a common/libweftcommon.a $(TEST_LIBS) $(WEFT_LIBS)
+TESTS += tests/scheduler/test_exec_gpus

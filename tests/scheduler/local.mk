@@ -40,3 +40,5 @@ EXTRA_DIST += tests/scheduler/test_asha.sh
 # weftd's continuous packing (runs that take more jobs than a pack holds).
 TESTS += tests/scheduler/test_weftd_refill.sh
 EXTRA_DIST += tests/scheduler/test_weftd_refill.sh
+TESTS += tests/scheduler/test_weftd_chat.sh
+EXTRA_DIST += tests/scheduler/test_weftd_chat.sh

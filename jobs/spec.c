@@ -134,7 +134,8 @@ const char *spec_mode_name(spec_mode_t m)
 
 const char *spec_data_kind_name(spec_data_kind_t k)
 {
-    return k == SPEC_DATA_SHARDS ? "weft-shards" : k == SPEC_DATA_JSONL ? "jsonl" : "text";
+    static const char *names[] = {"weft-shards", "text", "jsonl", "chat", "completion"};
+    return (unsigned)k <= SPEC_DATA_COMPLETION ? names[k] : "?";
 }
 
 spec_data_kind_t spec_data_kind_of(const char *path)
@@ -399,7 +400,8 @@ static const char *root_keys[] = {"name",  "mode", "model",     "output",  "data
                                   "train", "lora", "resources", "tenants", "sweep"};
 static const char *resource_keys[] = {"ranks",  "threads",   "time_limit", "pack_size",
                                       "device", "precision", "gpus"};
-static const char *tenant_base_keys[] = {"name", "data", "init_adapter", "baseline"};
+static const char *tenant_base_keys[] = {"name",     "data",    "init_adapter",
+                                         "baseline", "format", "template"};
 static const char *sweep_keys[] = {"method", "samples", "seed", "train", "lora", "early_stop"};
 
 /* "[D-]HH:MM:SS", "MM:SS" or "MM" into seconds; -1 if malformed. */
@@ -554,6 +556,47 @@ static void report_repeated_names(ctx_t *c, const config_setting_t *list, const 
     free(idx);
 }
 
+/* A tenant's `format` (what its raw data holds: text, jsonl, chat,
+ * completion; shards need none) and, for chat, its `template`. Read after
+ * `data`, whose extension gives the default. */
+static void read_format(ctx_t *c, const config_setting_t *g, const char *prefix,
+                        spec_tenant_t *t)
+{
+    static const char *formats[] = {"text", "jsonl", "chat", "completion"};
+    static const spec_data_kind_t kinds[] = {SPEC_DATA_TEXT, SPEC_DATA_JSONL, SPEC_DATA_CHAT,
+                                             SPEC_DATA_COMPLETION};
+    char path[SPEC_NAME_MAX + 48];
+    const config_setting_t *m;
+    snprintf(t->chat_template, sizeof t->chat_template, "plain");
+    snprintf(path, sizeof path, "%s.format", prefix);
+    if ((m = config_setting_get_member(g, "format"))) {
+        const char *v = get_string(c, m, path);
+        int found = -1;
+        for (int i = 0; v && i < 4; i++)
+            if (!strcmp(v, formats[i])) found = i;
+        if (v && found < 0)
+            perr(c, line_of(m), path,
+                 "\"%.40s\" is not a data format; use text, jsonl, chat or completion", v);
+        else if (v && t->data_kind == SPEC_DATA_SHARDS)
+            perr(c, line_of(m), path,
+                 "applies to raw data, and %s is a shard file (give the .txt or .jsonl)",
+                 t->data);
+        else if (v)
+            t->data_kind = kinds[found];
+    }
+    snprintf(path, sizeof path, "%s.template", prefix);
+    if ((m = config_setting_get_member(g, "template"))) {
+        const char *v = get_string(c, m, path);
+        if (v && t->data_kind != SPEC_DATA_CHAT)
+            perr(c, line_of(m), path, "only for format = \"chat\"");
+        else if (v && strcmp(v, "chatml") && strcmp(v, "llama3") && strcmp(v, "plain"))
+            perr(c, line_of(m), path, "\"%.40s\" is not a chat template; use chatml, llama3 or "
+                 "plain", v);
+        else if (v)
+            snprintf(t->chat_template, sizeof t->chat_template, "%s", v);
+    }
+}
+
 static void read_tenants(ctx_t *c, const config_setting_t *root, spec_t *s)
 {
     const config_setting_t *list = config_setting_get_member(root, "tenants");
@@ -593,7 +636,7 @@ static void read_tenants(ctx_t *c, const config_setting_t *root, spec_t *s)
     s->ntenants = n;
     const char *known[40];
     int nk = 0;
-    for (int i = 0; i < 4; i++) known[nk++] = tenant_base_keys[i];
+    for (int i = 0; i < 6; i++) known[nk++] = tenant_base_keys[i];
     nk += section_keys("train", known + nk);
     nk += section_keys("lora", known + nk);
     for (int i = 0; i < n; i++) {
@@ -631,6 +674,7 @@ static void read_tenants(ctx_t *c, const config_setting_t *root, spec_t *s)
         } else {
             perr(c, line_of(g), path, "required: each tenant needs data = \"...\";");
         }
+        read_format(c, g, prefix, t);
         snprintf(path, sizeof path, "%s.init_adapter", prefix);
         if ((m = config_setting_get_member(g, "init_adapter")))
             get_path(c, m, path, t->init_adapter);

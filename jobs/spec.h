@@ -27,7 +27,15 @@ typedef enum { SPEC_FULL = 0, SPEC_LORA = 1 } spec_mode_t;
 typedef enum { SPEC_COSINE = 0, SPEC_LINEAR = 1, SPEC_CONSTANT = 2 } spec_schedule_t;
 /* What a `data` path names, from its extension: .h5/.hdf5 a weft-shards file;
  * .jsonl JSON lines (one {"text": ...} per line); anything else raw text. */
-typedef enum { SPEC_DATA_SHARDS = 0, SPEC_DATA_TEXT = 1, SPEC_DATA_JSONL = 2 } spec_data_kind_t;
+/* What a data path holds: shards, or raw data weftd (or the user) shards
+ * first: text, JSONL, and chat or completion JSONL (a tenant's `format`). */
+typedef enum {
+    SPEC_DATA_SHARDS = 0,
+    SPEC_DATA_TEXT = 1,
+    SPEC_DATA_JSONL = 2,
+    SPEC_DATA_CHAT = 3,
+    SPEC_DATA_COMPLETION = 4
+} spec_data_kind_t;
 /* Which adapter (or model) a run publishes: the one with the lowest
  * validation loss seen at an evaluation, or the last one. */
 typedef enum { SPEC_KEEP_BEST = 0, SPEC_KEEP_LAST = 1 } spec_keep_t;
@@ -120,6 +128,7 @@ typedef struct {
     char name[SPEC_NAME_MAX]; /* [A-Za-z0-9._-]+, its output folder's name */
     char data[SPEC_PATH_MAX]; /* absolute */
     spec_data_kind_t data_kind;
+    char chat_template[16];           /* format = "chat": chatml, llama3 or plain */
     char init_adapter[SPEC_PATH_MAX]; /* absolute, or "" for a fresh adapter */
     char baseline[SPEC_PATH_MAX];     /* the adapter a new version is compared with, or "" */
     spec_train_t train;               /* effective: spec train + this tenant's overrides */

@@ -126,6 +126,10 @@ static void write_tenant(sbuf_t *b, const spec_t *s, const spec_tenant_t *t)
     sb_add(b, "; data = ");
     sb_str(b, t->data);
     sb_add(b, ";");
+    if (t->data_kind != SPEC_DATA_SHARDS && t->data_kind != spec_data_kind_of(t->data))
+        sb_add(b, " format = \"%s\";", spec_data_kind_name(t->data_kind));
+    if (t->data_kind == SPEC_DATA_CHAT && strcmp(t->chat_template, "plain"))
+        sb_add(b, " template = \"%s\";", t->chat_template);
     if (t->init_adapter[0]) {
         sb_add(b, " init_adapter = ");
         sb_str(b, t->init_adapter);
@@ -337,6 +341,7 @@ bool spec_equal(const spec_t *a, const spec_t *b)
     for (int i = 0; i < a->ntenants; i++) {
         const spec_tenant_t *x = &a->tenants[i], *y = &b->tenants[i];
         if (strcmp(x->name, y->name) || strcmp(x->data, y->data) || x->data_kind != y->data_kind ||
+            strcmp(x->chat_template, y->chat_template) ||
             strcmp(x->init_adapter, y->init_adapter) || strcmp(x->baseline, y->baseline) ||
             !fields_equal("train", &x->train, &y->train) ||
             !fields_equal("lora", &x->lora, &y->lora))

@@ -43,6 +43,7 @@ typedef struct prep {
     pid_t pid;
     char source[SPEC_PATH_MAX];
     char model[SPEC_PATH_MAX]; /* whose tokenizer shards it */
+    char fmt[32];              /* unit_format() */
     int shards;            /* one or more per rank of the jobs waiting on it */
     char result[PATH_MAX]; /* the child writes the cache path here */
     char log[PATH_MAX];
@@ -55,6 +56,16 @@ typedef struct prep {
 static prep_t *preps;
 
 /* The data path and kind of a preparing job's unit. */
+/* What a unit's raw data is sharded as: "text", "jsonl", "completion" or
+ * "chat:<template>" (preparations of one file in two formats are two). */
+static void unit_format(const spec_t *s, char fmt[32])
+{
+    int lora = s->mode == SPEC_LORA;
+    spec_data_kind_t k = lora ? s->tenants[0].data_kind : s->data_kind;
+    snprintf(fmt, 32, "%s%s%s", spec_data_kind_name(k), k == SPEC_DATA_CHAT ? ":" : "",
+             k == SPEC_DATA_CHAT ? s->tenants[0].chat_template : "");
+}
+
 static int unit_data(const store_job_row_t *row, spec_t **spec, char **path,
                      spec_data_kind_t **kind)
 {
@@ -157,21 +168,24 @@ static int copy_and_hash(const char *source, const char *copy, char hex[65])
 }
 
 /* Runs `weft shard` on the private copy into out; its exit code. */
-static int run_shard(const char *weft, spec_data_kind_t kind, int shards, const char *model,
-                     int bpe, const char *copy, const char *out)
+static int run_shard(const char *weft, spec_data_kind_t kind, const char *tmpl, int shards,
+                     const char *model, int bpe, const char *copy, const char *out)
 {
     char nshards[16];
     snprintf(nshards, sizeof nshards, "%d", shards);
     pid_t pid = fork();
     if (pid < 0) return weft_error("fork: %s", strerror(errno)), 1;
     if (pid == 0) {
-        const char *fmt = kind == SPEC_DATA_JSONL ? "jsonl" : "text";
-        if (bpe)
-            execl(weft, weft, "shard", "--format", fmt, "--quiet", "--force", "--tokenizer", model,
-                  "--shards", nshards, "--val-fraction", "0.1", "-o", out, copy, (char *)NULL);
-        else
-            execl(weft, weft, "shard", "--format", fmt, "--quiet", "--force", "--shards", nshards,
-                  "--val-fraction", "0.1", "-o", out, copy, (char *)NULL);
+        const char *argv[24];
+        int n = 0;
+        argv[n++] = weft, argv[n++] = "shard", argv[n++] = "--format";
+        argv[n++] = spec_data_kind_name(kind);
+        if (kind == SPEC_DATA_CHAT) argv[n++] = "--template", argv[n++] = tmpl;
+        if (bpe) argv[n++] = "--tokenizer", argv[n++] = model;
+        argv[n++] = "--quiet", argv[n++] = "--force", argv[n++] = "--shards", argv[n++] = nshards;
+        argv[n++] = "--val-fraction", argv[n++] = "0.1", argv[n++] = "-o", argv[n++] = out;
+        argv[n++] = copy, argv[n] = NULL;
+        execv(weft, (char *const *)argv);
         fprintf(stderr, "cannot run %s: %s\n", weft, strerror(errno));
         _exit(1);
     }
@@ -183,19 +197,22 @@ static int run_shard(const char *weft, spec_data_kind_t kind, int shards, const 
 
 /* Child: copy and hash the corpus, name the cache file, shard into it if it
  * is missing or does not match its name. */
-static void child(const char *source, spec_data_kind_t kind, int shards, const char *model,
-                  const char *result, const char *copy, const char *out)
+static void child(const char *source, spec_data_kind_t kind, const char *fmt, int shards,
+                  const char *model, const char *result, const char *copy, const char *out)
 {
-    char hex[65], weft[PATH_MAX], cache[PATH_MAX], name[160], tok[16], toksha[65];
+    char hex[65], weft[PATH_MAX], cache[PATH_MAX], name[192], tok[16], toksha[65];
     if (copy_and_hash(source, copy, hex) < 0 || tok_h5_info(model, tok, toksha) < 0) {
         fprintf(stderr, "%s\n", weft_last_error());
         unlink(copy);
         _exit(EX_DATAERR);
     }
     int bpe = !strcmp(tok, TOK_KIND_BPE);
-    snprintf(name, sizeof name, "%.64s-%s-%s-s%d%s%.64s.h5", hex,
-             kind == SPEC_DATA_JSONL ? "jsonl" : "text", CACHE_VERSION, shards, bpe ? "-bpe-" : "",
-             bpe ? toksha : "");
+    char fname[32];
+    snprintf(fname, sizeof fname, "%s", fmt);
+    for (char *p = fname; *p; p++)
+        if (*p == ':') *p = '-';
+    snprintf(name, sizeof name, "%.64s-%s-%s-s%d%s%.64s.h5", hex, fname, CACHE_VERSION, shards,
+             bpe ? "-bpe-" : "", bpe ? toksha : "");
     if (weft_path_join(cache, sizeof cache, server.data_dir, name) < 0 ||
         find_weft(weft, sizeof weft) < 0) {
         fprintf(stderr, "%s\n", weft_last_error());
@@ -206,7 +223,8 @@ static void child(const char *source, spec_data_kind_t kind, int shards, const c
     if (access(cache, F_OK) == 0 && !cache_matches(cache, hex))
         fprintf(stderr, "cache file %s does not hold what its name says; sharding again\n", cache);
     if (!cache_matches(cache, hex)) {
-        code = run_shard(weft, kind, shards, model, bpe, copy, out);
+        const char *colon = strchr(fmt, ':');
+        code = run_shard(weft, kind, colon ? colon + 1 : "plain", shards, model, bpe, copy, out);
         if (code == 0 && !cache_matches(out, hex)) {
             fprintf(stderr, "the sharded data of %s does not match its hash %s\n", source, hex);
             code = 1;
@@ -224,12 +242,14 @@ static void child(const char *source, spec_data_kind_t kind, int shards, const c
     _exit(0);
 }
 
-static int start(const char *source, spec_data_kind_t kind, int shards, const char *model)
+static int start(const char *source, spec_data_kind_t kind, const char *fmt, int shards,
+                 const char *model)
 {
     prep_t *p = calloc(1, sizeof *p);
     if (!p) return weft_error("out of memory");
     snprintf(p->source, sizeof p->source, "%s", source);
     snprintf(p->model, sizeof p->model, "%s", model);
+    snprintf(p->fmt, sizeof p->fmt, "%s", fmt);
     p->shards = shards;
     static unsigned counter;
     char name[64];
@@ -252,7 +272,7 @@ static int start(const char *source, spec_data_kind_t kind, int shards, const ch
         setpgid(0, 0);
         exec_local_child_signals();
         if (fd >= 0) dup2(fd, 1), dup2(fd, 2);
-        child(source, kind, shards, model, p->result, p->copy, p->out);
+        child(source, kind, fmt, shards, model, p->result, p->copy, p->out);
     }
     setpgid(pid, pid); /* also here, so that a cancel right away reaches the group */
     if (fd >= 0) close(fd);
@@ -263,17 +283,19 @@ static int start(const char *source, spec_data_kind_t kind, int shards, const ch
     return 0;
 }
 
-static prep_t *preparing(const char *source, int shards, const char *model)
+static prep_t *preparing(const char *source, const char *fmt, int shards, const char *model)
 {
     for (prep_t *p = preps; p; p = p->next)
-        if (!strcmp(p->source, source) && p->shards == shards && !strcmp(p->model, model))
+        if (!strcmp(p->source, source) && p->shards == shards && !strcmp(p->model, model) &&
+            !strcmp(p->fmt, fmt))
             return p;
     return NULL;
 }
 
 /* Moves every PREPARING job on source forward: to QUEUED with its data now
  * the cache file, or to FAILED with why. */
-static int finish(const char *source, int shards, const char *model, const char *cache,
+static int finish(const char *source, const char *fmt, int shards, const char *model,
+                  const char *cache,
                   const char *why)
 {
     store_job_row_t *rows;
@@ -289,7 +311,10 @@ static int finish(const char *source, int shards, const char *model, const char 
         char *path;
         spec_data_kind_t *kind;
         if (unit_data(&rows[i], &s, &path, &kind) < 0) continue;
-        if (!strcmp(path, source) && s->resources.ranks == shards && !strcmp(s->model, model)) {
+        char ufmt[32];
+        unit_format(s, ufmt);
+        if (!strcmp(path, source) && s->resources.ranks == shards && !strcmp(s->model, model) &&
+            !strcmp(ufmt, fmt)) {
             if (cache) {
                 snprintf(path, SPEC_PATH_MAX, "%s", cache);
                 *kind = SPEC_DATA_SHARDS;
@@ -349,14 +374,14 @@ int prepare_reaped(pid_t pid, int code)
             weft_warn("cache file %s does not hold what its name says; not used", cache);
         if (verified) {
             weft_info("sharded %s into %s", p->source, cache);
-            finish(p->source, p->shards, p->model, cache, NULL);
+            finish(p->source, p->fmt, p->shards, p->model, cache, NULL);
         } else {
             if (code == 0)
                 snprintf(why, sizeof why, "the sharded data did not verify; submit again");
             else
                 last_line(p->log, why, sizeof why);
             weft_warn("sharding %s failed: %s", p->source, why);
-            finish(p->source, p->shards, p->model, NULL, why);
+            finish(p->source, p->fmt, p->shards, p->model, NULL, why);
         }
         unlink(p->result);
         unlink(p->log);
@@ -399,7 +424,10 @@ int prepare_cron(void)
         spec_data_kind_t *kind;
         if (unit_data(&rows[i], &s, &path, &kind) < 0) continue;
         int shards = s->resources.ranks;
-        if (!preparing(path, shards, s->model) && start(path, *kind, shards, s->model) < 0)
+        char fmt[32];
+        unit_format(s, fmt);
+        if (!preparing(path, fmt, shards, s->model) &&
+            start(path, *kind, fmt, shards, s->model) < 0)
             weft_warn("%s", weft_last_error());
         spec_destroy(&s);
     }
@@ -411,9 +439,12 @@ int prepare_cron(void)
         char *path;
         spec_data_kind_t *kind;
         if (unit_data(&rows[i], &s, &path, &kind) < 0) continue;
+        char fmt[32];
+        unit_format(s, fmt);
         int k = 0;
         for (prep_t *p = preps; p; p = p->next, k++)
             if (!strcmp(p->source, path) && p->shards == s->resources.ranks &&
+                !strcmp(p->fmt, fmt) &&
                 !strcmp(p->model, s->model))
                 wanted[k] = 1;
         spec_destroy(&s);

@@ -46,3 +46,5 @@ tests_scheduler_test_exec_gpus_SOURCES = tests/scheduler/test_exec_gpus.c
 tests_scheduler_test_exec_gpus_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/scheduler
 tests_scheduler_test_exec_gpus_LDADD = scheduler/libweftsched.a common/libweftcommon.a $(TEST_LIBS) $(WEFT_LIBS)
 TESTS += tests/scheduler/test_exec_gpus
+TESTS += tests/scheduler/test_weftd_chat.sh
+EXTRA_DIST += tests/scheduler/test_weftd_chat.sh

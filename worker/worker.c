@@ -1754,7 +1754,6 @@ static int end_task(int k, task_state_t how, const char *why)
         json_object_set_new(o, "tenant", json_string(t->name));
         json_object_del(o, "name");
         reporter_post(W.rep, WIRE_DONE, o);
-        json_decref(o);
     }
     return 0;
 }

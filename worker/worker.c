@@ -1289,13 +1289,13 @@ static int compute_step(float *losses, double *grad_norm, int64_t *trainable)
         if (W.nccl) {
             float *g = gpt2_cuda_grads_device(W.gpu);
             cudaStream_t st = (cudaStream_t)gpt2_cuda_stream(W.gpu);
-            double t_ar = now();
+            double t_ar = weft_clock();
             int rc = ncclAllReduce(g, g, W.model->nparams, ncclFloat, ncclSum, W.nccl, st) ==
                                  ncclSuccess &&
                              cudaStreamSynchronize(st) == cudaSuccess
                          ? 0
                          : weft_error("NCCL: the gradients' sum failed");
-            W.allreduce_s += now() - t_ar;
+            W.allreduce_s += weft_clock() - t_ar;
             if (rc == 0) rc = gpt2_cuda_scale_grads(W.gpu, 1.0f / (float)W.world);
             if (step_failed(rc) < 0) return -1;
         } else
@@ -1304,9 +1304,9 @@ static int compute_step(float *losses, double *grad_norm, int64_t *trainable)
             /* MPI on host buffers: the same sum, in the same order, as the CPU path. */
             size_t n = W.model->nparams;
             if (step_failed(gpt2_cuda_get_grads(W.gpu, W.model->grads, n)) < 0) return -1;
-            double t_ar = now();
+            double t_ar = weft_clock();
             allreduce_floats(W.model->grads, n);
-            W.allreduce_s += now() - t_ar;
+            W.allreduce_s += weft_clock() - t_ar;
             float inv = 1.0f / (float)W.world;
             for (size_t i = 0; i < n; i++) W.model->grads[i] *= inv;
             if (step_failed(gpt2_cuda_set_grads(W.gpu, W.model->grads, n)) < 0) return -1;

@@ -6,6 +6,7 @@
  * ATT_BLOCK query rows, as in kernels.c: the blocks above the diagonal of a
  * document, and every block between two documents, are never computed. */
 #include "docattn.h"
+#include "vexp.h"
 #include "log.h"
 
 #include <cblas.h>
@@ -13,30 +14,6 @@
 #include <stdint.h>
 
 #define ATT_BLOCK 64
-
-/* exp as kernels.c's vexpf (the same polynomial and bits), inlined here so
- * that the softmax loops vectorise. */
-static inline float dexpf(float x)
-{
-    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = x - n * 0.693145751953125f;
-    r = r - n * 1.428606765330187e-06f;
-    float p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    int32_t ni = n == n ? (int32_t)n : 0;
-    union {
-        uint32_t i;
-        float f;
-    } s = {.i = (uint32_t)(ni + 127) << 23};
-    return p * s.f;
-}
 
 int docs_check(const int *pos, int B, int T)
 {
@@ -115,7 +92,7 @@ static void doc_forward(float *o, int ldo, float *a, int lda, const float *q, in
             for (int j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
             float sum = 0.0f;
             for (int j = 0; j <= i; j++) {
-                row[j] = dexpf(row[j] - mx);
+                row[j] = vexpf(row[j] - mx);
                 sum += row[j];
             }
             float inv = 1.0f / sum;

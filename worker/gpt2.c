@@ -464,7 +464,7 @@ size_t gpt2_valid_targets(const gpt2_t *self)
  * kernels and blockings by the row count, and they round a row differently
  * (AVX2 and AVX-512 families alike). Without segments (full fine-tuning) a
  * product runs once over all rows, threaded inside BLAS. */
-static segs_t row_segs(const gpt2_t *self)
+segs_t gpt2_row_segs(const gpt2_t *self)
 {
     return (segs_t){.seg = self->seg,
                     .nseg = self->nseg,
@@ -475,7 +475,7 @@ static segs_t row_segs(const gpt2_t *self)
 static void module_forward(gpt2_t *self, int l, gpt2_module_t m, float *out, const float *inp,
                            const float *w, const float *b, size_t N, int IC, int OC)
 {
-    segs_t s = row_segs(self);
+    segs_t s = gpt2_row_segs(self);
     segmm(&s, out, inp, w, 0, b, 0, N, IC, OC);
     if (self->delta.forward) self->delta.forward(self->delta.ctx, l, m, out, inp, N, IC, OC);
 }
@@ -484,7 +484,7 @@ static void module_backward(gpt2_t *self, int l, gpt2_module_t m, float *dinp, f
                             const float *dout, const float *inp, const float *w, size_t N, int IC,
                             int OC)
 {
-    segs_t s = row_segs(self);
+    segs_t s = gpt2_row_segs(self);
     /* dinp (N,IC) = dout (N,OC) · wᵀ, w (IC,OC) */
     if (dinp) segmm(&s, dinp, dout, w, 1, NULL, 0, N, OC, IC);
     if (dw || db) linear_backward(NULL, dw, db, dout, inp, w, N, IC, OC);
@@ -556,7 +556,7 @@ int gpt2_forward(gpt2_t *self, const int *inputs, const int *targets, int B, int
     const float *last = a->res3 + (c->n_layer - 1) * cap * C;
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, last, w->lnfw, w->lnfb, N, C);
     /* logits (N,V) = lnf (N,C) · wteᵀ (C,V): the tied LM head */
-    segs_t s = row_segs(self);
+    segs_t s = gpt2_row_segs(self);
     segmm(&s, a->logits, a->lnf, w->wte, 1, NULL, 0, N, C, V);
     a->valid = crossentropy_forward(a->losses, a->lse, a->logits, a->targets, N, V);
     double sum = 0.0;
@@ -586,7 +586,7 @@ int gpt2_backward(gpt2_t *self, const float *scale)
     crossentropy_backward(a->logits, a->lse, a->targets, scale, B, T, V);
     float *dlogits = a->logits;
     /* dlnf (N,C) = dlogits (N,V) · wte (V,C); dwte (V,C) += dlogitsᵀ (V,N) · lnf (N,C) */
-    segs_t s = row_segs(self);
+    segs_t s = gpt2_row_segs(self);
     segmm(&s, a->dln, dlogits, w->wte, 0, NULL, 0, N, V, C);
     if (g)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, (int)N, 1.0f, dlogits, V, a->lnf,

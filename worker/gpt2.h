@@ -14,6 +14,7 @@
 #define WEFT_GPT2_H
 
 #include "optim.h"
+#include "segmm.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -210,6 +211,11 @@ double gpt2_grad_norm(const gpt2_t *self);
  * tensors whose kind bit is in decay_kinds, none on the others. */
 void gpt2_adamw(gpt2_t *self, float *m, float *v, float lr, const adamw_hparams_t *hp,
                 unsigned decay_kinds, long t);
+
+/* The row segments of the next products (segmm.h): the model's segments
+ * and seg_threads, or one segment threaded inside BLAS when none are set.
+ * gpt2.c and llama.c both run their products through it. */
+segs_t gpt2_row_segs(const gpt2_t *self);
 
 /* FLOPs of one training step per token, as the benchmark counts them:
  * 6·N + 6·L·C·T. */

@@ -352,18 +352,10 @@ size_t llama_valid_targets(const gpt2_t *self)
  * the segment's solo run (segmm.h), so no row's bits depend on its
  * neighbours. Linear weights are [out,in]: W is wᵀ (wt 1) forward and w
  * (wt 0) for the input gradient. */
-static segs_t row_segs(const gpt2_t *self)
-{
-    return (segs_t){.seg = self->seg,
-                    .nseg = self->nseg,
-                    .T = self->T,
-                    .threads = self->nseg ? self->seg_threads : 1};
-}
-
 static void module_forward(gpt2_t *self, int l, int m, float *out, const float *inp,
                            const float *w, const float *b, size_t N, int IC, int OC)
 {
-    segs_t s = row_segs(self);
+    segs_t s = gpt2_row_segs(self);
     segmm(&s, out, inp, w, 1, b, 0, N, IC, OC);
     if (self->delta.forward)
         self->delta.forward(self->delta.ctx, l, (gpt2_module_t)m, out, inp, N, IC, OC);
@@ -374,7 +366,7 @@ static void module_backward(gpt2_t *self, int l, int m, float *dinp, int accumul
                             float *db, const float *dout, const float *inp, const float *w,
                             size_t N, int IC, int OC)
 {
-    segs_t s = row_segs(self);
+    segs_t s = gpt2_row_segs(self);
     if (dinp) segmm(&s, dinp, dout, w, 0, NULL, accumulate, N, OC, IC);
     if (dw || db) linear_nt_backward(NULL, 0, dw, db, dout, inp, w, N, IC, OC);
     if (self->delta.backward)
@@ -434,7 +426,7 @@ int llama_forward(gpt2_t *self, const int *inputs, const int *targets, int B, in
     const float *last = a->res3 + (c->n_layer - 1) * cap * C;
     rmsnorm_forward(a->lnf, a->lnf_rstd, last, w->normw, N, C, eps);
     /* logits (N,V) = lnf (N,C) · headᵀ (C,V) */
-    segs_t s = row_segs(self);
+    segs_t s = gpt2_row_segs(self);
     segmm(&s, a->logits, a->lnf, w->head, 1, NULL, 0, N, C, V);
     a->valid = crossentropy_forward(a->losses, a->lse, a->logits, a->targets, N, V);
     double sum = 0.0;
@@ -462,7 +454,7 @@ int llama_backward(gpt2_t *self, const float *scale)
     crossentropy_backward(a->logits, a->lse, a->targets, scale, B, T, V);
     float *dlogits = a->logits;
     /* dlnf (N,C) = dlogits (N,V) · head (V,C); dhead (V,C) += dlogitsᵀ · lnf */
-    segs_t s = row_segs(self);
+    segs_t s = gpt2_row_segs(self);
     segmm(&s, a->dln, dlogits, w->head, 0, NULL, 0, N, V, C);
     if (g)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, (int)N, 1.0f, dlogits, V, a->lnf,

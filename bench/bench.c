@@ -1,7 +1,7 @@
 /* bench.c: weft-bench: one program, one subcommand per benchmark. */
-#include "clock.h"
-#include "bench.h"
-#include "log.h"
+#include "common/clock.h"
+#include "bench/bench.h"
+#include "common/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,12 +3,12 @@
  * folder: tokens/s of 1 rank x 1 thread, 1 rank x 2 threads and 2 ranks x 1
  * thread on one global batch, and the share of step time inside
  * MPI_Allreduce (the worker's result.json: step_s, allreduce_s). */
-#include "bench.h"
-#include "fsutil.h"
-#include "log.h"
+#include "bench/bench.h"
+#include "common/fsutil.h"
+#include "common/log.h"
 #include "shards/shard_writer.h"
-#include "worker/gpt2.h"
-#include "worker/model_file.h"
+#include "engine/gpt2.h"
+#include "model/model_file.h"
 
 #include <errno.h>
 #include <getopt.h>

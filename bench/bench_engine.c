@@ -1,12 +1,12 @@
 /* bench_engine.c: weft-bench engine: one full training step (forward,
  * backward, clipping + AdamW) timed per phase, its GFLOP/s and MFU against a
  * 1024³ sgemm measured in the same process, and optionally PyTorch's figure. */
-#include "bench.h"
-#include "worker/gpt2.h"
-#include "log.h"
-#include "worker/optim.h"
-#include "worker/rng.h"
-#include "worker/par.h"
+#include "bench/bench.h"
+#include "engine/gpt2.h"
+#include "common/log.h"
+#include "engine/optim.h"
+#include "engine/rng.h"
+#include "engine/par.h"
 
 #include <cblas.h>
 #include <jansson.h>

@@ -2,7 +2,7 @@
  * CUDA engine's training step (engine/cuda/bench_cuda.c) and, with
  * --vs-torch, PyTorch eager on the same shape (bench_torch_cuda.py) first,
  * in the same call. A build without CUDA says so in one line (78). */
-#include "log.h"
+#include "common/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -4,11 +4,11 @@
  * BF16 Hugging Face folder, then imports it in a child process per run and
  * reports input MB/s on one core and the child's peak RSS against the
  * output model's size. */
-#include "bench.h"
-#include "fsutil.h"
-#include "h5util.h"
-#include "log.h"
-#include "worker/gpt2.h"
+#include "bench/bench.h"
+#include "common/fsutil.h"
+#include "common/h5util.h"
+#include "common/log.h"
+#include "engine/gpt2.h"
 #include "model/hf.h"
 
 #include <limits.h>

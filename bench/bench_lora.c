@@ -1,13 +1,13 @@
 /* bench_lora.c: weft-bench lora: packed multi-tenant LoRA steps on one frozen
  * backbone against one tenant with the same total rows and against a full
  * fine-tuning step of the same shape; tokens/s, ms/step, peak RSS per run. */
-#include "bench.h"
-#include "worker/gpt2.h"
-#include "log.h"
-#include "worker/lora.h"
-#include "worker/lora_train.h"
-#include "worker/optim.h"
-#include "worker/par.h"
+#include "bench/bench.h"
+#include "engine/gpt2.h"
+#include "common/log.h"
+#include "engine/lora.h"
+#include "engine/lora_train.h"
+#include "engine/optim.h"
+#include "engine/par.h"
 
 #include <cblas.h>
 #include <errno.h>

@@ -5,10 +5,10 @@
  * `weft ls` program; (c) time from SUBMIT to the worker program's start,
  * beside mpirun's own start. Jobs stay queued during (a) and (b) because a
  * first job holds every slot (its stand-in worker sleeps). */
-#include "bench.h"
-#include "fsutil.h"
-#include "log.h"
-#include "wire.h"
+#include "bench/bench.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+#include "common/wire.h"
 
 #include <errno.h>
 #include <fcntl.h>

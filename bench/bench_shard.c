@@ -1,10 +1,10 @@
 /* bench_shard.c: `weft-bench shard`: generates a synthetic text corpus,
  * runs the real shard writer on it in a child process, and reports input
  * MB/s and the child's peak RSS for a small and a large input. */
-#include "bench.h"
-#include "fsutil.h"
-#include "h5util.h"
-#include "log.h"
+#include "bench/bench.h"
+#include "common/fsutil.h"
+#include "common/h5util.h"
+#include "common/log.h"
 #include "shards/shard_format.h"
 #include "shards/shard_writer.h"
 

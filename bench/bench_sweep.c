@@ -2,9 +2,9 @@
  * 3 alpha) on the `small` preset and text from /usr/share/common-licenses,
  * run by a real weftd three ways: (a) every trial to its end in packs,
  * (b) ASHA with packs that refill, (c) ASHA with one worker per trial. */
-#include "bench.h"
-#include "fsutil.h"
-#include "log.h"
+#include "bench/bench.h"
+#include "common/fsutil.h"
+#include "common/log.h"
 
 #include <errno.h>
 #include <fcntl.h>

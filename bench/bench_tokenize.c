@@ -6,9 +6,9 @@
  * time would measure the neighbours; both encoders run on one core), the
  * median of the runs, and each encoder's peak RSS, each measured in a child
  * process of its own. */
-#include "bench.h"
-#include "log.h"
-#include "tokenizer.h"
+#include "bench/bench.h"
+#include "common/log.h"
+#include "model/tokenizer.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -1,8 +1,8 @@
 /* auth.c: CURVE key files and roles (see auth.h). */
-#include "auth.h"
+#include "common/auth.h"
 
-#include "fsutil.h"
-#include "log.h"
+#include "common/fsutil.h"
+#include "common/log.h"
 
 #include <ctype.h>
 #include <errno.h>

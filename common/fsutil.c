@@ -1,6 +1,6 @@
 /* fsutil.c: fsync, durable rename, mkdir -p, rm -r (see fsutil.h). */
-#include "fsutil.h"
-#include "log.h"
+#include "common/fsutil.h"
+#include "common/log.h"
 
 #include <dirent.h>
 #include <errno.h>

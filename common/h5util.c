@@ -1,6 +1,6 @@
 /* h5util.c: HDF5 attribute and dataset helpers (see h5util.h). */
-#include "h5util.h"
-#include "log.h"
+#include "common/h5util.h"
+#include "common/log.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,5 +1,5 @@
 /* log.c: per-thread last error and stderr logging (see log.h). */
-#include "log.h"
+#include "common/log.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -1,11 +1,11 @@
 /* outbox.c: the worker's numbered, spooled, acknowledged message stream (see
  * outbox.h for the durability rules, docs/PROTOCOL.md for the wire rules).
  * The spool is text, one record a line; the index of unacked records is in memory. */
-#include "clock.h"
-#include "outbox.h"
+#include "common/clock.h"
+#include "common/outbox.h"
 
-#include "fsutil.h"
-#include "log.h"
+#include "common/fsutil.h"
+#include "common/log.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -24,7 +24,7 @@
 #ifndef WEFT_OUTBOX_H
 #define WEFT_OUTBOX_H
 
-#include "wire.h"
+#include "common/wire.h"
 
 #include <jansson.h>
 #include <stdint.h>

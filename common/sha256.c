@@ -1,6 +1,6 @@
 /* sha256.c: a plain SHA-256 after FIPS 180-4 (see sha256.h). */
-#include "sha256.h"
-#include "log.h"
+#include "common/sha256.h"
+#include "common/log.h"
 
 #include <errno.h>
 #include <stdio.h>

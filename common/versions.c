@@ -2,9 +2,9 @@
  * opened with O_NOFOLLOW from the tenant folder's descriptor and links are
  * made and replaced with symlinkat + renameat, so a link planted inside the
  * folder is never followed by a write. */
-#include "versions.h"
-#include "fsutil.h"
-#include "log.h"
+#include "common/versions.h"
+#include "common/fsutil.h"
+#include "common/log.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -1,9 +1,9 @@
 /* wire.c: weft's ZeroMQ message layer (see wire.h and docs/PROTOCOL.md).
  * Every received message is read whole, then checked frame by frame; a bad
  * one becomes a reasoned rejection, never a crash or a partial read. */
-#include "wire.h"
+#include "common/wire.h"
 
-#include "log.h"
+#include "common/log.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -1,10 +1,10 @@
 /* plan.c: the backbone's shape from its weft-model root attributes, parameter
  * and memory estimates per rank, and existence/format checks of the data
  * and adapter files a spec names. */
-#include "plan.h"
+#include "jobs/plan.h"
 
-#include "h5util.h"
-#include "log.h"
+#include "common/h5util.h"
+#include "common/log.h"
 #include "shards/shardset.h"
 
 #include <hdf5.h>

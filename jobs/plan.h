@@ -4,7 +4,7 @@
 #ifndef WEFT_PLAN_H
 #define WEFT_PLAN_H
 
-#include "spec.h"
+#include "jobs/spec.h"
 
 #include <stdint.h>
 

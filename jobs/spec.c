@@ -1,12 +1,12 @@
 /* spec.c: reads a libconfig job spec into a validated spec_t. Every problem
  * is reported as "FILE:LINE: SETTING: what; what to do" and parsing goes on
  * so that one pass lists them all; paths resolve against the spec's folder. */
-#include "spec.h"
-#include "spec_fields.h"
-#include "spec_lex.h"
+#include "jobs/spec.h"
+#include "jobs/spec_fields.h"
+#include "jobs/spec_lex.h"
 
-#include "fsutil.h"
-#include "log.h"
+#include "common/fsutil.h"
+#include "common/log.h"
 
 #include <ctype.h>
 #include <libconfig.h>

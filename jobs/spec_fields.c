@@ -1,7 +1,7 @@
 /* spec_fields.c: the train and lora settings table with defaults, ranges and
  * scope; typed reading from libconfig settings with range checks; canonical
  * text for each value (shortest exact floats, L-suffixed large integers). */
-#include "spec_fields.h"
+#include "jobs/spec_fields.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -4,7 +4,7 @@
 #ifndef WEFT_SPEC_FIELDS_H
 #define WEFT_SPEC_FIELDS_H
 
-#include "spec.h"
+#include "jobs/spec.h"
 
 #include <libconfig.h>
 

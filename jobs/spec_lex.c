@@ -2,7 +2,7 @@
  * and integer literals that libconfig 1.5 wraps (atoi/strtoul into an int,
  * atoll saturating), found by a scanner that skips strings and comments the
  * way libconfig's does, then matched to the settings that hold them. */
-#include "spec_lex.h"
+#include "jobs/spec_lex.h"
 
 #include <ctype.h>
 #include <errno.h>

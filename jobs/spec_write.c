@@ -1,12 +1,12 @@
 /* spec_write.c: a spec back to canonical libconfig text (what the scheduler
  * hands workers), field-by-field equality, and the resume and pack keys:
  * the settings a checkpoint or a shared run depends on, hashed. */
-#include "spec.h"
-#include "spec_fields.h"
+#include "jobs/spec.h"
+#include "jobs/spec_fields.h"
 
-#include "fsutil.h"
-#include "log.h"
-#include "sha256.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+#include "common/sha256.h"
 
 #include <errno.h>
 #include <fcntl.h>

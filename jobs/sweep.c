@@ -1,11 +1,11 @@
 /* sweep.c: expands a spec into job units (tenants x sweep trials) with
  * stable trial ids, and composes a packed lora run spec from units.
  * Grid: cartesian product, last key fastest. Random: seeded draws, deduplicated. */
-#include "spec.h"
-#include "spec_fields.h"
+#include "jobs/spec.h"
+#include "jobs/spec_fields.h"
 
-#include "log.h"
-#include "sha256.h"
+#include "common/log.h"
+#include "common/sha256.h"
 
 #include <math.h>
 #include <stdarg.h>

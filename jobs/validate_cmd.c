@@ -1,11 +1,11 @@
 /* validate_cmd.c: `weft validate JOB.cfg`: parses and expands a spec, checks
  * the files it names, and prints the plan (jobs, steps, tokens, resources,
  * memory per rank); or prints every problem and exits 78. */
-#include "plan.h"
-#include "spec.h"
+#include "jobs/plan.h"
+#include "jobs/spec.h"
 
-#include "log.h"
-#include "weft_cmds.h"
+#include "common/log.h"
+#include "common/weft_cmds.h"
 
 #include <stdio.h>
 #include <stdlib.h>

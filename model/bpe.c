@@ -2,8 +2,8 @@
  * regex pre-tokenization (PCRE2 JIT), byte-level symbols merged lowest rank
  * first as Hugging Face's BPE model does (a heap of (rank, position)), and a
  * bounded cache of pieces; plus the streaming encoder of tokenizer.h. */
-#include "tok_internal.h"
-#include "log.h"
+#include "model/tok_internal.h"
+#include "common/log.h"
 
 #include <stdlib.h>
 #include <string.h>

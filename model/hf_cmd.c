@@ -1,8 +1,8 @@
 /* hf_cmd.c: `weft import`, `weft export`, `weft export-adapter` and
  * `weft merge`: option parsing around hf_model.c and peft.c. */
-#include "hf.h"
-#include "log.h"
-#include "peft.h"
+#include "model/hf.h"
+#include "common/log.h"
+#include "model/peft.h"
 
 #include <stdio.h>
 #include <string.h>

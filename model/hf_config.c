@@ -1,9 +1,9 @@
 /* hf_config.c: config.json <-> weft-model root attributes, and the tensor
  * table shared by import and export, for GPT-2 and the Llama family. */
-#include "hf.h"
-#include "h5util.h"
-#include "log.h"
-#include "model_attrs.h"
+#include "model/hf.h"
+#include "common/h5util.h"
+#include "common/log.h"
+#include "model/model_attrs.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -70,7 +70,7 @@ static int read_gpt2(const json_t *o, hf_config_t *c)
     if (get_int(o, "n_positions", 0, &npos) < 0 || (!npos && get_int(o, "n_ctx", -1, &npos) < 0))
         return -1;
     c->n_ctx = npos;
-    int64_t inner;
+    int64_t inner = 0;
     if (get_int(o, "n_inner", 4 * c->n_embd, &inner) < 0) return -1;
     if (inner != 4 * c->n_embd)
         return weft_error("config.json: n_inner = %lld; weft's GPT-2 has n_inner = 4 x n_embd",
@@ -80,7 +80,7 @@ static int read_gpt2(const json_t *o, hf_config_t *c)
         return weft_error("config.json: activation_function \"%s\"; weft's GPT-2 uses GELU's "
                           "tanh form (gelu_new)",
                           act);
-    double eps;
+    double eps = 0;
     if (get_num(o, "layer_norm_epsilon", 1e-5, &eps) < 0) return -1;
     if (eps != 1e-5)
         return weft_error("config.json: layer_norm_epsilon = %g; weft's GPT-2 uses 1e-5", eps);

@@ -1,12 +1,12 @@
 /* hf_model.c: `weft import` (Hugging Face folder -> weft-model file) and
  * `weft export` (the reverse), tensor by tensor so that neither side is
  * held in memory whole; tokenizer files travel with the model. */
-#include "hf.h"
-#include "fsutil.h"
-#include "h5util.h"
-#include "log.h"
-#include "safetensors.h"
-#include "sha256.h"
+#include "model/hf.h"
+#include "common/fsutil.h"
+#include "common/h5util.h"
+#include "common/log.h"
+#include "model/safetensors.h"
+#include "common/sha256.h"
 
 #include <errno.h>
 #include <fcntl.h>

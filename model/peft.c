@@ -1,11 +1,11 @@
 /* peft.c: LoRA adapters between weft-adapter files and PEFT folders, and
  * `weft merge` (see peft.h). */
-#include "peft.h"
-#include "fsutil.h"
-#include "h5util.h"
-#include "log.h"
-#include "safetensors.h"
-#include "sha256.h"
+#include "model/peft.h"
+#include "common/fsutil.h"
+#include "common/h5util.h"
+#include "common/log.h"
+#include "model/safetensors.h"
+#include "common/sha256.h"
 
 #include <errno.h>
 #include <fcntl.h>

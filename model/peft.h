@@ -5,7 +5,7 @@
 #ifndef WEFT_PEFT_H
 #define WEFT_PEFT_H
 
-#include "hf.h"
+#include "model/hf.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,9 +1,9 @@
 /* safetensors.c: the safetensors header parser, mapped reader, sharded
  * checkpoint and streaming writer (see safetensors.h). Checks follow the
  * reference implementation (huggingface/safetensors, lib.rs/tensor.rs). */
-#include "safetensors.h"
-#include "fsutil.h"
-#include "log.h"
+#include "model/safetensors.h"
+#include "common/fsutil.h"
+#include "common/log.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,7 +1,7 @@
 /* tok_h5.c: the tokenizer carried by a weft-model file (see tok_h5.h). */
-#include "tok_h5.h"
-#include "h5util.h"
-#include "log.h"
+#include "model/tok_h5.h"
+#include "common/h5util.h"
+#include "common/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -5,7 +5,7 @@
 #ifndef WEFT_TOK_H5_H
 #define WEFT_TOK_H5_H
 
-#include "tokenizer.h"
+#include "model/tokenizer.h"
 
 #include <hdf5.h>
 

@@ -4,7 +4,7 @@
 #define WEFT_TOK_INTERNAL_H
 
 #define PCRE2_CODE_UNIT_WIDTH 8
-#include "tokenizer.h"
+#include "model/tokenizer.h"
 
 #include <pcre2.h>
 

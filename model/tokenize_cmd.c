@@ -2,9 +2,9 @@
  * text, with a Hugging Face byte-level BPE tokenizer (tokenizer.h); the tool
  * to reach for when a sample looks wrong. Encoding streams: memory stays
  * bounded whatever the input's size. */
-#include "log.h"
-#include "tokenizer.h"
-#include "weft_cmds.h"
+#include "common/log.h"
+#include "model/tokenizer.h"
+#include "common/weft_cmds.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -2,10 +2,10 @@
  * vocab.json + merges.txt, or a weft-model file carrying either), refuses
  * every other kind naming the component found, and decodes ids to text.
  * Encoding is in bpe.c. */
-#include "tok_internal.h"
-#include "log.h"
-#include "sha256.h"
-#include "tok_h5.h"
+#include "model/tok_internal.h"
+#include "common/log.h"
+#include "common/sha256.h"
+#include "model/tok_h5.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -2,7 +2,7 @@
  * sender and size alone, before reading its JSON (wire_rx_t.admit): small
  * commands stay small, and each sender gets a budget of large-request bytes
  * per second, so that no client can hold the loop (docs/PROTOCOL.md, Limits). */
-#include "weftd.h"
+#include "scheduler/weftd.h"
 
 #include <stdio.h>
 #include <string.h>

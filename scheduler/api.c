@@ -1,15 +1,15 @@
 /* api.c: weftd's client commands: SUBMIT, STATUS, LIST, CANCEL, WATCH,
  * RESULTS. Each runs inside the round's transaction and queues its reply,
  * which leaves only after the commit (see weftd.c). */
-#include "auth.h"
-#include "fsutil.h"
-#include "log.h"
-#include "plan.h"
-#include "planner.h"
-#include "sha256.h"
-#include "spec.h"
-#include "weftd.h"
-#include "zap.h"
+#include "common/auth.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+#include "jobs/plan.h"
+#include "scheduler/planner.h"
+#include "common/sha256.h"
+#include "jobs/spec.h"
+#include "scheduler/weftd.h"
+#include "scheduler/zap.h"
 
 #include <errno.h>
 #include <limits.h>

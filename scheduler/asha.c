@@ -1,5 +1,5 @@
 /* asha.c: the ASHA rule (see asha.h). */
-#include "asha.h"
+#include "scheduler/asha.h"
 
 #include <math.h>
 

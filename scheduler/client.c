@@ -1,14 +1,14 @@
 /* client.c: the `weft` commands that talk to weftd: submit, ls, show, watch,
  * cancel, results, logs. Each sends one request over a DEALER and prints the
  * reply for people, or as JSON with --json. */
-#include "clock.h"
-#include "client.h"
-#include "auth.h"
-#include "fsutil.h"
+#include "common/clock.h"
+#include "scheduler/client.h"
+#include "common/auth.h"
+#include "common/fsutil.h"
 #include "jobs/spec.h"
-#include "log.h"
-#include "weft_cmds.h"
-#include "wire.h"
+#include "common/log.h"
+#include "common/weft_cmds.h"
+#include "common/wire.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -4,10 +4,10 @@
  * (asha.h); the decision is stored once, as a "rung" metric of the job at
  * that step, and a stop is ordered with STOP to the trial's group. A new
  * attempt of the group is told again in answer to its HELLO. */
-#include "asha.h"
-#include "log.h"
-#include "spec.h"
-#include "weftd.h"
+#include "scheduler/asha.h"
+#include "common/log.h"
+#include "jobs/spec.h"
+#include "scheduler/weftd.h"
 
 #include <inttypes.h>
 #include <math.h>

@@ -1,9 +1,9 @@
 /* exec_local.c: fork/exec of mpirun in its own process group (see
  * exec_local.h). The child gets its own session so that signals to weftd's
  * terminal never reach it and one kill(-pgid) reaches every rank. */
-#include "exec_local.h"
-#include "fsutil.h"
-#include "log.h"
+#include "scheduler/exec_local.h"
+#include "common/fsutil.h"
+#include "common/log.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -1,10 +1,10 @@
 /* exec_slurm.c: sbatch, scontrol and scancel for weftd's Slurm executor and
  * for `weft sbatch` (see exec_slurm.h). Job states come from one
  * `scontrol show job -o` snapshot a second, whatever the number of runs. */
-#include "clock.h"
-#include "exec_slurm.h"
-#include "fsutil.h"
-#include "log.h"
+#include "common/clock.h"
+#include "scheduler/exec_slurm.h"
+#include "common/fsutil.h"
+#include "common/log.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,8 +1,8 @@
 /* keygen_cmd.c: `weft keygen`: a CURVE key pair for weftd (its server key)
  * or for a client of a tcp endpoint, with the role weftd grants it. */
-#include "auth.h"
-#include "log.h"
-#include "weft_cmds.h"
+#include "common/auth.h"
+#include "common/log.h"
+#include "common/weft_cmds.h"
 
 #include <getopt.h>
 #include <stdio.h>

@@ -1,12 +1,12 @@
-# scheduler/: the `weft` command's dispatcher (and, later, weftd).
+# scheduler/: weftd (the coordinator: store, planner, executors, monitor)
+# and the `weft` command (its dispatcher and weftd's client).
 bin_PROGRAMS += weft
 weft_SOURCES = scheduler/weft.c common/weft_cmds.h scheduler/client.c scheduler/client.h \
 	scheduler/keygen_cmd.c \
 	scheduler/sbatch_cmd.c
-weft_LDADD = scheduler/libweftsched.a worker/libweftmodel.a worker/libweftengine.a jobs/libweftjobs.a \
-	shards/libweftshards.a model/libwefttok.a common/libweftwire.a common/libweftcommon.a $(WEFT_LIBS)
+weft_LDADD = scheduler/libweftsched.a cli/libweftcli.a $(JOBS_LIBS) $(WEFT_LIBS)
 
-# weftd's parts: the store (and, to come, api, planner, executors, monitor).
+# weftd's parts that tests link: the store, planner, executors, ASHA's rule.
 noinst_LIBRARIES += scheduler/libweftsched.a
 scheduler_libweftsched_a_SOURCES = scheduler/store.c scheduler/store.h \
 	scheduler/planner.c scheduler/planner.h \
@@ -27,9 +27,10 @@ weftd_SOURCES = scheduler/weftd.c scheduler/weftd.h scheduler/api.c scheduler/mo
 	scheduler/zap.c scheduler/zap.h \
 	scheduler/prepare.c scheduler/published.c scheduler/published.h
 weftd_SOURCES += scheduler/admit.c
-weftd_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/jobs -I$(top_srcdir)/scheduler
-weftd_LDADD = scheduler/libweftsched.a jobs/libweftjobs.a shards/libweftshards.a model/libwefttok.a common/libweftwire.a \
-	common/libweftcommon.a $(WEFT_LIBS)
+weftd_LDADD = scheduler/libweftsched.a $(JOBS_LIBS) $(WEFT_LIBS)
 
 dist_man_MANS += docs/man/weft.1 docs/man/weftd.1 docs/man/weft-worker.1
-include scheduler/asha.mk
+# Early-stopped sweeps (ASHA): the rule in libweftsched.a, weftd's side in
+# early_stop.c.
+scheduler_libweftsched_a_SOURCES += scheduler/asha.c scheduler/asha.h
+weftd_SOURCES += scheduler/early_stop.c

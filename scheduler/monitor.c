@@ -2,16 +2,16 @@
  * METRIC, CHECKPOINT, DONE, FAIL) with their sequence numbers and ACKs,
  * reaping of worker groups, liveness, retries from checkpoints, and the
  * planner's new runs written out and launched. */
-#include "auth.h"
-#include "fsutil.h"
-#include "log.h"
+#include "common/auth.h"
+#include "common/fsutil.h"
+#include "common/log.h"
 #include "model/peft.h"
-#include "published.h"
-#include "planner.h"
-#include "spec.h"
-#include "tenant_path.h"
-#include "weftd.h"
-#include "zap.h"
+#include "scheduler/published.h"
+#include "scheduler/planner.h"
+#include "jobs/spec.h"
+#include "scheduler/tenant_path.h"
+#include "scheduler/weftd.h"
+#include "scheduler/zap.h"
 
 #include <errno.h>
 #include <inttypes.h>

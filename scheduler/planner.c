@@ -1,5 +1,5 @@
 /* planner.c: packing queued jobs into runs (see planner.h). */
-#include "planner.h"
+#include "scheduler/planner.h"
 
 #include <stdio.h>
 #include <stdlib.h>

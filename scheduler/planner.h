@@ -6,7 +6,7 @@
 #define WEFT_PLANNER_H
 
 #include "jobs/spec.h"
-#include "store.h"
+#include "scheduler/store.h"
 
 typedef struct {
     int64_t jobs[256];

@@ -13,15 +13,15 @@
  * carrying a BPE tokenizer shards with it (`weft shard --tokenizer MODEL`),
  * and its SHA-256 joins the cache name. A bad corpus fails its jobs with the
  * shard tool's message; a cancelled preparation's process group is ended. */
-#include "exec_local.h"
-#include "fsutil.h"
-#include "h5util.h"
-#include "log.h"
-#include "plan.h"
-#include "sha256.h"
-#include "spec.h"
-#include "tok_h5.h"
-#include "weftd.h"
+#include "scheduler/exec_local.h"
+#include "common/fsutil.h"
+#include "common/h5util.h"
+#include "common/log.h"
+#include "jobs/plan.h"
+#include "common/sha256.h"
+#include "jobs/spec.h"
+#include "model/tok_h5.h"
+#include "scheduler/weftd.h"
 
 #include <errno.h>
 #include <hdf5.h>

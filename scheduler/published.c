@@ -1,9 +1,9 @@
 /* published.c: weftd's side of published versions (see published.h). */
-#include "published.h"
-#include "fsutil.h"
-#include "log.h"
-#include "tenant_path.h"
-#include "versions.h"
+#include "scheduler/published.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+#include "scheduler/tenant_path.h"
+#include "common/versions.h"
 
 #include <inttypes.h>
 #include <limits.h>

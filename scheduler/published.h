@@ -8,7 +8,7 @@
 #ifndef WEFT_PUBLISHED_H
 #define WEFT_PUBLISHED_H
 
-#include "spec.h"
+#include "jobs/spec.h"
 
 #include <jansson.h>
 #include <stdint.h>

@@ -3,11 +3,11 @@
  * per run), writes scripts/weft.sbatch beside them and submits one job, or
  * a job array of one task per run, plus an optional summary job that ranks
  * the trials (`weft sbatch --summarize DIR`, run by that job). */
-#include "fsutil.h"
+#include "common/fsutil.h"
 #include "jobs/spec.h"
-#include "log.h"
+#include "common/log.h"
 #include "scheduler/exec_slurm.h"
-#include "weft_cmds.h"
+#include "common/weft_cmds.h"
 
 #include <errno.h>
 #include <getopt.h>

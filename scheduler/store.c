@@ -25,8 +25,8 @@
  *  I5. Event ids only grow; events after n are exactly those committed after n.
  *  I6. A run's acknowledged sequence number never decreases within an attempt.
  * The daemon adds: no ACK or reply before the COMMIT holding its change. */
-#include "store.h"
-#include "log.h"
+#include "scheduler/store.h"
+#include "common/log.h"
 
 #include <math.h>
 #include <sqlite3.h>

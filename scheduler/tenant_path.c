@@ -3,8 +3,8 @@
  * its folder, before or during the walk, makes openat fail (O_NOFOLLOW)
  * instead of leading the write elsewhere, and the final rename is made in
  * the folder that was opened, not in whatever a path names by then. */
-#include "tenant_path.h"
-#include "log.h"
+#include "scheduler/tenant_path.h"
+#include "common/log.h"
 
 #include <errno.h>
 #include <fcntl.h>

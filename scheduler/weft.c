@@ -1,9 +1,9 @@
 /* weft.c: the `weft` command: a table of subcommands, each implemented
  * beside the code it drives (see weft_cmds.h). */
 #include "config.h"
-#include "client.h"
-#include "log.h"
-#include "weft_cmds.h"
+#include "scheduler/client.h"
+#include "common/log.h"
+#include "common/weft_cmds.h"
 
 #include <stdio.h>
 #include <string.h>

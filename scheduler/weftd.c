@@ -2,14 +2,14 @@
  * one zmq_poll loop over the ROUTER socket, and the round discipline: every
  * message of a round is handled inside one transaction, and its replies and
  * ACKs leave only after that transaction commits. */
-#include "clock.h"
+#include "common/clock.h"
 #include "config.h"
-#include "auth.h"
-#include "fsutil.h"
-#include "log.h"
-#include "spec.h"
-#include "weftd.h"
-#include "zap.h"
+#include "common/auth.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+#include "jobs/spec.h"
+#include "scheduler/weftd.h"
+#include "scheduler/zap.h"
 
 #include <errno.h>
 #include <fcntl.h>

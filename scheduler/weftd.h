@@ -4,11 +4,11 @@
 #ifndef WEFT_WEFTD_H
 #define WEFT_WEFTD_H
 
-#include "exec_local.h"
-#include "exec_slurm.h"
-#include "spec.h"
-#include "store.h"
-#include "wire.h"
+#include "scheduler/exec_local.h"
+#include "scheduler/exec_slurm.h"
+#include "jobs/spec.h"
+#include "scheduler/store.h"
+#include "common/wire.h"
 
 #include <limits.h>
 #include <signal.h>

@@ -1,11 +1,11 @@
 /* zap.c: weftd's ZAP handler (see zap.h). The key table is shared with the
  * main thread (which adds and removes run keys) under one mutex; the REP
  * socket belongs to the handler thread alone once it starts. */
-#include "zap.h"
+#include "scheduler/zap.h"
 
-#include "auth.h"
-#include "fsutil.h"
-#include "log.h"
+#include "common/auth.h"
+#include "common/fsutil.h"
+#include "common/log.h"
 
 #include <dirent.h>
 #include <pthread.h>

@@ -1,9 +1,9 @@
 /* chat_template.c: the chatml, llama3 and plain templates and the byte
  * tokenizer's side of chat_tok_t (see chat_template.h). */
-#include "chat_template.h"
-#include "tokenizer.h"
-#include "log.h"
-#include "shard_format.h"
+#include "shards/chat_template.h"
+#include "model/tokenizer.h"
+#include "common/log.h"
+#include "shards/shard_format.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,11 +1,11 @@
 /* chat_writer.c: the chat and completion writer (see chat_writer.h). */
-#include "clock.h"
-#include "chat_writer.h"
-#include "fsutil.h"
-#include "h5util.h"
-#include "log.h"
-#include "sha256.h"
-#include "shard_format.h"
+#include "common/clock.h"
+#include "shards/chat_writer.h"
+#include "common/fsutil.h"
+#include "common/h5util.h"
+#include "common/log.h"
+#include "common/sha256.h"
+#include "shards/shard_format.h"
 
 #include <errno.h>
 #include <hdf5.h>

@@ -7,8 +7,8 @@
 #ifndef WEFT_CHAT_WRITER_H
 #define WEFT_CHAT_WRITER_H
 
-#include "chat_template.h"
-#include "shard_writer.h"
+#include "shards/chat_template.h"
+#include "shards/shard_writer.h"
 
 typedef struct {
     const shard_opts_t *base; /* shards, val_fraction, seed, force, output, inputs */

@@ -1,9 +1,9 @@
 /* docpack.c: rows of whole documents (see docpack.h), on the reader's
  * public functions: the train split's document offsets are held in memory
  * (8 bytes a document), tokens and masks read per document. */
-#include "docpack.h"
-#include "log.h"
-#include "shard_format.h"
+#include "shards/docpack.h"
+#include "common/log.h"
+#include "shards/shard_format.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -20,7 +20,7 @@
 #ifndef WEFT_DOCPACK_H
 #define WEFT_DOCPACK_H
 
-#include "shardset.h"
+#include "shards/shardset.h"
 
 #include <stdint.h>
 

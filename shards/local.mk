@@ -9,3 +9,8 @@ shards_libweftshards_a_SOURCES = \
 	shards/shard_cmd.c
 # The writer deflates token chunks itself, with libdeflate when configure
 # found it (HAVE_LIBDEFLATE_H) and zlib otherwise; both are in LIBS.
+# Instruction and chat data: templates, the chat writer, packed document rows.
+shards_libweftshards_a_SOURCES += \
+	shards/chat_template.c shards/chat_template.h \
+	shards/chat_writer.c shards/chat_writer.h \
+	shards/docpack.c shards/docpack.h

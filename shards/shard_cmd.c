@@ -1,15 +1,15 @@
 /* shard_cmd.c: the `weft shard` command: options, then the writer
  * (shard_writer.h) and its summary; `--verify FILE` reads a shard file
  * through the reader (shardset.h) and checks every token and offset. */
-#include "chat_writer.h"
-#include "h5util.h"
-#include "log.h"
-#include "shard_format.h"
-#include "shard_writer.h"
-#include "shardset.h"
-#include "tok_h5.h"
-#include "tokenizer.h"
-#include "weft_cmds.h"
+#include "shards/chat_writer.h"
+#include "common/h5util.h"
+#include "common/log.h"
+#include "shards/shard_format.h"
+#include "shards/shard_writer.h"
+#include "shards/shardset.h"
+#include "model/tok_h5.h"
+#include "model/tokenizer.h"
+#include "common/weft_cmds.h"
 
 #include <errno.h>
 #include <hdf5.h>

@@ -4,7 +4,7 @@
 #ifndef WEFT_SHARD_FORMAT_H
 #define WEFT_SHARD_FORMAT_H
 
-#include "splitmix.h"
+#include "common/splitmix.h"
 
 #include <stdint.h>
 

@@ -1,7 +1,7 @@
 /* shard_sha256.c: SHA-256 compression of whole blocks with the x86 SHA-NI
  * instructions (two rounds per sha256rnds2, the message schedule from
  * sha256msg1/msg2), falling back to common/sha256.c on other CPUs. */
-#include "shard_sha256.h"
+#include "shards/shard_sha256.h"
 
 #include <stdint.h>
 #include <string.h>

@@ -4,7 +4,7 @@
 #ifndef WEFT_SHARD_SHA256_H
 #define WEFT_SHARD_SHA256_H
 
-#include "sha256.h"
+#include "common/sha256.h"
 
 #include <stddef.h>
 

@@ -14,16 +14,16 @@
  * document in input order, streaming (tokenizer.h), into a second unnamed
  * spill file of uint32 ids; pass 2 then reads documents' ids from there and
  * stores them as uint16 while the vocabulary fits, else uint32. */
-#include "clock.h"
-#include "shard_writer.h"
-#include "fsutil.h"
-#include "h5util.h"
-#include "log.h"
-#include "sha256.h"
-#include "shard_format.h"
-#include "shard_sha256.h"
-#include "tok_h5.h"
-#include "tokenizer.h"
+#include "common/clock.h"
+#include "shards/shard_writer.h"
+#include "common/fsutil.h"
+#include "common/h5util.h"
+#include "common/log.h"
+#include "common/sha256.h"
+#include "shards/shard_format.h"
+#include "shards/shard_sha256.h"
+#include "model/tok_h5.h"
+#include "model/tokenizer.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,10 +1,10 @@
 /* shardset.c: the weft-shards reader (see shardset.h): opens and validates
  * a shard file, maps rank r of R onto its shards, and reads training and
  * validation windows with hyperslab reads. */
-#include "shardset.h"
-#include "h5util.h"
-#include "log.h"
-#include "shard_format.h"
+#include "shards/shardset.h"
+#include "common/h5util.h"
+#include "common/log.h"
+#include "shards/shard_format.h"
 
 #include <errno.h>
 #include <hdf5.h>

@@ -5,10 +5,10 @@
  * renamed into place only after every byte and the manifest are on disk;
  * (2) a committed checkpoint is never modified; (3) pruning removes only
  * committed checkpoints older than the newest `keep`. */
-#include "ckpt.h"
-#include "fsutil.h"
-#include "log.h"
-#include "sha256.h"
+#include "worker/ckpt.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+#include "common/sha256.h"
 
 #include <dirent.h>
 #include <errno.h>

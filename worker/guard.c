@@ -1,7 +1,7 @@
 /* guard.c: signals, the watchdog thread and fault injection (see guard.h). */
-#include "clock.h"
-#include "guard.h"
-#include "log.h"
+#include "common/clock.h"
+#include "worker/guard.h"
+#include "common/log.h"
 
 #include <mpi.h>
 #include <pthread.h>

@@ -1,9 +1,9 @@
 /* publish.c: a tenant's version folder, staged and installed (publish.h). */
-#include "publish.h"
-#include "fsutil.h"
-#include "log.h"
+#include "worker/publish.h"
+#include "common/fsutil.h"
+#include "common/log.h"
 #include "model/peft.h"
-#include "versions.h"
+#include "common/versions.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,12 +1,12 @@
 /* reporter.c: metrics.jsonl, the outbox and its pump thread (see
  * reporter.h). The outbox and its ZeroMQ socket are used under one mutex:
  * the training thread posts, the pump thread sends, receives and beats. */
-#include "clock.h"
-#include "reporter.h"
-#include "auth.h"
-#include "fsutil.h"
-#include "log.h"
-#include "outbox.h"
+#include "common/clock.h"
+#include "worker/reporter.h"
+#include "common/auth.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+#include "common/outbox.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -6,7 +6,7 @@
 #ifndef WEFT_REPORTER_H
 #define WEFT_REPORTER_H
 
-#include "wire.h"
+#include "common/wire.h"
 
 #include <jansson.h>
 #include <stdint.h>

@@ -4,9 +4,9 @@
  * the same shape (bench_torch_cuda.py) are printed beside it as a ratio.
  * Usage: bench_cuda [--preset gpt2] [-B 16] [-T 1024] [--precision bf16]
  *                   [--steps 10] [--peak-tflops 989] [--torch-json FILE] */
-#include "gpt2_cuda.h"
-#include "log.h"
-#include "rng.h"
+#include "engine/cuda/gpt2_cuda.h"
+#include "common/log.h"
+#include "engine/rng.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,12 +2,12 @@
  * cuBLASLt, one algorithm pinned per shape; the rest in kernels_cuda.cuh.
  * Forward and backward follow worker/gpt2.c step for step, with the
  * residual sum fused into the following LayerNorm. */
-#include "gpt2_cuda.h"
-#include "kernels_cuda.cuh"
-#include "attention_wmma.cuh"
+#include "engine/cuda/gpt2_cuda.h"
+#include "engine/cuda/kernels_cuda.cuh"
+#include "engine/cuda/attention_wmma.cuh"
 
 extern "C" {
-#include "log.h"
+#include "common/log.h"
 }
 
 #include <cublasLt.h>

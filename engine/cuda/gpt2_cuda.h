@@ -13,7 +13,7 @@
 #ifndef WEFT_GPT2_CUDA_H
 #define WEFT_GPT2_CUDA_H
 
-#include "worker/gpt2.h"
+#include "engine/gpt2.h"
 
 #include <stddef.h>
 

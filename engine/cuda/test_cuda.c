@@ -5,10 +5,10 @@
  * within 2% of fp32; bad input refused in one line. Exits 1 on any failure.
  * Usage: test_cuda [DIR]   (DIR holds tiny.raw, l3h3.raw from h5_to_raw.py;
  * without it the reference-model checks are skipped, and say so). */
-#include "gpt2_cuda.h"
-#include "log.h"
-#include "optim.h"
-#include "rng.h"
+#include "engine/cuda/gpt2_cuda.h"
+#include "common/log.h"
+#include "engine/optim.h"
+#include "engine/rng.h"
 
 #include <math.h>
 #include <stdio.h>

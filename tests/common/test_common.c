@@ -1,9 +1,9 @@
 /* test_common.c: SHA-256 against FIPS vectors, HDF5 helper round trips and
  * their errors, durable file helpers. */
-#include "fsutil.h"
-#include "h5util.h"
-#include "log.h"
-#include "sha256.h"
+#include "common/fsutil.h"
+#include "common/h5util.h"
+#include "common/log.h"
+#include "common/sha256.h"
 
 #include <check.h>
 #include <stdio.h>

@@ -1,14 +1,14 @@
 /* test_engine.c: the engine against PyTorch references (logits, loss,
  * gradients, 5 AdamW steps), finite differences, determinism, the LoRA seam
  * (module deltas, frozen backbone, per-row loss scale) and bad model files. */
-#include "gpt2.h"
-#include "h5util.h"
-#include "kernels.h"
-#include "log.h"
-#include "model_file.h"
-#include "optim.h"
-#include "rng.h"
-#include "par.h"
+#include "engine/gpt2.h"
+#include "common/h5util.h"
+#include "engine/kernels.h"
+#include "common/log.h"
+#include "model/model_file.h"
+#include "engine/optim.h"
+#include "engine/rng.h"
+#include "engine/par.h"
 
 #include <cblas.h>
 #include <check.h>

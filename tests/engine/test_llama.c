@@ -3,13 +3,13 @@
  * determinism (per BLAS thread count), LoRA on all seven targets (finite differences), packing
  * invariance and NaN isolation on a Llama pack, and bad input refused with
  * one line naming it. */
-#include "gpt2.h"
-#include "h5util.h"
-#include "log.h"
-#include "lora_train.h"
-#include "model_file.h"
-#include "rng.h"
-#include "par.h"
+#include "engine/gpt2.h"
+#include "common/h5util.h"
+#include "common/log.h"
+#include "engine/lora_train.h"
+#include "model/model_file.h"
+#include "engine/rng.h"
+#include "engine/par.h"
 
 #include <cblas.h>
 #include <check.h>

@@ -4,12 +4,12 @@
  * --docs, GPT-2 and Llama); a document's logits do not depend on its
  * row-mates; one document per row is bit for bit the plain engine; bad
  * positions are refused. */
-#include "docattn.h"
-#include "gpt2.h"
-#include "h5util.h"
-#include "log.h"
-#include "model_file.h"
-#include "rng.h"
+#include "engine/docattn.h"
+#include "engine/gpt2.h"
+#include "common/h5util.h"
+#include "common/log.h"
+#include "model/model_file.h"
+#include "engine/rng.h"
 
 #include <cblas.h>
 #include <check.h>

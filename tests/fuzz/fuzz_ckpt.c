@@ -2,8 +2,8 @@
  * becomes the MANIFEST of a checkpoint folder that also holds a real file
  * (state.h5) and a symlink (link), then ckpt_verify and ckpt_find_latest
  * read it. */
-#include "ckpt.h"
-#include "log.h"
+#include "worker/ckpt.h"
+#include "common/log.h"
 
 #include <fcntl.h>
 #include <stdint.h>

@@ -7,10 +7,10 @@
  * Input: byte 0 chooses the sender's role (bits 0-1: admin, tenant:acme,
  * tenant:globex, worker:1) and its connection (bits 2-3: routing ids "1:1",
  * "2:1", "c1", "c2"); the rest is the frames, separated by the byte 0x1e. */
-#include "fsutil.h"
-#include "log.h"
-#include "spec.h"
-#include "weftd.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+#include "jobs/spec.h"
+#include "scheduler/weftd.h"
 
 #include <stdint.h>
 #include <stdio.h>

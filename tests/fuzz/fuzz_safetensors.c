@@ -1,8 +1,8 @@
 /* fuzz_safetensors.c: libFuzzer target for the safetensors reader: the input
  * is written as a file, opened (length, header, every offset rule) and each
  * float tensor it describes is read and widened. */
-#include "log.h"
-#include "safetensors.h"
+#include "common/log.h"
+#include "model/safetensors.h"
 
 #include <fcntl.h>
 #include <stdint.h>

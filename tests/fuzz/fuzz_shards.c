@@ -1,9 +1,9 @@
 /* fuzz_shards.c: libFuzzer target for the shard-file validator: the input is
  * written to a file and opened with shardset_new; a file that validates is
  * read (sizes, shard ranges, documents, a training and a validation window). */
-#include "h5util.h"
-#include "log.h"
-#include "shardset.h"
+#include "common/h5util.h"
+#include "common/log.h"
+#include "shards/shardset.h"
 
 #include <fcntl.h>
 #include <stdint.h>

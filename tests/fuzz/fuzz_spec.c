@@ -1,7 +1,7 @@
 /* fuzz_spec.c: libFuzzer target for the job-spec parser and validator: the
  * input is spec text; a spec that parses is expanded into units, written back
  * in canonical form and parsed again, which must give an equal spec. */
-#include "spec.h"
+#include "jobs/spec.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -4,7 +4,7 @@
  * which must give the same ids, and decoding them must give the text back
  * (after a prefix space, if the tokenizer adds one) when it is valid UTF-8
  * and NFC is off. */
-#include "tokenizer.h"
+#include "model/tokenizer.h"
 
 #include <stdint.h>
 #include <stdio.h>

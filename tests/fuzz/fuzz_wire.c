@@ -7,8 +7,8 @@
  * sending DEALER, routing ids "r1:1", "r1:2", "r-2:1" or one ZeroMQ picks;
  * bits 3-4: the accept mask; bit 5: a 64-byte JSON limit). The rest is the
  * frames, separated by the byte 0x1e (at most 8; the last takes the rest). */
-#include "log.h"
-#include "wire.h"
+#include "common/log.h"
+#include "common/wire.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -10,15 +10,14 @@ FUZZ_SECONDS = 60
 FUZZ_spec_LIBS = jobs/libweftjobs.a common/libweftcommon.a $(WEFT_LIBS)
 FUZZ_wire_LIBS = common/libweftwire.a common/libweftcommon.a $(WEFT_LIBS)
 FUZZ_ckpt_LIBS = worker/libweftrun.a common/libweftcommon.a $(WEFT_LIBS)
-FUZZ_shards_LIBS = shards/libweftshards.a model/libwefttok.a common/libweftcommon.a $(WEFT_LIBS)
+FUZZ_shards_LIBS = $(SHARDS_LIBS) $(WEFT_LIBS)
 # weftd's dispatcher: its own sources, weftd.c without main (weftd_core.c).
 FUZZ_dispatch_SRC = tests/fuzz/fuzz_dispatch.c tests/fuzz/weftd_core.c scheduler/api.c \
 	scheduler/monitor.c scheduler/zap.c scheduler/prepare.c scheduler/admit.c scheduler/early_stop.c \
 	scheduler/published.c
-FUZZ_dispatch_LIBS = scheduler/libweftsched.a jobs/libweftjobs.a shards/libweftshards.a model/libwefttok.a common/libweftwire.a \
-	common/libweftcommon.a $(WEFT_LIBS)
-FUZZ_tokenizer_LIBS = model/libwefttok.a common/libweftcommon.a $(WEFT_LIBS)
-FUZZ_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/jobs -I$(top_srcdir)/worker -I$(top_srcdir)/shards
+FUZZ_dispatch_LIBS = scheduler/libweftsched.a $(JOBS_LIBS) $(WEFT_LIBS)
+FUZZ_tokenizer_LIBS = $(MODEL_LIBS) $(WEFT_LIBS)
+FUZZ_CPPFLAGS = $(AM_CPPFLAGS)
 
 check_PROGRAMS += tests/fuzz/replay_spec tests/fuzz/replay_wire tests/fuzz/replay_ckpt \
 	tests/fuzz/replay_shards tests/fuzz/replay_dispatch tests/fuzz/replay_tokenizer
@@ -40,7 +39,7 @@ tests_fuzz_replay_shards_SOURCES = tests/fuzz/fuzz_shards.c tests/fuzz/replay.c
 tests_fuzz_replay_shards_CPPFLAGS = $(FUZZ_CPPFLAGS) -DFUZZ_TARGET='"shards"'
 tests_fuzz_replay_shards_LDADD = $(FUZZ_shards_LIBS)
 tests_fuzz_replay_dispatch_SOURCES = $(FUZZ_dispatch_SRC) tests/fuzz/replay.c
-tests_fuzz_replay_dispatch_CPPFLAGS = $(FUZZ_CPPFLAGS) -I$(top_srcdir)/scheduler \
+tests_fuzz_replay_dispatch_CPPFLAGS = $(FUZZ_CPPFLAGS) \
 	-DFUZZ_TARGET='"dispatch"'
 tests_fuzz_replay_dispatch_LDADD = $(FUZZ_dispatch_LIBS)
 EXTRA_DIST += tests/fuzz/corpus tests/fuzz/regress tests/fuzz/hdf5-bugs
@@ -53,7 +52,7 @@ tests_fuzz_fuzz_tokenizer_CPPFLAGS = $(FUZZ_CPPFLAGS)
 tests_fuzz_fuzz_tokenizer_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
 tests_fuzz_fuzz_tokenizer_LDADD = $(FUZZ_tokenizer_LIBS)
 tests_fuzz_fuzz_dispatch_SOURCES = $(FUZZ_dispatch_SRC)
-tests_fuzz_fuzz_dispatch_CPPFLAGS = $(FUZZ_CPPFLAGS) -I$(top_srcdir)/scheduler
+tests_fuzz_fuzz_dispatch_CPPFLAGS = $(FUZZ_CPPFLAGS)
 tests_fuzz_fuzz_dispatch_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
 tests_fuzz_fuzz_dispatch_LDADD = $(FUZZ_dispatch_LIBS)
 tests_fuzz_fuzz_spec_SOURCES = tests/fuzz/fuzz_spec.c

@@ -7,9 +7,9 @@
  * versions (common/versions.h) inside a tenant folder: a planted link is
  * neither walked through nor taken for `current`, and replaced by the real
  * one; a run installs one version however often it is repeated. */
-#include "log.h"
-#include "tenant_path.h"
-#include "versions.h"
+#include "common/log.h"
+#include "scheduler/tenant_path.h"
+#include "common/versions.h"
 
 #include <fcntl.h>
 

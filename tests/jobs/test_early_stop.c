@@ -1,8 +1,8 @@
 /* test_early_stop.c: sweep.early_stop (ASHA) and resources.pack_size in job
  * specs: parsing, canonical write-back, each trial's rungs, and one clear
  * line (file:line: setting) for each bad input. */
-#include "log.h"
-#include "spec.h"
+#include "common/log.h"
+#include "jobs/spec.h"
 
 #include <check.h>
 #include <stdio.h>

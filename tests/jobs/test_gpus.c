@@ -2,8 +2,8 @@
  * holds one GPU per rank (the default, or said so), anything else is one
  * clear line; a cpu run holds none; the canonical write-back keeps gpus. In
  * a build without CUDA, device = "cuda" itself is the one line. */
-#include "log.h"
-#include "spec.h"
+#include "common/log.h"
+#include "jobs/spec.h"
 
 #include <check.h>
 #include <stdio.h>

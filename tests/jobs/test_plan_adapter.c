@@ -1,9 +1,9 @@
 /* test_plan_adapter.c: plan_check_adapter against weft-adapter files whose
  * `targets` attribute lists modules as the worker writes them (all-linear
  * resolved to the architecture's modules). */
-#include "h5util.h"
-#include "log.h"
-#include "plan.h"
+#include "common/h5util.h"
+#include "common/log.h"
+#include "jobs/plan.h"
 
 #include <check.h>
 #include <hdf5.h>

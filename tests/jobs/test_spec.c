@@ -1,10 +1,10 @@
 /* test_spec.c: the job-spec library: defaults, types, paths, tenant
  * overrides, canonical write-back round trips, sweep expansion and trial ids,
  * composed runs, resume and pack keys, limits, and every malformed spec. */
-#include "spec.h"
+#include "jobs/spec.h"
 
-#include "fsutil.h"
-#include "log.h"
+#include "common/fsutil.h"
+#include "common/log.h"
 
 #include <check.h>
 #include <dirent.h>

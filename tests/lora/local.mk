@@ -1,9 +1,9 @@
 # tests/lora/: LoRA adapters and packed multi-tenant training: the math on
 # buffers, the adapter file, packing properties on the engine, the PyTorch
 # reference, `weft grad --adapter`, and the adapter file from h5py.
-LORA_TEST_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/worker
-LORA_ENGINE_LIBS = worker/libweftengine.a common/libweftcommon.a $(TEST_LIBS) $(WEFT_LIBS)
-LORA_MODEL_LIBS = worker/libweftmodel.a model/libwefttok.a $(LORA_ENGINE_LIBS)
+LORA_TEST_CFLAGS = $(TEST_CFLAGS)
+LORA_ENGINE_LIBS = $(ENGINE_LIBS) $(TEST_LIBS) $(WEFT_LIBS)
+LORA_MODEL_LIBS = model/libweftmodel.a $(LORA_ENGINE_LIBS)
 
 check_PROGRAMS += tests/lora/test_lora tests/lora/test_adapter tests/lora/test_pack \
 	tests/lora/test_lora_ref

@@ -1,10 +1,10 @@
 /* test_adapter.c: the weft-adapter HDF5 file: save/load round trip to the
  * bit, base_sha256 checked on load, targets checked against the datasets
  * present, and one clear error for each kind of bad file. */
-#include "adapter.h"
-#include "fsutil.h"
-#include "h5util.h"
-#include "log.h"
+#include "model/adapter.h"
+#include "common/fsutil.h"
+#include "common/h5util.h"
+#include "common/log.h"
 
 #include <check.h>
 #include <math.h>

@@ -1,8 +1,8 @@
 /* test_lora.c: the LoRA math on buffers: targets, PEFT init, the segment-wise
  * forward and backward against a naive double-precision loop and finite
  * differences, dropout masks kept for the backward, packing invariance. */
-#include "log.h"
-#include "lora.h"
+#include "common/log.h"
+#include "engine/lora.h"
 
 #include <check.h>
 #include <math.h>

@@ -2,13 +2,13 @@
  * trained packed together on the engine, each matched against PyTorch's
  * plain PEFT math (scripts/make-lora-reference.py, tests/lora/data/): loss
  * and logits, adapter gradients, and 5 AdamW steps with clipping. */
-#include "adapter.h"
-#include "gpt2.h"
-#include "h5util.h"
-#include "log.h"
-#include "lora_train.h"
-#include "model_file.h"
-#include "sha256.h"
+#include "model/adapter.h"
+#include "engine/gpt2.h"
+#include "common/h5util.h"
+#include "common/log.h"
+#include "engine/lora_train.h"
+#include "model/model_file.h"
+#include "common/sha256.h"
 
 #include <cblas.h>
 #include <check.h>

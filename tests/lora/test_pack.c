@@ -1,12 +1,12 @@
 /* test_pack.c: packed multi-tenant LoRA training on a real GPT-2 engine:
  * packing invariance (bitwise), a fresh adapter leaves the logits exactly
  * equal, the backbone's bytes never change, a NaN tenant fails alone. */
-#include "gpt2.h"
-#include "log.h"
-#include "lora.h"
-#include "lora_train.h"
-#include "sha256.h"
-#include "par.h"
+#include "engine/gpt2.h"
+#include "common/log.h"
+#include "engine/lora.h"
+#include "engine/lora_train.h"
+#include "common/sha256.h"
+#include "engine/par.h"
 
 #include <cblas.h>
 #include <check.h>

@@ -1,8 +1,8 @@
 /* test_safetensors.c: the safetensors header parser's rules one by one, the
  * exact conversions (every BF16 and F16 value), and the writer: header
  * padded to 8 bytes with {"format":"pt"}, read back to the same bits. */
-#include "log.h"
-#include "safetensors.h"
+#include "common/log.h"
+#include "model/safetensors.h"
 
 #include <check.h>
 #include <math.h>

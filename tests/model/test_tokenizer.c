@@ -2,8 +2,8 @@
  * files built here: the Llama-3 and Qwen2 pre-token splits on hand-written
  * cases, NFC, added tokens, merge order, ignore_merges, both merge forms,
  * lossy decoding, streaming equal to whole-text encoding, and the refusals. */
-#include "log.h"
-#include "tokenizer.h"
+#include "common/log.h"
+#include "model/tokenizer.h"
 
 #include <check.h>
 #include <jansson.h>

@@ -1,19 +1,19 @@
 # tests/scheduler/: weftd's store, daemon and CLI.
 check_PROGRAMS += tests/scheduler/test_store
 tests_scheduler_test_store_SOURCES = tests/scheduler/test_store.c
-tests_scheduler_test_store_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/scheduler
+tests_scheduler_test_store_CFLAGS = $(TEST_CFLAGS)
 tests_scheduler_test_store_LDADD = scheduler/libweftsched.a common/libweftcommon.a $(TEST_LIBS) $(WEFT_LIBS)
 TESTS += tests/scheduler/test_store
 
 check_PROGRAMS += tests/scheduler/test_planner
 tests_scheduler_test_planner_SOURCES = tests/scheduler/test_planner.c
-tests_scheduler_test_planner_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/scheduler
+tests_scheduler_test_planner_CFLAGS = $(TEST_CFLAGS)
 tests_scheduler_test_planner_LDADD = scheduler/libweftsched.a jobs/libweftjobs.a common/libweftcommon.a $(TEST_LIBS) $(WEFT_LIBS)
 TESTS += tests/scheduler/test_planner
 
 check_PROGRAMS += tests/scheduler/test_exec_local
 tests_scheduler_test_exec_local_SOURCES = tests/scheduler/test_exec_local.c
-tests_scheduler_test_exec_local_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/scheduler
+tests_scheduler_test_exec_local_CFLAGS = $(TEST_CFLAGS)
 tests_scheduler_test_exec_local_LDADD = scheduler/libweftsched.a common/libweftcommon.a $(TEST_LIBS) $(WEFT_LIBS)
 TESTS += tests/scheduler/test_exec_local
 EXTRA_DIST += tests/scheduler/fake-worker.sh
@@ -33,7 +33,7 @@ EXTRA_DIST += tests/scheduler/test_protocol.py
 
 check_PROGRAMS += tests/scheduler/test_asha_rule
 tests_scheduler_test_asha_rule_SOURCES = tests/scheduler/test_asha_rule.c
-tests_scheduler_test_asha_rule_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/scheduler
+tests_scheduler_test_asha_rule_CFLAGS = $(TEST_CFLAGS)
 tests_scheduler_test_asha_rule_LDADD = scheduler/libweftsched.a common/libweftcommon.a $(TEST_LIBS) $(WEFT_LIBS)
 TESTS += tests/scheduler/test_asha_rule tests/scheduler/test_asha.sh
 EXTRA_DIST += tests/scheduler/test_asha.sh
@@ -43,7 +43,7 @@ EXTRA_DIST += tests/scheduler/test_weftd_refill.sh
 
 check_PROGRAMS += tests/scheduler/test_exec_gpus
 tests_scheduler_test_exec_gpus_SOURCES = tests/scheduler/test_exec_gpus.c
-tests_scheduler_test_exec_gpus_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/scheduler
+tests_scheduler_test_exec_gpus_CFLAGS = $(TEST_CFLAGS)
 tests_scheduler_test_exec_gpus_LDADD = scheduler/libweftsched.a common/libweftcommon.a $(TEST_LIBS) $(WEFT_LIBS)
 TESTS += tests/scheduler/test_exec_gpus
 TESTS += tests/scheduler/test_weftd_chat.sh

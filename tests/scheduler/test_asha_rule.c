@@ -1,6 +1,6 @@
 /* test_asha_rule.c: the ASHA rule (scheduler/asha.h): rungs, and who goes on
  * at a rung as trials arrive one by one. */
-#include "asha.h"
+#include "scheduler/asha.h"
 
 #include <check.h>
 #include <math.h>

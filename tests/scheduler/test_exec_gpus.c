@@ -3,9 +3,9 @@
  * holds the lowest free ids and every rank sees them in CUDA_VISIBLE_DEVICES,
  * a run waits (1) while too few are free and fails when the pool is too
  * small, GPUs come back when the run ends, and a restart claims them again. */
-#include "exec_local.h"
-#include "fsutil.h"
-#include "log.h"
+#include "scheduler/exec_local.h"
+#include "common/fsutil.h"
+#include "common/log.h"
 
 #include <check.h>
 #include <stdio.h>

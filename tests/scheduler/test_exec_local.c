@@ -1,9 +1,9 @@
 /* test_exec_local.c: the local executor under a real mpirun: arguments
  * reach every rank, exit codes come back (75 for a requeue), output lands in
  * the log, and killing the group ends every rank. */
-#include "exec_local.h"
-#include "fsutil.h"
-#include "log.h"
+#include "scheduler/exec_local.h"
+#include "common/fsutil.h"
+#include "common/log.h"
 
 #include <check.h>
 #include <signal.h>

@@ -1,7 +1,7 @@
 /* test_planner.c: packing: pack keys and sizes, full jobs alone, priority
  * order, slots, no starvation of a large job, and the pack key naming the
  * backbone by content and architecture, not by path. */
-#include "planner.h"
+#include "scheduler/planner.h"
 
 #include <check.h>
 #include <stdlib.h>

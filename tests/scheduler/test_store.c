@@ -1,8 +1,8 @@
 /* test_store.c: weftd's store: the job and run life cycles and each
  * numbered invariant of store.c (I1..I6), on a real SQLite file. */
-#include "fsutil.h"
-#include "log.h"
-#include "store.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+#include "scheduler/store.h"
 
 #include <check.h>
 #include <stdio.h>

@@ -2,8 +2,8 @@
  * selects its shards and draws windows; rank 0 gathers them and checks that
  * each rank stays in its own shards r, r+R, ... and that together the
  * ranks' window starts cover every shard once. Exits 1 on any failure. */
-#include "h5util.h"
-#include "log.h"
+#include "common/h5util.h"
+#include "common/log.h"
 #include "shards/shardset.h"
 
 #include <mpi.h>

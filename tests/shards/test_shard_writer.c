@@ -1,11 +1,11 @@
 /* test_shard_writer.c: `weft shard` end to end: every document's bytes come
  * back, the split and shuffle are seeded and byte-identical, shard offsets
  * follow their rule, bad input fails cleanly, h5dump reads the output. */
-#include "testutil.h"
-#include "fsutil.h"
-#include "h5util.h"
-#include "log.h"
-#include "sha256.h"
+#include "tests/shards/testutil.h"
+#include "common/fsutil.h"
+#include "common/h5util.h"
+#include "common/log.h"
+#include "common/sha256.h"
 #include "shards/shard_format.h"
 #include "shards/shard_sha256.h"
 

@@ -1,10 +1,10 @@
 /* test_shardset.c: the weft-shards reader: seeded windows and a cursor that
  * restores exactly, validation windows in order, and one clear error for
  * files that are not weft-shards, of another version, truncated or corrupt. */
-#include "testutil.h"
-#include "fsutil.h"
-#include "h5util.h"
-#include "log.h"
+#include "tests/shards/testutil.h"
+#include "common/fsutil.h"
+#include "common/h5util.h"
+#include "common/log.h"
 #include "shards/shard_format.h"
 
 #include <check.h>

@@ -1,9 +1,9 @@
 /* testutil.c: scratch folders, files, the `weft` binary and document lists
  * for the shards tests (see testutil.h). */
-#include "testutil.h"
-#include "fsutil.h"
-#include "h5util.h"
-#include "log.h"
+#include "tests/shards/testutil.h"
+#include "common/fsutil.h"
+#include "common/h5util.h"
+#include "common/log.h"
 
 #include <check.h>
 #include <dirent.h>

@@ -1,11 +1,11 @@
 /* test_outbox.c: the worker's outbox against a real ROUTER on ipc://: order,
  * ACK trimming, replay after a restart (also after SIGKILL), torn and corrupt
  * spools, attempts, a late and a restarting coordinator, never blocking. */
-#include "clock.h"
-#include "fsutil.h"
-#include "log.h"
-#include "outbox.h"
-#include "wire.h"
+#include "common/clock.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+#include "common/outbox.h"
+#include "common/wire.h"
 
 #include <check.h>
 #include <signal.h>

@@ -1,9 +1,9 @@
 /* test_wire.c: the message layer over real ZeroMQ sockets on ipc:// in a
  * temp folder: every command round trips both ways, each kind of malformed
  * message is rejected with its reason, ROUTER_MANDATORY, EAGAIN, routing ids. */
-#include "fsutil.h"
-#include "log.h"
-#include "wire.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+#include "common/wire.h"
 
 #include <check.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 # tests/worker/: checkpoints and (later) weft-worker runs under mpirun.
 check_PROGRAMS += tests/worker/test_ckpt
 tests_worker_test_ckpt_SOURCES = tests/worker/test_ckpt.c
-tests_worker_test_ckpt_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/worker
+tests_worker_test_ckpt_CFLAGS = $(TEST_CFLAGS)
 tests_worker_test_ckpt_LDADD = worker/libweftrun.a common/libweftcommon.a $(TEST_LIBS) $(WEFT_LIBS)
 TESTS += tests/worker/test_ckpt
 

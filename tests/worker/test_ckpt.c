@@ -1,8 +1,8 @@
 /* test_ckpt.c: the checkpoint folder protocol: commit, verify, newest-valid
  * selection past broken checkpoints, pruning, no overwrite, abandoned tmp. */
-#include "ckpt.h"
-#include "fsutil.h"
-#include "log.h"
+#include "worker/ckpt.h"
+#include "common/fsutil.h"
+#include "common/log.h"
 
 #include <check.h>
 #include <limits.h>

@@ -6,11 +6,11 @@
 int cmd_shard(int argc, char **argv);      /* shards/shard_cmd.c */
 int cmd_tokenize(int argc, char **argv);   /* model/tokenize_cmd.c */
 int cmd_validate(int argc, char **argv);   /* jobs/validate_cmd.c */
-int cmd_init_model(int argc, char **argv); /* worker/model_cmd.c */
-int cmd_grad(int argc, char **argv);       /* worker/model_cmd.c */
+int cmd_init_model(int argc, char **argv); /* cli/model_cmd.c */
+int cmd_grad(int argc, char **argv);       /* cli/model_cmd.c */
 
-int cmd_generate(int argc, char **argv);   /* worker/generate_cmd.c */
-int cmd_eval(int argc, char **argv);       /* worker/generate_cmd.c */
+int cmd_generate(int argc, char **argv);   /* cli/generate_cmd.c */
+int cmd_eval(int argc, char **argv);       /* cli/generate_cmd.c */
 int cmd_submit(int argc, char **argv);     /* scheduler/client.c */
 int cmd_ls(int argc, char **argv);         /* scheduler/client.c */
 int cmd_show(int argc, char **argv);       /* scheduler/client.c */

@@ -40,7 +40,7 @@ int hf_config_read(const char *dir, hf_config_t *c);
 int hf_config_from_model(hid_t f, hf_config_t *c);
 /* 0 when a Hugging Face class holds c's biases; else -1 naming them. */
 int hf_config_exportable(const hf_config_t *c);
-/* Writes c as a model file's root attributes (common/model_attrs.h), all
+/* Writes c as a model file's root attributes (model/model_attrs.h), all
  * but `tokenizer`. */
 int hf_config_write_attrs(hid_t f, const hf_config_t *c);
 

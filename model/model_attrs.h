@@ -1,6 +1,6 @@
 /* model_attrs.h: the root attributes of a weft-model file
  * (docs/FORMATS-model.md), one home for their names, types and checks: the
- * engine (worker/model_file.c) and `weft import`/`weft export`
+ * engine (model/model_file.c) and `weft import`/`weft export`
  * (model/hf_config.c, model/hf_model.c) read and write them through here. */
 #ifndef WEFT_MODEL_ATTRS_H
 #define WEFT_MODEL_ATTRS_H

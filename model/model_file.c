@@ -32,7 +32,7 @@ static hid_t open_model(const char *path)
 
 static const char *rope_names[] = {"", "linear", "llama3"};
 
-/* The engine's config from the file's root attributes (common/model_attrs.c
+/* The engine's config from the file's root attributes (model/model_attrs.c
  * reads and range-checks them), and the biases from the datasets present in
  * layer 0. */
 static int read_llama(hid_t f, const model_attrs_t *a, gpt2_config_t *cfg)

@@ -29,7 +29,7 @@ SDPA = hasattr(F, "scaled_dot_product_attention")
 # GPT-2: L, NH, C, V, n_ctx
 GPT2_PRESETS = {"tiny": (2, 2, 32, 257, 32), "small": (4, 4, 256, 257, 256),
                 "gpt2": (12, 12, 768, 50257, 1024)}
-# Llama family, as worker/gpt2.c's presets
+# Llama family, as engine/gpt2.c's presets
 LLAMA_PRESETS = {
     "llama-tiny": dict(L=2, H=4, C=32, V=257, n_ctx=64, KV=2, hd=8, I=64, tie=False,
                        bias=False, eps=1e-5, theta=10000.0),

@@ -68,7 +68,7 @@ def text(v):
 
 
 def llama_names(f, cfg):
-    """Table order of worker/llama.c: embed, per layer norm, q/k/v/o (+bias), norm,
+    """Table order of engine/llama.c: embed, per layer norm, q/k/v/o (+bias), norm,
     gate/up/down (+bias), final norm, lm_head when untied."""
     names = ["model/embed_tokens/weight"]
     for l in range(cfg["n_layer"]):
@@ -206,7 +206,7 @@ def forward(cfg, P, idx, targets):
 
 
 def schedule(step, lr, lr_min, warmup, total):
-    """The engine's warmup + cosine schedule (worker/optim.c, schedule_lr)."""
+    """The engine's warmup + cosine schedule (engine/optim.c, schedule_lr)."""
     if step < warmup:
         return lr * (step + 1) / warmup
     span = total - warmup

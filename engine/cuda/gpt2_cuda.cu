@@ -1,6 +1,6 @@
 /* gpt2_cuda.cu: the GPT-2 engine on one GPU (see gpt2_cuda.h). Products on
  * cuBLASLt, one algorithm pinned per shape; the rest in kernels_cuda.cuh.
- * Forward and backward follow worker/gpt2.c step for step, with the
+ * Forward and backward follow engine/gpt2.c step for step, with the
  * residual sum fused into the following LayerNorm. */
 #include "engine/cuda/gpt2_cuda.h"
 #include "engine/cuda/kernels_cuda.cuh"

@@ -1,5 +1,5 @@
 /* gpt2_cuda.h: the GPT-2 engine on one NVIDIA GPU, behind the same calls as
- * the CPU engine (worker/gpt2.h): parameters from the host flat buffer in the
+ * the CPU engine (engine/gpt2.h): parameters from the host flat buffer in the
  * same tensor table order, forward to the loss, hand-written backward, global
  * gradient norm, clipping and a multi-tensor AdamW, all on the device.
  *

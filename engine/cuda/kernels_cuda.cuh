@@ -1,7 +1,7 @@
 /* kernels_cuda.cuh: the GPT-2 layer kernels on the GPU, forward and backward,
  * templated on the activation type T (float, or __nv_bfloat16 in bf16
  * precision). The residual stream, statistics and every parameter gradient
- * stay float32. Same glossary and conventions as worker/kernels.h: B batch,
+ * stay float32. Same glossary and conventions as engine/kernels.h: B batch,
  * T time (Tn here, T is the type), C channels, NH heads, HS head size, V
  * vocabulary, N = B*T rows. No atomics: every sum runs in a fixed order. */
 #ifndef WEFT_KERNELS_CUDA_CUH

@@ -1,4 +1,4 @@
-/* test_cuda.c: the CUDA engine against the CPU engine (worker/gpt2.c): loss,
+/* test_cuda.c: the CUDA engine against the CPU engine (engine/gpt2.c): loss,
  * logits and every gradient in fp32 to 1e-4 relative on the reference models
  * of tests/engine and on wider random models, AdamW and clipping over
  * several steps; same bits run to run; a 200-step bf16 (and tf32) loss curve

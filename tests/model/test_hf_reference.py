@@ -16,7 +16,7 @@ llama3 rope scaling in the newer rope_parameters layout and Hub inv_freq
 buffers (lrope3); MistralForCausalLM with head_dim != C/H, linear scaling
 and a sliding window equal to the sequence (lhd). The imported file carries
 every attribute of the engine-written original under the same name and
-value (one table, common/model_attrs.c) and loads in the engine; a Mistral
+value (one table, model/model_attrs.c) and loads in the engine; a Mistral
 window shorter than the sequence is refused naming sliding_window.
 """
 import json

@@ -4,6 +4,7 @@
 #include "common/h5util.h"
 #include "common/log.h"
 #include "common/sha256.h"
+#include "tests/check_main.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -174,17 +175,9 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("common");
-    TCase *tc = tcase_create("common");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, sha256_vectors);
-    tcase_add_test(tc, sha256_streaming_matches_file);
-    tcase_add_test(tc, h5_attrs_and_datasets);
-    tcase_add_test(tc, fs_helpers);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    check_test_t tests[] = {CHECK_TEST(sha256_vectors), CHECK_TEST(sha256_streaming_matches_file),
+                            CHECK_TEST(h5_attrs_and_datasets), CHECK_TEST(fs_helpers)};
+    int failed = check_main((check_opts_t){.suite = "common", .setup = setup, .teardown = teardown},
+                            tests, CHECK_NTESTS(tests));
     return failed ? 1 : 0;
 }

@@ -5,7 +5,7 @@ tests_engine_test_engine_SOURCES = tests/engine/test_engine.c
 tests_engine_test_engine_CFLAGS = $(TEST_CFLAGS)
 tests_engine_test_engine_LDADD = $(MODEL_LIBS) $(TEST_LIBS) $(WEFT_LIBS)
 TESTS += tests/engine/test_engine tests/engine/test_engine_cli.sh tests/engine/test_layers.sh
-EXTRA_DIST += tests/engine/test_engine_cli.sh tests/engine/test_layers.sh \
+EXTRA_DIST += tests/engine/test_engine_cli.sh tests/engine/test_layers.sh tests/check_main.h \
 	tests/engine/data/tiny.h5 tests/engine/data/tiny-grad.h5 tests/engine/data/tiny-train.h5 \
 	tests/engine/data/l3h3.h5 tests/engine/data/l3h3-grad.h5 tests/engine/data/l3h3-train.h5 \
 	tests/engine/data/lgqa.h5 tests/engine/data/lgqa-grad.h5 tests/engine/data/lgqa-train.h5 \

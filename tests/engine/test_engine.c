@@ -9,6 +9,7 @@
 #include "engine/optim.h"
 #include "engine/rng.h"
 #include "engine/par.h"
+#include "tests/check_main.h"
 
 #include <cblas.h>
 #include <check.h>
@@ -724,26 +725,14 @@ int main(void)
     if (!mkdtemp(tmpdir)) return 1;
     h5_quiet();
     par_set_threads(1);
-    Suite *s = suite_create("engine");
-    TCase *tc = tcase_create("engine");
-    tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, reference_tiny);
-    tcase_add_test(tc, reference_l3h3);
-    tcase_add_loop_test(tc, reference_llama, 0, 4);
-    tcase_add_test(tc, finite_differences);
-    tcase_add_test(tc, determinism);
-    tcase_add_test(tc, module_delta_frozen);
-    tcase_add_test(tc, row_scale);
-    tcase_add_test(tc, optimizer_pieces);
-    tcase_add_test(tc, bad_model_files);
-    tcase_add_test(tc, bad_sizes);
-    tcase_add_test(tc, save_load_roundtrip);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    check_test_t tests[] = {CHECK_TEST(reference_tiny),     CHECK_TEST(reference_l3h3),
+                            CHECK_LOOP(reference_llama, 4), CHECK_TEST(finite_differences),
+                            CHECK_TEST(determinism),        CHECK_TEST(module_delta_frozen),
+                            CHECK_TEST(row_scale),          CHECK_TEST(optimizer_pieces),
+                            CHECK_TEST(bad_model_files),    CHECK_TEST(bad_sizes),
+                            CHECK_TEST(save_load_roundtrip)};
+    int failed = check_main((check_opts_t){.suite = "engine", .timeout = 300, .nofork = 1}, tests,
+                            CHECK_NTESTS(tests));
     char cmd[200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

@@ -10,6 +10,7 @@
 #include "model/model_file.h"
 #include "engine/rng.h"
 #include "engine/par.h"
+#include "tests/check_main.h"
 
 #include <cblas.h>
 #include <check.h>
@@ -427,20 +428,11 @@ int main(void)
         perror(tmpdir);
         return 1;
     }
-    Suite *s = suite_create("llama");
-    TCase *tc = tcase_create("llama");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, finite_differences);
-    tcase_add_test(tc, determinism);
-    tcase_add_test(tc, lora_finite_differences);
-    tcase_add_test(tc, packing_invariance);
-    tcase_add_test(tc, nan_tenant_fails_alone);
-    tcase_add_test(tc, bad_input);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    check_test_t tests[] = {CHECK_TEST(finite_differences),      CHECK_TEST(determinism),
+                            CHECK_TEST(lora_finite_differences), CHECK_TEST(packing_invariance),
+                            CHECK_TEST(nan_tenant_fails_alone),  CHECK_TEST(bad_input)};
+    int failed =
+        check_main((check_opts_t){.suite = "llama", .timeout = 120}, tests, CHECK_NTESTS(tests));
     cleanup();
     return failed ? 1 : 0;
 }

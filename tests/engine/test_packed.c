@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "model/model_file.h"
 #include "engine/rng.h"
+#include "tests/check_main.h"
 
 #include <cblas.h>
 #include <check.h>
@@ -221,18 +222,9 @@ int main(void)
     snprintf(datadir, sizeof datadir, "%s/tests/engine/data", src ? src : ".");
     h5_quiet();
     openblas_set_num_threads(1);
-    Suite *s = suite_create("packed");
-    TCase *tc = tcase_create("packed");
-    tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, reference_packed, 0, 3);
-    tcase_add_loop_test(tc, documents_alone, 0, 2);
-    tcase_add_loop_test(tc, one_document_per_row, 0, 2);
-    tcase_add_test(tc, bad_positions);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    check_test_t tests[] = {CHECK_LOOP(reference_packed, 3), CHECK_LOOP(documents_alone, 2),
+                            CHECK_LOOP(one_document_per_row, 2), CHECK_TEST(bad_positions)};
+    int failed = check_main((check_opts_t){.suite = "packed", .timeout = 120, .nofork = 1}, tests,
+                            CHECK_NTESTS(tests));
     return failed ? 1 : 0;
 }

@@ -10,6 +10,7 @@
 #include "common/log.h"
 #include "scheduler/tenant_path.h"
 #include "common/versions.h"
+#include "tests/check_main.h"
 
 #include <fcntl.h>
 
@@ -179,19 +180,14 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("tenant_path");
-    TCase *tc = tcase_create("tenant_path");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, publishes_and_makes_folders);
-    tcase_add_test(tc, a_symlinked_folder_is_refused_and_nothing_made_outside);
-    tcase_add_test(tc, a_link_where_the_file_goes_is_replaced_not_followed);
-    tcase_add_test(tc, dot_dot_and_outside_paths_are_refused);
-    tcase_add_test(tc, the_tenant_folder_may_be_the_admins_link);
-    tcase_add_test(tc, versions_follow_no_link_in_the_tenant_folder);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    check_test_t tests[] = {CHECK_TEST(publishes_and_makes_folders),
+                            CHECK_TEST(a_symlinked_folder_is_refused_and_nothing_made_outside),
+                            CHECK_TEST(a_link_where_the_file_goes_is_replaced_not_followed),
+                            CHECK_TEST(dot_dot_and_outside_paths_are_refused),
+                            CHECK_TEST(the_tenant_folder_may_be_the_admins_link),
+                            CHECK_TEST(versions_follow_no_link_in_the_tenant_folder)};
+    int failed =
+        check_main((check_opts_t){.suite = "tenant_path", .setup = setup, .teardown = teardown},
+                   tests, CHECK_NTESTS(tests));
     return failed ? 1 : 0;
 }

@@ -3,6 +3,7 @@
  * line (file:line: setting) for each bad input. */
 #include "common/log.h"
 #include "jobs/spec.h"
+#include "tests/check_main.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -114,15 +115,9 @@ END_TEST
 int main(void)
 {
     weft_log_init("test_early_stop");
-    Suite *s = suite_create("early_stop");
-    TCase *tc = tcase_create("spec");
-    tcase_add_test(tc, test_asha_units_get_rungs);
-    tcase_add_test(tc, test_bad_early_stop);
-    tcase_add_test(tc, test_rungs_that_never_fit);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    check_test_t tests[] = {CHECK_TEST(test_asha_units_get_rungs), CHECK_TEST(test_bad_early_stop),
+                            CHECK_TEST(test_rungs_that_never_fit)};
+    int failed = check_main((check_opts_t){.suite = "early_stop", .tcase = "spec"}, tests,
+                            CHECK_NTESTS(tests));
     return failed ? 1 : 0;
 }

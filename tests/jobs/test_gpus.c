@@ -4,6 +4,7 @@
  * a build without CUDA, device = "cuda" itself is the one line. */
 #include "common/log.h"
 #include "jobs/spec.h"
+#include "tests/check_main.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -80,14 +81,9 @@ END_TEST
 int main(void)
 {
     weft_log_init("test_gpus");
-    Suite *s = suite_create("gpus");
-    TCase *tc = tcase_create("spec");
-    tcase_add_test(tc, cpu_runs_hold_no_gpus);
-    tcase_add_test(tc, cuda_runs_hold_one_gpu_per_rank);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    check_test_t tests[] = {CHECK_TEST(cpu_runs_hold_no_gpus),
+                            CHECK_TEST(cuda_runs_hold_one_gpu_per_rank)};
+    int failed =
+        check_main((check_opts_t){.suite = "gpus", .tcase = "spec"}, tests, CHECK_NTESTS(tests));
     return failed ? 1 : 0;
 }

@@ -4,6 +4,7 @@
 #include "common/h5util.h"
 #include "common/log.h"
 #include "jobs/plan.h"
+#include "tests/check_main.h"
 
 #include <check.h>
 #include <hdf5.h>
@@ -67,16 +68,10 @@ END_TEST
 int main(void)
 {
     snprintf(path, sizeof path, "/tmp/weft-plan-adapter-%d.h5", (int)getpid());
-    Suite *s = suite_create("plan_adapter");
-    TCase *tc = tcase_create("plan_adapter");
-    tcase_add_test(tc, all_linear_agrees_with_resolved_list);
-    tcase_add_test(tc, lists_compare_as_sets);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    check_test_t tests[] = {CHECK_TEST(all_linear_agrees_with_resolved_list),
+                            CHECK_TEST(lists_compare_as_sets)};
+    int failed = check_main((check_opts_t){.suite = "plan_adapter", .nofork = 1}, tests,
+                            CHECK_NTESTS(tests));
     unlink(path);
     return failed ? 1 : 0;
 }

@@ -5,6 +5,7 @@
 
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "tests/check_main.h"
 
 #include <check.h>
 #include <dirent.h>
@@ -701,29 +702,24 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("jobs");
-    TCase *tc = tcase_create("spec");
-    tcase_add_test(tc, test_defaults);
-    tcase_add_test(tc, test_types_and_paths);
-    tcase_add_test(tc, test_relative_base);
-    tcase_add_test(tc, test_tenant_overrides);
-    tcase_add_test(tc, test_write_escapes_and_full);
-    tcase_add_test(tc, test_equal_notices_changes);
-    tcase_add_test(tc, test_grid_expansion);
-    tcase_add_test(tc, test_random_expansion);
-    tcase_add_test(tc, test_sweep_over_tenants);
-    tcase_add_test(tc, test_random_dedup);
-    tcase_add_test(tc, test_expand_checks_trials);
-    tcase_add_test(tc, test_nightly_units_and_compose);
-    tcase_add_test(tc, test_resume_keys);
-    tcase_add_test(tc, test_limits);
-    tcase_add_test(tc, test_every_problem_listed);
-    tcase_add_test(tc, test_malformed_specs);
-    tcase_add_test(tc, test_examples);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    check_test_t tests[] = {CHECK_TEST(test_defaults),
+                            CHECK_TEST(test_types_and_paths),
+                            CHECK_TEST(test_relative_base),
+                            CHECK_TEST(test_tenant_overrides),
+                            CHECK_TEST(test_write_escapes_and_full),
+                            CHECK_TEST(test_equal_notices_changes),
+                            CHECK_TEST(test_grid_expansion),
+                            CHECK_TEST(test_random_expansion),
+                            CHECK_TEST(test_sweep_over_tenants),
+                            CHECK_TEST(test_random_dedup),
+                            CHECK_TEST(test_expand_checks_trials),
+                            CHECK_TEST(test_nightly_units_and_compose),
+                            CHECK_TEST(test_resume_keys),
+                            CHECK_TEST(test_limits),
+                            CHECK_TEST(test_every_problem_listed),
+                            CHECK_TEST(test_malformed_specs),
+                            CHECK_TEST(test_examples)};
+    int failed =
+        check_main((check_opts_t){.suite = "jobs", .tcase = "spec"}, tests, CHECK_NTESTS(tests));
     return failed ? 1 : 0;
 }

@@ -5,6 +5,7 @@
 #include "common/fsutil.h"
 #include "common/h5util.h"
 #include "common/log.h"
+#include "tests/check_main.h"
 
 #include <check.h>
 #include <math.h>
@@ -261,19 +262,12 @@ END_TEST
 int main(void)
 {
     h5_quiet();
-    Suite *s = suite_create("adapter");
-    TCase *tc = tcase_create("adapter");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, round_trip_bitwise);
-    tcase_add_test(tc, wrong_backbone_names_both);
-    tcase_add_test(tc, tensors_under_a_prefix);
-    tcase_add_test(tc, bad_files_one_clear_error);
-    tcase_add_test(tc, pack_must_fit_the_file);
-    tcase_add_test(tc, not_an_adapter);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    check_test_t tests[] = {
+        CHECK_TEST(round_trip_bitwise),     CHECK_TEST(wrong_backbone_names_both),
+        CHECK_TEST(tensors_under_a_prefix), CHECK_TEST(bad_files_one_clear_error),
+        CHECK_TEST(pack_must_fit_the_file), CHECK_TEST(not_an_adapter)};
+    int failed =
+        check_main((check_opts_t){.suite = "adapter", .setup = setup, .teardown = teardown}, tests,
+                   CHECK_NTESTS(tests));
     return failed ? 1 : 0;
 }

@@ -3,6 +3,7 @@
  * differences, dropout masks kept for the backward, packing invariance. */
 #include "common/log.h"
 #include "engine/lora.h"
+#include "tests/check_main.h"
 
 #include <check.h>
 #include <math.h>
@@ -519,22 +520,16 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("lora");
-    TCase *tc = tcase_create("lora");
-    tcase_add_test(tc, targets_parse_and_format);
-    tcase_add_test(tc, spec_checks_and_scaling);
-    tcase_add_test(tc, layout_and_init);
-    tcase_add_test(tc, forward_backward_match_naive);
-    tcase_add_test(tc, backward_matches_finite_differences);
-    tcase_add_test(tc, dropout_mask_kept_for_backward);
-    tcase_add_test(tc, packing_invariance_bitwise);
-    tcase_add_test(tc, fresh_adapter_adds_exactly_zero);
-    tcase_add_test(tc, bad_rows_rejected);
-    tcase_add_test(tc, backward_without_input_gradient);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    check_test_t tests[] = {CHECK_TEST(targets_parse_and_format),
+                            CHECK_TEST(spec_checks_and_scaling),
+                            CHECK_TEST(layout_and_init),
+                            CHECK_TEST(forward_backward_match_naive),
+                            CHECK_TEST(backward_matches_finite_differences),
+                            CHECK_TEST(dropout_mask_kept_for_backward),
+                            CHECK_TEST(packing_invariance_bitwise),
+                            CHECK_TEST(fresh_adapter_adds_exactly_zero),
+                            CHECK_TEST(bad_rows_rejected),
+                            CHECK_TEST(backward_without_input_gradient)};
+    int failed = check_main((check_opts_t){.suite = "lora"}, tests, CHECK_NTESTS(tests));
     return failed ? 1 : 0;
 }

@@ -9,6 +9,7 @@
 #include "engine/lora_train.h"
 #include "model/model_file.h"
 #include "common/sha256.h"
+#include "tests/check_main.h"
 
 #include <cblas.h>
 #include <check.h>
@@ -196,13 +197,8 @@ int main(void)
     snprintf(data, sizeof data, "%s/tests/lora/data", top ? top : ".");
     h5_quiet();
     openblas_set_num_threads(1);
-    Suite *s = suite_create("lora-reference");
-    TCase *tc = tcase_create("reference");
-    tcase_add_test(tc, packed_tenants_match_pytorch);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    check_test_t tests[] = {CHECK_TEST(packed_tenants_match_pytorch)};
+    int failed = check_main((check_opts_t){.suite = "lora-reference", .tcase = "reference"}, tests,
+                            CHECK_NTESTS(tests));
     return failed ? 1 : 0;
 }

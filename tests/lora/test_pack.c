@@ -7,6 +7,7 @@
 #include "engine/lora_train.h"
 #include "common/sha256.h"
 #include "engine/par.h"
+#include "tests/check_main.h"
 
 #include <cblas.h>
 #include <check.h>
@@ -340,19 +341,11 @@ int main(void)
     const char *env = getenv("WEFT_TEST_THREADS");
     threads = env && atoi(env) > 1 ? atoi(env) : 1;
     par_set_threads(threads);
-    Suite *s = suite_create("lora-pack");
-    TCase *tc = tcase_create("pack");
-    tcase_set_timeout(tc, 300);
-    tcase_add_loop_test(tc, packing_invariance, 0, 2); /* 1: big(1) */
-    tcase_add_test(tc, fresh_adapter_leaves_logits_equal);
-    tcase_add_test(tc, backbone_bytes_unchanged);
-    tcase_add_loop_test(tc, nan_tenant_fails_alone, 0, 2);
-    tcase_add_test(tc, trainer_rejects_bad_shapes);
-    tcase_add_test(tc, split_batch_with_valid_total);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    check_test_t tests[] = {
+        CHECK_LOOP(packing_invariance, 2),      CHECK_TEST(fresh_adapter_leaves_logits_equal),
+        CHECK_TEST(backbone_bytes_unchanged),   CHECK_LOOP(nan_tenant_fails_alone, 2),
+        CHECK_TEST(trainer_rejects_bad_shapes), CHECK_TEST(split_batch_with_valid_total)};
+    int failed = check_main((check_opts_t){.suite = "lora-pack", .tcase = "pack", .timeout = 300},
+                            tests, CHECK_NTESTS(tests));
     return failed ? 1 : 0;
 }

@@ -3,6 +3,7 @@
  * padded to 8 bytes with {"format":"pt"}, read back to the same bits. */
 #include "common/log.h"
 #include "model/safetensors.h"
+#include "tests/check_main.h"
 
 #include <check.h>
 #include <math.h>
@@ -165,17 +166,10 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("safetensors");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, test_header_rules);
-    tcase_add_test(tc, test_bf16_every_value);
-    tcase_add_test(tc, test_f16_every_value);
-    tcase_add_test(tc, test_writer_round_trip);
-    tcase_add_test(tc, test_nonfinite_refused);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    check_test_t tests[] = {CHECK_TEST(test_header_rules), CHECK_TEST(test_bf16_every_value),
+                            CHECK_TEST(test_f16_every_value), CHECK_TEST(test_writer_round_trip),
+                            CHECK_TEST(test_nonfinite_refused)};
+    int failed = check_main((check_opts_t){.suite = "safetensors", .tcase = "core"}, tests,
+                            CHECK_NTESTS(tests));
     return failed ? 1 : 0;
 }

@@ -4,6 +4,7 @@
  * lossy decoding, streaming equal to whole-text encoding, and the refusals. */
 #include "common/log.h"
 #include "model/tokenizer.h"
+#include "tests/check_main.h"
 
 #include <check.h>
 #include <jansson.h>
@@ -376,21 +377,16 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("tokenizer");
-    TCase *tc = tcase_create("bpe");
-    tcase_add_test(tc, llama3_splits);
-    tcase_add_test(tc, qwen2_splits);
-    tcase_add_test(tc, gpt2_splits);
-    tcase_add_test(tc, digits_then_bytelevel);
-    tcase_add_test(tc, merges_lowest_rank_first);
-    tcase_add_test(tc, ignore_merges_takes_whole_words);
-    tcase_add_test(tc, decode_replaces_invalid_utf8);
-    tcase_add_test(tc, stream_equals_whole);
-    tcase_add_test(tc, refusals);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    check_test_t tests[] = {CHECK_TEST(llama3_splits),
+                            CHECK_TEST(qwen2_splits),
+                            CHECK_TEST(gpt2_splits),
+                            CHECK_TEST(digits_then_bytelevel),
+                            CHECK_TEST(merges_lowest_rank_first),
+                            CHECK_TEST(ignore_merges_takes_whole_words),
+                            CHECK_TEST(decode_replaces_invalid_utf8),
+                            CHECK_TEST(stream_equals_whole),
+                            CHECK_TEST(refusals)};
+    int failed = check_main((check_opts_t){.suite = "tokenizer", .tcase = "bpe"}, tests,
+                            CHECK_NTESTS(tests));
     return failed ? 1 : 0;
 }

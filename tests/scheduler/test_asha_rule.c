@@ -1,6 +1,7 @@
 /* test_asha_rule.c: the ASHA rule (scheduler/asha.h): rungs, and who goes on
  * at a rung as trials arrive one by one. */
 #include "scheduler/asha.h"
+#include "tests/check_main.h"
 
 #include <check.h>
 #include <math.h>
@@ -40,14 +41,8 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("asha");
-    TCase *tc = tcase_create("rule");
-    tcase_add_test(tc, test_rungs);
-    tcase_add_test(tc, test_asynchronous_top_third);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    check_test_t tests[] = {CHECK_TEST(test_rungs), CHECK_TEST(test_asynchronous_top_third)};
+    int failed =
+        check_main((check_opts_t){.suite = "asha", .tcase = "rule"}, tests, CHECK_NTESTS(tests));
     return failed ? 1 : 0;
 }

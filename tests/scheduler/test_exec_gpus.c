@@ -6,6 +6,7 @@
 #include "scheduler/exec_local.h"
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "tests/check_main.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -131,16 +132,9 @@ END_TEST
 int main(void)
 {
     weft_log_init("test_exec_gpus");
-    Suite *s = suite_create("exec_gpus");
-    TCase *tc = tcase_create("exec_gpus");
-    tcase_set_timeout(tc, 120);
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, gpu_list_parsing);
-    tcase_add_test(tc, runs_hold_and_return_gpus);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    check_test_t tests[] = {CHECK_TEST(gpu_list_parsing), CHECK_TEST(runs_hold_and_return_gpus)};
+    int failed = check_main(
+        (check_opts_t){.suite = "exec_gpus", .timeout = 120, .setup = setup, .teardown = teardown},
+        tests, CHECK_NTESTS(tests));
     return failed ? 1 : 0;
 }

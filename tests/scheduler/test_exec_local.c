@@ -4,6 +4,7 @@
 #include "scheduler/exec_local.h"
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "tests/check_main.h"
 
 #include <check.h>
 #include <signal.h>
@@ -170,19 +171,11 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("exec_local");
-    TCase *tc = tcase_create("exec_local");
-    tcase_set_timeout(tc, 120);
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, exit_codes_and_log);
-    tcase_add_test(tc, kill_group);
-    tcase_add_test(tc, exit_code_of_a_zombie);
-    tcase_add_test(tc, child_signals_reset);
-    tcase_add_test(tc, missing_programs);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    check_test_t tests[] = {CHECK_TEST(exit_codes_and_log), CHECK_TEST(kill_group),
+                            CHECK_TEST(exit_code_of_a_zombie), CHECK_TEST(child_signals_reset),
+                            CHECK_TEST(missing_programs)};
+    int failed = check_main(
+        (check_opts_t){.suite = "exec_local", .timeout = 120, .setup = setup, .teardown = teardown},
+        tests, CHECK_NTESTS(tests));
     return failed ? 1 : 0;
 }

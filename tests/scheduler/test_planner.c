@@ -2,6 +2,7 @@
  * order, slots, no starvation of a large job, and the pack key naming the
  * backbone by content and architecture, not by path. */
 #include "scheduler/planner.h"
+#include "tests/check_main.h"
 
 #include <check.h>
 #include <stdlib.h>
@@ -172,19 +173,13 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("planner");
-    TCase *tc = tcase_create("planner");
-    tcase_add_test(tc, packs_by_key_up_to_size);
-    tcase_add_test(tc, full_jobs_run_alone);
-    tcase_add_test(tc, slots_bound_and_no_starvation);
-    tcase_add_test(tc, same_name_never_shares_a_run);
-    tcase_add_test(tc, pack_key_is_backbone_content_and_arch);
-    tcase_add_test(tc, refill_with_room_plans_as_before);
-    tcase_add_test(tc, refill_takes_the_surplus);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    check_test_t tests[] = {CHECK_TEST(packs_by_key_up_to_size),
+                            CHECK_TEST(full_jobs_run_alone),
+                            CHECK_TEST(slots_bound_and_no_starvation),
+                            CHECK_TEST(same_name_never_shares_a_run),
+                            CHECK_TEST(pack_key_is_backbone_content_and_arch),
+                            CHECK_TEST(refill_with_room_plans_as_before),
+                            CHECK_TEST(refill_takes_the_surplus)};
+    int failed = check_main((check_opts_t){.suite = "planner"}, tests, CHECK_NTESTS(tests));
     return failed ? 1 : 0;
 }

@@ -3,6 +3,7 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "scheduler/store.h"
+#include "tests/check_main.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -264,24 +265,18 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("store");
-    TCase *tc = tcase_create("store");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, submit_queue_order);
-    tcase_add_test(tc, i1_attempt_only_grows_and_preemption_is_free);
-    tcase_add_test(tc, i1_stale_attempt_is_dropped);
-    tcase_add_test(tc, i2_final_states_are_final);
-    tcase_add_test(tc, i3_metric_stored_once);
-    tcase_add_test(tc, i4_running_iff_in_live_run);
-    tcase_add_test(tc, i5_events_in_order_from_any_point);
-    tcase_add_test(tc, i6_ack_never_decreases);
-    tcase_add_test(tc, durable_across_reopen_and_rollback);
-    tcase_add_test(tc, list_pages_and_filters);
-    tcase_add_test(tc, open_refuses_garbage);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    check_test_t tests[] = {CHECK_TEST(submit_queue_order),
+                            CHECK_TEST(i1_attempt_only_grows_and_preemption_is_free),
+                            CHECK_TEST(i1_stale_attempt_is_dropped),
+                            CHECK_TEST(i2_final_states_are_final),
+                            CHECK_TEST(i3_metric_stored_once),
+                            CHECK_TEST(i4_running_iff_in_live_run),
+                            CHECK_TEST(i5_events_in_order_from_any_point),
+                            CHECK_TEST(i6_ack_never_decreases),
+                            CHECK_TEST(durable_across_reopen_and_rollback),
+                            CHECK_TEST(list_pages_and_filters),
+                            CHECK_TEST(open_refuses_garbage)};
+    int failed = check_main((check_opts_t){.suite = "store", .setup = setup, .teardown = teardown},
+                            tests, CHECK_NTESTS(tests));
     return failed ? 1 : 0;
 }

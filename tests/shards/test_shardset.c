@@ -6,6 +6,7 @@
 #include "common/h5util.h"
 #include "common/log.h"
 #include "shards/shard_format.h"
+#include "tests/check_main.h"
 
 #include <check.h>
 #include <fcntl.h>
@@ -278,23 +279,18 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("shardset");
-    TCase *tc = tcase_create("shardset");
-    tcase_add_checked_fixture(tc, tu_setup, tu_teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, windows_and_cursor_restore);
-    tcase_add_test(tc, val_windows_in_order);
-    tcase_add_test(tc, verify_good_file);
-    tcase_add_test(tc, not_weft_shards);
-    tcase_add_test(tc, wrong_version_and_missing_parts);
-    tcase_add_test(tc, truncated_file);
-    tcase_add_test(tc, corrupt_chunk);
-    tcase_add_test(tc, verify_checks_document_ends);
-    tcase_add_test(tc, selection_errors);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    check_test_t tests[] = {CHECK_TEST(windows_and_cursor_restore),
+                            CHECK_TEST(val_windows_in_order),
+                            CHECK_TEST(verify_good_file),
+                            CHECK_TEST(not_weft_shards),
+                            CHECK_TEST(wrong_version_and_missing_parts),
+                            CHECK_TEST(truncated_file),
+                            CHECK_TEST(corrupt_chunk),
+                            CHECK_TEST(verify_checks_document_ends),
+                            CHECK_TEST(selection_errors)};
+    int failed = check_main(
+        (check_opts_t){
+            .suite = "shardset", .timeout = 120, .setup = tu_setup, .teardown = tu_teardown},
+        tests, CHECK_NTESTS(tests));
     return failed ? 1 : 0;
 }

@@ -3,6 +3,7 @@
 #include "worker/ckpt.h"
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "tests/check_main.h"
 
 #include <check.h>
 #include <limits.h>
@@ -172,19 +173,11 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("ckpt");
-    TCase *tc = tcase_create("ckpt");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_test(tc, commit_then_find);
-    tcase_add_test(tc, broken_newest_is_skipped);
-    tcase_add_test(tc, missing_file_is_broken);
-    tcase_add_test(tc, prune_keeps_newest_k);
-    tcase_add_test(tc, never_overwrite_and_abort);
-    tcase_add_test(tc, unwritable_run_dir_reports);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    check_test_t tests[] = {
+        CHECK_TEST(commit_then_find),          CHECK_TEST(broken_newest_is_skipped),
+        CHECK_TEST(missing_file_is_broken),    CHECK_TEST(prune_keeps_newest_k),
+        CHECK_TEST(never_overwrite_and_abort), CHECK_TEST(unwritable_run_dir_reports)};
+    int failed = check_main((check_opts_t){.suite = "ckpt", .setup = setup, .teardown = teardown},
+                            tests, CHECK_NTESTS(tests));
     return failed ? 1 : 0;
 }

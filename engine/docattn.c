@@ -2,18 +2,18 @@
  * docattn.h). One causal kernel over a single document of n tokens, with
  * any row strides, serves GPT-2 (q|k|v interleaved in qkv) and Llama
  * (separate q, k, v; grouped heads); the wrappers walk rows, heads and the
- * documents that pos marks. Products run on cblas_sgemm in blocks of
- * ATT_BLOCK query rows, as in kernels.c: the blocks above the diagonal of a
- * document, and every block between two documents, are never computed. */
+ * documents that pos marks. The head kernel is kernels.c's
+ * (attention_head_forward/backward, blocks of query rows on cblas_sgemm): the
+ * blocks above the diagonal of a document, and every block between two
+ * documents, are never computed. */
 #include "engine/docattn.h"
-#include "engine/vexp.h"
+#include "engine/kernels.h"
 #include "common/log.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <stdint.h>
 
-#define ATT_BLOCK 64
 
 int docs_check(const int *pos, int B, int T)
 {
@@ -74,75 +74,6 @@ void encoder_backward_pos(float *dwte, float *dwpe, const float *dout, const int
     }
 }
 
-/* One head over one document of n tokens: q (n,hd) rows ldq apart, k and v
- * (n,hd) rows ldk apart, o (n,hd) rows ldo apart, a (n,n) rows lda apart
- * (the softmax probabilities on and below the diagonal). */
-static void doc_forward(float *o, int ldo, float *a, int lda, const float *q, int ldq,
-                        const float *k, const float *v, int ldk, int n, int hd, float scale)
-{
-    for (int i0 = 0; i0 < n; i0 += ATT_BLOCK) {
-        int i1 = i0 + ATT_BLOCK < n ? i0 + ATT_BLOCK : n;
-        /* a[i0:i1, 0:i1] (bt,i1) = scale · q[i0:i1] (bt,hd) · kᵀ (hd,i1) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, i1 - i0, i1, hd, scale,
-                    q + (size_t)i0 * ldq, ldq, k, ldk, 0.0f, a + (size_t)i0 * lda, lda);
-        for (int i = i0; i < i1; i++) {
-            float *row = a + (size_t)i * lda;
-            float mx = row[0];
-#pragma omp simd reduction(max : mx)
-            for (int j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
-            float sum = 0.0f;
-            for (int j = 0; j <= i; j++) {
-                row[j] = vexpf(row[j] - mx);
-                sum += row[j];
-            }
-            float inv = 1.0f / sum;
-            for (int j = 0; j <= i; j++) row[j] *= inv;
-            for (int j = i + 1; j < i1; j++) row[j] = 0.0f;
-        }
-        /* o[i0:i1] (bt,hd) = a[i0:i1, 0:i1] (bt,i1) · v[0:i1] (i1,hd) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, i1 - i0, hd, i1, 1.0f,
-                    a + (size_t)i0 * lda, lda, v, ldk, 0.0f, o + (size_t)i0 * ldo, ldo);
-    }
-}
-
-/* The backward of doc_forward: dq (n,hd) is written; dk, dv are written
- * (beta 0) or added to (beta 1); da is (n,n) scratch rows lda apart. */
-static void doc_backward(float *dq, int ldq, float *dk, float *dv, int ldk, float beta, float *da,
-                         int lda, const float *dy, int ldo, const float *q, const float *k,
-                         const float *v, const float *a, int n, int hd, float scale)
-{
-    for (int i0 = 0; i0 < n; i0 += ATT_BLOCK) {
-        int i1 = i0 + ATT_BLOCK < n ? i0 + ATT_BLOCK : n;
-        /* da[i0:i1, 0:i1] (bt,i1) = dy[i0:i1] (bt,hd) · vᵀ (hd,i1) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, i1 - i0, i1, hd, 1.0f,
-                    dy + (size_t)i0 * ldo, ldo, v, ldk, 0.0f, da + (size_t)i0 * lda, lda);
-        /* dv[i0:i1] (bt,hd) (+)= a[i0:n, i0:i1]ᵀ (bt,n-i0) · dy[i0:n] (n-i0,hd) */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, i1 - i0, hd, n - i0, 1.0f,
-                    a + (size_t)i0 * lda + i0, lda, dy + (size_t)i0 * ldo, ldo, beta,
-                    dv + (size_t)i0 * ldk, ldk);
-        /* softmax backward: dpre_j = p_j (da_j - Σ_k p_k da_k) · scale */
-        for (int i = i0; i < i1; i++) {
-            const float *p = a + (size_t)i * lda;
-            float *d = da + (size_t)i * lda;
-            float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-            for (int j = 0; j <= i; j++) dot += p[j] * d[j];
-            for (int j = 0; j <= i; j++) d[j] = scale * p[j] * (d[j] - dot);
-            for (int j = i + 1; j < i1; j++) d[j] = 0.0f;
-        }
-    }
-    for (int i0 = 0; i0 < n; i0 += ATT_BLOCK) {
-        int i1 = i0 + ATT_BLOCK < n ? i0 + ATT_BLOCK : n;
-        /* dq[i0:i1] (bt,hd) = da[i0:i1, 0:i1] (bt,i1) · k[0:i1] (i1,hd) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, i1 - i0, hd, i1, 1.0f,
-                    da + (size_t)i0 * lda, lda, k, ldk, 0.0f, dq + (size_t)i0 * ldq, ldq);
-        /* dk[i0:i1] (bt,hd) (+)= da[i0:n, i0:i1]ᵀ (bt,n-i0) · q[i0:n] (n-i0,hd) */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, i1 - i0, hd, n - i0, 1.0f,
-                    da + (size_t)i0 * lda + i0, lda, q + (size_t)i0 * ldq, ldq, beta,
-                    dk + (size_t)i0 * ldk, ldk);
-    }
-}
-
 void attention_forward_docs(float *out, float *att, const float *qkv, const int *pos, int B, int T,
                             int C, int NH)
 {
@@ -156,7 +87,7 @@ void attention_forward_docs(float *out, float *att, const float *qkv, const int 
                 const float *q = qkv + ((size_t)b * T + s) * C3 + (size_t)h * hs;
                 float *a = att + ((size_t)b * NH + h) * T * T + (size_t)s * T + s;
                 float *o = out + ((size_t)b * T + s) * C + (size_t)h * hs;
-                doc_forward(o, C, a, T, q, C3, q + C, q + 2 * C, C3, n, hs, scale);
+                attention_head_forward(o, C, a, T, q, C3, q + C, q + 2 * C, C3, n, hs, scale);
             }
         }
     }
@@ -177,7 +108,7 @@ void attention_backward_docs(float *dqkv, float *scratch, const float *dout, con
                 float *dq = dqkv + qoff;
                 const float *a = att + ((size_t)b * NH + h) * T * T + (size_t)s * T + s;
                 const float *dy = dout + ((size_t)b * T + s) * C + (size_t)h * hs;
-                doc_backward(dq, C3, dq + C, dq + 2 * C, C3, 0.0f, scratch + (size_t)s * T + s, T,
+                attention_head_backward(dq, C3, dq + C, dq + 2 * C, C3, 0.0f, scratch + (size_t)s * T + s, T,
                              dy, C, q, q + C, q + 2 * C, a, n, hs, scale);
             }
         }
@@ -198,7 +129,7 @@ void gqa_attention_forward_docs(float *out, float *att, const float *q, const fl
                 size_t qoff = ((size_t)b * T + s) * QD + (size_t)h * hd;
                 size_t koff = ((size_t)b * T + s) * KD + (size_t)(h / group) * hd;
                 float *a = att + ((size_t)b * H + h) * T * T + (size_t)s * T + s;
-                doc_forward(out + qoff, QD, a, T, q + qoff, QD, k + koff, v + koff, KD, n, hd,
+                attention_head_forward(out + qoff, QD, a, T, q + qoff, QD, k + koff, v + koff, KD, n, hd,
                             scale);
             }
         }
@@ -221,7 +152,7 @@ void gqa_attention_backward_docs(float *dq, float *dk, float *dv, float *scratch
                 size_t koff = ((size_t)b * T + s) * KD + (size_t)(h / group) * hd;
                 const float *a = att + ((size_t)b * H + h) * T * T + (size_t)s * T + s;
                 /* the first query head of a group writes dk, dv; the others add */
-                doc_backward(dq + qoff, QD, dk + koff, dv + koff, KD, h % group ? 1.0f : 0.0f,
+                attention_head_backward(dq + qoff, QD, dk + koff, dv + koff, KD, h % group ? 1.0f : 0.0f,
                              scratch + (size_t)s * T + s, T, dout + qoff, QD, q + qoff, k + koff,
                              v + koff, a, n, hd, scale);
             }

@@ -166,6 +166,70 @@ void bias_backward(float *dbias, const float *dout, size_t N, int OC)
     }
 }
 
+void attention_head_forward(float *o, int ldo, float *a, int lda, const float *q, int ldq,
+                        const float *k, const float *v, int ldk, int n, int hd, float scale)
+{
+    for (int i0 = 0; i0 < n; i0 += ATT_BLOCK) {
+        int i1 = i0 + ATT_BLOCK < n ? i0 + ATT_BLOCK : n;
+        /* a[i0:i1, 0:i1] (bt,i1) = scale · q[i0:i1] (bt,hd) · kᵀ (hd,i1) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, i1 - i0, i1, hd, scale,
+                    q + (size_t)i0 * ldq, ldq, k, ldk, 0.0f, a + (size_t)i0 * lda, lda);
+        for (int i = i0; i < i1; i++) {
+            float *row = a + (size_t)i * lda;
+            float mx = row[0];
+#pragma omp simd reduction(max : mx)
+            for (int j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
+            float sum = 0.0f;
+            for (int j = 0; j <= i; j++) {
+                row[j] = vexpf(row[j] - mx);
+                sum += row[j];
+            }
+            float inv = 1.0f / sum;
+            for (int j = 0; j <= i; j++) row[j] *= inv;
+            for (int j = i + 1; j < i1; j++) row[j] = 0.0f;
+        }
+        /* o[i0:i1] (bt,hd) = a[i0:i1, 0:i1] (bt,i1) · v[0:i1] (i1,hd) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, i1 - i0, hd, i1, 1.0f,
+                    a + (size_t)i0 * lda, lda, v, ldk, 0.0f, o + (size_t)i0 * ldo, ldo);
+    }
+}
+
+void attention_head_backward(float *dq, int ldq, float *dk, float *dv, int ldk, float beta, float *da,
+                         int lda, const float *dy, int ldo, const float *q, const float *k,
+                         const float *v, const float *a, int n, int hd, float scale)
+{
+    for (int i0 = 0; i0 < n; i0 += ATT_BLOCK) {
+        int i1 = i0 + ATT_BLOCK < n ? i0 + ATT_BLOCK : n;
+        /* da[i0:i1, 0:i1] (bt,i1) = dy[i0:i1] (bt,hd) · vᵀ (hd,i1) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, i1 - i0, i1, hd, 1.0f,
+                    dy + (size_t)i0 * ldo, ldo, v, ldk, 0.0f, da + (size_t)i0 * lda, lda);
+        /* dv[i0:i1] (bt,hd) (+)= a[i0:n, i0:i1]ᵀ (bt,n-i0) · dy[i0:n] (n-i0,hd) */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, i1 - i0, hd, n - i0, 1.0f,
+                    a + (size_t)i0 * lda + i0, lda, dy + (size_t)i0 * ldo, ldo, beta,
+                    dv + (size_t)i0 * ldk, ldk);
+        /* softmax backward: dpre_j = p_j (da_j - Σ_k p_k da_k) · scale */
+        for (int i = i0; i < i1; i++) {
+            const float *p = a + (size_t)i * lda;
+            float *d = da + (size_t)i * lda;
+            float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+            for (int j = 0; j <= i; j++) dot += p[j] * d[j];
+            for (int j = 0; j <= i; j++) d[j] = scale * p[j] * (d[j] - dot);
+            for (int j = i + 1; j < i1; j++) d[j] = 0.0f;
+        }
+    }
+    for (int i0 = 0; i0 < n; i0 += ATT_BLOCK) {
+        int i1 = i0 + ATT_BLOCK < n ? i0 + ATT_BLOCK : n;
+        /* dq[i0:i1] (bt,hd) = da[i0:i1, 0:i1] (bt,i1) · k[0:i1] (i1,hd) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, i1 - i0, hd, i1, 1.0f,
+                    da + (size_t)i0 * lda, lda, k, ldk, 0.0f, dq + (size_t)i0 * ldq, ldq);
+        /* dk[i0:i1] (bt,hd) (+)= da[i0:n, i0:i1]ᵀ (bt,n-i0) · q[i0:n] (n-i0,hd) */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, i1 - i0, hd, n - i0, 1.0f,
+                    da + (size_t)i0 * lda + i0, lda, q + (size_t)i0 * ldq, ldq, beta,
+                    dk + (size_t)i0 * ldk, ldk);
+    }
+}
+
 void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH)
 {
     int hs = C / NH, C3 = 3 * C;
@@ -175,34 +239,10 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH;
-        {
-            const float *q = qkv + (size_t)b * T * C3 + (size_t)h * hs, *k = q + C, *v = q + 2 * C;
-            float *a = att + ((size_t)b * NH + h) * T * T;
-            float *o = out + (size_t)b * T * C + (size_t)h * hs;
-            for (int i0 = 0; i0 < T; i0 += ATT_BLOCK) {
-                int i1 = i0 + ATT_BLOCK < T ? i0 + ATT_BLOCK : T;
-                /* a[i0:i1, 0:i1] (bt,i1) = scale · q[i0:i1] (bt,hs) · kᵀ (hs,i1) */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, i1 - i0, i1, hs, scale,
-                            q + (size_t)i0 * C3, C3, k, C3, 0.0f, a + (size_t)i0 * T, T);
-                for (int i = i0; i < i1; i++) {
-                    float *row = a + (size_t)i * T;
-                    float mx = row[0];
-#pragma omp simd reduction(max : mx)
-                    for (int j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
-                    float sum = 0.0f;
-                    for (int j = 0; j <= i; j++) {
-                        row[j] = vexpf(row[j] - mx);
-                        sum += row[j];
-                    }
-                    float inv = 1.0f / sum;
-                    for (int j = 0; j <= i; j++) row[j] *= inv;
-                    for (int j = i + 1; j < i1; j++) row[j] = 0.0f;
-                }
-                /* o[i0:i1] (bt,hs) = a[i0:i1, 0:i1] (bt,i1) · v[0:i1] (i1,hs) */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, i1 - i0, hs, i1, 1.0f,
-                            a + (size_t)i0 * T, T, v, C3, 0.0f, o + (size_t)i0 * C, C);
-            }
-        }
+        const float *q = qkv + (size_t)b * T * C3 + (size_t)h * hs;
+        attention_head_forward(out + (size_t)b * T * C + (size_t)h * hs, C,
+                               att + ((size_t)b * NH + h) * T * T, T, q, C3, q + C, q + 2 * C, C3,
+                               T, hs, scale);
     }
     par_blas_restore(blas);
 }
@@ -222,44 +262,12 @@ void attention_backward(float *dqkv, float *scratch, const float *dout, const fl
     for (int bh = 0; bh < B * NH; bh++) {
         int b = bh / NH, h = bh % NH, tid = omp_get_thread_num();
         float *da = tid ? more + (size_t)(tid - 1) * T * T : scratch;
-        {
-            size_t qoff = (size_t)b * T * C3 + (size_t)h * hs;
-            const float *q = qkv + qoff, *k = q + C, *v = q + 2 * C;
-            float *dq = dqkv + qoff, *dk = dq + C, *dv = dq + 2 * C;
-            const float *a = att + ((size_t)b * NH + h) * T * T;
-            const float *dy = dout + (size_t)b * T * C + (size_t)h * hs;
-            for (int i0 = 0; i0 < T; i0 += ATT_BLOCK) {
-                int i1 = i0 + ATT_BLOCK < T ? i0 + ATT_BLOCK : T;
-                /* da[i0:i1, 0:i1] (bt,i1) = dy[i0:i1] (bt,hs) · vᵀ (hs,i1) */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, i1 - i0, i1, hs, 1.0f,
-                            dy + (size_t)i0 * C, C, v, C3, 0.0f, da + (size_t)i0 * T, T);
-                /* dv[i0:i1] (bt,hs) = a[i0:T, i0:i1]ᵀ (bt,T-i0) · dy[i0:T] (T-i0,hs) */
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, i1 - i0, hs, T - i0, 1.0f,
-                            a + (size_t)i0 * T + i0, T, dy + (size_t)i0 * C, C, 0.0f,
-                            dv + (size_t)i0 * C3, C3);
-                /* softmax backward, O(T) per row: with p = a[i,:],
-                 * dpre_j = p_j (da_j - Σ_k p_k da_k), times the 1/sqrt(hs) scale */
-                for (int i = i0; i < i1; i++) {
-                    const float *p = a + (size_t)i * T;
-                    float *d = da + (size_t)i * T;
-                    float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-                    for (int j = 0; j <= i; j++) dot += p[j] * d[j];
-                    for (int j = 0; j <= i; j++) d[j] = scale * p[j] * (d[j] - dot);
-                    for (int j = i + 1; j < i1; j++) d[j] = 0.0f;
-                }
-            }
-            for (int i0 = 0; i0 < T; i0 += ATT_BLOCK) {
-                int i1 = i0 + ATT_BLOCK < T ? i0 + ATT_BLOCK : T;
-                /* dq[i0:i1] (bt,hs) = da[i0:i1, 0:i1] (bt,i1) · k[0:i1] (i1,hs) */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, i1 - i0, hs, i1, 1.0f,
-                            da + (size_t)i0 * T, T, k, C3, 0.0f, dq + (size_t)i0 * C3, C3);
-                /* dk[i0:i1] (bt,hs) = da[i0:T, i0:i1]ᵀ (bt,T-i0) · q[i0:T] (T-i0,hs) */
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, i1 - i0, hs, T - i0, 1.0f,
-                            da + (size_t)i0 * T + i0, T, q + (size_t)i0 * C3, C3, 0.0f,
-                            dk + (size_t)i0 * C3, C3);
-            }
-        }
+        size_t qoff = (size_t)b * T * C3 + (size_t)h * hs;
+        const float *q = qkv + qoff;
+        float *dq = dqkv + qoff;
+        attention_head_backward(dq, C3, dq + C, dq + 2 * C, C3, 0.0f, da, T,
+                                dout + (size_t)b * T * C + (size_t)h * hs, C, q, q + C, q + 2 * C,
+                                att + ((size_t)b * NH + h) * T * T, T, hs, scale);
     }
     par_blas_restore(blas);
     free(more);

@@ -39,6 +39,21 @@ void linear_backward(float *dinp, float *dw, float *dbias, const float *dout, co
 /* dbias (OC) += column sums of dout (N,OC), each over the rows in order. */
 void bias_backward(float *dbias, const float *dout, size_t N, int OC);
 
+/* Causal attention of one head over n tokens, the kernel every attention
+ * here runs (GPT-2's, Llama's grouped heads, packed documents): q (n,hd) rows
+ * ldq apart, k and v (n,hd) rows ldk apart, o (n,hd) rows ldo apart, a (n,n)
+ * rows lda apart keeps the softmax probabilities on and below the diagonal.
+ * Products run on cblas_sgemm in blocks of 64 query rows; blocks above the
+ * diagonal are never computed. */
+void attention_head_forward(float *o, int ldo, float *a, int lda, const float *q, int ldq,
+                            const float *k, const float *v, int ldk, int n, int hd, float scale);
+/* Its backward: dq (n,hd) is written; dk, dv are written (beta 0) or added
+ * to (beta 1); da is (n,n) scratch rows lda apart. */
+void attention_head_backward(float *dq, int ldq, float *dk, float *dv, int ldk, float beta,
+                             float *da, int lda, const float *dy, int ldo, const float *q,
+                             const float *k, const float *v, const float *a, int n, int hd,
+                             float scale);
+
 /* qkv is (B,T,3C) holding q|k|v, out (B,T,C), att (B,NH,T,T) keeps the
  * softmax probabilities on and below the diagonal for the backward. The
  * causal mask is never materialised: only the lower block triangle is

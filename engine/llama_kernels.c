@@ -13,8 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Rows per block of the causal attention products (as kernels.c). */
-#define ATT_BLOCK 64
 /* Columns per block of the loops that sum over rows (as kernels.c). */
 #define COL_BLOCK 64
 
@@ -132,36 +130,10 @@ void gqa_attention_forward(float *out, float *att, const float *q, const float *
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (nt > 1)
     for (int bh = 0; bh < B * H; bh++) {
         int b = bh / H, h = bh % H;
-        {
-            const float *qh = q + (size_t)b * T * QD + (size_t)h * hd;
-            const float *kh = k + (size_t)b * T * KD + (size_t)(h / group) * hd;
-            const float *vh = v + (size_t)b * T * KD + (size_t)(h / group) * hd;
-            float *a = att + ((size_t)b * H + h) * T * T;
-            float *o = out + (size_t)b * T * QD + (size_t)h * hd;
-            for (int i0 = 0; i0 < T; i0 += ATT_BLOCK) {
-                int i1 = i0 + ATT_BLOCK < T ? i0 + ATT_BLOCK : T;
-                /* a[i0:i1, 0:i1] (bt,i1) = scale · q[i0:i1] (bt,hd) · kᵀ (hd,i1) */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, i1 - i0, i1, hd, scale,
-                            qh + (size_t)i0 * QD, QD, kh, KD, 0.0f, a + (size_t)i0 * T, T);
-                for (int i = i0; i < i1; i++) {
-                    float *row = a + (size_t)i * T;
-                    float mx = row[0];
-#pragma omp simd reduction(max : mx)
-                    for (int j = 1; j <= i; j++) mx = row[j] > mx ? row[j] : mx;
-                    float sum = 0.0f;
-                    for (int j = 0; j <= i; j++) {
-                        row[j] = vexpf(row[j] - mx);
-                        sum += row[j];
-                    }
-                    float inv = 1.0f / sum;
-                    for (int j = 0; j <= i; j++) row[j] *= inv;
-                    for (int j = i + 1; j < i1; j++) row[j] = 0.0f;
-                }
-                /* o[i0:i1] (bt,hd) = a[i0:i1, 0:i1] (bt,i1) · v[0:i1] (i1,hd) */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, i1 - i0, hd, i1, 1.0f,
-                            a + (size_t)i0 * T, T, vh, KD, 0.0f, o + (size_t)i0 * QD, QD);
-            }
-        }
+        size_t qoff = (size_t)b * T * QD + (size_t)h * hd;
+        size_t koff = (size_t)b * T * KD + (size_t)(h / group) * hd;
+        attention_head_forward(out + qoff, QD, att + ((size_t)b * H + h) * T * T, T, q + qoff, QD,
+                               k + koff, v + koff, KD, T, hd, scale);
     }
     par_blas_restore(blas);
 }
@@ -186,43 +158,11 @@ void gqa_attention_backward(float *dq, float *dk, float *dv, float *scratch, con
         for (int h = (bk % KV) * group; h < (bk % KV + 1) * group; h++) {
             size_t qoff = (size_t)b * T * QD + (size_t)h * hd;
             size_t koff = (size_t)b * T * KD + (size_t)(h / group) * hd;
-            const float *qh = q + qoff, *kh = k + koff, *vh = v + koff;
-            float *dqh = dq + qoff, *dkh = dk + koff, *dvh = dv + koff;
             /* the first query head of a group writes dk, dv; the others add */
-            float beta = h % group ? 1.0f : 0.0f;
-            const float *a = att + ((size_t)b * H + h) * T * T;
-            const float *dy = dout + qoff;
-            for (int i0 = 0; i0 < T; i0 += ATT_BLOCK) {
-                int i1 = i0 + ATT_BLOCK < T ? i0 + ATT_BLOCK : T;
-                /* da[i0:i1, 0:i1] (bt,i1) = dy[i0:i1] (bt,hd) · vᵀ (hd,i1) */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, i1 - i0, i1, hd, 1.0f,
-                            dy + (size_t)i0 * QD, QD, vh, KD, 0.0f, da + (size_t)i0 * T, T);
-                /* dv[i0:i1] (bt,hd) (+)= a[i0:T, i0:i1]ᵀ (bt,T-i0) · dy[i0:T] (T-i0,hd) */
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, i1 - i0, hd, T - i0, 1.0f,
-                            a + (size_t)i0 * T + i0, T, dy + (size_t)i0 * QD, QD, beta,
-                            dvh + (size_t)i0 * KD, KD);
-                /* softmax backward, O(T) per row: with p = a[i,:],
-                 * dpre_j = p_j (da_j - Σ_k p_k da_k), times the hd^-0.5 scale */
-                for (int i = i0; i < i1; i++) {
-                    const float *p = a + (size_t)i * T;
-                    float *d = da + (size_t)i * T;
-                    float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-                    for (int j = 0; j <= i; j++) dot += p[j] * d[j];
-                    for (int j = 0; j <= i; j++) d[j] = scale * p[j] * (d[j] - dot);
-                    for (int j = i + 1; j < i1; j++) d[j] = 0.0f;
-                }
-            }
-            for (int i0 = 0; i0 < T; i0 += ATT_BLOCK) {
-                int i1 = i0 + ATT_BLOCK < T ? i0 + ATT_BLOCK : T;
-                /* dq[i0:i1] (bt,hd) = da[i0:i1, 0:i1] (bt,i1) · k[0:i1] (i1,hd) */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, i1 - i0, hd, i1, 1.0f,
-                            da + (size_t)i0 * T, T, kh, KD, 0.0f, dqh + (size_t)i0 * QD, QD);
-                /* dk[i0:i1] (bt,hd) (+)= da[i0:T, i0:i1]ᵀ (bt,T-i0) · q[i0:T] (T-i0,hd) */
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, i1 - i0, hd, T - i0, 1.0f,
-                            da + (size_t)i0 * T + i0, T, qh + (size_t)i0 * QD, QD, beta,
-                            dkh + (size_t)i0 * KD, KD);
-            }
+            attention_head_backward(dq + qoff, QD, dk + koff, dv + koff, KD,
+                                    h % group ? 1.0f : 0.0f, da, T, dout + qoff, QD, q + qoff,
+                                    k + koff, v + koff, att + ((size_t)b * H + h) * T * T, T, hd,
+                                    scale);
         }
     }
     par_blas_restore(blas);

@@ -2,7 +2,7 @@
 # HDF5 helpers, durable file operations.
 noinst_LIBRARIES += common/libweftcommon.a
 common_libweftcommon_a_SOURCES = \
-	common/log.c common/log.h \
+	common/log.c common/log.h common/clock.h common/splitmix.h \
 	common/sha256.c common/sha256.h \
 	common/h5util.c common/h5util.h \
 	common/fsutil.c common/fsutil.h \

@@ -7,7 +7,10 @@ TESTS += tests/model/test_tokenizer tests/model/test_gpt2_js.sh tests/model/test
 	tests/model/test_shard_bpe.py tests/model/test_model_tok.sh tests/model/test_chat_bpe.py
 EXTRA_DIST += tests/model/test_chat_bpe.py tests/model/corpus.py tests/model/maketok.py tests/model/test_shard_bpe.py tests/model/gpt2_js.js tests/model/test_gpt2_js.sh \
 	tests/model/test_tokenize_cli.sh tests/model/test_model_tok.sh
-CLEANFILES += tests/model/npm/package.json tests/model/npm/package-lock.json
+# The npm package the JavaScript comparison installs into the build tree.
+clean-local-npm:
+	rm -rf tests/model/npm
+CLEAN_LOCAL_HOOKS += clean-local-npm
 
 # Tests: the parser's rules and conversions in C; import/export/merge and
 # PEFT against an independent Python writer and the PyTorch references.

@@ -48,3 +48,5 @@ tests_scheduler_test_exec_gpus_LDADD = scheduler/libweftsched.a common/libweftco
 TESTS += tests/scheduler/test_exec_gpus
 TESTS += tests/scheduler/test_weftd_chat.sh
 EXTRA_DIST += tests/scheduler/test_weftd_chat.sh
+# Helpers the weftd shell tests share.
+EXTRA_DIST += tests/scheduler/weftd_lib.sh

@@ -50,3 +50,6 @@ TESTS += tests/scheduler/test_weftd_chat.sh
 EXTRA_DIST += tests/scheduler/test_weftd_chat.sh
 # Helpers the weftd shell tests share.
 EXTRA_DIST += tests/scheduler/weftd_lib.sh
+# weft cancel ends a preparation's whole process group.
+TESTS += tests/scheduler/test_weftd_prep_cancel.sh
+EXTRA_DIST += tests/scheduler/test_weftd_prep_cancel.sh

@@ -53,3 +53,6 @@ EXTRA_DIST += tests/scheduler/weftd_lib.sh
 # weft cancel ends a preparation's whole process group.
 TESTS += tests/scheduler/test_weftd_prep_cancel.sh
 EXTRA_DIST += tests/scheduler/test_weftd_prep_cancel.sh
+# weft results: succeeded jobs by val loss, failed and cancelled ones last.
+TESTS += tests/scheduler/test_weftd_results_rank.sh
+EXTRA_DIST += tests/scheduler/test_weftd_results_rank.sh

@@ -48,3 +48,11 @@ tests_scheduler_test_exec_gpus_LDADD = scheduler/libweftsched.a common/libweftco
 TESTS += tests/scheduler/test_exec_gpus
 TESTS += tests/scheduler/test_weftd_chat.sh
 EXTRA_DIST += tests/scheduler/test_weftd_chat.sh
+# Helpers the weftd shell tests share.
+EXTRA_DIST += tests/scheduler/weftd_lib.sh
+# weft cancel ends a preparation's whole process group.
+TESTS += tests/scheduler/test_weftd_prep_cancel.sh
+EXTRA_DIST += tests/scheduler/test_weftd_prep_cancel.sh
+# weft results: succeeded jobs by val loss, failed and cancelled ones last.
+TESTS += tests/scheduler/test_weftd_results_rank.sh
+EXTRA_DIST += tests/scheduler/test_weftd_results_rank.sh

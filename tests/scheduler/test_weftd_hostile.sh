@@ -5,42 +5,11 @@
 # corpus sharded twice at once, one tenant's bad shards packed with a
 # healthy tenant.
 set -u
-. "$top_srcdir/tests/lib.sh"
-
-T=$(mktemp -d /tmp/weft-test-hostile-XXXXXX)
-cleanup() {
-    for h in "$T"/home*; do
-        [ -f "$h/weftd.pid" ] && kill "$(cat "$h/weftd.pid")" 2>/dev/null
-    done
-    [ -n "${KEEP:-}" ] || rm -rf "$T"
-}
-trap cleanup EXIT
-cd "$T"
+. "$top_srcdir/tests/scheduler/weftd_lib.sh"
+weftd_tmp hostile
 
 make_corpus good GPL-3 >/dev/null
 weft init-model --preset tiny --seed 5 -o base.h5 >/dev/null || fail "init-model"
-
-start() { # home [weftd options]
-    local h=$1; shift
-    weftd --home "$T/$h" --slots 2 --pack-size 4 "$@" >/dev/null || fail "weftd would not start on $h"
-}
-W() { local h=$1; shift; weft --home "$T/$h" "$@"; }
-spec() { # name output tenants... (name:data)
-    local name=$1 out=$2; shift 2
-    echo "name = \"$name\"; mode = \"lora\"; model = \"base.h5\"; output = \"$out\";"
-    echo "train = { steps = 6; batch_size = 4; seq_len = 16; lr = 0.01; eval_every = 3;"
-    echo "          checkpoint_every = 3; eval_windows = 2; max_attempts = 1; };"
-    echo "lora = { r = 2; alpha = 4.0; targets = [\"attn.c_attn\"]; };"
-    echo "resources = { ranks = 2; threads = 1; };"
-    echo "tenants = ("
-    local sep=""
-    for t in "$@"; do
-        echo "  $sep{ name = \"${t%%:*}\"; data = \"${t#*:}\"; }"
-        sep=","
-    done
-    echo ");"
-}
-state_of() { W "$1" show "$2" --json | grep -o '"state": "[a-z]*"' | head -1 | cut -d'"' -f4; }
 
 start home1
 

@@ -50,6 +50,7 @@ typedef struct prep {
     char copy[PATH_MAX]; /* the child's private copy of the corpus */
     char out[PATH_MAX];  /* the shards it writes before the rename */
     double cancelled;    /* when its jobs were all cancelled (0: not) */
+    int signalled;       /* weftd ended it: its failure is no job's */
     struct prep *next;
 } prep_t;
 
@@ -355,7 +356,7 @@ static void last_line(const char *path, char *out, size_t n)
     char *end = text + strlen(text);
     while (end > text && (end[-1] == '\n' || end[-1] == '\r')) *--end = 0;
     char *line = strrchr(text, '\n');
-    snprintf(out, n, "%s", line ? line + 1 : text);
+    if (*(line ? line + 1 : text)) snprintf(out, n, "%s", line ? line + 1 : text);
     free(text);
 }
 
@@ -375,6 +376,11 @@ int prepare_reaped(pid_t pid, int code)
         if (verified) {
             weft_info("sharded %s into %s", p->source, cache);
             finish(p->source, p->fmt, p->shards, p->model, cache, NULL);
+        } else if (p->signalled) {
+            /* Ended because every job waiting on it was cancelled. A job
+             * that came for the same data since then still waits, and the
+             * next round starts a preparation for it. */
+            weft_info("sharding %s ended (its jobs were cancelled)", p->source);
         } else {
             if (code == 0)
                 snprintf(why, sizeof why, "the sharded data did not verify; submit again");
@@ -407,6 +413,7 @@ static void end_unwanted(const unsigned char *wanted)
             weft_info("sharding %s: no job waits for it; ending pid %d", p->source, (int)p->pid);
             kill(-p->pid, SIGTERM);
             p->cancelled = now;
+            p->signalled = 1;
         } else if (now - p->cancelled > CANCEL_GRACE) {
             kill(-p->pid, SIGKILL);
         }

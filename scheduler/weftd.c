@@ -462,8 +462,8 @@ int main(int argc, char **argv)
                                          {"gpus", required_argument, 0, 'G'},
                                          {0, 0, 0, 0}};
     const char *gpus = NULL;
-    int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    int c, li = 0;
+    while ((c = getopt_long(argc, argv, "", opts, &li)) != -1) {
         char *end = NULL;
         switch (c) {
         case 'H':
@@ -537,7 +537,7 @@ int main(int argc, char **argv)
             return EX_USAGE;
         }
         if (end && (*end || end == optarg)) {
-            fprintf(stderr, "weftd: --%s wants a number, not '%s'\n", opts[0].name, optarg);
+            fprintf(stderr, "weftd: --%s wants a number, not '%s'\n", opts[li].name, optarg);
             return EX_USAGE;
         }
     }
@@ -592,7 +592,8 @@ int main(int argc, char **argv)
         }
         snprintf(server.server_key, sizeof server.server_key, "%s", skey.public_key);
     }
-    if (tcp && insecure_tcp)
+    /* In the foreground, the warning after binding is on this terminal already. */
+    if (tcp && insecure_tcp && !foreground)
         fprintf(stderr,
                 "weftd: warning: %s is NOT authenticated (--insecure-tcp): anyone who "
                 "reaches it is admin\n",

@@ -24,6 +24,7 @@ EXTRA_DIST += scripts/weft.sbatch
 
 bin_PROGRAMS += weftd
 weftd_SOURCES = scheduler/weftd.c scheduler/weftd.h scheduler/api.c scheduler/monitor.c \
+	scheduler/monitor_msg.c scheduler/launch.c scheduler/publish.c \
 	scheduler/zap.c scheduler/zap.h \
 	scheduler/prepare.c scheduler/published.c scheduler/published.h
 weftd_SOURCES += scheduler/admit.c

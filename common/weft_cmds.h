@@ -11,15 +11,15 @@ int cmd_grad(int argc, char **argv);       /* cli/model_cmd.c */
 
 int cmd_generate(int argc, char **argv);   /* cli/generate_cmd.c */
 int cmd_eval(int argc, char **argv);       /* cli/generate_cmd.c */
-int cmd_submit(int argc, char **argv);     /* scheduler/client.c */
-int cmd_ls(int argc, char **argv);         /* scheduler/client.c */
-int cmd_show(int argc, char **argv);       /* scheduler/client.c */
-int cmd_watch(int argc, char **argv);      /* scheduler/client.c */
-int cmd_cancel(int argc, char **argv);     /* scheduler/client.c */
-int cmd_results(int argc, char **argv);    /* scheduler/client.c */
-int cmd_logs(int argc, char **argv);       /* scheduler/client.c */
+int cmd_submit(int argc, char **argv);     /* scheduler/client_cmds.c */
+int cmd_ls(int argc, char **argv);         /* scheduler/client_cmds.c */
+int cmd_show(int argc, char **argv);       /* scheduler/client_cmds.c */
+int cmd_watch(int argc, char **argv);      /* scheduler/client_cmds.c */
+int cmd_cancel(int argc, char **argv);     /* scheduler/client_cmds.c */
+int cmd_results(int argc, char **argv);    /* scheduler/client_cmds.c */
+int cmd_logs(int argc, char **argv);       /* scheduler/client_cmds.c */
 int cmd_sbatch(int argc, char **argv);     /* scheduler/sbatch_cmd.c */
-int cmd_plot(int argc, char **argv);       /* scheduler/client.c */
+int cmd_plot(int argc, char **argv);       /* scheduler/client_plot.c */
 int cmd_keygen(int argc, char **argv);     /* scheduler/keygen_cmd.c */
 int cmd_import(int argc, char **argv);         /* model/hf_cmd.c */
 int cmd_export(int argc, char **argv);         /* model/hf_cmd.c */

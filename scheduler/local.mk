@@ -2,6 +2,7 @@
 # and the `weft` command (its dispatcher and weftd's client).
 bin_PROGRAMS += weft
 weft_SOURCES = scheduler/weft.c common/weft_cmds.h scheduler/client.c scheduler/client.h \
+	scheduler/client_watch.c scheduler/client_cmds.c scheduler/client_plot.c \
 	scheduler/keygen_cmd.c \
 	scheduler/sbatch_cmd.c
 weft_LDADD = scheduler/libweftsched.a cli/libweftcli.a $(JOBS_LIBS) $(WEFT_LIBS)
@@ -24,6 +25,7 @@ EXTRA_DIST += scripts/weft.sbatch
 
 bin_PROGRAMS += weftd
 weftd_SOURCES = scheduler/weftd.c scheduler/weftd.h scheduler/api.c scheduler/monitor.c \
+	scheduler/monitor_msg.c scheduler/launch.c scheduler/publish.c \
 	scheduler/zap.c scheduler/zap.h \
 	scheduler/prepare.c scheduler/published.c scheduler/published.h
 weftd_SOURCES += scheduler/admit.c

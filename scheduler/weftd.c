@@ -1,7 +1,8 @@
-/* weftd.c: the coordinator's main: options, the home folder and its lock,
- * one zmq_poll loop over the ROUTER socket, and the round discipline: every
- * message of a round is handled inside one transaction, and its replies and
- * ACKs leave only after that transaction commits. */
+/* weftd.c: the coordinator's main, in the order it runs: options, the home
+ * folder and its lock, keys, the ROUTER socket, then one zmq_poll loop and
+ * the round discipline: every message of a round is handled inside one
+ * transaction, and its replies and ACKs leave only after that transaction
+ * commits. */
 #include "common/clock.h"
 #include "config.h"
 #include "common/auth.h"
@@ -421,11 +422,24 @@ static void allow_mpirun_as_root(void)
     }
 }
 
-int main(int argc, char **argv)
+/* What the command line asked for, beyond the numbers it sets in server. */
+typedef struct {
+    const char *home, *endpoint, *executor, *gpus;
+    const char *server_key, *clients; /* NULL: in the home */
+    int foreground;
+    int insecure_tcp;
+    int tcp;                                   /* the endpoint is tcp:// */
+    char ipc_endpoint[sizeof server.endpoint]; /* beside a tcp one: the local admin's */
+    auth_key_t skey;                           /* weftd's CURVE pair (tcp, keys) */
+} options_t;
+
+#define GO_ON -1 /* parse_options: no exit code, weftd starts */
+
+/* The server's defaults, then the command line over them: GO_ON, or the
+ * exit code (0 after --help or --version, EX_USAGE after a message). */
+static int parse_options(int argc, char **argv, options_t *o)
 {
-    weft_log_init("weftd");
-    const char *home = NULL, *endpoint = NULL, *executor = "local";
-    int foreground = 0;
+    *o = (options_t){.executor = "local"};
     server.slots = (int)sysconf(_SC_NPROCESSORS_ONLN);
     server.pack_size = 16;
     server.liveness = 30;
@@ -436,9 +450,6 @@ int main(int argc, char **argv)
     server.max_spec = sl.max_spec_bytes;
     server.max_tenants = sl.max_tenants;
     server.max_trials = sl.max_trials;
-    const char *server_key = NULL, *clients = NULL;
-    int insecure_tcp = 0;
-    long long v = 0;
     server.lock_fd = -1;
     static const struct option opts[] = {{"home", required_argument, 0, 'H'},
                                          {"endpoint", required_argument, 0, 'e'},
@@ -461,22 +472,22 @@ int main(int argc, char **argv)
                                          {"max-watch-per-client", required_argument, 0, 'w'},
                                          {"gpus", required_argument, 0, 'G'},
                                          {0, 0, 0, 0}};
-    const char *gpus = NULL;
-    int c;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    long long v = 0;
+    int c, li = 0;
+    while ((c = getopt_long(argc, argv, "", opts, &li)) != -1) {
         char *end = NULL;
         switch (c) {
         case 'H':
-            home = optarg;
+            o->home = optarg;
             break;
         case 'e':
-            endpoint = optarg;
+            o->endpoint = optarg;
             break;
         case 'x':
-            executor = optarg;
+            o->executor = optarg;
             break;
         case 'G':
-            gpus = optarg;
+            o->gpus = optarg;
             break;
         case 's':
             server.slots = (int)strtol(optarg, &end, 10);
@@ -488,19 +499,19 @@ int main(int argc, char **argv)
             server.liveness = strtod(optarg, &end);
             break;
         case 'f':
-            foreground = 1;
+            o->foreground = 1;
             break;
         case 'N':
             server.no_refill = 1;
             break;
         case 'I':
-            insecure_tcp = 1;
+            o->insecure_tcp = 1;
             break;
         case 'K':
-            server_key = optarg;
+            o->server_key = optarg;
             break;
         case 'C':
-            clients = optarg;
+            o->clients = optarg;
             break;
         case 'M':
             if ((v = opt_num("max-message", optarg, 1024, 256LL << 20)) < 0) return EX_USAGE;
@@ -537,7 +548,7 @@ int main(int argc, char **argv)
             return EX_USAGE;
         }
         if (end && (*end || end == optarg)) {
-            fprintf(stderr, "weftd: --%s wants a number, not '%s'\n", opts[0].name, optarg);
+            fprintf(stderr, "weftd: --%s wants a number, not '%s'\n", opts[li].name, optarg);
             return EX_USAGE;
         }
     }
@@ -550,80 +561,92 @@ int main(int argc, char **argv)
         fprintf(stderr, "weftd: --slots and --liveness must be positive, --pack-size 1..256\n");
         return EX_USAGE;
     }
-    if (strcmp(executor, "local") && strcmp(executor, "slurm")) {
+    if (strcmp(o->executor, "local") && strcmp(o->executor, "slurm")) {
         fprintf(stderr, "weftd: unknown executor '%s' (this build knows: local, slurm)\n",
-                executor);
+                o->executor);
         return EX_USAGE;
     }
-    if (setup_home(home) < 0) {
+    return GO_ON;
+}
+
+/* The home folder, and the endpoints in it: the one served
+ * (ipc://HOME/weftd.sock unless given) and, beside a tcp one, the local
+ * admin's ipc socket. 0, or the exit code after a message. */
+static int set_up_home(options_t *o)
+{
+    if (setup_home(o->home) < 0) {
         weft_report();
         return 1;
     }
-    if (endpoint)
-        snprintf(server.endpoint, sizeof server.endpoint, "%s", endpoint);
+    if (o->endpoint)
+        snprintf(server.endpoint, sizeof server.endpoint, "%s", o->endpoint);
     else if (snprintf(server.endpoint, sizeof server.endpoint, "ipc://%s/weftd.sock",
                       server.home) >= (int)sizeof server.endpoint) {
         fprintf(stderr, "weftd: home path too long for an ipc endpoint\n");
         return EX_USAGE;
     }
-    /* A tcp endpoint: CURVE with weftd's key pair, unless --insecure-tcp. The
-     * local ipc socket (in the 0700 home) is bound beside it, for the local
-     * admin. */
-    int tcp = !strncmp(server.endpoint, "tcp://", 6);
-    char ipc_endpoint[sizeof server.endpoint] = "";
-    auth_key_t skey;
-    if (tcp && !insecure_tcp) {
+    o->tcp = !strncmp(server.endpoint, "tcp://", 6);
+    if (o->tcp && snprintf(o->ipc_endpoint, sizeof o->ipc_endpoint, "ipc://%s/weftd.sock",
+                           server.home) >= (int)sizeof o->ipc_endpoint) {
+        fprintf(stderr, "weftd: home path too long for an ipc endpoint\n");
+        return EX_USAGE;
+    }
+    return 0;
+}
+
+/* A tcp endpoint: CURVE with weftd's key pair, unless --insecure-tcp. The
+ * local ipc socket (in the 0700 home) is bound beside it, for the local
+ * admin. 0, or EX_USAGE after a message. */
+static int set_up_keys(options_t *o)
+{
+    if (o->tcp && !o->insecure_tcp) {
         char def[PATH_MAX];
-        if (!server_key && weft_path_join(def, sizeof def, server.home, "server.key") == 0)
-            server_key = def;
-        if (!server_key || auth_key_read(server_key, &skey) < 0 || !skey.secret_key[0]) {
+        const char *path = o->server_key;
+        if (!path && weft_path_join(def, sizeof def, server.home, "server.key") == 0) path = def;
+        if (!path || auth_key_read(path, &o->skey) < 0 || !o->skey.secret_key[0]) {
             fprintf(stderr,
                     "weftd: %s needs CURVE keys: %s\n"
                     "  make weftd's pair with 'weft keygen -o %s/server', admit clients by "
                     "copying their .pub files (weft keygen --role ...) into %s/clients, or "
                     "start with --insecure-tcp (anyone who reaches the port is admin)\n",
                     server.endpoint,
-                    server_key ? (skey.role[0] && !skey.secret_key[0]
-                                      ? "the server key file holds no secret key"
-                                      : weft_last_error())
-                               : "no server key",
+                    path ? (o->skey.role[0] && !o->skey.secret_key[0]
+                                ? "the server key file holds no secret key"
+                                : weft_last_error())
+                         : "no server key",
                     server.home, server.home);
             return EX_USAGE;
         }
-        snprintf(server.server_key, sizeof server.server_key, "%s", skey.public_key);
+        snprintf(server.server_key, sizeof server.server_key, "%s", o->skey.public_key);
     }
-    if (tcp && insecure_tcp)
+    /* In the foreground, the warning after binding is on this terminal already. */
+    if (o->tcp && o->insecure_tcp && !o->foreground)
         fprintf(stderr,
                 "weftd: warning: %s is NOT authenticated (--insecure-tcp): anyone who "
                 "reaches it is admin\n",
                 server.endpoint);
-    if (tcp && snprintf(ipc_endpoint, sizeof ipc_endpoint, "ipc://%s/weftd.sock", server.home) >=
-                   (int)sizeof ipc_endpoint) {
-        fprintf(stderr, "weftd: home path too long for an ipc endpoint\n");
-        return EX_USAGE;
-    }
-    if (lock_home() < 0) {
-        weft_report();
-        return 1;
-    }
-    int ready_fd = -1;
-    if ((!foreground && daemonize(&ready_fd) < 0) || write_pid() < 0) {
-        weft_report();
-        return 1;
-    }
-    allow_mpirun_as_root();
+    return 0;
+}
+
+/* The store (HOME/weft.db) and the executors. -1 with weft_error set. */
+static int open_store_and_executors(const options_t *o)
+{
     char db[PATH_MAX];
-    int rc = 1;
     if (weft_path_join(db, sizeof db, server.home, "weft.db") < 0 ||
         !(server.store = store_open(db)) ||
         !(server.exec = exec_local_new(NULL, getenv("WEFT_WORKER"), server.endpoint)) ||
-        exec_local_set_gpus(server.exec, gpus) < 0 ||
-        (!strcmp(executor, "slurm") &&
-         !(server.slurm = exec_slurm_new(getenv("WEFT_WORKER"), server.endpoint, server.home)))) {
-        tell_parent(ready_fd, weft_last_error());
-        weft_report();
-        goto out;
-    }
+        exec_local_set_gpus(server.exec, o->gpus) < 0 ||
+        (!strcmp(o->executor, "slurm") &&
+         !(server.slurm = exec_slurm_new(getenv("WEFT_WORKER"), server.endpoint, server.home))))
+        return -1;
+    return 0;
+}
+
+/* The ROUTER bound to its endpoint (and, for tcp, to the local ipc socket
+ * first), with CURVE and the ZAP handler unless --insecure-tcp, and its
+ * monitor. -1 with weft_error set. */
+static int open_socket(const options_t *o)
+{
     server.zctx = zmq_ctx_new();
     /* A frame over the JSON limit never reaches weftd: ZeroMQ drops it and
      * closes its connection (counted in "disconnects", see watch_router).
@@ -637,31 +660,29 @@ int main(int argc, char **argv)
     /* Replies leave with ZMQ_DONTWAIT: a client with many requests in flight
      * must not find its replies dropped at the default 1000. */
     wo.sndhwm = 100000;
-    const char *first = tcp ? ipc_endpoint : server.endpoint;
+    const char *first = o->tcp ? o->ipc_endpoint : server.endpoint;
     if (!strncmp(first, "ipc://", 6)) unlink(first + 6);
-    if (tcp && !insecure_tcp) {
+    if (o->tcp && !o->insecure_tcp) {
         char clients_def[PATH_MAX];
+        const char *clients = o->clients;
         if (!clients &&
             weft_path_join(clients_def, sizeof clients_def, server.home, "clients") == 0)
             clients = clients_def;
         snprintf(server.clients, sizeof server.clients, "%s", clients);
         server.zap = zap_new(server.zctx, clients);
-        if (!server.zap) {
-            tell_parent(ready_fd, weft_last_error());
-            weft_report();
-            goto out;
-        }
+        if (!server.zap) return -1;
         if (zap_clients(server.zap) == 0)
             weft_warn("no client keys in %s: only workers can use %s", clients, server.endpoint);
     }
     server.router = wire_router_new(server.zctx, first, &wo);
-    if (server.router && tcp) {
+    if (server.router && o->tcp) {
         /* Options are taken at bind: the ipc listener above stays plain. */
         int on = 1;
-        if (!insecure_tcp && (zmq_setsockopt(server.router, ZMQ_ZAP_DOMAIN, "weft", 4) < 0 ||
-                              zmq_setsockopt(server.router, ZMQ_CURVE_SERVER, &on, sizeof on) < 0 ||
-                              zmq_setsockopt(server.router, ZMQ_CURVE_SECRETKEY, skey.secret_key,
-                                             strlen(skey.secret_key)) < 0)) {
+        const char *secret = o->skey.secret_key;
+        if (!o->insecure_tcp &&
+            (zmq_setsockopt(server.router, ZMQ_ZAP_DOMAIN, "weft", 4) < 0 ||
+             zmq_setsockopt(server.router, ZMQ_CURVE_SERVER, &on, sizeof on) < 0 ||
+             zmq_setsockopt(server.router, ZMQ_CURVE_SECRETKEY, secret, strlen(secret)) < 0)) {
             weft_error("setting CURVE on %s: %s", server.endpoint, zmq_strerror(zmq_errno()));
             zmq_close(server.router);
             server.router = NULL;
@@ -671,26 +692,20 @@ int main(int argc, char **argv)
             server.router = NULL;
         }
     }
-    if (!server.router) {
-        tell_parent(ready_fd, weft_last_error());
-        weft_report();
-        goto out;
-    }
+    if (!server.router) return -1;
     if (!strncmp(first, "ipc://", 6)) chmod(first + 6, 0600);
-    if (watch_router() < 0) {
-        tell_parent(ready_fd, weft_last_error());
-        weft_report();
-        goto out;
-    }
-    if (tcp && insecure_tcp)
+    if (watch_router() < 0) return -1;
+    if (o->tcp && o->insecure_tcp)
         weft_warn("%s is NOT authenticated (--insecure-tcp): anyone who reaches it is admin",
                   server.endpoint);
-    if (monitor_recover() < 0) {
-        tell_parent(ready_fd, weft_last_error());
-        weft_report();
-        goto out;
-    }
-    load_worker_keys();
+    return 0;
+}
+
+/* The event loop (Redis style) until SIGTERM or SIGINT: one zmq_poll over
+ * the ROUTER and its monitor, a round of messages, then the runs' and the
+ * watchers' cron. The parent of a daemon is told "OK" before it starts. */
+static void serve(int ready_fd)
+{
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
     signal(SIGHUP, on_signal);
@@ -709,8 +724,11 @@ int main(int argc, char **argv)
         backlog = api_watch_cron();
     }
     weft_info("stopping; running groups go on and reconnect to the next weftd");
-    rc = 0;
-out:
+}
+
+/* Frees what weftd holds; whatever of it was opened. */
+static void shut_down(void)
+{
     api_watchers_drop_all();
     monitor_free_all();
     if (server.mon) {
@@ -725,5 +743,30 @@ out:
     store_destroy(&server.store);
     free(server.replies);
     if (server.lock_fd >= 0) close(server.lock_fd);
+}
+
+int main(int argc, char **argv)
+{
+    weft_log_init("weftd");
+    options_t o;
+    int rc = parse_options(argc, argv, &o);
+    if (rc != GO_ON) return rc;
+    if ((rc = set_up_home(&o)) != 0 || (rc = set_up_keys(&o)) != 0) return rc;
+    int ready_fd = -1;
+    if (lock_home() < 0 || (!o.foreground && daemonize(&ready_fd) < 0) || write_pid() < 0) {
+        weft_report();
+        return 1;
+    }
+    allow_mpirun_as_root();
+    if (open_store_and_executors(&o) == 0 && open_socket(&o) == 0 && monitor_recover() == 0) {
+        load_worker_keys();
+        serve(ready_fd);
+        rc = 0;
+    } else {
+        tell_parent(ready_fd, weft_last_error());
+        weft_report();
+        rc = 1;
+    }
+    shut_down();
     return rc;
 }

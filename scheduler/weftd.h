@@ -125,8 +125,7 @@ int api_handle(const wire_msg_t *msg);
 int api_watch_cron(void);
 void api_watchers_drop_all(void);
 
-/* monitor.c: worker messages and the life of runs. */
-int monitor_handle(const wire_msg_t *msg);
+/* monitor.c: the live runs and the life of their groups. */
 /* Reaps exits, times out silent runs, retries, plans and launches. */
 int monitor_cron(void);
 /* Rebuilds the live-run table from the store after a restart. */
@@ -135,8 +134,27 @@ int monitor_recover(void);
  * of its jobs is left running. */
 int monitor_job_cancelled(int64_t job, int64_t run);
 void monitor_free_all(void);
+/* The live run of that id, or NULL. */
+live_run_t *monitor_find_run(int64_t id);
+/* Adds r (calloc'ed and filled in) to the live runs with its jobs; frees it
+ * and returns -1 on an error. */
+int monitor_follow(live_run_t *r);
+
+/* monitor_msg.c: worker messages, their ACKs, CANCEL to groups. */
+int monitor_handle(const wire_msg_t *msg);
 /* After a rolled-back round: reload what memory holds ahead of the store. */
 void monitor_reload(void);
+/* Tells a group to drop these tenants (takes the array; sent after the
+ * round's commit). */
+void monitor_send_cancel(const live_run_t *r, json_t *tenants);
+
+/* launch.c: relaunches pending runs and plans new ones while slots last. */
+int plan_and_launch(void);
+
+/* publish.c: a succeeded or stopped tenant's result, where its spec said.
+ * 0 when it is there; -1 with weft_error set when it cannot be (the job
+ * fails); -2 when the job's output event could not be stored. */
+int publish_result(const live_run_t *r, int64_t job, const char *name, const json_t *done);
 
 /* early_stop.c: ASHA. A trial's new evaluation at one of its rungs is
  * judged and the decision stored; a stop goes to its group as STOP. */

@@ -3,7 +3,7 @@
  * peft/, metrics.jsonl, version.json) and, without a coordinator, installed
  * as <output>/<tenant>/v<N>/, promoted to current when its validation loss
  * is no worse than the current version's on the same /val, and the old ones
- * pruned. weftd installs the staged folder itself (scheduler/monitor.c). */
+ * pruned. weftd installs the staged folder itself (scheduler/publish.c). */
 #ifndef WEFT_PUBLISH_H
 #define WEFT_PUBLISH_H
 

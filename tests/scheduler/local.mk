@@ -20,6 +20,9 @@ EXTRA_DIST += tests/scheduler/fake-worker.sh
 
 TESTS += tests/scheduler/test_weftd.sh
 EXTRA_DIST += tests/scheduler/test_weftd.sh tests/scheduler/garbage.py
+# weftd's command line: malformed numbers, --insecure-tcp's warning.
+TESTS += tests/scheduler/test_weftd_options.sh
+EXTRA_DIST += tests/scheduler/test_weftd_options.sh
 TESTS += tests/scheduler/test_client_py.sh
 EXTRA_DIST += tests/scheduler/test_client_py.sh scripts/weft_client.py
 TESTS += tests/scheduler/test_weftd_hostile.sh

@@ -75,13 +75,15 @@ static int load_jobs(live_run_t *r)
     if (store_run_jobs(server.store, r->id, &rows, &n) < 0) return -1;
     r->jobs = calloc(n ? n : 1, sizeof *r->jobs);
     r->names = calloc(n ? n : 1, sizeof *r->names);
-    for (size_t i = 0; r->jobs && r->names && i < n; i++) {
+    int ok = r->jobs && r->names;
+    for (size_t i = 0; ok && i < n; i++) {
         r->jobs[i] = rows[i].id;
         r->names[i] = strdup(rows[i].name);
+        r->njobs = (int)i + 1; /* what free_run frees */
+        ok = r->names[i] != NULL;
     }
-    r->njobs = (int)n;
     store_job_rows_free(rows, n);
-    return 0;
+    return ok ? 0 : weft_error("out of memory loading run %lld's jobs", (long long)r->id);
 }
 
 /* Adds r (filled in by its launch, or from the store after a restart) to

@@ -424,6 +424,7 @@ static int on_done(live_run_t *r, const json_t *b)
         if (!name || !status) continue;
         if (tenant_ended(r, name, status, wire_get_str(t, "error"), t) < 0) return -1;
     }
+    if (admit_run_done(r, tenants) < 0) return -1;
     store_run_row_t row;
     if (store_run_get(server.store, r->id, &row) < 0) return -1;
     if (row.state == RUN_LAUNCHED || row.state == RUN_RUNNING)
@@ -470,6 +471,7 @@ int monitor_handle(const wire_msg_t *m)
         return 0;
     }
     r->last_seen = weftd_now();
+    if (r->admit_owed && r->hello && m->cmd != WIRE_HELLO) admit_run_sync(r);
     if (m->cmd == WIRE_HEARTBEAT) {
         weftd_reply(m->rid, m->rid_len, WIRE_ACK, ack(r, 0));
         return 0;
@@ -488,6 +490,7 @@ int monitor_handle(const wire_msg_t *m)
         int ok = store_run_hello(server.store, id, (int)attempt);
         if (ok < 0) return -1;
         r->hello = ok;
+        r->admit_owed = 0; /* a new attempt read the run's spec whole */
         json_t *names = cancelled_names(r);
         if (names) send_cancel(r, names);
         early_stop_hello(r);
@@ -664,31 +667,8 @@ static int write_run_spec(int64_t run, const plan_run_t *p, char *path, size_t p
     spec_t **units = calloc(p->n, sizeof *units);
     if (!units) return weft_error("out of memory");
     int rc = 0;
-    for (size_t i = 0; rc == 0 && i < p->n; i++) {
-        store_job_row_t row;
-        if (store_job_get(server.store, p->jobs[i], &row) < 0) {
-            rc = -1;
-            break;
-        }
-        units[i] = spec_parse(row.unit, strlen(row.unit), dir, row.name, NULL, NULL);
-        if (!units[i]) rc = weft_error_prefix("job %" PRId64 "'s stored spec", row.id);
-        int v = units[i] ? published_resolve(units[i], server.tenants_dir) : 0;
-        if (v < 0) {
-            weft_warn("job %" PRId64 ": its current version is unreadable, a fresh start and no "
-                      "comparison: %s",
-                      row.id, weft_last_error());
-            store_job_event(server.store, row.id, "version", "{\"current\":null}");
-        } else if (v == 0 && units[i] && units[i]->mode == SPEC_LORA &&
-                   units[i]->tenants[0].train.cont) {
-            weft_warn("job %" PRId64 ": continue = true but %s has no earlier version; a fresh "
-                      "start",
-                      row.id, units[i]->tenants[0].name);
-            store_job_event(server.store, row.id, "version",
-                            "{\"warning\":\"continue = true but there is no earlier version; "
-                            "a fresh start\"}");
-        }
-        store_job_row_free(&row);
-    }
+    for (size_t i = 0; rc == 0 && i < p->n; i++)
+        if (!(units[i] = admit_run_unit(p->jobs[i], dir))) rc = -1;
     spec_t *runspec = NULL;
     if (rc == 0) {
         char rname[48];
@@ -845,7 +825,10 @@ int monitor_cron(void)
     follow_slurm();
     check_liveness();
     if (prepare_cron() < 0) weft_warn("%s", weft_last_error());
-    return plan_and_launch();
+    int rc = plan_and_launch();
+    /* What new runs did not take may join runs that train. */
+    if (rc == 0 && admit_run_cron() < 0) rc = -1;
+    return rc;
 }
 
 int monitor_recover(void)
@@ -876,6 +859,7 @@ int monitor_recover(void)
                 free_run(r);
                 continue;
             }
+            if (admit_run_recover(r, row.spec_path) < 0) weft_warn("%s", weft_last_error());
             r->next = server.runs;
             server.runs = r;
             weft_info("run %" PRId64 " attempt %d (%s) carried over from before the restart", r->id,

@@ -45,10 +45,10 @@ until_ok() {
 }
 
 # Different steps, learning rates, ranks and schedules share the pack.
-# a ends at pack step 300 (c is submitted long before), c joins then and
-# still trains at the checkpoints of steps 350 and 400, long outlasts both.
-TEN_a='{ name = "a"; data = "a.h5"; steps = 300; }'
-TEN_long='{ name = "long"; data = "b.h5"; steps = 600; lr = 0.005; r = 8; alpha = 16.0; schedule = "linear"; }'
+# a ends at pack step 400 (c is submitted long before), c joins then and
+# still trains at the checkpoints of steps 450 and 500, long outlasts both.
+TEN_a='{ name = "a"; data = "a.h5"; steps = 400; }'
+TEN_long='{ name = "long"; data = "b.h5"; steps = 800; lr = 0.005; r = 8; alpha = 16.0; schedule = "linear"; }'
 TEN_c='{ name = "c"; data = "c.h5"; steps = 120; lr = 0.02; schedule = "constant"; seed = 9; }'
 spec() { # name out tenants...
     local name=$1 out=$2; shift 2
@@ -112,9 +112,9 @@ diff <(tmetrics solo-c/metrics.jsonl c) <(tmetrics home1/runs/1/out/metrics.json
 [ -z "$(once home1)" ] || fail "jobs without exactly one final state: $(once home1)"
 pass "a job submitted after its pack started joins it as a slot frees: solo bits for all three"
 
-# 2. The pack holds still at step 301 (a fault point of attempt 1: a ended
-# and was checkpointed at step 300), c is admitted meanwhile, and a rank is
-# killed: the retry reads c from the spec but not from ckpt-300, so c
+# 2. The pack holds still at step 401 (a fault point of attempt 1: a ended
+# and was checkpointed at step 400), c is admitted meanwhile, and a rank is
+# killed: the retry reads c from the spec but not from ckpt-400, so c
 # starts at its step 0. Then a rank is killed again after a checkpoint that
 # holds c: that retry resumes c at its step.
 kill_rank() { # home
@@ -124,27 +124,27 @@ kill_rank() { # home
     [ -n "$pid" ] || fail "no rank of run 1 to kill (session $sid)"
     kill -9 "$pid"
 }
-# a checkpoint after step 300 that holds c (c joined once a ended)
+# a checkpoint after step 400 that holds c (c joined once a ended)
 ckpt_with_c() {
     local d
     for d in "$1"/runs/1/out/ckpt-*; do
-        [ "${d##*-}" -gt 300 ] 2>/dev/null &&
+        [ "${d##*-}" -gt 400 ] 2>/dev/null &&
             h5dump -a /tasks/c/step "$d/state.h5" >/dev/null 2>&1 && return 0
     done
     return 1
 }
 spec first out2 a long
 spec late out2 c
-WEFT_FAULT=0:301:hang start home2
+WEFT_FAULT=0:401:hang start home2
 W home2 submit first.cfg >/dev/null || fail "submit first.cfg (2)"
 submit_late home2
 until_ok grep -q "job 3 (c) admitted into run 1" home2/weftd.log || fail "c was not admitted (2)"
 kill_rank home2
 until_ok grep -q "resuming from" home2/runs/1/attempt-2.log 2>/dev/null ||
     fail "the first retry did not resume: $(tail -3 home2/runs/1/attempt-2.log)"
-grep -q "resuming from .*ckpt-300 " home2/runs/1/attempt-2.log ||
-    fail "the first retry did not resume from ckpt-300: $(head -2 home2/runs/1/attempt-2.log)"
-grep -q "tenant c was admitted after step 300" home2/runs/1/attempt-2.log ||
+grep -q "resuming from .*ckpt-400 " home2/runs/1/attempt-2.log ||
+    fail "the first retry did not resume from ckpt-400: $(head -2 home2/runs/1/attempt-2.log)"
+grep -q "tenant c was admitted after step 400" home2/runs/1/attempt-2.log ||
     fail "the first retry did not take c as a tenant its checkpoint lacks"
 until_ok ckpt_with_c home2 || fail "the retry never checkpointed c"
 kill_rank home2

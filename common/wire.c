@@ -30,6 +30,7 @@ static const char *cmd_names[WIRE_CMD_COUNT] = {
     [WIRE_ACK] = "ACK",
     [WIRE_PREEMPT] = "PREEMPT",
     [WIRE_STOP] = "STOP",
+    [WIRE_ADMIT] = "ADMIT",
     [WIRE_REPLY] = "REPLY",
     [WIRE_ERROR] = "ERROR",
     [WIRE_EVENT] = "EVENT",
@@ -45,6 +46,7 @@ static const unsigned cmd_senders[WIRE_CMD_COUNT] = {
     [WIRE_ACK] = WIRE_FROM_COORD,     [WIRE_PREEMPT] = WIRE_FROM_COORD,
     [WIRE_REPLY] = WIRE_FROM_COORD,   [WIRE_ERROR] = WIRE_FROM_COORD,
     [WIRE_EVENT] = WIRE_FROM_COORD,   [WIRE_STOP] = WIRE_FROM_COORD,
+    [WIRE_ADMIT] = WIRE_FROM_COORD,
 };
 
 static const char *reject_names[WIRE_REJ_COUNT] = {

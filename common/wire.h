@@ -42,7 +42,8 @@ typedef enum {
     /* coordinator -> worker (and CANCEL above) */
     WIRE_ACK,
     WIRE_PREEMPT,
-    WIRE_STOP, /* early stopping: end these tenants, keeping their adapters */
+    WIRE_STOP,  /* early stopping: end these tenants, keeping their adapters */
+    WIRE_ADMIT, /* the run's spec file gained tenants: read it again, take them */
     /* coordinator -> client: an answer, an error, a WATCH stream item */
     WIRE_REPLY,
     WIRE_ERROR,

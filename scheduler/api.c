@@ -403,6 +403,9 @@ static int status(const wire_msg_t *m)
             json_object_set_new(j, "attempt", json_integer(run.attempt));
             json_object_set_new(j, "run_state", json_string(run_state_name(run.state)));
         }
+        /* it joined its run while that run's group trained (admit_run.c) */
+        if (store_job_admitted(server.store, id) == r.run)
+            json_object_set_new(j, "admitted", json_true());
     }
     store_job_row_free(&r);
     weftd_reply(m->rid, m->rid_len, WIRE_REPLY, j);

@@ -241,6 +241,9 @@ int cmd_show(int argc, char **argv)
                    (long long)json_integer_value(json_object_get(r, "run")),
                    (long long)json_integer_value(json_object_get(r, "attempt")),
                    wire_get_str(r, "run_state") ? wire_get_str(r, "run_state") : "-");
+        if (json_is_true(json_object_get(r, "admitted")))
+            printf("  admitted  into run %lld while its pack trained\n",
+                   (long long)json_integer_value(json_object_get(r, "run")));
         printf("  step      %lld\n", (long long)json_integer_value(json_object_get(r, "step")));
         printf("  loss      %s\n", num(json_object_get(r, "loss"), b1, sizeof b1, "%.4f"));
         printf("  best val  %s\n", num(json_object_get(r, "best_val_loss"), b2, sizeof b2, "%.4f"));

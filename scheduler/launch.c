@@ -35,31 +35,8 @@ static int write_run_spec(int64_t run, const plan_run_t *p, char *path, size_t p
     spec_t **units = calloc(p->n, sizeof *units);
     if (!units) return weft_error("out of memory");
     int rc = 0;
-    for (size_t i = 0; rc == 0 && i < p->n; i++) {
-        store_job_row_t row;
-        if (store_job_get(server.store, p->jobs[i], &row) < 0) {
-            rc = -1;
-            break;
-        }
-        units[i] = spec_parse(row.unit, strlen(row.unit), dir, row.name, NULL, NULL);
-        if (!units[i]) rc = weft_error_prefix("job %" PRId64 "'s stored spec", row.id);
-        int v = units[i] ? published_resolve(units[i], server.tenants_dir) : 0;
-        if (v < 0) {
-            weft_warn("job %" PRId64 ": its current version is unreadable, a fresh start and no "
-                      "comparison: %s",
-                      row.id, weft_last_error());
-            store_job_event(server.store, row.id, "version", "{\"current\":null}");
-        } else if (v == 0 && units[i] && units[i]->mode == SPEC_LORA &&
-                   units[i]->tenants[0].train.cont) {
-            weft_warn("job %" PRId64 ": continue = true but %s has no earlier version; a fresh "
-                      "start",
-                      row.id, units[i]->tenants[0].name);
-            store_job_event(server.store, row.id, "version",
-                            "{\"warning\":\"continue = true but there is no earlier version; "
-                            "a fresh start\"}");
-        }
-        store_job_row_free(&row);
-    }
+    for (size_t i = 0; rc == 0 && i < p->n; i++)
+        if (!(units[i] = admit_run_unit(p->jobs[i], dir))) rc = -1;
     spec_t *runspec = NULL;
     if (rc == 0) {
         char rname[48];

@@ -36,3 +36,5 @@ dist_man_MANS += docs/man/weft.1 docs/man/weftd.1 docs/man/weft-worker.1
 # early_stop.c.
 scheduler_libweftsched_a_SOURCES += scheduler/asha.c scheduler/asha.h
 weftd_SOURCES += scheduler/early_stop.c
+# Continuous packing across submissions: queued jobs join runs that train.
+weftd_SOURCES += scheduler/admit_run.c

@@ -279,7 +279,10 @@ int monitor_cron(void)
     follow_slurm();
     check_liveness();
     if (prepare_cron() < 0) weft_warn("%s", weft_last_error());
-    return plan_and_launch();
+    int rc = plan_and_launch();
+    /* What new runs did not take may join runs that train. */
+    if (rc == 0 && admit_run_cron() < 0) rc = -1;
+    return rc;
 }
 
 int monitor_recover(void)
@@ -306,6 +309,7 @@ int monitor_recover(void)
             r->acked = row.acked_seq;
             r->hello = st == RUN_RUNNING;
             r->launched = r->last_seen = weftd_now();
+            if (admit_run_recover(r, row.spec_path) < 0) weft_warn("%s", weft_last_error());
             if (monitor_follow(r) < 0) continue;
             weft_info("run %" PRId64 " attempt %d (%s) carried over from before the restart", r->id,
                       r->attempt, row.executor_id);

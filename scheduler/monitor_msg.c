@@ -166,6 +166,7 @@ static int on_done(live_run_t *r, const json_t *b)
         if (!name || !status) continue;
         if (tenant_ended(r, name, status, wire_get_str(t, "error"), t) < 0) return -1;
     }
+    if (admit_run_done(r, tenants) < 0) return -1;
     store_run_row_t row;
     if (store_run_get(server.store, r->id, &row) < 0) return -1;
     if (row.state == RUN_LAUNCHED || row.state == RUN_RUNNING)
@@ -212,6 +213,7 @@ int monitor_handle(const wire_msg_t *m)
         return 0;
     }
     r->last_seen = weftd_now();
+    if (r->admit_owed && r->hello && m->cmd != WIRE_HELLO) admit_run_sync(r);
     if (m->cmd == WIRE_HEARTBEAT) {
         weftd_reply(m->rid, m->rid_len, WIRE_ACK, ack(r, 0));
         return 0;
@@ -230,6 +232,7 @@ int monitor_handle(const wire_msg_t *m)
         int ok = store_run_hello(server.store, id, (int)attempt);
         if (ok < 0) return -1;
         r->hello = ok;
+        r->admit_owed = 0; /* a new attempt read the run's spec whole */
         json_t *names = cancelled_names(r);
         if (names) monitor_send_cancel(r, names);
         early_stop_hello(r);

@@ -5,6 +5,8 @@
  *   store_submit --> PREPARING --store_job_transition--> QUEUED
  *   store_submit -----------------------------------------> QUEUED
  *   QUEUED  --store_run_create--> RUNNING --store_run_finish(DONE)--> SUCCEEDED
+ *   QUEUED  --store_run_admit--> RUNNING   (joins a run whose group already trains)
+ *   RUNNING --store_job_requeue--> QUEUED  (admitted, but its group ended without it)
  *   RUNNING --store_run_lost (attempts left)--> RUNNING (same run, next attempt)
  *   RUNNING --store_run_lost (attempts used up) | store_run_finish(FAILED)--> FAILED
  *   RUNNING --store_job_transition--> SUCCEEDED | FAILED   (a tenant's own DONE/FAIL)
@@ -424,6 +426,18 @@ int store_jobs_queued(store_t *self, size_t max, store_job_row_t **rows, size_t 
     return collect_jobs(self, s, rows, n);
 }
 
+int store_jobs_queued_key(store_t *self, const char *pack_key, size_t max, store_job_row_t **rows,
+                          size_t *n)
+{
+    sqlite3_stmt *s = prep(self, "SELECT " JOB_COLS " FROM jobs WHERE state = ? AND pack_key = ?"
+                                 " ORDER BY priority DESC, id LIMIT ?");
+    if (!s) return -1;
+    sqlite3_bind_int(s, 1, JOB_QUEUED);
+    sqlite3_bind_text(s, 2, pack_key, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)max);
+    return collect_jobs(self, s, rows, n);
+}
+
 int store_run_jobs(store_t *self, int64_t run, store_job_row_t **rows, size_t *n)
 {
     sqlite3_stmt *s = prep(self, "SELECT " JOB_COLS " FROM jobs WHERE run = ? ORDER BY id");
@@ -491,6 +505,54 @@ static int add_attempt(store_t *self, int64_t run, int attempt)
     int rc = sqlite3_step(s);
     sqlite3_finalize(s);
     return rc == SQLITE_DONE ? 0 : db_error(self, "attempt");
+}
+
+int store_run_admit(store_t *self, int64_t run, int64_t job)
+{
+    store_run_row_t r;
+    if (store_run_get(self, run, &r) < 0) return -1;
+    if (r.state != RUN_LAUNCHED && r.state != RUN_RUNNING)
+        return weft_error("run %lld is %s; only a launched run admits a job", (long long)run,
+                          run_state_name(r.state));
+    sqlite3_stmt *u = prep(self, "UPDATE jobs SET state = ?, run = ? WHERE id = ? AND state = ?");
+    if (!u) return -1;
+    sqlite3_bind_int(u, 1, JOB_RUNNING);
+    sqlite3_bind_int64(u, 2, run);
+    sqlite3_bind_int64(u, 3, job);
+    sqlite3_bind_int(u, 4, JOB_QUEUED);
+    int rc = sqlite3_step(u);
+    sqlite3_finalize(u);
+    if (rc != SQLITE_DONE) return db_error(self, "admit");
+    if (sqlite3_changes(self->db) != 1)
+        return weft_error("job %lld is not queued; it cannot join run %lld", (long long)job,
+                          (long long)run);
+    char detail[96];
+    snprintf(detail, sizeof detail, "{\"state\":\"running\",\"run\":%lld,\"admitted\":true}",
+             (long long)run);
+    return add_event(self, job, "state", detail); /* I4: running, in a live run */
+}
+
+int store_job_requeue(store_t *self, int64_t job, const char *reason)
+{
+    int from = job_state(self, job);
+    if (from < 0) return -1;
+    if (from != JOB_RUNNING)
+        return weft_error("job %lld is %s; only a running job goes back to the queue",
+                          (long long)job, job_state_name((job_state_t)from));
+    return set_job_state(self, job, JOB_QUEUED, 0, reason); /* I4: queued, in no run */
+}
+
+int64_t store_job_admitted(store_t *self, int64_t job)
+{
+    sqlite3_stmt *s = prep(self, "SELECT json_extract(detail, '$.run') FROM events WHERE job = ?"
+                                 " AND kind = 'state' AND json_extract(detail, '$.admitted')"
+                                 " ORDER BY id DESC LIMIT 1");
+    if (!s) return -1;
+    sqlite3_bind_int64(s, 1, job);
+    int rc = sqlite3_step(s);
+    int64_t run = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_finalize(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? run : db_error(self, "events");
 }
 
 int64_t store_run_create(store_t *self, const int64_t *jobs, size_t n, int ranks, int max_attempts)

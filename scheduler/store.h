@@ -92,11 +92,23 @@ int store_job_transition(store_t *self, int64_t id, job_state_t to, const char *
 /* Up to max QUEUED jobs, highest priority first, then oldest. */
 int store_jobs_queued(store_t *self, size_t max, store_job_row_t **rows, size_t *n);
 void store_job_rows_free(store_job_row_t *rows, size_t n);
+/* The same, of one pack key only. */
+int store_jobs_queued_key(store_t *self, const char *pack_key, size_t max, store_job_row_t **rows,
+                          size_t *n);
 /* Jobs of a run. */
 int store_run_jobs(store_t *self, int64_t run, store_job_row_t **rows, size_t *n);
 
 /* Creates a PENDING run holding the given QUEUED jobs (which become RUNNING). */
 int64_t store_run_create(store_t *self, const int64_t *jobs, size_t n, int ranks, int max_attempts);
+/* A QUEUED job joins a LAUNCHED or RUNNING run (continuous packing): it
+ * becomes RUNNING in it, with a state event that says "admitted". */
+int store_run_admit(store_t *self, int64_t run, int64_t job);
+/* A RUNNING job admitted into a run whose group ended without taking it
+ * goes back to the queue, in no run. */
+int store_job_requeue(store_t *self, int64_t job, const char *reason);
+/* The run a job was last admitted into while that run trained, 0 when it
+ * never was, -1 on an error. */
+int64_t store_job_admitted(store_t *self, int64_t job);
 int store_run_set_spec(store_t *self, int64_t run, const char *spec_path);
 int store_run_get(store_t *self, int64_t run, store_run_row_t *row);
 /* PENDING -> LAUNCHED, recording how the executor names it (pid, Slurm id). */

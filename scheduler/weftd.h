@@ -30,6 +30,7 @@ typedef struct live_run {
     int hello;        /* HELLO seen from the current attempt */
     int ending;       /* 1 once weftd has asked the group to stop */
     double ending_since;
+    int admit_owed; /* the group may not know every member: ADMIT them all (admit_run.c) */
     int njobs;
     int64_t *jobs;
     char **names;
@@ -162,6 +163,23 @@ int early_stop_on_eval(const live_run_t *r, int64_t job, const char *name, int64
                        const json_t *body);
 /* A new attempt said HELLO: STOP again the tenants stopped early. */
 void early_stop_hello(const live_run_t *r);
+
+/* admit_run.c: continuous packing across submissions (docs/PROTOCOL.md,
+ * ADMIT). A job's unit as a run's spec takes it: parsed with relative
+ * paths against the run's folder dir, its current version resolved (NULL
+ * with weft_error when its stored spec does not parse). */
+spec_t *admit_run_unit(int64_t job, const char *dir);
+/* Live LoRA runs with free slots take queued jobs of their pack key. */
+int admit_run_cron(void);
+/* The group may have missed an ADMIT (a restart, a send that failed): it is
+ * sent again for every member running, then CANCEL for those cancelled. */
+void admit_run_sync(live_run_t *r);
+/* The group's DONE (its tenants array): a member it never took is queued
+ * again. -1 on a store failure. */
+int admit_run_done(const live_run_t *r, const json_t *tenants);
+/* After a restart, for a run carried over: its spec file lists no tenant the
+ * store does not give it, and an ADMIT is owed. */
+int admit_run_recover(live_run_t *r, const char *spec_path);
 
 /* prepare.c: sharding of raw data for PREPARING jobs. */
 int prepare_cron(void);

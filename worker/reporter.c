@@ -32,6 +32,7 @@ struct reporter {
     int64_t step;
     json_t *cancel; /* tenant names ordered cancelled, not yet taken */
     json_t *stop;   /* tenant names ordered stopped early, not yet taken */
+    json_t *admit;  /* tenant names the coordinator appended to the spec, not yet taken */
     int preempt;
 };
 
@@ -47,6 +48,11 @@ static void take_order(reporter_t *self, wire_msg_t *m)
         size_t i;
         json_t *v;
         json_array_foreach(names, i, v) if (json_is_string(v)) json_array_append(self->stop, v);
+    } else if (m->cmd == WIRE_ADMIT) {
+        json_t *names = json_object_get(m->body, "tenants");
+        size_t i;
+        json_t *v;
+        json_array_foreach(names, i, v) if (json_is_string(v)) json_array_append(self->admit, v);
     } else if (m->cmd == WIRE_PREEMPT) {
         self->preempt = 1;
     }
@@ -88,6 +94,7 @@ reporter_t *reporter_new(const char *outdir, const char *run, int attempt, const
     pthread_mutex_init(&self->lock, NULL);
     self->cancel = json_array();
     self->stop = json_array();
+    self->admit = json_array();
     char path[PATH_MAX];
     if (weft_path_join(path, sizeof path, outdir, "metrics.jsonl") < 0) goto fail;
     self->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -148,6 +155,7 @@ void reporter_destroy(reporter_t **self_p)
     if (self->fd > 0) close(self->fd);
     json_decref(self->cancel);
     json_decref(self->stop);
+    json_decref(self->admit);
     pthread_mutex_destroy(&self->lock);
     free(self);
     *self_p = NULL;
@@ -230,6 +238,18 @@ json_t *reporter_stops(reporter_t *self)
     if (json_array_size(self->stop)) {
         out = self->stop;
         self->stop = json_array();
+    }
+    pthread_mutex_unlock(&self->lock);
+    return out;
+}
+
+json_t *reporter_admits(reporter_t *self)
+{
+    pthread_mutex_lock(&self->lock);
+    json_t *out = NULL;
+    if (json_array_size(self->admit)) {
+        out = self->admit;
+        self->admit = json_array();
     }
     pthread_mutex_unlock(&self->lock);
     return out;

@@ -1,7 +1,8 @@
 /* reporter.h: rank 0's voice. Every metric goes to OUTPUT/metrics.jsonl (one
  * JSON object a line) and, when weftd is there, the same stream goes out
  * through the on-disk outbox, pumped by a thread that also sends a heartbeat
- * every second and collects the coordinator's CANCEL and PREEMPT orders.
+ * every second and collects the coordinator's CANCEL, PREEMPT, STOP and
+ * ADMIT orders.
  * Training never waits for the coordinator. */
 #ifndef WEFT_REPORTER_H
 #define WEFT_REPORTER_H
@@ -38,6 +39,10 @@ json_t *reporter_orders(reporter_t *self, int *preempt);
 /* Tenant names the coordinator stopped early (STOP) since the last call
  * (NULL if none; caller decrefs). */
 json_t *reporter_stops(reporter_t *self);
+/* Tenant names the coordinator admitted into the running pack (ADMIT: it
+ * appended them to the run's spec file) since the last call (NULL if none;
+ * caller decrefs). */
+json_t *reporter_admits(reporter_t *self);
 /* At the end: waits up to `seconds` for the coordinator to acknowledge
  * everything posted. 0 when all was acknowledged (or there is no
  * coordinator), 1 when some is left in the spool for the next attempt. */

@@ -110,6 +110,7 @@ typedef struct {
     int attempt;
     const char *endpoint;
     spec_t *spec;
+    char spec_file[PATH_MAX]; /* absolute: read again when the coordinator admits tenants */
     char spec_dir[PATH_MAX];
     char tokenizer[16];
     char tokenizer_sha[65]; /* "bpe": the SHA-256 of the model's tokenizer */
@@ -117,7 +118,9 @@ typedef struct {
     gpt2_t *model;
     int ntasks;
     task_t *tasks;
-    int pack_size; /* tenants training at once (lora) */
+    int pack_size;  /* tenants training at once (lora) */
+    int fresh_from; /* tasks from here on start at their step 0 (a resume: those admitted
+                     * after its checkpoint) */
     /* lora */
     lora_pack_t *pack;
     lora_trainer_t *trainer;
@@ -218,31 +221,41 @@ static int fail_with(int code)
 
 /* ---- set-up ---- */
 
-static int load_spec(const char *path)
+/* Rank 0 reads the spec file W.spec_file and every rank parses the same
+ * bytes (relative paths against W.spec_dir). NULL on every rank when it
+ * cannot be read or parsed; rank 0 has said why. */
+static spec_t *read_spec(void)
 {
     int code = EXIT_DONE;
     char *text = NULL;
     size_t len = 0;
     if (W.rank == 0) {
-        text = weft_read_file(path, 16u << 20, &len);
+        text = weft_read_file(W.spec_file, 16u << 20, &len);
         if (!text) code = EXIT_SPEC;
     }
-    if ((code = agree(code)) != EXIT_DONE) return fail_with(code);
+    if ((code = agree(code)) != EXIT_DONE) return fail_with(code), NULL;
     char *all = bcast_bytes(text, &len); /* all of it: spec_parse refuses NUL bytes */
     free(text);
-    char *abs = W.rank == 0 ? realpath(path, NULL) : NULL;
-    char *absb = bcast_string(abs ? abs : path);
-    free(abs);
-    weft_dirname(absb, W.spec_dir, sizeof W.spec_dir);
-    const char *base = strrchr(absb, '/') ? strrchr(absb, '/') + 1 : absb;
+    const char *base = strrchr(W.spec_file, '/') ? strrchr(W.spec_file, '/') + 1 : W.spec_file;
     spec_diag_t *diag = spec_diag_new();
-    W.spec = spec_parse(all, len, W.spec_dir, base, NULL, diag);
-    if (!W.spec && W.rank == 0)
+    spec_t *s = spec_parse(all, len, W.spec_dir, base, NULL, diag);
+    if (!s && W.rank == 0)
         for (int i = 0; i < spec_diag_count(diag); i++)
             fprintf(stderr, "%s\n", spec_diag_get(diag, i));
     spec_diag_destroy(&diag);
     free(all);
+    return s;
+}
+
+static int load_spec(const char *path)
+{
+    char *abs = W.rank == 0 ? realpath(path, NULL) : NULL;
+    char *absb = bcast_string(abs ? abs : path);
+    free(abs);
+    snprintf(W.spec_file, sizeof W.spec_file, "%s", absb);
+    weft_dirname(absb, W.spec_dir, sizeof W.spec_dir);
     free(absb);
+    W.spec = read_spec();
     if (!W.spec) return EXIT_SPEC;
     if (W.spec->sweep.ndims > 0) {
         weft_error("%s: a sweep is a set of runs; submit it to weftd, or run one trial's spec",
@@ -407,6 +420,65 @@ static void drop_bad_data(task_t *t, int bad)
     if (W.rank == 0) weft_warn("tenant %s: %s; the others go on", t->name, t->error);
 }
 
+/* Task k of the spec: its share of the batch, its data (in a pack, a
+ * tenant whose data fails on any rank is dropped alone), its steps; a LoRA
+ * tenant then waits for a slot. Every rank takes part. EXIT_DONE, or the
+ * group's exit code (a batch that does not split: EXIT_SPEC). */
+static int open_task(int k)
+{
+    const spec_t *s = W.spec;
+    task_t *t = &W.tasks[k];
+    t->name = s->mode == SPEC_LORA ? s->tenants[k].name : s->name;
+    t->train = s->mode == SPEC_LORA ? &s->tenants[k].train : &s->train;
+    t->loss = t->val_loss = NAN;
+    t->best_loss = t->baseline_loss = NAN;
+    t->best_step = -1;
+    t->B = micro_batch(t->name, t->train);
+    if (t->B < 0) return EXIT_SPEC;
+    const char *data = s->mode == SPEC_LORA ? s->tenants[k].data : s->data;
+    int bad = open_data(t, data, t->train->seed) < 0;
+    if (bad) weft_error_prefix("tenant %s", t->name);
+    if (W.ntasks > 1) drop_bad_data(t, bad);
+    if (W.ntasks == 1 && bad) return EXIT_DATA;
+    t->steps = t->data ? task_steps(t->train, t->data) : 1;
+    W.any_boundaries |= t->boundaries;
+    if (s->mode == SPEC_LORA && t->state == TASK_TRAINING) t->state = TASK_WAITING;
+    return EXIT_DONE;
+}
+
+/* Rows of the step buffers for the pack_size largest batches, so that any
+ * members fit (pack_size: tenants training at once). Grows them only. */
+static int size_rows(void)
+{
+    const spec_t *s = W.spec;
+    W.pack_size =
+        s->mode == SPEC_LORA && s->resources.pack_size > 0 && s->resources.pack_size < W.ntasks
+            ? s->resources.pack_size
+            : W.ntasks;
+    int *Bs = malloc((size_t)W.ntasks * sizeof *Bs);
+    if (!Bs) return weft_error("out of memory");
+    for (int k = 0; k < W.ntasks; k++) Bs[k] = W.tasks[k].B;
+    int sum = 0;
+    for (int i = 0; i < W.pack_size; i++) {
+        int best = i;
+        for (int j = i + 1; j < W.ntasks; j++)
+            if (Bs[j] > Bs[best]) best = j;
+        int b = Bs[i];
+        Bs[i] = Bs[best], Bs[best] = b;
+        sum += Bs[i];
+    }
+    free(Bs);
+    if (sum <= W.Bsum && W.inputs) return 0;
+    W.Bsum = sum;
+    size_t rows = (size_t)W.Bsum * (size_t)W.T;
+    W.inputs = realloc(W.inputs, rows * sizeof *W.inputs);
+    W.targets = realloc(W.targets, rows * sizeof *W.targets);
+    W.pos = realloc(W.pos, rows * sizeof *W.pos);
+    if (!W.window) W.window = malloc(((size_t)W.T + 1) * sizeof *W.window);
+    if (!W.inputs || !W.targets || !W.window || !W.pos) return weft_error("out of memory");
+    return 0;
+}
+
 static int setup_tasks(void)
 {
     const spec_t *s = W.spec;
@@ -414,56 +486,9 @@ static int setup_tasks(void)
     W.tasks = calloc((size_t)W.ntasks, sizeof *W.tasks);
     if (!W.tasks) return fail_with(EXIT_FAIL);
     int code = EXIT_DONE;
-    W.Bsum = 0;
-    for (int k = 0; k < W.ntasks && code == EXIT_DONE; k++) {
-        task_t *t = &W.tasks[k];
-        t->name = s->mode == SPEC_LORA ? s->tenants[k].name : s->name;
-        t->train = s->mode == SPEC_LORA ? &s->tenants[k].train : &s->train;
-        t->loss = t->val_loss = NAN;
-        t->best_loss = t->baseline_loss = NAN;
-        t->best_step = -1;
-        t->B = micro_batch(t->name, t->train);
-        if (t->B < 0) {
-            code = EXIT_SPEC;
-            break;
-        }
-        const char *data = s->mode == SPEC_LORA ? s->tenants[k].data : s->data;
-        int bad = open_data(t, data, t->train->seed) < 0;
-        if (bad) weft_error_prefix("tenant %s", t->name);
-        if (W.ntasks > 1) drop_bad_data(t, bad);
-        if (W.ntasks == 1 && bad) {
-            code = EXIT_DATA;
-            break;
-        }
-        t->steps = t->data ? task_steps(t->train, t->data) : 1;
-        W.Bsum += t->B;
-        W.any_boundaries |= t->boundaries;
-        if (s->mode == SPEC_LORA && t->state == TASK_TRAINING) t->state = TASK_WAITING;
-    }
+    for (int k = 0; k < W.ntasks && code == EXIT_DONE; k++) code = open_task(k);
     if ((code = agree(code)) != EXIT_DONE) return fail_with(code);
-    /* Rows for the pack_size largest batches: any members fit. */
-    W.pack_size =
-        s->mode == SPEC_LORA && s->resources.pack_size > 0 && s->resources.pack_size < W.ntasks
-            ? s->resources.pack_size
-            : W.ntasks;
-    int *Bs = malloc((size_t)W.ntasks * sizeof *Bs);
-    if (!Bs) return fail_with(EXIT_FAIL);
-    for (int k = 0; k < W.ntasks; k++) Bs[k] = W.tasks[k].B;
-    for (int i = 0; i < W.pack_size; i++) {
-        int best = i;
-        for (int j = i + 1; j < W.ntasks; j++)
-            if (Bs[j] > Bs[best]) best = j;
-        int b = Bs[i];
-        Bs[i] = Bs[best], Bs[best] = b;
-        W.Bsum += Bs[i];
-    }
-    free(Bs);
-    size_t rows = (size_t)W.Bsum * (size_t)W.T;
-    W.inputs = malloc(rows * sizeof *W.inputs);
-    W.targets = malloc(rows * sizeof *W.targets);
-    W.window = malloc(((size_t)W.T + 1) * sizeof *W.window);
-    W.pos = malloc(rows * sizeof *W.pos);
-    if (!W.inputs || !W.targets || !W.window || !W.pos) return fail_with(EXIT_FAIL);
+    if (size_rows() < 0) return fail_with(EXIT_FAIL);
     /* bad /val windows: a pack drops that tenant alone, a lone task stops */
     for (int k = 0; k < W.ntasks && code == EXIT_DONE; k++) {
         task_t *t = &W.tasks[k];
@@ -610,6 +635,25 @@ static int setup_full(void)
     return EXIT_DONE;
 }
 
+/* Tenant k's adapter shape and optimizer settings, from its spec. */
+static void tenant_settings(int k, lora_spec_t *ls, lora_hparams_t *hp)
+{
+    const spec_tenant_t *tn = &W.spec->tenants[k];
+    *ls = (lora_spec_t){.r = tn->lora.r,
+                        .alpha = (float)tn->lora.alpha,
+                        .use_rslora = tn->lora.rslora,
+                        .targets = tn->lora.targets,
+                        .dropout = (float)tn->lora.dropout,
+                        .seed = (uint64_t)tn->train.seed};
+    const spec_train_t *t = &tn->train;
+    *hp = (lora_hparams_t){
+        .sched = {sched_kind(t->schedule), (float)t->lr, (float)t->min_lr, t->warmup,
+                  W.tasks[k].steps},
+        .weight_decay = (float)t->weight_decay,
+        .grad_clip = (float)t->grad_clip,
+        .adam = {(float)t->betas[0], (float)t->betas[1], (float)t->eps, (float)t->weight_decay}};
+}
+
 static int setup_lora(void)
 {
     if (W.spec->resources.device == SPEC_DEV_CUDA) {
@@ -617,26 +661,10 @@ static int setup_lora(void)
                    "LoRA packs run on the CPU: use device = \"cpu\" for mode = \"lora\"");
         return fail_with(EXIT_SPEC);
     }
-    const spec_t *s = W.spec;
     lora_spec_t *ls = calloc((size_t)W.ntasks, sizeof *ls);
     W.hp = calloc((size_t)W.ntasks, sizeof *W.hp);
     if (!ls || !W.hp) return fail_with(EXIT_FAIL);
-    for (int k = 0; k < W.ntasks; k++) {
-        const spec_tenant_t *tn = &s->tenants[k];
-        ls[k] = (lora_spec_t){.r = tn->lora.r,
-                              .alpha = (float)tn->lora.alpha,
-                              .use_rslora = tn->lora.rslora,
-                              .targets = tn->lora.targets,
-                              .dropout = (float)tn->lora.dropout,
-                              .seed = (uint64_t)tn->train.seed};
-        const spec_train_t *t = &tn->train;
-        W.hp[k] = (lora_hparams_t){.sched = {sched_kind(t->schedule), (float)t->lr,
-                                             (float)t->min_lr, t->warmup, W.tasks[k].steps},
-                                   .weight_decay = (float)t->weight_decay,
-                                   .grad_clip = (float)t->grad_clip,
-                                   .adam = {(float)t->betas[0], (float)t->betas[1], (float)t->eps,
-                                            (float)t->weight_decay}};
-    }
+    for (int k = 0; k < W.ntasks; k++) tenant_settings(k, &ls[k], &W.hp[k]);
     W.pack = lora_pack_for(W.model, W.ntasks, ls, (size_t)W.Bsum * (size_t)W.T);
     free(ls);
     if (!W.pack) return fail_with(EXIT_SPEC);
@@ -661,26 +689,31 @@ static int current_version(int k, char *adapter, size_t size, int *version)
     return publish_current(dir, adapter, size, version);
 }
 
-/* Tenants that continue last night's adapter (not on a resume): their
- * init_adapter, or with `continue = true` their current version (fresh
- * optimizer state either way). */
-static int load_init_adapters(void)
+/* Tenants that continue last night's adapter, from task `from` on (0 on a
+ * fresh start; on a resume or an admission, those the pack did not hold):
+ * their init_adapter, or with `continue = true` their current version
+ * (fresh optimizer state either way). One that cannot be loaded fails the
+ * run at its start (exit 78), and fails alone when it joins a pack that
+ * already trains. */
+static int load_init_adapters(int from)
 {
-    int code = EXIT_DONE;
+    int code = EXIT_DONE, n = W.ntasks - from;
+    int *failed = calloc((size_t)(n > 0 ? n : 1), sizeof *failed);
+    if (!failed) return weft_error("out of memory"), fail_with(EXIT_FAIL);
     if (W.rank == 0)
-        for (int k = 0; k < W.ntasks && code == EXIT_DONE; k++) {
+        for (int k = from; k < W.ntasks && code == EXIT_DONE; k++) {
             const spec_tenant_t *tn = &W.spec->tenants[k];
             char path[PATH_MAX];
+            int rc = 0;
             snprintf(path, sizeof path, "%s", tn->init_adapter);
+            if (W.tasks[k].state == TASK_FAILED) continue; /* its data, already */
             if (tn->train.cont) {
                 char cur[PATH_MAX];
                 int v = 0, got = current_version(k, cur, sizeof cur, &v);
                 if (got < 0) {
-                    weft_error_prefix("tenant %s: continue", tn->name);
-                    code = EXIT_SPEC;
-                    break;
-                }
-                if (got) {
+                    rc = weft_error_prefix("tenant %s: continue", tn->name);
+                    path[0] = 0;
+                } else if (got) {
                     snprintf(path, sizeof path, "%s", cur);
                     weft_info("tenant %s continues its current version v%d", tn->name, v);
                 } else if (!path[0]) {
@@ -689,13 +722,25 @@ static int load_init_adapters(void)
                               tn->name, W.spec->output, tn->name);
                 }
             }
-            if (!path[0]) continue;
-            if (adapter_load(path, W.spec->model, W.backbone_sha, W.pack, k, NULL) < 0) {
-                weft_error_prefix("tenant %s: init_adapter", W.tasks[k].name);
-                code = EXIT_SPEC;
+            if (rc == 0 && path[0] &&
+                adapter_load(path, W.spec->model, W.backbone_sha, W.pack, k, NULL) < 0)
+                rc = weft_error_prefix("tenant %s: init_adapter", W.tasks[k].name);
+            if (rc < 0 && from == 0) code = EXIT_SPEC;
+            if (rc < 0 && from > 0) {
+                failed[k - from] = 1;
+                snprintf(W.tasks[k].error, sizeof W.tasks[k].error, "%s", weft_last_error());
+                weft_warn("%s; the others go on", W.tasks[k].error);
             }
         }
-    if ((code = agree(code)) != EXIT_DONE) return fail_with(code);
+    if ((code = agree(code)) != EXIT_DONE) return free(failed), fail_with(code);
+    MPI_Bcast(failed, n, MPI_INT, 0, MPI_COMM_WORLD);
+    for (int k = from; k < W.ntasks; k++) {
+        if (!failed[k - from]) continue;
+        MPI_Bcast(W.tasks[k].error, sizeof W.tasks[k].error, MPI_CHAR, 0, MPI_COMM_WORLD);
+        W.tasks[k].state = TASK_FAILED;
+        W.tasks[k].saved = 1;
+    }
+    free(failed);
     bcast_floats(lora_pack_params(W.pack), lora_pack_size(W.pack));
     return EXIT_DONE;
 }
@@ -708,13 +753,14 @@ static int evaluate_as(const unsigned char *mask, int report);
  * version's validation loss measured on this run's /val windows, in the
  * tenant's own slot, whose parameters are put back after. A version that
  * cannot be loaded (another rank, targets or backbone) is a warning: the
- * new one is then promoted. Not on a resume: the checkpoint has it. */
-static int eval_baselines(void)
+ * new one is then promoted. From task `from` on: on a resume the
+ * checkpoint has the others'. */
+static int eval_baselines(int from)
 {
     int K = W.ntasks, code = EXIT_DONE;
     unsigned char *mask = calloc((size_t)K, 1);
     if (!mask) return weft_error("out of memory"), fail_with(EXIT_FAIL);
-    for (int k = 0; k < K && code == EXIT_DONE; k++) {
+    for (int k = from; k < K && code == EXIT_DONE; k++) {
         task_t *t = &W.tasks[k];
         int have = 0;
         if (W.rank == 0 && t->data && (task_active(t) || t->state == TASK_WAITING)) {
@@ -1030,9 +1076,18 @@ static int next_run(const char *dir, hid_t f)
 /* Rank 0 finds and reads the newest good checkpoint; every rank takes its
  * part. Returns 1 resumed (with the size metrics.jsonl had then), 0 fresh
  * start, or a negated exit code. */
+/* The resume text of spec s with its first n tenants: a checkpoint written
+ * before tenants were admitted into the pack knows only those. */
+static char *resume_text_of(const spec_t *s, int n)
+{
+    spec_t head = *s; /* shallow: spec_resume_text only reads */
+    if (head.mode == SPEC_LORA && n < head.ntenants) head.ntenants = n;
+    return spec_resume_text(&head);
+}
+
 static int resume(int allowed, int64_t *metrics_bytes_out)
 {
-    int found = 0, code = EXIT_DONE;
+    int found = 0, code = EXIT_DONE, held = W.ntasks; /* tasks the checkpoint knows */
     char dir[PATH_MAX] = "";
     int64_t step = 0, metrics_bytes = -1;
     int64_t *cursors = NULL;
@@ -1055,7 +1110,9 @@ static int resume(int allowed, int64_t *metrics_bytes_out)
             char p[PATH_MAX];
             weft_path_join(p, sizeof p, dir, "state.h5");
             char fmt[32] = "";
-            char *saved = NULL, *now_text = spec_resume_text(W.spec);
+            char *saved = NULL, *now_text = NULL;
+            int crank = 0;
+            hsize_t cdims[8];
             if (f < 0 || h5_attr_read_str(f, "format", fmt, sizeof fmt) < 0 ||
                 strcmp(fmt, STATE_FORMAT) || h5_attr_read_i64(f, "step", &step) < 0 ||
                 h5_attr_read_i64(f, "metrics_bytes", &metrics_bytes) < 0 ||
@@ -1064,8 +1121,19 @@ static int resume(int allowed, int64_t *metrics_bytes_out)
                 !(saved = read_bytes(f, "/resume_text"))) {
                 weft_error("%s: not a weft run state; remove that checkpoint folder", p);
                 code = EXIT_FAIL;
+            } else if (h5_dataset_shape(f, "/cursors", &crank, cdims) < 0 || crank != 3 ||
+                       cdims[1] < 1 || cdims[2] != 2) {
+                weft_error("%s: no data cursors of the shape [ranks][tasks][2]; remove that "
+                           "checkpoint folder",
+                           p);
+                code = EXIT_FAIL;
             } else {
+                /* Tenants admitted after this checkpoint follow the ones it
+                 * holds in the spec: it is compared with those alone (one
+                 * it holds that the spec lacks is a difference). */
                 char why[512];
+                held = cdims[1] < (hsize_t)W.ntasks ? (int)cdims[1] : W.ntasks;
+                now_text = resume_text_of(W.spec, held);
                 if (spec_resume_explain(saved, now_text, why, sizeof why)) {
                     weft_error("the spec changed since %s was written (%s); resuming would mix "
                                "two runs: restore the spec, or give a new output folder",
@@ -1075,8 +1143,15 @@ static int resume(int allowed, int64_t *metrics_bytes_out)
             }
             free(saved);
             free(now_text);
+            if (code == EXIT_DONE && (cdims[0] != (hsize_t)W.world || cdims[1] != (hsize_t)held)) {
+                weft_error("%s: data cursors of %llu rank(s) and %llu task(s), not %d and %d; "
+                           "remove that checkpoint folder",
+                           p, (unsigned long long)cdims[0], (unsigned long long)cdims[1], W.world,
+                           held);
+                code = EXIT_FAIL;
+            }
             if (code == EXIT_DONE) {
-                cursors = malloc((size_t)W.world * (size_t)W.ntasks * 2 * sizeof *cursors);
+                cursors = malloc((size_t)W.world * (size_t)held * 2 * sizeof *cursors);
                 hid_t d = H5Dopen2(f, "/cursors", H5P_DEFAULT);
                 if (d < 0 ||
                     H5Dread(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, cursors) < 0)
@@ -1094,18 +1169,20 @@ static int resume(int allowed, int64_t *metrics_bytes_out)
     if (!found) return 0;
     MPI_Bcast(&step, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
     MPI_Bcast(&metrics_bytes, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
+    MPI_Bcast(&held, 1, MPI_INT, 0, MPI_COMM_WORLD);
     W.step = step;
-    size_t n = (size_t)W.ntasks * 2;
+    W.fresh_from = held;
+    size_t n = (size_t)held * 2;
     int64_t *mine = malloc(n * sizeof *mine);
     MPI_Scatter(cursors, (int)n, MPI_INT64_T, mine, (int)n, MPI_INT64_T, 0, MPI_COMM_WORLD);
-    for (int k = 0; k < W.ntasks; k++) {
+    for (int k = 0; k < held; k++) {
         W.tasks[k].cursor.seed = (uint64_t)mine[2 * k];
         W.tasks[k].cursor.next = (uint64_t)mine[2 * k + 1];
     }
     free(mine);
     free(cursors);
     /* Per-task state: rank 0 reads, then broadcasts. */
-    for (int k = 0; k < W.ntasks; k++) {
+    for (int k = 0; k < held; k++) {
         task_t *t = &W.tasks[k];
         int64_t v[6] = {0, 0, 0, 0, -1, 0};
         double d[2] = {NAN, NAN};
@@ -1188,6 +1265,10 @@ static int resume(int allowed, int64_t *metrics_bytes_out)
             return -fail_with(EXIT_FAIL);
     }
     if (W.rank == 0) weft_info("resuming from %s (step %" PRId64 ")", dir, step);
+    for (int k = held; W.rank == 0 && k < W.ntasks; k++)
+        weft_info("tenant %s was admitted after step %" PRId64 ": it waits for a slot, from its "
+                  "step 0",
+                  W.tasks[k].name, step);
     *metrics_bytes_out = metrics_bytes;
     return 1;
 }
@@ -1791,17 +1872,199 @@ static int any_active(void)
     return 0;
 }
 
+/* ---- tenants admitted into the running pack (ADMIT) ---- */
+
+/* The pack's buffers for W.ntasks tenants, the first `from` carried over
+ * from the pack they trained in: adapters, gradients, moments, dropout
+ * streams and step counts, bit for bit (slices are laid out in tenant
+ * order, so theirs keep their offsets). The others start at PEFT's
+ * initialisation. A newcomer whose adapter this backbone cannot hold fails
+ * alone, in a slot shaped as tenant 0's. Every rank; -1 on this rank's
+ * failure. */
+static int grow_pack(int from)
+{
+    int K = W.ntasks;
+    lora_spec_t *ls = calloc((size_t)K, sizeof *ls);
+    lora_hparams_t *hp = realloc(W.hp, (size_t)K * sizeof *hp);
+    if (hp) W.hp = hp;
+    if (!ls || !hp) return free(ls), weft_error("out of memory");
+    lora_dims_t dims;
+    gpt2_lora_dims(&W.model->cfg, &dims);
+    for (int k = 0; k < K; k++) {
+        tenant_settings(k, &ls[k], &W.hp[k]);
+        unsigned resolved;
+        task_t *t = &W.tasks[k];
+        if (k < from || (lora_spec_check(&ls[k]) == 0 &&
+                         lora_targets_resolve(ls[k].targets, &dims, &resolved) == 0))
+            continue;
+        if (t->state != TASK_FAILED) {
+            snprintf(t->error, sizeof t->error, "lora: %s", weft_last_error());
+            t->state = TASK_FAILED;
+            t->saved = 1;
+        }
+        ls[k] = ls[0];
+    }
+    lora_pack_t *pack = lora_pack_for(W.model, K, ls, (size_t)W.Bsum * (size_t)W.T);
+    free(ls);
+    if (!pack) return -1;
+    size_t n = lora_pack_size(W.pack);
+    if (lora_pack_tenant_offset(pack, from) != n) {
+        lora_pack_destroy(&pack);
+        return weft_error("the grown pack does not keep the layout of the first %d tenants", from);
+    }
+    float *from_buf[4] = {lora_pack_params(W.pack), lora_pack_grads(W.pack), lora_pack_m(W.pack),
+                          lora_pack_v(W.pack)};
+    float *to_buf[4] = {lora_pack_params(pack), lora_pack_grads(pack), lora_pack_m(pack),
+                        lora_pack_v(pack)};
+    for (int b = 0; b < 4; b++) memcpy(to_buf[b], from_buf[b], n * sizeof(float));
+    for (int k = 0; k < from; k++) lora_pack_set_rng(pack, k, lora_pack_rng(W.pack, k));
+    for (int k = from; k < K; k++) lora_pack_init_tenant(pack, k);
+    lora_trainer_t *tr = lora_trainer_new(W.model, pack, W.hp, W.Bsum, W.T);
+    if (!tr) {
+        lora_pack_destroy(&pack);
+        lora_attach(W.model, W.pack);
+        return -1;
+    }
+    lora_trainer_set_threads(tr, W.spec->resources.threads);
+    for (int k = 0; k < from; k++)
+        lora_trainer_set_tenant_step(tr, k, lora_trainer_tenant_step(W.trainer, k));
+    lora_trainer_destroy(&W.trainer); /* the model keeps the new pack attached */
+    lora_pack_destroy(&W.pack);
+    W.pack = pack;
+    W.trainer = tr;
+    size_t size = lora_pack_size(pack);
+    if (W.accum && !(W.accum = realloc(W.accum, size * sizeof *W.accum)))
+        return weft_error("out of memory");
+    if (W.best) {
+        float *best = realloc(W.best, size * sizeof *best);
+        if (!best) return weft_error("out of memory");
+        memset(best + n, 0, (size - n) * sizeof *best);
+        W.best = best;
+    }
+    return 0;
+}
+
+/* Rank 0 tells the coordinator that a tenant it admitted fails alone. */
+static void admitted_fails(const char *name, const char *why)
+{
+    weft_warn("tenant %s cannot join the pack: %s; the others go on", name, why);
+    reporter_post(W.rep, WIRE_FAIL, json_pack("{s:s, s:s}", "tenant", name, "error", why));
+}
+
+/* ADMIT (docs/PROTOCOL.md): the coordinator appended tenants to the run's
+ * spec file. At this step boundary every rank reads the file again, and the
+ * tenants it lists after those the pack holds join as waiting tasks, each
+ * as it would start alone: its data opened and checked, its initial
+ * adapter loaded, its current version measured, its step 0 ahead; the
+ * pack is rebuilt around them (grow_pack) and nothing of the others
+ * changes. A file whose first tenants are not those the pack holds changes
+ * nothing, and the tenants the order named (rank 0's `named`) fail alone;
+ * one that lists no more tenants (an order repeated to a group that read
+ * the file at its start) changes nothing either. */
+static int take_admitted(const json_t *named)
+{
+    int K = W.ntasks, code = EXIT_DONE;
+    char why[sizeof W.spec_file + 512] = "";
+    spec_t *s = read_spec();
+    if (!s) {
+        snprintf(why, sizeof why, "the run's spec %s cannot be read", W.spec_file);
+    } else if (s->mode != SPEC_LORA || s->ntenants < K) {
+        snprintf(why, sizeof why, "%s no longer lists the %d tenant(s) the pack holds", W.spec_file,
+                 K);
+    } else {
+        char *was = resume_text_of(W.spec, K), *now = resume_text_of(s, K), diff[400];
+        if (!was || !now || spec_resume_explain(was, now, diff, sizeof diff))
+            snprintf(why, sizeof why, "%s changed what the pack trains (%s)", W.spec_file,
+                     was && now ? diff : "out of memory");
+        free(was);
+        free(now);
+    }
+    for (size_t i = 0; W.rank == 0 && i < json_array_size(named); i++) {
+        const char *name = json_string_value(json_array_get(named, i));
+        int held = 0, listed = 0;
+        for (int k = 0; k < K; k++) held |= !strcmp(W.tasks[k].name, name);
+        for (int k = 0; s && k < s->ntenants; k++) listed |= !strcmp(s->tenants[k].name, name);
+        if (held) continue; /* an order repeated */
+        if (why[0])
+            admitted_fails(name, why);
+        else if (!listed)
+            admitted_fails(name, "the run's spec does not list it");
+    }
+    if (why[0] || s->ntenants == K) {
+        spec_destroy(&s);
+        return EXIT_DONE;
+    }
+    task_t *tasks = realloc(W.tasks, (size_t)s->ntenants * sizeof *tasks);
+    if ((code = agree(tasks ? EXIT_DONE : EXIT_FAIL)) != EXIT_DONE) {
+        if (tasks) W.tasks = tasks;
+        spec_destroy(&s);
+        return weft_error("out of memory"), fail_with(code);
+    }
+    W.tasks = tasks;
+    memset(tasks + K, 0, (size_t)(s->ntenants - K) * sizeof *tasks);
+    for (int k = 0; k < K; k++) { /* the same tenants, now in the new spec */
+        tasks[k].name = s->tenants[k].name;
+        tasks[k].train = &s->tenants[k].train;
+    }
+    spec_destroy(&W.spec);
+    W.spec = s;
+    W.ntasks = s->ntenants;
+    for (int k = K; k < W.ntasks; k++) {
+        task_t *t = &W.tasks[k];
+        if (open_task(k) == EXIT_DONE) continue;
+        /* its batch does not split over the ranks: it fails alone */
+        snprintf(t->error, sizeof t->error, "%s", weft_last_error());
+        t->B = 0, t->steps = 1, t->state = TASK_FAILED;
+    }
+    if ((code = agree(size_rows() < 0 || grow_pack(K) < 0 ? EXIT_FAIL : EXIT_DONE)) != EXIT_DONE)
+        return fail_with(code);
+    for (int k = K; k < W.ntasks; k++)
+        if (W.tasks[k].data) drop_bad_data(&W.tasks[k], check_val(&W.tasks[k]) < 0);
+    if ((code = load_init_adapters(K)) != EXIT_DONE) return code;
+    for (int k = K; k < W.ntasks; k++) {
+        task_t *t = &W.tasks[k];
+        if (t->state == TASK_FAILED) {
+            t->saved = 1;
+            if (W.rank == 0) admitted_fails(t->name, t->error);
+        } else if (W.rank == 0) {
+            printf("step %5lld: tenant %s joins the pack (admitted by the coordinator), %lld "
+                   "steps\n",
+                   (long long)W.step, t->name, (long long)t->steps),
+                fflush(stdout);
+        }
+    }
+    return eval_baselines(K);
+}
+
+/* The training loop's per-task buffers for K tasks (again when tenants
+ * join): losses, the control word, a mask, trainable targets. */
+static int train_buffers(int K, float **losses, double **ctl, unsigned char **mask,
+                         int64_t **trainable)
+{
+    float *l = realloc(*losses, (size_t)K * sizeof *l);
+    if (l) *losses = l;
+    double *c = realloc(*ctl, ((size_t)K * 3 + 2) * sizeof *c);
+    if (c) *ctl = c;
+    unsigned char *m = realloc(*mask, (size_t)K);
+    if (m) *mask = m;
+    int64_t *t = realloc(*trainable, (size_t)K * sizeof *t);
+    if (t) *trainable = t;
+    return l && c && m && t ? 0 : weft_error("out of memory");
+}
+
 static int train(void)
 {
     int K = W.ntasks;
-    float *losses = calloc((size_t)K, sizeof *losses);
+    float *losses = NULL;
     /* Control word, summed over ranks: losses, stop, cancelled tenants,
-     * tenants stopped early. */
-    size_t nctl = (size_t)K * 3 + 1;
-    double *ctl = calloc(nctl, sizeof *ctl);
-    unsigned char *mask = calloc((size_t)K, 1);
-    int64_t *trainable = calloc((size_t)K, sizeof *trainable);
-    if (!losses || !ctl || !mask || !trainable) return weft_error("out of memory"), EXIT_FAIL;
+     * tenants stopped early, tenants admitted (rank 0 took an ADMIT). */
+    size_t nctl = (size_t)K * 3 + 2;
+    double *ctl = NULL;
+    unsigned char *mask = NULL;
+    int64_t *trainable = NULL;
+    json_t *admits = NULL, *carried = NULL; /* rank 0's */
+    if (train_buffers(K, &losses, &ctl, &mask, &trainable) < 0) return EXIT_FAIL;
+    memset(mask, 0, (size_t)K);
     int code = EXIT_DONE;
     int64_t last_ckpt = W.step;
     int64_t print_every = W.tasks[0].steps / 20 > 0 ? W.tasks[0].steps / 20 : 1;
@@ -1827,14 +2090,29 @@ static int train(void)
         ctl[K] = guard_stop_requested() ? 1 : 0;
         if (W.rank == 0) {
             int preempt = 0;
+            admits = reporter_admits(W.rep);
+            ctl[3 * K + 1] = admits ? 1 : 0;
             json_t *names = reporter_orders(W.rep, &preempt);
             if (preempt) ctl[K] = 1;
+            /* A CANCEL of a tenant admitted at this same boundary is
+             * matched at the next one, once the tenant has joined. */
+            if (carried) {
+                if (names) json_array_extend(carried, names);
+                json_decref(names);
+                names = carried;
+                carried = NULL;
+            }
             size_t i;
             json_t *v;
-            json_array_foreach(names, i,
-                               v) for (int k = 0; k < K;
-                                       k++) if (!strcmp(json_string_value(v), W.tasks[k].name))
-                ctl[K + 1 + k] = 1;
+            json_array_foreach(names, i, v)
+            {
+                int k = 0;
+                while (k < K && strcmp(json_string_value(v), W.tasks[k].name)) k++;
+                if (k < K)
+                    ctl[K + 1 + k] = 1;
+                else if (admits)
+                    json_array_append(carried ? carried : (carried = json_array()), v);
+            }
             json_decref(names);
             names = reporter_stops(W.rep);
             json_array_foreach(names, i,
@@ -1962,6 +2240,18 @@ static int train(void)
             due |= mask[k];
         }
         if (due && evaluate(mask) < 0) code = EXIT_DATA;
+        /* Tenants the coordinator admitted join the waiting ones, after
+         * this step's ends, so that the slots those freed count. */
+        if (code == EXIT_DONE && ctl[3 * K + 1] > 0) {
+            code = take_admitted(admits);
+            if (code == EXIT_DONE && W.ntasks != K) {
+                K = W.ntasks;
+                nctl = (size_t)K * 3 + 2;
+                if (train_buffers(K, &losses, &ctl, &mask, &trainable) < 0) code = EXIT_FAIL;
+            }
+        }
+        json_decref(admits);
+        admits = NULL;
         /* Slots freed at this step go to waiting tenants. */
         if (code == EXIT_DONE && admit(mask) < 0) code = EXIT_DATA;
         int ce = W.spec->train.checkpoint_every;
@@ -1979,6 +2269,8 @@ static int train(void)
             code = EXIT_REQUEUE;
         }
     }
+    json_decref(admits);
+    json_decref(carried);
     free(losses);
     free(ctl);
     free(mask);
@@ -2081,8 +2373,8 @@ int main(int argc, char **argv)
         resumed = resume(!strcmp(resume_mode, "auto"), &metrics_bytes);
         if (resumed < 0)
             code = -resumed;
-        else if (!resumed && W.pack)
-            code = load_init_adapters();
+        else if (W.pack && W.fresh_from < W.ntasks)
+            code = load_init_adapters(W.fresh_from);
         for (int k = 0; k < W.ntasks; k++) /* dropped for its data: stays so on a resume */
             if (!W.tasks[k].data) W.tasks[k].state = TASK_FAILED, W.tasks[k].saved = 1;
         if (W.rank == 0 && !W.uid[0]) new_uid();
@@ -2103,7 +2395,8 @@ int main(int argc, char **argv)
                                     "step", (json_int_t)W.step, "mode",
                                     spec_mode_name(W.spec->mode)));
             for (int k = 0; k < W.ntasks; k++)
-                if (!W.tasks[k].data)
+                if (!W.tasks[k].data ||
+                    (k >= W.fresh_from && W.fresh_from > 0 && W.tasks[k].state == TASK_FAILED))
                     reporter_post(W.rep, WIRE_FAIL,
                                   json_pack("{s:s, s:s}", "tenant", W.tasks[k].name, "error",
                                             W.tasks[k].error));
@@ -2115,7 +2408,7 @@ int main(int argc, char **argv)
         guard_signals();
         if (guard_watchdog_start(watchdog, W.rank, W.mpi_multiple) < 0) code = EXIT_FAIL;
     }
-    if (code == EXIT_DONE && !resumed && W.pack) code = eval_baselines();
+    if (code == EXIT_DONE && W.pack && W.fresh_from < W.ntasks) code = eval_baselines(W.fresh_from);
     if (code == EXIT_DONE) code = train();
     if (code == EXIT_DONE && W.rank == 0) {
         int bad = 0;

@@ -14,7 +14,7 @@ FUZZ_shards_LIBS = $(SHARDS_LIBS) $(WEFT_LIBS)
 # weftd's dispatcher: its own sources, weftd.c without main (weftd_core.c).
 FUZZ_dispatch_SRC = tests/fuzz/fuzz_dispatch.c tests/fuzz/weftd_core.c scheduler/api.c \
 	scheduler/monitor.c scheduler/monitor_msg.c scheduler/launch.c scheduler/publish.c \
-	scheduler/zap.c scheduler/prepare.c scheduler/admit.c scheduler/early_stop.c \
+	scheduler/zap.c scheduler/prepare.c scheduler/admit.c scheduler/early_stop.c scheduler/admit_run.c \
 	scheduler/published.c
 FUZZ_dispatch_LIBS = scheduler/libweftsched.a $(JOBS_LIBS) $(WEFT_LIBS)
 FUZZ_tokenizer_LIBS = $(MODEL_LIBS) $(WEFT_LIBS)

@@ -43,6 +43,8 @@ EXTRA_DIST += tests/scheduler/test_asha.sh
 # weftd's continuous packing (runs that take more jobs than a pack holds).
 TESTS += tests/scheduler/test_weftd_refill.sh
 EXTRA_DIST += tests/scheduler/test_weftd_refill.sh
+TESTS += tests/scheduler/test_weftd_admit.sh
+EXTRA_DIST += tests/scheduler/test_weftd_admit.sh
 
 check_PROGRAMS += tests/scheduler/test_exec_gpus
 tests_scheduler_test_exec_gpus_SOURCES = tests/scheduler/test_exec_gpus.c

@@ -163,6 +163,45 @@ START_TEST(i4_running_iff_in_live_run)
 }
 END_TEST
 
+/* I4 with continuous packing: a queued job joins a launched run (and only
+ * a live one), is RUNNING in it, and goes back to the queue, in no run,
+ * when the run's group ended without taking it. */
+START_TEST(i4_admitted_job_joins_a_live_run_and_can_be_requeued)
+{
+    int64_t j = submit(3, 0, 1);
+    int64_t run = store_run_create(st, &j, 1, 1, 1);
+    /* a pending run has no group to take it */
+    ck_assert_int_eq(store_run_admit(st, run, j + 1), -1);
+    ck_assert_int_eq(state_of(j + 1), JOB_QUEUED);
+    ck_assert_int_eq(store_run_launched(st, run, "x"), 0);
+    ck_assert_int_eq(store_job_admitted(st, j + 1), 0);
+    ck_assert_int_eq(store_run_admit(st, run, j + 1), 0);
+    ck_assert_int_eq(state_of(j + 1), JOB_RUNNING);
+    ck_assert_int_eq(store_job_admitted(st, j + 1), run);
+    ck_assert_int_eq(store_job_admitted(st, j), 0); /* planned with the run, not admitted */
+    /* a job in a run cannot be admitted again */
+    ck_assert_int_eq(store_run_admit(st, run, j + 1), -1);
+    store_job_row_t *rows;
+    size_t n;
+    ck_assert_int_eq(store_run_jobs(st, run, &rows, &n), 0);
+    ck_assert_uint_eq(n, 2);
+    store_job_rows_free(rows, n);
+    /* its group ended without it: queued again, in no run */
+    ck_assert_int_eq(store_job_requeue(st, j + 1, "not taken"), 0);
+    ck_assert_int_eq(state_of(j + 1), JOB_QUEUED);
+    ck_assert_int_eq(store_run_jobs(st, run, &rows, &n), 0);
+    ck_assert_uint_eq(n, 1);
+    store_job_rows_free(rows, n);
+    ck_assert_int_eq(store_job_requeue(st, j + 2, "queued"), -1); /* only a running job */
+    ck_assert_int_eq(store_run_finish(st, run, RUN_DONE, "ok"), 0);
+    ck_assert_int_eq(state_of(j), JOB_SUCCEEDED);
+    ck_assert_int_eq(state_of(j + 1), JOB_QUEUED);
+    /* an ended run admits nothing */
+    ck_assert_int_eq(store_run_admit(st, run, j + 1), -1);
+    ck_assert_int_eq(store_job_requeue(st, j, "done"), -1); /* I2 */
+}
+END_TEST
+
 struct seen {
     int64_t ids[64];
     int n;
@@ -271,6 +310,7 @@ int main(void)
                             CHECK_TEST(i2_final_states_are_final),
                             CHECK_TEST(i3_metric_stored_once),
                             CHECK_TEST(i4_running_iff_in_live_run),
+                            CHECK_TEST(i4_admitted_job_joins_a_live_run_and_can_be_requeued),
                             CHECK_TEST(i5_events_in_order_from_any_point),
                             CHECK_TEST(i6_ack_never_decreases),
                             CHECK_TEST(durable_across_reopen_and_rollback),

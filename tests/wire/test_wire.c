@@ -98,6 +98,8 @@ START_TEST(command_table)
     ck_assert_uint_eq(wire_cmd_senders(WIRE_CANCEL), WIRE_FROM_CLIENT | WIRE_FROM_COORD);
     ck_assert_uint_eq(wire_cmd_senders(WIRE_METRIC), WIRE_FROM_WORKER);
     ck_assert_uint_eq(wire_cmd_senders(WIRE_PREEMPT), WIRE_FROM_COORD);
+    ck_assert_uint_eq(wire_cmd_senders(WIRE_ADMIT), WIRE_FROM_COORD);
+    ck_assert_int_eq(wire_cmd_lookup("ADMIT", 5), WIRE_ADMIT);
     ck_assert_str_eq(wire_reject_name(WIRE_REJ_OVERSIZE), "oversize");
     ck_assert_str_eq(wire_reject_name(WIRE_REJ_LIMIT), "limit");
 }

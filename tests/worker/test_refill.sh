@@ -4,7 +4,8 @@
 # of two: each is admitted when a slot frees and ends with the adapter (and
 # metrics) it gets trained alone; a pack killed after refills resumes with the
 # same members at the same steps and the same bits; a tenant with broken data
-# fails alone and its slot goes to the next.
+# fails alone and its slot goes to the next; a tenant appended to the spec
+# after a checkpoint joins the resumed pack.
 set -u
 . "$top_srcdir/tests/lib.sh"
 
@@ -110,5 +111,26 @@ import json; r = {t['name']: t['status'] for t in json.load(open('bad/result.jso
 assert r == {'a': 'succeeded', 'x': 'failed', 'c': 'succeeded'}, r
 " || fail "result.json: want a, c succeeded and x failed"
 pass "a tenant with broken data fails alone; the next takes its slot with the same bits"
+
+# 4. A tenant appended to the spec after a checkpoint (what weftd does when
+# it admits a job into a running pack) joins the resumed pack at its own
+# step 0; the others resume at their steps: everyone's solo bits.
+spec grow grow 2 a b
+WEFT_FAULT=1:9:kill mpirun -np 2 weft-worker grow.cfg >grow1.log 2>&1
+[ $? -ne 0 ] || fail "the killed pack exited 0 (grow)"
+spec grow grow 2 a b e
+mpirun -np 2 weft-worker grow.cfg >grow2.log 2>&1 || fail "resume with e appended: $(tail -3 grow2.log)"
+grep -q "resuming from .*ckpt-8" grow2.log || fail "did not resume from ckpt-8: $(head -3 grow2.log)"
+grep -q "tenant e was admitted after step 8" grow2.log || fail "e was not taken as a newcomer"
+for t in a b e; do
+    cmp -s solo-$t/$t/adapter.h5 grow/$t/adapter.h5 || fail "$t differs after e was appended"
+done
+spec mid mid 2 a b
+WEFT_FAULT=1:9:kill mpirun -np 2 weft-worker mid.cfg >mid1.log 2>&1
+spec mid mid 2 a e b
+mpirun -np 2 weft-worker mid.cfg >mid2.log 2>&1
+[ $? -eq 78 ] && grep -q "the spec changed since .*ckpt-8" mid2.log ||
+    fail "a tenant put among the checkpoint's ones was not refused: $(tail -2 mid2.log)"
+pass "a tenant appended after a checkpoint joins the resumed pack at its step 0: solo bits"
 
 summary

@@ -309,8 +309,8 @@ int monitor_recover(void)
             r->acked = row.acked_seq;
             r->hello = st == RUN_RUNNING;
             r->launched = r->last_seen = weftd_now();
-            if (admit_run_recover(r, row.spec_path) < 0) weft_warn("%s", weft_last_error());
             if (monitor_follow(r) < 0) continue;
+            if (admit_run_recover(r, row.spec_path) < 0) weft_warn("%s", weft_last_error());
             weft_info("run %" PRId64 " attempt %d (%s) carried over from before the restart", r->id,
                       r->attempt, row.executor_id);
         }

@@ -13,29 +13,11 @@ import tempfile
 import h5py
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", "."), "tests", "model"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import maketok  # noqa: E402
+import modeltest  # noqa: E402
+from modeltest import fail, ok, run  # noqa: E402
 import json  # noqa: E402
-
-passed = 0
-
-
-def ok(msg):
-    global passed
-    passed += 1
-    print("ok:", msg)
-
-
-def fail(msg):
-    print("FAIL:", msg)
-    sys.exit(1)
-
-
-def run(*args, check=True):
-    p = subprocess.run(list(args), capture_output=True, text=True)
-    if check and p.returncode != 0:
-        fail("%s: exit %d: %s" % (" ".join(args), p.returncode, p.stderr.strip()))
-    return p
 
 
 def ids_of(tok, text, work):
@@ -140,7 +122,7 @@ def main():
     if rss[1] > rss[0] + 12 * 1024:
         fail("peak RSS grew from %d kB (2 MB) to %d kB (16 MB)" % (rss[0], rss[1]))
     ok("peak RSS %d kB for a 2 MB document, %d kB for 16 MB" % (rss[0], rss[1]))
-    print("%d passed, 0 failed" % passed)
+    print("%d passed, 0 failed" % modeltest.checks)
 
 
 main()

@@ -1,13 +1,14 @@
-"""weftlib.py: what the Python tests that drive a real weftd share: PASS and
-FAIL lines and their count, stopping a weftd, the key files of weft keygen,
-a DEALER client of the protocol (docs/PROTOCOL.md) and the run of a test's
-main with its clean-up.
+"""weftlib.py: what the Python tests that drive a real weftd share: stopping
+a weftd, the key files of weft keygen, a DEALER client of the protocol
+(docs/PROTOCOL.md) and the run of a test's main with its clean-up (its PASS
+and FAIL lines are those of checks.py).
 
 A test in tests/<area>/ puts tests/ on its path and imports this module;
 where python3-zmq is missing the import skips the test (exit 77):
 
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import weftlib
+    from checks import ok, must
 """
 import json
 import os
@@ -17,6 +18,8 @@ import socket
 import sys
 import time
 
+import checks
+
 try:
     import zmq
 except ImportError:
@@ -24,7 +27,6 @@ except ImportError:
     sys.exit(77)
 
 CTX = zmq.Context()
-failed = 0
 
 
 def need_curve():
@@ -32,21 +34,6 @@ def need_curve():
     if not zmq.has("curve"):
         print("SKIP: this libzmq has no CURVE")
         sys.exit(77)
-
-
-def ok(cond, what):
-    """Prints a PASS or FAIL line for what; counts the failures."""
-    global failed
-    print(("PASS: " if cond else "FAIL: ") + what)
-    if not cond:
-        failed += 1
-    return cond
-
-
-def must(cond, what):
-    """ok(), and the test stops here when cond does not hold."""
-    if not ok(cond, what):
-        sys.exit(1)
 
 
 def free_port():
@@ -134,5 +121,5 @@ def run_main(main, tmp, homes, cleanup=None):
             cleanup()
         if not os.environ.get("KEEP"):
             shutil.rmtree(tmp, ignore_errors=True)
-    print("all passed" if failed == 0 else "%d failed" % failed)
-    sys.exit(1 if failed else 0)
+    print("all passed" if checks.failed == 0 else "%d failed" % checks.failed)
+    sys.exit(1 if checks.failed else 0)

@@ -18,7 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import weftlib  # noqa: E402  (skips the test where python3-zmq is missing)
-from weftlib import ok  # noqa: E402
+from checks import ok  # noqa: E402
 
 T = tempfile.mkdtemp(prefix="weft-test-protocol-")
 H = os.path.join(T, "home")

@@ -27,7 +27,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import weftlib  # noqa: E402  (skips the test where python3-zmq is missing)
-from weftlib import Client, free_port, ok, must, read_key  # noqa: E402
+from checks import ok, must  # noqa: E402
+from weftlib import Client, free_port, read_key  # noqa: E402
 
 weftlib.need_curve()
 T = tempfile.mkdtemp(prefix="weft-test-auth-")

@@ -132,7 +132,6 @@ def reference(cfg, P, t, outdir, base_sha, steps):
     targets[0, :2] = -1
     targets[B - 1, T - 3:] = -1
     idx, tgt = torch.tensor(inputs), torch.tensor(targets)
-    names = list(ad)
 
     logits, loss = forward(cfg, P, ad, scaling, idx, tgt)
     loss.backward()
@@ -146,12 +145,7 @@ def reference(cfg, P, t, outdir, base_sha, steps):
     groups = [{"params": params, "weight_decay": hp["weight_decay"]}]
     losses, norms = engine_ref.adamw_steps(groups, params, hp,
                                            lambda: forward(cfg, P, ad, scaling, idx, tgt)[1])
-    for k, v in hp.items():
-        ref.attrs[k] = v
-    ref["train/losses"] = np.array(losses, dtype=np.float32)
-    ref["train/grad_norm"] = np.array(norms, dtype=np.float32)
-    for n in names:
-        ref.create_dataset("train/params/" + n, data=ad[n].detach().numpy().astype(np.float32))
+    engine_ref.write_train(ref, "train/", hp, losses, norms, ad)
     ref.close()
     print(f"{t['tenant']}: loss {losses[0]:.6f} -> {losses[-1]:.6f} in {steps} steps, "
           f"grad norm {norm0:.4f}, clip {hp['grad_clip']}")

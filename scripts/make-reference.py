@@ -226,6 +226,18 @@ def write_batch(f, fmt, inputs, targets, logits, loss, grads):
         f.create_dataset("grad/" + n, data=p.grad.numpy().astype(np.float32))
 
 
+def write_train(f, prefix, hp, losses, norms, params):
+    """A training run's reference into the open HDF5 file f: hp as root attributes,
+    PREFIXlosses, PREFIXgrad_norm and PREFIXparams/<name> for each name -> parameter
+    of params (their values after the last step)."""
+    for k, v in hp.items():
+        f.attrs[k] = v
+    f[prefix + "losses"] = np.array(losses, dtype=np.float32)
+    f[prefix + "grad_norm"] = np.array(norms, dtype=np.float32)
+    for n, p in params.items():
+        f.create_dataset(prefix + "params/" + n, data=p.detach().numpy().astype(np.float32))
+
+
 def clip_at_half(hp, params):
     """Sets hp["grad_clip"] to half the global norm of params' gradients (so that
     clipping acts), then clears the gradients; returns that norm."""
@@ -311,12 +323,7 @@ def main():
                                 lambda: forward(cfg, P, idx, tgt)[1])
     with h5py.File(args.out + "-train.h5", "w") as f:
         f.attrs["format"] = "weft-reference-train"
-        for k, v in hp.items():
-            f.attrs[k] = v
-        f["losses"] = np.array(losses, dtype=np.float32)
-        f["grad_norm"] = np.array(norms, dtype=np.float32)
-        for n in names:
-            f.create_dataset("params/" + n, data=P[n].detach().numpy().astype(np.float32))
+        write_train(f, "", hp, losses, norms, {n: P[n] for n in names})
     print(f"{args.out}: loss {losses[0]:.6f} -> {losses[-1]:.6f} in {args.steps} steps, "
           f"grad norm {norm0:.4f}, clip {hp['grad_clip']}")
 

@@ -341,6 +341,16 @@ cfg = json.load(open(os.path.join(d, "config.json")))
 cfg["tie_word_embeddings"] = True  # the file still holds a different lm_head
 json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
 refused(["import", d, "-o", f"{tmp}/x.h5"], "differs")
+# what each command needs: the usage, then one line naming it
+for args, phrase in ((["import", d], "HF_DIR and -o are required"),
+                     (["export", "-o", f"{tmp}/y"], "MODEL.h5 and -o are required"),
+                     (["export-adapter", "a.h5"], "ADAPTER.h5 and -o are required"),
+                     (["merge", "--model", tiny, "-o", f"{tmp}/x.h5"],
+                      "--model, --adapter and -o are required")):
+    p = weft(*args, check=False)
+    assert p.returncode == 1 and p.stderr.startswith("usage: weft " + args[0]), (args, p.stderr)
+    assert p.stderr.strip().splitlines()[-1].endswith(phrase), (args, p.stderr)
+    modeltest.checks += 1
 
 shutil.rmtree(tmp)
 print(f"weft import/export: {modeltest.checks} checks passed")

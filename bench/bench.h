@@ -1,5 +1,5 @@
-/* bench.h: what every weft-bench subcommand shares: a monotonic clock,
- * medians, peak RSS, and the --json convention (the last line printed is one
+/* bench.h: what every weft-bench subcommand shares: a monotonic clock, this
+ * process's CPU clock, medians, peak RSS, and the --json convention (the last line printed is one
  * JSON object holding the same figures as the table). */
 #ifndef WEFT_BENCH_H
 #define WEFT_BENCH_H
@@ -7,6 +7,9 @@
 #include <stddef.h>
 
 double bench_now(void);                      /* seconds, monotonic */
+/* CPU seconds of this process (all its threads): unlike the wall clock it
+ * stands still while other programs on a busy machine have the cores. */
+double bench_cpu_now(void);
 double bench_median(double *v, size_t n);     /* sorts v in place */
 double bench_peak_rss_mb(void);               /* this process's peak RSS, MiB */
 

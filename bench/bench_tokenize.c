@@ -22,7 +22,6 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <sysexits.h>
@@ -222,13 +221,6 @@ typedef struct {
     double rss_mb;
 } run_t;
 
-static double cpu_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Child: loads GPT-2's tokenizer, encodes the text once, reports. */
 static int weft_run(const char *pkg, const text_t *t, run_t *r)
 {
@@ -247,9 +239,9 @@ static int weft_run(const char *pkg, const text_t *t, run_t *r)
                          : NULL;
         tok_ids_t ids = {0};
         if (tok) {
-            double t0 = cpu_now();
+            double t0 = bench_cpu_now();
             if (tok_encode(tok, t->buf, t->n, &ids) == 0) {
-                out.seconds = cpu_now() - t0;
+                out.seconds = bench_cpu_now() - t0;
                 out.ids = (long)ids.n;
             }
         }

@@ -1,13 +1,17 @@
 /* bench.c: weft-bench: one program, one subcommand per benchmark. */
 #include "common/clock.h"
 #include "bench/bench.h"
+#include "common/fsutil.h"
 #include "common/log.h"
+
+#include <limits.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 #include <sysexits.h>
 
 double bench_now(void)
@@ -40,6 +44,41 @@ double bench_peak_rss_mb(void)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_maxrss / 1024.0;
+}
+
+int bench_dir(char *out, size_t n)
+{
+    char exe[PATH_MAX];
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (k <= 0) return weft_error("cannot find weft-bench's own folder");
+    exe[k] = 0;
+    weft_dirname(exe, out, n);
+    return 0;
+}
+
+void bench_prog(const char *name, char *out, size_t n)
+{
+    char dir[PATH_MAX];
+    if (bench_dir(dir, sizeof dir) == 0 && weft_path_join(out, n, dir, name) == 0 &&
+        access(out, X_OK) == 0)
+        return;
+    snprintf(out, n, "%s", name);
+}
+
+void bench_json_print(json_t *o)
+{
+    char *s = json_dumps(o, JSON_COMPACT);
+    if (s) puts(s);
+    free(s);
+    json_decref(o);
+}
+
+void bench_dir_done(const char *dir, int keep)
+{
+    if (keep)
+        fprintf(stderr, "kept %s\n", dir);
+    else if (weft_rm_rf(dir) < 0)
+        weft_report();
 }
 
 static const struct {

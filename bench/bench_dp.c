@@ -11,7 +11,6 @@
 #include "model/model_file.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
@@ -236,32 +235,15 @@ int bench_dp(int argc, char **argv)
                     .warmup = 3};
     int json = 0;
     char worker[PATH_MAX] = "";
-    static const struct option opts[] = {
-        {"preset", required_argument, 0, 'p'}, {"mode", required_argument, 0, 'm'},
-        {"steps", required_argument, 0, 's'},  {"batch", required_argument, 0, 'b'},
-        {"seq", required_argument, 0, 't'},    {"repeats", required_argument, 0, 'r'},
-        {"warmup", required_argument, 0, 'w'}, {"worker", required_argument, 0, 'W'},
-        {"keep", no_argument, 0, 'k'},         {"json", no_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'p': S.preset = optarg; break;
-        case 'm': S.mode = optarg; break;
-        case 's': S.steps = atoi(optarg); break;
-        case 'b': S.batch = atoi(optarg); break;
-        case 't': S.seq = atoi(optarg); break;
-        case 'r': S.repeats = atoi(optarg); break;
-        case 'w': S.warmup = atoi(optarg); break;
-        case 'W': snprintf(worker, sizeof worker, "%s", optarg); break;
-        case 'k': S.keep = 1; break;
-        case 'j': json = 1; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return EX_USAGE;
-        }
-    }
-    if (optind < argc || S.steps <= S.warmup || S.batch < 2 || S.batch % 2 || S.seq < 2 ||
+    const bench_opt_t opts[] = {
+        BENCH_STR_OPT("preset", &S.preset),   BENCH_STR_OPT("mode", &S.mode),
+        BENCH_INT_OPT("steps", &S.steps),     BENCH_INT_OPT("batch", &S.batch),
+        BENCH_INT_OPT("seq", &S.seq),         BENCH_INT_OPT("repeats", &S.repeats),
+        BENCH_INT_OPT("warmup", &S.warmup),   BENCH_PATH_OPT("worker", worker),
+        BENCH_FLAG_OPT("keep", &S.keep),      BENCH_FLAG_OPT("json", &json)};
+    int p = bench_options(argc, argv, opts, BENCH_NOPTS(opts), usage);
+    if (p) return p > 0 ? 0 : EX_USAGE;
+    if (S.steps <= S.warmup || S.batch < 2 || S.batch % 2 || S.seq < 2 ||
         S.repeats < 1 || S.repeats > MAX_REPEATS || S.warmup < 0 ||
         (strcmp(S.mode, "full") && strcmp(S.mode, "lora"))) {
         fprintf(stderr, "weft-bench dp: --steps must exceed --warmup, --batch be even (it splits "

@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
 #include <signal.h>
@@ -551,34 +550,16 @@ int bench_sched(int argc, char **argv)
                        .ls_runs = 20,
                        .launches = 20};
     int json = 0;
-    static const struct option opts[] = {
-        {"jobs", required_argument, 0, 'n'},    {"floods", required_argument, 0, 'f'},
-        {"inflight", required_argument, 0, 'k'}, {"stored", required_argument, 0, 'm'},
-        {"lists", required_argument, 0, 'l'},   {"ls-runs", required_argument, 0, 'r'},
-        {"launches", required_argument, 0, 'c'}, {"weftd", required_argument, 0, 'D'},
-        {"weft", required_argument, 0, 'W'},    {"keep", no_argument, 0, 'K'},
-        {"json", no_argument, 0, 'j'},          {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'n': S.jobs = atoi(optarg); break;
-        case 'f': S.floods = atoi(optarg); break;
-        case 'k': S.inflight = atoi(optarg); break;
-        case 'm': S.stored = atoi(optarg); break;
-        case 'l': S.lists = atoi(optarg); break;
-        case 'r': S.ls_runs = atoi(optarg); break;
-        case 'c': S.launches = atoi(optarg); break;
-        case 'D': snprintf(S.weftd, sizeof S.weftd, "%s", optarg); break;
-        case 'W': snprintf(S.weft, sizeof S.weft, "%s", optarg); break;
-        case 'K': S.keep = 1; break;
-        case 'j': json = 1; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return EX_USAGE;
-        }
-    }
-    if (optind < argc || S.jobs < 1 || S.floods < 1 || S.inflight < 1 || S.inflight > 900 ||
+    const bench_opt_t opts[] = {
+        BENCH_INT_OPT("jobs", &S.jobs),         BENCH_INT_OPT("floods", &S.floods),
+        BENCH_INT_OPT("inflight", &S.inflight), BENCH_INT_OPT("stored", &S.stored),
+        BENCH_INT_OPT("lists", &S.lists),       BENCH_INT_OPT("ls-runs", &S.ls_runs),
+        BENCH_INT_OPT("launches", &S.launches), BENCH_PATH_OPT("weftd", S.weftd),
+        BENCH_PATH_OPT("weft", S.weft),
+        BENCH_FLAG_OPT("keep", &S.keep),        BENCH_FLAG_OPT("json", &json)};
+    int p = bench_options(argc, argv, opts, BENCH_NOPTS(opts), usage);
+    if (p) return p > 0 ? 0 : EX_USAGE;
+    if (S.jobs < 1 || S.floods < 1 || S.inflight < 1 || S.inflight > 900 ||
         S.lists < 1 || S.ls_runs < 1 || S.launches < 1 || S.launches > MAX_SAMPLES ||
         S.floods > MAX_SAMPLES) {
         fprintf(stderr, "weft-bench sched: counts must be positive; --inflight at most 900 "

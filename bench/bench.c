@@ -40,11 +40,22 @@ double bench_median(double *v, size_t n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+double bench_ru_cpu_s(const struct rusage *ru)
+{
+    return (double)ru->ru_utime.tv_sec + 1e-6 * (double)ru->ru_utime.tv_usec +
+           (double)ru->ru_stime.tv_sec + 1e-6 * (double)ru->ru_stime.tv_usec;
+}
+
+double bench_ru_rss_mb(const struct rusage *ru)
+{
+    return (double)ru->ru_maxrss / 1024.0;
+}
+
 double bench_peak_rss_mb(void)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss / 1024.0;
+    return bench_ru_rss_mb(&ru);
 }
 
 int bench_options(int argc, char **argv, const bench_opt_t *opts, int nopts, void (*usage)(FILE *))

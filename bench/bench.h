@@ -15,6 +15,11 @@ double bench_now(void);                      /* seconds, monotonic */
 double bench_cpu_now(void);
 double bench_median(double *v, size_t n);     /* sorts v in place */
 double bench_peak_rss_mb(void);               /* this process's peak RSS, MiB */
+/* From a process's resource usage (wait4, getrusage): its CPU seconds, user
+ * and system, and its peak RSS in MiB. */
+struct rusage;
+double bench_ru_cpu_s(const struct rusage *ru);
+double bench_ru_rss_mb(const struct rusage *ru);
 
 /* One option of a subcommand, --name VALUE: an int (atoi), a double (atof),
  * a string (the argument itself) or a copy into a char buffer of size; or

@@ -157,8 +157,7 @@ static int run_mpirun(const dp_setup_t *S, const dp_config_t *c, const char *spe
     while (wait4(pid, &st, 0, &ru) < 0)
         if (errno != EINTR) return weft_error("wait4: %s", strerror(errno));
     /* mpirun waited for its ranks: their CPU time is in its usage. */
-    *cpu_s = (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
-             (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
+    *cpu_s = bench_ru_cpu_s(&ru);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 

@@ -84,12 +84,6 @@ static double proc_cpu(pid_t pid)
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-static double rusage_s(const struct rusage *ru)
-{
-    return (double)ru->ru_utime.tv_sec + 1e-6 * (double)ru->ru_utime.tv_usec +
-           (double)ru->ru_stime.tv_sec + 1e-6 * (double)ru->ru_stime.tv_usec;
-}
-
 /* The first name in PATH that is executable: 0, or -1. */
 static int which(const char *name, char *out, size_t n)
 {
@@ -439,7 +433,7 @@ static double weft_ls(const sched_setup_t *S, const daemon_t *d, int runs, const
         struct rusage ru;
         while (wait4(pid, &st, 0, &ru) < 0 && errno == EINTR) continue;
         v[i] = bench_now() - t0;
-        cpu[i] = rusage_s(&ru);
+        cpu[i] = bench_ru_cpu_s(&ru);
         if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
             return weft_error("%s ls exited %d", S->weft, WIFEXITED(st) ? WEXITSTATUS(st) : -1),
                    -1;

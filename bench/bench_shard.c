@@ -184,9 +184,8 @@ static int run_writer(shard_opts_t *o, run_t *r)
     r->seconds = bench_now() - t0;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         return weft_error("the shard writer failed (status %d)", status);
-    r->rss_mb = (double)ru.ru_maxrss / 1024.0;
-    r->cpu_seconds = (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
-                     (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
+    r->rss_mb = bench_ru_rss_mb(&ru);
+    r->cpu_seconds = bench_ru_cpu_s(&ru);
     struct stat st;
     r->in_bytes = 0;
     for (int i = 0; i < o->ninputs; i++)

@@ -57,8 +57,7 @@ static double children_cpu(void)
 {
     struct rusage ru;
     getrusage(RUSAGE_CHILDREN, &ru);
-    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
-           (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
+    return bench_ru_cpu_s(&ru);
 }
 
 /* The corpus: licence texts, one document per paragraph. */

@@ -282,7 +282,7 @@ static int js_run(const char *pkg, const char *file, run_t *r)
         return weft_error("node with gpt-3-encoder (%s) failed (exit %d); install it with npm "
                           "(make check TESTS=tests/model/test_gpt2_js.sh does)",
                           pkg, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-    r->rss_mb = (double)ru.ru_maxrss / 1024.0;
+    r->rss_mb = bench_ru_rss_mb(&ru);
     return 0;
 }
 

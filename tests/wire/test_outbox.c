@@ -67,6 +67,14 @@ static void coord_start(coord_t *c)
     ck_assert_msg(c->router != NULL, "%s", weft_last_error());
 }
 
+/* The last message the coordinator got holds the integer want at key. */
+static void assert_last_int(const coord_t *c, const char *key, int64_t want)
+{
+    int64_t v = 0;
+    ck_assert_msg(wire_get_int(c->last_body, key, &v) == 0 && v == want,
+                  "the last message's %s is %lld, not %lld", key, (long long)v, (long long)want);
+}
+
 /* The coordinator started, and ob connected to it. */
 static void coord_serve(coord_t *c, outbox_t *ob)
 {
@@ -393,11 +401,8 @@ START_TEST(new_attempt_carries_unacked_over)
     check_stored_in_order(&c, 1, 5);
     for (int i = 0; i < 4; i++) ck_assert_int_eq(c.steps[i], i + 1);
     ck_assert_int_eq(c.last_cmd, WIRE_CHECKPOINT);
-    int64_t v;
-    ck_assert_int_eq(wire_get_int(c.last_body, "attempt", &v), 0);
-    ck_assert_int_eq(v, 2);
-    ck_assert_int_eq(wire_get_int(c.last_body, "from_attempt", &v), 0);
-    ck_assert_int_eq(v, 1);
+    assert_last_int(&c, "attempt", 2);
+    assert_last_int(&c, "from_attempt", 1);
     outbox_destroy(&ob);
     coord_free(&c);
     /* the old attempt may not write to the spool any more */
@@ -568,11 +573,8 @@ START_TEST(coordinator_orders_heartbeats_and_bad_input)
     }
     json_decref(hb);
     ck_assert_int_eq(c.last_cmd, WIRE_HEARTBEAT);
-    int64_t v;
-    ck_assert_int_eq(wire_get_int(c.last_body, "last_seq", &v), 0);
-    ck_assert_int_eq(v, 2);
-    ck_assert_int_eq(wire_get_int(c.last_body, "acked", &v), 0);
-    ck_assert_int_eq(v, 2);
+    assert_last_int(&c, "last_seq", 2);
+    assert_last_int(&c, "acked", 2);
     ck_assert_ptr_null(json_object_get(c.last_body, "seq"));
     ck_assert_int_eq(outbox_stats(ob).last_seq, 2);
     long long first;

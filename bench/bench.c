@@ -79,11 +79,21 @@ int bench_options(int argc, char **argv, const bench_opt_t *opts, int nopts, voi
         if (c < FIRST) break;
         const bench_opt_t *o = &opts[c - FIRST];
         switch (o->kind) {
-        case BENCH_INT: *(int *)o->dst = atoi(optarg); break;
-        case BENCH_DOUBLE: *(double *)o->dst = atof(optarg); break;
-        case BENCH_STR: *(const char **)o->dst = optarg; break;
-        case BENCH_PATH: snprintf(o->dst, o->size, "%s", optarg); break;
-        case BENCH_FLAG: *(int *)o->dst = 1; break;
+        case BENCH_INT:
+            *(int *)o->dst = atoi(optarg);
+            break;
+        case BENCH_DOUBLE:
+            *(double *)o->dst = atof(optarg);
+            break;
+        case BENCH_STR:
+            *(const char **)o->dst = optarg;
+            break;
+        case BENCH_PATH:
+            snprintf(o->dst, o->size, "%s", optarg);
+            break;
+        case BENCH_FLAG:
+            *(int *)o->dst = 1;
+            break;
         }
     }
     if (c != -1 || optind < argc) {

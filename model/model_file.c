@@ -99,8 +99,8 @@ int model_file_config(const char *path, gpt2_config_t *cfg, char *tokenizer, siz
 #define TENSOR_PATH_MAX 80
 
 /* Where tensor i of model lies in a model file: its dataset's path and shape. */
-static const gpt2_tensor_t *tensor_place(const gpt2_t *model, size_t i,
-                                         char path[TENSOR_PATH_MAX], hsize_t dims[2])
+static const gpt2_tensor_t *tensor_place(const gpt2_t *model, size_t i, char path[TENSOR_PATH_MAX],
+                                         hsize_t dims[2])
 {
     const gpt2_tensor_t *t = &model->tensors[i];
     snprintf(path, TENSOR_PATH_MAX, "/%s", t->name);

@@ -436,6 +436,6 @@ int main(void)
                             CHECK_TEST(sequence_acceptance),
                             CHECK_TEST(bind_errors_are_clear)};
     return check_main(
-        (check_opts_t){.suite = "wire", .timeout = 60, .setup = setup, .teardown = teardown},
-        tests, CHECK_NTESTS(tests));
+        (check_opts_t){.suite = "wire", .timeout = 60, .setup = setup, .teardown = teardown}, tests,
+        CHECK_NTESTS(tests));
 }

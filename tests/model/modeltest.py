@@ -64,8 +64,13 @@ def rel(a, b):
 def h5_tensors(path):
     """Every dataset of an HDF5 file: its path -> its array."""
     out = {}
+
+    def keep(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            out[name] = obj[...]
+
     with h5py.File(path, "r") as f:
-        f.visititems(lambda n, o: out.__setitem__(n, o[...]) if isinstance(o, h5py.Dataset) else None)
+        f.visititems(keep)
     return out
 
 

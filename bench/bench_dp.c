@@ -11,7 +11,6 @@
 #include "model/model_file.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
@@ -158,8 +157,7 @@ static int run_mpirun(const dp_setup_t *S, const dp_config_t *c, const char *spe
     while (wait4(pid, &st, 0, &ru) < 0)
         if (errno != EINTR) return weft_error("wait4: %s", strerror(errno));
     /* mpirun waited for its ranks: their CPU time is in its usage. */
-    *cpu_s = (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
-             (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
+    *cpu_s = bench_ru_cpu_s(&ru);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
@@ -212,19 +210,6 @@ static int read_run(const dp_setup_t *S, const char *out, dp_run_t *r)
     return rc;
 }
 
-static int find_worker(char *out, size_t n)
-{
-    char exe[PATH_MAX], dir[PATH_MAX];
-    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (k > 0) {
-        exe[k] = 0;
-        weft_dirname(exe, dir, sizeof dir);
-        if (weft_path_join(out, n, dir, "weft-worker") == 0 && access(out, X_OK) == 0) return 0;
-    }
-    snprintf(out, n, "weft-worker");
-    return 0;
-}
-
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -249,32 +234,15 @@ int bench_dp(int argc, char **argv)
                     .warmup = 3};
     int json = 0;
     char worker[PATH_MAX] = "";
-    static const struct option opts[] = {
-        {"preset", required_argument, 0, 'p'}, {"mode", required_argument, 0, 'm'},
-        {"steps", required_argument, 0, 's'},  {"batch", required_argument, 0, 'b'},
-        {"seq", required_argument, 0, 't'},    {"repeats", required_argument, 0, 'r'},
-        {"warmup", required_argument, 0, 'w'}, {"worker", required_argument, 0, 'W'},
-        {"keep", no_argument, 0, 'k'},         {"json", no_argument, 0, 'j'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'p': S.preset = optarg; break;
-        case 'm': S.mode = optarg; break;
-        case 's': S.steps = atoi(optarg); break;
-        case 'b': S.batch = atoi(optarg); break;
-        case 't': S.seq = atoi(optarg); break;
-        case 'r': S.repeats = atoi(optarg); break;
-        case 'w': S.warmup = atoi(optarg); break;
-        case 'W': snprintf(worker, sizeof worker, "%s", optarg); break;
-        case 'k': S.keep = 1; break;
-        case 'j': json = 1; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return EX_USAGE;
-        }
-    }
-    if (optind < argc || S.steps <= S.warmup || S.batch < 2 || S.batch % 2 || S.seq < 2 ||
+    const bench_opt_t opts[] = {
+        BENCH_STR_OPT("preset", &S.preset),   BENCH_STR_OPT("mode", &S.mode),
+        BENCH_INT_OPT("steps", &S.steps),     BENCH_INT_OPT("batch", &S.batch),
+        BENCH_INT_OPT("seq", &S.seq),         BENCH_INT_OPT("repeats", &S.repeats),
+        BENCH_INT_OPT("warmup", &S.warmup),   BENCH_PATH_OPT("worker", worker),
+        BENCH_FLAG_OPT("keep", &S.keep),      BENCH_FLAG_OPT("json", &json)};
+    int p = bench_options(argc, argv, opts, BENCH_NOPTS(opts), usage);
+    if (p) return p > 0 ? 0 : EX_USAGE;
+    if (S.steps <= S.warmup || S.batch < 2 || S.batch % 2 || S.seq < 2 ||
         S.repeats < 1 || S.repeats > MAX_REPEATS || S.warmup < 0 ||
         (strcmp(S.mode, "full") && strcmp(S.mode, "lora"))) {
         fprintf(stderr, "weft-bench dp: --steps must exceed --warmup, --batch be even (it splits "
@@ -282,7 +250,7 @@ int bench_dp(int argc, char **argv)
                 MAX_REPEATS);
         return EX_USAGE;
     }
-    if (!worker[0]) find_worker(worker, sizeof worker);
+    if (!worker[0]) bench_prog("weft-worker", worker, sizeof worker);
     S.worker = worker;
     snprintf(S.dir, sizeof S.dir, "/tmp/weft-bench-dp-XXXXXX");
     if (!mkdtemp(S.dir)) {
@@ -390,15 +358,8 @@ int bench_dp(int argc, char **argv)
         json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:o}", "bench", "dp", "preset",
                               S.preset, "mode", S.mode, "batch", S.batch, "seq", S.seq, "steps",
                               S.steps, "repeats", S.repeats, "configs", arr);
-        char *s = json_dumps(o, JSON_COMPACT);
-        puts(s);
-        free(s);
-        json_decref(o);
+        bench_json_print(o);
     }
-    if (!S.keep) {
-        if (weft_rm_rf(S.dir) < 0) weft_report();
-    } else {
-        fprintf(stderr, "kept %s\n", S.dir);
-    }
+    bench_dir_done(S.dir, S.keep);
     return bad;
 }

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <sysexits.h>
 
@@ -40,14 +39,6 @@ typedef struct {
     int n;
 } sgemm_probe_t;
 
-/* CPU seconds used by this process (all its threads). */
-static double cpu_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 enum { PROBE_N = 1024, PROBE_REPS = 3 };
 
 static int probe_init(sgemm_probe_t *p, int rounds)
@@ -73,10 +64,10 @@ static int probe_init(sgemm_probe_t *p, int rounds)
 static void probe_sample(sgemm_probe_t *p)
 {
     for (int i = 0; i < PROBE_REPS; i++) {
-        double flop = 2.0 * PROBE_N * PROBE_N * PROBE_N, t0 = bench_now(), c0 = cpu_now();
+        double flop = 2.0 * PROBE_N * PROBE_N * PROBE_N, t0 = bench_now(), c0 = bench_cpu_now();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, PROBE_N, PROBE_N, PROBE_N, 1.0f,
                     p->a, PROBE_N, p->b, PROBE_N, 0.0f, p->c, PROBE_N);
-        p->cpu_gflops[p->n] = flop / (cpu_now() - c0) / 1e9;
+        p->cpu_gflops[p->n] = flop / (bench_cpu_now() - c0) / 1e9;
         p->gflops[p->n++] = flop / (bench_now() - t0) / 1e9;
     }
 }
@@ -145,7 +136,7 @@ static int run_engine(result_t *res)
     int rc = 0;
     for (int s = 0; s < total && rc == 0; s++) {
         float loss;
-        double c0 = cpu_now(), t0 = bench_now();
+        double c0 = bench_cpu_now(), t0 = bench_now();
         rc = gpt2_forward(m, inp, tgt, B, T, &loss);
         double t1 = bench_now();
         gpt2_zero_grad(m);
@@ -155,7 +146,7 @@ static int run_engine(result_t *res)
         gpt2_adamw(m, mom, mom + m->nparams, 1e-4f, &hp, GPT2_DECAY_DEFAULT, s + 1);
         double t3 = bench_now();
         tf[s] = t1 - t0, tb[s] = t2 - t1, to[s] = t3 - t2, ts[s] = t3 - t0;
-        tc[s] = cpu_now() - c0;
+        tc[s] = bench_cpu_now() - c0;
         probe_sample(&probe);
     }
     if (rc == 0) {

@@ -102,9 +102,8 @@ static int run_import(const char *dir, const char *out, double *secs, double *cp
     if (wait4(pid, &status, 0, &ru) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
         return weft_error("the import failed");
     *secs = bench_now() - t0;
-    *cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-           ru.ru_stime.tv_usec / 1e6;
-    *rss_mb = (double)ru.ru_maxrss / 1024.0;
+    *cpu = bench_ru_cpu_s(&ru);
+    *rss_mb = bench_ru_rss_mb(&ru);
     return 0;
 }
 

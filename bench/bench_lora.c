@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 typedef struct {
@@ -32,15 +31,6 @@ typedef struct {
     double state_bytes;               /* per tenant */
     int ok;
 } result_t;
-
-/* This process's CPU seconds: unlike the wall clock, it stands still while
- * other programs on a busy machine have the core, so ratios stay honest. */
-static double cpu_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* Random tokens for sequences [0, B) of length T. */
 static void fill_tokens(int *x, size_t n, int V, uint64_t seed)
@@ -152,15 +142,15 @@ static int run_timing(const setup_t *S, int K, result_t res[4])
         return -1;
     for (int s = -1; s < S->steps; s++) { /* step -1 warms up */
         double t[5], c[5];
-        t[0] = bench_now(), c[0] = cpu_now();
+        t[0] = bench_now(), c[0] = bench_cpu_now();
         if (lora_run_step(&packed, m) < 0) return -1;
-        t[1] = bench_now(), c[1] = cpu_now();
+        t[1] = bench_now(), c[1] = bench_cpu_now();
         if (lora_run_step(&one, m) < 0) return -1;
-        t[2] = bench_now(), c[2] = cpu_now();
+        t[2] = bench_now(), c[2] = bench_cpu_now();
         if (full_step(full, mom, inputs, targets, Bsum, T, s + 2) < 0) return -1;
-        t[3] = bench_now(), c[3] = cpu_now();
+        t[3] = bench_now(), c[3] = bench_cpu_now();
         if (base_step(m, inputs, targets, Bsum, T) < 0) return -1;
-        t[4] = bench_now(), c[4] = cpu_now();
+        t[4] = bench_now(), c[4] = bench_cpu_now();
         if (s < 0) continue;
         for (int i = 0; i < 4; i++) {
             ms[i * S->steps + s] = 1e3 * (t[i + 1] - t[i]);

@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
 #include <signal.h>
@@ -85,12 +84,6 @@ static double proc_cpu(pid_t pid)
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-static double rusage_s(const struct rusage *ru)
-{
-    return (double)ru->ru_utime.tv_sec + 1e-6 * (double)ru->ru_utime.tv_usec +
-           (double)ru->ru_stime.tv_sec + 1e-6 * (double)ru->ru_stime.tv_usec;
-}
-
 /* The first name in PATH that is executable: 0, or -1. */
 static int which(const char *name, char *out, size_t n)
 {
@@ -103,19 +96,6 @@ static int which(const char *name, char *out, size_t n)
         p += len + (p[len] == ':');
     }
     return -1;
-}
-
-/* A program beside weft-bench, else the bare name (found in PATH). */
-static void beside(const char *name, char *out, size_t n)
-{
-    char exe[PATH_MAX], dir[PATH_MAX];
-    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (k > 0) {
-        exe[k] = 0;
-        weft_dirname(exe, dir, sizeof dir);
-        if (weft_path_join(out, n, dir, name) == 0 && access(out, X_OK) == 0) return;
-    }
-    snprintf(out, n, "%s", name);
 }
 
 /* The stand-in worker: appends "<epoch seconds> <pid>" to the starts file,
@@ -324,9 +304,15 @@ static char *job_spec(const sched_setup_t *S, const char *name, int sweep)
     return t;
 }
 
-static json_t *submit_body(const sched_setup_t *S, const char *text)
+/* The SUBMIT body of job_spec's job `name`, or NULL. */
+static json_t *submit_body(const sched_setup_t *S, const char *name, int sweep)
 {
-    return json_pack("{s:s, s:s, s:s}", "spec", text, "folder", S->dir, "file", "bench.cfg");
+    char *text = job_spec(S, name, sweep);
+    json_t *body =
+        text ? json_pack("{s:s, s:s, s:s}", "spec", text, "folder", S->dir, "file", "bench.cfg")
+             : NULL;
+    free(text);
+    return body;
 }
 
 /* ---- (a) submissions ---- */
@@ -336,14 +322,12 @@ static double flood(const sched_setup_t *S, daemon_t *d, int round, int *errors)
 {
     char name[64];
     snprintf(name, sizeof name, "flood%d", round);
-    char *text = job_spec(S, name, 0);
-    if (!text) return -1;
     /* one serialised body, sent n times: the client's own cost stays out */
-    json_t *body = submit_body(S, text);
+    json_t *body = submit_body(S, name, 0);
+    if (!body) return -1;
     char *raw = json_dumps(body, JSON_COMPACT);
     size_t rawlen = strlen(raw);
     json_decref(body);
-    free(text);
     int sent = 0, got = 0;
     *errors = 0;
     double t0 = bench_now();
@@ -380,10 +364,8 @@ static double sweep_once(const sched_setup_t *S, daemon_t *d, int round)
 {
     char name[64];
     snprintf(name, sizeof name, "sweep%d", round);
-    char *text = job_spec(S, name, 1);
-    if (!text) return -1;
-    json_t *body = submit_body(S, text);
-    free(text);
+    json_t *body = submit_body(S, name, 1);
+    if (!body) return -1;
     int err = 0;
     double t0 = bench_now();
     json_t *r = request(d, WIRE_SUBMIT, body, &err);
@@ -451,7 +433,7 @@ static double weft_ls(const sched_setup_t *S, const daemon_t *d, int runs, const
         struct rusage ru;
         while (wait4(pid, &st, 0, &ru) < 0 && errno == EINTR) continue;
         v[i] = bench_now() - t0;
-        cpu[i] = rusage_s(&ru);
+        cpu[i] = bench_ru_cpu_s(&ru);
         if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
             return weft_error("%s ls exited %d", S->weft, WIFEXITED(st) ? WEXITSTATUS(st) : -1),
                    -1;
@@ -479,10 +461,8 @@ static int launch_once(const sched_setup_t *S, daemon_t *d, int i, double *start
 {
     char name[64];
     snprintf(name, sizeof name, "launch%d", i);
-    char *text = job_spec(S, name, 0);
-    if (!text) return -1;
-    json_t *body = submit_body(S, text);
-    free(text);
+    json_t *body = submit_body(S, name, 0);
+    if (!body) return -1;
     int before = starts_read(S->starts, NULL, NULL), err = 0;
     int mp_before = starts_read(S->mpirun_starts, NULL, NULL);
     double t0 = wall_now();
@@ -564,42 +544,24 @@ int bench_sched(int argc, char **argv)
                        .ls_runs = 20,
                        .launches = 20};
     int json = 0;
-    static const struct option opts[] = {
-        {"jobs", required_argument, 0, 'n'},    {"floods", required_argument, 0, 'f'},
-        {"inflight", required_argument, 0, 'k'}, {"stored", required_argument, 0, 'm'},
-        {"lists", required_argument, 0, 'l'},   {"ls-runs", required_argument, 0, 'r'},
-        {"launches", required_argument, 0, 'c'}, {"weftd", required_argument, 0, 'D'},
-        {"weft", required_argument, 0, 'W'},    {"keep", no_argument, 0, 'K'},
-        {"json", no_argument, 0, 'j'},          {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'n': S.jobs = atoi(optarg); break;
-        case 'f': S.floods = atoi(optarg); break;
-        case 'k': S.inflight = atoi(optarg); break;
-        case 'm': S.stored = atoi(optarg); break;
-        case 'l': S.lists = atoi(optarg); break;
-        case 'r': S.ls_runs = atoi(optarg); break;
-        case 'c': S.launches = atoi(optarg); break;
-        case 'D': snprintf(S.weftd, sizeof S.weftd, "%s", optarg); break;
-        case 'W': snprintf(S.weft, sizeof S.weft, "%s", optarg); break;
-        case 'K': S.keep = 1; break;
-        case 'j': json = 1; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return EX_USAGE;
-        }
-    }
-    if (optind < argc || S.jobs < 1 || S.floods < 1 || S.inflight < 1 || S.inflight > 900 ||
+    const bench_opt_t opts[] = {
+        BENCH_INT_OPT("jobs", &S.jobs),         BENCH_INT_OPT("floods", &S.floods),
+        BENCH_INT_OPT("inflight", &S.inflight), BENCH_INT_OPT("stored", &S.stored),
+        BENCH_INT_OPT("lists", &S.lists),       BENCH_INT_OPT("ls-runs", &S.ls_runs),
+        BENCH_INT_OPT("launches", &S.launches), BENCH_PATH_OPT("weftd", S.weftd),
+        BENCH_PATH_OPT("weft", S.weft),
+        BENCH_FLAG_OPT("keep", &S.keep),        BENCH_FLAG_OPT("json", &json)};
+    int p = bench_options(argc, argv, opts, BENCH_NOPTS(opts), usage);
+    if (p) return p > 0 ? 0 : EX_USAGE;
+    if (S.jobs < 1 || S.floods < 1 || S.inflight < 1 || S.inflight > 900 ||
         S.lists < 1 || S.ls_runs < 1 || S.launches < 1 || S.launches > MAX_SAMPLES ||
         S.floods > MAX_SAMPLES) {
         fprintf(stderr, "weft-bench sched: counts must be positive; --inflight at most 900 "
                         "(weftd's reply queue holds 1000)\n");
         return EX_USAGE;
     }
-    if (!S.weftd[0]) beside("weftd", S.weftd, sizeof S.weftd);
-    if (!S.weft[0]) beside("weft", S.weft, sizeof S.weft);
+    if (!S.weftd[0]) bench_prog("weftd", S.weftd, sizeof S.weftd);
+    if (!S.weft[0]) bench_prog("weft", S.weft, sizeof S.weft);
     snprintf(S.dir, sizeof S.dir, "/tmp/weft-bench-sched-XXXXXX");
     if (!mkdtemp(S.dir)) {
         fprintf(stderr, "weft-bench sched: mkdtemp: %s\n", strerror(errno));
@@ -626,10 +588,9 @@ int bench_sched(int argc, char **argv)
     if (h) fclose(h);
     if (daemon_start(&S, &d, "home-a", 1, 0) < 0) goto out;
     {
-        char *text = job_spec(&S, "holder", 0);
+        json_t *body = submit_body(&S, "holder", 0);
         int err = 0;
-        json_t *r = text ? request(&d, WIRE_SUBMIT, submit_body(&S, text), &err) : NULL;
-        free(text);
+        json_t *r = body ? request(&d, WIRE_SUBMIT, body, &err) : NULL;
         json_decref(r);
         if (!r || err || starts_wait(&S, 0, 20, NULL, &holder) < 0) goto out;
         stored = 1;
@@ -772,15 +733,8 @@ out:
                     {"mpirun_true_ms", 1e3 * mt}};
         for (size_t i = 0; i < sizeof figs / sizeof figs[0]; i++)
             json_object_set_new(o, figs[i].key, json_real(figs[i].v));
-        char *js = json_dumps(o, JSON_COMPACT);
-        puts(js);
-        free(js);
-        json_decref(o);
+        bench_json_print(o);
     }
-    if (!S.keep) {
-        if (weft_rm_rf(S.dir) < 0) weft_report();
-    } else {
-        fprintf(stderr, "kept %s\n", S.dir);
-    }
+    bench_dir_done(S.dir, S.keep);
     return 0;
 }

@@ -8,7 +8,6 @@
 #include "shards/shard_format.h"
 #include "shards/shard_writer.h"
 
-#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,9 +184,8 @@ static int run_writer(shard_opts_t *o, run_t *r)
     r->seconds = bench_now() - t0;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         return weft_error("the shard writer failed (status %d)", status);
-    r->rss_mb = (double)ru.ru_maxrss / 1024.0;
-    r->cpu_seconds = (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
-                     (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
+    r->rss_mb = bench_ru_rss_mb(&ru);
+    r->cpu_seconds = bench_ru_cpu_s(&ru);
     struct stat st;
     r->in_bytes = 0;
     for (int i = 0; i < o->ninputs; i++)
@@ -249,34 +247,23 @@ static int bench_row(const char *dir, int mb, int jsonl, int reps, row_t *row)
     return 0;
 }
 
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: weft-bench shard [--mb 200] [--reps 3] [--json] [--corpus DIR]\n"
+                 "Shards a generated text corpus of MB/4 and MB megabytes (and a JSONL one\n"
+                 "of MB/4) with the real writer in a child process; prints the median input\n"
+                 "MB/s and the child's peak RSS. The corpus is in the page cache.\n"
+                 "--corpus DIR only writes the MB-megabyte text corpus into DIR.\n");
+}
+
 int bench_shard(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"mb", required_argument, 0, 'm'}, {"reps", required_argument, 0, 'r'},
-        {"json", no_argument, 0, 'j'},     {"corpus", required_argument, 0, 'c'},
-        {"help", no_argument, 0, 'h'},     {0, 0, 0, 0}};
-    int mb = 200, reps = 3, json = 0, c;
+    int mb = 200, reps = 3, json = 0;
     const char *corpus = NULL;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        if (c == 'm')
-            mb = atoi(optarg);
-        else if (c == 'r')
-            reps = atoi(optarg);
-        else if (c == 'j')
-            json = 1;
-        else if (c == 'c')
-            corpus = optarg;
-        else {
-            fprintf(c == 'h' ? stdout : stderr,
-                    "usage: weft-bench shard [--mb 200] [--reps 3] [--json] [--corpus DIR]\n"
-                    "Shards a generated text corpus of MB/4 and MB megabytes (and a JSONL one\n"
-                    "of MB/4) with the real writer in a child process; prints the median input\n"
-                    "MB/s and the child's peak RSS. The corpus is in the page cache.\n"
-                    "--corpus DIR only writes the MB-megabyte text corpus into DIR.\n");
-            return c == 'h' ? 0 : EX_USAGE;
-        }
-    }
+    const bench_opt_t opts[] = {BENCH_INT_OPT("mb", &mb), BENCH_INT_OPT("reps", &reps),
+                                BENCH_FLAG_OPT("json", &json), BENCH_STR_OPT("corpus", &corpus)};
+    int p = bench_options(argc, argv, opts, BENCH_NOPTS(opts), usage);
+    if (p) return p > 0 ? 0 : EX_USAGE;
     if (mb < 4 || mb > 4096 || reps < 1 || reps > 16) {
         fprintf(stderr, "weft-bench shard: --mb must be 4..4096 and --reps 1..16\n");
         return EX_USAGE;

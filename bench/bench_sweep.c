@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
 #include <math.h>
@@ -58,8 +57,7 @@ static double children_cpu(void)
 {
     struct rusage ru;
     getrusage(RUSAGE_CHILDREN, &ru);
-    return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
-           (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
+    return bench_ru_cpu_s(&ru);
 }
 
 /* The corpus: licence texts, one document per paragraph. */
@@ -218,41 +216,21 @@ int bench_sweep(int argc, char **argv)
 {
     sweep_opts_t o = {.steps = 162, .min_steps = 6, .batch = 4, .seq = 32, .slots = 2,
                       .pack_size = 9, .eval_windows = 16};
-    static const struct option opts[] = {
-        {"steps", required_argument, 0, 'n'}, {"min-steps", required_argument, 0, 'm'},
-        {"batch", required_argument, 0, 'b'}, {"seq", required_argument, 0, 't'},
-        {"slots", required_argument, 0, 's'}, {"pack-size", required_argument, 0, 'k'},
-        {"dir", required_argument, 0, 'd'},   {"keep", no_argument, 0, 'K'},
-        {"json", no_argument, 0, 'j'},        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'n': o.steps = atoi(optarg); break;
-        case 'm': o.min_steps = atoi(optarg); break;
-        case 'b': o.batch = atoi(optarg); break;
-        case 't': o.seq = atoi(optarg); break;
-        case 's': o.slots = atoi(optarg); break;
-        case 'k': o.pack_size = atoi(optarg); break;
-        case 'd': snprintf(o.dir, sizeof o.dir, "%s", optarg); break;
-        case 'K': o.keep = 1; break;
-        case 'j': o.json = 1; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return EX_USAGE;
-        }
-    }
+    const bench_opt_t opts[] = {
+        BENCH_INT_OPT("steps", &o.steps), BENCH_INT_OPT("min-steps", &o.min_steps),
+        BENCH_INT_OPT("batch", &o.batch), BENCH_INT_OPT("seq", &o.seq),
+        BENCH_INT_OPT("slots", &o.slots), BENCH_INT_OPT("pack-size", &o.pack_size),
+        BENCH_PATH_OPT("dir", o.dir),
+        BENCH_FLAG_OPT("keep", &o.keep),  BENCH_FLAG_OPT("json", &o.json)};
+    int p = bench_options(argc, argv, opts, BENCH_NOPTS(opts), usage);
+    if (p) return p > 0 ? 0 : EX_USAGE;
     if (o.steps < 2 || o.min_steps < 1 || o.min_steps >= o.steps || o.batch < 1 || o.seq < 2 ||
         o.slots < 1 || o.pack_size < 1 || o.pack_size > 256) {
         fprintf(stderr, "weft-bench sweep: --min-steps must be below --steps, and every size "
                         "positive (--pack-size at most 256)\n");
         return EX_USAGE;
     }
-    char exe[PATH_MAX];
-    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (k <= 0) return weft_error("cannot find weft-bench's own folder"), 1;
-    exe[k] = 0;
-    weft_dirname(exe, o.bindir, sizeof o.bindir);
+    if (bench_dir(o.bindir, sizeof o.bindir) < 0) return 1;
     if (!o.dir[0]) {
         snprintf(o.dir, sizeof o.dir, "/tmp/weft-bench-sweep-XXXXXX");
         if (!mkdtemp(o.dir)) return weft_error("mkdtemp: %s", strerror(errno)), 1;
@@ -314,16 +292,8 @@ int bench_sweep(int argc, char **argv)
         json_object_set_new(j, "wall_a_over_b", json_real(speed_ab));
         json_object_set_new(j, "wall_c_over_b", json_real(speed_cb));
         json_object_set_new(j, "best_gap_b_vs_a", json_real(gap));
-        char *s = json_dumps(j, JSON_COMPACT);
-        if (s) printf("%s\n", s);
-        free(s);
-        json_decref(j);
+        bench_json_print(j);
     }
-    if (!o.keep) {
-        char *argv[] = {"/bin/rm", "-rf", o.dir, NULL};
-        pid_t pid = fork();
-        if (pid == 0) execv(argv[0], argv), _exit(127);
-        if (pid > 0) waitpid(pid, NULL, 0);
-    }
+    bench_dir_done(o.dir, o.keep);
     return 0;
 }

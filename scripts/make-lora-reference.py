@@ -132,45 +132,20 @@ def reference(cfg, P, t, outdir, base_sha, steps):
     targets[0, :2] = -1
     targets[B - 1, T - 3:] = -1
     idx, tgt = torch.tensor(inputs), torch.tensor(targets)
-    names = list(ad)
 
     logits, loss = forward(cfg, P, ad, scaling, idx, tgt)
     loss.backward()
     ref = h5py.File(os.path.join(outdir, t["tenant"] + "-ref.h5"), "w")
-    ref.attrs["format"] = "weft-reference-lora"
-    ref["inputs"] = inputs.astype(np.int32)
-    ref["targets"] = targets.astype(np.int32)
-    ref.create_dataset("logits", data=logits.detach().numpy().astype(np.float32))
-    ref["loss"] = np.float32(loss.item())
-    for n in names:
-        ref.create_dataset("grad/" + n, data=ad[n].grad.numpy().astype(np.float32))
+    engine_ref.write_batch(ref, "weft-reference-lora", inputs, targets, logits, loss, ad)
 
     hp = dict(lr=t["lr"], lr_min=t["lr"] / 10, warmup=2, steps=steps, beta1=0.9, beta2=0.95,
               eps=1e-8, weight_decay=0.1)
-    norm0 = math.sqrt(sum(float((ad[n].grad ** 2).sum()) for n in names))
-    hp["grad_clip"] = float(f"{0.5 * norm0:.3g}")  # half the first norm: clipping acts
-    for p in ad.values():
-        p.grad = None
-    opt = torch.optim.AdamW(list(ad.values()), lr=hp["lr"], betas=(hp["beta1"], hp["beta2"]),
-                            eps=hp["eps"], weight_decay=hp["weight_decay"], foreach=False)
-    losses, norms = [], []
-    for step in range(steps):
-        opt.zero_grad(set_to_none=True)
-        _, loss = forward(cfg, P, ad, scaling, idx, tgt)
-        loss.backward()
-        norm = torch.nn.utils.clip_grad_norm_(list(ad.values()), hp["grad_clip"])
-        lr = engine_ref.schedule(step, hp["lr"], hp["lr_min"], hp["warmup"], hp["steps"])
-        for g in opt.param_groups:
-            g["lr"] = lr
-        opt.step()
-        losses.append(loss.item())
-        norms.append(float(norm))
-    for k, v in hp.items():
-        ref.attrs[k] = v
-    ref["train/losses"] = np.array(losses, dtype=np.float32)
-    ref["train/grad_norm"] = np.array(norms, dtype=np.float32)
-    for n in names:
-        ref.create_dataset("train/params/" + n, data=ad[n].detach().numpy().astype(np.float32))
+    params = list(ad.values())
+    norm0 = engine_ref.clip_at_half(hp, params)
+    groups = [{"params": params, "weight_decay": hp["weight_decay"]}]
+    losses, norms = engine_ref.adamw_steps(groups, params, hp,
+                                           lambda: forward(cfg, P, ad, scaling, idx, tgt)[1])
+    engine_ref.write_train(ref, "train/", hp, losses, norms, ad)
     ref.close()
     print(f"{t['tenant']}: loss {losses[0]:.6f} -> {losses[-1]:.6f} in {steps} steps, "
           f"grad norm {norm0:.4f}, clip {hp['grad_clip']}")

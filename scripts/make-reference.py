@@ -214,6 +214,61 @@ def schedule(step, lr, lr_min, warmup, total):
     return lr_min + (lr - lr_min) * 0.5 * (1.0 + math.cos(math.pi * frac))
 
 
+def write_batch(f, fmt, inputs, targets, logits, loss, grads):
+    """One batch's reference into the open HDF5 file f: /inputs /targets (int32),
+    /logits, /loss and /grad/<name> for each name -> parameter of grads."""
+    f.attrs["format"] = fmt
+    f["inputs"] = inputs.astype(np.int32)
+    f["targets"] = targets.astype(np.int32)
+    f.create_dataset("logits", data=logits.detach().numpy().astype(np.float32))
+    f["loss"] = np.float32(loss.item())
+    for n, p in grads.items():
+        f.create_dataset("grad/" + n, data=p.grad.numpy().astype(np.float32))
+
+
+def write_train(f, prefix, hp, losses, norms, params):
+    """A training run's reference into the open HDF5 file f: hp as root attributes,
+    PREFIXlosses, PREFIXgrad_norm and PREFIXparams/<name> for each name -> parameter
+    of params (their values after the last step)."""
+    for k, v in hp.items():
+        f.attrs[k] = v
+    f[prefix + "losses"] = np.array(losses, dtype=np.float32)
+    f[prefix + "grad_norm"] = np.array(norms, dtype=np.float32)
+    for n, p in params.items():
+        f.create_dataset(prefix + "params/" + n, data=p.detach().numpy().astype(np.float32))
+
+
+def clip_at_half(hp, params):
+    """Sets hp["grad_clip"] to half the global norm of params' gradients (so that
+    clipping acts), then clears the gradients; returns that norm."""
+    norm0 = math.sqrt(sum(float((p.grad ** 2).sum()) for p in params))
+    hp["grad_clip"] = float(f"{0.5 * norm0:.3g}")
+    for p in params:
+        p.grad = None
+    return norm0
+
+
+def adamw_steps(groups, params, hp, step_loss):
+    """hp["steps"] AdamW steps on the parameter groups, each on step_loss()'s
+    gradients clipped to a global norm of hp["grad_clip"] over params, at the
+    engine's learning rate schedule; returns the losses and the norms."""
+    opt = torch.optim.AdamW(groups, lr=hp["lr"], betas=(hp["beta1"], hp["beta2"]),
+                            eps=hp["eps"], foreach=False)
+    losses, norms = [], []
+    for step in range(hp["steps"]):
+        opt.zero_grad(set_to_none=True)
+        loss = step_loss()
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(params, hp["grad_clip"])
+        lr = schedule(step, hp["lr"], hp["lr_min"], hp["warmup"], hp["steps"])
+        for g in opt.param_groups:
+            g["lr"] = lr
+        opt.step()
+        losses.append(loss.item())
+        norms.append(float(norm))
+    return losses, norms
+
+
 def decays(name):
     """Weight decay on the linear layers' weights only (not biases, norms, embeddings,
     nor an untied lm_head)."""
@@ -256,44 +311,19 @@ def main():
     logits, loss = forward(cfg, P, idx, tgt)
     loss.backward()
     with h5py.File(args.out + "-grad.h5", "w") as f:
-        f.attrs["format"] = "weft-reference-grad"
-        f["inputs"] = inputs.astype(np.int32)
-        f["targets"] = targets.astype(np.int32)
-        f.create_dataset("logits", data=logits.detach().numpy().astype(np.float32))
-        f["loss"] = np.float32(loss.item())
-        for n in names:
-            f.create_dataset("grad/" + n, data=P[n].grad.numpy().astype(np.float32))
+        write_batch(f, "weft-reference-grad", inputs, targets, logits, loss,
+                    {n: P[n] for n in names})
 
     hp = dict(lr=1e-3, lr_min=1e-4, warmup=2, steps=args.steps, beta1=0.9, beta2=0.95,
               eps=1e-8, weight_decay=0.2)
-    norm0 = math.sqrt(sum(float((P[n].grad ** 2).sum()) for n in names))
-    hp["grad_clip"] = float(f"{0.5 * norm0:.3g}")  # half the first norm: clipping acts
-    for p in P.values():
-        p.grad = None
+    norm0 = clip_at_half(hp, list(P.values()))
     groups = [{"params": [P[n] for n in names if decays(n)], "weight_decay": hp["weight_decay"]},
               {"params": [P[n] for n in names if not decays(n)], "weight_decay": 0.0}]
-    opt = torch.optim.AdamW(groups, lr=hp["lr"], betas=(hp["beta1"], hp["beta2"]),
-                            eps=hp["eps"], foreach=False)
-    losses, norms = [], []
-    for step in range(args.steps):
-        opt.zero_grad(set_to_none=True)
-        _, loss = forward(cfg, P, idx, tgt)
-        loss.backward()
-        norm = torch.nn.utils.clip_grad_norm_(list(P.values()), hp["grad_clip"])
-        lr = schedule(step, hp["lr"], hp["lr_min"], hp["warmup"], hp["steps"])
-        for g in opt.param_groups:
-            g["lr"] = lr
-        opt.step()
-        losses.append(loss.item())
-        norms.append(float(norm))
+    losses, norms = adamw_steps(groups, list(P.values()), hp,
+                                lambda: forward(cfg, P, idx, tgt)[1])
     with h5py.File(args.out + "-train.h5", "w") as f:
         f.attrs["format"] = "weft-reference-train"
-        for k, v in hp.items():
-            f.attrs[k] = v
-        f["losses"] = np.array(losses, dtype=np.float32)
-        f["grad_norm"] = np.array(norms, dtype=np.float32)
-        for n in names:
-            f.create_dataset("params/" + n, data=P[n].detach().numpy().astype(np.float32))
+        write_train(f, "", hp, losses, norms, {n: P[n] for n in names})
     print(f"{args.out}: loss {losses[0]:.6f} -> {losses[-1]:.6f} in {args.steps} steps, "
           f"grad norm {norm0:.4f}, clip {hp['grad_clip']}")
 

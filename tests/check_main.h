@@ -1,6 +1,7 @@
 /* check_main.h: how every Check test program runs. A program lists its tests
  * in a table and hands it to check_main(), which builds the one suite and
- * case, runs them and returns main's exit status (1 when any test failed). */
+ * its case (and a case of its own for each test with its own timeout), runs
+ * them and returns main's exit status (1 when any test failed). */
 #ifndef WEFT_TESTS_CHECK_MAIN_H
 #define WEFT_TESTS_CHECK_MAIN_H
 
@@ -8,11 +9,13 @@
 
 typedef struct {
     const TTest *test;
-    int loops; /* > 0: a loop test over _i in [0, loops) */
+    int loops;   /* > 0: a loop test over _i in [0, loops) */
+    int timeout; /* > 0: seconds for this test alone, in a case of its own */
 } check_test_t;
 
-#define CHECK_TEST(t)    ((check_test_t){(t), 0})
-#define CHECK_LOOP(t, n) ((check_test_t){(t), (n)})
+#define CHECK_TEST(t)        ((check_test_t){.test = (t)})
+#define CHECK_LOOP(t, n)     ((check_test_t){.test = (t), .loops = (n)})
+#define CHECK_TIMED(t, secs) ((check_test_t){.test = (t), .timeout = (secs)})
 
 typedef struct {
     const char *suite, *tcase; /* tcase NULL: named as the suite */
@@ -27,13 +30,20 @@ static inline int check_main(check_opts_t o, const check_test_t *tests, int ntes
     TCase *tc = tcase_create(o.tcase ? o.tcase : o.suite);
     if (o.timeout > 0) tcase_set_timeout(tc, o.timeout);
     if (o.setup || o.teardown) tcase_add_checked_fixture(tc, o.setup, o.teardown);
+    suite_add_tcase(s, tc); /* runs first; the timed tests' own cases after it */
     for (int i = 0; i < ntests; i++) {
+        TCase *into = tc;
+        if (tests[i].timeout > 0) {
+            into = tcase_create(tests[i].test->name);
+            tcase_set_timeout(into, tests[i].timeout);
+            if (o.setup || o.teardown) tcase_add_checked_fixture(into, o.setup, o.teardown);
+            suite_add_tcase(s, into);
+        }
         if (tests[i].loops > 0)
-            tcase_add_loop_test(tc, tests[i].test, 0, tests[i].loops);
+            tcase_add_loop_test(into, tests[i].test, 0, tests[i].loops);
         else
-            tcase_add_test(tc, tests[i].test);
+            tcase_add_test(into, tests[i].test);
     }
-    suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     if (o.nofork) srunner_set_fork_status(sr, CK_NOFORK);
     srunner_run_all(sr, CK_NORMAL);

@@ -4,6 +4,8 @@ tests_common_test_common_SOURCES = tests/common/test_common.c
 tests_common_test_common_CFLAGS = $(TEST_CFLAGS)
 tests_common_test_common_LDADD = common/libweftcommon.a $(TEST_LIBS) $(WEFT_LIBS)
 TESTS += tests/common/test_common
+# What the Python tests share: PASS/FAIL counting, and driving a real weftd.
+EXTRA_DIST += tests/checks.py tests/weftlib.py
 
 include tests/shards/local.mk
 include tests/shards/chat.mk

@@ -23,7 +23,7 @@ TESTS += tests/model/test_safetensors tests/model/test_hf_import.py \
 	tests/model/test_mistral_window.sh tests/model/test_peft_llama.py
 EXTRA_DIST += tests/model/test_mistral_window.sh tests/model/test_peft_llama.py
 EXTRA_DIST += tests/model/test_hf_import.py tests/model/test_hf_reference.py \
-	tests/model/test_peft.py tests/model/stwriter.py
+	tests/model/test_peft.py tests/model/stwriter.py tests/model/modeltest.py
 
 # The header parser's fuzz target (docs/FUZZING.md), replayed by make check.
 FUZZ_NAMES += safetensors

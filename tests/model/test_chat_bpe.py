@@ -14,29 +14,10 @@ import tempfile
 import h5py
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", "."), "tests", "model"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import maketok  # noqa: E402
-
-passed = 0
-
-
-def ok(msg):
-    global passed
-    passed += 1
-    print("ok:", msg)
-
-
-def fail(msg):
-    print("FAIL:", msg)
-    print("%d passed, 1 failed" % passed)
-    sys.exit(1)
-
-
-def run(*args, check=True):
-    p = subprocess.run(list(args), capture_output=True, text=True)
-    if check and p.returncode != 0:
-        fail("%s: exit %d: %s" % (" ".join(args), p.returncode, p.stderr.strip()))
-    return p
+import modeltest  # noqa: E402
+from modeltest import fail, ok, run  # noqa: E402
 
 
 def ids_of(tok, text):
@@ -107,4 +88,4 @@ run("weft", "init-model", "--preset", "tiny", "--tokenizer", "tok.json", "-o", "
 p = run("weft", "generate", "--model", "m.h5", "--chat", "--template", "chatml", "--prompt",
         "hi", "--tokens", "5", "--seed", "1")
 ok("weft generate --chat with the model's BPE tokenizer")
-print("%d passed, 0 failed" % passed)
+print("%d passed, 0 failed" % modeltest.checks)

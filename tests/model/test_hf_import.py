@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 
@@ -24,46 +23,13 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import modeltest  # noqa: E402
 import stwriter  # noqa: E402
+from modeltest import gpt2_state, h5_tensors, refused, weft  # noqa: E402
 
 src = os.environ.get("top_srcdir", ".")
 tiny = os.path.join(src, "tests", "engine", "data", "tiny.h5")
 tmp = tempfile.mkdtemp(prefix="weft-test-hf-")
-checks = 0
-
-
-def weft(*args, ok=True):
-    p = subprocess.run(["weft", *args], capture_output=True, text=True)
-    if ok and p.returncode != 0:
-        sys.exit(f"FAIL: weft {' '.join(args)}: {p.stderr}")
-    return p
-
-
-def refused(args, phrase):
-    global checks
-    p = weft(*args, ok=False)
-    lines = p.stderr.strip().splitlines()
-    assert p.returncode == 1, f"weft {args}: exit {p.returncode}, stderr {p.stderr!r}"
-    assert len(lines) == 1, f"weft {args}: not one line: {p.stderr!r}"
-    assert phrase in lines[0], f"weft {args}: {phrase!r} not in {lines[0]!r}"
-    checks += 1
-
-
-def h5_tensors(path):
-    out = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda n, o: out.__setitem__(n, o[...]) if isinstance(o, h5py.Dataset) else None)
-    return out
-
-
-def gpt2_state(path):
-    """HF GPT2LMHeadModel keys -> arrays, from a weft-model v1 file."""
-    t = h5_tensors(path)
-    sd = {"transformer.wte.weight": t["wte"], "transformer.wpe.weight": t["wpe"]}
-    for k, v in t.items():
-        if k not in ("wte", "wpe"):
-            sd["transformer." + k.replace("/", ".")] = v
-    return sd
 
 
 def gpt2_dir(name, sd, config_extra=None, hub=True, **kw):
@@ -106,14 +72,14 @@ same_values(f"{tmp}/hub.h5", ref)
 with h5py.File(f"{tmp}/hub.h5", "r") as f:
     assert f.attrs["version"] == 1 and f.attrs["arch"] in (b"gpt2", "gpt2")
     assert f.attrs["tokenizer"] in (b"byte", "byte")  # vocab 257, no tokenizer files
-checks += 1
+modeltest.checks += 1
 
 # bare keys (no transformer. prefix), no buffers
 bare = {k[len("transformer."):]: v for k, v in sd.items()}
 d = gpt2_dir("bare", bare, hub=False)
 weft("import", d, "-o", f"{tmp}/bare.h5")
 assert open(f"{tmp}/bare.h5", "rb").read() == open(f"{tmp}/hub.h5", "rb").read()
-checks += 1
+modeltest.checks += 1
 
 # --- widening: F16 (with subnormals), BF16, F64 -------------------------------
 rng = np.random.default_rng(1)
@@ -130,7 +96,7 @@ for dt, conv in (("F16", lambda a: a.astype(np.float16).astype(np.float32)),
     want = {("wte" if k.endswith("wte.weight") else "wpe" if k.endswith("wpe.weight")
              else k[len("transformer."):].replace(".", "/")): conv(v) for k, v in s.items()}
     same_values(f"{tmp}/{dt}.h5", want)
-    checks += 1
+    modeltest.checks += 1
 
 # --- sharded checkpoint: the same bytes as the single file ---------------------
 d = os.path.join(tmp, "sharded")
@@ -148,7 +114,7 @@ with open(os.path.join(d, "model.safetensors.index.json"), "w") as fp:
     json.dump(index, fp)
 weft("import", d, "-o", f"{tmp}/sharded.h5")
 assert open(f"{tmp}/sharded.h5", "rb").read() == open(f"{tmp}/hub.h5", "rb").read()
-checks += 1
+modeltest.checks += 1
 
 # --- export: import(export(m)) == m, bytes; BF16 export --------------------------
 weft("init-model", "--preset", "tiny", "--seed", "5", "-o", f"{tmp}/m.h5")
@@ -160,7 +126,7 @@ assert meta == {"format": "pt"} and (8 + hlen) % 8 == 0
 assert "transformer.h.0.attn.c_attn.weight" in t and "lm_head.weight" not in t
 cfg = json.load(open(f"{tmp}/m-hf/config.json"))
 assert cfg["architectures"] == ["GPT2LMHeadModel"] and cfg["n_positions"] == 32
-checks += 1
+modeltest.checks += 1
 weft("export", f"{tmp}/m.h5", "-o", f"{tmp}/m-bf16", "--dtype", "bf16")
 t16, meta, hlen, _ = stwriter.read(f"{tmp}/m-bf16/model.safetensors")
 m = h5_tensors(f"{tmp}/m.h5")
@@ -170,7 +136,7 @@ for k, (dt, shape, raw) in t16.items():
         k, k[len("transformer."):].replace(".", "/"))
     assert raw == stwriter.encode(m[h5name], "BF16"), f"{k}: not round-to-nearest-even"
 assert (8 + hlen) % 8 == 0 and json.load(open(f"{tmp}/m-bf16/config.json"))["torch_dtype"] == "bfloat16"
-checks += 1
+modeltest.checks += 1
 
 # --- the Llama family ----------------------------------------------------------
 def llama_dir(name, arch, tied, rope, extra=None, bias=False, obias=False, hub_buffers=False):
@@ -254,7 +220,7 @@ for name, arch, tied, rope, extra, kw in cases:
     assert out_cfg["architectures"] == [arch] and out_cfg["tie_word_embeddings"] == tied
     weft("import", f"{tmp}/{name}-out", "-o", f"{tmp}/{name}-back.h5")
     assert open(f"{tmp}/{name}-back.h5", "rb").read() == open(f"{tmp}/{name}.h5", "rb").read(), name
-    checks += 1
+    modeltest.checks += 1
 
 # engine-written Llama models: import(export(m)) is m byte for byte (one attribute
 # table); the class is the one the biases fit; biases no class has are refused
@@ -267,7 +233,7 @@ for bias, arch in (("none", "LlamaForCausalLM"), ("q,k,v", "Qwen2ForCausalLM"),
     assert json.load(open(f"{tmp}/e-hf/config.json"))["architectures"] == [arch], bias
     weft("import", f"{tmp}/e-hf", "-o", f"{tmp}/e-back.h5")
     assert open(f"{tmp}/e.h5", "rb").read() == open(f"{tmp}/e-back.h5", "rb").read(), bias
-    checks += 1
+    modeltest.checks += 1
 weft("init-model", "--preset", "llama-tiny", "--vocab", "300", "--bias", "q", "-o", f"{tmp}/e.h5")
 refused(["export", f"{tmp}/e.h5", "-o", f"{tmp}/e-q"], "biases on some of q_proj")
 
@@ -296,7 +262,7 @@ with h5py.File(f"{tmp}/vm.h5", "r") as f:
 weft("export", f"{tmp}/vm.h5", "-o", f"{tmp}/vm-out")
 assert open(f"{tmp}/vm-out/vocab.json", "rb").read() == vocab
 assert open(f"{tmp}/vm-out/merges.txt", "rb").read() == merges
-checks += 1
+modeltest.checks += 1
 
 # --- refusals: one line each -----------------------------------------------------
 def bad(name, phrase, sd_=None, **kw):
@@ -375,6 +341,16 @@ cfg = json.load(open(os.path.join(d, "config.json")))
 cfg["tie_word_embeddings"] = True  # the file still holds a different lm_head
 json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
 refused(["import", d, "-o", f"{tmp}/x.h5"], "differs")
+# what each command needs: the usage, then one line naming it
+for args, phrase in ((["import", d], "HF_DIR and -o are required"),
+                     (["export", "-o", f"{tmp}/y"], "MODEL.h5 and -o are required"),
+                     (["export-adapter", "a.h5"], "ADAPTER.h5 and -o are required"),
+                     (["merge", "--model", tiny, "-o", f"{tmp}/x.h5"],
+                      "--model, --adapter and -o are required")):
+    p = weft(*args, check=False)
+    assert p.returncode == 1 and p.stderr.startswith("usage: weft " + args[0]), (args, p.stderr)
+    assert p.stderr.strip().splitlines()[-1].endswith(phrase), (args, p.stderr)
+    modeltest.checks += 1
 
 shutil.rmtree(tmp)
-print(f"weft import/export: {checks} checks passed")
+print(f"weft import/export: {modeltest.checks} checks passed")

@@ -29,34 +29,21 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import modeltest  # noqa: E402
 import stwriter  # noqa: E402
+from modeltest import rel, weft  # noqa: E402
 
 data = os.path.join(os.environ.get("top_srcdir", "."), "tests", "engine", "data")
 model, ref = os.path.join(data, "l3h3.h5"), os.path.join(data, "l3h3-grad.h5")
 tmp = tempfile.mkdtemp(prefix="weft-test-hf-ref-")
 
 
-def run(*args, ok=True):
-    p = subprocess.run(["weft", *args], capture_output=True, text=True)
-    if ok and p.returncode:
-        sys.exit(f"FAIL: weft {' '.join(args)}: {p.stderr}")
-    return p
-
-
-def rel(a, b):
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return np.linalg.norm(a - b) / np.linalg.norm(b)
-
-
 with h5py.File(model, "r") as f:
     cfg = {k: int(f.attrs[k]) for k in ("n_layer", "n_head", "n_embd", "vocab_size", "n_ctx")}
-    sd = {}
-    f.visititems(lambda n, o: sd.__setitem__(n, o[...]) if isinstance(o, h5py.Dataset) else None)
 
 hf = os.path.join(tmp, "hf")
 os.makedirs(hf)
-state = {"transformer.wte.weight": sd.pop("wte"), "transformer.wpe.weight": sd.pop("wpe")}
-state.update({"transformer." + k.replace("/", "."): v for k, v in sd.items()})
+state = modeltest.gpt2_state(model)
 T = cfg["n_ctx"]
 for l in range(cfg["n_layer"]):
     state[f"transformer.h.{l}.attn.bias"] = np.tril(np.ones((1, 1, T, T), np.float32))
@@ -67,8 +54,8 @@ json.dump({"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_layer"
            "layer_norm_epsilon": 1e-05, "tie_word_embeddings": True},
           open(os.path.join(hf, "config.json"), "w"))
 
-run("import", hf, "-o", f"{tmp}/imported.h5")
-run("grad", "--model", f"{tmp}/imported.h5", "--batch", ref, "-o", f"{tmp}/out.h5", "--logits")
+weft("import", hf, "-o", f"{tmp}/imported.h5")
+weft("grad", "--model", f"{tmp}/imported.h5", "--batch", ref, "-o", f"{tmp}/out.h5", "--logits")
 out, r = h5py.File(f"{tmp}/out.h5", "r"), h5py.File(ref, "r")
 assert abs(out["loss"][()] - r["loss"][()]) <= 1e-5 * abs(r["loss"][()]), "loss"
 assert rel(out["logits"], r["logits"]) <= 1e-5, "logits"
@@ -91,7 +78,7 @@ def attr(a, k):
 
 def check_against_reference(imported, ref, label):
     out_h5 = f"{tmp}/{label}-out.h5"
-    run("grad", "--model", imported, "--batch", ref, "-o", out_h5, "--logits")
+    weft("grad", "--model", imported, "--batch", ref, "-o", out_h5, "--logits")
     out, r = h5py.File(out_h5, "r"), h5py.File(ref, "r")
     assert abs(out["loss"][()] - r["loss"][()]) <= 1e-5 * abs(r["loss"][()]), f"{label}: loss"
     assert rel(out["logits"], r["logits"]) <= 1e-5, f"{label}: logits"
@@ -152,7 +139,7 @@ for name, arch, extra, rope_layout, buffers in LLAMA:
     stwriter.write(os.path.join(hf, "model.safetensors"), sd, metadata={"format": "pt"})
     json.dump(cfg, open(os.path.join(hf, "config.json"), "w"))
     imported = f"{tmp}/{name}-imported.h5"
-    run("import", hf, "-o", imported)
+    weft("import", hf, "-o", imported)
     with h5py.File(imported, "r") as f:
         b = {k: attr(f.attrs, k) for k in f.attrs}
     for k, v in a.items():  # one table: the engine's names and values
@@ -169,9 +156,9 @@ hf = os.path.join(tmp, "lhd")
 cfg = json.load(open(os.path.join(hf, "config.json")))
 cfg["sliding_window"] = cfg["max_position_embeddings"] - 1
 json.dump(cfg, open(os.path.join(hf, "config.json"), "w"))
-run("import", hf, "-o", f"{tmp}/lhd-w.h5")
-p = run("grad", "--model", f"{tmp}/lhd-w.h5", "--batch", os.path.join(data, "lhd-grad.h5"),
-        "-o", f"{tmp}/x.h5", ok=False)
+weft("import", hf, "-o", f"{tmp}/lhd-w.h5")
+p = weft("grad", "--model", f"{tmp}/lhd-w.h5", "--batch", os.path.join(data, "lhd-grad.h5"),
+        "-o", f"{tmp}/x.h5", check=False)
 lines = p.stderr.strip().splitlines()
 want = f"sliding_window = {cfg['sliding_window']}"
 assert p.returncode == 1 and len(lines) == 1 and want in lines[0], p.stderr

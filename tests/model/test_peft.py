@@ -24,25 +24,14 @@ import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import modeltest  # noqa: E402
 import stwriter  # noqa: E402
+from modeltest import refused, rel, weft  # noqa: E402
 
 data = os.path.join(os.environ.get("top_srcdir", "."), "tests", "lora", "data")
 base, acme, batch = (os.path.join(data, n) for n in ("base.h5", "acme.h5", "acme-ref.h5"))
 tmp = tempfile.mkdtemp(prefix="weft-test-peft-")
 MODULES = ["attn/c_attn", "attn/c_proj", "mlp/c_fc", "mlp/c_proj"]
-checks = 0
-
-
-def weft(*args, ok=True):
-    p = subprocess.run(["weft", *args], capture_output=True, text=True)
-    if ok and p.returncode:
-        sys.exit(f"FAIL: weft {' '.join(args)}: {p.stderr}")
-    return p
-
-
-def rel(a, b):
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return np.linalg.norm(a - b) / np.linalg.norm(b)
 
 
 with h5py.File(acme, "r") as f:
@@ -90,14 +79,14 @@ for n in names:
     assert rel(got[n], ref["grad"][n]) <= 1e-4, n
     assert np.array_equal(got[n][...], want[n][...]), f"{n}: PEFT and weft-adapter differ"
 assert np.array_equal(got["logits"][...], want["logits"][...])
-checks += 3
+modeltest.checks += 3
 
 # weft generate reads the PEFT folder too: the same text as with acme.h5
 gen = [subprocess.run(["weft", "generate", "--model", base, "--adapter", a, "--prompt", "ab",
                        "--tokens", "12", "--seed", "2"], capture_output=True, check=True).stdout
        for a in (acme, os.path.join(tmp, "peft"))]
 assert gen[0] == gen[1] and gen[0], gen
-checks += 1
+modeltest.checks += 1
 
 # rsLoRA: alpha' = (alpha/r)·sqrt(r) gives the same scaling, so the same logits
 got = grad(peft_dir("rslora", lora_alpha=alpha / r * np.sqrt(r), use_rslora=True), f"{tmp}/rs.h5")
@@ -105,7 +94,7 @@ assert rel(got["logits"], want["logits"]) <= 1e-6, "rsLoRA scaling"
 # and the plain alpha with rsLoRA on does differ (the setting is read)
 got = grad(peft_dir("rslora2", use_rslora=True), f"{tmp}/rs2.h5")
 assert rel(got["logits"], want["logits"]) > 1e-4, "use_rslora ignored"
-checks += 2
+modeltest.checks += 2
 
 # --- export-adapter -------------------------------------------------------------
 weft("export-adapter", acme, "-o", f"{tmp}/out", "--base-model", "org/base")
@@ -139,7 +128,7 @@ with h5py.File(acme, "r") as f, h5py.File(f"{tmp}/two.h5", "w") as g:
             g[f"h/{l}/{m}/lora_B"] = f[f"h/{l}/{m}/lora_B"][...]
 weft("export-adapter", f"{tmp}/two.h5", "-o", f"{tmp}/two")
 assert json.load(open(f"{tmp}/two/adapter_config.json"))["target_modules"] == ["attn.c_proj", "c_fc"]
-checks += 3
+modeltest.checks += 3
 
 # --- merge ------------------------------------------------------------------------
 weft("merge", "--model", base, "--adapter", acme, "-o", f"{tmp}/merged.h5")
@@ -150,28 +139,19 @@ m = h5py.File(f"{tmp}/m.h5", "r")
 e = rel(m["logits"], want["logits"])
 assert e <= 1e-5, f"merged logits: relative error {e:.3g}"
 assert abs(m["loss"][()] - want["loss"][()]) <= 1e-5 * abs(want["loss"][()])
-checks += 2
+modeltest.checks += 2
 with h5py.File(base, "r") as b, h5py.File(f"{tmp}/merged.h5", "r") as g:  # Conv1D: W += s·(B·A)ᵀ
     A, B = mats[(1, "mlp/c_fc")]
     delta = (alpha / r) * (B.astype(np.float64) @ A.astype(np.float64)).T
     d = g["h/1/mlp/c_fc/weight"][...] - b["h/1/mlp/c_fc/weight"][...]
     assert np.abs(d - delta).max() <= 1e-6 * max(1.0, np.abs(b["h/1/mlp/c_fc/weight"][...]).max())
     assert np.array_equal(g["wte"][...], b["wte"][...])
-checks += 1
+modeltest.checks += 1
 weft("init-model", "--preset", "tiny", "--layers", "3", "--heads", "3", "--embd", "48",
      "--vocab", "300", "--ctx", "20", "--seed", "4", "-o", f"{tmp}/other.h5")
 
 
 # --- refusals ------------------------------------------------------------------------
-def refused(args, phrase):
-    global checks
-    p = weft(*args, ok=False)
-    lines = p.stderr.strip().splitlines()
-    assert p.returncode == 1 and len(lines) == 1, (args, p.returncode, p.stderr)
-    assert phrase in lines[0], (phrase, lines[0])
-    checks += 1
-
-
 refused(["merge", "--model", f"{tmp}/other.h5", "--adapter", acme, "-o", f"{tmp}/x.h5"], "sha256")
 assert not os.path.exists(f"{tmp}/x.h5")
 
@@ -203,4 +183,4 @@ weft("init-model", "--preset", "tiny", "--layers", "3", "--heads", "2", "--embd"
 refused(["grad", "--model", f"{tmp}/narrow.h5", "--adapter", f"{tmp}/peft", "--batch", batch, "-o",
          f"{tmp}/x.h5"], "width")
 shutil.rmtree(tmp)
-print(f"PEFT adapters and merge: {checks} checks passed")
+print(f"PEFT adapters and merge: {modeltest.checks} checks passed")

@@ -35,7 +35,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import modeltest  # noqa: E402
 import stwriter  # noqa: E402
+from modeltest import refused, rel, weft  # noqa: E402
 
 src = os.environ.get("top_srcdir", ".")
 data = os.path.abspath(os.path.join(src, "tests", "engine", "data"))
@@ -45,21 +47,8 @@ spec = importlib.util.spec_from_file_location("make_reference",
 ref_model = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(ref_model)
 tmp = tempfile.mkdtemp(prefix="weft-test-peft-llama-")
-checks = 0
 r, alpha = 4, 8.0
 MODS = ["self_attn.q_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.down_proj"]
-
-
-def weft(*args, ok=True):
-    p = subprocess.run(["weft", *args], capture_output=True, text=True)
-    if ok and p.returncode:
-        sys.exit(f"FAIL: weft {' '.join(args)}: {p.stderr}")
-    return p
-
-
-def rel(a, b):
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return np.linalg.norm(a - b) / np.linalg.norm(b)
 
 
 cfg, names, P = ref_model.load_model(base)
@@ -126,7 +115,7 @@ for (l, m), (a, b) in leaves.items():
         assert e <= 1e-4, f"{n}: relative error {e:.3g}"
 print(f"Llama PEFT folder: loss, logits and {2 * len(leaves)} adapter gradients match the "
       f"float64 reference (worst {worst:.2g})")
-checks += 3
+modeltest.checks += 3
 
 # --- a weft-adapter file: the same bits; export-adapter -------------------------------
 sha = subprocess.run(["sha256sum", base], capture_output=True, text=True, check=True).stdout.split()[0]
@@ -142,7 +131,7 @@ want = grad(h5, f"{tmp}/h5-grad.h5")
 for k in ["logits"] + [f"model/layers/{l}/{m.replace('.', '/')}/lora_{x}"
                        for (l, m) in mats for x in "AB"]:
     assert np.array_equal(got[k][...], want[k][...]), f"{k}: PEFT folder and weft-adapter differ"
-checks += 1
+modeltest.checks += 1
 
 weft("export-adapter", h5, "-o", f"{tmp}/out", "--base-model", "org/lgqa")
 c = json.load(open(f"{tmp}/out/adapter_config.json"))
@@ -159,7 +148,7 @@ for (l, m), (A, B) in mats.items():
     assert shape == [B.shape[0], r] and raw == B.astype("<f4").tobytes(), k
 back = grad(f"{tmp}/out", f"{tmp}/out-grad.h5")
 assert np.array_equal(back["logits"][...], want["logits"][...])
-checks += 2
+modeltest.checks += 2
 
 # --- merge ------------------------------------------------------------------------------
 weft("merge", "--model", base, "--adapter", h5, "-o", f"{tmp}/merged.h5")
@@ -177,13 +166,13 @@ with h5py.File(base, "r") as b, h5py.File(f"{tmp}/merged.h5", "r") as f:  # nn.L
     assert np.array_equal(f["model/layers/1/self_attn/k_proj/weight"][...],
                           b["model/layers/1/self_attn/k_proj/weight"][...])
 print(f"Llama merge: logits equal base + adapter (relative error {e:.2g})")
-checks += 2
+modeltest.checks += 2
 # merge needs no Hugging Face class: a q_proj-only bias (which export refuses) merges
 weft("init-model", "--preset", "llama-tiny", "--layers", "2", "--heads", "4", "--kv-heads", "2",
      "--embd", "32", "--inner", "48", "--vocab", "300", "--ctx", "12", "--bias", "q",
      "-o", f"{tmp}/qbias.h5")
 weft("merge", "--model", f"{tmp}/qbias.h5", "--adapter", peft, "-o", f"{tmp}/qbias-m.h5")
-checks += 1
+modeltest.checks += 1
 
 # --- eval and generate read the folder as the file -----------------------------------
 open(f"{tmp}/c.txt", "w").write("the quick brown fox jumps over the lazy dog\n---\n" * 200)
@@ -197,7 +186,7 @@ for a in (h5, peft):
                            capture_output=True, check=True).stdout
     outs.append((e, gtext))
 assert outs[0] == outs[1] and outs[0][0], outs
-checks += 1
+modeltest.checks += 1
 
 # --- a tenant's init_adapter: the worker starts from the PEFT folder --------------------
 with open(f"{tmp}/night.cfg", "w") as f:
@@ -217,19 +206,10 @@ with h5py.File(f"{tmp}/night/acme/adapter.h5", "r") as f:
         n = f"model/layers/{l}/{m.replace('.', '/')}"
         assert np.allclose(f[n + "/lora_A"][...], A, rtol=1e-6, atol=1e-9), n
         assert np.allclose(f[n + "/lora_B"][...], B, rtol=1e-6, atol=1e-9), n
-checks += 1
+modeltest.checks += 1
 
 
 # --- refusals ---------------------------------------------------------------------------
-def refused(args, phrase):
-    global checks
-    p = weft(*args, ok=False)
-    lines = p.stderr.strip().splitlines()
-    assert p.returncode == 1 and len(lines) == 1, (args, p.returncode, p.stderr)
-    assert phrase in lines[0], (phrase, lines[0])
-    checks += 1
-
-
 def grad_refused(adapter, phrase, model=base):
     refused(["grad", "--model", model, "--adapter", adapter, "--batch", batch, "-o",
              f"{tmp}/x.h5"], phrase)
@@ -251,4 +231,4 @@ weft("init-model", "--preset", "llama-tiny", "--layers", "2", "--heads", "4", "-
 grad_refused(peft, "self_attn.v_proj is 32 -> 16, but this llama backbone's is 32 -> 8",
              model=f"{tmp}/kv1.h5")
 shutil.rmtree(tmp)
-print(f"Llama PEFT adapters and merge: {checks} checks passed")
+print(f"Llama PEFT adapters and merge: {modeltest.checks} checks passed")

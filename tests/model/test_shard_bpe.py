@@ -13,29 +13,11 @@ import tempfile
 import h5py
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.environ.get("top_srcdir", "."), "tests", "model"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import maketok  # noqa: E402
+import modeltest  # noqa: E402
+from modeltest import fail, ok, run  # noqa: E402
 import json  # noqa: E402
-
-passed = 0
-
-
-def ok(msg):
-    global passed
-    passed += 1
-    print("ok:", msg)
-
-
-def fail(msg):
-    print("FAIL:", msg)
-    sys.exit(1)
-
-
-def run(*args, check=True):
-    p = subprocess.run(list(args), capture_output=True, text=True)
-    if check and p.returncode != 0:
-        fail("%s: exit %d: %s" % (" ".join(args), p.returncode, p.stderr.strip()))
-    return p
 
 
 def ids_of(tok, text, work):
@@ -80,31 +62,29 @@ def main():
     with open(src, "w") as f:
         f.write("\n---\n".join(docs))
 
+    # each document = weft tokenize's ids + the end of text; uint16 tokens while
+    # the vocabulary fits, uint32 above 65,536
+    for name, eot, dtype in (("small", 261, np.uint16), ("big", 70000, np.uint32)):
+        tok = os.path.join(work, name + ".json")
+        json.dump(maketok.tokenizer(eot), open(tok, "w"))
+        out = os.path.join(work, name + ".h5")
+        run("weft", "shard", "--quiet", "--tokenizer", tok, "-o", out, src)
+        run("weft", "shard", "--verify", out)
+        check_file(out, tok, docs, eot, eot + 1, dtype, work)
+        ok("vocabulary of %d: %s tokens, each document = weft tokenize's ids + %d"
+           % (eot + 1, np.dtype(dtype).name, eot))
     small = os.path.join(work, "small.json")
-    json.dump(maketok.tokenizer(261), open(small, "w"))
-    out = os.path.join(work, "s16.h5")
-    run("weft", "shard", "--quiet", "--tokenizer", small, "-o", out, src)
-    run("weft", "shard", "--verify", out)
-    check_file(out, small, docs, 261, 262, np.uint16, work)
-    ok("vocabulary of 262: uint16 tokens, each document = weft tokenize's ids + 261")
 
     lit = os.path.join(work, "lit.txt")
     with open(lit, "w") as f:
         f.write("a<|end_of_text|>b")
-    run("weft", "shard", "--quiet", "--tokenizer", small, "-o", out + ".lit", lit)
-    with h5py.File(out + ".lit", "r") as f:
+    out = os.path.join(work, "lit.h5")
+    run("weft", "shard", "--quiet", "--tokenizer", small, "-o", out, lit)
+    with h5py.File(out, "r") as f:
         toks = [int(x) for x in f["train/tokens"][:]]
     if toks.count(261) != 1 or toks[-1] != 261 or len(toks) < 10:
         fail("a document holding <|end_of_text|> as text: %s" % toks)
     ok("the end-of-text token's text inside a document stays text: %s" % toks)
-
-    big = os.path.join(work, "big.json")
-    json.dump(maketok.tokenizer(70000), open(big, "w"))
-    out = os.path.join(work, "s32.h5")
-    run("weft", "shard", "--quiet", "--tokenizer", big, "-o", out, src)
-    run("weft", "shard", "--verify", out)
-    check_file(out, big, docs, 70000, 70001, np.uint32, work)
-    ok("vocabulary of 70001: uint32 tokens, end of text 70000")
 
     out = os.path.join(work, "eos.h5")
     run("weft", "shard", "--quiet", "--tokenizer", small, "--eos", "\u0120the", "-o", out, src)
@@ -140,7 +120,7 @@ def main():
     if rss[1] > rss[0] + 12 * 1024:
         fail("peak RSS grew from %d kB (2 MB) to %d kB (16 MB)" % (rss[0], rss[1]))
     ok("peak RSS %d kB for a 2 MB document, %d kB for 16 MB" % (rss[0], rss[1]))
-    print("%d passed, 0 failed" % passed)
+    print("%d passed, 0 failed" % modeltest.checks)
 
 
 main()

@@ -10,33 +10,18 @@ a real weftd over ipc:
 """
 import json
 import os
-import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 
-try:
-    import zmq
-except ImportError:
-    print("SKIP: python3-zmq is missing (apt-get install -y python3-zmq)")
-    sys.exit(77)
-
-FAILED = 0
-
-
-def ok(cond, what):
-    global FAILED
-    print(("PASS: " if cond else "FAIL: ") + what)
-    if not cond:
-        FAILED += 1
-
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import weftlib  # noqa: E402  (skips the test where python3-zmq is missing)
+from checks import ok  # noqa: E402
 
 T = tempfile.mkdtemp(prefix="weft-test-protocol-")
 H = os.path.join(T, "home")
-CTX = zmq.Context()
 
 
 def start():
@@ -46,43 +31,9 @@ def start():
         sys.exit(1)
 
 
-def stop():
-    try:
-        pid = int(open(os.path.join(H, "weftd.pid")).read())
-        os.kill(pid, signal.SIGTERM)
-        for _ in range(100):
-            os.kill(pid, 0)
-            time.sleep(0.05)
-    except (OSError, ValueError):
-        pass
-
-
-def dealer():
-    s = CTX.socket(zmq.DEALER)
-    s.linger = 0
-    s.connect("ipc://%s/weftd.sock" % H)
-    return s
-
-
-def send(s, cmd, body):
-    s.send_multipart([b"WEFT1", cmd.encode(), json.dumps(body).encode()])
-
-
-def recv(s, timeout=10.0):
-    if not s.poll(int(timeout * 1000)):
-        return None
-    f = s.recv_multipart()
-    return f[1].decode(), json.loads(f[2])
-
-
-def ask(s, cmd, body):
-    send(s, cmd, body)
-    return recv(s)
-
-
 def main():
     start()
-    stop()
+    weftlib.stop_weftd(H)
     # One cancelled job with 1200 events, put straight into the store.
     db = sqlite3.connect(os.path.join(H, "weft.db"))
     db.execute("INSERT INTO submissions (id, name, spec, folder, owner, submitted, njobs) "
@@ -95,37 +46,37 @@ def main():
     db.commit()
     db.close()
     start()
-    c = dealer()
+    c = weftlib.Client("ipc://%s/weftd.sock" % H, timeout=10.0)
 
     # 1. req echoed
     for req in (7, "abc", {"n": [1, 2]}, None):
-        a = ask(c, "LIST", {"limit": 1, "req": req})
+        a = c.ask("LIST", {"limit": 1, "req": req})
         ok(a and a[0] == "REPLY" and "req" in a[1] and a[1]["req"] == req,
            "LIST's REPLY echoes req %r: %s" % (req, a and a[1].get("req", "(none)")))
-    a = ask(c, "LIST", {"limit": 1})
+    a = c.ask("LIST", {"limit": 1})
     ok(a and a[0] == "REPLY" and "req" not in a[1], "no req, no echo")
-    a = ask(c, "STATUS", {"id": 99, "req": "s-99"})
+    a = c.ask("STATUS", {"id": 99, "req": "s-99"})
     ok(a and a[0] == "ERROR" and a[1].get("error") == "not_found" and a[1].get("req") == "s-99",
        "an ERROR (not_found) echoes req: %s" % (a and a[1]))
-    a = ask(c, "LIST", {"limit": "all", "req": [3]})
+    a = c.ask("LIST", {"limit": "all", "req": [3]})
     ok(a and a[0] == "ERROR" and a[1].get("error") == "field" and a[1].get("req") == [3],
        "an ERROR (field) echoes req: %s" % (a and a[1]))
-    a = ask(c, "CANCEL", {"ids": [1, 1], "req": "c"})
+    a = c.ask("CANCEL", {"ids": [1, 1], "req": "c"})
     ok(a and a[0] == "REPLY" and a[1].get("req") == "c" and len(a[1]["jobs"]) == 1,
        "CANCEL's REPLY echoes req: %s" % (a and a[1]))
 
     # 2. a req too big to echo
-    a = ask(c, "LIST", {"req": "x" * 300})
+    a = c.ask("LIST", {"req": "x" * 300})
     ok(a and a[0] == "ERROR" and a[1].get("error") == "field" and "req" not in a[1] and
        "256" in a[1].get("message", ""), "a req over 256 bytes is refused, not echoed: %s"
        % (a and a[1].get("message")))
 
     # 3. WATCH: every event once, in order, each echoing req, then the end.
-    send(c, "WATCH", {"id": 1, "from": 0, "req": {"w": 1}})
+    c.send("WATCH", {"id": 1, "from": 0, "req": {"w": 1}})
     steps, reqs, end, reply = [], set(), None, None
     deadline = time.time() + 60
     while time.time() < deadline and end is None:
-        m = recv(c, 10)
+        m = c.recv(10)
         if m is None:
             break
         word, body = m
@@ -144,17 +95,7 @@ def main():
     ok(reqs == {json.dumps({"w": 1})}, "every REPLY and EVENT of the WATCH echoes its req: %s"
        % sorted(reqs)[:3])
     c.close()
-    stop()
-    return FAILED
 
 
 if __name__ == "__main__":
-    rc = 1
-    try:
-        rc = main()
-    finally:
-        stop()
-        if not os.environ.get("KEEP"):
-            shutil.rmtree(T, ignore_errors=True)
-    print("all passed" if rc == 0 else "%d failed" % rc)
-    sys.exit(1 if rc else 0)
+    weftlib.run_main(main, T, [H])

@@ -25,51 +25,14 @@ import sys
 import tempfile
 import time
 
-try:
-    import zmq
-except ImportError:
-    print("SKIP: python3-zmq is missing (apt-get install -y python3-zmq)")
-    sys.exit(77)
-if not zmq.has("curve"):
-    print("SKIP: this libzmq has no CURVE")
-    sys.exit(77)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import weftlib  # noqa: E402  (skips the test where python3-zmq is missing)
+from checks import ok, must  # noqa: E402
+from weftlib import Client, free_port, read_key  # noqa: E402
 
-FAILED = 0
-
-
-def ok(cond, what):
-    global FAILED
-    if cond:
-        print("PASS:", what)
-    else:
-        print("FAIL:", what)
-        FAILED += 1
-    return cond
-
-
-def must(cond, what):
-    if not ok(cond, what):
-        sys.exit(1)
-
-
+weftlib.need_curve()
 T = tempfile.mkdtemp(prefix="weft-test-auth-")
 HOMES = []
-
-
-def cleanup():
-    for h in HOMES:
-        stop(h)
-    subprocess.run(["pkill", "-f", "weft-worker " + T], stderr=subprocess.DEVNULL)
-    if not os.environ.get("KEEP"):
-        shutil.rmtree(T, ignore_errors=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def run(*args, **kw):
@@ -79,64 +42,6 @@ def run(*args, **kw):
 def start(home, *opts):
     HOMES.append(home)
     return run("weftd", "--home", home, "--slots", "2", *opts)
-
-
-def stop(home):
-    try:
-        pid = int(open(os.path.join(home, "weftd.pid")).read())
-        os.kill(pid, signal.SIGTERM)
-        for _ in range(100):
-            os.kill(pid, 0)
-            time.sleep(0.05)
-    except (OSError, ValueError):
-        pass
-
-
-def read_key(path):
-    k = {}
-    for line in open(path):
-        line = line.strip()
-        if line and not line.startswith("#"):
-            n, v = line.split("=", 1)
-            k[n.strip()] = v.strip()
-    return k
-
-
-CTX = zmq.Context()
-
-
-class Client:
-    """A DEALER on weftd's endpoint; keys: a key file made by weft keygen."""
-
-    def __init__(self, endpoint, key=None, server=None, rid=None):
-        self.s = CTX.socket(zmq.DEALER)
-        self.s.linger = 0
-        if rid:
-            self.s.setsockopt(zmq.ROUTING_ID, rid.encode())
-        if key:
-            k = read_key(key)
-            self.s.curve_secretkey = k["secret-key"].encode()
-            self.s.curve_publickey = k["public-key"].encode()
-            self.s.curve_serverkey = (server or k["server-key"]).encode()
-        self.s.connect(endpoint)
-
-    def ask(self, cmd, body, timeout=5.0):
-        """Sends one command; returns (word, body) of the answer, or None."""
-        self.send(cmd, body)
-        return self.recv(timeout)
-
-    def send(self, cmd, body):
-        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-        self.s.send_multipart([b"WEFT1", cmd.encode(), raw])
-
-    def recv(self, timeout=5.0):
-        if not self.s.poll(int(timeout * 1000)):
-            return None
-        f = self.s.recv_multipart()
-        return f[1].decode(), json.loads(f[2])
-
-    def close(self):
-        self.s.close()
 
 
 def is_error(ans, kind=None):
@@ -205,7 +110,7 @@ def main():
        "--insecure-tcp starts with a warning on stderr")
     ok("NOT authenticated" in open(os.path.join(bare, "weftd.log")).read(),
        "--insecure-tcp's warning is in the log too")
-    stop(bare)
+    weftlib.stop_weftd(bare)
     r = start(bare, "--endpoint", E, "--server-key", "acme.pub")
     ok(r.returncode == 64 and "secret" in r.stderr, "a public key file is not a server key")
     os.chmod("acme.key", 0o644)
@@ -480,9 +385,8 @@ def main():
         c.close()
 
 
-try:
-    main()
-finally:
-    cleanup()
-print("%s: %d failure(s)" % (os.path.basename(sys.argv[0]), FAILED))
-sys.exit(1 if FAILED else 0)
+def kill_workers():
+    subprocess.run(["pkill", "-f", "weft-worker " + T], stderr=subprocess.DEVNULL)
+
+
+weftlib.run_main(main, T, HOMES, kill_workers)

@@ -14,11 +14,8 @@ maximum-size requests, over ipc and over tcp with a tenant's CURVE key.
     connection, which the daemon's STATUS counts ("disconnects").
 Every loop is bounded in time; everything runs on loopback and ipc.
 """
-import json
 import os
 import shutil
-import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -27,80 +24,24 @@ import tempfile
 import threading
 import time
 
-try:
-    import zmq
-except ImportError:
-    print("SKIP: python3-zmq is missing (apt-get install -y python3-zmq)")
-    sys.exit(77)
-if not zmq.has("curve"):
-    print("SKIP: this libzmq has no CURVE")
-    sys.exit(77)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import weftlib  # noqa: E402  (skips the test where python3-zmq is missing)
+from checks import ok, must  # noqa: E402
+from weftlib import read_key  # noqa: E402
+import zmq  # noqa: E402
 
-FAILED = 0
+weftlib.need_curve()
 MAX = 1024 * 1024  # weftd's default --max-message
-
-
-def ok(cond, what):
-    global FAILED
-    print(("PASS: " if cond else "FAIL: ") + what)
-    if not cond:
-        FAILED += 1
-    return cond
-
-
-def must(cond, what):
-    if not ok(cond, what):
-        sys.exit(1)
-
-
 T = tempfile.mkdtemp(prefix="weft-test-flood-")
 H = os.path.join(T, "home")
-CTX = zmq.Context()
 
 
 def run(*args, **kw):
     return subprocess.run(list(args), cwd=T, capture_output=True, text=True, **kw)
 
 
-def stop():
-    try:
-        pid = int(open(os.path.join(H, "weftd.pid")).read())
-        os.kill(pid, signal.SIGTERM)
-        for _ in range(100):
-            os.kill(pid, 0)
-            time.sleep(0.05)
-    except (OSError, ValueError):
-        pass
-
-
-def read_key(path):
-    k = {}
-    for line in open(path):
-        if "=" in line and not line.startswith("#"):
-            n, v = line.split("=", 1)
-            k[n.strip()] = v.strip()
-    return k
-
-
 def dealer(endpoint, key=None, server=None):
-    s = CTX.socket(zmq.DEALER)
-    s.linger = 0
-    if key:
-        k = read_key(key)
-        s.curve_secretkey = k["secret-key"].encode()
-        s.curve_publickey = k["public-key"].encode()
-        s.curve_serverkey = server.encode()
-    s.connect(endpoint)
-    return s
-
-
-def ask(s, cmd, body, timeout=10.0):
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    s.send_multipart([b"WEFT1", cmd.encode(), raw])
-    if not s.poll(int(timeout * 1000)):
-        return None
-    f = s.recv_multipart()
-    return f[1].decode(), json.loads(f[2])
+    return weftlib.Client(endpoint, key, server, timeout=10.0)
 
 
 def padded(prefix, suffix, size):
@@ -124,22 +65,19 @@ def main():
     must(run("weft", "keygen", "--role", "tenant:acme", "-o", "acme").returncode == 0,
          "weft keygen (tenant)")
     shutil.copy(os.path.join(T, "acme.pub"), os.path.join(H, "clients"))
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    E = "tcp://127.0.0.1:%d" % s.getsockname()[1]
-    s.close()
+    E = "tcp://127.0.0.1:%d" % weftlib.free_port()
     r = run("weftd", "--home", H, "--endpoint", E, "--slots", "2")
     must(r.returncode == 0, "weftd on %s: %s" % (E, r.stderr.strip()))
     skey = read_key(H + "/server.pub")["public-key"]
     ipc = "ipc://%s/weftd.sock" % H
     admin = dealer(ipc)
     acme = dealer(E, os.path.join(T, "acme.key"), skey)
-    must(ask(admin, "LIST", {}) is not None, "weftd answers")
+    must(admin.ask("LIST", {}) is not None, "weftd answers")
 
     # Jobs to look at, put straight into the store while weftd is stopped
     # (cancelled, so nothing runs): acme's one job, the oldest, under 30000
     # of another tenant's.
-    stop()
+    weftlib.stop_weftd(H)
     db = sqlite3.connect(os.path.join(H, "weft.db"))
     db.execute("INSERT INTO submissions (id, name, spec, folder, owner, submitted, njobs) "
                "VALUES (1, 's', '', '/', 'admin', 0, 30001)")
@@ -160,7 +98,7 @@ def main():
     pages, found, before, t0 = 0, [], None, time.monotonic()
     while pages < 10 and not found:
         body = {"limit": 1} if before is None else {"limit": 1, "before": before}
-        a = ask(acme, "LIST", body)
+        a = acme.ask("LIST", body)
         if not a or a[0] != "REPLY":
             break
         pages += 1
@@ -176,32 +114,32 @@ def main():
     #    most 1000 ids, 64 KiB), counted; the same connection is answered next.
     body, nids = ids_body(MAX)
     t0 = time.monotonic()
-    a = ask(acme, "CANCEL", body, timeout=2)
-    b = ask(acme, "LIST", {"limit": 1}, timeout=10)
+    a = acme.ask("CANCEL", body, timeout=2)
+    b = acme.ask("LIST", {"limit": 1}, timeout=10)
     took = time.monotonic() - t0
-    st = ask(admin, "STATUS", {})
+    st = admin.ask("STATUS", {})
     ok(a is None and b is not None and b[0] == "REPLY" and took < 4.0 and
        st[1]["rejected_by_reason"]["oversize"] == 1,
        "a CANCEL of %d ids (%d bytes) over tcp is dropped unread and counted (%s); the next "
        "request is answered: %.2f s in all" % (nids, len(body),
                                                 st[1]["rejected_by_reason"]["oversize"], took))
     big = b'{"ids":[' + b",".join(b"%d" % i for i in range(1, 5001)) + b"]}"
-    a = ask(acme, "CANCEL", big)
+    a = acme.ask("CANCEL", big)
     ok(a and a[0] == "ERROR" and a[1].get("error") == "limit",
        "a CANCEL of 5000 ids is refused in one line: %s" % (a and a[1].get("message")))
 
     # 2. Duplicates are answered once; the cap itself is answered.
-    a = ask(admin, "CANCEL", {"ids": [7] * 998 + [8, 7]})
+    a = admin.ask("CANCEL", {"ids": [7] * 998 + [8, 7]})
     ok(a and a[0] == "REPLY" and [j["id"] for j in a[1]["jobs"]] == [7, 8],
        "ids given twice are answered once, in first-seen order: %s" % (a and str(a[1])[:100]))
     t0 = time.monotonic()
-    a = ask(admin, "CANCEL", {"ids": list(range(1, 1001))})
+    a = admin.ask("CANCEL", {"ids": list(range(1, 1001))})
     ok(a and a[0] == "REPLY" and len(a[1]["jobs"]) == 1000,
        "a CANCEL of 1000 ids (the cap) is answered: %.3f s" % (time.monotonic() - t0))
-    a = ask(admin, "CANCEL", {"ids": list(range(1, 1002))})
+    a = admin.ask("CANCEL", {"ids": list(range(1, 1002))})
     ok(a and a[0] == "ERROR" and a[1].get("error") == "limit" and "1000" in a[1]["message"],
        "1001 ids are refused in one line: %s" % (a and a[1].get("message")))
-    a = ask(admin, "CANCEL", {"ids": [1, "2"]})
+    a = admin.ask("CANCEL", {"ids": [1, "2"]})
     ok(a and a[0] == "ERROR" and a[1].get("error") == "field",
        "an id that is not an integer is refused: %s" % (a and a[1].get("message")))
     r = run("weft", "--home", H, "cancel", *[str(i) for i in range(1, 2501)])
@@ -221,7 +159,7 @@ def main():
              ("LIST", b'{"pad":"' + b"y" * (MAX + 10) + b'"}')]  # over the limit
 
     def flood(endpoint, key=None):
-        s = dealer(endpoint, key, skey if key else None)
+        s = dealer(endpoint, key, skey if key else None).s
         s.sndhwm = 4
         end = time.monotonic() + 30
         i = 0
@@ -248,7 +186,7 @@ def main():
     lat, lost = [], 0
     for _ in range(20):
         t0 = time.monotonic()
-        a = ask(admin, "LIST", {"limit": 5}, timeout=5)
+        a = admin.ask("LIST", {"limit": 5}, timeout=5)
         if a is None or a[0] != "REPLY":
             lost += 1
         lat.append(time.monotonic() - t0)
@@ -273,7 +211,7 @@ def main():
     ok(all(c[0] == 0 and c[1] < 5 for c in cli), "weft ls answers while flooded: %s" % cli)
 
     # 5. Over-limit frames were dropped by ZeroMQ with their connection.
-    st = ask(admin, "STATUS", {})
+    st = admin.ask("STATUS", {})
     ok(st and st[0] == "REPLY" and st[1]["rejected_by_reason"]["oversize"] >= 1 and
        st[1]["rejected_by_reason"]["limit"] >= 1 and st[1]["disconnects"] >= 1,
        "requests over their command's limit are dropped and counted (oversize %s), large ones "
@@ -282,20 +220,10 @@ def main():
        % (st and st[1]["rejected_by_reason"]["oversize"],
           st and st[1]["rejected_by_reason"]["limit"], st and st[1].get("disconnects")))
     one = dealer(ipc)
-    a = ask(one, "LIST", b'{"pad":"' + b"z" * MAX + b'"}', timeout=2)
+    a = one.ask("LIST", b'{"pad":"' + b"z" * MAX + b'"}', timeout=2)
     ok(a is None, "an over-limit LIST gets no answer")
     one.close()
-    stop()
-    return FAILED
 
 
 if __name__ == "__main__":
-    rc = 1
-    try:
-        rc = main()
-    finally:
-        stop()
-        if not os.environ.get("KEEP"):
-            shutil.rmtree(T, ignore_errors=True)
-    print("%s" % ("all passed" if rc == 0 else "%d failed" % rc))
-    sys.exit(1 if rc else 0)
+    weftlib.run_main(main, T, [H])

@@ -1,6 +1,7 @@
 /* test_shard_writer.c: `weft shard` end to end: every document's bytes come
  * back, the split and shuffle are seeded and byte-identical, shard offsets
  * follow their rule, bad input fails cleanly, h5dump reads the output. */
+#include "tests/check_main.h"
 #include "tests/shards/testutil.h"
 #include "common/fsutil.h"
 #include "common/h5util.h"
@@ -685,30 +686,20 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("shard_writer");
-    TCase *tc = tcase_create("shard_writer");
-    tcase_add_checked_fixture(tc, tu_setup, tu_teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, roundtrip_text);
-    tcase_add_test(tc, roundtrip_jsonl);
-    tcase_add_test(tc, attributes_and_source_hash);
-    tcase_add_test(tc, deterministic);
-    tcase_add_test(tc, shard_offsets_rule);
-    tcase_add_test(tc, rank_split_invariants);
-    tcase_add_test(tc, bad_inputs);
-    tcase_add_test(tc, interrupted_run);
-    tcase_add_test(tc, h5dump_reads_output);
-    tcase_add_test(tc, sha256_accelerated_matches_plain);
-    tcase_add_test(tc, large_documents_and_block_edges);
-    suite_add_tcase(s, tc);
-    TCase *quick = tcase_create("fifo");
-    tcase_add_checked_fixture(quick, tu_setup, tu_teardown);
-    tcase_set_timeout(quick, 10);
-    tcase_add_test(quick, fifo_input_refused);
-    suite_add_tcase(s, quick);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    check_test_t tests[] = {CHECK_TEST(roundtrip_text),
+                            CHECK_TEST(roundtrip_jsonl),
+                            CHECK_TEST(attributes_and_source_hash),
+                            CHECK_TEST(deterministic),
+                            CHECK_TEST(shard_offsets_rule),
+                            CHECK_TEST(rank_split_invariants),
+                            CHECK_TEST(bad_inputs),
+                            CHECK_TEST(interrupted_run),
+                            CHECK_TEST(h5dump_reads_output),
+                            CHECK_TEST(sha256_accelerated_matches_plain),
+                            CHECK_TEST(large_documents_and_block_edges),
+                            CHECK_TIMED(fifo_input_refused, 10)};
+    return check_main(
+        (check_opts_t){
+            .suite = "shard_writer", .timeout = 120, .setup = tu_setup, .teardown = tu_teardown},
+        tests, CHECK_NTESTS(tests));
 }

@@ -39,15 +39,18 @@ static void make_good(void)
     ck_assert_msg(shard_write(&o, NULL) == 0, "%s", weft_last_error());
 }
 
-static void copy_file(const char *from, const char *to, size_t keep)
+/* good.h5 copied as name (its first keep bytes; 0: all of it): the copy's path. */
+static const char *copy_good(const char *name, size_t keep)
 {
     size_t n;
-    uint8_t *b = tu_get(from, &n);
+    uint8_t *b = tu_get(tu_path("good.h5"), &n);
     ck_assert_ptr_nonnull(b);
+    const char *to = tu_path(name);
     FILE *f = fopen(to, "wb");
     ck_assert_uint_eq(fwrite(b, 1, keep && keep < n ? keep : n, f), keep && keep < n ? keep : n);
     fclose(f);
     free(b);
+    return to;
 }
 
 START_TEST(windows_and_cursor_restore)
@@ -170,13 +173,11 @@ END_TEST
 START_TEST(wrong_version_and_missing_parts)
 {
     make_good();
-    copy_file(tu_path("good.h5"), tu_path("v2.h5"), 0);
-    hid_t f = H5Fopen(tu_path("v2.h5"), H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t f = H5Fopen(copy_good("v2.h5", 0), H5F_ACC_RDWR, H5P_DEFAULT);
     ck_assert_int_eq(h5_attr_write_i64(f, "version", 2), 0);
     H5Fclose(f);
     verify_fails(tu_path("v2.h5"), "has weft-shards version 2; this weft reads version 1");
-    copy_file(tu_path("good.h5"), tu_path("noval.h5"), 0);
-    f = H5Fopen(tu_path("noval.h5"), H5F_ACC_RDWR, H5P_DEFAULT);
+    f = H5Fopen(copy_good("noval.h5", 0), H5F_ACC_RDWR, H5P_DEFAULT);
     ck_assert_int_ge(H5Ldelete(f, "/val/doc_offsets", H5P_DEFAULT), 0);
     H5Fclose(f);
     verify_fails(tu_path("noval.h5"), "missing dataset /val/doc_offsets");
@@ -188,8 +189,7 @@ START_TEST(truncated_file)
     make_good();
     size_t n;
     free(tu_get(tu_path("good.h5"), &n));
-    copy_file(tu_path("good.h5"), tu_path("half.h5"), n / 2);
-    verify_fails(tu_path("half.h5"), "truncated");
+    verify_fails(copy_good("half.h5", n / 2), "truncated");
 }
 END_TEST
 
@@ -198,8 +198,7 @@ END_TEST
 START_TEST(corrupt_chunk)
 {
     make_good();
-    copy_file(tu_path("good.h5"), tu_path("bad.h5"), 0);
-    hid_t f = H5Fopen(tu_path("bad.h5"), H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t f = H5Fopen(copy_good("bad.h5", 0), H5F_ACC_RDONLY, H5P_DEFAULT);
     hid_t d = H5Dopen2(f, "/train/tokens", H5P_DEFAULT), s = H5Dget_space(d);
     hsize_t off[1], size;
     haddr_t addr;
@@ -231,8 +230,7 @@ END_TEST
 START_TEST(verify_checks_document_ends)
 {
     make_good();
-    copy_file(tu_path("good.h5"), tu_path("noeot.h5"), 0);
-    shardset_t *ss = shardset_new(tu_path("noeot.h5"));
+    shardset_t *ss = shardset_new(copy_good("noeot.h5", 0));
     ck_assert_ptr_nonnull(ss);
     int64_t a, b;
     ck_assert_int_eq(shardset_doc_range(ss, SHARDSET_TRAIN, 3, &a, &b), 0);

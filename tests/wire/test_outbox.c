@@ -1,13 +1,13 @@
 /* test_outbox.c: the worker's outbox against a real ROUTER on ipc://: order,
  * ACK trimming, replay after a restart (also after SIGKILL), torn and corrupt
  * spools, attempts, a late and a restarting coordinator, never blocking. */
+#include "tests/check_main.h"
 #include "common/clock.h"
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "common/outbox.h"
 #include "common/wire.h"
 
-#include <check.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +37,14 @@ static void teardown(void)
     weft_rm_rf(tmpdir);
 }
 
+/* The outbox of run's attempt on the spool; the test fails where it cannot open. */
+static outbox_t *open_ok(const char *run, int attempt)
+{
+    outbox_t *ob = outbox_open(spool, run, attempt);
+    ck_assert_msg(ob != NULL, "%s", weft_last_error());
+    return ob;
+}
+
 /* A coordinator as the protocol asks: stores each seq of one stream once,
  * in order (wire_seq_accept), and ACKs every message. drop_once makes it
  * lose that seq the first time it arrives (as on a broken connection). */
@@ -57,6 +65,21 @@ static void coord_start(coord_t *c)
 {
     c->router = wire_router_new(ctx, endpoint, NULL);
     ck_assert_msg(c->router != NULL, "%s", weft_last_error());
+}
+
+/* The last message the coordinator got holds the integer want at key. */
+static void assert_last_int(const coord_t *c, const char *key, int64_t want)
+{
+    int64_t v = 0;
+    ck_assert_msg(wire_get_int(c->last_body, key, &v) == 0 && v == want,
+                  "the last message's %s is %lld, not %lld", key, (long long)v, (long long)want);
+}
+
+/* The coordinator started, and ob connected to it. */
+static void coord_serve(coord_t *c, outbox_t *ob)
+{
+    coord_start(c);
+    ck_assert_int_eq(outbox_connect(ob, ctx, endpoint, NULL), 0);
 }
 
 static void coord_stop(coord_t *c)
@@ -177,16 +200,14 @@ static void check_stored_in_order(const coord_t *c, int64_t from, int64_t to)
 
 START_TEST(numbered_in_order_and_ack_trims)
 {
-    outbox_t *ob = outbox_open(spool, "run-a", 1);
-    ck_assert_msg(ob != NULL, "%s", weft_last_error());
+    outbox_t *ob = open_ok("run-a", 1);
     outbox_set_compact_every(ob, 0);
     for (int i = 1; i <= 5; i++) ck_assert_int_eq(post_metric(ob, i), i);
     long long first;
     ck_assert_int_eq(spool_records(&first), 5);
     ck_assert_int_eq(first, 1);
     coord_t c = {0};
-    coord_start(&c);
-    ck_assert_int_eq(outbox_connect(ob, ctx, endpoint, NULL), 0);
+    coord_serve(&c, ob);
     run_until(ob, &c, 5, 20);
     check_stored_in_order(&c, 1, 5);
     for (size_t i = 0; i < c.nstored; i++) ck_assert_int_eq(c.steps[i], (int64_t)i + 1);
@@ -223,24 +244,20 @@ END_TEST
 
 START_TEST(restart_replays_exactly_the_unacked)
 {
-    outbox_t *ob = outbox_open(spool, "run-b", 3);
-    ck_assert_ptr_nonnull(ob);
+    outbox_t *ob = open_ok("run-b", 3);
     for (int i = 1; i <= 10; i++) post_metric(ob, i);
     coord_t c = {0};
-    coord_start(&c);
-    ck_assert_int_eq(outbox_connect(ob, ctx, endpoint, NULL), 0);
+    coord_serve(&c, ob);
     run_until(ob, &c, 10, 20);
     outbox_destroy(&ob);
     coord_free(&c);
 
     /* Posts 11..20 while the coordinator only stores up to 14. */
-    ob = outbox_open(spool, "run-b", 3);
-    ck_assert_ptr_nonnull(ob);
+    ob = open_ok("run-b", 3);
     ck_assert_int_eq(outbox_stats(ob).pending, 0);
     for (int i = 11; i <= 20; i++) ck_assert_int_eq(post_metric(ob, i), i);
     coord_t c2 = {.acked = 10, .ignore_after = 14};
-    coord_start(&c2);
-    ck_assert_int_eq(outbox_connect(ob, ctx, endpoint, NULL), 0);
+    coord_serve(&c2, ob);
     double t0 = weft_clock();
     while ((outbox_stats(ob).acked < 14 || outbox_stats(ob).unsent > 0) && weft_clock() - t0 < 20) {
         wire_msg_t *m = NULL;
@@ -253,16 +270,14 @@ START_TEST(restart_replays_exactly_the_unacked)
     outbox_destroy(&ob); /* stopped with 15..20 sent but never acknowledged */
     coord_free(&c2);
 
-    ob = outbox_open(spool, "run-b", 3);
-    ck_assert_ptr_nonnull(ob);
+    ob = open_ok("run-b", 3);
     outbox_stats_t s = outbox_stats(ob);
     ck_assert_int_eq(s.last_seq, 20);
     ck_assert_int_eq(s.acked, 14);
     ck_assert_int_eq(s.pending, 6);
     /* A fresh coordinator that stored up to 14 gets exactly 15..20, in order. */
     coord_t c3 = {.acked = 14};
-    coord_start(&c3);
-    ck_assert_int_eq(outbox_connect(ob, ctx, endpoint, NULL), 0);
+    coord_serve(&c3, ob);
     run_until(ob, &c3, 20, 20);
     check_stored_in_order(&c3, 15, 20);
     for (size_t i = 0; i < c3.nstored; i++) ck_assert_int_eq(c3.steps[i], 15 + (int64_t)i);
@@ -291,12 +306,10 @@ START_TEST(sigkill_loses_nothing_posted)
     int status;
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
     ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "child status %d", status);
-    outbox_t *ob = outbox_open(spool, "run-k", 1);
-    ck_assert_msg(ob != NULL, "%s", weft_last_error());
+    outbox_t *ob = open_ok("run-k", 1);
     ck_assert_int_eq(outbox_stats(ob).pending, 300);
     coord_t c = {0};
-    coord_start(&c);
-    ck_assert_int_eq(outbox_connect(ob, ctx, endpoint, NULL), 0);
+    coord_serve(&c, ob);
     run_until(ob, &c, 300, 30);
     check_stored_in_order(&c, 1, 300);
     for (size_t i = 0; i < c.nstored; i++) ck_assert_int_eq(c.steps[i], (int64_t)i + 1);
@@ -319,13 +332,11 @@ START_TEST(torn_tail_is_cut_corruption_is_refused)
     for (int i = 1; i <= 5; i++) post_metric(ob, i);
     outbox_destroy(&ob);
     append_raw("M 6 METRIC {\"ru");
-    ob = outbox_open(spool, "run-t", 1);
-    ck_assert_msg(ob != NULL, "%s", weft_last_error());
+    ob = open_ok("run-t", 1);
     ck_assert_int_eq(outbox_stats(ob).pending, 5);
     ck_assert_int_eq(post_metric(ob, 6), 6);
     outbox_destroy(&ob);
-    ob = outbox_open(spool, "run-t", 1);
-    ck_assert_ptr_nonnull(ob);
+    ob = open_ok("run-t", 1);
     ck_assert_int_eq(outbox_stats(ob).pending, 6);
     outbox_destroy(&ob);
 
@@ -379,24 +390,19 @@ START_TEST(new_attempt_carries_unacked_over)
     json_decref(ck);
     outbox_destroy(&ob);
 
-    ob = outbox_open(spool, "run-n", 2);
-    ck_assert_msg(ob != NULL, "%s", weft_last_error());
+    ob = open_ok("run-n", 2);
     outbox_stats_t s = outbox_stats(ob);
     ck_assert_int_eq(s.pending, 5); /* the HELLO of attempt 1 is dropped */
     ck_assert_int_eq(s.last_seq, 5);
     ck_assert_int_eq(s.acked, 0);
     coord_t c = {0};
-    coord_start(&c);
-    ck_assert_int_eq(outbox_connect(ob, ctx, endpoint, NULL), 0);
+    coord_serve(&c, ob);
     run_until(ob, &c, 5, 20);
     check_stored_in_order(&c, 1, 5);
     for (int i = 0; i < 4; i++) ck_assert_int_eq(c.steps[i], i + 1);
     ck_assert_int_eq(c.last_cmd, WIRE_CHECKPOINT);
-    int64_t v;
-    ck_assert_int_eq(wire_get_int(c.last_body, "attempt", &v), 0);
-    ck_assert_int_eq(v, 2);
-    ck_assert_int_eq(wire_get_int(c.last_body, "from_attempt", &v), 0);
-    ck_assert_int_eq(v, 1);
+    assert_last_int(&c, "attempt", 2);
+    assert_last_int(&c, "from_attempt", 1);
     outbox_destroy(&ob);
     coord_free(&c);
     /* the old attempt may not write to the spool any more */
@@ -410,21 +416,18 @@ START_TEST(stale_attempt_cannot_clobber_the_spool)
     outbox_t *old = outbox_open(spool, "run-c", 1);
     for (int i = 1; i <= 3; i++) post_metric(old, i);
     /* a newer attempt opens the spool while the old group still runs */
-    outbox_t *cur = outbox_open(spool, "run-c", 2);
-    ck_assert_ptr_nonnull(cur);
+    outbox_t *cur = open_ok("run-c", 2);
     ck_assert_int_eq(post_metric(cur, 4), 4);
     /* the old one gets its ACKs and would compact: it must leave the file alone */
     outbox_set_compact_every(old, 0);
     coord_t c = {0};
-    coord_start(&c);
-    ck_assert_int_eq(outbox_connect(old, ctx, endpoint, NULL), 0);
+    coord_serve(&c, old);
     run_until(old, &c, 3, 20);
     ck_assert_int_eq(outbox_stats(old).compactions, 0);
     outbox_destroy(&old);
     outbox_destroy(&cur);
     coord_free(&c);
-    cur = outbox_open(spool, "run-c", 2);
-    ck_assert_ptr_nonnull(cur);
+    cur = open_ok("run-c", 2);
     ck_assert_int_eq(outbox_stats(cur).last_seq, 4);
     ck_assert_int_eq(outbox_stats(cur).pending, 4);
     outbox_destroy(&cur);
@@ -477,8 +480,7 @@ START_TEST(lost_message_is_resent_on_rewind)
     outbox_t *ob = outbox_open(spool, "run-g", 1);
     outbox_set_resend_ms(ob, 60000); /* only the coordinator's rewind can help */
     coord_t c = {.drop_once = 3};
-    coord_start(&c);
-    ck_assert_int_eq(outbox_connect(ob, ctx, endpoint, NULL), 0);
+    coord_serve(&c, ob);
     for (int i = 1; i <= 6; i++) post_metric(ob, i);
     run_until(ob, &c, 6, 20);
     check_stored_in_order(&c, 1, 6);
@@ -494,8 +496,7 @@ START_TEST(silent_coordinator_triggers_resend)
     outbox_t *ob = outbox_open(spool, "run-s", 1);
     outbox_set_resend_ms(ob, 200);
     coord_t c = {0};
-    coord_start(&c);
-    ck_assert_int_eq(outbox_connect(ob, ctx, endpoint, NULL), 0);
+    coord_serve(&c, ob);
     for (int i = 1; i <= 3; i++) post_metric(ob, i);
     /* Swallow everything without an ACK for a while: the outbox sends again. */
     double t0 = weft_clock();
@@ -552,8 +553,7 @@ START_TEST(coordinator_orders_heartbeats_and_bad_input)
 {
     outbox_t *ob = outbox_open(spool, "run-o", 4);
     coord_t c = {0};
-    coord_start(&c);
-    ck_assert_int_eq(outbox_connect(ob, ctx, endpoint, NULL), 0);
+    coord_serve(&c, ob);
     post_metric(ob, 1);
     post_metric(ob, 2);
     run_until(ob, &c, 2, 20);
@@ -573,11 +573,8 @@ START_TEST(coordinator_orders_heartbeats_and_bad_input)
     }
     json_decref(hb);
     ck_assert_int_eq(c.last_cmd, WIRE_HEARTBEAT);
-    int64_t v;
-    ck_assert_int_eq(wire_get_int(c.last_body, "last_seq", &v), 0);
-    ck_assert_int_eq(v, 2);
-    ck_assert_int_eq(wire_get_int(c.last_body, "acked", &v), 0);
-    ck_assert_int_eq(v, 2);
+    assert_last_int(&c, "last_seq", 2);
+    assert_last_int(&c, "acked", 2);
     ck_assert_ptr_null(json_object_get(c.last_body, "seq"));
     ck_assert_int_eq(outbox_stats(ob).last_seq, 2);
     long long first;
@@ -624,32 +621,20 @@ START_TEST(coordinator_orders_heartbeats_and_bad_input)
 }
 END_TEST
 
-static Suite *outbox_suite(void)
-{
-    Suite *s = suite_create("outbox");
-    TCase *tc = tcase_create("outbox");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, numbered_in_order_and_ack_trims);
-    tcase_add_test(tc, restart_replays_exactly_the_unacked);
-    tcase_add_test(tc, sigkill_loses_nothing_posted);
-    tcase_add_test(tc, torn_tail_is_cut_corruption_is_refused);
-    tcase_add_test(tc, new_attempt_carries_unacked_over);
-    tcase_add_test(tc, stale_attempt_cannot_clobber_the_spool);
-    tcase_add_test(tc, late_and_restarting_coordinator_gets_each_once);
-    tcase_add_test(tc, lost_message_is_resent_on_rewind);
-    tcase_add_test(tc, silent_coordinator_triggers_resend);
-    tcase_add_test(tc, posting_never_blocks_without_a_peer);
-    tcase_add_test(tc, coordinator_orders_heartbeats_and_bad_input);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void)
 {
-    SRunner *sr = srunner_create(outbox_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    check_test_t tests[] = {CHECK_TEST(numbered_in_order_and_ack_trims),
+                            CHECK_TEST(restart_replays_exactly_the_unacked),
+                            CHECK_TEST(sigkill_loses_nothing_posted),
+                            CHECK_TEST(torn_tail_is_cut_corruption_is_refused),
+                            CHECK_TEST(new_attempt_carries_unacked_over),
+                            CHECK_TEST(stale_attempt_cannot_clobber_the_spool),
+                            CHECK_TEST(late_and_restarting_coordinator_gets_each_once),
+                            CHECK_TEST(lost_message_is_resent_on_rewind),
+                            CHECK_TEST(silent_coordinator_triggers_resend),
+                            CHECK_TEST(posting_never_blocks_without_a_peer),
+                            CHECK_TEST(coordinator_orders_heartbeats_and_bad_input)};
+    return check_main(
+        (check_opts_t){.suite = "outbox", .timeout = 120, .setup = setup, .teardown = teardown},
+        tests, CHECK_NTESTS(tests));
 }

@@ -1,11 +1,11 @@
 /* test_wire.c: the message layer over real ZeroMQ sockets on ipc:// in a
  * temp folder: every command round trips both ways, each kind of malformed
  * message is rejected with its reason, ROUTER_MANDATORY, EAGAIN, routing ids. */
+#include "tests/check_main.h"
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "common/wire.h"
 
-#include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -426,30 +426,18 @@ START_TEST(bind_errors_are_clear)
 }
 END_TEST
 
-static Suite *wire_suite(void)
-{
-    Suite *s = suite_create("wire");
-    TCase *tc = tcase_create("wire");
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, command_table);
-    tcase_add_test(tc, round_trip_every_command);
-    tcase_add_test(tc, malformed_messages_rejected_with_reason);
-    tcase_add_test(tc, transport_limit_drops_huge_frames);
-    tcase_add_test(tc, router_mandatory_reports_unroutable);
-    tcase_add_test(tc, eagain_is_distinct);
-    tcase_add_test(tc, routing_ids);
-    tcase_add_test(tc, sequence_acceptance);
-    tcase_add_test(tc, bind_errors_are_clear);
-    suite_add_tcase(s, tc);
-    return s;
-}
-
 int main(void)
 {
-    SRunner *sr = srunner_create(wire_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    check_test_t tests[] = {CHECK_TEST(command_table),
+                            CHECK_TEST(round_trip_every_command),
+                            CHECK_TEST(malformed_messages_rejected_with_reason),
+                            CHECK_TEST(transport_limit_drops_huge_frames),
+                            CHECK_TEST(router_mandatory_reports_unroutable),
+                            CHECK_TEST(eagain_is_distinct),
+                            CHECK_TEST(routing_ids),
+                            CHECK_TEST(sequence_acceptance),
+                            CHECK_TEST(bind_errors_are_clear)};
+    return check_main(
+        (check_opts_t){.suite = "wire", .timeout = 60, .setup = setup, .teardown = teardown}, tests,
+        CHECK_NTESTS(tests));
 }

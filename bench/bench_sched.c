@@ -98,6 +98,43 @@ static int which(const char *name, char *out, size_t n)
     return -1;
 }
 
+/* Runs `weft ARGS...` in dir, its output to setup.log; 0 when it succeeds. */
+static int run_weft(const sched_setup_t *S, char *const args[])
+{
+    pid_t pid = fork();
+    if (pid < 0) return weft_error("fork: %s", strerror(errno));
+    if (pid == 0) {
+        if (chdir(S->dir) < 0) _exit(127);
+        int fd = open("setup.log", O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd < 0) _exit(127);
+        dup2(fd, 1), dup2(fd, 2);
+        execv(S->weft, args);
+        _exit(127);
+    }
+    int st;
+    if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        return weft_error("%s %s failed; see %s/setup.log", S->weft, args[1], S->dir);
+    return 0;
+}
+
+/* The model and data every spec names: weftd checks them at SUBMIT (the
+ * stand-in worker never reads them). */
+static int write_inputs(const sched_setup_t *S)
+{
+    char text[PATH_MAX];
+    if (weft_path_join(text, sizeof text, S->dir, "corpus.txt") < 0) return -1;
+    FILE *f = fopen(text, "w");
+    if (!f) return weft_error("%s: %s", text, strerror(errno));
+    for (int i = 0; i < 400; i++)
+        fprintf(f, "%sline %d of a corpus the scheduler benchmark never trains on.\n",
+                i % 40 == 0 && i ? "---\n" : "", i);
+    if (fclose(f) != 0) return weft_error("%s: %s", text, strerror(errno));
+    char *init[] = {(char *)S->weft, "init-model", "--preset", "tiny", "-o", "base.h5", NULL};
+    char *shard[] = {(char *)S->weft, "shard", "--quiet", "--val-fraction", "0.1",
+                     "-o", "corpus.h5", "corpus.txt", NULL};
+    return run_weft(S, init) < 0 || run_weft(S, shard) < 0 ? -1 : 0;
+}
+
 /* The stand-in worker: appends "<epoch seconds> <pid>" to the starts file,
  * then sleeps while the hold file exists (the slot-holding job), else exits
  * 65 at once, which weftd records as a failed run with no retry. */
@@ -581,7 +618,7 @@ int bench_sched(int argc, char **argv)
     double lmed[L_N] = {0}, lp90[L_N] = {0}, lcpu[L_N] = {0};
     double ls_prog = 0, lsq_prog = 0, ls_cpu = 0, lsq_cpu = 0, help_prog = 0, help_cpu = 0;
     int64_t stored = 0;
-    if (write_standin(&S) < 0) goto out;
+    if (write_standin(&S) < 0 || write_inputs(&S) < 0) goto out;
 
     /* (a) A first job takes the only slot and holds it. */
     FILE *h = fopen(S.hold, "w");

@@ -5,6 +5,8 @@ spelling is encoded as ordinary text; the loss mask covers the assistant's
 content and its <|im_end|>; the shard records the tokenizer's SHA-256 and
 end-of-text id; a tokenizer without the template's tokens is refused in one
 line; `weft generate --chat` runs with the model's BPE tokenizer."""
+import atexit
+import shutil
 import json
 import os
 import subprocess
@@ -29,6 +31,7 @@ def ids_of(tok, text):
 
 
 d = tempfile.mkdtemp(prefix="weft-test-chat-bpe-")
+atexit.register(shutil.rmtree, d, True)
 os.chdir(d)
 
 # A Llama-3-style tokenizer with chatml's tokens added (ids past the merges).

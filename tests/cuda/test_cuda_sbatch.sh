@@ -6,9 +6,7 @@
 set -u
 . "$top_srcdir/tests/lib.sh"
 
-T=$(mktemp -d /tmp/weft-test-cuda-sbatch-XXXXXX)
-trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-cd "$T"
+test_tmp cuda-sbatch
 make_corpus a GPL-3
 weft init-model --preset tiny --seed 3 -o base.h5 >/dev/null || fail "init-model"
 spec() { # name device ranks

@@ -10,9 +10,7 @@
 set -u
 . "$top_srcdir/tests/lib.sh"
 
-T=$(mktemp -d /tmp/weft-test-cuda-worker-XXXXXX)
-trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-cd "$T"
+test_tmp cuda-worker
 
 make_corpus a GPL-3
 weft init-model --preset tiny --seed 3 -o base.h5 >/dev/null || fail "init-model"

@@ -6,9 +6,7 @@
 set -u
 . "$top_srcdir/tests/lib.sh"
 
-T=$(mktemp -d /tmp/weft-test-vocab-XXXXXX)
-trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-cd "$T"
+test_tmp vocab
 
 make_corpus a GPL-3
 weft init-model --preset tiny --seed 3 -o base.h5 >/dev/null || fail "init-model"

@@ -32,13 +32,8 @@ for core in $cores; do
     pass "test_pack, test_lora, test_engine, test_llama under $core with 1 and 2 threads"
 done
 
-T=$(mktemp -d /tmp/weft-test-coretypes-XXXXXX)
-trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-cd "$T"
-make_corpus a GPL-3
-make_corpus b Apache-2.0
-make_corpus c Artistic
-make_corpus d MPL-2.0
+test_tmp coretypes
+make_corpora 4
 weft init-model --preset tiny --layers 1 --heads 4 --embd 256 --ctx 64 --seed 5 -o base.h5 \
     >/dev/null || fail "init-model"
 

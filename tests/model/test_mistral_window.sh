@@ -6,9 +6,7 @@
 # grad's shapes; weft generate keeps its context within the window.
 set -u
 . "$top_srcdir/tests/lib.sh"
-T=$(mktemp -d /tmp/weft-test-window-XXXXXX)
-trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-cd "$T"
+test_tmp window
 
 make_corpus a GPL-3
 weft init-model --preset llama-tiny --vocab 300 --ctx 32 --seed 2 -o m.h5 >/dev/null ||

@@ -5,22 +5,12 @@
 # the rung so far); stopped trials end `stopped` with their adapter published,
 # and `weft results` shows the rung and the best step.
 set -u
-. "$top_srcdir/tests/lib.sh"
-
-T=$(mktemp -d /tmp/weft-test-asha-XXXXXX)
-cleanup() {
-    for h in "$T"/home*; do
-        [ -f "$h/weftd.pid" ] && kill "$(cat "$h/weftd.pid")" 2>/dev/null
-    done
-    [ -n "${KEEP:-}" ] || rm -rf "$T"
-}
-trap cleanup EXIT
-cd "$T"
+. "$top_srcdir/tests/scheduler/weftd_lib.sh"
+weftd_tmp asha
 
 make_corpus a GPL-3 >/dev/null
 make_corpus b Apache-2.0 >/dev/null
 weft init-model --preset tiny --seed 5 -o base.h5 >/dev/null || fail "init-model"
-W() { local h=$1; shift; weft --home "$T/$h" "$@"; }
 
 # 1. A 2-step tenant packed with a long one: its job ends while the pack runs.
 cat > pair.cfg <<'CFG'

@@ -7,24 +7,11 @@
 # before the waiting tenants' first steps: every job still ends exactly once
 # (one final state event) with the same bits.
 set -u
-. "$top_srcdir/tests/lib.sh"
+. "$top_srcdir/tests/scheduler/weftd_lib.sh"
+weftd_tmp wrefill
 
-T=$(mktemp -d /tmp/weft-test-wrefill-XXXXXX)
-cleanup() {
-    for h in "$T"/home*; do
-        [ -f "$h/weftd.pid" ] && kill "$(cat "$h/weftd.pid")" 2>/dev/null
-    done
-    [ -n "${KEEP:-}" ] || rm -rf "$T"
-}
-trap cleanup EXIT
-cd "$T"
-
-make_corpus a GPL-3 >/dev/null
-make_corpus b Apache-2.0 >/dev/null
-make_corpus c Artistic >/dev/null
-make_corpus d MPL-2.0 >/dev/null
+make_corpora 4
 weft init-model --preset tiny --seed 3 -o base.h5 >/dev/null || fail "init-model"
-W() { local h=$1; shift; weft --home "$T/$h" "$@"; }
 start() { weftd --home "$T/$1" --slots 1 --pack-size 2 --liveness 20 >/dev/null ||
               fail "weftd would not start on $1"; }
 # the final state events of every job: one per job, or the job ids at fault
@@ -46,15 +33,7 @@ spec() { # name out tenants...
         echo "          checkpoint_every = 2; keep_checkpoints = 2; eval_windows = 4; };"
         echo "lora = { r = 4; alpha = 8.0; dropout = 0.1; };"
         echo "resources = { ranks = 1; threads = 1; };"
-        echo "tenants = ("
-        local first=1 t v
-        for t in "$@"; do
-            v=TEN_$t
-            [ $first = 1 ] || echo ","
-            echo "  ${!v}"
-            first=0
-        done
-        echo ");"
+        tenants_block "$@"
     } > "$name.cfg"
 }
 for t in a b c d; do

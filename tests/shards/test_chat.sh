@@ -7,9 +7,7 @@
 set -u
 . "$top_srcdir/tests/lib.sh"
 PY=/usr/bin/python3
-T=$(mktemp -d /tmp/weft-test-chat-XXXXXX)
-trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-cd "$T"
+test_tmp chat
 
 cat > chat.jsonl <<'J'
 {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is ls?"}, {"role": "assistant", "content": "It lists files."}]}

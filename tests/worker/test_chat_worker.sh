@@ -8,9 +8,7 @@
 # generate --chat answers and stops at the end of the turn.
 set -u
 . "$top_srcdir/tests/lib.sh"
-T=$(mktemp -d /tmp/weft-test-chatw-XXXXXX)
-trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-cd "$T"
+test_tmp chatw
 
 make_corpus raw GPL-3
 i=0

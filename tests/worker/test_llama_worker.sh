@@ -6,9 +6,7 @@
 set -u
 . "$top_srcdir/tests/lib.sh"
 
-T=$(mktemp -d /tmp/weft-test-llama-worker-XXXXXX)
-trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-cd "$T"
+test_tmp llama-worker
 
 make_corpus a GPL-3
 make_corpus b Apache-2.0

@@ -9,14 +9,9 @@
 set -u
 . "$top_srcdir/tests/lib.sh"
 
-T=$(mktemp -d /tmp/weft-test-refill-XXXXXX)
-trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-cd "$T"
+test_tmp refill
 
-make_corpus a GPL-3
-make_corpus b Apache-2.0
-make_corpus c Artistic
-make_corpus d MPL-2.0
+make_corpora 4
 make_corpus e GPL-2
 weft init-model --preset tiny --seed 3 -o base.h5 >/dev/null || fail "init-model"
 
@@ -35,15 +30,7 @@ spec() { # name out pack_size tenants...
         echo "          checkpoint_every = 2; keep_checkpoints = 2; eval_windows = 4; };"
         echo "lora = { r = 4; alpha = 8.0; dropout = 0.1; targets = [\"attn.c_attn\", \"mlp.c_fc\"]; };"
         echo "resources = { ranks = 2; threads = 1; pack_size = $ps; };"
-        echo "tenants = ("
-        local first=1 t v
-        for t in "$@"; do
-            v=TEN_$t
-            [ $first = 1 ] || echo ","
-            echo "  ${!v}"
-            first=0
-        done
-        echo ");"
+        tenants_block "$@"
     } > "$name.cfg"
 }
 

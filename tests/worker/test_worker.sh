@@ -6,14 +6,9 @@
 set -u
 . "$top_srcdir/tests/lib.sh"
 
-T=$(mktemp -d /tmp/weft-test-worker-XXXXXX)
-trap '[ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
-cd "$T"
+test_tmp worker
 
-make_corpus a GPL-3
-make_corpus b Apache-2.0
-make_corpus c Artistic
-make_corpus d MPL-2.0
+make_corpora 4
 weft init-model --preset tiny --seed 3 -o base.h5 >/dev/null || fail "init-model"
 
 lora_spec() { # name out [extra settings]

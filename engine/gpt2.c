@@ -76,15 +76,6 @@ int gpt2_config_check(const gpt2_config_t *c)
     return c->arch == ARCH_LLAMA ? llama_config_check(c) : 0;
 }
 
-const char *gpt2_module_name(gpt2_module_t m)
-{
-    static const char *names[MODEL_NMODULES] = {
-        "attn.c_attn",     "attn.c_proj",      "mlp.c_fc",       "mlp.c_proj",
-        "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-        "mlp.gate_proj",   "mlp.up_proj",      "mlp.down_proj"};
-    return (int)m >= 0 && m < MODEL_NMODULES ? names[m] : "?";
-}
-
 int gpt2_module_dims(const gpt2_config_t *c, int m, int *in, int *out)
 {
     if (c->arch == ARCH_LLAMA) return llama_module_dims(c, m - LLAMA_Q_PROJ, in, out);

@@ -111,8 +111,6 @@ typedef enum {
     MODEL_NMODULES
 } gpt2_module_t;
 
-/* Hugging Face name of a module: "attn.c_attn", "self_attn.q_proj", ... */
-const char *gpt2_module_name(gpt2_module_t m);
 /* Input and output widths of module m in a model of config c; -1 when the
  * architecture has no such module. */
 int gpt2_module_dims(const gpt2_config_t *c, int m, int *in, int *out);

@@ -5,6 +5,7 @@
 
 #include "common/h5util.h"
 #include "common/log.h"
+#include "model/modules.h"
 #include "shards/shardset.h"
 
 #include <hdf5.h>
@@ -119,28 +120,28 @@ int64_t plan_adapter_params(const plan_model_t *m, const spec_lora_t *l)
     if (m->llama) {
         int64_t QD, KD, I;
         llama_widths(m, &QD, &KD, &I);
-        unsigned t = l->targets & SPEC_T_ALL_LINEAR ? SPEC_T_LLAMA : l->targets;
-        if (t & SPEC_T_Q_PROJ) per_layer += r * (C + QD);
-        if (t & SPEC_T_K_PROJ) per_layer += r * (C + KD);
-        if (t & SPEC_T_V_PROJ) per_layer += r * (C + KD);
-        if (t & SPEC_T_O_PROJ) per_layer += r * (QD + C);
-        if (t & SPEC_T_GATE_PROJ) per_layer += r * (C + I);
-        if (t & SPEC_T_UP_PROJ) per_layer += r * (C + I);
-        if (t & SPEC_T_DOWN_PROJ) per_layer += r * (I + C);
+        unsigned t = l->targets & MODULES_ALL_LINEAR ? MODULES_LLAMA : l->targets;
+        if (t & MODULE_BIT(LORA_Q_PROJ)) per_layer += r * (C + QD);
+        if (t & MODULE_BIT(LORA_K_PROJ)) per_layer += r * (C + KD);
+        if (t & MODULE_BIT(LORA_V_PROJ)) per_layer += r * (C + KD);
+        if (t & MODULE_BIT(LORA_O_PROJ)) per_layer += r * (QD + C);
+        if (t & MODULE_BIT(LORA_GATE_PROJ)) per_layer += r * (C + I);
+        if (t & MODULE_BIT(LORA_UP_PROJ)) per_layer += r * (C + I);
+        if (t & MODULE_BIT(LORA_DOWN_PROJ)) per_layer += r * (I + C);
         return per_layer * m->n_layer;
     }
-    unsigned t = l->targets & SPEC_T_ALL_LINEAR ? SPEC_T_ALL : l->targets;
-    if (t & SPEC_T_ATTN_C_ATTN) per_layer += r * (C + 3 * C);
-    if (t & SPEC_T_ATTN_C_PROJ) per_layer += r * (C + C);
-    if (t & SPEC_T_MLP_C_FC) per_layer += r * (C + 4 * C);
-    if (t & SPEC_T_MLP_C_PROJ) per_layer += r * (4 * C + C);
+    unsigned t = l->targets & MODULES_ALL_LINEAR ? MODULES_GPT2 : l->targets;
+    if (t & MODULE_BIT(LORA_ATTN_C_ATTN)) per_layer += r * (C + 3 * C);
+    if (t & MODULE_BIT(LORA_ATTN_C_PROJ)) per_layer += r * (C + C);
+    if (t & MODULE_BIT(LORA_MLP_C_FC)) per_layer += r * (C + 4 * C);
+    if (t & MODULE_BIT(LORA_MLP_C_PROJ)) per_layer += r * (4 * C + C);
     return per_layer * m->n_layer;
 }
 
 /* Modules a targets set names on model m (all-linear: all of them). */
 static int module_count(const plan_model_t *m, unsigned x)
 {
-    if (x & SPEC_T_ALL_LINEAR) return m->llama ? 7 : 4;
+    if (x & MODULES_ALL_LINEAR) return m->llama ? 7 : 4;
     int n = 0;
     for (; x; x >>= 1) n += (int)(x & 1);
     return n;
@@ -285,35 +286,15 @@ int plan_check_unit_data(const spec_t *u, const plan_model_t *m, int scan)
     return rc;
 }
 
-/* The SPEC_T_* set of a comma-separated module list; unknown names give a
- * bit no spec has, so they never compare equal. */
-static unsigned targets_mask(const char *list)
-{
-    unsigned mask = 0;
-    for (const char *p = list; *p;) {
-        size_t n = strcspn(p, ",");
-        int found = -1;
-        for (int i = 0; i < 32; i++) {
-            char name[32];
-            spec_targets_string(1u << i, name, sizeof name);
-            if (name[0] && strlen(name) == n && !strncmp(p, name, n)) found = i;
-        }
-        mask |= found >= 0 ? 1u << found : 1u << 30;
-        p += n;
-        if (*p == ',') p++;
-    }
-    return mask;
-}
-
 /* Whether an adapter's resolved targets (its `targets` attribute) are what
  * the tenant's set asks for: all-linear asks for every module of the
  * backbone's architecture (of either, when m is NULL). */
 static int targets_agree(unsigned have, unsigned want, const plan_model_t *m)
 {
     if (have == want) return 1;
-    if (!(want & SPEC_T_ALL_LINEAR)) return 0;
-    if (m) return have == (m->llama ? SPEC_T_LLAMA : SPEC_T_ALL);
-    return have == SPEC_T_ALL || have == SPEC_T_LLAMA;
+    if (!(want & MODULES_ALL_LINEAR)) return 0;
+    if (m) return have == (m->llama ? MODULES_LLAMA : MODULES_GPT2);
+    return have == MODULES_GPT2 || have == MODULES_LLAMA;
 }
 
 int plan_check_adapter(const char *path, const spec_lora_t *l, const plan_model_t *m)
@@ -337,7 +318,8 @@ int plan_check_adapter(const char *path, const spec_lora_t *l, const plan_model_
     int64_t r = 0, rs = 0;
     double alpha = 0;
     char targets[128], want[128];
-    spec_targets_string(l->targets, want, sizeof want);
+    unsigned have = 0;
+    modules_format(l->targets, want, sizeof want);
     if (!rc && (h5_attr_read_i64(f, "r", &r) || h5_attr_read_f64(f, "alpha", &alpha) ||
                 h5_attr_read_i64(f, "use_rslora", &rs) ||
                 h5_attr_read_str(f, "targets", targets, sizeof targets)))
@@ -352,7 +334,7 @@ int plan_check_adapter(const char *path, const spec_lora_t *l, const plan_model_
     if (!rc && (rs != 0) != l->rslora)
         rc = weft_error("init_adapter %s: has use_rslora = %lld but the tenant has rslora = %s",
                         path, (long long)rs, l->rslora ? "true" : "false");
-    if (!rc && !targets_agree(targets_mask(targets), l->targets, m))
+    if (!rc && (modules_parse(targets, &have) < 0 || !targets_agree(have, l->targets, m)))
         rc = weft_error("init_adapter %s: targets \"%s\" but the tenant trains \"%s\"", path,
                         targets, want);
     H5Fclose(f);

@@ -7,6 +7,7 @@
 
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "common/suggest.h"
 
 #include <ctype.h>
 #include <libconfig.h>
@@ -261,7 +262,7 @@ static void unknown_setting(ctx_t *c, const config_setting_t *s, const char *pat
     const char *name = config_setting_name(s);
     int best = -1, bestd = 99;
     for (int i = 0; i < nknown; i++) {
-        int d = spec_edit_distance(name, known[i]);
+        int d = weft_edit_distance(name, known[i]);
         if (d < bestd) bestd = d, best = i;
     }
     size_t len = strlen(name);
@@ -774,7 +775,7 @@ static void read_sweep_dim(ctx_t *c, spec_t *s, const field_t *f, const config_s
             const char *dists[] = {"uniform", "log_uniform", "choice"};
             int best = -1, bestd = 99;
             for (int k = 0; k < 3; k++) {
-                int e = spec_edit_distance(dn, dists[k]);
+                int e = weft_edit_distance(dn, dists[k]);
                 if (e < bestd) bestd = e, best = k;
             }
             if (bestd <= 3)

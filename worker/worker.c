@@ -18,6 +18,7 @@
 #include "engine/lora.h"
 #include "engine/lora_train.h"
 #include "model/model_file.h"
+#include "model/modules.h"
 #include "model/tok_h5.h"
 #include "engine/optim.h"
 #include "worker/publish.h"
@@ -52,9 +53,6 @@
 #include <unistd.h>
 #include <sysexits.h>
 
-_Static_assert(SPEC_T_ATTN_C_ATTN == 1u << LORA_ATTN_C_ATTN && SPEC_T_Q_PROJ == 1u << LORA_Q_PROJ &&
-                   SPEC_T_DOWN_PROJ == 1u << LORA_DOWN_PROJ && SPEC_T_ALL_LINEAR == LORA_ALL_LINEAR,
-               "job specs and lora number the LoRA modules alike");
 enum {
     EXIT_DONE = EX_OK,
     EXIT_FAIL = 1,
@@ -475,6 +473,14 @@ static int setup_tasks(void)
             code = EXIT_DATA;
     }
     if ((code = agree(code)) != EXIT_DONE) return fail_with(code);
+    /* every tenant's targets are modules of this backbone, named if not */
+    for (int k = 0; s->mode == SPEC_LORA && k < W.ntasks; k++) {
+        unsigned targets;
+        if (modules_resolve(s->tenants[k].lora.targets, W.model->cfg.arch, &targets) < 0) {
+            weft_error_prefix("tenant %d", k);
+            return fail_with(EXIT_SPEC);
+        }
+    }
     return EXIT_DONE;
 }
 

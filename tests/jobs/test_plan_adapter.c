@@ -4,6 +4,7 @@
 #include "common/h5util.h"
 #include "common/log.h"
 #include "jobs/plan.h"
+#include "model/modules.h"
 
 #include <check.h>
 #include <hdf5.h>
@@ -31,7 +32,7 @@ static const char *llama_all = "self_attn.q_proj,self_attn.k_proj,self_attn.v_pr
 
 START_TEST(all_linear_agrees_with_resolved_list)
 {
-    spec_lora_t l = {.r = 8, .alpha = 16, .targets = SPEC_T_ALL_LINEAR};
+    spec_lora_t l = {.r = 8, .alpha = 16, .targets = MODULES_ALL_LINEAR};
     plan_model_t gpt2 = {.llama = 0}, llama = {.llama = 1};
     write_adapter(gpt2_all);
     ck_assert_int_eq(plan_check_adapter(path, &l, &gpt2), 0);
@@ -51,7 +52,8 @@ END_TEST
 
 START_TEST(lists_compare_as_sets)
 {
-    spec_lora_t l = {.r = 8, .alpha = 16, .targets = SPEC_T_Q_PROJ | SPEC_T_V_PROJ};
+    spec_lora_t l = {
+        .r = 8, .alpha = 16, .targets = MODULE_BIT(LORA_Q_PROJ) | MODULE_BIT(LORA_V_PROJ)};
     plan_model_t llama = {.llama = 1};
     write_adapter("self_attn.q_proj,self_attn.v_proj");
     ck_assert_int_eq(plan_check_adapter(path, &l, &llama), 0);

@@ -5,6 +5,7 @@
 
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "model/modules.h"
 
 #include <check.h>
 #include <dirent.h>
@@ -92,7 +93,7 @@ START_TEST(test_defaults)
     ck_assert(s->lora.alpha == 16);
     ck_assert(!s->lora.rslora);
     ck_assert(s->lora.dropout == 0);
-    ck_assert_uint_eq(s->lora.targets, SPEC_T_ATTN_C_ATTN);
+    ck_assert_uint_eq(s->lora.targets, MODULE_BIT(LORA_ATTN_C_ATTN));
     ck_assert_int_eq(s->resources.ranks, 1);
     ck_assert_int_eq(s->resources.threads, 1);
     ck_assert_int_eq(s->resources.time_limit, 0);
@@ -124,9 +125,9 @@ START_TEST(test_types_and_paths)
     ck_assert_int_eq(s->train.seed, 5000000000LL);
     ck_assert(s->lora.alpha == 32.0);
     ck_assert(s->lora.rslora);
-    ck_assert_uint_eq(s->lora.targets, SPEC_T_ATTN_C_ATTN | SPEC_T_MLP_C_PROJ);
+    ck_assert_uint_eq(s->lora.targets, MODULE_BIT(LORA_ATTN_C_ATTN) | MODULE_BIT(LORA_MLP_C_PROJ));
     char tg[64];
-    spec_targets_string(s->lora.targets, tg, sizeof tg);
+    ck_assert_int_eq(modules_format(s->lora.targets, tg, sizeof tg), 0);
     ck_assert_str_eq(tg, "attn.c_attn,mlp.c_proj");
     ck_assert_int_eq(s->resources.time_limit, 86400 + 2 * 3600 + 3 * 60 + 4);
     ck_assert_str_eq(s->model, "/abs/m.h5");
@@ -169,7 +170,7 @@ START_TEST(test_tenant_overrides)
     const spec_tenant_t *a = &s->tenants[0], *b = &s->tenants[1], *c = &s->tenants[2];
     ck_assert(a->train.lr == 3e-4 && a->lora.r == 8 && a->train.steps == 400);
     ck_assert(b->train.lr == 1e-4 && b->lora.r == 16 && b->lora.alpha == 16.0);
-    ck_assert_uint_eq(b->lora.targets, SPEC_T_MLP_C_FC);
+    ck_assert_uint_eq(b->lora.targets, MODULE_BIT(LORA_MLP_C_FC));
     ck_assert(b->lora.dropout == 0.1 && b->train.warmup == 20 && b->train.seq_len == 64);
     ck_assert(c->train.steps == 0 && c->train.epochs == 2.5);
     ck_assert_int_eq(c->train.schedule, SPEC_LINEAR);
@@ -262,7 +263,8 @@ START_TEST(test_grid_expansion)
     }
     ck_assert(u[4].spec->tenants[0].train.lr == 3e-4);
     ck_assert_int_eq(u[4].spec->tenants[0].lora.r, 4);
-    ck_assert_uint_eq(u[5].spec->tenants[0].lora.targets, SPEC_T_ATTN_C_ATTN | SPEC_T_MLP_C_FC);
+    ck_assert_uint_eq(u[5].spec->tenants[0].lora.targets,
+                      MODULE_BIT(LORA_ATTN_C_ATTN) | MODULE_BIT(LORA_MLP_C_FC));
 
     /* ids depend on the values, not on the order they are listed in */
     const char *reordered = "name = \"g\";\nmode = \"lora\";\nmodel = \"m.h5\";\noutput = \"/o\";\n"

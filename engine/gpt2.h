@@ -174,6 +174,11 @@ void gpt2_destroy(gpt2_t **self_p);
  * biases, unit LayerNorm. */
 void gpt2_init_weights(gpt2_t *self, uint64_t seed);
 
+/* The number of parameters of a model of config cfg (a valid one): the
+ * size of its parameter table, without allocating the parameters; 0 when
+ * memory runs out. */
+size_t gpt2_nparams(const gpt2_config_t *cfg);
+
 /* The table entry named name (e.g. "h/3/attn/c_attn/weight"), or NULL. */
 const gpt2_tensor_t *gpt2_tensor(const gpt2_t *self, const char *name);
 

@@ -1,10 +1,12 @@
-/* plan.c: the backbone's shape from its weft-model root attributes, parameter
- * and memory estimates per rank, and existence/format checks of the data
- * and adapter files a spec names. */
+/* plan.c: the backbone's config from its weft-model file (read as the worker
+ * reads it), parameter counts from the engine's table, memory estimates per
+ * rank, and existence/format checks of the data and adapter files a spec
+ * names. */
 #include "jobs/plan.h"
 
 #include "common/h5util.h"
 #include "common/log.h"
+#include "model/model_file.h"
 #include "model/modules.h"
 #include "shards/shardset.h"
 
@@ -53,105 +55,41 @@ int plan_model_read(const char *path, plan_model_t *m)
     memset(m, 0, sizeof *m);
     hid_t f = open_h5(path, "model");
     if (f < 0) return -1;
-    int rc = check_format(f, path, "model", "weft-model");
-    static const char *names[] = {"n_layer", "n_head", "n_embd", "vocab_size", "n_ctx"};
-    int *dst[] = {&m->n_layer, &m->n_head, &m->n_embd, &m->vocab_size, &m->n_ctx};
-    for (int i = 0; i < 5 && !rc; i++) {
-        int64_t v;
-        if (h5_attr_read_i64(f, names[i], &v) || v < 1 || v > (1 << 24))
-            rc = weft_error("model %s: root attribute %s missing or out of range", path, names[i]);
-        else
-            *dst[i] = (int)v;
-    }
-    char arch[32] = "gpt2";
-    if (!rc && h5_attr_read_str(f, "arch", arch, sizeof arch)) strcpy(arch, "gpt2");
-    m->llama = !strcmp(arch, "llama");
-    static const char *lnames[] = {"n_kv_head", "head_dim", "n_inner", "tie_word_embeddings"};
-    int *ldst[] = {&m->n_kv_head, &m->head_dim, &m->n_inner, &m->tie};
-    for (int i = 0; i < 4 && !rc && m->llama; i++) {
-        int64_t v;
-        if (h5_attr_read_i64(f, lnames[i], &v) || v < (i == 3 ? 0 : 1) || v > (1 << 24))
-            rc = weft_error("model %s: root attribute %s missing or out of range", path,
-                            lnames[i]);
-        else
-            *ldst[i] = (int)v;
-    }
-    if (!rc && m->llama && h5_attr_exists(f, "sliding_window") > 0) {
-        int64_t v;
-        if (h5_attr_read_i64(f, "sliding_window", &v) || v < 1 || v > (1 << 30))
-            rc = weft_error("model %s: root attribute sliding_window out of range", path);
-        else
-            m->sliding_window = (int)v;
-    }
-    if (!rc && m->llama && m->n_head % m->n_kv_head)
-        rc = weft_error("model %s: n_head %d is not a multiple of n_kv_head %d", path, m->n_head,
-                        m->n_kv_head);
-    if (!rc && !m->llama && m->n_embd % m->n_head)
-        rc = weft_error("model %s: n_embd %d is not a multiple of n_head %d", path, m->n_embd,
-                        m->n_head);
-    if (!rc && h5_attr_read_str(f, "tokenizer", m->tokenizer, sizeof m->tokenizer))
-        m->tokenizer[0] = 0;
+    int rc = model_file_read_config(f, &m->cfg, m->tokenizer, sizeof m->tokenizer);
     H5Fclose(f);
-    return rc;
-}
-
-/* Llama widths: H*hd, KV*hd, I. */
-static void llama_widths(const plan_model_t *m, int64_t *QD, int64_t *KD, int64_t *I)
-{
-    *QD = (int64_t)m->n_head * m->head_dim;
-    *KD = (int64_t)m->n_kv_head * m->head_dim;
-    *I = m->n_inner;
+    return rc < 0 ? weft_error_prefix("model %s", path) : 0;
 }
 
 int64_t plan_model_params(const plan_model_t *m)
 {
-    int64_t V = m->vocab_size, C = m->n_embd, L = m->n_layer, P = m->n_ctx;
-    if (m->llama) { /* biases are a rounding error here and left out */
-        int64_t QD, KD, I;
-        llama_widths(m, &QD, &KD, &I);
-        return V * C * (m->tie ? 1 : 2) + L * (2 * C * QD + 2 * C * KD + 3 * C * I + 2 * C) + C;
-    }
-    return V * C + P * C + L * (12 * C * C + 13 * C) + 2 * C;
+    return (int64_t)gpt2_nparams(&m->cfg);
+}
+
+/* The modules a targets set names on model m (all-linear: all it has). */
+static unsigned module_set(const plan_model_t *m, unsigned targets)
+{
+    unsigned have = modules_of(m->cfg.arch);
+    return targets & MODULES_ALL_LINEAR ? have : targets & have;
 }
 
 int64_t plan_adapter_params(const plan_model_t *m, const spec_lora_t *l)
 {
-    int64_t C = m->n_embd, r = l->r, per_layer = 0;
-    if (m->llama) {
-        int64_t QD, KD, I;
-        llama_widths(m, &QD, &KD, &I);
-        unsigned t = l->targets & MODULES_ALL_LINEAR ? MODULES_LLAMA : l->targets;
-        if (t & MODULE_BIT(LORA_Q_PROJ)) per_layer += r * (C + QD);
-        if (t & MODULE_BIT(LORA_K_PROJ)) per_layer += r * (C + KD);
-        if (t & MODULE_BIT(LORA_V_PROJ)) per_layer += r * (C + KD);
-        if (t & MODULE_BIT(LORA_O_PROJ)) per_layer += r * (QD + C);
-        if (t & MODULE_BIT(LORA_GATE_PROJ)) per_layer += r * (C + I);
-        if (t & MODULE_BIT(LORA_UP_PROJ)) per_layer += r * (C + I);
-        if (t & MODULE_BIT(LORA_DOWN_PROJ)) per_layer += r * (I + C);
-        return per_layer * m->n_layer;
+    unsigned t = module_set(m, l->targets);
+    int64_t per_layer = 0;
+    for (int k = 0; k < LORA_NMODULES; k++) {
+        int in, out;
+        if ((t >> k) & 1 && gpt2_module_dims(&m->cfg, k, &in, &out) == 0)
+            per_layer += (int64_t)l->r * (in + out);
     }
-    unsigned t = l->targets & MODULES_ALL_LINEAR ? MODULES_GPT2 : l->targets;
-    if (t & MODULE_BIT(LORA_ATTN_C_ATTN)) per_layer += r * (C + 3 * C);
-    if (t & MODULE_BIT(LORA_ATTN_C_PROJ)) per_layer += r * (C + C);
-    if (t & MODULE_BIT(LORA_MLP_C_FC)) per_layer += r * (C + 4 * C);
-    if (t & MODULE_BIT(LORA_MLP_C_PROJ)) per_layer += r * (4 * C + C);
-    return per_layer * m->n_layer;
-}
-
-/* Modules a targets set names on model m (all-linear: all of them). */
-static int module_count(const plan_model_t *m, unsigned x)
-{
-    if (x & MODULES_ALL_LINEAR) return m->llama ? 7 : 4;
-    int n = 0;
-    for (; x; x >>= 1) n += (int)(x & 1);
-    return n;
+    return per_layer * m->cfg.n_layer;
 }
 
 void plan_memory(const spec_t *s, const plan_model_t *m, plan_memory_t *o)
 {
     memset(o, 0, sizeof *o);
     double N = (double)plan_model_params(m);
-    double C = m->n_embd, L = m->n_layer, NH = m->n_head, V = m->vocab_size;
+    const gpt2_config_t *c = &m->cfg;
+    double C = c->n_embd, L = c->n_layer, NH = c->n_head, V = c->vocab_size;
     double T = s->train.seq_len;
     int64_t per = (int64_t)s->resources.ranks * s->train.grad_accum;
     /* activation floats per sequence, llm.c's layout: per layer 18C (ln, qkv,
@@ -159,15 +97,15 @@ void plan_memory(const spec_t *s, const plan_model_t *m, plan_memory_t *o)
      * + 2*NH*T (scores before and after softmax); then 2C + 2V + 3 for the
      * final norm, logits, probabilities and losses. */
     double per_seq = T * (L * (18 * C + 4 + 2 * NH * T) + 2 * C + 2 * V + 3);
-    if (m->llama) {
-        /* worker/llama.c: per layer 4C (norms, residuals) + 2 QD (q, attention
+    if (c->arch == ARCH_LLAMA) {
+        /* engine/llama.c: per layer 4C (norms, residuals) + 2 QD (q, attention
          * out) + 2 KD + 2 I (gate, up) + 2 (norm statistics) + NH*T
          * probabilities; then the final norm, logits and the whole-model
          * scratch of one layer's width */
-        int64_t QD, KD, I;
-        llama_widths(m, &QD, &KD, &I);
-        per_seq = T * (L * (4 * C + 2.0 * QD + 2.0 * KD + 2.0 * I + 2 + NH * T) + 4 * C +
-                       2.0 * V + 3 * (double)I + 3);
+        double QD = (double)c->n_head * c->llama.head_dim;
+        double KD = (double)c->llama.n_kv_head * c->llama.head_dim, I = c->llama.n_inner;
+        per_seq =
+            T * (L * (4 * C + 2 * QD + 2 * KD + 2 * I + 2 + NH * T) + 4 * C + 2 * V + 3 * I + 3);
     }
     o->weights = 4 * N;
     if (s->mode == SPEC_FULL) {
@@ -184,7 +122,8 @@ void plan_memory(const spec_t *s, const plan_model_t *m, plan_memory_t *o)
             o->grads += 4 * P;
             o->optimizer += 8 * P;
             /* x*A^T per targeted module, and the dropout-masked input */
-            o->activations += 2.0 * 4 * (double)rows * T * L * module_count(m, t->lora.targets) *
+            int modules = __builtin_popcount(module_set(m, t->lora.targets));
+            o->activations += 2.0 * 4 * (double)rows * T * L * modules *
                               (t->lora.r + (t->lora.dropout > 0 ? 4 * C : 0));
         }
     }
@@ -210,9 +149,9 @@ int plan_check_data(const char *path, spec_data_kind_t kind, const plan_model_t 
     int64_t vocab = 0;
     if (!rc && h5_attr_read_i64(f, "vocab_size", &vocab))
         rc = weft_error("data %s: root attribute vocab_size missing", path);
-    if (!rc && m && vocab > m->vocab_size)
+    if (!rc && m && vocab > m->cfg.vocab_size)
         rc = weft_error("data %s: vocabulary of %lld tokens does not fit the model's %d", path,
-                        (long long)vocab, m->vocab_size);
+                        (long long)vocab, m->cfg.vocab_size);
     int rank;
     hsize_t dims[8];
     if (!rc && h5_dataset_shape(f, "/train/tokens", &rank, dims) == 0 && rank == 1)
@@ -259,9 +198,9 @@ int plan_check_unit_data(const spec_t *u, const plan_model_t *m, int scan)
         rc = weft_error("data %s: uses the %s tokenizer but the model uses %s; shard it with the "
                         "model's tokenizer",
                         path, shardset_tokenizer(ss), m->tokenizer);
-    if (!rc && m && shardset_vocab_size(ss) > m->vocab_size)
+    if (!rc && m && shardset_vocab_size(ss) > m->cfg.vocab_size)
         rc = weft_error("data %s: vocabulary of %d tokens does not fit the model's %d", path,
-                        shardset_vocab_size(ss), m->vocab_size);
+                        shardset_vocab_size(ss), m->cfg.vocab_size);
     if (!rc && shardset_shards(ss) < ranks)
         rc = weft_error("data %s: %lld shard%s for %d ranks; re-shard it with --shards %d (or a "
                         "multiple)",
@@ -274,8 +213,8 @@ int plan_check_unit_data(const spec_t *u, const plan_model_t *m, int scan)
                         "shard it with a larger --val-fraction (e.g. 0.1)",
                         path, (long long)shardset_tokens(ss, SHARDSET_VAL), T + 1);
     if (!rc && scan) {
-        int vocab = m && m->vocab_size < shardset_vocab_size(ss) ? m->vocab_size
-                                                                  : shardset_vocab_size(ss);
+        int vocab = m && m->cfg.vocab_size < shardset_vocab_size(ss) ? m->cfg.vocab_size
+                                                                     : shardset_vocab_size(ss);
         int32_t *buf = malloc(SCAN_BLOCK * sizeof *buf);
         rc = buf ? 0 : weft_error("out of memory");
         for (int split = 0; !rc && split < 2; split++)
@@ -293,7 +232,7 @@ static int targets_agree(unsigned have, unsigned want, const plan_model_t *m)
 {
     if (have == want) return 1;
     if (!(want & MODULES_ALL_LINEAR)) return 0;
-    if (m) return have == (m->llama ? MODULES_LLAMA : MODULES_GPT2);
+    if (m) return have == modules_of(m->cfg.arch);
     return have == MODULES_GPT2 || have == MODULES_LLAMA;
 }
 

@@ -116,15 +116,17 @@ int cmd_validate(int argc, char **argv)
         const char *data = us->mode == SPEC_LORA ? us->tenants[0].data : us->data;
         spec_data_kind_t kind = us->mode == SPEC_LORA ? us->tenants[0].data_kind : us->data_kind;
         char where[64];
-        if (have_model && t->seq_len > m.n_ctx)
+        if (have_model && t->seq_len > m.cfg.n_ctx)
             problem("%s%s%strain.seq_len: %d exceeds the model's n_ctx %d; use at most %d",
                     units[i].trial[0] ? "trial " : "", units[i].trial,
-                    units[i].trial[0] ? ": " : "", t->seq_len, m.n_ctx, m.n_ctx);
-        else if (have_model && m.sliding_window && t->seq_len > m.sliding_window)
+                    units[i].trial[0] ? ": " : "", t->seq_len, m.cfg.n_ctx, m.cfg.n_ctx);
+        else if (have_model && m.cfg.llama.sliding_window &&
+                 t->seq_len > m.cfg.llama.sliding_window)
             problem("%s%s%strain.seq_len: %d exceeds the model's sliding_window %d (Mistral); "
                     "weft runs it only while a sequence fits in the window: use at most %d",
                     units[i].trial[0] ? "trial " : "", units[i].trial,
-                    units[i].trial[0] ? ": " : "", t->seq_len, m.sliding_window, m.sliding_window);
+                    units[i].trial[0] ? ": " : "", t->seq_len, m.cfg.llama.sliding_window,
+                    m.cfg.llama.sliding_window);
         int64_t train_tokens = 0;
         /* each file once: a sweep repeats the same data in every trial */
         bool first = i == 0 || strcmp(data, units[i - 1].spec->mode == SPEC_LORA
@@ -162,8 +164,9 @@ int cmd_validate(int argc, char **argv)
     char a[32], b[32], c[32];
     printf("spec       %s: %s, mode %s\n", spec_file, s->name, spec_mode_name(s->mode));
     printf("model      %s\n", s->model);
-    printf("           L=%d NH=%d C=%d V=%d n_ctx=%d tokenizer=%s, %s parameters\n", m.n_layer,
-           m.n_head, m.n_embd, m.vocab_size, m.n_ctx, m.tokenizer[0] ? m.tokenizer : "?",
+    printf("           L=%d NH=%d C=%d V=%d n_ctx=%d tokenizer=%s, %s parameters\n", m.cfg.n_layer,
+           m.cfg.n_head, m.cfg.n_embd, m.cfg.vocab_size, m.cfg.n_ctx,
+           m.tokenizer[0] ? m.tokenizer : "?",
            human_count((double)plan_model_params(&m), a, sizeof a));
     printf("output     %s\n", s->output);
     printf("resources  %d rank%s x %d thread%s", s->resources.ranks,

@@ -53,7 +53,7 @@ static int backbone_hash(const char *path, char hex[65], char arch[8])
     plan_model_t m;
     int known = plan_model_read(path, &m) == 0;
     if (weft_sha256_file(path, hex) < 0) return -1;
-    snprintf(arch, 8, "%s", !known ? "unknown" : m.llama ? "llama" : "gpt2");
+    snprintf(arch, 8, "%s", !known ? "unknown" : m.cfg.arch == ARCH_LLAMA ? "llama" : "gpt2");
     snprintf(backbone_cache.path, sizeof backbone_cache.path, "%s", path);
     backbone_cache.size = st.st_size;
     backbone_cache.mtime = st.st_mtim;

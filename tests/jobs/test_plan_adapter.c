@@ -33,7 +33,7 @@ static const char *llama_all = "self_attn.q_proj,self_attn.k_proj,self_attn.v_pr
 START_TEST(all_linear_agrees_with_resolved_list)
 {
     spec_lora_t l = {.r = 8, .alpha = 16, .targets = MODULES_ALL_LINEAR};
-    plan_model_t gpt2 = {.llama = 0}, llama = {.llama = 1};
+    plan_model_t gpt2 = {.cfg.arch = ARCH_GPT2}, llama = {.cfg.arch = ARCH_LLAMA};
     write_adapter(gpt2_all);
     ck_assert_int_eq(plan_check_adapter(path, &l, &gpt2), 0);
     ck_assert_int_eq(plan_check_adapter(path, &l, NULL), 0);
@@ -54,7 +54,7 @@ START_TEST(lists_compare_as_sets)
 {
     spec_lora_t l = {
         .r = 8, .alpha = 16, .targets = MODULE_BIT(LORA_Q_PROJ) | MODULE_BIT(LORA_V_PROJ)};
-    plan_model_t llama = {.llama = 1};
+    plan_model_t llama = {.cfg.arch = ARCH_LLAMA};
     write_adapter("self_attn.q_proj,self_attn.v_proj");
     ck_assert_int_eq(plan_check_adapter(path, &l, &llama), 0);
     write_adapter("self_attn.q_proj");

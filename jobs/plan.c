@@ -109,15 +109,15 @@ void plan_memory(const spec_t *s, const plan_model_t *m, plan_memory_t *o)
     }
     o->weights = 4 * N;
     if (s->mode == SPEC_FULL) {
-        o->rows = s->train.batch_size / per;
         o->grads = 4 * N;
         o->optimizer = 8 * N;
-    } else {
-        for (int i = 0; i < s->ntenants; i++) {
-            const spec_tenant_t *t = &s->tenants[i];
+    }
+    for (int i = 0; i < s->ntenants; i++) {
+        const spec_tenant_t *t = &s->tenants[i];
+        int64_t rows = t->train.batch_size / per;
+        o->rows += rows;
+        if (s->mode == SPEC_LORA) {
             double P = (double)plan_adapter_params(m, &t->lora);
-            int64_t rows = t->train.batch_size / per;
-            o->rows += rows;
             o->adapters += 4 * P;
             o->grads += 4 * P;
             o->optimizer += 8 * P;
@@ -181,10 +181,9 @@ static int scan_split(shardset_t *ss, shardset_split_t split, int vocab, int32_t
 
 int plan_check_unit_data(const spec_t *u, const plan_model_t *m, int scan)
 {
-    int lora = u->mode == SPEC_LORA;
-    const char *path = lora ? u->tenants[0].data : u->data;
-    spec_data_kind_t kind = lora ? u->tenants[0].data_kind : u->data_kind;
-    const spec_train_t *t = lora ? &u->tenants[0].train : &u->train;
+    const char *path = u->tenants[0].data;
+    spec_data_kind_t kind = u->tenants[0].data_kind;
+    const spec_train_t *t = &u->tenants[0].train;
     int ranks = u->resources.ranks, T = t->seq_len;
     struct stat st;
     if (stat(path, &st) < 0) return weft_error("data %s: file not found", path);

@@ -606,6 +606,13 @@ static void read_tenants(ctx_t *c, const config_setting_t *root, spec_t *s)
             perr(c, line_of(list), "tenants",
                  "not allowed with mode = \"full\" (a full fine-tune trains one model); name its "
                  "data with data = \"...\"; or use mode = \"lora\"");
+        spec_tenant_t *t = s->tenants;
+        if (t) {
+            snprintf(t->name, sizeof t->name, "%s", s->name);
+            snprintf(t->chat_template, sizeof t->chat_template, "plain");
+            t->train = s->train;
+            t->lora = s->lora;
+        }
         return;
     }
     if (!list) {
@@ -1036,9 +1043,15 @@ static void read_root(ctx_t *c, const config_setting_t *root, spec_t *s, const c
 
     m = config_setting_get_member(root, "data");
     if (s->mode == SPEC_FULL) {
+        /* a full fine-tune is one tenant: the spec's name, data and groups */
+        if (!(s->tenants = calloc(1, sizeof *s->tenants))) {
+            perr(c, 0, "spec", "out of memory");
+            return;
+        }
+        s->ntenants = 1;
         if (m) {
-            get_path(c, m, "data", s->data);
-            s->data_kind = spec_data_kind_of(s->data);
+            get_path(c, m, "data", s->tenants[0].data);
+            s->tenants[0].data_kind = spec_data_kind_of(s->tenants[0].data);
         } else {
             perr(c, 0, "data", "required with mode = \"full\": data = \"path/to/data.h5\";");
         }

@@ -102,6 +102,9 @@ typedef struct {
 const char *spec_device_name(spec_device_t d);
 const char *spec_precision_name(spec_precision_t p);
 
+/* What one run trains on and how: a lora spec's tenant, or the one tenant
+ * of a full spec (named after the spec, with the spec's data, train and
+ * lora groups, and no adapters: the mode decides whether lora applies). */
 typedef struct {
     char name[SPEC_NAME_MAX]; /* [A-Za-z0-9._-]+, its output folder's name */
     char data[SPEC_PATH_MAX]; /* absolute */
@@ -147,12 +150,12 @@ typedef struct {
     spec_mode_t mode;
     char model[SPEC_PATH_MAX];  /* absolute */
     char output[SPEC_PATH_MAX]; /* absolute; default <spec folder>/runs/<name> */
-    char data[SPEC_PATH_MAX];   /* full mode only (absolute), else "" */
-    spec_data_kind_t data_kind;
     spec_train_t train; /* the spec's own train group (tenants start from it) */
-    spec_lora_t lora;   /* lora mode: the spec's own lora group */
+    spec_lora_t lora;   /* the spec's own lora group (defaults in full mode) */
     spec_resources_t resources;
-    int ntenants; /* lora mode: >= 1; full mode: 0 */
+    /* >= 1: a lora spec's tenants; a full spec's one (name, data, train and
+     * lora equal to the spec's: whoever changes those changes both). */
+    int ntenants;
     spec_tenant_t *tenants;
     spec_sweep_t sweep;
 } spec_t;
@@ -193,8 +196,9 @@ bool spec_equal(const spec_t *a, const spec_t *b);
  * fixed order: mode, model, seq_len, grad_accum, ranks, then per tenant
  * (prefix "tenant.<name>.") data, init_adapter, steps/epochs, batch_size, lr,
  * min_lr, schedule, warmup, weight_decay, betas, eps, grad_clip, seed, r,
- * alpha, rslora, dropout, targets. Excluded: name, output, threads,
- * time_limit, evaluation, checkpoint and attempt settings. Malloc'ed. */
+ * alpha, rslora, dropout, targets (a full spec's one tenant: no prefix, and
+ * neither init_adapter nor the LoRA settings). Excluded: name, output,
+ * threads, time_limit, evaluation, checkpoint and attempt settings. Malloc'ed. */
 char *spec_resume_text(const spec_t *self);
 /* SHA-256 hex of spec_resume_text(); tenant_hash: of one tenant's lines plus
  * the run lines (a pack that lost a cancelled tenant still resumes the rest). */
@@ -205,10 +209,10 @@ void spec_tenant_resume_hash(const spec_t *self, int tenant, char hex[65]);
 int spec_resume_explain(const char *saved, const char *now, char *out, size_t outsize);
 
 /* A job unit: one tenant (lora), one trial, or the whole job (full mode).
- * Its spec is complete and single: lora units hold one tenant (named after
- * the unit) and no sweep; full units hold no sweep and output = outdir.
+ * Its spec is complete and single: one tenant named after the unit and no
+ * sweep; a full unit's spec is named after the unit too, with output = outdir.
  * The fields are the caller's to adjust: weftd, once it has sharded raw
- * data, points `data` at the shard file and sets data_kind to
+ * data, points tenants[0].data at the shard file and sets its data_kind to
  * SPEC_DATA_SHARDS before it composes the run. */
 typedef struct {
     char name[SPEC_NAME_MAX];   /* tenant name, or trial id "<tenant|spec name>-<8 hex>" */

@@ -112,9 +112,9 @@ int cmd_validate(int argc, char **argv)
     int unknown = 0; /* jobs counted in epochs of data not sharded yet */
     for (int i = 0; i < nunits && steps; i++) {
         const spec_t *us = units[i].spec;
-        const spec_train_t *t = us->mode == SPEC_LORA ? &us->tenants[0].train : &us->train;
-        const char *data = us->mode == SPEC_LORA ? us->tenants[0].data : us->data;
-        spec_data_kind_t kind = us->mode == SPEC_LORA ? us->tenants[0].data_kind : us->data_kind;
+        const spec_train_t *t = &us->tenants[0].train;
+        const char *data = us->tenants[0].data;
+        spec_data_kind_t kind = us->tenants[0].data_kind;
         char where[64];
         if (have_model && t->seq_len > m.cfg.n_ctx)
             problem("%s%s%strain.seq_len: %d exceeds the model's n_ctx %d; use at most %d",
@@ -129,9 +129,7 @@ int cmd_validate(int argc, char **argv)
                     m.cfg.llama.sliding_window);
         int64_t train_tokens = 0;
         /* each file once: a sweep repeats the same data in every trial */
-        bool first = i == 0 || strcmp(data, units[i - 1].spec->mode == SPEC_LORA
-                                                ? units[i - 1].spec->tenants[0].data
-                                                : units[i - 1].spec->data);
+        bool first = i == 0 || strcmp(data, units[i - 1].spec->tenants[0].data);
         /* then against the run: shards per rank, tokenizer, vocabulary (every
          * token read), a usable /val; a pack-mate is never failed by it */
         if ((plan_check_data(data, kind, have_model ? &m : NULL, &train_tokens) ||
@@ -186,7 +184,7 @@ int cmd_validate(int argc, char **argv)
         for (int d = 0; d < s->sweep.ndims; d++) printf(" %s", s->sweep.dims[d].key);
         printf("\n");
     }
-    int ntrials = s->mode == SPEC_LORA ? nunits / (s->ntenants ? s->ntenants : 1) : nunits;
+    int ntrials = nunits / s->ntenants;
     printf("jobs       %d", nunits);
     if (s->mode == SPEC_LORA)
         printf(" (%d tenant%s x %d trial%s)", s->ntenants, s->ntenants == 1 ? "" : "s", ntrials,
@@ -198,8 +196,8 @@ int cmd_validate(int argc, char **argv)
     printf(" %10s%s\n", "tokens", s->sweep.ndims ? "  swept" : "");
     for (int i = 0; i < nunits; i++) {
         const spec_t *us = units[i].spec;
-        const spec_train_t *t = us->mode == SPEC_LORA ? &us->tenants[0].train : &us->train;
-        spec_data_kind_t kind = us->mode == SPEC_LORA ? us->tenants[0].data_kind : us->data_kind;
+        const spec_train_t *t = &us->tenants[0].train;
+        spec_data_kind_t kind = us->tenants[0].data_kind;
         if (steps[i])
             snprintf(b, sizeof b, "%lld", (long long)steps[i]);
         else

@@ -294,7 +294,7 @@ static int submit(const wire_msg_t *m)
             json_object_set_new(pobj, u->param_key[k], json_string(u->param_value[k]));
         params[i] = json_dumps(pobj, JSON_COMPACT | JSON_SORT_KEYS);
         json_decref(pobj);
-        spec_data_kind_t kind = us->mode == SPEC_LORA ? us->tenants[0].data_kind : us->data_kind;
+        spec_data_kind_t kind = us->tenants[0].data_kind;
         js[i] = (store_job_spec_t){.name = u->name,
                                    .tenant = u->tenant,
                                    .mode = spec_mode_name(us->mode),

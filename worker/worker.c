@@ -408,15 +408,15 @@ static void drop_bad_data(task_t *t, int bad)
 static int setup_tasks(void)
 {
     const spec_t *s = W.spec;
-    W.ntasks = s->mode == SPEC_LORA ? s->ntenants : 1;
+    W.ntasks = s->ntenants; /* a full spec's one tenant is the whole model */
     W.tasks = calloc((size_t)W.ntasks, sizeof *W.tasks);
     if (!W.tasks) return fail_with(EXIT_FAIL);
     int code = EXIT_DONE;
     W.Bsum = 0;
     for (int k = 0; k < W.ntasks && code == EXIT_DONE; k++) {
         task_t *t = &W.tasks[k];
-        t->name = s->mode == SPEC_LORA ? s->tenants[k].name : s->name;
-        t->train = s->mode == SPEC_LORA ? &s->tenants[k].train : &s->train;
+        t->name = s->tenants[k].name;
+        t->train = &s->tenants[k].train;
         t->loss = t->val_loss = NAN;
         t->best_loss = t->baseline_loss = NAN;
         t->best_step = -1;
@@ -425,8 +425,7 @@ static int setup_tasks(void)
             code = EXIT_SPEC;
             break;
         }
-        const char *data = s->mode == SPEC_LORA ? s->tenants[k].data : s->data;
-        int bad = open_data(t, data, t->train->seed) < 0;
+        int bad = open_data(t, s->tenants[k].data, t->train->seed) < 0;
         if (bad) weft_error_prefix("tenant %s", t->name);
         if (W.ntasks > 1) drop_bad_data(t, bad);
         if (W.ntasks == 1 && bad) {

@@ -191,9 +191,14 @@ START_TEST(test_write_escapes_and_full)
                        "min_lr = 0.033333333333333333; };\n";
     spec_t *s = parse_ok(text);
     ck_assert_str_eq(s->model, "/m \"q\" \\ x.h5");
-    ck_assert_int_eq(s->data_kind, SPEC_DATA_TEXT);
     ck_assert(s->train.min_lr == 0.033333333333333333);
-    ck_assert_int_eq(s->ntenants, 0);
+    /* a full fine-tune is a run of one tenant: the spec's name, data and groups */
+    ck_assert_int_eq(s->ntenants, 1);
+    ck_assert_str_eq(s->tenants[0].name, "f");
+    ck_assert_str_eq(s->tenants[0].data, "/base/corpus.txt");
+    ck_assert_int_eq(s->tenants[0].data_kind, SPEC_DATA_TEXT);
+    ck_assert(s->tenants[0].train.min_lr == s->train.min_lr && s->tenants[0].train.lr == 0.1);
+    ck_assert_int_eq(s->tenants[0].lora.r, s->lora.r);
     char *out = spec_write(s);
     ck_assert_ptr_nonnull(strstr(out, "epochs = 0.1;"));
     ck_assert_ptr_nonnull(strstr(out, "lr = 0.1;"));
@@ -309,6 +314,40 @@ static const char *RANDOM =
     "  train = { lr = { log_uniform = [1e-5, 1e-2]; };\n"
     "            warmup = { uniform = [0, 50]; };\n"
     "            schedule = { choice = [\"cosine\", \"linear\"]; }; }; };\n";
+
+/* A full sweep's units are runs of one tenant too: named after the unit,
+ * holding its trial's settings; the resume text stays the whole model's. */
+START_TEST(test_full_sweep_units)
+{
+    spec_t *s = parse_ok("name = \"f\"; mode = \"full\"; model = \"m.h5\"; data = \"c.h5\";\n"
+                         "train = { steps = 50; };\n"
+                         "sweep = { train = { lr = [1e-4, 3e-4]; }; };\n");
+    spec_unit_t *u;
+    int n;
+    ck_assert_int_eq(spec_expand(s, NULL, &u, &n, NULL), 0);
+    ck_assert_int_eq(n, 2);
+    for (int i = 0; i < n; i++) {
+        const spec_t *us = u[i].spec;
+        ck_assert_int_eq(us->ntenants, 1);
+        ck_assert_str_eq(u[i].tenant, "");
+        ck_assert_str_eq(us->name, u[i].name);
+        ck_assert_str_eq(us->tenants[0].name, u[i].name);
+        ck_assert_str_eq(us->output, u[i].outdir);
+        ck_assert_str_eq(us->tenants[0].data, "/base/c.h5");
+        ck_assert(us->tenants[0].train.lr == (i ? 3e-4 : 1e-4) &&
+                  us->train.lr == us->tenants[0].train.lr);
+        char *r = spec_resume_text(us);
+        ck_assert_int_eq(strncmp(r, "mode=full\n", 10), 0);
+        ck_assert_ptr_nonnull(strstr(r, "\ndata=/base/c.h5\n"));
+        ck_assert_ptr_null(strstr(r, "tenant."));
+        ck_assert_ptr_null(strstr(r, "\nr="));
+        free(r);
+        assert_round_trip(us);
+    }
+    spec_units_destroy(&u, n);
+    spec_destroy(&s);
+}
+END_TEST
 
 START_TEST(test_random_expansion)
 {
@@ -712,6 +751,7 @@ int main(void)
     tcase_add_test(tc, test_write_escapes_and_full);
     tcase_add_test(tc, test_equal_notices_changes);
     tcase_add_test(tc, test_grid_expansion);
+    tcase_add_test(tc, test_full_sweep_units);
     tcase_add_test(tc, test_random_expansion);
     tcase_add_test(tc, test_sweep_over_tenants);
     tcase_add_test(tc, test_random_dedup);

@@ -8,6 +8,7 @@
 #include "engine/lora_train.h"
 #include "engine/optim.h"
 #include "engine/par.h"
+#include "model/modules.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -304,7 +305,7 @@ int bench_lora(int argc, char **argv)
         else if (!strcmp(a, "--dropout"))
             S.dropout = strtof(v, NULL);
         else if (!strcmp(a, "--targets"))
-            rc = lora_targets_parse(v, &S.targets);
+            rc = modules_parse(v, &S.targets);
         else {
             weft_error("unknown option '%s'; see weft-bench lora --help", a);
             goto fail;
@@ -320,7 +321,7 @@ int bench_lora(int argc, char **argv)
     lora_spec_t check = {.r = S.r, .alpha = S.alpha, .targets = S.targets, .dropout = S.dropout};
     if (lora_spec_check(&check) < 0) goto fail;
     char tlist[128];
-    lora_targets_format(S.targets, tlist, sizeof tlist);
+    modules_format(S.targets, tlist, sizeof tlist);
 
     int Ks[4] = {1, 4, 16, 64}, nK = 4;
     if (only_K) Ks[0] = only_K, nK = 1;

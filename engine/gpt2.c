@@ -76,15 +76,6 @@ int gpt2_config_check(const gpt2_config_t *c)
     return c->arch == ARCH_LLAMA ? llama_config_check(c) : 0;
 }
 
-const char *gpt2_module_name(gpt2_module_t m)
-{
-    static const char *names[MODEL_NMODULES] = {
-        "attn.c_attn",     "attn.c_proj",      "mlp.c_fc",       "mlp.c_proj",
-        "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-        "mlp.gate_proj",   "mlp.up_proj",      "mlp.down_proj"};
-    return (int)m >= 0 && m < MODEL_NMODULES ? names[m] : "?";
-}
-
 int gpt2_module_dims(const gpt2_config_t *c, int m, int *in, int *out)
 {
     if (c->arch == ARCH_LLAMA) return llama_module_dims(c, m - LLAMA_Q_PROJ, in, out);
@@ -139,6 +130,24 @@ static void build_table(gpt2_t *self)
     add_tensor(self, "ln_f/bias", C, 0, GPT2_BIAS);
 }
 
+/* Entries of the table of config c. */
+static size_t table_size(const gpt2_config_t *c)
+{
+    return c->arch == ARCH_LLAMA ? llama_ntensors(c) : 4 + 12 * (size_t)c->n_layer;
+}
+
+size_t gpt2_nparams(const gpt2_config_t *cfg)
+{
+    gpt2_t table = {.cfg = *cfg};
+    if (!(table.tensors = calloc(table_size(cfg), sizeof *table.tensors))) return 0;
+    if (cfg->arch == ARCH_LLAMA)
+        llama_build_table(&table);
+    else
+        build_table(&table);
+    free(table.tensors);
+    return table.nparams;
+}
+
 /* Points a weights view at buf, following the table order of build_table. */
 static void point_weights(gpt2_t *self, gpt2_weights_t *w, float *buf)
 {
@@ -172,7 +181,7 @@ gpt2_t *gpt2_new(const gpt2_config_t *cfg)
     if (!self) return weft_error("out of memory"), NULL;
     self->cfg = *cfg;
     if (cfg->arch == ARCH_LLAMA) {
-        self->tensors = calloc(llama_ntensors(cfg), sizeof *self->tensors);
+        self->tensors = calloc(table_size(cfg), sizeof *self->tensors);
         self->lw = calloc(1, sizeof *self->lw);
         self->lg = calloc(1, sizeof *self->lg);
         if (self->tensors && self->lw && self->lg) {
@@ -185,7 +194,7 @@ gpt2_t *gpt2_new(const gpt2_config_t *cfg)
         }
         return self;
     }
-    self->tensors = calloc(4 + 12 * (size_t)cfg->n_layer, sizeof *self->tensors);
+    self->tensors = calloc(table_size(cfg), sizeof *self->tensors);
     self->w.h = calloc(cfg->n_layer, sizeof *self->w.h);
     self->g.h = calloc(cfg->n_layer, sizeof *self->g.h);
     if (self->tensors && self->w.h && self->g.h) {

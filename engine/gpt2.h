@@ -111,8 +111,6 @@ typedef enum {
     MODEL_NMODULES
 } gpt2_module_t;
 
-/* Hugging Face name of a module: "attn.c_attn", "self_attn.q_proj", ... */
-const char *gpt2_module_name(gpt2_module_t m);
 /* Input and output widths of module m in a model of config c; -1 when the
  * architecture has no such module. */
 int gpt2_module_dims(const gpt2_config_t *c, int m, int *in, int *out);
@@ -175,6 +173,11 @@ void gpt2_destroy(gpt2_t **self_p);
  * residual projections (attn.c_proj, mlp.c_proj) scaled by 1/sqrt(2L), zero
  * biases, unit LayerNorm. */
 void gpt2_init_weights(gpt2_t *self, uint64_t seed);
+
+/* The number of parameters of a model of config cfg (a valid one): the
+ * size of its parameter table, without allocating the parameters; 0 when
+ * memory runs out. */
+size_t gpt2_nparams(const gpt2_config_t *cfg);
 
 /* The table entry named name (e.g. "h/3/attn/c_attn/weight"), or NULL. */
 const gpt2_tensor_t *gpt2_tensor(const gpt2_t *self, const char *name);

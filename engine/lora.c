@@ -11,30 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *module_names[LORA_NMODULES] = {
-    "attn.c_attn",      "attn.c_proj",      "mlp.c_fc",         "mlp.c_proj",
-    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-    "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
-static const char *module_paths[LORA_NMODULES] = {
-    "attn/c_attn",      "attn/c_proj",      "mlp/c_fc",         "mlp/c_proj",
-    "self_attn/q_proj", "self_attn/k_proj", "self_attn/v_proj", "self_attn/o_proj",
-    "mlp/gate_proj",    "mlp/up_proj",      "mlp/down_proj"};
-
-const char *lora_module_name(int m)
-{
-    return m >= 0 && m < LORA_NMODULES ? module_names[m] : "?";
-}
-
-const char *lora_module_path(int m)
-{
-    return m >= 0 && m < LORA_NMODULES ? module_paths[m] : "?";
-}
-
-const char *lora_module_blocks(int m)
-{
-    return (LORA_LLAMA_MODULES >> m) & 1 ? "model/layers" : "h";
-}
-
 void lora_module_dims(int m, int C, int *in, int *out)
 {
     static const int in_mult[4] = {1, 1, 1, 4};
@@ -48,83 +24,19 @@ void lora_dims_gpt2(int C, lora_dims_t *dims)
     memset(dims, 0, sizeof *dims);
     dims->arch = "gpt2";
     dims->n_embd = C;
-    dims->modules = LORA_GPT2_MODULES;
-    for (int m = 0; m < 4; m++) lora_module_dims(m, C, &dims->in[m], &dims->out[m]);
-}
-
-/* "a, b, c" of the modules in mask, for messages. */
-static const char *names_of(unsigned mask, char *buf, size_t size)
-{
-    size_t n = 0;
-    buf[0] = 0;
-    for (int m = 0; m < LORA_NMODULES && n + 1 < size; m++)
-        if ((mask >> m) & 1)
-            n += (size_t)snprintf(buf + n, size - n, "%s%s", n ? ", " : "", module_names[m]);
-    return buf;
+    for (int m = 0; m < 4; m++) {
+        dims->modules |= 1u << m;
+        lora_module_dims(m, C, &dims->in[m], &dims->out[m]);
+    }
 }
 
 int lora_targets_resolve(unsigned targets, const lora_dims_t *dims, unsigned *out)
 {
     unsigned named = targets & ~LORA_ALL_LINEAR;
     for (int m = 0; m < LORA_NMODULES; m++)
-        if ((named >> m) & 1 && !((dims->modules >> m) & 1)) {
-            char list[256];
-            return weft_error("LoRA target '%s' is not a module of a %s model (choose from %s, "
-                              "or all-linear)",
-                              module_names[m], dims->arch,
-                              names_of(dims->modules, list, sizeof list));
-        }
+        if ((named >> m) & 1 && !((dims->modules >> m) & 1))
+            return weft_error("LoRA target module %d is not a module of a %s model", m, dims->arch);
     *out = targets & LORA_ALL_LINEAR ? dims->modules : named;
-    return 0;
-}
-
-int lora_targets_parse(const char *list, unsigned *mask)
-{
-    *mask = 0;
-    const char *p = list;
-    while (*p) {
-        while (*p == ' ' || *p == '\t') p++;
-        const char *end = p;
-        while (*end && *end != ',') end++;
-        const char *stop = end;
-        while (stop > p && (stop[-1] == ' ' || stop[-1] == '\t')) stop--;
-        size_t n = (size_t)(stop - p);
-        int found = -1;
-        for (int m = 0; m < LORA_NMODULES; m++)
-            if (strlen(module_names[m]) == n && memcmp(module_names[m], p, n) == 0) found = m;
-        if (n == 10 && !memcmp(p, "all-linear", 10)) found = 31;
-        if (found < 0) {
-            char g[128], l[256];
-            return weft_error("unknown LoRA target '%.*s' (gpt2: %s; llama: %s; or all-linear)",
-                              (int)n, p, names_of(LORA_GPT2_MODULES, g, sizeof g),
-                              names_of(LORA_LLAMA_MODULES, l, sizeof l));
-        }
-        if (*mask & (1u << found))
-            return weft_error("LoRA target '%s' listed twice",
-                              found == 31 ? "all-linear" : module_names[found]);
-        *mask |= 1u << found;
-        p = *end ? end + 1 : end;
-        if (*end && !*p) return weft_error("LoRA target list '%s' ends with a comma", list);
-    }
-    if (!*mask)
-        return weft_error("empty LoRA target list: name at least one module, e.g. attn.c_attn");
-    return 0;
-}
-
-int lora_targets_format(unsigned mask, char *buf, size_t size)
-{
-    size_t n = 0;
-    if (size) buf[0] = 0;
-    for (int m = 0; m < 32; m++) {
-        if (!(mask & (1u << m)) || (m >= LORA_NMODULES && m != 31)) continue;
-        const char *name = m == 31 ? "all-linear" : module_names[m];
-        size_t len = strlen(name) + (n ? 1 : 0);
-        if (n + len + 1 > size)
-            return weft_error("LoRA target list does not fit in %zu bytes", size);
-        if (n) buf[n++] = ',';
-        memcpy(buf + n, name, strlen(name) + 1);
-        n += strlen(name);
-    }
     return 0;
 }
 

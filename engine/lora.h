@@ -8,7 +8,8 @@
 #include <stdint.h>
 
 /* The linear modules that can carry an adapter, numbered across the
- * architectures (as gpt2.h numbers them): GPT-2's four, then Llama's seven. */
+ * architectures (as gpt2.h numbers them): GPT-2's four, then Llama's seven.
+ * A module a backbone has is one gpt2_module_dims gives widths for. */
 enum {
     LORA_ATTN_C_ATTN = 0, /* gpt2: C -> 3C */
     LORA_ATTN_C_PROJ = 1, /* gpt2: C -> C */
@@ -23,28 +24,13 @@ enum {
     LORA_DOWN_PROJ = 10,  /* llama: I -> C */
     LORA_NMODULES = 11
 };
-/* Modules of each architecture, as masks. */
-#define LORA_GPT2_MODULES  0x00fu
-#define LORA_LLAMA_MODULES 0x7f0u
-/* In a targets mask: every linear module of the architecture ("all-linear"),
- * resolved when the pack meets its model. */
+/* In a targets mask (bit m for module m): every linear module of the
+ * architecture ("all-linear"), resolved when the pack meets its model. The
+ * modules' names, groups and architectures are model/modules.h's. */
 #define LORA_ALL_LINEAR (1u << 31)
 
-/* "attn.c_attn", "self_attn.q_proj" (the job spec's and the adapter file's
- * `targets` spelling). */
-const char *lora_module_name(int m);
-/* "attn/c_attn", "self_attn/q_proj" (the HDF5 group under a block). */
-const char *lora_module_path(int m);
-/* "h" (gpt2) or "model/layers" (llama): the group holding the blocks. */
-const char *lora_module_blocks(int m);
 /* Input and output widths of GPT-2 module m (0..3) with n_embd = C. */
 void lora_module_dims(int m, int C, int *in, int *out);
-/* "attn.c_attn,mlp.c_fc" -> bit mask (bit m for module m); "all-linear" ->
- * LORA_ALL_LINEAR. Spaces around names are allowed; an unknown or repeated
- * name, or an empty list, is an error naming it. */
-int lora_targets_parse(const char *list, unsigned *mask);
-/* The inverse: comma-separated names in module order. */
-int lora_targets_format(unsigned mask, char *buf, size_t size);
 
 /* One tenant's adapter shape and randomness. */
 typedef struct {
@@ -74,7 +60,8 @@ typedef struct {
 /* GPT-2's four modules at width C. */
 void lora_dims_gpt2(int C, lora_dims_t *dims);
 /* Resolves a targets mask against dims: all-linear becomes every module of
- * the architecture; a module it lacks is an error naming it. */
+ * the architecture; a module it lacks is an error giving its number (callers
+ * check targets by name first: modules_resolve in model/modules.h). */
 int lora_targets_resolve(unsigned targets, const lora_dims_t *dims, unsigned *out);
 
 typedef struct lora_pack lora_pack_t;

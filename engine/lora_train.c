@@ -26,9 +26,8 @@ void gpt2_lora_dims(const gpt2_config_t *c, lora_dims_t *dims)
     memset(dims, 0, sizeof *dims);
     dims->arch = c->arch == ARCH_LLAMA ? "llama" : "gpt2";
     dims->n_embd = c->n_embd;
-    dims->modules = c->arch == ARCH_LLAMA ? LORA_LLAMA_MODULES : LORA_GPT2_MODULES;
     for (int m = 0; m < LORA_NMODULES; m++)
-        if ((dims->modules >> m) & 1) gpt2_module_dims(c, m, &dims->in[m], &dims->out[m]);
+        if (gpt2_module_dims(c, m, &dims->in[m], &dims->out[m]) == 0) dims->modules |= 1u << m;
 }
 
 lora_pack_t *lora_pack_for(const gpt2_t *model, int n_tenants, const lora_spec_t *specs,

@@ -1,10 +1,13 @@
-/* plan.c: the backbone's shape from its weft-model root attributes, parameter
- * and memory estimates per rank, and existence/format checks of the data
- * and adapter files a spec names. */
+/* plan.c: the backbone's config from its weft-model file (read as the worker
+ * reads it), parameter counts from the engine's table, memory estimates per
+ * rank, and existence/format checks of the data and adapter files a spec
+ * names. */
 #include "jobs/plan.h"
 
 #include "common/h5util.h"
 #include "common/log.h"
+#include "model/model_file.h"
+#include "model/modules.h"
 #include "shards/shardset.h"
 
 #include <hdf5.h>
@@ -52,105 +55,41 @@ int plan_model_read(const char *path, plan_model_t *m)
     memset(m, 0, sizeof *m);
     hid_t f = open_h5(path, "model");
     if (f < 0) return -1;
-    int rc = check_format(f, path, "model", "weft-model");
-    static const char *names[] = {"n_layer", "n_head", "n_embd", "vocab_size", "n_ctx"};
-    int *dst[] = {&m->n_layer, &m->n_head, &m->n_embd, &m->vocab_size, &m->n_ctx};
-    for (int i = 0; i < 5 && !rc; i++) {
-        int64_t v;
-        if (h5_attr_read_i64(f, names[i], &v) || v < 1 || v > (1 << 24))
-            rc = weft_error("model %s: root attribute %s missing or out of range", path, names[i]);
-        else
-            *dst[i] = (int)v;
-    }
-    char arch[32] = "gpt2";
-    if (!rc && h5_attr_read_str(f, "arch", arch, sizeof arch)) strcpy(arch, "gpt2");
-    m->llama = !strcmp(arch, "llama");
-    static const char *lnames[] = {"n_kv_head", "head_dim", "n_inner", "tie_word_embeddings"};
-    int *ldst[] = {&m->n_kv_head, &m->head_dim, &m->n_inner, &m->tie};
-    for (int i = 0; i < 4 && !rc && m->llama; i++) {
-        int64_t v;
-        if (h5_attr_read_i64(f, lnames[i], &v) || v < (i == 3 ? 0 : 1) || v > (1 << 24))
-            rc = weft_error("model %s: root attribute %s missing or out of range", path,
-                            lnames[i]);
-        else
-            *ldst[i] = (int)v;
-    }
-    if (!rc && m->llama && h5_attr_exists(f, "sliding_window") > 0) {
-        int64_t v;
-        if (h5_attr_read_i64(f, "sliding_window", &v) || v < 1 || v > (1 << 30))
-            rc = weft_error("model %s: root attribute sliding_window out of range", path);
-        else
-            m->sliding_window = (int)v;
-    }
-    if (!rc && m->llama && m->n_head % m->n_kv_head)
-        rc = weft_error("model %s: n_head %d is not a multiple of n_kv_head %d", path, m->n_head,
-                        m->n_kv_head);
-    if (!rc && !m->llama && m->n_embd % m->n_head)
-        rc = weft_error("model %s: n_embd %d is not a multiple of n_head %d", path, m->n_embd,
-                        m->n_head);
-    if (!rc && h5_attr_read_str(f, "tokenizer", m->tokenizer, sizeof m->tokenizer))
-        m->tokenizer[0] = 0;
+    int rc = model_file_read_config(f, &m->cfg, m->tokenizer, sizeof m->tokenizer);
     H5Fclose(f);
-    return rc;
-}
-
-/* Llama widths: H*hd, KV*hd, I. */
-static void llama_widths(const plan_model_t *m, int64_t *QD, int64_t *KD, int64_t *I)
-{
-    *QD = (int64_t)m->n_head * m->head_dim;
-    *KD = (int64_t)m->n_kv_head * m->head_dim;
-    *I = m->n_inner;
+    return rc < 0 ? weft_error_prefix("model %s", path) : 0;
 }
 
 int64_t plan_model_params(const plan_model_t *m)
 {
-    int64_t V = m->vocab_size, C = m->n_embd, L = m->n_layer, P = m->n_ctx;
-    if (m->llama) { /* biases are a rounding error here and left out */
-        int64_t QD, KD, I;
-        llama_widths(m, &QD, &KD, &I);
-        return V * C * (m->tie ? 1 : 2) + L * (2 * C * QD + 2 * C * KD + 3 * C * I + 2 * C) + C;
-    }
-    return V * C + P * C + L * (12 * C * C + 13 * C) + 2 * C;
+    return (int64_t)gpt2_nparams(&m->cfg);
+}
+
+/* The modules a targets set names on model m (all-linear: all it has). */
+static unsigned module_set(const plan_model_t *m, unsigned targets)
+{
+    unsigned have = modules_of(m->cfg.arch);
+    return targets & MODULES_ALL_LINEAR ? have : targets & have;
 }
 
 int64_t plan_adapter_params(const plan_model_t *m, const spec_lora_t *l)
 {
-    int64_t C = m->n_embd, r = l->r, per_layer = 0;
-    if (m->llama) {
-        int64_t QD, KD, I;
-        llama_widths(m, &QD, &KD, &I);
-        unsigned t = l->targets & SPEC_T_ALL_LINEAR ? SPEC_T_LLAMA : l->targets;
-        if (t & SPEC_T_Q_PROJ) per_layer += r * (C + QD);
-        if (t & SPEC_T_K_PROJ) per_layer += r * (C + KD);
-        if (t & SPEC_T_V_PROJ) per_layer += r * (C + KD);
-        if (t & SPEC_T_O_PROJ) per_layer += r * (QD + C);
-        if (t & SPEC_T_GATE_PROJ) per_layer += r * (C + I);
-        if (t & SPEC_T_UP_PROJ) per_layer += r * (C + I);
-        if (t & SPEC_T_DOWN_PROJ) per_layer += r * (I + C);
-        return per_layer * m->n_layer;
+    unsigned t = module_set(m, l->targets);
+    int64_t per_layer = 0;
+    for (int k = 0; k < LORA_NMODULES; k++) {
+        int in, out;
+        if ((t >> k) & 1 && gpt2_module_dims(&m->cfg, k, &in, &out) == 0)
+            per_layer += (int64_t)l->r * (in + out);
     }
-    unsigned t = l->targets & SPEC_T_ALL_LINEAR ? SPEC_T_ALL : l->targets;
-    if (t & SPEC_T_ATTN_C_ATTN) per_layer += r * (C + 3 * C);
-    if (t & SPEC_T_ATTN_C_PROJ) per_layer += r * (C + C);
-    if (t & SPEC_T_MLP_C_FC) per_layer += r * (C + 4 * C);
-    if (t & SPEC_T_MLP_C_PROJ) per_layer += r * (4 * C + C);
-    return per_layer * m->n_layer;
-}
-
-/* Modules a targets set names on model m (all-linear: all of them). */
-static int module_count(const plan_model_t *m, unsigned x)
-{
-    if (x & SPEC_T_ALL_LINEAR) return m->llama ? 7 : 4;
-    int n = 0;
-    for (; x; x >>= 1) n += (int)(x & 1);
-    return n;
+    return per_layer * m->cfg.n_layer;
 }
 
 void plan_memory(const spec_t *s, const plan_model_t *m, plan_memory_t *o)
 {
     memset(o, 0, sizeof *o);
     double N = (double)plan_model_params(m);
-    double C = m->n_embd, L = m->n_layer, NH = m->n_head, V = m->vocab_size;
+    const gpt2_config_t *c = &m->cfg;
+    double C = c->n_embd, L = c->n_layer, NH = c->n_head, V = c->vocab_size;
     double T = s->train.seq_len;
     int64_t per = (int64_t)s->resources.ranks * s->train.grad_accum;
     /* activation floats per sequence, llm.c's layout: per layer 18C (ln, qkv,
@@ -158,32 +97,33 @@ void plan_memory(const spec_t *s, const plan_model_t *m, plan_memory_t *o)
      * + 2*NH*T (scores before and after softmax); then 2C + 2V + 3 for the
      * final norm, logits, probabilities and losses. */
     double per_seq = T * (L * (18 * C + 4 + 2 * NH * T) + 2 * C + 2 * V + 3);
-    if (m->llama) {
-        /* worker/llama.c: per layer 4C (norms, residuals) + 2 QD (q, attention
+    if (c->arch == ARCH_LLAMA) {
+        /* engine/llama.c: per layer 4C (norms, residuals) + 2 QD (q, attention
          * out) + 2 KD + 2 I (gate, up) + 2 (norm statistics) + NH*T
          * probabilities; then the final norm, logits and the whole-model
          * scratch of one layer's width */
-        int64_t QD, KD, I;
-        llama_widths(m, &QD, &KD, &I);
-        per_seq = T * (L * (4 * C + 2.0 * QD + 2.0 * KD + 2.0 * I + 2 + NH * T) + 4 * C +
-                       2.0 * V + 3 * (double)I + 3);
+        double QD = (double)c->n_head * c->llama.head_dim;
+        double KD = (double)c->llama.n_kv_head * c->llama.head_dim, I = c->llama.n_inner;
+        per_seq =
+            T * (L * (4 * C + 2 * QD + 2 * KD + 2 * I + 2 + NH * T) + 4 * C + 2 * V + 3 * I + 3);
     }
     o->weights = 4 * N;
     if (s->mode == SPEC_FULL) {
-        o->rows = s->train.batch_size / per;
         o->grads = 4 * N;
         o->optimizer = 8 * N;
-    } else {
-        for (int i = 0; i < s->ntenants; i++) {
-            const spec_tenant_t *t = &s->tenants[i];
+    }
+    for (int i = 0; i < s->ntenants; i++) {
+        const spec_tenant_t *t = &s->tenants[i];
+        int64_t rows = t->train.batch_size / per;
+        o->rows += rows;
+        if (s->mode == SPEC_LORA) {
             double P = (double)plan_adapter_params(m, &t->lora);
-            int64_t rows = t->train.batch_size / per;
-            o->rows += rows;
             o->adapters += 4 * P;
             o->grads += 4 * P;
             o->optimizer += 8 * P;
             /* x*A^T per targeted module, and the dropout-masked input */
-            o->activations += 2.0 * 4 * (double)rows * T * L * module_count(m, t->lora.targets) *
+            int modules = __builtin_popcount(module_set(m, t->lora.targets));
+            o->activations += 2.0 * 4 * (double)rows * T * L * modules *
                               (t->lora.r + (t->lora.dropout > 0 ? 4 * C : 0));
         }
     }
@@ -209,9 +149,9 @@ int plan_check_data(const char *path, spec_data_kind_t kind, const plan_model_t 
     int64_t vocab = 0;
     if (!rc && h5_attr_read_i64(f, "vocab_size", &vocab))
         rc = weft_error("data %s: root attribute vocab_size missing", path);
-    if (!rc && m && vocab > m->vocab_size)
+    if (!rc && m && vocab > m->cfg.vocab_size)
         rc = weft_error("data %s: vocabulary of %lld tokens does not fit the model's %d", path,
-                        (long long)vocab, m->vocab_size);
+                        (long long)vocab, m->cfg.vocab_size);
     int rank;
     hsize_t dims[8];
     if (!rc && h5_dataset_shape(f, "/train/tokens", &rank, dims) == 0 && rank == 1)
@@ -241,10 +181,9 @@ static int scan_split(shardset_t *ss, shardset_split_t split, int vocab, int32_t
 
 int plan_check_unit_data(const spec_t *u, const plan_model_t *m, int scan)
 {
-    int lora = u->mode == SPEC_LORA;
-    const char *path = lora ? u->tenants[0].data : u->data;
-    spec_data_kind_t kind = lora ? u->tenants[0].data_kind : u->data_kind;
-    const spec_train_t *t = lora ? &u->tenants[0].train : &u->train;
+    const char *path = u->tenants[0].data;
+    spec_data_kind_t kind = u->tenants[0].data_kind;
+    const spec_train_t *t = &u->tenants[0].train;
     int ranks = u->resources.ranks, T = t->seq_len;
     struct stat st;
     if (stat(path, &st) < 0) return weft_error("data %s: file not found", path);
@@ -258,9 +197,9 @@ int plan_check_unit_data(const spec_t *u, const plan_model_t *m, int scan)
         rc = weft_error("data %s: uses the %s tokenizer but the model uses %s; shard it with the "
                         "model's tokenizer",
                         path, shardset_tokenizer(ss), m->tokenizer);
-    if (!rc && m && shardset_vocab_size(ss) > m->vocab_size)
+    if (!rc && m && shardset_vocab_size(ss) > m->cfg.vocab_size)
         rc = weft_error("data %s: vocabulary of %d tokens does not fit the model's %d", path,
-                        shardset_vocab_size(ss), m->vocab_size);
+                        shardset_vocab_size(ss), m->cfg.vocab_size);
     if (!rc && shardset_shards(ss) < ranks)
         rc = weft_error("data %s: %lld shard%s for %d ranks; re-shard it with --shards %d (or a "
                         "multiple)",
@@ -273,8 +212,8 @@ int plan_check_unit_data(const spec_t *u, const plan_model_t *m, int scan)
                         "shard it with a larger --val-fraction (e.g. 0.1)",
                         path, (long long)shardset_tokens(ss, SHARDSET_VAL), T + 1);
     if (!rc && scan) {
-        int vocab = m && m->vocab_size < shardset_vocab_size(ss) ? m->vocab_size
-                                                                  : shardset_vocab_size(ss);
+        int vocab = m && m->cfg.vocab_size < shardset_vocab_size(ss) ? m->cfg.vocab_size
+                                                                     : shardset_vocab_size(ss);
         int32_t *buf = malloc(SCAN_BLOCK * sizeof *buf);
         rc = buf ? 0 : weft_error("out of memory");
         for (int split = 0; !rc && split < 2; split++)
@@ -285,35 +224,15 @@ int plan_check_unit_data(const spec_t *u, const plan_model_t *m, int scan)
     return rc;
 }
 
-/* The SPEC_T_* set of a comma-separated module list; unknown names give a
- * bit no spec has, so they never compare equal. */
-static unsigned targets_mask(const char *list)
-{
-    unsigned mask = 0;
-    for (const char *p = list; *p;) {
-        size_t n = strcspn(p, ",");
-        int found = -1;
-        for (int i = 0; i < 32; i++) {
-            char name[32];
-            spec_targets_string(1u << i, name, sizeof name);
-            if (name[0] && strlen(name) == n && !strncmp(p, name, n)) found = i;
-        }
-        mask |= found >= 0 ? 1u << found : 1u << 30;
-        p += n;
-        if (*p == ',') p++;
-    }
-    return mask;
-}
-
 /* Whether an adapter's resolved targets (its `targets` attribute) are what
  * the tenant's set asks for: all-linear asks for every module of the
  * backbone's architecture (of either, when m is NULL). */
 static int targets_agree(unsigned have, unsigned want, const plan_model_t *m)
 {
     if (have == want) return 1;
-    if (!(want & SPEC_T_ALL_LINEAR)) return 0;
-    if (m) return have == (m->llama ? SPEC_T_LLAMA : SPEC_T_ALL);
-    return have == SPEC_T_ALL || have == SPEC_T_LLAMA;
+    if (!(want & MODULES_ALL_LINEAR)) return 0;
+    if (m) return have == modules_of(m->cfg.arch);
+    return have == MODULES_GPT2 || have == MODULES_LLAMA;
 }
 
 int plan_check_adapter(const char *path, const spec_lora_t *l, const plan_model_t *m)
@@ -337,7 +256,8 @@ int plan_check_adapter(const char *path, const spec_lora_t *l, const plan_model_
     int64_t r = 0, rs = 0;
     double alpha = 0;
     char targets[128], want[128];
-    spec_targets_string(l->targets, want, sizeof want);
+    unsigned have = 0;
+    modules_format(l->targets, want, sizeof want);
     if (!rc && (h5_attr_read_i64(f, "r", &r) || h5_attr_read_f64(f, "alpha", &alpha) ||
                 h5_attr_read_i64(f, "use_rslora", &rs) ||
                 h5_attr_read_str(f, "targets", targets, sizeof targets)))
@@ -352,7 +272,7 @@ int plan_check_adapter(const char *path, const spec_lora_t *l, const plan_model_
     if (!rc && (rs != 0) != l->rslora)
         rc = weft_error("init_adapter %s: has use_rslora = %lld but the tenant has rslora = %s",
                         path, (long long)rs, l->rslora ? "true" : "false");
-    if (!rc && !targets_agree(targets_mask(targets), l->targets, m))
+    if (!rc && (modules_parse(targets, &have) < 0 || !targets_agree(have, l->targets, m)))
         rc = weft_error("init_adapter %s: targets \"%s\" but the tenant trains \"%s\"", path,
                         targets, want);
     H5Fclose(f);

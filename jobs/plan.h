@@ -1,28 +1,31 @@
-/* plan.h: what a spec will cost: the backbone's shape (from the weft-model
- * file's root attributes), parameter counts, and an estimate of memory per
- * rank for a run; checks of the files a spec names. Used by `weft validate`. */
+/* plan.h: what a spec will cost: the backbone's shape (the engine's config,
+ * read from the weft-model file's root attributes as the worker reads it),
+ * parameter counts, and an estimate of memory per rank for a run; checks of
+ * the files a spec names. Used by `weft validate` and weftd. */
 #ifndef WEFT_PLAN_H
 #define WEFT_PLAN_H
 
+#include "engine/gpt2.h"
 #include "jobs/spec.h"
 
 #include <stdint.h>
 
 typedef struct {
-    int n_layer, n_head, n_embd, vocab_size, n_ctx;
-    char tokenizer[16];
-    int llama;                            /* arch "llama" (version 2) */
-    int n_kv_head, head_dim, n_inner, tie; /* llama only */
-    int sliding_window;                    /* llama (Mistral); 0: none */
+    gpt2_config_t cfg;  /* arch, sizes, Llama's settings and biases */
+    char tokenizer[16]; /* the `tokenizer` attribute: byte, gpt2, bpe or none */
 } plan_model_t;
 
-/* Reads a weft-model file's root attributes; -1 with weft_error naming the
- * file and what is wrong (missing, not HDF5, not weft-model, bad sizes). */
+/* Reads a weft-model file's config (model_file_read_config: the root
+ * attributes through model_attrs_read, the biases present); -1 with
+ * weft_error naming the file and what is wrong (missing, not HDF5, not
+ * weft-model, bad sizes). */
 int plan_model_read(const char *path, plan_model_t *m);
 
-/* N = V*C + n_ctx*C + L*(12C^2 + 13C) + 2C. */
+/* The backbone's parameters: the engine's parameter table (gpt2_nparams). */
 int64_t plan_model_params(const plan_model_t *m);
-/* LoRA parameters of one adapter: sum over targeted modules of r*(in+out), times L. */
+/* LoRA parameters of one adapter: sum over the targeted modules the backbone
+ * has (all-linear: all of them) of r*(in+out), widths as the engine has
+ * them (gpt2_module_dims), times L. */
 int64_t plan_adapter_params(const plan_model_t *m, const spec_lora_t *l);
 
 /* Bytes per rank, for one run of a spec (every tenant of a lora spec packed

@@ -7,6 +7,7 @@
 
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "common/suggest.h"
 
 #include <ctype.h>
 #include <libconfig.h>
@@ -261,7 +262,7 @@ static void unknown_setting(ctx_t *c, const config_setting_t *s, const char *pat
     const char *name = config_setting_name(s);
     int best = -1, bestd = 99;
     for (int i = 0; i < nknown; i++) {
-        int d = spec_edit_distance(name, known[i]);
+        int d = weft_edit_distance(name, known[i]);
         if (d < bestd) bestd = d, best = i;
     }
     size_t len = strlen(name);
@@ -605,6 +606,13 @@ static void read_tenants(ctx_t *c, const config_setting_t *root, spec_t *s)
             perr(c, line_of(list), "tenants",
                  "not allowed with mode = \"full\" (a full fine-tune trains one model); name its "
                  "data with data = \"...\"; or use mode = \"lora\"");
+        spec_tenant_t *t = s->tenants;
+        if (t) {
+            snprintf(t->name, sizeof t->name, "%s", s->name);
+            snprintf(t->chat_template, sizeof t->chat_template, "plain");
+            t->train = s->train;
+            t->lora = s->lora;
+        }
         return;
     }
     if (!list) {
@@ -774,7 +782,7 @@ static void read_sweep_dim(ctx_t *c, spec_t *s, const field_t *f, const config_s
             const char *dists[] = {"uniform", "log_uniform", "choice"};
             int best = -1, bestd = 99;
             for (int k = 0; k < 3; k++) {
-                int e = spec_edit_distance(dn, dists[k]);
+                int e = weft_edit_distance(dn, dists[k]);
                 if (e < bestd) bestd = e, best = k;
             }
             if (bestd <= 3)
@@ -1035,9 +1043,15 @@ static void read_root(ctx_t *c, const config_setting_t *root, spec_t *s, const c
 
     m = config_setting_get_member(root, "data");
     if (s->mode == SPEC_FULL) {
+        /* a full fine-tune is one tenant: the spec's name, data and groups */
+        if (!(s->tenants = calloc(1, sizeof *s->tenants))) {
+            perr(c, 0, "spec", "out of memory");
+            return;
+        }
+        s->ntenants = 1;
         if (m) {
-            get_path(c, m, "data", s->data);
-            s->data_kind = spec_data_kind_of(s->data);
+            get_path(c, m, "data", s->tenants[0].data);
+            s->tenants[0].data_kind = spec_data_kind_of(s->tenants[0].data);
         } else {
             perr(c, 0, "data", "required with mode = \"full\": data = \"path/to/data.h5\";");
         }

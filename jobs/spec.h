@@ -43,28 +43,6 @@ typedef enum { SPEC_KEEP_BEST = 0, SPEC_KEEP_LAST = 1 } spec_keep_t;
  * loss on this run's /val is no worse than the current version's, or always. */
 typedef enum { SPEC_PROMOTE_BETTER = 0, SPEC_PROMOTE_ALWAYS = 1 } spec_promote_t;
 
-/* LoRA target modules, a bit each, numbered as worker/lora.h numbers them;
- * spec_targets_string() spells a set the way the adapter file's `targets`
- * attribute does ("attn.c_attn,mlp.c_fc"). Which modules exist depends on
- * the backbone's architecture: the worker refuses one it lacks (exit 78). */
-enum {
-    SPEC_T_ATTN_C_ATTN = 1u << 0, /* gpt2 [C,3C] */
-    SPEC_T_ATTN_C_PROJ = 1u << 1, /* gpt2 [C,C] */
-    SPEC_T_MLP_C_FC = 1u << 2,    /* gpt2 [C,4C] */
-    SPEC_T_MLP_C_PROJ = 1u << 3,  /* gpt2 [4C,C] */
-    SPEC_T_ALL = 15u,             /* every GPT-2 module */
-    SPEC_T_Q_PROJ = 1u << 4,      /* llama self_attn.q_proj [C,H*hd] */
-    SPEC_T_K_PROJ = 1u << 5,      /* llama self_attn.k_proj [C,KV*hd] */
-    SPEC_T_V_PROJ = 1u << 6,      /* llama self_attn.v_proj [C,KV*hd] */
-    SPEC_T_O_PROJ = 1u << 7,      /* llama self_attn.o_proj [H*hd,C] */
-    SPEC_T_GATE_PROJ = 1u << 8,   /* llama mlp.gate_proj [C,I] */
-    SPEC_T_UP_PROJ = 1u << 9,     /* llama mlp.up_proj [C,I] */
-    SPEC_T_DOWN_PROJ = 1u << 10,  /* llama mlp.down_proj [I,C] */
-    SPEC_T_LLAMA = 0x7f0u         /* every Llama module */
-};
-/* "all-linear": every module of the backbone, whichever its architecture. */
-#define SPEC_T_ALL_LINEAR (1u << 31)
-
 /* Training settings. In lora mode each tenant carries its own resolved copy;
  * the settings marked "shared" are equal in every tenant of a spec (and of a
  * packed run), the others may differ per tenant. */
@@ -103,7 +81,7 @@ typedef struct {
     double alpha;     /* scaling = alpha/r, or alpha/sqrt(r) with rslora */
     bool rslora;      /* rank-stabilised scaling */
     double dropout;   /* on the LoRA branch input, in [0,1) */
-    unsigned targets; /* SPEC_T_* bits, at least one */
+    unsigned targets; /* a targets mask (model/modules.h): modules, or all-linear */
 } spec_lora_t;
 
 /* Where the engine runs, and the precision of its products (docs/CUDA.md). */
@@ -124,6 +102,9 @@ typedef struct {
 const char *spec_device_name(spec_device_t d);
 const char *spec_precision_name(spec_precision_t p);
 
+/* What one run trains on and how: a lora spec's tenant, or the one tenant
+ * of a full spec (named after the spec, with the spec's data, train and
+ * lora groups, and no adapters: the mode decides whether lora applies). */
 typedef struct {
     char name[SPEC_NAME_MAX]; /* [A-Za-z0-9._-]+, its output folder's name */
     char data[SPEC_PATH_MAX]; /* absolute */
@@ -169,12 +150,12 @@ typedef struct {
     spec_mode_t mode;
     char model[SPEC_PATH_MAX];  /* absolute */
     char output[SPEC_PATH_MAX]; /* absolute; default <spec folder>/runs/<name> */
-    char data[SPEC_PATH_MAX];   /* full mode only (absolute), else "" */
-    spec_data_kind_t data_kind;
     spec_train_t train; /* the spec's own train group (tenants start from it) */
-    spec_lora_t lora;   /* lora mode: the spec's own lora group */
+    spec_lora_t lora;   /* the spec's own lora group (defaults in full mode) */
     spec_resources_t resources;
-    int ntenants; /* lora mode: >= 1; full mode: 0 */
+    /* >= 1: a lora spec's tenants; a full spec's one (name, data, train and
+     * lora equal to the spec's: whoever changes those changes both). */
+    int ntenants;
     spec_tenant_t *tenants;
     spec_sweep_t sweep;
 } spec_t;
@@ -215,8 +196,9 @@ bool spec_equal(const spec_t *a, const spec_t *b);
  * fixed order: mode, model, seq_len, grad_accum, ranks, then per tenant
  * (prefix "tenant.<name>.") data, init_adapter, steps/epochs, batch_size, lr,
  * min_lr, schedule, warmup, weight_decay, betas, eps, grad_clip, seed, r,
- * alpha, rslora, dropout, targets. Excluded: name, output, threads,
- * time_limit, evaluation, checkpoint and attempt settings. Malloc'ed. */
+ * alpha, rslora, dropout, targets (a full spec's one tenant: no prefix, and
+ * neither init_adapter nor the LoRA settings). Excluded: name, output,
+ * threads, time_limit, evaluation, checkpoint and attempt settings. Malloc'ed. */
 char *spec_resume_text(const spec_t *self);
 /* SHA-256 hex of spec_resume_text(); tenant_hash: of one tenant's lines plus
  * the run lines (a pack that lost a cancelled tenant still resumes the rest). */
@@ -227,10 +209,10 @@ void spec_tenant_resume_hash(const spec_t *self, int tenant, char hex[65]);
 int spec_resume_explain(const char *saved, const char *now, char *out, size_t outsize);
 
 /* A job unit: one tenant (lora), one trial, or the whole job (full mode).
- * Its spec is complete and single: lora units hold one tenant (named after
- * the unit) and no sweep; full units hold no sweep and output = outdir.
+ * Its spec is complete and single: one tenant named after the unit and no
+ * sweep; a full unit's spec is named after the unit too, with output = outdir.
  * The fields are the caller's to adjust: weftd, once it has sharded raw
- * data, points `data` at the shard file and sets data_kind to
+ * data, points tenants[0].data at the shard file and sets its data_kind to
  * SPEC_DATA_SHARDS before it composes the run. */
 typedef struct {
     char name[SPEC_NAME_MAX];   /* tenant name, or trial id "<tenant|spec name>-<8 hex>" */
@@ -267,8 +249,6 @@ const char *spec_schedule_name(spec_schedule_t schedule);
 const char *spec_data_kind_name(spec_data_kind_t kind);
 /* The kind of data a path names, from its extension (see spec_data_kind_t). */
 spec_data_kind_t spec_data_kind_of(const char *path);
-/* "attn.c_attn,attn.c_proj" for a set of SPEC_T_* bits. */
-void spec_targets_string(unsigned targets, char *buf, size_t bufsize);
 /* Is s a valid tenant/job name: [A-Za-z0-9._-]{1,64}, no "..", not starting
  * with '.' or '-' (it becomes a folder name and a command-line word). */
 bool spec_name_ok(const char *s);

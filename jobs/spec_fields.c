@@ -2,6 +2,9 @@
  * scope; typed reading from libconfig settings with range checks; canonical
  * text for each value (shortest exact floats, L-suffixed large integers). */
 #include "jobs/spec_fields.h"
+#include "common/log.h"
+#include "common/suggest.h"
+#include "model/modules.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -62,18 +65,6 @@ const field_t spec_fields[] = {
 const int spec_nfields = sizeof spec_fields / sizeof spec_fields[0];
 
 static const char *schedule_names[] = {"cosine", "linear", "constant"};
-/* LoRA modules in SPEC_T_* bit order (worker/lora.h numbers them alike),
- * then "all-linear" (SPEC_T_ALL_LINEAR). */
-static const char *target_names[] = {
-    "attn.c_attn",      "attn.c_proj",      "mlp.c_fc",         "mlp.c_proj",
-    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-    "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj",    "all-linear"};
-#define NTARGETS ((int)(sizeof target_names / sizeof target_names[0]))
-
-static unsigned target_bit(int i)
-{
-    return i == NTARGETS - 1 ? SPEC_T_ALL_LINEAR : 1u << i;
-}
 
 void spec_train_defaults(spec_train_t *t)
 {
@@ -107,8 +98,11 @@ void spec_train_defaults(spec_train_t *t)
 
 void spec_lora_defaults(spec_lora_t *l)
 {
-    *l = (spec_lora_t){
-        .r = 8, .alpha = 16, .rslora = false, .dropout = 0, .targets = SPEC_T_ATTN_C_ATTN};
+    *l = (spec_lora_t){.r = 8,
+                       .alpha = 16,
+                       .rslora = false,
+                       .dropout = 0,
+                       .targets = MODULE_BIT(LORA_ATTN_C_ATTN)};
 }
 
 const field_t *field_find(const char *section, const char *key)
@@ -132,39 +126,6 @@ const void *field_cbase(const field_t *f, const spec_train_t *train, const spec_
 const char *spec_schedule_name(spec_schedule_t s)
 {
     return (unsigned)s < 3 ? schedule_names[s] : "?";
-}
-
-void spec_targets_string(unsigned targets, char *buf, size_t bufsize)
-{
-    size_t n = 0;
-    if (bufsize) buf[0] = 0;
-    for (int i = 0; i < NTARGETS; i++) {
-        if (!(targets & target_bit(i))) continue;
-        int w = snprintf(buf + n, bufsize - n, "%s%s", n ? "," : "", target_names[i]);
-        if (w < 0 || (size_t)w >= bufsize - n) return;
-        n += (size_t)w;
-    }
-}
-
-int spec_edit_distance(const char *a, const char *b)
-{
-    size_t na = strlen(a), nb = strlen(b);
-    if (na > 63 || nb > 63) return 99;
-    int d[64][64];
-    for (size_t i = 0; i <= na; i++) d[i][0] = (int)i;
-    for (size_t j = 0; j <= nb; j++) d[0][j] = (int)j;
-    for (size_t i = 1; i <= na; i++)
-        for (size_t j = 1; j <= nb; j++) {
-            int sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-            int del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
-            int m = sub < del ? sub : del;
-            d[i][j] = m < ins ? m : ins;
-            /* a swap of neighbours counts as one edit */
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-                d[i - 2][j - 2] + 1 < d[i][j])
-                d[i][j] = d[i - 2][j - 2] + 1;
-        }
-    return d[na][nb];
 }
 
 void spec_fmt_double(double v, char *buf, size_t bufsize)
@@ -250,16 +211,6 @@ static int get_number(const config_setting_t *s, bool want_int, double *d, int64
     return -1;
 }
 
-static int closest(const char *s, const char **names, int count)
-{
-    int best = -1, bestd = 99;
-    for (int i = 0; i < count; i++) {
-        int d = spec_edit_distance(s, names[i]);
-        if (d < bestd) bestd = d, best = i;
-    }
-    return bestd <= 3 ? best : -1;
-}
-
 static int set_scalar_number(const field_t *f, void *p, const config_setting_t *s, char *why,
                              size_t n)
 {
@@ -308,7 +259,7 @@ int field_set(const field_t *f, void *base, const config_setting_t *s, char *why
                 *(spec_schedule_t *)p = (spec_schedule_t)i;
                 return 0;
             }
-        int c = closest(v, schedule_names, 3);
+        int c = weft_closest(v, schedule_names, 3);
         snprintf(why, n,
                  "unknown schedule \"%.40s\"%s%s%s; use \"cosine\", \"linear\" or \"constant\"", v,
                  c >= 0 ? " (did you mean \"" : "", c >= 0 ? schedule_names[c] : "",
@@ -325,7 +276,7 @@ int field_set(const field_t *f, void *base, const config_setting_t *s, char *why
                 *(int *)p = i;
                 return 0;
             }
-        int c = v ? closest(v, (const char **)f->names, nn) : -1;
+        int c = v ? weft_closest(v, f->names, nn) : -1;
         snprintf(why, n, "%s%.40s%s is not one of \"%s\"%s%s%s%s%s", v ? "\"" : "(not a string)",
                  v ? v : "", v ? "\"" : "", f->names[0], nn > 1 ? " and \"" : "",
                  nn > 1 ? f->names[1] : "", nn > 1 ? "\"" : "", c >= 0 ? "; did you mean " : "",
@@ -370,25 +321,10 @@ int field_set(const field_t *f, void *base, const config_setting_t *s, char *why
             const config_setting_t *e = config_setting_get_elem(s, (unsigned)k);
             const char *v =
                 config_setting_type(e) == CONFIG_TYPE_STRING ? config_setting_get_string(e) : NULL;
-            int found = -1;
-            for (int m = 0; v && m < NTARGETS; m++)
-                if (!strcmp(v, target_names[m])) found = m;
-            if (found < 0) {
-                int c = v ? closest(v, target_names, NTARGETS) : -1;
-                snprintf(why, n,
-                         "unknown module %s%.40s%s%s%s%s; known: attn.c_attn, attn.c_proj, "
-                         "mlp.c_fc, mlp.c_proj (gpt2); self_attn.{q,k,v,o}_proj, "
-                         "mlp.{gate,up,down}_proj (llama); all-linear",
-                         v ? "\"" : "(not a string)", v ? v : "", v ? "\"" : "",
-                         c >= 0 ? " (did you mean \"" : "", c >= 0 ? target_names[c] : "",
-                         c >= 0 ? "\"?)" : "");
+            if (modules_add(&mask, v) < 0) {
+                snprintf(why, n, "%s", weft_last_error());
                 return -1;
             }
-            if (mask & target_bit(found)) {
-                snprintf(why, n, "module \"%s\" is listed twice", target_names[found]);
-                return -1;
-            }
-            mask |= target_bit(found);
         }
         *(unsigned *)p = mask;
         return 0;
@@ -427,12 +363,12 @@ void field_format(const field_t *f, const void *base, char *buf, size_t n)
         snprintf(buf, n, "[%s, %s]", a, b);
         return;
     case F_TARGETS: {
-        unsigned mask = *(const unsigned *)p;
+        const char *names[LORA_NMODULES + 1];
+        int count = modules_names(*(const unsigned *)p, names);
         size_t used = 0;
         buf[0] = 0;
-        for (int i = 0; i < NTARGETS; i++) {
-            if (!(mask & target_bit(i))) continue;
-            int w = snprintf(buf + used, n - used, "%s\"%s\"", used ? ", " : "[", target_names[i]);
+        for (int i = 0; i < count; i++) {
+            int w = snprintf(buf + used, n - used, "%s\"%s\"", used ? ", " : "[", names[i]);
             if (w < 0 || (size_t)w >= n - used) return;
             used += (size_t)w;
         }

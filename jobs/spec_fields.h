@@ -56,8 +56,6 @@ const void *field_cbase(const field_t *f, const spec_train_t *train, const spec_
 void spec_fmt_double(double v, char *buf, size_t bufsize);
 /* Integer text, with libconfig's L suffix outside the 32-bit range. */
 void spec_fmt_int64(int64_t v, char *buf, size_t bufsize);
-/* Edit distance, for "did you mean". */
-int spec_edit_distance(const char *a, const char *b);
 
 /* Appends one line to a diagnostics list (NULL is allowed and ignored). */
 void spec_diag_add(spec_diag_t *self, const char *line);

@@ -213,9 +213,9 @@ char *spec_write(const spec_t *s)
     sb_add(&b, ";\noutput = ");
     sb_str(&b, s->output);
     sb_add(&b, ";\n");
-    if (s->mode == SPEC_FULL) {
+    if (s->mode == SPEC_FULL) { /* its one tenant is the spec itself */
         sb_add(&b, "data = ");
-        sb_str(&b, s->data);
+        sb_str(&b, s->tenants[0].data);
         sb_add(&b, ";\n");
     }
     write_section(&b, "train", &s->train);
@@ -327,7 +327,7 @@ static bool fields_equal(const char *section, const void *a, const void *b)
 bool spec_equal(const spec_t *a, const spec_t *b)
 {
     if (strcmp(a->name, b->name) || a->mode != b->mode || strcmp(a->model, b->model) ||
-        strcmp(a->output, b->output) || strcmp(a->data, b->data) || a->data_kind != b->data_kind)
+        strcmp(a->output, b->output))
         return false;
     if (!fields_equal("train", &a->train, &b->train)) return false;
     if (a->mode == SPEC_LORA && !fields_equal("lora", &a->lora, &b->lora)) return false;
@@ -400,8 +400,15 @@ static void resume_train_lines(sbuf_t *b, const char *prefix, const char *data,
     }
 }
 
-static void resume_tenant_lines(sbuf_t *b, const spec_tenant_t *t)
+/* Tenant k's lines: "tenant.<name>." and its LoRA settings in lora mode; a
+ * full run's one tenant is the whole model, its lines unprefixed. */
+static void resume_tenant_lines(sbuf_t *b, const spec_t *s, int k)
 {
+    const spec_tenant_t *t = &s->tenants[k];
+    if (s->mode == SPEC_FULL) {
+        resume_train_lines(b, "", t->data, "", &t->train, NULL);
+        return;
+    }
     char prefix[SPEC_NAME_MAX + 16];
     snprintf(prefix, sizeof prefix, "tenant.%s.", t->name);
     resume_train_lines(b, prefix, t->data, t->init_adapter, &t->train, &t->lora);
@@ -411,8 +418,7 @@ char *spec_resume_text(const spec_t *s)
 {
     sbuf_t b = {0};
     resume_run_lines(&b, s);
-    if (s->mode == SPEC_FULL) resume_train_lines(&b, "", s->data, "", &s->train, NULL);
-    for (int i = 0; i < s->ntenants; i++) resume_tenant_lines(&b, &s->tenants[i]);
+    for (int i = 0; i < s->ntenants; i++) resume_tenant_lines(&b, s, i);
     return sb_take(&b);
 }
 
@@ -431,8 +437,7 @@ void spec_resume_hash(const spec_t *s, char hex[65])
 {
     sbuf_t b = {0};
     resume_run_lines(&b, s);
-    if (s->mode == SPEC_FULL) resume_train_lines(&b, "", s->data, "", &s->train, NULL);
-    for (int i = 0; i < s->ntenants; i++) resume_tenant_lines(&b, &s->tenants[i]);
+    for (int i = 0; i < s->ntenants; i++) resume_tenant_lines(&b, s, i);
     hash_sbuf(&b, hex);
 }
 
@@ -440,7 +445,7 @@ void spec_tenant_resume_hash(const spec_t *s, int tenant, char hex[65])
 {
     sbuf_t b = {0};
     resume_run_lines(&b, s);
-    if (tenant >= 0 && tenant < s->ntenants) resume_tenant_lines(&b, &s->tenants[tenant]);
+    if (tenant >= 0 && tenant < s->ntenants) resume_tenant_lines(&b, s, tenant);
     hash_sbuf(&b, hex);
 }
 

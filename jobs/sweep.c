@@ -258,12 +258,13 @@ static void sweep_clear(spec_t *s)
     memset(&s->sweep, 0, sizeof s->sweep);
 }
 
-/* Builds unit u for tenant ti (-1 in full mode) and trial t. */
+/* Builds unit u for tenant ti (a full spec's one) and trial t. */
 static int make_unit(const spec_t *s, int ti, const trial_t *t, spec_unit_t *u, char *why,
                      size_t whysize)
 {
     const spec_sweep_t *sw = &s->sweep;
-    const char *base = ti >= 0 ? s->tenants[ti].name : s->name;
+    int lora = s->mode == SPEC_LORA;
+    const char *base = s->tenants[ti].name;
     memset(u, 0, sizeof *u);
     if (sw->ndims) {
         trial_id(s, base, t, u->trial, sizeof u->trial);
@@ -271,29 +272,24 @@ static int make_unit(const spec_t *s, int ti, const trial_t *t, spec_unit_t *u, 
     } else {
         snprintf(u->name, sizeof u->name, "%s", base);
     }
-    if (ti >= 0) snprintf(u->tenant, sizeof u->tenant, "%s", base);
+    if (lora) snprintf(u->tenant, sizeof u->tenant, "%s", base);
     /* a copy without the sweep and with this tenant alone */
     spec_t *us = u->spec = malloc(sizeof *us);
     if (!us) return snprintf(why, whysize, "out of memory"), -1;
     *us = *s;
     memset(&us->sweep, 0, sizeof us->sweep);
-    us->tenants = NULL;
     us->ntenants = 0;
-    spec_train_t *train = &us->train;
-    spec_lora_t *lora = &us->lora;
-    if (ti >= 0) {
-        us->tenants = malloc(sizeof *us->tenants);
-        if (!us->tenants) return snprintf(why, whysize, "out of memory"), -1;
-        us->tenants[0] = s->tenants[ti];
-        us->ntenants = 1;
-        train = &us->tenants[0].train;
-        lora = &us->tenants[0].lora;
-    }
+    if (!(us->tenants = malloc(sizeof *us->tenants)))
+        return snprintf(why, whysize, "out of memory"), -1;
+    us->tenants[0] = s->tenants[ti];
+    us->ntenants = 1;
+    spec_train_t *train = &us->tenants[0].train;
     for (int d = 0; d < sw->ndims; d++) {
         const field_t *f = dim_field(&sw->dims[d]);
         if (!f) return snprintf(why, whysize, "%s: unknown setting", sw->dims[d].key), -1;
         char fwhy[256];
-        if (field_set_text(f, field_base(f, train, lora), t->values[d], fwhy, sizeof fwhy))
+        if (field_set_text(f, field_base(f, train, &us->tenants[0].lora), t->values[d], fwhy,
+                           sizeof fwhy))
             return snprintf(why, whysize, "%s: %s", sw->dims[d].key, fwhy), -1;
         snprintf(u->param_key[d], sizeof u->param_key[d], "%s", sw->dims[d].key);
         snprintf(u->param_value[d], sizeof u->param_value[d], "%s", t->values[d]);
@@ -311,11 +307,12 @@ static int make_unit(const spec_t *s, int ti, const trial_t *t, spec_unit_t *u, 
         train->rung_eta = sw->es_eta;
     }
     if (unit_check(train, us->resources.ranks, why, whysize)) return -1;
-    if (ti >= 0) {
-        /* a single-tenant spec: its groups are the tenant's own settings */
-        snprintf(us->tenants[0].name, sizeof us->tenants[0].name, "%s", u->name);
-        us->train = *train;
-        us->lora = *lora;
+    /* a single-tenant spec: its groups are the tenant's own settings, and
+     * the tenant is named after the unit */
+    snprintf(us->tenants[0].name, sizeof us->tenants[0].name, "%s", u->name);
+    us->train = *train;
+    us->lora = us->tenants[0].lora;
+    if (lora) {
         if (snprintf(u->outdir, sizeof u->outdir, "%s/%s", s->output, u->name) >=
             (int)sizeof u->outdir)
             return snprintf(why, whysize, "output path too long"), -1;
@@ -375,7 +372,7 @@ int spec_expand(const spec_t *s, const spec_limits_t *limits, spec_unit_t **unit
         spec_diag_add(diag, weft_last_error());
         return -1;
     }
-    int nbase = s->mode == SPEC_LORA ? s->ntenants : 1;
+    int nbase = s->ntenants;
     int64_t total = (int64_t)nbase * ntrials;
     if (total > lim.max_units) {
         trials_free(trials, ntrials, s->sweep.ndims);
@@ -394,7 +391,7 @@ int spec_expand(const spec_t *s, const spec_limits_t *limits, spec_unit_t **unit
         for (int k = 0; k < ntrials; k++) {
             char why[512];
             spec_unit_t *u = &units[n++];
-            if (make_unit(s, s->mode == SPEC_LORA ? b : -1, &trials[k], u, why, sizeof why)) {
+            if (make_unit(s, b, &trials[k], u, why, sizeof why)) {
                 char params[512] = "";
                 size_t used = 0;
                 for (int d = 0; d < s->sweep.ndims && used < sizeof params; d++) {

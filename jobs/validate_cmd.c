@@ -112,24 +112,24 @@ int cmd_validate(int argc, char **argv)
     int unknown = 0; /* jobs counted in epochs of data not sharded yet */
     for (int i = 0; i < nunits && steps; i++) {
         const spec_t *us = units[i].spec;
-        const spec_train_t *t = us->mode == SPEC_LORA ? &us->tenants[0].train : &us->train;
-        const char *data = us->mode == SPEC_LORA ? us->tenants[0].data : us->data;
-        spec_data_kind_t kind = us->mode == SPEC_LORA ? us->tenants[0].data_kind : us->data_kind;
+        const spec_train_t *t = &us->tenants[0].train;
+        const char *data = us->tenants[0].data;
+        spec_data_kind_t kind = us->tenants[0].data_kind;
         char where[64];
-        if (have_model && t->seq_len > m.n_ctx)
+        if (have_model && t->seq_len > m.cfg.n_ctx)
             problem("%s%s%strain.seq_len: %d exceeds the model's n_ctx %d; use at most %d",
                     units[i].trial[0] ? "trial " : "", units[i].trial,
-                    units[i].trial[0] ? ": " : "", t->seq_len, m.n_ctx, m.n_ctx);
-        else if (have_model && m.sliding_window && t->seq_len > m.sliding_window)
+                    units[i].trial[0] ? ": " : "", t->seq_len, m.cfg.n_ctx, m.cfg.n_ctx);
+        else if (have_model && m.cfg.llama.sliding_window &&
+                 t->seq_len > m.cfg.llama.sliding_window)
             problem("%s%s%strain.seq_len: %d exceeds the model's sliding_window %d (Mistral); "
                     "weft runs it only while a sequence fits in the window: use at most %d",
                     units[i].trial[0] ? "trial " : "", units[i].trial,
-                    units[i].trial[0] ? ": " : "", t->seq_len, m.sliding_window, m.sliding_window);
+                    units[i].trial[0] ? ": " : "", t->seq_len, m.cfg.llama.sliding_window,
+                    m.cfg.llama.sliding_window);
         int64_t train_tokens = 0;
         /* each file once: a sweep repeats the same data in every trial */
-        bool first = i == 0 || strcmp(data, units[i - 1].spec->mode == SPEC_LORA
-                                                ? units[i - 1].spec->tenants[0].data
-                                                : units[i - 1].spec->data);
+        bool first = i == 0 || strcmp(data, units[i - 1].spec->tenants[0].data);
         /* then against the run: shards per rank, tokenizer, vocabulary (every
          * token read), a usable /val; a pack-mate is never failed by it */
         if ((plan_check_data(data, kind, have_model ? &m : NULL, &train_tokens) ||
@@ -162,8 +162,9 @@ int cmd_validate(int argc, char **argv)
     char a[32], b[32], c[32];
     printf("spec       %s: %s, mode %s\n", spec_file, s->name, spec_mode_name(s->mode));
     printf("model      %s\n", s->model);
-    printf("           L=%d NH=%d C=%d V=%d n_ctx=%d tokenizer=%s, %s parameters\n", m.n_layer,
-           m.n_head, m.n_embd, m.vocab_size, m.n_ctx, m.tokenizer[0] ? m.tokenizer : "?",
+    printf("           L=%d NH=%d C=%d V=%d n_ctx=%d tokenizer=%s, %s parameters\n", m.cfg.n_layer,
+           m.cfg.n_head, m.cfg.n_embd, m.cfg.vocab_size, m.cfg.n_ctx,
+           m.tokenizer[0] ? m.tokenizer : "?",
            human_count((double)plan_model_params(&m), a, sizeof a));
     printf("output     %s\n", s->output);
     printf("resources  %d rank%s x %d thread%s", s->resources.ranks,
@@ -183,7 +184,7 @@ int cmd_validate(int argc, char **argv)
         for (int d = 0; d < s->sweep.ndims; d++) printf(" %s", s->sweep.dims[d].key);
         printf("\n");
     }
-    int ntrials = s->mode == SPEC_LORA ? nunits / (s->ntenants ? s->ntenants : 1) : nunits;
+    int ntrials = nunits / s->ntenants;
     printf("jobs       %d", nunits);
     if (s->mode == SPEC_LORA)
         printf(" (%d tenant%s x %d trial%s)", s->ntenants, s->ntenants == 1 ? "" : "s", ntrials,
@@ -195,8 +196,8 @@ int cmd_validate(int argc, char **argv)
     printf(" %10s%s\n", "tokens", s->sweep.ndims ? "  swept" : "");
     for (int i = 0; i < nunits; i++) {
         const spec_t *us = units[i].spec;
-        const spec_train_t *t = us->mode == SPEC_LORA ? &us->tenants[0].train : &us->train;
-        spec_data_kind_t kind = us->mode == SPEC_LORA ? us->tenants[0].data_kind : us->data_kind;
+        const spec_train_t *t = &us->tenants[0].train;
+        spec_data_kind_t kind = us->tenants[0].data_kind;
         if (steps[i])
             snprintf(b, sizeof b, "%lld", (long long)steps[i]);
         else

@@ -6,6 +6,7 @@
 #include "common/h5util.h"
 #include "common/log.h"
 #include "engine/lora_train.h"
+#include "model/modules.h"
 #include "model/peft.h"
 #include "common/sha256.h"
 
@@ -17,8 +18,8 @@
 
 static int tensor_path(char *buf, size_t size, const char *prefix, int l, int m, const char *name)
 {
-    int n = snprintf(buf, size, "%s/%s/%d/%s/%s", prefix, lora_module_blocks(m), l,
-                     lora_module_path(m), name);
+    int n =
+        snprintf(buf, size, "%s/%s/%d/%s/%s", prefix, module_blocks(m), l, module_path(m), name);
     if (n < 0 || (size_t)n >= size) return weft_error("HDF5 path under '%s' too long", prefix);
     return 0;
 }
@@ -68,18 +69,18 @@ static int read_info(hid_t f, adapter_info_t *info)
     info->spec.alpha = (float)alpha;
     info->spec.use_rslora = (int)rs;
     info->spec.seed = (uint64_t)seed;
-    if (lora_targets_parse(targets, &info->spec.targets) < 0)
+    if (modules_parse(targets, &info->spec.targets) < 0)
         return weft_error_prefix("attribute targets");
 
     /* The architecture from the targets (Llama's modules or GPT-2's), or
      * for all-linear from the blocks present. */
-    unsigned named = info->spec.targets & ~LORA_ALL_LINEAR;
-    int llama = named ? (named & LORA_LLAMA_MODULES) != 0 : h5_path_exists(f, "/model/layers/0");
-    unsigned modules = llama ? LORA_LLAMA_MODULES : LORA_GPT2_MODULES;
-    const char *blocks = llama ? "model/layers" : "h";
+    unsigned named = info->spec.targets & ~MODULES_ALL_LINEAR;
+    int llama = named ? (named & MODULES_LLAMA) != 0 : h5_path_exists(f, "/model/layers/0");
+    unsigned modules = modules_of(llama ? ARCH_LLAMA : ARCH_GPT2);
+    const char *blocks = module_blocks(llama ? LORA_Q_PROJ : LORA_ATTN_C_ATTN);
     if (named & ~modules)
         return weft_error("attribute targets '%s' mixes GPT-2 and Llama modules", targets);
-    if (info->spec.targets & LORA_ALL_LINEAR) info->spec.targets = modules;
+    if (info->spec.targets & MODULES_ALL_LINEAR) info->spec.targets = modules;
 
     /* Blocks: /h/0, /h/1, ... (or /model/layers/0, ...); each must hold
      * exactly the listed modules. */
@@ -104,8 +105,7 @@ static int read_info(hid_t f, adapter_info_t *info)
             for (int i = 0; i < 2; i++) {
                 if (listed && !has[i])
                     return weft_error("targets lists %s but /%s/%d/%s/%s is missing",
-                                      lora_module_name(m), blocks, l, lora_module_path(m),
-                                      names[i]);
+                                      module_name(m), blocks, l, module_path(m), names[i]);
                 if (listed && (tensor_path(p, sizeof p, "", l, m, names[i]) < 0 ||
                                h5_check_f32le(f, p) < 0))
                     return -1;
@@ -113,7 +113,7 @@ static int read_info(hid_t f, adapter_info_t *info)
             if (!listed && (has[0] || has[1]))
                 return weft_error("/%s/%d/%s holds LoRA matrices but targets '%s' does not list "
                                   "%s",
-                                  blocks, l, lora_module_path(m), targets, lora_module_name(m));
+                                  blocks, l, module_path(m), targets, module_name(m));
         }
     info->n_layer = L;
 
@@ -143,12 +143,6 @@ static int read_info(hid_t f, adapter_info_t *info)
     return 0;
 }
 
-/* The engine's module number (lora.h) of a PEFT adapter's module m. */
-static int peft_global(const peft_lora_t *a, int m)
-{
-    return a->family == HF_GPT2 ? m : LORA_Q_PROJ + m;
-}
-
 /* A PEFT folder's settings as an adapter_info_t (no backbone hash: PEFT
  * keeps none, so the shapes are what is checked against the backbone, here
  * for GPT-2's widths and in peft_load for every module). */
@@ -161,12 +155,12 @@ static int peft_info(const peft_lora_t *a, adapter_info_t *info)
     info->spec.use_rslora = a->use_rslora;
     info->n_layer = a->n_layer;
     for (int m = 0; m < peft_nmodules(a->family); m++)
-        if (a->targets >> m & 1) info->spec.targets |= 1u << peft_global(a, m);
+        if (a->targets >> m & 1) info->spec.targets |= 1u << peft_module(a->family, m);
     if (a->family != HF_GPT2) {
         /* n_embd from a module reading the residual stream (q, k, v, gate,
          * up), else 0: not known. */
         for (int m = 0; m < peft_nmodules(a->family) && !info->n_embd; m++) {
-            int g = peft_global(a, m);
+            int g = peft_module(a->family, m);
             if ((a->targets >> m & 1) && g != LORA_O_PROJ && g != LORA_DOWN_PROJ)
                 info->n_embd = (int)a->in[m];
         }
@@ -182,7 +176,7 @@ static int peft_info(const peft_lora_t *a, adapter_info_t *info)
         lora_module_dims(m, info->n_embd, &in, &out);
         if ((a->targets >> m & 1) && (a->in[m] != (uint64_t)in || a->out[m] != (uint64_t)out))
             return weft_error("%s is %llu -> %llu, but a GPT-2 block of width %d has %d -> %d",
-                              lora_module_name(m), (unsigned long long)a->in[m],
+                              module_name(m), (unsigned long long)a->in[m],
                               (unsigned long long)a->out[m], info->n_embd, in, out);
     }
     return 0;
@@ -256,8 +250,8 @@ static int check_fits(const adapter_info_t *info, lora_pack_t *pack, int k)
                           info->n_layer, info->n_embd, lora_pack_layers(pack),
                           lora_pack_embd(pack));
     if (info->spec.targets != s->targets) {
-        lora_targets_format(info->spec.targets, have, sizeof have);
-        lora_targets_format(s->targets, want, sizeof want);
+        modules_format(info->spec.targets, have, sizeof have);
+        modules_format(s->targets, want, sizeof want);
         return weft_error("adapter targets '%s' but tenant %d is set up for '%s'", have, k, want);
     }
     if (info->spec.r != s->r || info->spec.alpha != s->alpha ||
@@ -277,19 +271,19 @@ static int peft_load(const char *path, lora_pack_t *pack, int k, adapter_info_t 
     int rc = peft_info(&a, info);
     if (rc == 0) rc = check_fits(info, pack, k);
     for (int m = 0; rc == 0 && m < peft_nmodules(a.family); m++) {
-        int in = 0, out = 0, g = peft_global(&a, m);
+        int in = 0, out = 0, g = peft_module(a.family, m);
         if (!(a.targets >> m & 1)) continue;
         if (lora_pack_module_dims(pack, g, &in, &out) < 0 || a.in[m] != (uint64_t)in ||
             a.out[m] != (uint64_t)out)
             rc = weft_error("%s is %llu -> %llu, but this %s backbone's is %d -> %d",
-                            lora_module_name(g), (unsigned long long)a.in[m],
+                            module_name(g), (unsigned long long)a.in[m],
                             (unsigned long long)a.out[m], lora_pack_dims(pack)->arch, in, out);
     }
     for (int l = 0; rc == 0 && l < a.n_layer; l++)
         for (int m = 0; m < peft_nmodules(a.family); m++) {
             size_t ao, bo, pa, pb;
             if (peft_offsets(&a, l, m, &ao, &bo) < 0 ||
-                lora_pack_offsets(pack, k, l, peft_global(&a, m), &pa, &pb) < 0)
+                lora_pack_offsets(pack, k, l, peft_module(a.family, m), &pa, &pb) < 0)
                 continue;
             float *w = lora_pack_params(pack);
             memcpy(w + pa, a.w + ao, (size_t)a.r * a.in[m] * sizeof *w);
@@ -330,7 +324,7 @@ static int write_file(const char *path, lora_pack_t *pack, int k, const adapter_
 {
     const lora_spec_t *s = lora_pack_spec(pack, k);
     char targets[128];
-    if (lora_targets_format(s->targets, targets, sizeof targets) < 0) return -1;
+    if (modules_format(s->targets, targets, sizeof targets) < 0) return -1;
     errno = 0;
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0) /* HDF5 leaves the system's reason (no space, ...) in errno */
@@ -381,6 +375,8 @@ lora_pack_t *adapter_attach(gpt2_t *model, const char *model_path, const char *a
     if (!info) info = &local;
     if (weft_sha256_file(model_path, hex) < 0 || adapter_read_info(adapter_path, info) < 0)
         return NULL;
+    unsigned targets;
+    if (modules_resolve(info->spec.targets, model->cfg.arch, &targets) < 0) return NULL;
     lora_pack_t *pack = lora_pack_for(model, 1, &info->spec, rows);
     size_t row0 = 0;
     if (!pack || adapter_load(adapter_path, model_path, hex, pack, 0, NULL) < 0 ||

@@ -8,6 +8,7 @@ noinst_LIBRARIES += model/libweftmodel.a
 # -O3: the tokenizer's merge loop and the widening loops of the converters.
 model_libweftmodel_a_CFLAGS = $(AM_CFLAGS) $(PCRE2_CFLAGS) $(UTF8PROC_CFLAGS) -O3
 model_libweftmodel_a_SOURCES = \
+	model/modules.c model/modules.h \
 	model/model_attrs.c model/model_attrs.h \
 	model/model_file.c model/model_file.h \
 	model/adapter.c model/adapter.h \

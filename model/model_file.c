@@ -65,7 +65,7 @@ static int read_llama(hid_t f, const model_attrs_t *a, gpt2_config_t *cfg)
     return 0;
 }
 
-static int read_config(hid_t f, gpt2_config_t *cfg, char *tokenizer, size_t toksize)
+int model_file_read_config(hid_t f, gpt2_config_t *cfg, char *tokenizer, size_t toksize)
 {
     model_attrs_t a;
     char tok[64];
@@ -91,7 +91,7 @@ int model_file_config(const char *path, gpt2_config_t *cfg, char *tokenizer, siz
 {
     hid_t f = open_model(path);
     if (f < 0) return -1;
-    int rc = read_config(f, cfg, tokenizer, toksize);
+    int rc = model_file_read_config(f, cfg, tokenizer, toksize);
     H5Fclose(f);
     return rc < 0 ? weft_error_prefix("%s", path) : 0;
 }
@@ -140,7 +140,7 @@ gpt2_t *model_file_load(const char *path, char *tokenizer, size_t toksize)
     if (f < 0) return NULL;
     gpt2_config_t cfg;
     gpt2_t *model = NULL;
-    if (read_config(f, &cfg, tokenizer, toksize) == 0) {
+    if (model_file_read_config(f, &cfg, tokenizer, toksize) == 0) {
         model = gpt2_new(&cfg);
         if (model && model_file_read_tensors(f, model, model->params) < 0) gpt2_destroy(&model);
     }

@@ -17,6 +17,9 @@
 /* Reads and checks the root attributes (format, version, arch, sizes,
  * tokenizer: "byte", "gpt2" or "bpe"); tokenizer (at least 16 bytes) may be NULL. */
 int model_file_config(const char *path, gpt2_config_t *cfg, char *tokenizer, size_t toksize);
+/* The same from an open file (model_attrs_read, then the biases present);
+ * errors do not name the file. */
+int model_file_read_config(hid_t f, gpt2_config_t *cfg, char *tokenizer, size_t toksize);
 
 /* Loads a model; NULL with a one-line error naming the file and, where it
  * applies, the dataset (missing, wrong shape, NaN or infinite value). */

@@ -4,6 +4,7 @@
 #include "common/fsutil.h"
 #include "common/h5util.h"
 #include "common/log.h"
+#include "model/modules.h"
 #include "model/safetensors.h"
 #include "common/sha256.h"
 
@@ -17,21 +18,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* The two families of adapter layouts; a family's modules are the ones of
+ * its architecture in the module table (model/modules.h), in its order. */
 static const struct {
     const char *block; /* block key prefix after base_model.model. */
-    int n;
-    const char *mod[PEFT_MAXMOD];    /* module name relative to the block */
-    const char *target[PEFT_MAXMOD]; /* target_modules spelling (unambiguous) */
+    model_arch_t arch;
 } families[] = {
-    [HF_GPT2] = {"transformer.h.",
-                 4,
-                 {"attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"},
-                 {"c_attn", "attn.c_proj", "c_fc", "mlp.c_proj"}},
-    [HF_LLAMA] = {"model.layers.",
-                  7,
-                  {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
-                   "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"},
-                  {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}},
+    [HF_GPT2] = {"transformer.h.", ARCH_GPT2},
+    [HF_LLAMA] = {"model.layers.", ARCH_LLAMA},
 };
 
 /* Qwen2 and Mistral adapters are Llama's. */
@@ -42,11 +36,17 @@ static hf_family_t fam(hf_family_t f)
 
 int peft_nmodules(hf_family_t f)
 {
-    return families[fam(f)].n;
+    return __builtin_popcount(modules_of(families[fam(f)].arch));
 }
+
+int peft_module(hf_family_t f, int m)
+{
+    return __builtin_ctz(modules_of(families[fam(f)].arch)) + m;
+}
+
 const char *peft_module_name(hf_family_t f, int m)
 {
-    return families[fam(f)].mod[m];
+    return module_name(peft_module(f, m));
 }
 
 float peft_scaling(const peft_lora_t *a)
@@ -101,40 +101,23 @@ int peft_is_dir(const char *path)
  * /model/layers/0/self_attn/q_proj. */
 static void h5_module(char *buf, size_t size, hf_family_t f, int l, int m, const char *what)
 {
-    char mod[64];
-    snprintf(mod, sizeof mod, "%s", families[f].mod[m]);
-    *strchr(mod, '.') = '/';
-    snprintf(buf, size, "/%s/%d/%s/%s", f == HF_GPT2 ? "h" : "model/layers", l, mod, what);
+    int g = peft_module(f, m);
+    snprintf(buf, size, "/%s/%d/%s/%s", module_blocks(g), l, module_path(g), what);
 }
 
 /* The targets attribute ("attn.c_attn,mlp.c_fc", "self_attn.q_proj,...",
  * or "all-linear") -> family and module mask. */
 static int h5_targets(hid_t f, const char *targets, peft_lora_t *a)
 {
-    if (!strcmp(targets, "all-linear")) {
-        a->family = h5_path_exists(f, "/model/layers/0") > 0 ? HF_LLAMA : HF_GPT2;
-        a->targets = (1u << families[a->family].n) - 1;
-        return 0;
-    }
-    int family = -1;
-    for (const char *p = targets; *p;) {
-        size_t n = strcspn(p, ",");
-        int found = -1, ff = -1;
-        for (int fi = 0; fi <= HF_LLAMA && found < 0; fi++)
-            for (int m = 0; m < families[fi].n; m++)
-                if (strlen(families[fi].mod[m]) == n && !strncmp(p, families[fi].mod[m], n)) {
-                    found = m;
-                    ff = fi;
-                }
-        if (found < 0) return weft_error("attribute targets: unknown module in '%s'", targets);
-        if (family >= 0 && ff != family)
-            return weft_error("attribute targets '%s' mixes GPT-2 and Llama modules", targets);
-        family = ff;
-        a->targets |= 1u << found;
-        p += n + (p[n] == ',');
-    }
-    if (family < 0) return weft_error("attribute targets lists no module");
-    a->family = (hf_family_t)family;
+    unsigned mask;
+    if (modules_parse(targets, &mask) < 0) return weft_error_prefix("attribute targets");
+    unsigned named = mask & ~MODULES_ALL_LINEAR;
+    if ((named & MODULES_GPT2) && (named & MODULES_LLAMA))
+        return weft_error("attribute targets '%s' mixes GPT-2 and Llama modules", targets);
+    int llama = named ? (named & MODULES_LLAMA) != 0 : h5_path_exists(f, "/model/layers/0") > 0;
+    a->family = llama ? HF_LLAMA : HF_GPT2;
+    if (mask & MODULES_ALL_LINEAR) named = modules_of(families[a->family].arch);
+    a->targets = named >> peft_module(a->family, 0);
     return 0;
 }
 
@@ -161,15 +144,14 @@ static int read_h5(hid_t f, peft_lora_t *a)
     if (h5_targets(f, targets, a) < 0) return -1;
     hf_family_t fm = a->family;
     char path[256];
+    const char *blocks = module_blocks(peft_module(fm, 0));
     while (a->n_layer < 100000) {
-        snprintf(path, sizeof path, "/%s/%d", fm == HF_GPT2 ? "h" : "model/layers", a->n_layer);
+        snprintf(path, sizeof path, "/%s/%d", blocks, a->n_layer);
         if (!h5_path_exists(f, path)) break;
         a->n_layer++;
     }
-    if (!a->n_layer)
-        return weft_error("no /%s/0 group: the adapter holds no matrices",
-                          fm == HF_GPT2 ? "h" : "model/layers");
-    for (int m = 0; m < families[fm].n; m++) {
+    if (!a->n_layer) return weft_error("no /%s/0 group: the adapter holds no matrices", blocks);
+    for (int m = 0; m < peft_nmodules(fm); m++) {
         if (!(a->targets >> m & 1)) continue;
         int rank;
         hsize_t da[8], db[8];
@@ -184,7 +166,7 @@ static int read_h5(hid_t f, peft_lora_t *a)
     }
     if (alloc_weights(a) < 0) return -1;
     for (int l = 0; l < a->n_layer; l++)
-        for (int m = 0; m < families[fm].n; m++) {
+        for (int m = 0; m < peft_nmodules(fm); m++) {
             size_t ao, bo;
             if (peft_offsets(a, l, m, &ao, &bo) < 0) continue;
             hsize_t da[2] = {(hsize_t)r, a->in[m]}, db[2] = {a->out[m], (hsize_t)r};
@@ -230,7 +212,7 @@ static int parse_targets(const json_t *t, hf_family_t f, unsigned *mask)
     *mask = 0;
     const char *s = json_string_value(t);
     if (s && !strcmp(s, "all-linear")) {
-        *mask = (1u << families[f].n) - 1;
+        *mask = (1u << peft_nmodules(f)) - 1;
         return 0;
     }
     if (s)
@@ -245,8 +227,8 @@ static int parse_targets(const json_t *t, hf_family_t f, unsigned *mask)
     {
         const char *name = json_string_value(v);
         unsigned hit = 0;
-        for (int m = 0; name && m < families[f].n; m++) {
-            const char *mod = families[f].mod[m];
+        for (int m = 0; name && m < peft_nmodules(f); m++) {
+            const char *mod = peft_module_name(f, m);
             size_t n = strlen(mod), k = strlen(name);
             if (!strcmp(mod, name) ||
                 (k < n && mod[n - k - 1] == '.' && !strcmp(mod + n - k, name)))
@@ -254,9 +236,9 @@ static int parse_targets(const json_t *t, hf_family_t f, unsigned *mask)
         }
         if (!hit) {
             char have[256] = "";
-            for (int m = 0; m < families[f].n; m++)
+            for (int m = 0; m < peft_nmodules(f); m++)
                 snprintf(have + strlen(have), sizeof have - strlen(have), "%s%s", m ? ", " : "",
-                         families[f].target[m]);
+                         module_peft_name(peft_module(f, m)));
             return weft_error("target_modules names \"%s\", which %s lacks (it has %s)",
                               name ? name : "(not a string)", hf_family_architecture(f), have);
         }
@@ -277,9 +259,9 @@ static int parse_key(const char *key, hf_family_t *f, int *l, int *m, int *b)
         char *end;
         long layer = strtol(key + n, &end, 10);
         if (end == key + n || *end != '.' || layer < 0 || layer > 100000) return -1;
-        for (int mi = 0; mi < families[fi].n; mi++) {
-            size_t k = strlen(families[fi].mod[mi]);
-            if (strncmp(end + 1, families[fi].mod[mi], k)) continue;
+        for (int mi = 0; mi < peft_nmodules(fi); mi++) {
+            size_t k = strlen(peft_module_name(fi, mi));
+            if (strncmp(end + 1, peft_module_name(fi, mi), k)) continue;
             const char *rest = end + 1 + k;
             if (strcmp(rest, ".lora_A.weight") && strcmp(rest, ".lora_B.weight")) continue;
             *f = (hf_family_t)fi;
@@ -391,24 +373,24 @@ static int read_dir(const char *dir, peft_lora_t *a)
         int m = 0;
         while (!((present ^ a->targets) >> m & 1)) m++;
         weft_error("%s: target_modules %s %s but the weights %s it", dir,
-                   a->targets >> m & 1 ? "lists" : "does not list", families[family].mod[m],
+                   a->targets >> m & 1 ? "lists" : "does not list", peft_module_name(family, m),
                    present >> m & 1 ? "hold" : "lack");
         goto out;
     }
     /* Shapes from block 0; every block alike. */
     char key[256];
-    for (int m = 0; m < families[family].n; m++) {
+    for (int m = 0; m < peft_nmodules(family); m++) {
         if (!(a->targets >> m & 1)) continue;
         snprintf(key, sizeof key, "base_model.model.%s0.%s.lora_A.weight", families[family].block,
-                 families[family].mod[m]);
+                 peft_module_name(family, m));
         const st_tensor_t *ta = st_file_find(st, key);
         snprintf(key, sizeof key, "base_model.model.%s0.%s.lora_B.weight", families[family].block,
-                 families[family].mod[m]);
+                 peft_module_name(family, m));
         const st_tensor_t *tb = st_file_find(st, key);
         if (!ta || !tb || ta->ndim != 2 || tb->ndim != 2 || ta->shape[0] != (uint64_t)a->r ||
             tb->shape[1] != (uint64_t)a->r) {
             weft_error("%s: block 0's %s must have lora_A [r=%d, in] and lora_B [out, r=%d]", path,
-                       families[family].mod[m], a->r, a->r);
+                       peft_module_name(family, m), a->r, a->r);
             goto out;
         }
         a->in[m] = ta->shape[1];
@@ -416,12 +398,12 @@ static int read_dir(const char *dir, peft_lora_t *a)
     }
     if (alloc_weights(a) < 0) goto out;
     for (int l = 0; l < a->n_layer; l++)
-        for (int m = 0; m < families[family].n; m++) {
+        for (int m = 0; m < peft_nmodules(family); m++) {
             size_t off[2];
             if (peft_offsets(a, l, m, &off[0], &off[1]) < 0) continue;
             for (int b = 0; b < 2; b++) {
                 snprintf(key, sizeof key, "base_model.model.%s%d.%s.lora_%c.weight",
-                         families[family].block, l, families[family].mod[m], b ? 'B' : 'A');
+                         families[family].block, l, peft_module_name(family, m), b ? 'B' : 'A');
                 const st_tensor_t *t = st_file_find(st, key);
                 uint64_t d0 = b ? a->out[m] : (uint64_t)a->r, d1 = b ? (uint64_t)a->r : a->in[m];
                 if (!t) {
@@ -483,7 +465,7 @@ static int write_text(const char *dir, const char *name, const char *text)
 int peft_write_dir(const peft_lora_t *a, const char *dir, int bf16, const char *base_model)
 {
     hf_family_t f = fam(a->family);
-    int n = families[f].n, rc = -1;
+    int n = peft_nmodules(f), rc = -1;
     size_t nt = 0;
     st_spec_t *specs = calloc((size_t)a->n_layer * (size_t)n * 2, sizeof *specs);
     char(*names)[160] = calloc((size_t)a->n_layer * (size_t)n * 2, sizeof *names);
@@ -497,7 +479,7 @@ int peft_write_dir(const peft_lora_t *a, const char *dir, int bf16, const char *
             if (!(a->targets >> m & 1)) continue;
             for (int b = 0; b < 2; b++, nt++) {
                 snprintf(names[nt], sizeof names[nt], "base_model.model.%s%d.%s.lora_%c.weight",
-                         families[f].block, l, families[f].mod[m], b ? 'B' : 'A');
+                         families[f].block, l, peft_module_name(f, m), b ? 'B' : 'A');
                 specs[nt].name = names[nt];
                 specs[nt].ndim = 2;
                 specs[nt].shape[0] = b ? a->out[m] : (uint64_t)a->r;
@@ -518,7 +500,8 @@ int peft_write_dir(const peft_lora_t *a, const char *dir, int bf16, const char *
     if (st_writer_finish(&w) < 0) goto out;
     json_t *targets = json_array();
     for (int m = 0; m < n; m++)
-        if (a->targets >> m & 1) json_array_append_new(targets, json_string(families[f].target[m]));
+        if (a->targets >> m & 1)
+            json_array_append_new(targets, json_string(module_peft_name(peft_module(f, m))));
     json_t *c =
         json_pack("{s:s, s:s, s:i, s:f, s:o, s:f, s:s, s:b, s:b, s:s?, s:b, s:n, s:n, "
                   "s:b, s:b, s:{}, s:{}}",
@@ -580,15 +563,11 @@ static int fold(hid_t f, const peft_lora_t *a, const hf_config_t *c)
         for (int m = 0; m < peft_nmodules(a->family); m++) {
             size_t ao, bo;
             if (peft_offsets(a, l, m, &ao, &bo) < 0) continue;
-            char path[256], mod[64];
-            snprintf(mod, sizeof mod, "%s", peft_module_name(a->family, m));
-            *strchr(mod, '.') = '/';
+            int g = peft_module(a->family, m);
+            char path[256];
+            snprintf(path, sizeof path, "/%s/%d/%s/weight", module_blocks(g), l, module_path(g));
             uint64_t in = a->in[m], out = a->out[m];
             int conv1d = c->family == HF_GPT2;
-            if (conv1d)
-                snprintf(path, sizeof path, "/h/%d/%s/weight", l, mod);
-            else
-                snprintf(path, sizeof path, "/model/layers/%d/%s/weight", l, mod);
             hsize_t dims[2] = {conv1d ? in : out, conv1d ? out : in};
             float *w = malloc(in * out * sizeof *w);
             if (!w) return weft_error("out of memory");

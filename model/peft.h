@@ -12,9 +12,11 @@
 
 #define PEFT_MAXMOD 7
 
-/* Module m of family f's blocks: its name relative to the block
- * ("attn.c_attn", "self_attn.q_proj"), and the modules a block has. */
+/* The modules a block of family f has; module m of them as the module
+ * table numbers it (model/modules.h, LORA_*), and its name relative to the
+ * block ("attn.c_attn", "self_attn.q_proj"). */
 int peft_nmodules(hf_family_t f);
+int peft_module(hf_family_t f, int m);
 const char *peft_module_name(hf_family_t f, int m);
 
 typedef struct {

@@ -53,7 +53,7 @@ static int backbone_hash(const char *path, char hex[65], char arch[8])
     plan_model_t m;
     int known = plan_model_read(path, &m) == 0;
     if (weft_sha256_file(path, hex) < 0) return -1;
-    snprintf(arch, 8, "%s", !known ? "unknown" : m.llama ? "llama" : "gpt2");
+    snprintf(arch, 8, "%s", !known ? "unknown" : m.cfg.arch == ARCH_LLAMA ? "llama" : "gpt2");
     snprintf(backbone_cache.path, sizeof backbone_cache.path, "%s", path);
     backbone_cache.size = st.st_size;
     backbone_cache.mtime = st.st_mtim;
@@ -294,7 +294,7 @@ static int submit(const wire_msg_t *m)
             json_object_set_new(pobj, u->param_key[k], json_string(u->param_value[k]));
         params[i] = json_dumps(pobj, JSON_COMPACT | JSON_SORT_KEYS);
         json_decref(pobj);
-        spec_data_kind_t kind = us->mode == SPEC_LORA ? us->tenants[0].data_kind : us->data_kind;
+        spec_data_kind_t kind = us->tenants[0].data_kind;
         js[i] = (store_job_spec_t){.name = u->name,
                                    .tenant = u->tenant,
                                    .mode = spec_mode_name(us->mode),

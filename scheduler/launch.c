@@ -57,6 +57,10 @@ static int write_run_spec(int64_t run, const plan_run_t *p, char *path, size_t p
                             snprintf(runspec->output, sizeof runspec->output, "%s", out) >=
                                 (int)sizeof runspec->output))
                 rc = weft_error("run folder path too long: %s", out);
+            /* a full run's one tenant is named after it */
+            if (runspec)
+                snprintf(runspec->tenants[0].name, sizeof runspec->tenants[0].name, "%s",
+                         runspec->name);
         }
         if (rc == 0 && (!runspec || spec_write_file(runspec, path) < 0)) rc = -1;
     }

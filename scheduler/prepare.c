@@ -56,29 +56,23 @@ typedef struct prep {
 
 static prep_t *preps;
 
-/* The data path and kind of a preparing job's unit. */
 /* What a unit's raw data is sharded as: "text", "jsonl", "completion" or
  * "chat:<template>" (preparations of one file in two formats are two). */
 static void unit_format(const spec_t *s, char fmt[32])
 {
-    int lora = s->mode == SPEC_LORA;
-    spec_data_kind_t k = lora ? s->tenants[0].data_kind : s->data_kind;
+    spec_data_kind_t k = s->tenants[0].data_kind;
     snprintf(fmt, 32, "%s%s%s", spec_data_kind_name(k), k == SPEC_DATA_CHAT ? ":" : "",
              k == SPEC_DATA_CHAT ? s->tenants[0].chat_template : "");
 }
 
+/* The data path and kind of a preparing job's unit (its one tenant's). */
 static int unit_data(const store_job_row_t *row, spec_t **spec, char **path,
                      spec_data_kind_t **kind)
 {
     *spec = spec_parse(row->unit, strlen(row->unit), "/", row->name, NULL, NULL);
     if (!*spec) return -1;
-    if ((*spec)->mode == SPEC_LORA) {
-        *path = (*spec)->tenants[0].data;
-        *kind = &(*spec)->tenants[0].data_kind;
-    } else {
-        *path = (*spec)->data;
-        *kind = &(*spec)->data_kind;
-    }
+    *path = (*spec)->tenants[0].data;
+    *kind = &(*spec)->tenants[0].data_kind;
     return 0;
 }
 

@@ -221,8 +221,8 @@ static int group_units(const spec_unit_t *units, int n, int k, int *run_of)
 static int check_data(const spec_unit_t *u)
 {
     const spec_t *s = u->spec;
-    const char *data = s->mode == SPEC_LORA ? s->tenants[0].data : s->data;
-    spec_data_kind_t kind = s->mode == SPEC_LORA ? s->tenants[0].data_kind : s->data_kind;
+    const char *data = s->tenants[0].data;
+    spec_data_kind_t kind = s->tenants[0].data_kind;
     if (kind != SPEC_DATA_SHARDS)
         return weft_error("%s: %s is raw %s; shard it first (weft shard -o FILE.h5 %s) and point "
                           "the spec at the .h5 file, or submit the job to weftd",
@@ -243,7 +243,10 @@ static spec_t *run_spec(const spec_unit_t *units, int n, const int *run_of, int 
     if (members[0]->mode == SPEC_FULL) {
         spec_t *s = spec_dup(members[0]);
         for (int i = 0; s && i < n; i++)
-            if (run_of[i] == r) snprintf(s->name, sizeof s->name, "%s", units[i].name);
+            if (run_of[i] == r) {
+                snprintf(s->name, sizeof s->name, "%s", units[i].name);
+                snprintf(s->tenants[0].name, sizeof s->tenants[0].name, "%s", units[i].name);
+            }
         return s;
     }
     if (nruns == 1) {

@@ -18,6 +18,7 @@
 #include "engine/lora.h"
 #include "engine/lora_train.h"
 #include "model/model_file.h"
+#include "model/modules.h"
 #include "model/tok_h5.h"
 #include "engine/optim.h"
 #include "worker/publish.h"
@@ -52,9 +53,6 @@
 #include <unistd.h>
 #include <sysexits.h>
 
-_Static_assert(SPEC_T_ATTN_C_ATTN == 1u << LORA_ATTN_C_ATTN && SPEC_T_Q_PROJ == 1u << LORA_Q_PROJ &&
-                   SPEC_T_DOWN_PROJ == 1u << LORA_DOWN_PROJ && SPEC_T_ALL_LINEAR == LORA_ALL_LINEAR,
-               "job specs and lora number the LoRA modules alike");
 enum {
     EXIT_DONE = EX_OK,
     EXIT_FAIL = 1,
@@ -428,15 +426,14 @@ static int open_task(int k)
 {
     const spec_t *s = W.spec;
     task_t *t = &W.tasks[k];
-    t->name = s->mode == SPEC_LORA ? s->tenants[k].name : s->name;
-    t->train = s->mode == SPEC_LORA ? &s->tenants[k].train : &s->train;
+    t->name = s->tenants[k].name;
+    t->train = &s->tenants[k].train;
     t->loss = t->val_loss = NAN;
     t->best_loss = t->baseline_loss = NAN;
     t->best_step = -1;
     t->B = micro_batch(t->name, t->train);
     if (t->B < 0) return EXIT_SPEC;
-    const char *data = s->mode == SPEC_LORA ? s->tenants[k].data : s->data;
-    int bad = open_data(t, data, t->train->seed) < 0;
+    int bad = open_data(t, s->tenants[k].data, t->train->seed) < 0;
     if (bad) weft_error_prefix("tenant %s", t->name);
     if (W.ntasks > 1) drop_bad_data(t, bad);
     if (W.ntasks == 1 && bad) return EXIT_DATA;
@@ -482,7 +479,7 @@ static int size_rows(void)
 static int setup_tasks(void)
 {
     const spec_t *s = W.spec;
-    W.ntasks = s->mode == SPEC_LORA ? s->ntenants : 1;
+    W.ntasks = s->ntenants; /* a full spec's one tenant is the whole model */
     W.tasks = calloc((size_t)W.ntasks, sizeof *W.tasks);
     if (!W.tasks) return fail_with(EXIT_FAIL);
     int code = EXIT_DONE;
@@ -500,6 +497,14 @@ static int setup_tasks(void)
             code = EXIT_DATA;
     }
     if ((code = agree(code)) != EXIT_DONE) return fail_with(code);
+    /* every tenant's targets are modules of this backbone, named if not */
+    for (int k = 0; s->mode == SPEC_LORA && k < W.ntasks; k++) {
+        unsigned targets;
+        if (modules_resolve(s->tenants[k].lora.targets, W.model->cfg.arch, &targets) < 0) {
+            weft_error_prefix("tenant %d", k);
+            return fail_with(EXIT_SPEC);
+        }
+    }
     return EXIT_DONE;
 }
 

@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "engine/lora_train.h"
 #include "model/model_file.h"
+#include "model/modules.h"
 #include "engine/rng.h"
 #include "engine/par.h"
 #include "tests/check_main.h"
@@ -184,11 +185,11 @@ START_TEST(lora_finite_differences)
     gpt2_config_t cfg = llama_cfg();
     gpt2_t *m = random_model(&cfg, 4);
     unsigned all;
-    ck_assert(lora_targets_parse("all-linear", &all) == 0);
+    ck_assert(modules_parse("all-linear", &all) == 0);
     lora_spec_t spec = {.r = 3, .alpha = 6, .targets = all, .seed = 5};
     lora_pack_t *p = lora_pack_for(m, 1, &spec, B * T);
     ck_assert_msg(p != NULL, "%s", weft_last_error());
-    ck_assert_uint_eq(lora_pack_spec(p, 0)->targets, LORA_LLAMA_MODULES);
+    ck_assert_uint_eq(lora_pack_spec(p, 0)->targets, MODULES_LLAMA);
     weft_rng_t r;
     rng_seed(&r, 8);
     float *P = lora_pack_params(p);
@@ -212,8 +213,8 @@ START_TEST(lora_finite_differences)
             size_t picks[2] = {a + rng_u64(&r) % (3u * (size_t)in),
                                b + rng_u64(&r) % ((size_t)out * 3u)};
             for (int i = 0; i < 2; i++) {
-                double e = fd_error(m, &P[picks[i]], G[picks[i]], inp, tgt, B, T,
-                                    lora_module_name(mod), picks[i]);
+                double e = fd_error(m, &P[picks[i]], G[picks[i]], inp, tgt, B, T, module_name(mod),
+                                    picks[i]);
                 worst = e > worst ? e : worst;
                 checked++;
             }
@@ -400,10 +401,13 @@ START_TEST(bad_input)
     gpt2_config_t cfg = llama_cfg();
     m = random_model(&cfg, 1);
     unsigned t;
-    ck_assert(lora_targets_parse("self_attn.q_proj,attn.c_attn", &t) == 0);
+    ck_assert(modules_parse("self_attn.q_proj,attn.c_attn", &t) == 0);
     lora_spec_t spec = {.r = 2, .alpha = 2, .targets = t, .seed = 1};
     lora_pack_t *pk = lora_pack_for(m, 1, &spec, 16);
     ck_assert(pk == NULL);
+    ck_assert(strstr(weft_last_error(), "module 0 is not a module of a llama model"));
+    /* the module table names it */
+    ck_assert(modules_resolve(t, m->cfg.arch, &t) == -1);
     printf("  bad llama LoRA: %s\n", weft_last_error());
     ck_assert(strstr(weft_last_error(), "'attn.c_attn' is not a module of a llama model"));
     gpt2_destroy(&m);

@@ -7,7 +7,7 @@
 # `make fuzz FUZZ_SECONDS=60` runs each for that long.
 FUZZ_NAMES = spec wire ckpt shards dispatch tokenizer
 FUZZ_SECONDS = 60
-FUZZ_spec_LIBS = jobs/libweftjobs.a common/libweftcommon.a $(WEFT_LIBS)
+FUZZ_spec_LIBS = $(JOBS_LIBS) $(WEFT_LIBS)
 FUZZ_wire_LIBS = common/libweftwire.a common/libweftcommon.a $(WEFT_LIBS)
 FUZZ_ckpt_LIBS = worker/libweftrun.a common/libweftcommon.a $(WEFT_LIBS)
 FUZZ_shards_LIBS = $(SHARDS_LIBS) $(WEFT_LIBS)

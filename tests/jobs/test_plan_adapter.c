@@ -4,6 +4,7 @@
 #include "common/h5util.h"
 #include "common/log.h"
 #include "jobs/plan.h"
+#include "model/modules.h"
 #include "tests/check_main.h"
 
 #include <check.h>
@@ -32,8 +33,8 @@ static const char *llama_all = "self_attn.q_proj,self_attn.k_proj,self_attn.v_pr
 
 START_TEST(all_linear_agrees_with_resolved_list)
 {
-    spec_lora_t l = {.r = 8, .alpha = 16, .targets = SPEC_T_ALL_LINEAR};
-    plan_model_t gpt2 = {.llama = 0}, llama = {.llama = 1};
+    spec_lora_t l = {.r = 8, .alpha = 16, .targets = MODULES_ALL_LINEAR};
+    plan_model_t gpt2 = {.cfg.arch = ARCH_GPT2}, llama = {.cfg.arch = ARCH_LLAMA};
     write_adapter(gpt2_all);
     ck_assert_int_eq(plan_check_adapter(path, &l, &gpt2), 0);
     ck_assert_int_eq(plan_check_adapter(path, &l, NULL), 0);
@@ -52,8 +53,9 @@ END_TEST
 
 START_TEST(lists_compare_as_sets)
 {
-    spec_lora_t l = {.r = 8, .alpha = 16, .targets = SPEC_T_Q_PROJ | SPEC_T_V_PROJ};
-    plan_model_t llama = {.llama = 1};
+    spec_lora_t l = {
+        .r = 8, .alpha = 16, .targets = MODULE_BIT(LORA_Q_PROJ) | MODULE_BIT(LORA_V_PROJ)};
+    plan_model_t llama = {.cfg.arch = ARCH_LLAMA};
     write_adapter("self_attn.q_proj,self_attn.v_proj");
     ck_assert_int_eq(plan_check_adapter(path, &l, &llama), 0);
     write_adapter("self_attn.q_proj");
@@ -68,10 +70,8 @@ END_TEST
 int main(void)
 {
     snprintf(path, sizeof path, "/tmp/weft-plan-adapter-%d.h5", (int)getpid());
-    check_test_t tests[] = {CHECK_TEST(all_linear_agrees_with_resolved_list),
-                            CHECK_TEST(lists_compare_as_sets)};
-    int failed = check_main((check_opts_t){.suite = "plan_adapter", .nofork = 1}, tests,
-                            CHECK_NTESTS(tests));
+    check_test_t tests[] = {CHECK_TEST(all_linear_agrees_with_resolved_list), CHECK_TEST(lists_compare_as_sets)};
+    int failed = check_main((check_opts_t){.suite = "plan_adapter", .nofork = 1}, tests, CHECK_NTESTS(tests));
     unlink(path);
     return failed ? 1 : 0;
 }

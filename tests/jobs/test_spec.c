@@ -5,6 +5,7 @@
 
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "model/modules.h"
 #include "tests/check_main.h"
 
 #include <check.h>
@@ -93,7 +94,7 @@ START_TEST(test_defaults)
     ck_assert(s->lora.alpha == 16);
     ck_assert(!s->lora.rslora);
     ck_assert(s->lora.dropout == 0);
-    ck_assert_uint_eq(s->lora.targets, SPEC_T_ATTN_C_ATTN);
+    ck_assert_uint_eq(s->lora.targets, MODULE_BIT(LORA_ATTN_C_ATTN));
     ck_assert_int_eq(s->resources.ranks, 1);
     ck_assert_int_eq(s->resources.threads, 1);
     ck_assert_int_eq(s->resources.time_limit, 0);
@@ -125,9 +126,9 @@ START_TEST(test_types_and_paths)
     ck_assert_int_eq(s->train.seed, 5000000000LL);
     ck_assert(s->lora.alpha == 32.0);
     ck_assert(s->lora.rslora);
-    ck_assert_uint_eq(s->lora.targets, SPEC_T_ATTN_C_ATTN | SPEC_T_MLP_C_PROJ);
+    ck_assert_uint_eq(s->lora.targets, MODULE_BIT(LORA_ATTN_C_ATTN) | MODULE_BIT(LORA_MLP_C_PROJ));
     char tg[64];
-    spec_targets_string(s->lora.targets, tg, sizeof tg);
+    ck_assert_int_eq(modules_format(s->lora.targets, tg, sizeof tg), 0);
     ck_assert_str_eq(tg, "attn.c_attn,mlp.c_proj");
     ck_assert_int_eq(s->resources.time_limit, 86400 + 2 * 3600 + 3 * 60 + 4);
     ck_assert_str_eq(s->model, "/abs/m.h5");
@@ -170,7 +171,7 @@ START_TEST(test_tenant_overrides)
     const spec_tenant_t *a = &s->tenants[0], *b = &s->tenants[1], *c = &s->tenants[2];
     ck_assert(a->train.lr == 3e-4 && a->lora.r == 8 && a->train.steps == 400);
     ck_assert(b->train.lr == 1e-4 && b->lora.r == 16 && b->lora.alpha == 16.0);
-    ck_assert_uint_eq(b->lora.targets, SPEC_T_MLP_C_FC);
+    ck_assert_uint_eq(b->lora.targets, MODULE_BIT(LORA_MLP_C_FC));
     ck_assert(b->lora.dropout == 0.1 && b->train.warmup == 20 && b->train.seq_len == 64);
     ck_assert(c->train.steps == 0 && c->train.epochs == 2.5);
     ck_assert_int_eq(c->train.schedule, SPEC_LINEAR);
@@ -191,9 +192,14 @@ START_TEST(test_write_escapes_and_full)
                        "min_lr = 0.033333333333333333; };\n";
     spec_t *s = parse_ok(text);
     ck_assert_str_eq(s->model, "/m \"q\" \\ x.h5");
-    ck_assert_int_eq(s->data_kind, SPEC_DATA_TEXT);
     ck_assert(s->train.min_lr == 0.033333333333333333);
-    ck_assert_int_eq(s->ntenants, 0);
+    /* a full fine-tune is a run of one tenant: the spec's name, data and groups */
+    ck_assert_int_eq(s->ntenants, 1);
+    ck_assert_str_eq(s->tenants[0].name, "f");
+    ck_assert_str_eq(s->tenants[0].data, "/base/corpus.txt");
+    ck_assert_int_eq(s->tenants[0].data_kind, SPEC_DATA_TEXT);
+    ck_assert(s->tenants[0].train.min_lr == s->train.min_lr && s->tenants[0].train.lr == 0.1);
+    ck_assert_int_eq(s->tenants[0].lora.r, s->lora.r);
     char *out = spec_write(s);
     ck_assert_ptr_nonnull(strstr(out, "epochs = 0.1;"));
     ck_assert_ptr_nonnull(strstr(out, "lr = 0.1;"));
@@ -263,7 +269,8 @@ START_TEST(test_grid_expansion)
     }
     ck_assert(u[4].spec->tenants[0].train.lr == 3e-4);
     ck_assert_int_eq(u[4].spec->tenants[0].lora.r, 4);
-    ck_assert_uint_eq(u[5].spec->tenants[0].lora.targets, SPEC_T_ATTN_C_ATTN | SPEC_T_MLP_C_FC);
+    ck_assert_uint_eq(u[5].spec->tenants[0].lora.targets,
+                      MODULE_BIT(LORA_ATTN_C_ATTN) | MODULE_BIT(LORA_MLP_C_FC));
 
     /* ids depend on the values, not on the order they are listed in */
     const char *reordered = "name = \"g\";\nmode = \"lora\";\nmodel = \"m.h5\";\noutput = \"/o\";\n"
@@ -308,6 +315,40 @@ static const char *RANDOM =
     "  train = { lr = { log_uniform = [1e-5, 1e-2]; };\n"
     "            warmup = { uniform = [0, 50]; };\n"
     "            schedule = { choice = [\"cosine\", \"linear\"]; }; }; };\n";
+
+/* A full sweep's units are runs of one tenant too: named after the unit,
+ * holding its trial's settings; the resume text stays the whole model's. */
+START_TEST(test_full_sweep_units)
+{
+    spec_t *s = parse_ok("name = \"f\"; mode = \"full\"; model = \"m.h5\"; data = \"c.h5\";\n"
+                         "train = { steps = 50; };\n"
+                         "sweep = { train = { lr = [1e-4, 3e-4]; }; };\n");
+    spec_unit_t *u;
+    int n;
+    ck_assert_int_eq(spec_expand(s, NULL, &u, &n, NULL), 0);
+    ck_assert_int_eq(n, 2);
+    for (int i = 0; i < n; i++) {
+        const spec_t *us = u[i].spec;
+        ck_assert_int_eq(us->ntenants, 1);
+        ck_assert_str_eq(u[i].tenant, "");
+        ck_assert_str_eq(us->name, u[i].name);
+        ck_assert_str_eq(us->tenants[0].name, u[i].name);
+        ck_assert_str_eq(us->output, u[i].outdir);
+        ck_assert_str_eq(us->tenants[0].data, "/base/c.h5");
+        ck_assert(us->tenants[0].train.lr == (i ? 3e-4 : 1e-4) &&
+                  us->train.lr == us->tenants[0].train.lr);
+        char *r = spec_resume_text(us);
+        ck_assert_int_eq(strncmp(r, "mode=full\n", 10), 0);
+        ck_assert_ptr_nonnull(strstr(r, "\ndata=/base/c.h5\n"));
+        ck_assert_ptr_null(strstr(r, "tenant."));
+        ck_assert_ptr_null(strstr(r, "\nr="));
+        free(r);
+        assert_round_trip(us);
+    }
+    spec_units_destroy(&u, n);
+    spec_destroy(&s);
+}
+END_TEST
 
 START_TEST(test_random_expansion)
 {
@@ -702,24 +743,7 @@ END_TEST
 
 int main(void)
 {
-    check_test_t tests[] = {CHECK_TEST(test_defaults),
-                            CHECK_TEST(test_types_and_paths),
-                            CHECK_TEST(test_relative_base),
-                            CHECK_TEST(test_tenant_overrides),
-                            CHECK_TEST(test_write_escapes_and_full),
-                            CHECK_TEST(test_equal_notices_changes),
-                            CHECK_TEST(test_grid_expansion),
-                            CHECK_TEST(test_random_expansion),
-                            CHECK_TEST(test_sweep_over_tenants),
-                            CHECK_TEST(test_random_dedup),
-                            CHECK_TEST(test_expand_checks_trials),
-                            CHECK_TEST(test_nightly_units_and_compose),
-                            CHECK_TEST(test_resume_keys),
-                            CHECK_TEST(test_limits),
-                            CHECK_TEST(test_every_problem_listed),
-                            CHECK_TEST(test_malformed_specs),
-                            CHECK_TEST(test_examples)};
-    int failed =
-        check_main((check_opts_t){.suite = "jobs", .tcase = "spec"}, tests, CHECK_NTESTS(tests));
+    check_test_t tests[] = {CHECK_TEST(test_defaults), CHECK_TEST(test_types_and_paths), CHECK_TEST(test_relative_base), CHECK_TEST(test_tenant_overrides), CHECK_TEST(test_write_escapes_and_full), CHECK_TEST(test_equal_notices_changes), CHECK_TEST(test_grid_expansion), CHECK_TEST(test_full_sweep_units), CHECK_TEST(test_random_expansion), CHECK_TEST(test_sweep_over_tenants), CHECK_TEST(test_random_dedup), CHECK_TEST(test_expand_checks_trials), CHECK_TEST(test_nightly_units_and_compose), CHECK_TEST(test_resume_keys), CHECK_TEST(test_limits), CHECK_TEST(test_every_problem_listed), CHECK_TEST(test_malformed_specs), CHECK_TEST(test_examples)};
+    int failed = check_main((check_opts_t){.suite = "jobs", .tcase = "spec"}, tests, CHECK_NTESTS(tests));
     return failed ? 1 : 0;
 }

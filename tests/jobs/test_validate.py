@@ -10,6 +10,7 @@ import sys
 import tempfile
 
 import h5py
+import numpy as np
 
 top_srcdir = os.environ.get("top_srcdir", os.path.join(os.path.dirname(__file__), "../.."))
 sys.dont_write_bytecode = True
@@ -145,6 +146,25 @@ def main():
             else:
                 ok(rc == 78 and "window.cfg: train.seq_len: 200 exceeds the model's "
                       "sliding_window 128" in err, "seq_len > sliding_window: %d %s" % (rc, err))
+
+        # the parameter count is the model file's: a Llama model with biases
+        # and an untied head counts every float of every dataset
+        qwen = os.path.join(tmp, "models/qwen.h5")
+        subprocess.run(["weft", "init-model", "--arch", "llama", "--preset", "llama-tiny",
+                        "--vocab", "257", "--ctx", "256", "--bias", "q,k,v", "--tie", "0",
+                        "-o", qwen], check=True, capture_output=True)
+        with h5py.File(qwen, "r") as f:
+            sizes = []
+            f.visititems(lambda k, v: sizes.append(v.size) if isinstance(v, h5py.Dataset)
+                         and v.dtype == np.float32 else None)
+            nq = sum(sizes)
+        with open(os.path.join(tmp, "qwen.cfg"), "w") as f:
+            f.write('mode = "full"; model = "models/qwen.h5"; data = "data/corpus.h5";\n')
+        rc, out, err = validate("qwen.cfg", tmp)
+        m = re.search(r"weights ([\d.]+) KiB", out)
+        check(rc == 0 and "%.1fk parameters" % (nq / 1e3) in out and m and
+              abs(float(m.group(1)) - nq * 4 / 1024) < 0.05,
+              "llama with biases: %d parameters in the file, plan says %r %s" % (nq, out, err))
 
         # a data file that is HDF5 but not weft-shards
         with open(os.path.join(tmp, "notshards.cfg"), "w") as f:

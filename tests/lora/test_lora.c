@@ -53,33 +53,20 @@ static void randomise(lora_pack_t *p)
     fill(lora_pack_params(p), lora_pack_size(p));
 }
 
-START_TEST(targets_parse_and_format)
+START_TEST(module_dims_and_resolve)
 {
-    unsigned mask;
-    char buf[128];
-    ck_assert_int_eq(lora_targets_parse("attn.c_attn,mlp.c_fc", &mask), 0);
-    ck_assert_uint_eq(mask, (1u << LORA_ATTN_C_ATTN) | (1u << LORA_MLP_C_FC));
-    ck_assert_int_eq(lora_targets_parse(" mlp.c_proj , attn.c_proj", &mask), 0);
-    ck_assert_uint_eq(mask, (1u << LORA_MLP_C_PROJ) | (1u << LORA_ATTN_C_PROJ));
-    ck_assert_int_eq(lora_targets_format(mask, buf, sizeof buf), 0);
-    ck_assert_str_eq(buf, "attn.c_proj,mlp.c_proj");
-    ck_assert_int_eq(lora_targets_format(0xF, buf, sizeof buf), 0);
-    ck_assert_str_eq(buf, "attn.c_attn,attn.c_proj,mlp.c_fc,mlp.c_proj");
-    ck_assert_int_eq(lora_targets_format(0xF, buf, 10), -1);
-
-    ck_assert_int_eq(lora_targets_parse("attn.q_proj", &mask), -1);
-    ck_assert_ptr_nonnull(strstr(weft_last_error(), "attn.q_proj"));
-    ck_assert_int_eq(lora_targets_parse("mlp.c_fc,mlp.c_fc", &mask), -1);
-    ck_assert_ptr_nonnull(strstr(weft_last_error(), "twice"));
-    ck_assert_int_eq(lora_targets_parse("", &mask), -1);
-    ck_assert_int_eq(lora_targets_parse("mlp.c_fc,", &mask), -1);
-
     int in, out;
     lora_module_dims(LORA_ATTN_C_ATTN, 10, &in, &out);
     ck_assert(in == 10 && out == 30);
     lora_module_dims(LORA_MLP_C_PROJ, 10, &in, &out);
     ck_assert(in == 40 && out == 10);
-    ck_assert_str_eq(lora_module_path(LORA_MLP_C_FC), "mlp/c_fc");
+    lora_dims_t dims;
+    lora_dims_gpt2(10, &dims);
+    ck_assert_uint_eq(dims.modules, 0xfu);
+    unsigned t;
+    ck_assert_int_eq(lora_targets_resolve(LORA_ALL_LINEAR, &dims, &t), 0);
+    ck_assert_uint_eq(t, 0xfu);
+    ck_assert_int_eq(lora_targets_resolve(1u << LORA_Q_PROJ, &dims, &t), -1);
 }
 END_TEST
 
@@ -392,7 +379,7 @@ END_TEST
 static void run_all(lora_pack_t *p, float **x, float **out, float **dout, float **dx)
 {
     for (int l = 0; l < L; l++)
-        for (int m = 0; m < 4; m++) { /* GPT-2's four modules (LORA_GPT2_MODULES) */
+        for (int m = 0; m < 4; m++) { /* GPT-2's four modules */
             lora_forward(p, l, m, out[l * 4 + m], x[l * 4 + m]);
             lora_backward(p, l, m, dx[l * 4 + m], dout[l * 4 + m], x[l * 4 + m]);
         }
@@ -520,16 +507,7 @@ END_TEST
 
 int main(void)
 {
-    check_test_t tests[] = {CHECK_TEST(targets_parse_and_format),
-                            CHECK_TEST(spec_checks_and_scaling),
-                            CHECK_TEST(layout_and_init),
-                            CHECK_TEST(forward_backward_match_naive),
-                            CHECK_TEST(backward_matches_finite_differences),
-                            CHECK_TEST(dropout_mask_kept_for_backward),
-                            CHECK_TEST(packing_invariance_bitwise),
-                            CHECK_TEST(fresh_adapter_adds_exactly_zero),
-                            CHECK_TEST(bad_rows_rejected),
-                            CHECK_TEST(backward_without_input_gradient)};
+    check_test_t tests[] = {CHECK_TEST(module_dims_and_resolve), CHECK_TEST(spec_checks_and_scaling), CHECK_TEST(layout_and_init), CHECK_TEST(forward_backward_match_naive), CHECK_TEST(backward_matches_finite_differences), CHECK_TEST(dropout_mask_kept_for_backward), CHECK_TEST(packing_invariance_bitwise), CHECK_TEST(fresh_adapter_adds_exactly_zero), CHECK_TEST(bad_rows_rejected), CHECK_TEST(backward_without_input_gradient)};
     int failed = check_main((check_opts_t){.suite = "lora"}, tests, CHECK_NTESTS(tests));
     return failed ? 1 : 0;
 }

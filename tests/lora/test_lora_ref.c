@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "engine/lora_train.h"
 #include "model/model_file.h"
+#include "model/modules.h"
 #include "common/sha256.h"
 #include "tests/check_main.h"
 
@@ -78,7 +79,7 @@ static void compare_tensors(hid_t ref, const char *prefix, lora_pack_t *p, int k
             ck_assert_msg(ea <= tol && eb <= tol,
                           "%s %s h/%d/%s: lora_A rel err %.3g, lora_B %.3g "
                           "(tolerance %.0e)",
-                          tenants[k], what, l, lora_module_path(m), ea, eb, tol);
+                          tenants[k], what, l, module_path(m), ea, eb, tol);
             checked += 2;
         }
     ck_assert_uint_gt(checked, 0);

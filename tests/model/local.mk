@@ -41,3 +41,10 @@ tests_fuzz_fuzz_safetensors_CPPFLAGS = $(FUZZ_CPPFLAGS)
 tests_fuzz_fuzz_safetensors_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
 tests_fuzz_fuzz_safetensors_LDADD = $(FUZZ_safetensors_LIBS)
 endif
+
+# The LoRA module table (model/modules.h).
+check_PROGRAMS += tests/model/test_modules
+tests_model_test_modules_SOURCES = tests/model/test_modules.c
+tests_model_test_modules_CFLAGS = $(TEST_CFLAGS)
+tests_model_test_modules_LDADD = $(MODEL_LIBS) $(TEST_LIBS) $(WEFT_LIBS)
+TESTS += tests/model/test_modules

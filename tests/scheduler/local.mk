@@ -8,7 +8,7 @@ TESTS += tests/scheduler/test_store
 check_PROGRAMS += tests/scheduler/test_planner
 tests_scheduler_test_planner_SOURCES = tests/scheduler/test_planner.c
 tests_scheduler_test_planner_CFLAGS = $(TEST_CFLAGS)
-tests_scheduler_test_planner_LDADD = scheduler/libweftsched.a jobs/libweftjobs.a common/libweftcommon.a $(TEST_LIBS) $(WEFT_LIBS)
+tests_scheduler_test_planner_LDADD = scheduler/libweftsched.a $(JOBS_LIBS) $(TEST_LIBS) $(WEFT_LIBS)
 TESTS += tests/scheduler/test_planner
 
 check_PROGRAMS += tests/scheduler/test_exec_local

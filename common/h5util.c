@@ -66,9 +66,15 @@ int h5_attr_read_str(hid_t loc, const char *name, char *buf, size_t bufsize)
     hid_t a = open_attr(loc, name);
     if (a < 0) return -1;
     hid_t ft = H5Aget_type(a);
+    hid_t sp = H5Aget_space(a);
+    hssize_t npoints = sp < 0 ? -1 : H5Sget_simple_extent_npoints(sp);
+    if (sp >= 0) H5Sclose(sp);
     int rc = 0;
     if (H5Tget_class(ft) != H5T_STRING) {
         rc = weft_error("attribute '%s' is not a string", name);
+    } else if (npoints != 1) {
+        /* the reads below fill one string: more would run past buf */
+        rc = weft_error("attribute '%s' holds %lld strings, not one", name, (long long)npoints);
     } else if (H5Tis_variable_str(ft) > 0) {
         hid_t mt = H5Tcopy(H5T_C_S1);
         H5Tset_size(mt, H5T_VARIABLE);

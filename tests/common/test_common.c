@@ -94,6 +94,19 @@ START_TEST(h5_attrs_and_datasets)
     float data[6] = {1, 2, 3, 4, 5, 6};
     hsize_t dims[2] = {2, 3};
     ck_assert_int_eq(h5_write_f32(f, "/a/b/w", 2, dims, data), 0);
+    /* Two strings where one is read: refused, never read past buf. */
+    {
+        hsize_t two = 2;
+        hid_t sp = H5Screate_simple(1, &two, NULL), st = H5Tcopy(H5T_C_S1);
+        H5Tset_size(st, H5T_VARIABLE);
+        hid_t at = H5Acreate2(f, "two", st, sp, H5P_DEFAULT, H5P_DEFAULT);
+        const char *v[2] = {"a string longer than the buffer it is read into", "b"};
+        ck_assert_int_ge(H5Awrite(at, st, v), 0);
+        H5Aclose(at), H5Tclose(st), H5Sclose(sp);
+        char small[8];
+        ck_assert_int_eq(h5_attr_read_str(f, "two", small, sizeof small), -1);
+        ck_assert_ptr_nonnull(strstr(weft_last_error(), "holds 2 strings"));
+    }
     /* A variable-length UTF-8 string, as h5py writes one by default. */
     hid_t vt = H5Tcopy(H5T_C_S1);
     H5Tset_size(vt, H5T_VARIABLE);
